@@ -1,0 +1,57 @@
+# replog — every target creates .venv and installs what it needs, so a fresh clone works.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= ./data
+
+.PHONY: run test lint format typecheck pytest proto bench bench-storage sim-soak clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+## run: start a single node with its data in ./data
+run: $(VENV)/.installed
+	$(BIN)/python -m replog.demo $(DATA_DIR)
+
+## test: lint, type-check and run the whole test suite (what CI runs)
+test: lint typecheck pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy --strict src/replog
+
+pytest: $(VENV)/.installed-dev
+	$(BIN)/pytest -q
+
+## proto: regenerate src/replog/v1 from proto/replog/v1 (the generated code is committed)
+proto: $(VENV)/.installed-dev
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iproto \
+		--python_out=src --grpc_python_out=src --mypy_out=src --mypy_grpc_out=src \
+		proto/replog/v1/*.proto
+
+## bench-storage: storage engine benchmarks; results land in docs/benchmarks.md
+bench-storage: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_storage.py
+
+## sim-soak: the long Raft simulation run (CI runs a short one)
+sim-soak: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.sim --soak --seeds 0-100000
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

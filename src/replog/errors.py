@@ -1,0 +1,141 @@
+"""One exception hierarchy for everything replog raises.
+
+Library code raises these; servers map them to a gRPC status or an HTTP code at the edge,
+and the CLI to a one-line message and a non-zero exit.
+
+    ReplogError
+    ├── ConfigError                 a LogConfig or server setting is invalid (also ValueError)
+    ├── InvalidArgumentError        a call's argument is invalid (also ValueError)
+    │   └── RecordTooLargeError     an encoded record is over max_record_bytes
+    ├── OffsetOutOfRangeError       outside [lowest_offset, next_offset) (also LookupError)
+    ├── CorruptRecordError          stored bytes fail their checksum or do not match the index
+    ├── LogLockedError              another Log (in any process) has the directory open
+    ├── LogClosedError              the Log was closed
+    ├── StorageIOError              a write or fsync failed; the log takes no more appends
+    ├── UnavailableError            the server is unreachable or shutting down (retry later)
+    ├── DeadlineExceededError       a call did not complete within its timeout (also TimeoutError)
+    └── ServerError                 the server failed in an unexpected way (HTTP 500 / INTERNAL)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "CorruptRecordError",
+    "InvalidArgumentError",
+    "LogClosedError",
+    "LogLockedError",
+    "OffsetOutOfRangeError",
+    "RecordTooLargeError",
+    "ReplogError",
+    "StorageIOError",
+    "UnavailableError",
+    "DeadlineExceededError",
+    "ServerError",
+]
+
+
+class ReplogError(Exception):
+    """Base class of every error replog raises on purpose."""
+
+    #: A stable, machine-readable name used in HTTP error bodies and CLI output.
+    code: str = "INTERNAL"
+
+
+class ConfigError(ReplogError, ValueError):
+    """A configuration value is invalid; nothing was created or changed."""
+
+    code = "INVALID_CONFIG"
+
+
+class InvalidArgumentError(ReplogError, ValueError):
+    """An argument is of the wrong type or out of its allowed range; nothing was changed."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class RecordTooLargeError(InvalidArgumentError):
+    """An encoded record is larger than the log's ``max_record_bytes``."""
+
+    code = "RECORD_TOO_LARGE"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"record of {size} bytes is over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class OffsetOutOfRangeError(ReplogError, LookupError):
+    """An offset is outside the log's readable range ``[lowest, next_offset)``."""
+
+    code = "OFFSET_OUT_OF_RANGE"
+
+    def __init__(self, offset: int, lowest: int, next_offset: int) -> None:
+        if next_offset <= lowest:
+            where = f"the log is empty (next offset {next_offset})"
+        else:
+            where = f"valid offsets are {lowest}..{next_offset - 1}"
+        super().__init__(f"offset {offset} is out of range: {where}")
+        self.offset = offset
+        self.lowest = lowest
+        self.next_offset = next_offset
+
+
+class CorruptRecordError(ReplogError):
+    """The bytes stored for a record fail their CRC or do not match the index."""
+
+    code = "CORRUPT_RECORD"
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"record at offset {offset} is corrupt: {reason}")
+        self.offset = offset
+        self.reason = reason
+
+
+class LogLockedError(ReplogError):
+    """Another Log, in this process or another, has the directory open."""
+
+    code = "LOG_LOCKED"
+
+
+class LogClosedError(ReplogError):
+    """The Log was closed; open it again to use it."""
+
+    code = "LOG_CLOSED"
+
+
+class StorageIOError(ReplogError):
+    """The disk failed a write or an fsync.
+
+    The append that saw it was not acknowledged, and every later append fails too: after a
+    failed fsync the kernel may have dropped dirty pages, so the only safe recovery is to
+    close the log and open it again, which re-reads what really is on disk.
+    """
+
+    code = "STORAGE_IO_ERROR"
+
+
+class UnavailableError(ReplogError):
+    """The server cannot be reached, or it is shutting down and refused the call.
+
+    Safe to retry for reads. For produce calls it is only certain that nothing was appended
+    when the request never reached the server (``reached_server`` is False).
+    """
+
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str, *, reached_server: bool = True) -> None:
+        super().__init__(message)
+        self.reached_server = reached_server
+
+
+class DeadlineExceededError(ReplogError, TimeoutError):
+    """A call did not complete within its timeout; a produce may or may not have happened."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
+class ServerError(ReplogError):
+    """The server failed in an unexpected way; details are in the server's log."""
+
+    code = "INTERNAL"

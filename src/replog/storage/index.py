@@ -1,0 +1,158 @@
+"""Index: a segment's memory-mapped table from relative offset to store position.
+
+Entries are 12 bytes, ``(u32 offset relative to the segment's base, u64 store position)``,
+big-endian, one per record in offset order, so entry ``i`` describes relative offset ``i``.
+The file is pre-sized to ``max_index_bytes`` while the segment is active and trimmed to its
+entries when sealed or closed cleanly. The index is derived data: the Segment checks it
+against the store on open and rebuilds it from the store when it does not match.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+from replog.storage.files import FileSystem, MappedFile
+
+__all__ = ["ENTRY_BYTES", "Index"]
+
+ENTRY = struct.Struct(">IQ")
+ENTRY_BYTES = ENTRY.size
+
+
+class Index:
+    """A fixed-entry offset index over a memory map.
+
+    ``entries`` is the number of valid entries; it is set by the owner after verification
+    (``structural_entries()`` gives the candidate count read from the file).
+    Not task-safe for writers; reads of entries below ``entries`` may run concurrently.
+    """
+
+    def __init__(self, fs: FileSystem, path: str, max_bytes: int, *, sealed: bool) -> None:
+        self.path = path
+        self._fs = fs
+        self.max_bytes = max_bytes
+        existed = fs.exists(path)
+        self.file_bytes_on_open = fs.file_size(path) if existed else 0
+        self.existed = existed
+        self.entries = 0
+        self._map: MappedFile | None = None
+        self._mapped_bytes = 0
+        if sealed and existed:
+            self._remap(self.file_bytes_on_open)
+        else:
+            self._remap(max(max_bytes, self.file_bytes_on_open))
+
+    @property
+    def max_entries(self) -> int:
+        """How many entries the mapped file holds."""
+        return self._mapped_bytes // ENTRY_BYTES
+
+    @property
+    def is_full(self) -> bool:
+        """True when no entry can be added."""
+        return self.entries >= self.max_bytes // ENTRY_BYTES
+
+    def _remap(self, size: int) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        size -= size % ENTRY_BYTES
+        self._mapped_bytes = size
+        if size == 0:
+            # An empty file cannot be mapped; an index with no entries needs no map.
+            self._fs.resize(self.path, 0)
+            return
+        self._map = self._fs.map(self.path, size)
+
+    def structural_entries(self) -> int:
+        """Count the leading entries whose relative offset equals their slot number.
+
+        A crash leaves a zero-filled tail in a pre-sized index; entry ``i >= 1`` of zeros
+        says relative offset 0, so it fails the test. Entries are dense, so the valid
+        prefix is found by binary search.
+        """
+        low, high = 0, self.max_entries
+        while low < high:
+            middle = (low + high) // 2
+            if self._relative(middle) == middle:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def _relative(self, slot: int) -> int:
+        assert self._map is not None
+        relative: int = ENTRY.unpack_from(self._map.buffer, slot * ENTRY_BYTES)[0]
+        return relative
+
+    def position(self, relative: int) -> int:
+        """Return the store position of entry ``relative`` (< ``entries``)."""
+        assert self._map is not None
+        slot, position = ENTRY.unpack_from(self._map.buffer, relative * ENTRY_BYTES)
+        if slot != relative:
+            raise IndexError(f"index entry {relative} names relative offset {slot}")
+        result: int = position
+        return result
+
+    def positions(self, first: int, count: int) -> list[int]:
+        """Return the store positions of ``count`` entries from ``first``."""
+        assert self._map is not None
+        start = first * ENTRY_BYTES
+        raw = self._map.buffer[start : start + count * ENTRY_BYTES]
+        values = struct.unpack(f">{'IQ' * count}", raw)
+        # Pair check at both ends of the run: entries are dense, so a misplaced run shows there.
+        if count and (values[0] != first or values[-2] != first + count - 1):
+            raise IndexError(f"index entries {first}..{first + count - 1} are out of place")
+        return list(values[1::2])
+
+    def append_many(self, first_relative: int, positions: Sequence[int]) -> None:
+        """Write entries for ``positions`` from relative offset ``first_relative``."""
+        assert self._map is not None
+        count = len(positions)
+        if first_relative != self.entries or self.entries + count > self.max_entries:
+            raise ValueError("index append out of order or past its end")
+        flat: list[int] = []
+        for i, position in enumerate(positions):
+            flat.append(first_relative + i)
+            flat.append(position)
+        start = self.entries * ENTRY_BYTES
+        self._map.buffer[start : start + count * ENTRY_BYTES] = struct.pack(
+            f">{'IQ' * count}", *flat
+        )
+        self.entries += count
+
+    def truncate(self, entries: int) -> None:
+        """Forget entries from ``entries`` on (their bytes are zeroed)."""
+        if entries < self.entries and self._map is not None:
+            start = entries * ENTRY_BYTES
+            end = self.entries * ENTRY_BYTES
+            self._map.buffer[start:end] = bytes(end - start)
+        self.entries = entries
+
+    def sync(self) -> None:
+        """Make the entries durable (msync)."""
+        if self._map is not None:
+            self._map.flush()
+
+    def seal(self) -> None:
+        """Trim the file to its entries and remap it at that size (the segment is full)."""
+        self.sync()
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        self._fs.resize(self.path, self.entries * ENTRY_BYTES)
+        self._remap(self.entries * ENTRY_BYTES)
+
+    def unseal(self) -> None:
+        """Grow the file back to ``max_bytes`` so the segment can take appends again."""
+        self._remap(max(self.max_bytes, self.entries * ENTRY_BYTES))
+
+    def close(self) -> None:
+        """Trim the file to its entries and unmap it; a trimmed index marks a clean close."""
+        self.sync()
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fs.exists(self.path):
+            self._fs.resize(self.path, self.entries * ENTRY_BYTES)
