@@ -104,7 +104,10 @@ class _OsFile:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
+        written = os.write(self._fd, data)
+        if written == len(data):
+            return
+        view = memoryview(data)[written:]
         while view:
             written = os.write(self._fd, view)
             view = view[written:]

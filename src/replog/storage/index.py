@@ -2,8 +2,8 @@
 
 Entries are 12 bytes, ``(u32 offset relative to the segment's base, u64 store position)``,
 big-endian, one per record in offset order, so entry ``i`` describes relative offset ``i``.
-The file is pre-sized to ``max_index_bytes`` while the segment is active and trimmed to its
-entries when sealed or closed cleanly. The index is derived data: the Segment checks it
+The file is pre-sized to ``max_index_bytes`` and trimmed to its entries on a clean close
+(never while open: readers may hold the map). The index is derived data: the Segment checks it
 against the store on open and rebuilds it from the store when it does not match.
 """
 
@@ -106,6 +106,14 @@ class Index:
             raise IndexError(f"index entries {first}..{first + count - 1} are out of place")
         return list(values[1::2])
 
+    def append_one(self, position: int) -> None:
+        """Write the next entry, for the record at store ``position``."""
+        assert self._map is not None
+        if self.entries >= self.max_entries:
+            raise ValueError("index append past its end")
+        ENTRY.pack_into(self._map.buffer, self.entries * ENTRY_BYTES, self.entries, position)
+        self.entries += 1
+
     def append_many(self, first_relative: int, positions: Sequence[int]) -> None:
         """Write entries for ``positions`` from relative offset ``first_relative``."""
         assert self._map is not None
@@ -134,15 +142,6 @@ class Index:
         """Make the entries durable (msync)."""
         if self._map is not None:
             self._map.flush()
-
-    def seal(self) -> None:
-        """Trim the file to its entries and remap it at that size (the segment is full)."""
-        self.sync()
-        if self._map is not None:
-            self._map.close()
-            self._map = None
-        self._fs.resize(self.path, self.entries * ENTRY_BYTES)
-        self._remap(self.entries * ENTRY_BYTES)
 
     def unseal(self) -> None:
         """Grow the file back to ``max_bytes`` so the segment can take appends again."""

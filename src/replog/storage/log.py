@@ -17,6 +17,7 @@ from replog.errors import (
     InvalidArgumentError,
     LogClosedError,
     OffsetOutOfRangeError,
+    RecordTooLargeError,
     StorageIOError,
 )
 from replog.storage.codec import RecordInput, encode_records, make_record
@@ -73,6 +74,7 @@ class Log:
         self._bases = [segment.base_offset for segment in self._segments]
         self._next_offset = self._segments[-1].next_offset
         self._committer = GroupCommit(self._sync_active, self._next_offset)
+        self._scratch = Record()
         self._closed = False
         self._interval_sync: IntervalSync | None = None
         if self.config.sync == "interval":
@@ -160,9 +162,23 @@ class Log:
         Raises InvalidArgumentError for a value, key or header of the wrong type,
         RecordTooLargeError, StorageIOError, LogClosedError; on error nothing is appended.
         """
-        if key is None and headers is None and type(value) is bytes:
-            return self.append_batch((value,))
-        return self.append_batch((make_record(value, key=key, headers=headers),))
+        if key is not None or headers is not None or type(value) is not bytes:
+            return self.append_batch((make_record(value, key=key, headers=headers),))
+        # The common case, kept lean: one reused message, no batch bookkeeping.
+        with self._write_lock:
+            self._check_writable()
+            offset = self._next_offset
+            scratch = self._scratch
+            scratch.value = value
+            scratch.offset = offset
+            scratch.timestamp_ms = max(1, self._clock_ms())
+            payload = scratch.SerializeToString()
+            if len(payload) > self.config.max_record_bytes:
+                raise RecordTooLargeError(len(payload), self.config.max_record_bytes)
+            self._write([payload])
+        if self.config.sync == "always":
+            self._committer.wait_durable(offset + 1)
+        return offset
 
     def append_batch(self, values: Sequence[RecordInput]) -> int:
         """Append records at contiguous offsets with one write; return the first offset.
@@ -171,7 +187,9 @@ class Log:
         timestamp are assigned). The call returns once the whole batch is durable per the
         sync policy. If any value is invalid, nothing is appended.
         """
-        if isinstance(values, bytes | bytearray | str) or not isinstance(values, Sequence):
+        if type(values) not in (list, tuple) and (
+            isinstance(values, bytes | bytearray | str) or not isinstance(values, Sequence)
+        ):
             raise InvalidArgumentError("append_batch takes a sequence of values")
         if not values:
             raise InvalidArgumentError("append_batch needs at least one value")
@@ -205,7 +223,7 @@ class Log:
                     )
                 payload = record.SerializeToString()
                 if len(payload) > self.config.max_record_bytes:
-                    encode_records([record], base + i, 1, self.config.max_record_bytes)
+                    raise RecordTooLargeError(len(payload), self.config.max_record_bytes)
                 payloads.append(payload)
             self._write(payloads)
             end = self._next_offset
@@ -226,25 +244,33 @@ class Log:
         """Write payloads to the active segment(s), rolling as needed (holds the write lock)."""
         if self._next_offset + len(payloads) - 1 > MAX_OFFSET:
             raise InvalidArgumentError("the log has reached the largest 64-bit offset")
+        segment = self._segments[-1]
+        if len(payloads) == 1 and segment.room_for_one(len(payloads[0])):
+            self._write_chunk(segment, payloads)
+            return
         sizes = [len(payload) for payload in payloads]
         done = 0
         while done < len(payloads):
             segment = self._segments[-1]
             count = 0 if segment.is_full else segment.room_for(sizes[done:])
             if count == 0:
-                segment = self._roll()
+                self._roll()
                 continue
-            entries_before = segment.index.entries
-            try:
-                segment.append_payloads(payloads[done : done + count])
-                segment.store.flush()
-            except OSError as exc:
-                segment.index.truncate(entries_before)
-                self._failed = StorageIOError(f"write to {segment.store_path} failed: {exc}")
-                self._committer.fail(self._failed)
-                raise self._failed from exc
+            self._write_chunk(segment, payloads[done : done + count])
             done += count
-            self._next_offset = segment.next_offset
+
+    def _write_chunk(self, segment: Segment, payloads: list[bytes]) -> None:
+        """Append payloads that fit in ``segment`` with one write, then publish them."""
+        entries_before = segment.index.entries
+        try:
+            segment.append_payloads(payloads)
+            segment.store.flush()
+        except OSError as exc:
+            segment.index.truncate(entries_before)
+            self._failed = StorageIOError(f"write to {segment.store_path} failed: {exc}")
+            self._committer.fail(self._failed)
+            raise self._failed from exc
+        self._next_offset = segment.next_offset
 
     def _roll(self) -> Segment:
         """Seal the active segment (durable, index trimmed) and start a new one."""
@@ -270,6 +296,8 @@ class Log:
             with self._write_lock:
                 segment = self._segments[-1]
                 covered = self._next_offset
+                if self._closed:  # close() synced everything it could
+                    return covered
             segment.store.fsync()
             return covered
 
@@ -347,7 +375,7 @@ class Log:
         if self._closed:
             raise LogClosedError("the log is closed")
         with self._write_lock:
-            spans = [(segment.store, segment.store.size) for segment in self._segments]
+            spans = [(segment.store, segment.store.flushed_size) for segment in self._segments]
         return LogReader(spans)
 
     # -- truncation ---------------------------------------------------------------------------

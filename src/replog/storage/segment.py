@@ -175,7 +175,7 @@ class Segment:
         self.index.unseal()
         self.index.truncate(good)
         self.index.append_many(good, positions)
-        self.index.seal()
+        self.index.sync()
         if self.index.entries < expected:
             log.error(
                 "segment %d: offsets %d..%d are unreadable (%s)",
@@ -205,11 +205,23 @@ class Segment:
         """True when the store or the index has no room for another record."""
         return self.store.size >= self.max_store_bytes or self.index.is_full
 
+    def room_for_one(self, size: int) -> bool:
+        """Whether one more payload of ``size`` bytes fits."""
+        return (
+            not self.index.is_full
+            and self.store.size + FRAME_HEADER_BYTES + size <= self.max_store_bytes
+        ) or self.index.entries == 0
+
     def room_for(self, sizes: Sequence[int]) -> int:
         """How many of the leading payloads of ``sizes`` fit in this segment (at least one
         when the segment is empty, so that a record never waits forever for room)."""
         entries_left = self.index.max_bytes // ENTRY_BYTES - self.index.entries
         bytes_left = self.max_store_bytes - self.store.size
+        if (
+            len(sizes) <= entries_left
+            and sum(sizes) + FRAME_HEADER_BYTES * len(sizes) <= bytes_left
+        ):
+            return len(sizes)
         count = 0
         for size in sizes:
             need = FRAME_HEADER_BYTES + size
@@ -229,6 +241,9 @@ class Segment:
         The caller flushes the store; the entries are visible to readers only once the
         Log publishes its new next offset.
         """
+        if len(payloads) == 1:
+            self.index.append_one(self.store.append(payloads[0])[1])
+            return
         frames, starts = _encode_frames(payloads)
         position = self.store.append_frames(frames)
         self.index.append_many(self.index.entries, [position + start for start in starts])
@@ -238,7 +253,7 @@ class Segment:
         position = self.index.position(relative)
         if relative + 1 < self.index.entries:
             return position, self.index.position(relative + 1) - position
-        return position, self.store.size - position
+        return position, self.store.flushed_size - position
 
     def _check_readable(self, offset: int) -> int:
         relative = offset - self.base_offset
@@ -266,7 +281,7 @@ class Segment:
             end_of_run = (
                 self.index.position(relative + count)
                 if relative + count < self.index.entries
-                else self.store.size
+                else self.store.flushed_size
             )
             if count > 1 and end_of_run - first > max_bytes:
                 # Keep the leading frames that end within max_bytes, and at least one.
@@ -293,9 +308,9 @@ class Segment:
         self.store.truncate(size)
 
     def seal(self) -> None:
-        """Make the segment durable and read-only: fsync the store, trim the index."""
+        """Make the segment durable and read-only (its index is trimmed on close)."""
         self.store.sync()
-        self.index.seal()
+        self.index.sync()
         self.sealed_next_offset = self.next_offset
 
     def sync(self) -> None:

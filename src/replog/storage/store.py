@@ -19,46 +19,58 @@ class Store:
 
     Appends are buffered in memory until ``flush()``, which hands the whole buffer to the OS
     in one write call; ``sync()`` also fsyncs. Reads see unflushed data (they flush first).
-    Not task-safe for writers: the Log serialises appends; reads may run concurrently.
+    Not task-safe for writers: the Log serialises appends. Concurrent readers must stay below
+    ``flushed_size`` so that they never flush (the Log only publishes flushed records).
     """
 
     def __init__(self, fs: FileSystem, path: str) -> None:
         self.path = path
         self._file: FileHandle = fs.open(path)
         self._flushed = self._file.size()
-        self._buffer = bytearray()
+        # Pending frames as chunks: a batch arrives framed already and is written as is.
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     @property
     def size(self) -> int:
         """Bytes in the store, buffered ones included."""
-        return self._flushed + len(self._buffer)
+        return self._flushed + self._pending_bytes
+
+    @property
+    def flushed_size(self) -> int:
+        """Bytes handed to the OS; concurrent readers stay below this."""
+        return self._flushed
 
     def append(self, payload: bytes) -> tuple[int, int]:
         """Buffer one frame; return ``(bytes_written, position)`` of the frame."""
-        position = self.size
-        self._buffer += FRAME_HEADER.pack(len(payload), crc32c(payload))
-        self._buffer += payload
-        return FRAME_HEADER_BYTES + len(payload), position
+        position = self._flushed + self._pending_bytes
+        frame = FRAME_HEADER.pack(len(payload), crc32c(payload)) + payload
+        self._pending.append(frame)
+        self._pending_bytes += len(frame)
+        return len(frame), position
 
     def append_frames(self, frames: bytes) -> int:
         """Buffer already-framed bytes (from ``codec.encode_frames``); return their position."""
         position = self.size
-        self._buffer += frames
+        self._pending.append(frames)
+        self._pending_bytes += len(frames)
         return position
 
     def flush(self) -> None:
         """Hand buffered frames to the OS in one write call."""
-        if self._buffer:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            try:
-                self._file.append(data)
-            except OSError:
-                # How much reached the file is unknown; the Log refuses further appends
-                # and the next open cuts any torn tail.
-                self._flushed = self._file.size()
-                raise
-            self._flushed += len(data)
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending = []
+        self._pending_bytes = 0
+        try:
+            self._file.append(data)
+        except OSError:
+            # How much reached the file is unknown; the Log refuses further appends
+            # and the next open cuts any torn tail.
+            self._flushed = self._file.size()
+            raise
+        self._flushed += len(data)
 
     def sync(self) -> None:
         """Flush, then make every frame durable (fdatasync)."""
@@ -74,7 +86,7 @@ class Store:
 
     def read_at(self, size: int, position: int) -> bytes:
         """Return up to ``size`` raw bytes from ``position`` (fewer only at the end)."""
-        if position + size > self._flushed and self._buffer:
+        if position + size > self._flushed and self._pending:
             self.flush()
         return self._file.pread(size, position)
 
