@@ -20,11 +20,16 @@ from replog.errors import (
     RecordTooLargeError,
     StorageIOError,
 )
-from replog.storage.codec import RecordInput, encode_records, make_record
+from replog.storage.codec import (
+    RecordInput,
+    encode_records,
+    make_record,
+    serialize_placed_records,
+)
 from replog.storage.config import MAX_OFFSET, LogConfig
 from replog.storage.directory import discover_segments, lock_directory
 from replog.storage.files import FileSystem, OsFileSystem
-from replog.storage.reader import LogReader, decode_checked
+from replog.storage.reader import LogReader, decode_checked, decode_checked_batch
 from replog.storage.segment import Segment
 from replog.storage.sync import GroupCommit, IntervalSync
 from replog.v1.record_pb2 import Record
@@ -210,21 +215,10 @@ class Log:
         The first record's offset must equal ``next_offset`` and the rest follow it;
         returns the first offset once durable per the sync policy.
         """
-        if not records:
-            raise InvalidArgumentError("append_records needs at least one record")
         with self._write_lock:
             self._check_writable()
             base = self._next_offset
-            payloads = []
-            for i, record in enumerate(records):
-                if not isinstance(record, Record) or record.offset != base + i:
-                    raise InvalidArgumentError(
-                        f"record {i} must be a Record with offset {base + i} to follow the log"
-                    )
-                payload = record.SerializeToString()
-                if len(payload) > self.config.max_record_bytes:
-                    raise RecordTooLargeError(len(payload), self.config.max_record_bytes)
-                payloads.append(payload)
+            payloads = serialize_placed_records(records, base, self.config.max_record_bytes)
             self._write(payloads)
             end = self._next_offset
         if self.config.sync == "always":
@@ -344,7 +338,7 @@ class Log:
         """
         if not isinstance(max_records, int) or max_records < 1 or max_bytes < 1:
             raise InvalidArgumentError("max_records and max_bytes must be positive")
-        if isinstance(offset, int) and offset == self._next_offset and not self._closed:
+        if _is_offset(offset) and offset == self._next_offset and not self._closed:
             return []
         segment = self._segment_for(offset)
         count = min(max_records, self._next_offset - offset)
@@ -358,7 +352,7 @@ class Log:
     ) -> list[Record]:
         """Like ``read_payloads`` but decoded into Records (with their offsets checked)."""
         payloads = self.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
-        return [decode_checked(payload, offset + i) for i, payload in enumerate(payloads)]
+        return decode_checked_batch(payloads, offset)
 
     def _range_error_or(self, offset: int, exc: Exception) -> Exception:
         if isinstance(exc, CorruptRecordError):
@@ -388,7 +382,8 @@ class Log:
         """
         with self._sync_lock, self._write_lock:
             self._check_writable()
-            if not isinstance(lowest, int) or not 0 <= lowest <= self._next_offset:
+            # A bool is an int to isinstance, but truncate(True) is a caller's bug.
+            if not _is_offset(lowest) or not 0 <= lowest <= self._next_offset:
                 raise InvalidArgumentError(
                     f"truncate needs an offset between 0 and {self._next_offset}, got {lowest!r}"
                 )
@@ -411,7 +406,7 @@ class Log:
         with self._sync_lock, self._write_lock:
             self._check_writable()
             lowest = self.lowest_offset
-            if not isinstance(offset, int) or not lowest - 1 <= offset < self._next_offset:
+            if not _is_offset(offset) or not lowest - 1 <= offset < self._next_offset:
                 raise InvalidArgumentError(
                     f"truncate_after needs an offset between {lowest - 1} and "
                     f"{self._next_offset - 1}, got {offset!r}"
@@ -468,3 +463,8 @@ class Log:
             f"Log({self.directory!r}, lowest_offset={self.lowest_offset}, "
             f"next_offset={self._next_offset}, segments={len(self._segments)})"
         )
+
+
+def _is_offset(value: object) -> bool:
+    """Whether ``value`` is an int and not a bool (added: ``truncate_after(True)`` cut data)."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -8,7 +8,13 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 
 from replog.errors import InvalidArgumentError, LogClosedError, OffsetOutOfRangeError
-from replog.storage.codec import RecordInput, decode_record, encode_records, make_record
+from replog.storage.codec import (
+    RecordInput,
+    decode_record,
+    encode_records,
+    make_record,
+    serialize_placed_records,
+)
 from replog.storage.config import LogConfig
 from replog.v1.record_pb2 import Record
 
@@ -79,18 +85,10 @@ class MemoryLog:
 
     def append_records(self, records: Sequence[Record]) -> int:
         """Append records whose offsets are already set; return the first offset."""
-        if not records:
-            raise InvalidArgumentError("append_records needs at least one record")
         with self._lock:
             self._check_open()
             base = self.next_offset
-            payloads = []
-            for i, record in enumerate(records):
-                if not isinstance(record, Record) or record.offset != base + i:
-                    raise InvalidArgumentError(
-                        f"record {i} must be a Record with offset {base + i} to follow the log"
-                    )
-                payloads.append(record.SerializeToString())
+            payloads = serialize_placed_records(records, base, self.config.max_record_bytes)
             self._payloads += payloads
             return base
 
@@ -116,7 +114,7 @@ class MemoryLog:
         """Return serialized records from ``offset`` (empty at ``next_offset``)."""
         if not isinstance(max_records, int) or max_records < 1 or max_bytes < 1:
             raise InvalidArgumentError("max_records and max_bytes must be positive")
-        if isinstance(offset, int) and offset == self.next_offset and not self._closed:
+        if _is_offset(offset) and offset == self.next_offset and not self._closed:
             return []
         start = self._check_offset(offset)
         out = [self._payloads[start]]
@@ -139,7 +137,8 @@ class MemoryLog:
         """Drop every record below ``lowest`` (record-exact, unlike Log's whole segments)."""
         with self._lock:
             self._check_open()
-            if not isinstance(lowest, int) or not 0 <= lowest <= self.next_offset:
+            # A bool is an int to isinstance, but truncate(True) is a caller's bug.
+            if not _is_offset(lowest) or not 0 <= lowest <= self.next_offset:
                 raise InvalidArgumentError(
                     f"truncate needs an offset between 0 and {self.next_offset}, got {lowest!r}"
                 )
@@ -151,7 +150,7 @@ class MemoryLog:
         """Drop every record after ``offset``."""
         with self._lock:
             self._check_open()
-            if not isinstance(offset, int) or not self._lowest - 1 <= offset < self.next_offset:
+            if not _is_offset(offset) or not self._lowest - 1 <= offset < self.next_offset:
                 raise InvalidArgumentError(
                     f"truncate_after needs an offset between {self._lowest - 1} and "
                     f"{self.next_offset - 1}, got {offset!r}"
@@ -176,3 +175,8 @@ class MemoryLog:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _is_offset(value: object) -> bool:
+    """Whether ``value`` is an int and not a bool (added: ``truncate_after(True)`` cut data)."""
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 
 from replog.errors import CorruptRecordError
-from replog.storage.codec import decode_record
+from replog.storage.codec import decode_record, decode_records
 from replog.storage.store import Store
 from replog.v1.record_pb2 import Record
 
-__all__ = ["LogReader", "decode_checked"]
+__all__ = ["LogReader", "decode_checked", "decode_checked_batch"]
 
 
 def decode_checked(payload: bytes, offset: int) -> Record:
@@ -21,6 +21,24 @@ def decode_checked(payload: bytes, offset: int) -> Record:
     if record.offset != offset:
         raise CorruptRecordError(offset, f"the stored record says offset {record.offset}")
     return record
+
+
+def decode_checked_batch(payloads: list[bytes], first_offset: int) -> list[Record]:
+    """Decode payloads of consecutive offsets from ``first_offset``, pair-checking them.
+
+    The frames are consecutive in the store and each passed its CRC, so checking the
+    first and the last record's offsets proves the whole run is the one asked for.
+    """
+    try:
+        records = list(decode_records(payloads))
+    except Exception:  # find the culprit one by one, for a precise error
+        return [decode_checked(payload, first_offset + i) for i, payload in enumerate(payloads)]
+    for i in (0, len(records) - 1) if records else ():
+        if records[i].offset != first_offset + i:
+            raise CorruptRecordError(
+                first_offset + i, f"the stored record says offset {records[i].offset}"
+            )
+    return records
 
 
 class LogReader(io.RawIOBase):

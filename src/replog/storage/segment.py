@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import bisect
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from replog.errors import CorruptRecordError
-from replog.storage.codec import FRAME_HEADER, FRAME_HEADER_BYTES, crc32c, decode_record
+from replog.storage.codec import FRAME_HEADER, FRAME_HEADER_BYTES, decode_record, split_frames
 from replog.storage.codec import encode_frames as _encode_frames
 from replog.storage.files import FileSystem
 from replog.storage.index import ENTRY_BYTES, Index
@@ -270,29 +269,38 @@ class Segment:
         except (IndexError, StoreCorruptionError) as exc:
             raise CorruptRecordError(offset, str(exc)) from exc
 
-    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
-        """Return CRC-checked payloads from ``offset``: at least one, then up to
-        ``max_records`` records while their frames stay within ``max_bytes``."""
+    def _end_of(self, relative: int) -> int:
+        """The store position where entry ``relative - 1``'s frame ends."""
+        if relative < self.index.entries:
+            return self.index.position(relative)
+        return self.store.flushed_size
+
+    def read_frames(self, offset: int, max_records: int, max_bytes: int) -> tuple[bytes, int]:
+        """Return the raw frames from ``offset`` and how many records they hold: at least
+        one, then up to ``max_records`` while the frames stay within ``max_bytes``."""
         relative = self._check_readable(offset)
         count = min(max_records, self.index.entries - relative)
         try:
-            positions = self.index.positions(relative, count)
-            first = positions[0]
-            end_of_run = (
-                self.index.position(relative + count)
-                if relative + count < self.index.entries
-                else self.store.flushed_size
-            )
-            if count > 1 and end_of_run - first > max_bytes:
-                # Keep the leading frames that end within max_bytes, and at least one.
-                ends = [*positions[1:], end_of_run]
-                count = max(1, bisect.bisect_right(ends, first + max_bytes))
-                end_of_run = ends[count - 1]
-                positions = positions[:count]
-            data = self.store.read_at(end_of_run - first, first)
+            first = self.index.position(relative)
+            end = self._end_of(relative + count)
+            if count > 1 and end - first > max_bytes:
+                low, high = 1, count  # the most records whose frames fit, by binary search
+                while low < high:
+                    middle = (low + high + 1) // 2
+                    if self._end_of(relative + middle) - first <= max_bytes:
+                        low = middle
+                    else:
+                        high = middle - 1
+                count = low
+                end = self._end_of(relative + count)
         except IndexError as exc:
             raise CorruptRecordError(offset, str(exc)) from exc
-        return _split_frames(data, positions, first, end_of_run, self.base_offset + relative)
+        return self.store.read_at(end - first, first), count
+
+    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
+        """Like ``read_frames``, cut into CRC-checked payloads."""
+        data, count = self.read_frames(offset, max_records, max_bytes)
+        return split_frames(data, offset, count)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -329,23 +337,3 @@ class Segment:
         self.close()
         self._fs.remove(self.store_path)
         self._fs.remove(self.index_path)
-
-
-def _split_frames(
-    data: bytes, positions: Sequence[int], first: int, end: int, first_offset: int
-) -> list[bytes]:
-    """Cut ``data`` (the frames from ``first`` to ``end``) into CRC-checked payloads."""
-    unpack_from = FRAME_HEADER.unpack_from
-    payloads: list[bytes] = []
-    bounds = [*positions[1:], end]
-    for i, position in enumerate(positions):
-        start = position - first
-        frame_end = bounds[i] - first
-        if frame_end > len(data) or frame_end - start < FRAME_HEADER_BYTES:
-            raise CorruptRecordError(first_offset + i, "frame runs past the end of the store")
-        length, crc = unpack_from(data, start)
-        payload = data[start + FRAME_HEADER_BYTES : frame_end]
-        if length != len(payload) or crc32c(payload) != crc:
-            raise CorruptRecordError(first_offset + i, "CRC or length mismatch")
-        payloads.append(payload)
-    return payloads
