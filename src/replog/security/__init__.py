@@ -1,0 +1,1 @@
+"""Security: TLS contexts and credentials, identity from certificates, ACL authorization."""
