@@ -21,7 +21,8 @@ def lock_directory(fs: FileSystem, directory: str) -> FileLock:
     Raises ConfigError when the path is not a usable directory and LogLockedError when
     another Log, in this process or another, holds the lock.
     """
-    if fs.exists(directory) and not os.path.isdir(directory):
+    # Asks the FileSystem (not os.path) so an in-memory FileSystem works too.
+    if fs.exists(directory) and not fs.is_dir(directory):
         raise ConfigError(f"{directory} exists and is not a directory")
     try:
         fs.makedirs(directory)

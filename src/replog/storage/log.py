@@ -415,9 +415,15 @@ class Log:
             doomed = self._segments[keep:]
             self._segments = self._segments[:keep]
             self._bases = self._bases[:keep]
-            for segment in reversed(doomed):
-                segment.remove()
             try:
+                # Fix: make the removals durable BEFORE cutting the kept segment (and count a
+                # failed removal as a failed truncate). Before, a crash after the cut but
+                # before sync_dir brought removed segments back behind the cut segment,
+                # leaving unreadable offsets (a hole) in the middle of the log.
+                for segment in reversed(doomed):
+                    segment.remove()
+                if doomed:
+                    self._fs.sync_dir(self.directory)
                 self._segments[-1].truncate_after(offset)
                 self._fs.sync_dir(self.directory)
             except OSError as exc:

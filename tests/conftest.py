@@ -1,0 +1,21 @@
+"""Fixtures shared by the storage tests: a fault-injecting file system and a log directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replog.storage.faultfs import FaultyFileSystem
+
+
+@pytest.fixture
+def fault_fs() -> FaultyFileSystem:
+    """A fresh in-memory file system that can lose unsynced data and fail on demand."""
+    return FaultyFileSystem()
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> str:
+    """A not-yet-existing directory for a Log on the real disk."""
+    return str(tmp_path / "log")
