@@ -129,9 +129,9 @@ def _undocumented(path: Path) -> list[str]:
                 documented.add(item.name)
     missing = []
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if not node.name.startswith("_") and not ast.get_docstring(node):
-                missing.append(f"{node.name}")
+        is_definition = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        if is_definition and not node.name.startswith("_") and not ast.get_docstring(node):
+            missing.append(node.name)
     for cls in classes:
         if cls.name.startswith("_"):
             continue
