@@ -9,10 +9,10 @@ from replog.errors import ConfigError, LogLockedError
 from replog.storage.files import FileLock, FileSystem
 from replog.storage.segment import INDEX_SUFFIX
 
-__all__ = ["LOCK_NAME", "discover_segments", "lock_directory"]
+__all__ = ["LOCK_NAME", "SEGMENT_NAME", "discover_segments", "lock_directory"]
 
 LOCK_NAME = ".lock"
-_SEGMENT_NAME = re.compile(r"^(\d{20})\.(store|index)$")
+SEGMENT_NAME = re.compile(r"^(\d{20})\.(store|index)$")
 
 
 def lock_directory(fs: FileSystem, directory: str) -> FileLock:
@@ -45,7 +45,7 @@ def discover_segments(fs: FileSystem, directory: str) -> list[int]:
     """
     kinds: dict[int, set[str]] = {}
     for name in fs.listdir(directory):
-        match = _SEGMENT_NAME.match(name)
+        match = SEGMENT_NAME.match(name)
         if match:
             kinds.setdefault(int(match.group(1)), set()).add(match.group(2))
     bases = []
