@@ -3,8 +3,10 @@
 Entries are 12 bytes, ``(u32 offset relative to the segment's base, u64 store position)``,
 big-endian, one per record in offset order, so entry ``i`` describes relative offset ``i``.
 The file is pre-sized to ``max_index_bytes`` and trimmed to its entries on a clean close
-(never while open: readers may hold the map). The index is derived data: the Segment checks it
-against the store on open and rebuilds it from the store when it does not match.
+(never while open). Only the active segment's index is mapped; a sealed one is read with
+pread, which keeps resident memory flat however many segments a log has. The index is
+derived data: the Segment checks it against the store on open and rebuilds it from the
+store when it does not match.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from replog.storage.files import FileSystem, MappedFile
+from replog.storage.files import FileHandle, FileSystem, MappedFile
 
 __all__ = ["ENTRY_BYTES", "Index"]
 
@@ -36,10 +38,13 @@ class Index:
         self.file_bytes_on_open = fs.file_size(path) if existed else 0
         self.existed = existed
         self.entries = 0
+        # The active index is memory-mapped; a sealed one is read with pread, so a large
+        # log's resident memory does not grow with its number of segments.
         self._map: MappedFile | None = None
+        self._file: FileHandle | None = None
         self._mapped_bytes = 0
         if sealed and existed:
-            self._remap(self.file_bytes_on_open)
+            self._use_file()
         else:
             self._remap(max(max_bytes, self.file_bytes_on_open))
 
@@ -53,10 +58,29 @@ class Index:
         """True when no entry can be added."""
         return self.entries >= self.max_bytes // ENTRY_BYTES
 
+    def _use_file(self) -> None:
+        """Read entries with pread from now on and let go of the map."""
+        if self._file is None:
+            self._file = self._fs.open(self.path)
+        self._mapped_bytes = self._file.size() // ENTRY_BYTES * ENTRY_BYTES
+        # Dropped, not closed: a concurrent reader may still hold it; it is unmapped when
+        # the last reference goes.
+        self._map = None
+
+    def _read(self, start: int, size: int) -> bytes | bytearray:
+        mapped = self._map
+        if mapped is not None:
+            return mapped.buffer[start : start + size]
+        assert self._file is not None
+        return self._file.pread(size, start)
+
     def _remap(self, size: int) -> None:
         if self._map is not None:
             self._map.close()
             self._map = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         size -= size % ENTRY_BYTES
         self._mapped_bytes = size
         if size == 0:
@@ -82,14 +106,12 @@ class Index:
         return low
 
     def _relative(self, slot: int) -> int:
-        assert self._map is not None
-        relative: int = ENTRY.unpack_from(self._map.buffer, slot * ENTRY_BYTES)[0]
+        relative: int = ENTRY.unpack(self._read(slot * ENTRY_BYTES, ENTRY_BYTES))[0]
         return relative
 
     def position(self, relative: int) -> int:
         """Return the store position of entry ``relative`` (< ``entries``)."""
-        assert self._map is not None
-        slot, position = ENTRY.unpack_from(self._map.buffer, relative * ENTRY_BYTES)
+        slot, position = ENTRY.unpack(self._read(relative * ENTRY_BYTES, ENTRY_BYTES))
         if slot != relative:
             raise IndexError(f"index entry {relative} names relative offset {slot}")
         result: int = position
@@ -97,9 +119,7 @@ class Index:
 
     def positions(self, first: int, count: int) -> list[int]:
         """Return the store positions of ``count`` entries from ``first``."""
-        assert self._map is not None
-        start = first * ENTRY_BYTES
-        raw = self._map.buffer[start : start + count * ENTRY_BYTES]
+        raw = self._read(first * ENTRY_BYTES, count * ENTRY_BYTES)
         values = struct.unpack(f">{'IQ' * count}", raw)
         # Pair check at both ends of the run: entries are dense, so a misplaced run shows there.
         if count and (values[0] != first or values[-2] != first + count - 1):
@@ -143,6 +163,11 @@ class Index:
         if self._map is not None:
             self._map.flush()
 
+    def seal(self) -> None:
+        """Make the entries durable and switch to reading them with pread (no more appends)."""
+        self.sync()
+        self._use_file()
+
     def unseal(self) -> None:
         """Grow the file back to ``max_bytes`` so the segment can take appends again."""
         self._remap(max(self.max_bytes, self.entries * ENTRY_BYTES))
@@ -153,5 +178,8 @@ class Index:
         if self._map is not None:
             self._map.close()
             self._map = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         if self._fs.exists(self.path):
             self._fs.resize(self.path, self.entries * ENTRY_BYTES)

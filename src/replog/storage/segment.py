@@ -174,7 +174,7 @@ class Segment:
         self.index.unseal()
         self.index.truncate(good)
         self.index.append_many(good, positions)
-        self.index.sync()
+        self.index.seal()
         if self.index.entries < expected:
             log.error(
                 "segment %d: offsets %d..%d are unreadable (%s)",
@@ -318,7 +318,7 @@ class Segment:
     def seal(self) -> None:
         """Make the segment durable and read-only (its index is trimmed on close)."""
         self.store.sync()
-        self.index.sync()
+        self.index.seal()
         self.sealed_next_offset = self.next_offset
 
     def sync(self) -> None:
