@@ -3,16 +3,20 @@
 ``from replog import Log`` gives the embedded storage engine, no server needed.
 """
 
+from replog.client import AsyncClient, Client, Producer
 from replog.errors import (
     ConfigError,
     CorruptRecordError,
+    DeadlineExceededError,
     InvalidArgumentError,
     LogClosedError,
     LogLockedError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     ReplogError,
+    ServerError,
     StorageIOError,
+    UnavailableError,
 )
 from replog.storage import Log, LogConfig, MemoryLog
 from replog.v1.record_pb2 import Header, Record
@@ -20,8 +24,11 @@ from replog.v1.record_pb2 import Header, Record
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "ConfigError",
     "CorruptRecordError",
+    "DeadlineExceededError",
     "Header",
     "InvalidArgumentError",
     "Log",
@@ -30,9 +37,12 @@ __all__ = [
     "LogLockedError",
     "MemoryLog",
     "OffsetOutOfRangeError",
+    "Producer",
     "Record",
     "RecordTooLargeError",
     "ReplogError",
+    "ServerError",
     "StorageIOError",
+    "UnavailableError",
     "__version__",
 ]

@@ -118,15 +118,15 @@ class StorageIOError(ReplogError):
 class UnavailableError(ReplogError):
     """The server cannot be reached, or it is shutting down and refused the call.
 
-    Safe to retry for reads. For produce calls it is only certain that nothing was appended
-    when the request never reached the server (``reached_server`` is False).
+    Safe to retry for reads. A produce is only safe to retry when ``certainly_not_applied``
+    is True: the connection was never made, or the server refused the call before appending.
     """
 
     code = "UNAVAILABLE"
 
-    def __init__(self, message: str, *, reached_server: bool = True) -> None:
+    def __init__(self, message: str, *, certainly_not_applied: bool = False) -> None:
         super().__init__(message)
-        self.reached_server = reached_server
+        self.certainly_not_applied = certainly_not_applied
 
 
 class DeadlineExceededError(ReplogError, TimeoutError):

@@ -29,6 +29,13 @@ def main() -> None:
 
 def _register() -> None:
     """Attach the sub-commands (each lives in its own module)."""
+    from replog.cli import client_commands, serve
+
+    serve.register(app)
+    client_commands.register(app)
     from replog.cli import log_tools
 
     app.add_typer(log_tools.app, name="log", help="Inspect and verify a log directory.")
+    from replog.cli import certs
+
+    app.add_typer(certs.app, name="certs", help="Make development TLS certificates.")

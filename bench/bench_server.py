@@ -1,0 +1,152 @@
+"""Server benchmarks: producer, stream consume, HTTP batch produce, single-produce latency.
+
+Runs ``replog serve`` (sync=always) in a subprocess on a temporary directory and prints the
+median of ``--runs`` runs for each figure. Usage:
+
+    .venv/bin/python bench/bench_server.py [--records 300000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from replog import Client, Producer
+
+VALUE = b"x" * 100
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    ready = data.parent / "ready.json"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from replog.cli.app import main; main()",
+        "serve",
+        "--data-dir",
+        str(data),
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--sync",
+        "always",
+        "--ready-file",
+        str(ready),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit("server did not start")
+        time.sleep(0.05)
+    info = json.loads(ready.read_text())
+    return proc, info["grpc_addr"], info["http_addr"]
+
+
+def bench_producer(addr: str, n: int) -> float:
+    with (
+        Client(addr) as client,
+        Producer(client, linger_ms=5, max_batch_records=10_000, max_in_flight=4) as producer,
+    ):
+        start = time.perf_counter()
+        last = None
+        for _ in range(n):
+            last = producer.send(VALUE)
+        producer.flush()
+        assert last is not None and last.result() >= 0
+        return n / (time.perf_counter() - start)
+
+
+def bench_stream(addr: str, n: int) -> float:
+    with Client(addr) as client:
+        start = time.perf_counter()
+        seen = 0
+        batches = client.stream_batches(0, max_records=10_000)
+        for batch in batches:
+            seen += len(batch.records)
+            if seen >= n:
+                break
+        batches.close()
+        return seen / (time.perf_counter() - start)
+
+
+def bench_http(addr: str, n: int, batch: int = 2000, threads: int = 2) -> float:
+    host, port = addr.rsplit(":", 1)
+    body = json.dumps({"records": [{"value": base64.b64encode(VALUE).decode()}] * batch}).encode()
+    per_thread = n // (batch * threads)
+
+    def work() -> None:
+        conn = http.client.HTTPConnection(host, int(port))
+        for _ in range(per_thread):
+            conn.request("POST", "/v1/records:batch", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+        conn.close()
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return per_thread * batch * threads / (time.perf_counter() - start)
+
+
+def bench_latency(addr: str, n: int = 2000) -> tuple[float, float]:
+    with Client(addr) as client:
+        for _ in range(50):
+            client.produce(VALUE)
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter()
+            client.produce(VALUE)
+            samples.append(time.perf_counter() - start)
+    samples.sort()
+    return samples[len(samples) // 2] * 1000, samples[int(len(samples) * 0.99)] * 1000
+
+
+def one_run(records: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, grpc_addr, http_addr = start_server(Path(tmp) / "data")
+        try:
+            result = {"producer_rps": bench_producer(grpc_addr, records)}
+            result["stream_rps"] = bench_stream(grpc_addr, records)
+            result["http_batch_rps"] = bench_http(http_addr, records // 2)
+            result["produce_p50_ms"], result["produce_p99_ms"] = bench_latency(grpc_addr)
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+    return result
+
+
+def main() -> None:
+    """Run the benchmarks and print medians."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    runs = [one_run(args.records) for _ in range(args.runs)]
+    for run in runs:
+        print(json.dumps({k: round(v, 2) for k, v in run.items()}))
+    print("median:")
+    for key in runs[0]:
+        print(f"  {key:16} {statistics.median(r[key] for r in runs):>12,.2f}")
+
+
+if __name__ == "__main__":
+    main()

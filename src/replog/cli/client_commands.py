@@ -1,0 +1,211 @@
+"""``replog produce``, ``replog consume`` and ``replog servers``: the client from a shell."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future
+from typing import IO, Annotated, Any
+
+import typer
+
+from replog.client import Client, Producer, RetryPolicy
+from replog.errors import ReplogError
+from replog.v1.record_pb2 import Record
+
+__all__ = ["register"]
+
+ServerOpt = Annotated[
+    str,
+    typer.Option("--server", "-s", envvar="REPLOG_SERVER", help="The server's gRPC HOST:PORT."),
+]
+_DEFAULT_SERVER = "127.0.0.1:7400"
+_CLI_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn replog errors into one line on stderr and exit status 1."""
+    try:
+        yield
+    except ReplogError as exc:
+        print(f"replog: error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        raise typer.Exit(0) from None
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    for line in stream:
+        yield line[:-1] if line.endswith(b"\n") else line
+
+
+def produce_command(
+    values: Annotated[
+        list[str] | None, typer.Argument(help="Values to produce; none: one per stdin line.")
+    ] = None,
+    server: ServerOpt = _DEFAULT_SERVER,
+    key: Annotated[str | None, typer.Option(help="Key for every record.")] = None,
+    linger_ms: Annotated[float, typer.Option(help="Producer batching delay.")] = 5.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print offsets.")] = False,
+) -> None:
+    """Append records: the VALUE arguments, or one record per line of stdin."""
+    with _errors(), Client(server, retry=_CLI_RETRY) as client:
+        key_bytes = key.encode() if key is not None else None
+        if values:
+            with Producer(client, linger_ms=linger_ms) as producer:
+                futures = [producer.send(v.encode(), key_bytes) for v in values]
+            offsets = [f.result() for f in futures]
+            if not quiet:
+                for offset in offsets:
+                    print(offset)
+            return
+        _produce_stdin(client, key_bytes, linger_ms, quiet)
+
+
+def _produce_stdin(client: Client, key: bytes | None, linger_ms: float, quiet: bool) -> None:
+    stdin = sys.stdin.buffer
+    total = _file_size(stdin)
+    show = total is not None and sys.stderr.isatty()
+    count = 0
+    first: Future[int] | None = None
+    last: Future[int] | None = None
+    with Producer(client, linger_ms=linger_ms) as producer, _progress(show, total) as advance:
+        for line in _lines(stdin):
+            last = producer.send(line, key)
+            first = first or last
+            count += 1
+            if count % 1024 == 0:
+                if last.done() and last.exception() is not None:
+                    break
+                advance(stdin)
+    if last is None or first is None:
+        if not quiet:
+            print("no records produced", file=sys.stderr)
+        return
+    first_offset, last_offset = first.result(), last.result()
+    if not quiet:
+        print(f"produced {count} records (offsets {first_offset}..{last_offset})", file=sys.stderr)
+
+
+def _file_size(stream: IO[bytes]) -> int | None:
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return None
+    import stat
+
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int | None) -> Iterator[Any]:
+    if not show:
+        yield lambda stream: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("producing", total=total)
+
+        def advance(stream: IO[bytes]) -> None:
+            with contextlib.suppress(OSError):
+                progress.update(task, completed=stream.tell())
+
+        yield advance
+
+
+def _record_json(record: Record) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "offset": record.offset,
+        "timestamp_ms": record.timestamp_ms,
+        "value": base64.b64encode(record.value).decode(),
+    }
+    if record.key:
+        out["key"] = base64.b64encode(record.key).decode()
+    if record.headers:
+        out["headers"] = [
+            {"key": h.key, "value": base64.b64encode(h.value).decode()} for h in record.headers
+        ]
+    return out
+
+
+def consume_command(
+    offset: Annotated[int, typer.Option(min=0, help="First offset to read.")] = 0,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep tailing new records.")
+    ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="raw (value per line) or json (record per line).")
+    ] = "raw",
+    server: ServerOpt = _DEFAULT_SERVER,
+) -> None:
+    """Print records from OFFSET: up to the end of the log, or tailing with --follow."""
+    if fmt not in ("raw", "json"):
+        print(f"replog: error: --format must be raw or json, got {fmt!r}", file=sys.stderr)
+        raise typer.Exit(2)
+    out = sys.stdout.buffer
+    with _errors(), Client(server, retry=_CLI_RETRY) as client:
+        records = _tail(client, offset) if follow else _until_end(client, offset)
+        try:
+            for printed, record in enumerate(records, start=1):
+                if fmt == "raw":
+                    out.write(record.value + b"\n")
+                else:
+                    out.write(json.dumps(_record_json(record)).encode() + b"\n")
+                if follow:
+                    out.flush()
+                if count is not None and printed >= count:
+                    break
+        finally:
+            records.close()
+            out.flush()
+
+
+def _tail(client: Client, offset: int) -> Generator[Record, None, None]:
+    for batch in client.stream_batches(offset):
+        yield from batch.records
+
+
+def _until_end(client: Client, offset: int) -> Generator[Record, None, None]:
+    """Records from ``offset`` up to the high watermark seen by the first read."""
+    end: int | None = None
+    while True:
+        batch = client.consume_batch(offset, max_records=1000)
+        end = batch.high_watermark if end is None else end
+        for record in batch.records:
+            if record.offset >= end:
+                return
+            yield record
+        if not batch.records or batch.next_offset is None or batch.next_offset >= end:
+            return
+        offset = batch.next_offset
+
+
+def servers_command(server: ServerOpt = _DEFAULT_SERVER) -> None:
+    """List the cluster's servers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    with _errors(), Client(server, retry=_CLI_RETRY) as client:
+        servers = client.servers()
+    table = Table("id", "rpc_addr", "leader")
+    for s in servers:
+        table.add_row(s.id, s.rpc_addr, "yes" if s.is_leader else "")
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``produce``, ``consume`` and ``servers`` to the app."""
+    app.command("produce")(produce_command)
+    app.command("consume")(consume_command)
+    app.command("servers")(servers_command)

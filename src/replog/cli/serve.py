@@ -1,0 +1,75 @@
+"""``replog serve``: run a single-node server (gRPC and HTTP APIs over one log)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from replog.errors import ReplogError
+
+__all__ = ["register", "serve_command"]
+
+
+def serve_command(  # noqa: PLR0917  (typer options)
+    data_dir: Annotated[Path | None, typer.Option(help="Log directory [default: ./data].")] = None,
+    grpc_addr: Annotated[
+        str | None, typer.Option(help="gRPC listen HOST:PORT [default: 127.0.0.1:7400].")
+    ] = None,
+    http_addr: Annotated[
+        str | None, typer.Option(help="HTTP listen HOST:PORT [default: 127.0.0.1:7401].")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML settings file (env REPLOG_CONFIG).")
+    ] = None,
+    sync: Annotated[
+        str | None, typer.Option(help="When appends are fsynced: always|interval|never.")
+    ] = None,
+    sync_interval_ms: Annotated[int | None, typer.Option(help="fsync period for interval.")] = None,
+    segment_bytes: Annotated[int | None, typer.Option(help="Segment store size.")] = None,
+    max_record_bytes: Annotated[int | None, typer.Option(help="Largest record accepted.")] = None,
+    server_id: Annotated[str | None, typer.Option(help="Server id [default: gRPC addr].")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error.")] = None,
+    log_format: Annotated[str | None, typer.Option(help="text|json.")] = None,
+    ready_file: Annotated[
+        Path | None, typer.Option(help="Write the bound addresses here (JSON) once listening.")
+    ] = None,
+) -> None:
+    """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
+
+    Settings: flags > REPLOG_* environment > TOML file > defaults.
+    """
+    from replog.server.agent import serve
+    from replog.server.logs import configure_logging
+    from replog.server.settings import load_settings
+
+    flags = {
+        "data_dir": str(data_dir) if data_dir else None,
+        "grpc_addr": grpc_addr,
+        "http_addr": http_addr,
+        "sync": sync,
+        "sync_interval_ms": sync_interval_ms,
+        "segment_bytes": segment_bytes,
+        "max_record_bytes": max_record_bytes,
+        "server_id": server_id,
+        "log_level": log_level,
+        "log_format": log_format,
+        "ready_file": str(ready_file) if ready_file else None,
+    }
+    try:
+        settings = load_settings(flags, config_file=str(config) if config else None)
+        configure_logging(settings.log_level, settings.log_format)
+        asyncio.run(serve(settings))
+    except ReplogError as exc:
+        print(f"replog: error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the app."""
+    app.command("serve")(serve_command)

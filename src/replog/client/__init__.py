@@ -1,0 +1,10 @@
+"""The replog client: ``Client``, ``AsyncClient`` and the batching ``Producer``.
+
+Imports only ``replog.v1`` and ``replog.errors`` (never storage or server).
+"""
+
+from replog.client.client import AsyncClient, Client, ServerAddress
+from replog.client.core import Batch, RetryPolicy
+from replog.client.producer import Producer
+
+__all__ = ["AsyncClient", "Batch", "Client", "Producer", "RetryPolicy", "ServerAddress"]

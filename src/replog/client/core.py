@@ -1,0 +1,235 @@
+"""The I/O-free core shared by the sync and async clients.
+
+Request encoding, gRPC-status -> replog-error mapping and the retry policy live here, so
+``Client`` and ``AsyncClient`` only differ in how they wait.
+
+Retries: calls that only read (consume, servers, streams resuming at their next offset) are
+retried on UNAVAILABLE. A produce is retried only when it certainly was not applied: the
+connection was never made, or the server refused the call before appending (it says so in
+its trailing metadata). Otherwise (a connection dropped mid-call, a timeout) the error is
+raised: the records may or may not have been appended, and resending would be
+at-least-once delivery, which is the caller's decision.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from replog.errors import (
+    DeadlineExceededError,
+    InvalidArgumentError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    ReplogError,
+    ServerError,
+    UnavailableError,
+)
+from replog.v1 import log_pb2
+from replog.v1.record_pb2 import Header, Record
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "Batch",
+    "HeadersInput",
+    "RetryPolicy",
+    "ValueInput",
+    "encode_batch_request",
+    "encode_record",
+    "error_from_status",
+    "normalize_target",
+]
+
+DEFAULT_SERVER = "127.0.0.1:7400"
+METHOD_PREFIX = "/replog.v1.Log/"
+
+HeadersInput = Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None
+#: A produce value: bytes, or a Record whose value, key and headers are sent.
+ValueInput = bytes | Record
+
+_CONNECT_FAILURES = (
+    "failed to connect",
+    "connection refused",
+    "dns resolution failed",
+    "name resolution",
+    "no route to host",
+)
+
+
+class Batch(NamedTuple):
+    """The answer of ``consume_batch``: records and the server's high watermark."""
+
+    records: list[Record]
+    high_watermark: int
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset after the last record (None when the batch is empty)."""
+        return self.records[-1].offset + 1 if self.records else None
+
+
+def normalize_target(server: str) -> str:
+    """Check a ``HOST:PORT`` address; InvalidArgumentError if it is not one."""
+    host, sep, port = server.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidArgumentError(f"server address must be HOST:PORT, got {server!r}")
+    return server
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: int, data: bytes) -> bytes:
+    n = len(data)
+    if n < 128:
+        return bytes((tag, n)) + data
+    return bytes((tag,)) + _varint(n) + data
+
+
+def encode_record(
+    value: ValueInput, key: bytes | None = None, headers: HeadersInput = None
+) -> bytes:
+    """The serialized Record for a produce (offset and timestamp are left to the server)."""
+    if isinstance(value, Record):
+        if key is not None or headers is not None:
+            raise InvalidArgumentError("pass key and headers inside the Record")
+        data: bytes = value.SerializeToString()
+        return data
+    if isinstance(value, bytearray | memoryview):
+        value = bytes(value)
+    if not isinstance(value, bytes):
+        raise InvalidArgumentError(f"a value must be bytes, got {type(value).__name__}")
+    if key is None and headers is None:
+        return _field(0x0A, value) if value else b""
+    record = Record(value=value)
+    if key is not None:
+        if not isinstance(key, bytes):
+            raise InvalidArgumentError(f"a key must be bytes, got {type(key).__name__}")
+        record.key = key
+    if headers is not None:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        try:
+            record.headers.extend(Header(key=k, value=v) for k, v in items)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"headers must be (str, bytes) pairs: {exc}") from None
+    data = record.SerializeToString()
+    return data
+
+
+def encode_produce_request(record: bytes) -> bytes:
+    """A serialized ProduceRequest around a serialized Record."""
+    return _field(0x0A, record)
+
+
+def encode_batch_request(records: Iterable[bytes]) -> bytes:
+    """A serialized ProduceBatchRequest from serialized Records."""
+    return b"".join([_field(0x0A, r) for r in records])
+
+
+def encode_values(values: Iterable[ValueInput]) -> list[bytes]:
+    """Serialized Records for a produce_batch call."""
+    out = [encode_record(v) for v in values]
+    if not out:
+        raise InvalidArgumentError("produce_batch needs at least one value")
+    return out
+
+
+def consume_batch_request(
+    offset: int, max_records: int, max_bytes: int, max_wait_ms: int
+) -> log_pb2.ConsumeBatchRequest:
+    """A checked ConsumeBatchRequest."""
+    _check_u64("offset", offset)
+    for name, value in (
+        ("max_records", max_records),
+        ("max_bytes", max_bytes),
+        ("max_wait_ms", max_wait_ms),
+    ):
+        if not isinstance(value, int) or not 0 <= value < 2**32:
+            raise InvalidArgumentError(f"{name} must be a 32-bit unsigned integer")
+    return log_pb2.ConsumeBatchRequest(
+        offset=offset, max_records=max_records, max_bytes=max_bytes, max_wait_ms=max_wait_ms
+    )
+
+
+def _check_u64(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+        raise InvalidArgumentError(f"{name} must be an unsigned 64-bit integer, got {value!r}")
+
+
+def check_offset(offset: object) -> int:
+    """The offset, checked to be an unsigned 64-bit integer."""
+    _check_u64("offset", offset)
+    assert isinstance(offset, int)
+    return offset
+
+
+def error_from_status(
+    code: str, details: str, metadata: Sequence[tuple[str, str | bytes]] | None
+) -> ReplogError:
+    """The replog error for a failed call, from its status code name, details and metadata."""
+    meta = {k: v.decode() if isinstance(v, bytes) else v for k, v in (metadata or ())}
+    details = details or code
+    if code == "OUT_OF_RANGE":
+        parts = meta.get("replog-range", "").split(",")
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            return OffsetOutOfRangeError(*(int(p) for p in parts))
+        err = OffsetOutOfRangeError(0, 0, 0)
+        err.args = (details,)
+        return err
+    if code == "INVALID_ARGUMENT":
+        parts = meta.get("replog-size", "").split(",")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            return RecordTooLargeError(int(parts[0]), int(parts[1]))
+        return InvalidArgumentError(details)
+    if code == "UNAVAILABLE":
+        if "replog-not-applied" in meta:
+            return UnavailableError(
+                details, certainly_not_applied=meta["replog-not-applied"] == "1"
+            )
+        lowered = details.lower()
+        never_connected = any(s in lowered for s in _CONNECT_FAILURES)
+        return UnavailableError(
+            f"server unavailable: {details}", certainly_not_applied=never_connected
+        )
+    if code == "DEADLINE_EXCEEDED":
+        return DeadlineExceededError(f"the call timed out: {details}")
+    return ServerError(f"{code}: {details}")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for retryable failures.
+
+    ``max_attempts`` counts the first try; 1 disables retries.
+    """
+
+    max_attempts: int = 6
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 2.0
+    multiplier: float = 2.0
+
+    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+        """The sleep before each retry (``max_attempts - 1`` of them)."""
+        rng = rng or random.Random()
+        ceiling = self.initial_backoff_s
+        for _ in range(self.max_attempts - 1):
+            yield rng.uniform(ceiling / 2, ceiling)
+            ceiling = min(ceiling * self.multiplier, self.max_backoff_s)
+
+    @staticmethod
+    def retryable(error: ReplogError, *, idempotent: bool) -> bool:
+        """Whether a failed call may be sent again."""
+        if not isinstance(error, UnavailableError):
+            return False
+        return idempotent or error.certainly_not_applied
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)

@@ -1,0 +1,275 @@
+"""The seam between the APIs and the log: ``LogBackend``, and its single-node implementation.
+
+The gRPC and HTTP layers only talk to a ``LogBackend``. Today ``SingleNodeBackend`` wraps
+one local ``Log``; a Raft node will implement the same interface (appends resolve once
+committed, the high watermark is the commit index, reads stop at it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from replog.errors import InvalidArgumentError, UnavailableError
+from replog.storage import Log
+from replog.v1.record_pb2 import Record
+
+__all__ = ["AppendValue", "LogBackend", "ServerInfo", "SingleNodeBackend"]
+
+log = logging.getLogger("replog.server.backend")
+
+#: What an append takes: a bare value or a Record (value, key and headers are kept).
+AppendValue = bytes | Record
+
+# One server-side group commit writes at most this much (many produce requests together).
+_GROUP_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """One server of the cluster, as GetServers reports it."""
+
+    id: str
+    rpc_addr: str
+    is_leader: bool
+
+
+class LogBackend(Protocol):
+    """What the APIs need from the log, whether one local Log or a replicated one."""
+
+    def submit(self, values: Sequence[AppendValue]) -> asyncio.Future[int]:
+        """Queue values for appending at contiguous offsets; the future gives the first.
+
+        The future fails with UnavailableError when shutting down, or the Log's error.
+        Values queued earlier get lower offsets.
+        """
+        ...
+
+    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
+        """Serialized records from ``offset`` up to the high watermark (empty at it)."""
+        ...
+
+    def read(self, offset: int) -> Record:
+        """The record at ``offset``; OffsetOutOfRangeError outside the readable range."""
+        ...
+
+    @property
+    def lowest_offset(self) -> int:
+        """The first readable offset."""
+        ...
+
+    @property
+    def high_watermark(self) -> int:
+        """The offset after the last readable (committed) record."""
+        ...
+
+    async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
+        """Wait until ``offset`` is below the high watermark; False on timeout.
+
+        Raises UnavailableError if the backend shuts down meanwhile.
+        """
+        ...
+
+    def servers(self) -> list[ServerInfo]:
+        """The cluster's servers."""
+        ...
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began: no new appends are accepted."""
+        ...
+
+
+class SingleNodeBackend:
+    """A LogBackend over one local Log, with group commit at the server layer.
+
+    Produce requests queue their values; one batcher task appends everything queued so far
+    with a single ``Log.append_batch`` in a worker thread (one write, one fsync), then
+    resolves each request's future with its own first offset.
+    """
+
+    def __init__(
+        self,
+        log_: Log,
+        *,
+        server_id: str,
+        rpc_addr: str,
+        on_appended: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._log = log_
+        self.server_id = server_id
+        self.rpc_addr = rpc_addr
+        self._on_appended = on_appended
+        self._pending: list[tuple[Sequence[AppendValue], asyncio.Future[int]]] = []
+        self._wakeup = asyncio.Event()
+        self._appended = asyncio.Event()
+        self._closing = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replog-append")
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the batcher task (call from the event loop)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="replog-batcher")
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began."""
+        return self._closing
+
+    def begin_shutdown(self) -> None:
+        """Refuse new appends and wake every waiter (tailing streams end)."""
+        self._closing = True
+        self._wakeup.set()
+        self._notify()
+
+    async def close(self) -> None:
+        """Finish queued appends, then flush, fsync and close the Log."""
+        self.begin_shutdown()
+        if self._task is not None:
+            await self._task
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._log.close)
+        self._executor.shutdown(wait=True)
+
+    # -- appends ---------------------------------------------------------------------------
+
+    def submit(self, values: Sequence[AppendValue]) -> asyncio.Future[int]:
+        """Queue values for appending; the future resolves to the first offset."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self._closing:
+            future.set_exception(_shutting_down())
+        elif not values:
+            future.set_exception(InvalidArgumentError("a batch needs at least one record"))
+        else:
+            self._pending.append((values, future))
+            self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                group = self._take_group()
+                await self._append_group(loop, group)
+            if self._closing and not self._pending:
+                return
+
+    def _take_group(self) -> list[tuple[Sequence[AppendValue], asyncio.Future[int]]]:
+        size = 0
+        n = 0
+        for values, _ in self._pending:
+            if n and size > _GROUP_MAX_BYTES:
+                break
+            size += _size(values)
+            n += 1
+        group, self._pending = self._pending[:n], self._pending[n:]
+        return group
+
+    async def _append_group(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        group: list[tuple[Sequence[AppendValue], asyncio.Future[int]]],
+    ) -> None:
+        values: list[AppendValue] = []
+        for items, _ in group:
+            values.extend(items)
+        try:
+            base = await loop.run_in_executor(self._executor, self._log.append_batch, values)
+        except InvalidArgumentError as exc:
+            if len(group) == 1:
+                _fail(group[0][1], exc)
+                return
+            # One request's record is bad: append the others on their own.
+            for one in group:
+                await self._append_group(loop, [one])
+            return
+        except Exception as exc:
+            for _, future in group:
+                _fail(future, exc)
+            return
+        offset = base
+        for items, future in group:
+            if not future.done():
+                future.set_result(offset)
+            offset += len(items)
+        if self._on_appended is not None:
+            self._on_appended(len(values), _size(values))
+        self._notify()
+
+    def _notify(self) -> None:
+        event, self._appended = self._appended, asyncio.Event()
+        event.set()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
+        """Serialized records from ``offset`` (empty at the high watermark)."""
+        return self._log.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
+
+    def read(self, offset: int) -> Record:
+        """The record at ``offset``."""
+        return self._log.read(offset)
+
+    @property
+    def lowest_offset(self) -> int:
+        """The first readable offset."""
+        return self._log.lowest_offset
+
+    @property
+    def high_watermark(self) -> int:
+        """The log end offset (a single node commits what it appends)."""
+        return self._log.next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held in the log's store files."""
+        return self._log.size_bytes
+
+    @property
+    def segment_count(self) -> int:
+        """How many segments the log has."""
+        return self._log.segment_count
+
+    async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
+        """Wait until a record at ``offset`` exists; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while self._log.next_offset <= offset:
+            if self._closing:
+                raise _shutting_down()
+            event = self._appended
+            if deadline is None:
+                await event.wait()
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return self._log.next_offset > offset
+        return True
+
+    def servers(self) -> list[ServerInfo]:
+        """This server, as the leader."""
+        return [ServerInfo(id=self.server_id, rpc_addr=self.rpc_addr, is_leader=True)]
+
+
+def _shutting_down() -> UnavailableError:
+    return UnavailableError("the server is shutting down", certainly_not_applied=True)
+
+
+def _fail(future: asyncio.Future[int], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def _size(values: Sequence[AppendValue]) -> int:
+    return sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in values)

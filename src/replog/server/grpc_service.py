@@ -1,0 +1,316 @@
+"""The ``replog.v1.Log`` gRPC service (grpc.aio) over a LogBackend.
+
+Read responses are built as bytes straight from the Log's serialized records (see ``wire``),
+so the service is registered with hand-made method handlers whose serializers pass bytes
+through; clients see ordinary protobuf messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from grpc import aio
+
+from replog.errors import (
+    InvalidArgumentError,
+    OffsetOutOfRangeError,
+    ReplogError,
+    UnavailableError,
+)
+from replog.server.backend import AppendValue, LogBackend
+from replog.server.metrics import ServerMetrics
+from replog.server.status import grpc_code_for, metadata_for
+from replog.server.wire import encode_batch_response, encode_consume_response
+from replog.v1 import log_pb2
+from replog.v1.record_pb2 import Record
+
+__all__ = ["SERVICE_NAME", "LogService"]
+
+SERVICE_NAME = "replog.v1.Log"
+DEFAULT_MAX_RECORDS = 1000
+MAX_RECORDS_LIMIT = 100_000
+DEFAULT_MAX_BYTES = 1 << 20
+MAX_BYTES_LIMIT = 64 << 20
+MAX_WAIT_MS_LIMIT = 60_000
+_STREAM_PIPELINE = 4096
+
+log = logging.getLogger("replog.server.grpc")
+
+Req = TypeVar("Req")
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def record_value(record: Record) -> AppendValue:
+    """What to append for a produced Record: its bare value when it has no key or headers."""
+    if not record.key and not len(record.headers):
+        return record.value
+    return record
+
+
+class LogService:
+    """Handlers of the Log service; ``draining`` makes new calls fail with UNAVAILABLE."""
+
+    def __init__(self, backend: LogBackend, metrics: ServerMetrics) -> None:
+        self.backend = backend
+        self.metrics = metrics
+        self.draining = False
+        self._streams: set[asyncio.Task[Any]] = set()
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        """The method handlers to add to a grpc.aio server."""
+        uu = grpc.unary_unary_rpc_method_handler
+        us = grpc.unary_stream_rpc_method_handler
+        ss = grpc.stream_stream_rpc_method_handler
+        pb = log_pb2
+        ser = _serialize
+        handlers = {
+            "Produce": uu(
+                self._unary("Produce", self._produce),
+                request_deserializer=pb.ProduceRequest.FromString,
+                response_serializer=ser,
+            ),
+            "ProduceBatch": uu(
+                self._unary("ProduceBatch", self._produce_batch),
+                request_deserializer=pb.ProduceBatchRequest.FromString,
+                response_serializer=ser,
+            ),
+            "ProduceStream": ss(
+                self._stream("ProduceStream", self._produce_stream),
+                request_deserializer=pb.ProduceRequest.FromString,
+                response_serializer=ser,
+            ),
+            "Consume": uu(
+                self._unary("Consume", self._consume),
+                request_deserializer=pb.ConsumeRequest.FromString,
+                response_serializer=_identity,
+            ),
+            "ConsumeBatch": uu(
+                self._unary("ConsumeBatch", self._consume_batch),
+                request_deserializer=pb.ConsumeBatchRequest.FromString,
+                response_serializer=_identity,
+            ),
+            "ConsumeStream": us(
+                self._stream("ConsumeStream", self._consume_stream),
+                request_deserializer=pb.ConsumeRequest.FromString,
+                response_serializer=_identity,
+            ),
+            "ConsumeBatchStream": us(
+                self._stream("ConsumeBatchStream", self._consume_batch_stream),
+                request_deserializer=pb.ConsumeBatchRequest.FromString,
+                response_serializer=_identity,
+            ),
+            "GetServers": uu(
+                self._unary("GetServers", self._get_servers),
+                request_deserializer=pb.GetServersRequest.FromString,
+                response_serializer=ser,
+            ),
+        }
+        return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+
+    def cancel_streams(self) -> None:
+        """Cancel every open stream (the last step of a shutdown)."""
+        for task in list(self._streams):
+            task.cancel()
+
+    # -- wrappers: draining check, error mapping, metrics --------------------------------
+
+    def _unary(
+        self, method: str, fn: Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]
+    ) -> Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]:
+        async def handle(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            status = "OK"
+            try:
+                if self.draining:
+                    raise UnavailableError(
+                        "the server is shutting down", certainly_not_applied=True
+                    )
+                return await fn(request, context)
+            except ReplogError as exc:
+                status = grpc_code_for(exc).name
+                await _abort(context, exc)
+            except asyncio.CancelledError:
+                status = "CANCELLED"
+                raise
+            except Exception:
+                if context.code() is not None:  # an abort from inside the handler
+                    status = str(context.code().name)
+                    raise
+                status = "INTERNAL"
+                log.exception("unexpected error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
+            finally:
+                self.metrics.observe("grpc", method, status, time.perf_counter() - started)
+
+        return handle
+
+    def _stream(
+        self, method: str, fn: Callable[[Any, aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+    ) -> Callable[[Any, aio.ServicerContext[Any, Any]], AsyncIterator[Any]]:
+        async def handle(
+            request: Any, context: aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            status = "OK"
+            task = asyncio.current_task()
+            if task is not None:
+                self._streams.add(task)
+            try:
+                if self.draining:
+                    raise UnavailableError(
+                        "the server is shutting down", certainly_not_applied=True
+                    )
+                async for message in fn(request, context):
+                    yield message
+            except ReplogError as exc:
+                status = grpc_code_for(exc).name
+                await _abort(context, exc)
+            except (asyncio.CancelledError, GeneratorExit):
+                status = "CANCELLED"
+                raise
+            except Exception:
+                if context.code() is not None:
+                    status = str(context.code().name)
+                    raise
+                status = "INTERNAL"
+                log.exception("unexpected error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
+            finally:
+                if task is not None:
+                    self._streams.discard(task)
+                self.metrics.observe("grpc", method, status, time.perf_counter() - started)
+
+        return handle
+
+    # -- produce ---------------------------------------------------------------------------
+
+    async def _produce(
+        self, request: log_pb2.ProduceRequest, context: aio.ServicerContext[Any, Any]
+    ) -> log_pb2.ProduceResponse:
+        offset = await self.backend.submit([record_value(request.record)])
+        return log_pb2.ProduceResponse(offset=offset)
+
+    async def _produce_batch(
+        self, request: log_pb2.ProduceBatchRequest, context: aio.ServicerContext[Any, Any]
+    ) -> log_pb2.ProduceBatchResponse:
+        records = request.records
+        if not len(records):
+            raise InvalidArgumentError("ProduceBatch needs at least one record")
+        values = [record_value(r) for r in records]
+        base = await self.backend.submit(values)
+        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(values))
+
+    async def _produce_stream(
+        self,
+        requests: AsyncIterator[log_pb2.ProduceRequest],
+        context: aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[log_pb2.ProduceResponse]:
+        # Requests are queued for appending as they arrive (so they share group commits);
+        # answers go back in request order.
+        pending: asyncio.Queue[asyncio.Future[int] | None] = asyncio.Queue(_STREAM_PIPELINE)
+
+        async def pump() -> None:
+            try:
+                async for request in requests:
+                    await pending.put(self.backend.submit([record_value(request.record)]))
+            finally:
+                await pending.put(None)
+
+        pumper = asyncio.create_task(pump())
+        try:
+            while (future := await pending.get()) is not None:
+                yield log_pb2.ProduceResponse(offset=await future)
+            await pumper
+        finally:
+            pumper.cancel()
+
+    # -- consume ---------------------------------------------------------------------------
+
+    def _check_start(self, offset: int) -> None:
+        lowest, high = self.backend.lowest_offset, self.backend.high_watermark
+        if not lowest <= offset <= high:
+            raise OffsetOutOfRangeError(offset, lowest, high)
+
+    async def _consume(
+        self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        payloads = self.backend.read_payloads(request.offset, 1, 1)
+        if not payloads:
+            high = self.backend.high_watermark
+            raise OffsetOutOfRangeError(request.offset, self.backend.lowest_offset, high)
+        self.metrics.on_read("grpc", 1, len(payloads[0]))
+        return encode_consume_response(payloads[0])
+
+    async def _consume_batch(
+        self, request: log_pb2.ConsumeBatchRequest, context: aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        max_records, max_bytes = _limits(request)
+        offset = request.offset
+        self._check_start(offset)
+        payloads = self.backend.read_payloads(offset, max_records, max_bytes)
+        if not payloads and request.max_wait_ms:
+            wait_s = min(request.max_wait_ms, MAX_WAIT_MS_LIMIT) / 1000
+            if await self.backend.wait_for_data(offset, wait_s):
+                payloads = self.backend.read_payloads(offset, max_records, max_bytes)
+        self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
+        return encode_batch_response(payloads, self.backend.high_watermark)
+
+    async def _tail(
+        self, offset: int, max_records: int, max_bytes: int
+    ) -> AsyncIterator[list[bytes]]:
+        self._check_start(offset)
+        while True:
+            payloads = self.backend.read_payloads(offset, max_records, max_bytes)
+            if not payloads:
+                await self.backend.wait_for_data(offset, None)
+                continue
+            offset += len(payloads)
+            yield payloads
+
+    async def _consume_stream(
+        self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        async for payloads in self._tail(request.offset, DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES):
+            self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
+            for payload in payloads:
+                yield encode_consume_response(payload)
+
+    async def _consume_batch_stream(
+        self, request: log_pb2.ConsumeBatchRequest, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        max_records, max_bytes = _limits(request)
+        async for payloads in self._tail(request.offset, max_records, max_bytes):
+            self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
+            yield encode_batch_response(payloads, self.backend.high_watermark)
+
+    async def _get_servers(
+        self, request: log_pb2.GetServersRequest, context: aio.ServicerContext[Any, Any]
+    ) -> log_pb2.GetServersResponse:
+        servers = [
+            log_pb2.Server(id=s.id, rpc_addr=s.rpc_addr, is_leader=s.is_leader)
+            for s in self.backend.servers()
+        ]
+        return log_pb2.GetServersResponse(servers=servers)
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
+def _limits(request: log_pb2.ConsumeBatchRequest) -> tuple[int, int]:
+    max_records = min(request.max_records or DEFAULT_MAX_RECORDS, MAX_RECORDS_LIMIT)
+    max_bytes = min(request.max_bytes or DEFAULT_MAX_BYTES, MAX_BYTES_LIMIT)
+    return max_records, max_bytes
+
+
+async def _abort(context: aio.ServicerContext[Any, Any], exc: ReplogError) -> None:
+    await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))

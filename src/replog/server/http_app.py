@@ -1,0 +1,321 @@
+"""The HTTP/JSON API (aiohttp) over the same LogBackend as the gRPC service.
+
+Values, keys and header values are base64 in JSON; offsets are JSON numbers. Every error is
+``{"error": {"code": ..., "message": ...}}``; no traceback reaches a client. A TLS-terminating
+site can read the client certificate in a middleware with
+``request.transport.get_extra_info("peercert")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, ReplogError
+from replog.server.backend import AppendValue, LogBackend
+from replog.server.metrics import ServerMetrics
+from replog.server.openapi import openapi_document
+from replog.server.status import http_status_for
+from replog.v1.record_pb2 import Header, Record
+
+__all__ = ["HttpState", "make_app", "record_from_json", "record_to_json"]
+
+log = logging.getLogger("replog.server.http")
+
+MAX_U64 = 2**64 - 1
+MAX_RECORDS_LIMIT = 10_000
+MAX_WAIT_MS_LIMIT = 60_000
+KEEPALIVE_S = 15.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpState:
+    """What the handlers share: the backend, metrics and the draining flag."""
+
+    def __init__(self, backend: LogBackend, metrics: ServerMetrics) -> None:
+        self.backend = backend
+        self.metrics = metrics
+        self.draining = False
+
+
+STATE_KEY = web.AppKey("replog_state", HttpState)
+
+
+def make_app(state: HttpState, *, max_body_bytes: int) -> web.Application:
+    """The aiohttp application with every route and the error/metrics middleware."""
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_middleware])
+    app[STATE_KEY] = state
+    app.router.add_post("/v1/records", _produce)
+    app.router.add_post("/v1/records:batch", _produce_batch)
+    app.router.add_get("/v1/records:stream", _stream)
+    app.router.add_get("/v1/records/{offset}", _consume_one)
+    app.router.add_get("/v1/records", _consume)
+    app.router.add_get("/v1/servers", _servers)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/openapi.json", _openapi)
+    return app
+
+
+# -- errors and middleware ---------------------------------------------------------------------
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """A JSON error body with ``status``."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+}
+
+
+@web.middleware
+async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    route = request.match_info.route.resource
+    method = f"{request.method} {route.canonical if route is not None else 'unmatched'}"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except ReplogError as exc:
+        status = http_status_for(exc)
+        return error_response(status, exc.code, str(exc))
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "HTTP_ERROR")
+        return error_response(exc.status, code, exc.reason)
+    except (asyncio.CancelledError, ConnectionResetError):
+        status = 499
+        raise
+    except Exception:
+        status = 500
+        log.exception("unexpected error in %s", method)
+        return error_response(500, "INTERNAL", "internal server error")
+    finally:
+        state.metrics.observe("http", method, str(status), time.perf_counter() - started)
+
+
+# -- JSON <-> Record ---------------------------------------------------------------------------
+
+
+def _b64(obj: Any, where: str) -> bytes:
+    if not isinstance(obj, str):
+        raise InvalidArgumentError(f"{where} must be a base64 string")
+    try:
+        return base64.b64decode(obj, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgumentError(f"{where} is not valid base64") from None
+
+
+def record_from_json(obj: Any, where: str = "record") -> AppendValue:
+    """Parse ``{"value": b64, "key": b64, "headers": [{"key": str, "value": b64}]}``."""
+    if not isinstance(obj, dict):
+        raise InvalidArgumentError(f"{where} must be an object")
+    if "value" not in obj:
+        raise InvalidArgumentError(f"{where}.value is required")
+    value = _b64(obj["value"], f"{where}.value")
+    key = _b64(obj["key"], f"{where}.key") if obj.get("key") is not None else b""
+    headers_obj = obj.get("headers") or []
+    if not isinstance(headers_obj, list):
+        raise InvalidArgumentError(f"{where}.headers must be a list")
+    headers = []
+    for i, h in enumerate(headers_obj):
+        if not isinstance(h, dict) or not isinstance(h.get("key"), str):
+            raise InvalidArgumentError(
+                f"{where}.headers[{i}] must be {{key: string, value: base64}}"
+            )
+        headers.append(
+            Header(key=h["key"], value=_b64(h.get("value", ""), f"{where}.headers[{i}].value"))
+        )
+    if not key and not headers:
+        return value
+    return Record(value=value, key=key, headers=headers)
+
+
+def record_to_json(record: Record) -> dict[str, Any]:
+    """A Record as JSON (bytes as base64; key and headers only when set)."""
+    out: dict[str, Any] = {
+        "offset": record.offset,
+        "timestamp_ms": record.timestamp_ms,
+        "value": base64.b64encode(record.value).decode(),
+    }
+    if record.key:
+        out["key"] = base64.b64encode(record.key).decode()
+    if record.headers:
+        out["headers"] = [
+            {"key": h.key, "value": base64.b64encode(h.value).decode()} for h in record.headers
+        ]
+    if record.term:
+        out["term"] = record.term
+    return out
+
+
+async def _json_body(request: web.Request) -> Any:
+    body = await request.read()  # 413 from aiohttp over client_max_size
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgumentError("the request body is not valid JSON") from None
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit():
+        raise InvalidArgumentError(f"{name} must be a non-negative integer, got {raw!r}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise InvalidArgumentError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _check_writable(state: HttpState) -> None:
+    if state.draining:
+        from replog.errors import UnavailableError
+
+        raise UnavailableError("the server is shutting down", certainly_not_applied=True)
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+async def _produce(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    _check_writable(state)
+    body = await _json_body(request)
+    if not isinstance(body, dict) or "record" not in body:
+        raise InvalidArgumentError('the body must be {"record": {...}}')
+    value = record_from_json(body["record"])
+    offset = await state.backend.submit([value])
+    return web.json_response({"offset": offset})
+
+
+async def _produce_batch(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    _check_writable(state)
+    body = await _json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+        raise InvalidArgumentError('the body must be {"records": [{...}, ...]}')
+    records = body["records"]
+    if not records:
+        raise InvalidArgumentError("records must hold at least one record")
+    values = [record_from_json(r, f"records[{i}]") for i, r in enumerate(records)]
+    base = await state.backend.submit(values)
+    return web.json_response({"base_offset": base, "count": len(values)})
+
+
+def _read(state: HttpState, offset: int, max_records: int) -> list[Record]:
+    backend = state.backend
+    lowest, high = backend.lowest_offset, backend.high_watermark
+    if not lowest <= offset <= high:
+        raise OffsetOutOfRangeError(offset, lowest, high)
+    payloads = backend.read_payloads(offset, max_records, 4 << 20)
+    state.metrics.on_read("http", len(payloads), sum(map(len, payloads)))
+    return [Record.FromString(p) for p in payloads]
+
+
+async def _consume_one(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    raw = request.match_info["offset"]
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_U64:
+        raise InvalidArgumentError(f"offset must be a non-negative 64-bit integer, got {raw!r}")
+    offset = int(raw)
+    records = _read(state, offset, 1)
+    if not records:
+        backend = state.backend
+        raise OffsetOutOfRangeError(offset, backend.lowest_offset, backend.high_watermark)
+    return web.json_response({"record": record_to_json(records[0])})
+
+
+async def _consume(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    offset = _int_param(request, "offset", 0, 0, MAX_U64)
+    max_records = _int_param(request, "max_records", 100, 1, MAX_RECORDS_LIMIT)
+    wait_ms = _int_param(request, "wait_ms", 0, 0, MAX_WAIT_MS_LIMIT)
+    records = _read(state, offset, max_records)
+    if not records and wait_ms and await state.backend.wait_for_data(offset, wait_ms / 1000):
+        records = _read(state, offset, max_records)
+    return web.json_response(
+        {
+            "records": [record_to_json(r) for r in records],
+            "next_offset": offset + len(records),
+            "high_watermark": state.backend.high_watermark,
+        }
+    )
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    offset = _int_param(request, "offset", 0, 0, MAX_U64)
+    _read(state, offset, 1)  # range check before the 200 goes out
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    try:
+        while not state.draining:
+            records = _read(state, offset, 1000)
+            if not records:
+                if not await state.backend.wait_for_data(offset, KEEPALIVE_S):
+                    await response.write(b": keep-alive\n\n")
+                continue
+            chunk = "".join(
+                f"id: {r.offset}\nevent: record\ndata: {json.dumps(record_to_json(r))}\n\n"
+                for r in records
+            )
+            await response.write(chunk.encode())
+            offset += len(records)
+    except (ReplogError, ConnectionResetError):
+        pass  # shutting down, or the client went away: end the stream
+    return response
+
+
+async def _servers(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    servers = [
+        {"id": s.id, "rpc_addr": s.rpc_addr, "is_leader": s.is_leader}
+        for s in state.backend.servers()
+    ]
+    return web.json_response({"servers": servers})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    if state.draining or state.backend.closing:
+        return error_response(503, "UNAVAILABLE", "the server is shutting down")
+    return web.json_response({"status": "ready"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    return web.Response(
+        body=state.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"}
+    )
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())

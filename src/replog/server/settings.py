@@ -1,0 +1,145 @@
+"""Server settings: defaults < TOML file < ``REPLOG_*`` environment < command-line flags.
+
+Defaults bind loopback only: gRPC on 127.0.0.1:7400, HTTP on 127.0.0.1:7401, data in ./data.
+The TOML file holds the same names as the fields below, at the top level or under
+``[server]`` (dashes or underscores). Environment variables are the upper-cased names with a
+``REPLOG_`` prefix, e.g. ``REPLOG_GRPC_ADDR``; ``REPLOG_CONFIG`` names the TOML file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from replog.errors import ConfigError
+from replog.storage import LogConfig
+
+__all__ = [
+    "DEFAULT_GRPC_ADDR",
+    "DEFAULT_HTTP_ADDR",
+    "ServerSettings",
+    "load_settings",
+    "split_addr",
+]
+
+DEFAULT_GRPC_ADDR = "127.0.0.1:7400"
+DEFAULT_HTTP_ADDR = "127.0.0.1:7401"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Everything ``replog serve`` can be told."""
+
+    data_dir: str = "./data"
+    grpc_addr: str = DEFAULT_GRPC_ADDR
+    http_addr: str = DEFAULT_HTTP_ADDR
+    server_id: str = ""
+    sync: str = "always"
+    sync_interval_ms: int = 100
+    segment_bytes: int = 64 * 1024 * 1024
+    max_record_bytes: int = 1024 * 1024
+    http_max_body_bytes: int = 16 * 1024 * 1024
+    shutdown_grace_s: float = 10.0
+    log_level: str = "info"
+    log_format: str = "text"
+    ready_file: str = ""
+
+    def __post_init__(self) -> None:
+        split_addr(self.grpc_addr, "grpc_addr")
+        split_addr(self.http_addr, "http_addr")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format must be text or json, got {self.log_format!r}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(
+                f"log_level must be debug, info, warning or error, got {self.log_level!r}"
+            )
+        if self.http_max_body_bytes < 1024:
+            raise ConfigError("http_max_body_bytes must be at least 1024")
+        if self.shutdown_grace_s < 0:
+            raise ConfigError("shutdown_grace_s must not be negative")
+        self.log_config()  # validates sync and sizes
+
+    def log_config(self) -> LogConfig:
+        """The LogConfig these settings describe."""
+        return LogConfig(
+            max_store_bytes=self.segment_bytes,
+            max_record_bytes=self.max_record_bytes,
+            sync=self.sync,  # type: ignore[arg-type]  # checked by LogConfig
+            sync_interval_ms=self.sync_interval_ms,
+        )
+
+
+def split_addr(addr: str, name: str = "address") -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` too); ConfigError if it is not one."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name} must be HOST:PORT, got {addr!r}")
+    return host.strip("[]"), int(port)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> ServerSettings:
+    """Merge defaults, the TOML file, ``REPLOG_*`` variables and flags (None = not given)."""
+    env = os.environ if env is None else env
+    known = {f.name: f for f in fields(ServerSettings)}
+    values: dict[str, Any] = {}
+    path = config_file or env.get("REPLOG_CONFIG")
+    if path:
+        values.update(_from_toml(path, known))
+    for name in known:
+        raw = env.get(f"REPLOG_{name.upper()}")
+        if raw is not None and raw != "":
+            values[name] = raw
+    for name, value in (flags or {}).items():
+        if name not in known:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = value
+    converted = {name: _convert(name, value, known[name]) for name, value in values.items()}
+    try:
+        return ServerSettings(**converted)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(str(exc)) from exc
+
+
+def _from_toml(path: str, known: Mapping[str, dataclasses.Field[Any]]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    table = doc.get("server", doc)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [server] must be a table")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        out[name] = value
+    return out
+
+
+def _convert(name: str, value: Any, field: dataclasses.Field[Any]) -> Any:
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    return str(value)
