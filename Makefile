@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 
-.PHONY: run test lint format typecheck pytest proto bench bench-storage sim-soak clean
+.PHONY: run demo test lint format typecheck pytest proto bench-storage bench-server sim-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-## run: start a single node with its data in ./data
+## run: start a single node with its data in ./data (gRPC 127.0.0.1:7400, HTTP 127.0.0.1:7401)
 run: $(VENV)/.installed
-	$(BIN)/python -m replog.demo $(DATA_DIR)
+	$(BIN)/replog serve --data-dir $(DATA_DIR)
+
+## demo: a short tour of the embedded log, no server
+demo: $(VENV)/.installed
+	$(BIN)/python -m replog.demo $(DATA_DIR)-demo
 
 ## test: lint, type-check and run the whole test suite (what CI runs)
 test: lint typecheck pytest
@@ -48,6 +52,10 @@ proto: $(VENV)/.installed-dev
 ## bench-storage: storage engine benchmarks; results land in docs/benchmarks.md
 bench-storage: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_storage.py
+
+## bench-server: single-node server benchmarks (Producer, streams, HTTP, latency)
+bench-server: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_server.py --records 300000 --runs 3
 
 ## sim-soak: the long Raft simulation run (CI runs a short one)
 sim-soak: $(VENV)/.installed-dev
