@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 
-.PHONY: run demo test lint format typecheck pytest proto bench-storage bench-server sim-soak clean
+.PHONY: run demo test lint format typecheck pytest proto bench-storage bench-server bench-raft sim-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ bench-server: $(VENV)/.installed-dev
 ## sim-soak: the long Raft simulation run (CI runs a short one)
 sim-soak: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.sim --soak --seeds 0-100000
+	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --nodes 5
+	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --profile churn
+
+## bench-raft: the Raft core's commit throughput in the simulator (no faults)
+bench-raft: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_raft.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

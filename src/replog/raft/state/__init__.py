@@ -1,0 +1,1 @@
+"""Node-local state of the Raft core: the log (unstable tail over stable storage)."""

@@ -1,0 +1,1 @@
+"""Tests of the pure Raft core (replog.raft)."""
