@@ -1,4 +1,4 @@
-"""Server benchmarks: producer, stream consume, HTTP batch produce, single-produce latency.
+"""Server benchmarks: producer (send, send_many), stream consume, HTTP batch, produce latency.
 
 Runs ``replog serve`` (sync=always) in a subprocess on a temporary directory and prints the
 median of ``--runs`` runs for each figure. Usage:
@@ -71,6 +71,22 @@ def bench_producer(addr: str, n: int) -> float:
         return n / (time.perf_counter() - start)
 
 
+def bench_producer_many(addr: str, n: int, chunk: int = 1000) -> float:
+    """The same as bench_producer, queueing ``chunk`` values per ``send_many`` call."""
+    values = [VALUE] * chunk
+    with (
+        Client(addr) as client,
+        Producer(client, linger_ms=5, max_batch_records=10_000, max_in_flight=4) as producer,
+    ):
+        start = time.perf_counter()
+        futures = []
+        for _ in range(n // chunk):
+            futures = producer.send_many(values)
+        producer.flush()
+        assert futures and futures[-1].result() >= 0
+        return n // chunk * chunk / (time.perf_counter() - start)
+
+
 def bench_stream(addr: str, n: int) -> float:
     with Client(addr) as client:
         start = time.perf_counter()
@@ -128,24 +144,85 @@ def one_run(records: int) -> dict[str, float]:
             result["stream_rps"] = bench_stream(grpc_addr, records)
             result["http_batch_rps"] = bench_http(http_addr, records // 2)
             result["produce_p50_ms"], result["produce_p99_ms"] = bench_latency(grpc_addr)
+            result["send_many_rps"] = bench_producer_many(grpc_addr, records)
         finally:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(60)
     return result
 
 
+# (figure key, what it is, unit, target, True when higher is better)
+FIGURES = [
+    ("producer_rps", "batching `Producer.send`, 100 B records", "rec/s", 300_000, True),
+    ("send_many_rps", "batching `Producer.send_many` (chunks of 1,000)", "rec/s", None, True),
+    ("stream_rps", "`ConsumeBatchStream` through `Client.stream`", "rec/s", 500_000, True),
+    (
+        "http_batch_rps",
+        "HTTP `POST /v1/records:batch` (2 threads, 2,000/request)",
+        "rec/s",
+        100_000,
+        True,
+    ),
+    ("produce_p50_ms", "single unbatched `produce` p50 (light load)", "ms", 2.0, False),
+    ("produce_p99_ms", "single unbatched `produce` p99 (light load)", "ms", 10.0, False),
+]
+
+
+def render(runs: list[dict[str, float]], records: int) -> str:
+    """The server section of docs/benchmarks.md: medians with min..max and the targets."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_storage import machine
+
+    info = machine(tempfile.gettempdir())
+    lines = [
+        "<!-- server:begin -->",
+        "## Single-node server",
+        "",
+        f"Command: `make bench-server` (`bench/bench_server.py --records {records:,} "
+        f"--runs {len(runs)}`): one `replog serve` subprocess, `sync=always`, 100 B values, "
+        "client and server on the same machine. Medians of the runs, [min..max].",
+        "",
+        "| machine | |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in info.items() if key != "filesystem"],
+        "",
+        "| what | figure | target | |",
+        "|---|---:|---:|---|",
+    ]
+    for key, what, unit, target, higher in FIGURES:
+        values = [run[key] for run in runs]
+        fmt = ",.0f" if unit == "rec/s" else ".2f"
+        figure = (
+            f"{statistics.median(values):{fmt}} [{min(values):{fmt}}..{max(values):{fmt}}] {unit}"
+        )
+        if target is None:
+            lines.append(f"| {what} | {figure} | | |")
+            continue
+        median = statistics.median(values)
+        ok = median >= target if higher else median <= target
+        bound = f">= {target:,}" if higher else f"<= {target}"
+        lines.append(f"| {what} | {figure} | {bound} {unit} | {'pass' if ok else '**miss**'} |")
+    lines.append("<!-- server:end -->")
+    return "\n".join(lines)
+
+
 def main() -> None:
-    """Run the benchmarks and print medians."""
+    """Run the benchmarks, print every run and write the medians to docs/benchmarks.md."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
     runs = [one_run(args.records) for _ in range(args.runs)]
     for run in runs:
         print(json.dumps({k: round(v, 2) for k, v in run.items()}))
-    print("median:")
-    for key in runs[0]:
-        print(f"  {key:16} {statistics.median(r[key] for r in runs):>12,.2f}")
+    section = render(runs, args.records)
+    print(section)
+    if not args.no_write:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_storage import DOCS, write_section
+
+        write_section(DOCS, section, "server")
 
 
 if __name__ == "__main__":

@@ -550,12 +550,16 @@ def render(results: dict[str, Any], info: dict[str, str], command: str, quick: b
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the storage section of ``path`` (or add it; create the file if missing)."""
+def write_section(path: Path, section: str, name: str = "storage") -> None:
+    """Replace the ``name`` section of ``path`` (or add it; create the file if missing).
+
+    ``section`` must start with ``<!-- name:begin -->`` and end with ``<!-- name:end -->``.
+    """
     text = path.read_text() if path.exists() else ""
     if not text.strip():
         text = "# Benchmarks\n\nGenerated sections; each `make bench-*` target rewrites its own.\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _: section, text, count=1)
     else:

@@ -12,10 +12,12 @@ from replog.errors import (
     LogClosedError,
     LogLockedError,
     OffsetOutOfRangeError,
+    PermissionDeniedError,
     RecordTooLargeError,
     ReplogError,
     ServerError,
     StorageIOError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from replog.storage import Log, LogConfig, MemoryLog
@@ -37,12 +39,14 @@ __all__ = [
     "LogLockedError",
     "MemoryLog",
     "OffsetOutOfRangeError",
+    "PermissionDeniedError",
     "Producer",
     "Record",
     "RecordTooLargeError",
     "ReplogError",
     "ServerError",
     "StorageIOError",
+    "UnauthenticatedError",
     "UnavailableError",
     "__version__",
 ]

@@ -14,7 +14,9 @@ and the CLI to a one-line message and a non-zero exit.
     ├── StorageIOError              a write or fsync failed; the log takes no more appends
     ├── UnavailableError            the server is unreachable or shutting down (retry later)
     ├── DeadlineExceededError       a call did not complete within its timeout (also TimeoutError)
-    └── ServerError                 the server failed in an unexpected way (HTTP 500 / INTERNAL)
+    ├── ServerError                 the server failed in an unexpected way (HTTP 500 / INTERNAL)
+    ├── PermissionDeniedError       the ACL does not grant the caller's identity this action (403)
+    └── UnauthenticatedError        the server needs a verified client certificate (HTTP 401)
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = [
     "UnavailableError",
     "DeadlineExceededError",
     "ServerError",
+    "PermissionDeniedError",
+    "UnauthenticatedError",
 ]
 
 
@@ -139,3 +143,18 @@ class ServerError(ReplogError):
     """The server failed in an unexpected way; details are in the server's log."""
 
     code = "INTERNAL"
+
+
+class PermissionDeniedError(ReplogError):
+    """The server's ACL does not let the caller's certificate identity do this; nothing changed.
+
+    Never retried: the same identity is refused again until the policy changes.
+    """
+
+    code = "PERMISSION_DENIED"
+
+
+class UnauthenticatedError(ReplogError):
+    """The server checks an ACL and the call carried no verified client identity."""
+
+    code = "UNAUTHENTICATED"

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
@@ -22,6 +23,17 @@ __all__ = ["register"]
 ServerOpt = Annotated[
     str,
     typer.Option("--server", "-s", envvar="REPLOG_SERVER", help="The server's gRPC HOST:PORT."),
+]
+CaOpt = Annotated[
+    Path | None,
+    typer.Option("--ca", envvar="REPLOG_CA", help="CA (PEM) that signed the server's cert."),
+]
+CertOpt = Annotated[
+    Path | None,
+    typer.Option("--cert", envvar="REPLOG_CERT", help="Client certificate (PEM), mutual TLS."),
+]
+KeyOpt = Annotated[
+    Path | None, typer.Option("--key", envvar="REPLOG_KEY", help="The client certificate's key.")
 ]
 _DEFAULT_SERVER = "127.0.0.1:7400"
 _CLI_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1)
@@ -43,23 +55,33 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(0) from None
 
 
+def _client(server: str, ca: Path | None, cert: Path | None, key: Path | None) -> Client:
+    """A client for a command: TLS when any of ``ca``/``cert``/``key`` is given."""
+    return Client(server, retry=_CLI_RETRY, ca=ca, cert=cert, key=key)
+
+
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:
     for line in stream:
         yield line[:-1] if line.endswith(b"\n") else line
 
 
-def produce_command(
+def produce_command(  # noqa: PLR0917  (typer options)
     values: Annotated[
         list[str] | None, typer.Argument(help="Values to produce; none: one per stdin line.")
     ] = None,
     server: ServerOpt = _DEFAULT_SERVER,
-    key: Annotated[str | None, typer.Option(help="Key for every record.")] = None,
+    record_key: Annotated[
+        str | None, typer.Option("--record-key", help="Key for every record.")
+    ] = None,
     linger_ms: Annotated[float, typer.Option(help="Producer batching delay.")] = 5.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print offsets.")] = False,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Append records: the VALUE arguments, or one record per line of stdin."""
-    with _errors(), Client(server, retry=_CLI_RETRY) as client:
-        key_bytes = key.encode() if key is not None else None
+    with _errors(), _client(server, ca, cert, key) as client:
+        key_bytes = record_key.encode() if record_key is not None else None
         if values:
             with Producer(client, linger_ms=linger_ms) as producer:
                 futures = [producer.send(v.encode(), key_bytes) for v in values]
@@ -138,7 +160,7 @@ def _record_json(record: Record) -> dict[str, Any]:
     return out
 
 
-def consume_command(
+def consume_command(  # noqa: PLR0917  (typer options)
     offset: Annotated[int, typer.Option(min=0, help="First offset to read.")] = 0,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
     follow: Annotated[
@@ -148,13 +170,16 @@ def consume_command(
         str, typer.Option("--format", help="raw (value per line) or json (record per line).")
     ] = "raw",
     server: ServerOpt = _DEFAULT_SERVER,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
 ) -> None:
     """Print records from OFFSET: up to the end of the log, or tailing with --follow."""
     if fmt not in ("raw", "json"):
         print(f"replog: error: --format must be raw or json, got {fmt!r}", file=sys.stderr)
         raise typer.Exit(2)
     out = sys.stdout.buffer
-    with _errors(), Client(server, retry=_CLI_RETRY) as client:
+    with _errors(), _client(server, ca, cert, key) as client:
         records = _tail(client, offset) if follow else _until_end(client, offset)
         try:
             for printed, record in enumerate(records, start=1):
@@ -191,12 +216,14 @@ def _until_end(client: Client, offset: int) -> Generator[Record, None, None]:
         offset = batch.next_offset
 
 
-def servers_command(server: ServerOpt = _DEFAULT_SERVER) -> None:
+def servers_command(
+    server: ServerOpt = _DEFAULT_SERVER, ca: CaOpt = None, cert: CertOpt = None, key: KeyOpt = None
+) -> None:
     """List the cluster's servers."""
     from rich.console import Console
     from rich.table import Table
 
-    with _errors(), Client(server, retry=_CLI_RETRY) as client:
+    with _errors(), _client(server, ca, cert, key) as client:
         servers = client.servers()
     table = Table("id", "rpc_addr", "leader")
     for s in servers:

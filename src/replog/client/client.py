@@ -34,6 +34,7 @@ from replog.client.core import (
     normalize_target,
 )
 from replog.errors import ReplogError
+from replog.security.tls import TLSConfig, grpc_channel_credentials
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 
@@ -107,6 +108,18 @@ def _target(server: str | None) -> str:
     return normalize_target(server or os.environ.get("REPLOG_SERVER") or DEFAULT_SERVER)
 
 
+def _credentials(
+    ca: str | os.PathLike[str] | None,
+    cert: str | os.PathLike[str] | None,
+    key: str | os.PathLike[str] | None,
+) -> grpc.ChannelCredentials | None:
+    """Channel credentials for TLS (None for plaintext, when no path is given)."""
+    if ca is None and cert is None and key is None:
+        return None
+    paths = (None if p is None else os.fspath(p) for p in (cert, key, ca))
+    return grpc_channel_credentials(TLSConfig(*paths))
+
+
 def _servers(response: log_pb2.GetServersResponse) -> list[ServerAddress]:
     return [ServerAddress(s.id, s.rpc_addr, s.is_leader) for s in response.servers]
 
@@ -115,7 +128,12 @@ class Client:
     """A blocking client of one replog server (``server`` = ``HOST:PORT``, default from
     ``REPLOG_SERVER`` or 127.0.0.1:7400). Thread-safe; use as a context manager or
     ``close()`` it. Errors are replog errors (``OffsetOutOfRangeError``,
-    ``UnavailableError``, ...)."""
+    ``UnavailableError``, ``PermissionDeniedError``, ...).
+
+    TLS: ``ca`` (PEM file) verifies the server's certificate; ``cert`` and ``key`` (PEM
+    files, together) identify this client to a server that requires mutual TLS. Giving any
+    of them makes the connection TLS; none is plaintext. A ``Producer`` gets TLS through
+    its client: ``Producer(Client(addr, ca=..., cert=..., key=...))``."""
 
     def __init__(
         self,
@@ -123,11 +141,19 @@ class Client:
         *,
         timeout: float | None = 10.0,
         retry: RetryPolicy | None = None,
+        ca: str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
     ) -> None:
         self.server = _target(server)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self._channel = grpc.insecure_channel(self.server, options=_CHANNEL_OPTIONS)
+        creds = _credentials(ca, cert, key)
+        self._channel = (
+            grpc.insecure_channel(self.server, options=_CHANNEL_OPTIONS)
+            if creds is None
+            else grpc.secure_channel(self.server, creds, options=_CHANNEL_OPTIONS)
+        )
         self._rpc: dict[str, Any] = {}
         for name, (kind, ser, de) in _METHODS.items():
             factory = self._channel.unary_unary if kind == "uu" else self._channel.unary_stream
@@ -265,11 +291,19 @@ class AsyncClient:
         *,
         timeout: float | None = 10.0,
         retry: RetryPolicy | None = None,
+        ca: str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
     ) -> None:
         self.server = _target(server)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self._channel = aio.insecure_channel(self.server, options=_CHANNEL_OPTIONS)
+        creds = _credentials(ca, cert, key)
+        self._channel = (
+            aio.insecure_channel(self.server, options=_CHANNEL_OPTIONS)
+            if creds is None
+            else aio.secure_channel(self.server, creds, options=_CHANNEL_OPTIONS)
+        )
         self._rpc: dict[str, Any] = {}
         for name, (kind, ser, de) in _METHODS.items():
             factory = self._channel.unary_unary if kind == "uu" else self._channel.unary_stream

@@ -22,9 +22,11 @@ from replog.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     OffsetOutOfRangeError,
+    PermissionDeniedError,
     RecordTooLargeError,
     ReplogError,
     ServerError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from replog.v1 import log_pb2
@@ -39,6 +41,7 @@ __all__ = [
     "encode_batch_request",
     "encode_record",
     "error_from_status",
+    "field_header",
     "normalize_target",
 ]
 
@@ -87,6 +90,14 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+_FIELD1_SMALL = [bytes((0x0A, n)) for n in range(128)]
+
+
+def field_header(size: int) -> bytes:
+    """The tag and length that put ``size`` bytes in field 1 (``record``/``records``)."""
+    return _FIELD1_SMALL[size] if size < 128 else b"\x0a" + _varint(size)
+
+
 def _field(tag: int, data: bytes) -> bytes:
     n = len(data)
     if n < 128:
@@ -107,8 +118,10 @@ def encode_record(
         value = bytes(value)
     if not isinstance(value, bytes):
         raise InvalidArgumentError(f"a value must be bytes, got {type(value).__name__}")
-    if key is None and headers is None:
-        return _field(0x0A, value) if value else b""
+    if headers is None and (key is None or type(key) is bytes):
+        # Hand-encoded as protobuf would: value (field 1) then key (field 6), empty ones left out.
+        data = _field(0x0A, value) if value else b""
+        return data + _field(0x32, key) if key else data
     record = Record(value=value)
     if key is not None:
         if not isinstance(key, bytes):
@@ -131,7 +144,10 @@ def encode_produce_request(record: bytes) -> bytes:
 
 def encode_batch_request(records: Iterable[bytes]) -> bytes:
     """A serialized ProduceBatchRequest from serialized Records."""
-    return b"".join([_field(0x0A, r) for r in records])
+    parts: list[bytes] = []
+    for record in records:
+        parts += (field_header(len(record)), record)
+    return b"".join(parts)
 
 
 def encode_values(values: Iterable[ValueInput]) -> list[bytes]:
@@ -197,11 +213,28 @@ def error_from_status(
         lowered = details.lower()
         never_connected = any(s in lowered for s in _CONNECT_FAILURES)
         return UnavailableError(
-            f"server unavailable: {details}", certainly_not_applied=never_connected
+            f"server unavailable: {details}{_tls_hint(lowered)}",
+            certainly_not_applied=never_connected,
         )
     if code == "DEADLINE_EXCEEDED":
         return DeadlineExceededError(f"the call timed out: {details}")
+    if code == "PERMISSION_DENIED":
+        return PermissionDeniedError(f"permission denied: {details}")
+    if code == "UNAUTHENTICATED":
+        return UnauthenticatedError(f"unauthenticated: {details}")
     return ServerError(f"{code}: {details}")
+
+
+def _tls_hint(details: str) -> str:
+    """A pointer to the TLS settings when a connection failed the way a TLS mismatch does."""
+    if "handshake" in details or "ssl" in details:
+        return " (the TLS handshake failed: check the CA, certificate and key)"
+    if "failed to connect" in details and "socket closed" in details:
+        return (
+            " (the server closed the connection: if it requires TLS or a client certificate, "
+            "check the CA, certificate and key)"
+        )
+    return ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,27 +1,56 @@
 """``Producer``: batches records in the background and keeps several batches in flight.
 
-``send()`` returns at once with a ``concurrent.futures.Future`` that resolves to the
-record's offset (or fails with a replog error). A batch goes out when it holds
-``max_batch_records`` records or ``max_batch_bytes`` bytes, or ``linger_ms`` after its first
-record. With ``max_in_flight > 1`` batches may be appended in a different order than they
-were sent; use ``max_in_flight=1`` to keep send order. A failed batch fails every future
-in it; a retry after an ambiguous failure would be at-least-once, so it is not done
-(see ``replog.client.core``).
+``send()`` returns at once with a ``RecordFuture`` (a ``concurrent.futures.Future``) that
+resolves to the record's offset (or fails with a replog error); ``send_many()`` queues many
+values with one call. A batch goes out when it holds ``max_batch_records`` records or
+``max_batch_bytes`` bytes, or ``linger_ms`` after its first record. With
+``max_in_flight > 1`` batches may be appended in a different order than they were sent;
+use ``max_in_flight=1`` to keep send order. Within a batch, records get consecutive offsets
+in send order.
+
+A failed batch fails every future in it, with one exception: when the server rejects a
+batch because a record is over its size limit (``RecordTooLargeError``, so nothing was
+appended), the batch is split and resent so that only the oversized records' futures fail.
+A retry after an ambiguous failure would be at-least-once, so it is not done (see
+``replog.client.core``).
+
+Why it is shaped this way (the hot path is ``send``): a record is queued as two ready-made
+pieces of the ProduceBatchRequest body (its field header and its serialized Record), so a
+batch becomes a request with one ``b"".join`` and no protobuf message is built; its future
+is a small ``RecordFuture`` sharing its batch's state; one plain lock guards the queue.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
 from replog.client.client import Client
-from replog.client.core import HeadersInput, ValueInput, encode_record
-from replog.errors import InvalidArgumentError, ReplogError, ServerError
+from replog.client.core import HeadersInput, ValueInput, encode_record, field_header
+from replog.client.record_future import RecordFuture, _Batch
+from replog.errors import InvalidArgumentError, RecordTooLargeError, ReplogError, ServerError
 
-__all__ = ["Producer"]
+__all__ = ["Producer", "RecordFuture"]
+
+_HEADS_CACHED = 1 << 14
+# The request-field header of a record holding only a value, by the value's length.
+_VALUE_HEADS: list[bytes] = []
+
+
+def _value_head(size: int) -> bytes:
+    """The bytes put before a bare value to make it a Record inside a ProduceBatchRequest."""
+    if size == 0:
+        return b"\x0a\x00"  # an empty Record: proto3 leaves an empty value out
+    inner = field_header(size)
+    return field_header(len(inner) + size) + inner
+
+
+_VALUE_HEADS.extend(_value_head(n) for n in range(_HEADS_CACHED))
 
 
 class Producer:
@@ -45,11 +74,16 @@ class Producer:
         self.max_batch_records = max_batch_records
         self.max_batch_bytes = max_batch_bytes
         self.max_buffered_records = max(max_buffered_records, max_batch_records)
-        self._cond = threading.Condition()
-        self._records: list[bytes] = []
-        self._futures: list[Future[int]] = []
-        self._bytes = 0
-        self._first_at = 0.0
+        # One lock guards the queue; the conditions on it wake the sender thread (a batch
+        # may be due), blocked senders (room in the buffer) and flush() (a batch answered).
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
+        self._answered = threading.Condition(self._lock)
+        self._futures_condition = threading.Condition()  # shared by every RecordFuture
+        self._open = _Batch(self._futures_condition)
+        self._full: deque[_Batch] = deque()  # closed to new records, waiting for a slot
+        self._buffered = 0  # records in _open and _full
         self._in_flight = 0
         self._flushing = 0
         self._closed = False
@@ -60,52 +94,152 @@ class Producer:
 
     def send(
         self, value: ValueInput, key: bytes | None = None, headers: HeadersInput = None
-    ) -> Future[int]:
+    ) -> RecordFuture:
         """Queue one record; the future resolves to its offset once acknowledged.
 
-        Blocks while ``max_buffered_records`` records are waiting (back-pressure).
+        Raises InvalidArgumentError for a value, key or headers of the wrong type, or once
+        the producer is closed. Blocks while ``max_buffered_records`` records are waiting
+        (back-pressure).
         """
-        data = encode_record(value, key, headers)
-        future: Future[int] = Future()
-        with self._cond:
-            if self._closed:
-                raise InvalidArgumentError("the producer is closed")
-            while len(self._records) >= self.max_buffered_records:
-                self._cond.wait()
-            if not self._records:
-                self._first_at = time.monotonic()
-            self._records.append(data)
-            self._futures.append(future)
-            self._bytes += len(data) + 3
-            n = len(self._records)
-            if n == 1 or n >= self.max_batch_records or self._bytes >= self.max_batch_bytes:
-                self._cond.notify_all()
-        return future
+        if key is None and headers is None and type(value) is bytes and len(value) < _HEADS_CACHED:
+            head = _VALUE_HEADS[len(value)]
+        else:
+            value = encode_record(value, key, headers)
+            head = field_header(len(value))
+        size = len(head) + len(value)
+        with self._lock:
+            if self._buffered >= self.max_buffered_records or self._closed:
+                self._wait_for_room()
+            batch = self._open
+            index = batch.count
+            if index and batch.size + size > self.max_batch_bytes:
+                batch = self._close_open_batch()
+                index = 0
+            parts = batch.parts
+            parts.append(head)
+            parts.append(value)
+            batch.count = index + 1
+            batch.size += size
+            self._buffered += 1
+            if index == 0:
+                batch.first_at = time.monotonic()
+                self._wake.notify()
+            if index + 1 >= self.max_batch_records:
+                self._close_open_batch()
+        # Made outside the lock: the future reads its outcome from the batch when asked.
+        return RecordFuture(batch, index)
+
+    def send_many(self, values: Iterable[ValueInput]) -> list[RecordFuture]:
+        """Queue values (bytes, or Records carrying their key and headers) in order.
+
+        The same as ``send`` for each value, with less overhead per record; the futures are
+        returned in the values' order. A value of the wrong type raises InvalidArgumentError
+        before anything is queued.
+        """
+        parts: list[bytes] = []  # head, record, head, record, ...
+        heads = _VALUE_HEADS
+        for value in values:
+            if type(value) is bytes and len(value) < _HEADS_CACHED:
+                parts += (heads[len(value)], value)
+            else:
+                record = encode_record(value)
+                parts += (field_header(len(record)), record)
+        futures: list[RecordFuture] = []
+        step = 2 * self.max_batch_records
+        for start in range(0, len(parts), step):
+            futures += self._queue(parts[start : start + step])
+        return futures
+
+    def _queue(self, parts: list[bytes]) -> list[RecordFuture]:
+        """Queue records (at most ``max_batch_records``) under one hold of the lock."""
+        count = len(parts) // 2
+        futures: list[RecordFuture] = []
+        with self._lock:
+            if self._buffered + count > self.max_buffered_records or self._closed:
+                self._wait_for_room(count)
+            batch = self._open
+            index = batch.count
+            total = sum(map(len, parts))
+            if (
+                index + count <= self.max_batch_records
+                and batch.size + total <= self.max_batch_bytes
+            ):  # the usual case: all of them join the open batch
+                if not index:
+                    batch.first_at = time.monotonic()
+                batch.parts += parts
+                batch.size += total
+                futures = [RecordFuture(batch, i) for i in range(index, index + count)]
+                index += count
+                parts = []
+            append = futures.append
+            for i in range(0, len(parts), 2):
+                size = len(parts[i]) + len(parts[i + 1])
+                if index and (
+                    batch.size + size > self.max_batch_bytes or index >= self.max_batch_records
+                ):
+                    batch.count = index
+                    batch = self._close_open_batch()
+                    index = 0
+                if index == 0:
+                    batch.first_at = time.monotonic()
+                batch.parts.append(parts[i])
+                batch.parts.append(parts[i + 1])
+                batch.size += size
+                append(RecordFuture(batch, index))
+                index += 1
+            batch.count = index
+            self._buffered += count
+            if index >= self.max_batch_records:
+                self._close_open_batch()
+            self._wake.notify()
+        return futures
+
+    def _wait_for_room(self, count: int = 1) -> None:
+        """Wait until ``count`` more records fit in the buffer (holds the lock)."""
+        limit = self.max_buffered_records
+        while not self._closed and self._buffered and self._buffered + count > limit:
+            self._room.wait()
+        if self._closed:
+            raise InvalidArgumentError("the producer is closed")
+
+    def _close_open_batch(self) -> _Batch:
+        """Queue the open batch for sending and open a new one (holds the lock)."""
+        self._full.append(self._open)
+        self._open = _Batch(self._futures_condition)
+        self._wake.notify()
+        return self._open
 
     def flush(self, timeout: float | None = None) -> None:
-        """Send everything queued now and wait until every batch is answered."""
+        """Send everything queued now and wait until every batch is answered.
+
+        Raises TimeoutError if that takes longer than ``timeout`` seconds.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             self._flushing += 1
-            self._cond.notify_all()
+            self._wake.notify()
             try:
-                while self._records or self._in_flight:
+                while self._buffered or self._in_flight:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError("flush timed out")
-                    self._cond.wait(remaining)
+                    self._answered.wait(remaining)
             finally:
                 self._flushing -= 1
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, stop the background threads and close an owned client. Idempotent."""
-        with self._cond:
+        """Flush, stop the background threads and close an owned client. Idempotent.
+
+        After ``close`` starts, ``send`` raises InvalidArgumentError.
+        """
+        with self._lock:
             if self._closed:
                 return
         self.flush(timeout)
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._wake.notify_all()
+            self._room.notify_all()
         self._sender.join()
         self._pool.shutdown(wait=True)
         if self._owns_client:
@@ -124,45 +258,28 @@ class Producer:
 
     # -- the sender thread -------------------------------------------------------------------
 
-    def _take(self) -> tuple[list[bytes], list[Future[int]]] | None:
+    def _take(self) -> _Batch | None:
         """Wait until a batch is due and take it (None once closed and drained)."""
-        with self._cond:
+        with self._lock:
             while True:
-                if self._records:
-                    full = (
-                        len(self._records) >= self.max_batch_records
-                        or self._bytes >= self.max_batch_bytes
-                    )
-                    wait = self._first_at + self.linger_s - time.monotonic()
-                    if full or wait <= 0 or self._flushing or self._closed:
+                if self._full:
+                    batch = self._full.popleft()
+                    break
+                batch = self._open
+                if batch.count:
+                    wait = batch.first_at + self.linger_s - time.monotonic()
+                    if wait <= 0 or self._flushing or self._closed:
+                        self._open = _Batch(self._futures_condition)
                         break
-                    self._cond.wait(wait)
+                    self._wake.wait(wait)
                 elif self._closed:
                     return None
                 else:
-                    self._cond.wait()
-            n = self.max_batch_records
-            records, self._records = self._records[:n], self._records[n:]
-            futures, self._futures = self._futures[:n], self._futures[n:]
-            size = sum(len(r) + 3 for r in records)
-            if size > self.max_batch_bytes and len(records) > 1:
-                # Trim to the byte limit (keeping at least one record).
-                total, cut = 0, len(records)
-                for i, r in enumerate(records):
-                    total += len(r) + 3
-                    if total > self.max_batch_bytes and i:
-                        cut = i
-                        break
-                self._records[:0] = records[cut:]
-                self._futures[:0] = futures[cut:]
-                records, futures = records[:cut], futures[:cut]
-                size = sum(len(r) + 3 for r in records)
-            self._bytes -= size
-            if self._records:
-                self._first_at = time.monotonic()
+                    self._wake.wait()
+            self._buffered -= batch.count
             self._in_flight += 1
-            self._cond.notify_all()
-            return records, futures
+            self._room.notify_all()
+            return batch
 
     def _run(self) -> None:
         while True:
@@ -171,22 +288,38 @@ class Producer:
             if batch is None:
                 self._slots.release()
                 return
-            self._pool.submit(self._send, *batch)
+            self._pool.submit(self._send, batch)
 
-    def _send(self, records: list[bytes], futures: list[Future[int]]) -> None:
+    def _send(self, batch: _Batch) -> None:
         try:
-            base, _ = self.client.produce_encoded(records)
-        except ReplogError as exc:
-            for future in futures:
-                future.set_exception(exc)
-        except Exception as exc:  # never leave a future unresolved
-            for future in futures:
-                future.set_exception(ServerError(f"produce failed: {exc}"))
-        else:
-            for i, future in enumerate(futures):
-                future.set_result(base + i)
+            self._deliver(batch)
         finally:
             self._slots.release()
-            with self._cond:
+            with self._lock:
                 self._in_flight -= 1
-                self._cond.notify_all()
+                self._answered.notify_all()
+
+    def _deliver(self, batch: _Batch) -> None:
+        """Send one batch and resolve its futures; never leaves one unresolved."""
+        try:
+            request = b"".join(batch.parts)
+            # The request is already serialized; the client's ProduceBatch stub passes
+            # bytes through (its request serializer is the identity).
+            response = self.client._call(
+                "ProduceBatch", request, idempotent=False, timeout=self.client.timeout
+            )
+            base = int(response.base_offset)
+        except RecordTooLargeError as exc:
+            if batch.count == 1:
+                batch.resolve(0, exc)
+                return
+            # Nothing of the batch was appended: resend it in halves until only the
+            # oversized records fail.
+            for half in batch.split():
+                self._deliver(half)
+        except ReplogError as exc:
+            batch.resolve(0, exc)
+        except Exception as exc:  # never leave a future unresolved
+            batch.resolve(0, ServerError(f"produce failed: {exc}"))
+        else:
+            batch.resolve(base, None)

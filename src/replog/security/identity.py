@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 from cryptography import x509
@@ -41,4 +42,10 @@ def subject_from_grpc_auth(auth_context: Mapping[str, Sequence[bytes]]) -> str |
     pems = auth_context.get("x509_pem_cert")
     if not pems:
         return None
-    return subject_from_certificate(x509.load_pem_x509_certificate(pems[0]))
+    return _subject_from_pem(pems[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _subject_from_pem(pem: bytes) -> str | None:
+    # Every call on a connection presents the same certificate: parse it once.
+    return subject_from_certificate(x509.load_pem_x509_certificate(pem))

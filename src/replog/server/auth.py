@@ -19,11 +19,19 @@ from aiohttp import web
 from replog.security.acl import Action, Authorizer
 from replog.security.identity import subject_from_der, subject_from_grpc_auth
 
-__all__ = ["Decision", "Gatekeeper", "GrpcAuthInterceptor", "http_action", "http_auth_middleware"]
+__all__ = [
+    "GRPC_ACTIONS",
+    "Decision",
+    "Gatekeeper",
+    "GrpcAuthInterceptor",
+    "grpc_action",
+    "http_action",
+    "http_auth_middleware",
+]
 
 log = logging.getLogger("replog.security")
 
-#: The action each gRPC method needs; methods not listed (health, reflection) need none.
+#: The action each gRPC method of the Log service needs (see :func:`grpc_action`).
 GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Log/Produce": Action.PRODUCE,
     "/replog.v1.Log/ProduceBatch": Action.PRODUCE,
@@ -34,7 +42,29 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Log/ConsumeBatchStream": Action.CONSUME,
     "/replog.v1.Log/GetServers": Action.CONSUME,
 }
+#: Services anyone who completed the TLS handshake may call: probes and reflection.
+_OPEN_GRPC_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
 _OPEN_HTTP_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def grpc_action(method: str) -> Action | None:
+    """The action a gRPC method needs; None for health and reflection.
+
+    Default deny: a method no table knows (a service added later) needs ``admin``; node-to-node
+    Raft traffic needs ``replicate``.
+    """
+    if method.startswith(_OPEN_GRPC_SERVICES):
+        return None
+    action = GRPC_ACTIONS.get(method)
+    if action is not None:
+        return action
+    if method.startswith("/replog.v1.Raft/"):
+        return Action.REPLICATE
+    return Action.ADMIN
 
 
 @dataclass(frozen=True)
@@ -111,7 +141,7 @@ class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         """Wrap the handler of a guarded method in the permission check."""
         handler = await continuation(details)
-        action = GRPC_ACTIONS.get(details.method)
+        action = grpc_action(details.method)
         if handler is None or action is None or self._gate.authorizer is None:
             return handler
         gate = self._gate
@@ -160,6 +190,14 @@ def http_subject(request: web.Request) -> str | None:
     return subject_from_der(ssl_object.getpeercert(binary_form=True))
 
 
+def _http_peer(request: web.Request) -> str:
+    transport = request.transport
+    peername = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        return f"{peername[0]}:{peername[1]}"
+    return str(request.remote)
+
+
 def http_auth_middleware(
     gate: Gatekeeper,
     error_response: Callable[[int, str, str], web.StreamResponse],
@@ -172,7 +210,7 @@ def http_auth_middleware(
     ) -> web.StreamResponse:
         action = http_action(request.method, request.path)
         if action is not None and gate.authorizer is not None:
-            decision = gate.check(http_subject(request), action, str(request.remote))
+            decision = gate.check(http_subject(request), action, _http_peer(request))
             if not decision.allowed:
                 code = "UNAUTHENTICATED" if decision.status == 401 else "PERMISSION_DENIED"
                 return error_response(decision.status, code, decision.message)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from replog.errors import InvalidArgumentError, UnavailableError
+from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, UnavailableError
 from replog.storage import Log
 from replog.v1.record_pb2 import Record
 
@@ -101,6 +101,10 @@ class SingleNodeBackend:
         on_appended: Callable[[int, int], None] | None = None,
     ) -> None:
         self._log = log_
+        # Readers see only acknowledged records: an append is visible once append_batch
+        # returned, i.e. once it is as durable as the sync policy promises. Without this a
+        # consumer could read a record that a power cut then takes away (sync="always").
+        self._visible = log_.next_offset
         self.server_id = server_id
         self.rpc_addr = rpc_addr
         self._on_appended = on_appended
@@ -199,6 +203,7 @@ class SingleNodeBackend:
             if not future.done():
                 future.set_result(offset)
             offset += len(items)
+        self._visible = max(self._visible, offset)
         if self._on_appended is not None:
             self._on_appended(len(values), _size(values))
         self._notify()
@@ -211,10 +216,17 @@ class SingleNodeBackend:
 
     def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
         """Serialized records from ``offset`` (empty at the high watermark)."""
+        visible = self._visible
+        if type(offset) is int and visible <= offset <= self._log.next_offset:
+            return []
+        if type(offset) is int and offset < visible:
+            max_records = min(max_records, visible - offset)
         return self._log.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
 
     def read(self, offset: int) -> Record:
         """The record at ``offset``."""
+        if type(offset) is int and self._visible <= offset < self._log.next_offset:
+            raise OffsetOutOfRangeError(offset, self._log.lowest_offset, self._visible)
         return self._log.read(offset)
 
     @property
@@ -224,8 +236,8 @@ class SingleNodeBackend:
 
     @property
     def high_watermark(self) -> int:
-        """The log end offset (a single node commits what it appends)."""
-        return self._log.next_offset
+        """The offset after the last acknowledged record."""
+        return self._visible
 
     @property
     def size_bytes(self) -> int:
@@ -241,7 +253,7 @@ class SingleNodeBackend:
         """Wait until a record at ``offset`` exists; False on timeout."""
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
-        while self._log.next_offset <= offset:
+        while self._visible <= offset:
             if self._closing:
                 raise _shutting_down()
             event = self._appended
@@ -254,7 +266,7 @@ class SingleNodeBackend:
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
-                return self._log.next_offset > offset
+                return self._visible > offset
         return True
 
     def servers(self) -> list[ServerInfo]:
@@ -272,4 +284,7 @@ def _fail(future: asyncio.Future[int], exc: BaseException) -> None:
 
 
 def _size(values: Sequence[AppendValue]) -> int:
-    return sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in values)
+    try:
+        return sum(map(len, values))  # type: ignore[arg-type]  # bare values: all in C
+    except TypeError:  # a Record among them
+        return sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in values)

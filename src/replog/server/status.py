@@ -8,8 +8,10 @@ from replog.errors import (
     InvalidArgumentError,
     LogClosedError,
     OffsetOutOfRangeError,
+    PermissionDeniedError,
     RecordTooLargeError,
     ReplogError,
+    UnauthenticatedError,
     UnavailableError,
 )
 
@@ -24,6 +26,10 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, UnavailableError | LogClosedError):
         return grpc.StatusCode.UNAVAILABLE
+    if isinstance(exc, PermissionDeniedError):
+        return grpc.StatusCode.PERMISSION_DENIED
+    if isinstance(exc, UnauthenticatedError):
+        return grpc.StatusCode.UNAUTHENTICATED
     return grpc.StatusCode.INTERNAL
 
 
@@ -50,4 +56,8 @@ def http_status_for(exc: ReplogError) -> int:
         return 400
     if isinstance(exc, UnavailableError | LogClosedError):
         return 503
+    if isinstance(exc, PermissionDeniedError):
+        return 403
+    if isinstance(exc, UnauthenticatedError):
+        return 401
     return 500

@@ -1,0 +1,109 @@
+"""How the Producer cuts batches and resolves futures, against a fake ProduceBatch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from replog import Client, Producer, RecordTooLargeError, ServerError, UnavailableError
+from replog.v1.log_pb2 import ProduceBatchRequest
+
+LONG_LINGER_MS = 60_000
+
+
+class FakeClient(Client):
+    """Answers ProduceBatch in-process: appends to ``log``, or raises what ``fail`` says."""
+
+    def __init__(self, max_value_bytes: int = 1 << 20) -> None:
+        super().__init__("127.0.0.1:1")
+        self.max_value_bytes = max_value_bytes
+        self.log: list[bytes] = []
+        self.batches: list[list[bytes]] = []
+        self.fail: Exception | None = None
+        self.lock = threading.Lock()
+
+    def _call(self, method: str, request: Any, *, idempotent: bool, timeout: Any) -> Any:
+        assert method == "ProduceBatch" and isinstance(request, bytes)
+        values = [r.value for r in ProduceBatchRequest.FromString(request).records]
+        with self.lock:
+            self.batches.append(values)
+            if self.fail is not None:
+                raise self.fail
+            for value in values:
+                if len(value) > self.max_value_bytes:
+                    raise RecordTooLargeError(len(value), self.max_value_bytes)
+            base = len(self.log)
+            self.log += values
+        return SimpleNamespace(base_offset=base, count=len(values))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeClient]:
+    client = FakeClient()
+    yield client
+    client.close()
+
+
+def test_batches_are_cut_at_the_record_limit(fake: FakeClient) -> None:
+    with Producer(fake, max_batch_records=4, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+        futures = [p.send(b"%d" % i) for i in range(10)]
+    assert [len(b) for b in fake.batches] == [4, 4, 2]
+    assert [f.result() for f in futures] == list(range(10))
+    assert fake.log == [b"%d" % i for i in range(10)]
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["send", "send_many"])
+def test_batches_are_cut_at_the_byte_limit(fake: FakeClient, bulk: bool) -> None:
+    values = [b"x" * 40] * 10  # 42 bytes each in the request
+    with Producer(fake, max_batch_bytes=100, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+        futures = p.send_many(values) if bulk else [p.send(v) for v in values]
+    assert [len(b) for b in fake.batches] == [2, 2, 2, 2, 2]
+    assert [f.result() for f in futures] == list(range(10))
+
+
+def test_send_many_fills_the_open_batch_then_starts_new_ones(fake: FakeClient) -> None:
+    with Producer(fake, max_batch_records=5, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+        first = [p.send(b"a"), p.send(b"b")]
+        rest = p.send_many([b"%d" % i for i in range(9)])
+    assert [len(b) for b in fake.batches] == [5, 5, 1]
+    assert [f.result() for f in first + rest] == list(range(11))
+
+
+def test_an_oversized_record_is_isolated_by_splitting_its_batch(fake: FakeClient) -> None:
+    fake.max_value_bytes = 10
+    values = [b"ok%d" % i for i in range(6)]
+    values.insert(4, b"x" * 11)
+    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+        futures = p.send_many(values)
+    assert isinstance(futures[4].exception(), RecordTooLargeError)
+    assert [f.result() for i, f in enumerate(futures) if i != 4] == list(range(6))
+    assert fake.log == [v for v in values if len(v) <= 10]  # order kept
+
+
+def test_a_failed_batch_fails_every_future_in_it(fake: FakeClient) -> None:
+    fake.fail = UnavailableError("down")
+    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+        futures = [p.send(b"v") for _ in range(3)]
+        p.flush()
+    assert all(isinstance(f.exception(), UnavailableError) for f in futures)
+    assert len(fake.batches) == 1  # an ambiguous failure is not retried
+
+
+def test_an_unexpected_exception_still_resolves_the_futures(fake: FakeClient) -> None:
+    fake.fail = RuntimeError("bug")
+    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+        future = p.send(b"v")
+    assert isinstance(future.exception(), ServerError)
+
+
+def test_flush_with_a_timeout_gives_up_while_a_batch_is_unanswered(fake: FakeClient) -> None:
+    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+        with fake.lock:  # the fake server hangs until released
+            future = p.send(b"v")
+            with pytest.raises(TimeoutError):
+                p.flush(timeout=0.05)
+        assert future.result(timeout=30) == 0

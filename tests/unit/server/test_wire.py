@@ -1,0 +1,65 @@
+"""Produce requests are read by length when they carry bare values, and in full otherwise."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from replog.client.core import encode_batch_request, encode_record
+from replog.client.producer import _value_head
+from replog.errors import InvalidArgumentError
+from replog.server.wire import produce_batch_values
+from replog.v1.log_pb2 import ProduceBatchRequest
+from replog.v1.record_pb2 import Header, Record
+
+values = st.binary(max_size=300) | st.sampled_from([b"", b"x" * 127, b"y" * 20_000])
+records = st.builds(
+    Record,
+    value=values,
+    key=st.binary(max_size=3),
+    headers=st.lists(st.builds(Header, key=st.text(max_size=2), value=st.binary(max_size=2))),
+    offset=st.sampled_from([0, 0, 0, 5]),
+)
+
+
+def reference(request: bytes) -> list[bytes | Record]:
+    parsed = ProduceBatchRequest.FromString(request).records
+    return [r.value if not r.key and not len(r.headers) else r for r in parsed]
+
+
+@given(st.lists(values, min_size=1, max_size=20))
+def test_a_batch_of_bare_values_gives_the_values(batch: list[bytes]) -> None:
+    request = encode_batch_request([encode_record(v) for v in batch])
+    assert produce_batch_values(request) == batch
+
+
+@given(st.lists(records | values, min_size=1, max_size=10))
+def test_any_batch_gives_what_a_full_parse_gives(batch: list[Record | bytes]) -> None:
+    request = ProduceBatchRequest(
+        records=[r if isinstance(r, Record) else Record(value=r) for r in batch]
+    ).SerializeToString()
+    assert produce_batch_values(request) == reference(request)
+
+
+def test_a_record_with_only_a_key_is_not_taken_for_a_bare_value() -> None:
+    request = ProduceBatchRequest(records=[Record(key=b"k"), Record(value=b"v")])
+    values_ = produce_batch_values(request.SerializeToString())
+    assert isinstance(values_[0], Record) and values_[0].key == b"k" and values_[1] == b"v"
+
+
+def test_an_explicit_empty_value_field_is_read_in_full() -> None:
+    request = b"\x0a\x02\x0a\x00"  # a Record whose empty value was written anyway
+    assert produce_batch_values(request) == [b""]
+
+
+@pytest.mark.parametrize("request_bytes", [b"", b"\x0a\x05\x0a"], ids=["empty", "torn"])
+def test_an_empty_or_malformed_batch_is_an_invalid_argument(request_bytes: bytes) -> None:
+    with pytest.raises(InvalidArgumentError):
+        produce_batch_values(request_bytes)
+
+
+@given(values)
+def test_the_producer_frames_a_bare_value_as_protobuf_does(value: bytes) -> None:
+    expected = ProduceBatchRequest(records=[Record(value=value)]).SerializeToString()
+    assert _value_head(len(value)) + value == expected
