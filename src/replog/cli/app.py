@@ -39,3 +39,6 @@ def _register() -> None:
     from replog.cli import certs
 
     app.add_typer(certs.app, name="certs", help="Make development TLS certificates.")
+    from replog.cli import cluster
+
+    app.add_typer(cluster.app, name="cluster", help="Inspect and change a replicated cluster.")

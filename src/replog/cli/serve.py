@@ -1,4 +1,4 @@
-"""``replog serve``: run a single-node server (gRPC and HTTP APIs over one log)."""
+"""``replog serve``: run a server: one node, or a member of a replicated cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +12,29 @@ import typer
 from replog.errors import ReplogError
 
 __all__ = ["register", "serve_command"]
+
+TlsCertOpt = Annotated[
+    Path | None, typer.Option(help="Server certificate (PEM); turns on TLS for both APIs.")
+]
+TlsKeyOpt = Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")]
+TlsCaOpt = Annotated[
+    Path | None, typer.Option(help="CA (PEM) client certificates must chain to (mutual TLS).")
+]
+AclPolicyOpt = Annotated[
+    Path | None,
+    typer.Option(help="casbin CSV policy; default deny, SIGHUP reloads. Needs mutual TLS."),
+]
+AclModelOpt = Annotated[
+    Path | None, typer.Option(help="casbin model file [default: the built-in ACL model].")
+]
+
+NodeIdOpt = Annotated[str | None, typer.Option(help="Cluster node id (same as --server-id).")]
+BootstrapOpt = Annotated[
+    bool | None, typer.Option("--bootstrap", help="Start a new cluster with this node.")
+]
+JoinOpt = Annotated[
+    str | None, typer.Option(help="Join the cluster that member HOST:PORT belongs to.")
+]
 
 
 def serve_command(  # noqa: PLR0917  (typer options)
@@ -37,10 +60,18 @@ def serve_command(  # noqa: PLR0917  (typer options)
     ready_file: Annotated[
         Path | None, typer.Option(help="Write the bound addresses here (JSON) once listening.")
     ] = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_ca: TlsCaOpt = None,
+    acl_policy: AclPolicyOpt = None,
+    acl_model: AclModelOpt = None,
+    node_id: NodeIdOpt = None,
+    bootstrap: BootstrapOpt = None,
+    join: JoinOpt = None,
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 
-    Settings: flags > REPLOG_* environment > TOML file > defaults.
+    Settings: flags > REPLOG_* environment > TOML file > defaults. SIGHUP reloads the ACL.
     """
     from replog.server.agent import serve
     from replog.server.logs import configure_logging
@@ -54,11 +85,16 @@ def serve_command(  # noqa: PLR0917  (typer options)
         "sync_interval_ms": sync_interval_ms,
         "segment_bytes": segment_bytes,
         "max_record_bytes": max_record_bytes,
-        "server_id": server_id,
+        "server_id": node_id or server_id,
+        "bootstrap": bootstrap,
+        "join": join,
         "log_level": log_level,
         "log_format": log_format,
         "ready_file": str(ready_file) if ready_file else None,
     }
+    files = {"tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca}
+    files |= {"acl_policy": acl_policy, "acl_model": acl_model}
+    flags |= {name: str(path) if path else None for name, path in files.items()}
     try:
         settings = load_settings(flags, config_file=str(config) if config else None)
         configure_logging(settings.log_level, settings.log_format)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
 import signal
 import ssl
+import sys
 
+import grpc
 from aiohttp import web
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,14 +19,23 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from replog.errors import ConfigError
+from replog.security.acl import Authorizer
+from replog.security.tls import (
+    grpc_channel_credentials,
+    grpc_server_credentials,
+    server_ssl_context,
+)
+from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
+from replog.server.cluster import ClusterNode, is_clustered
+from replog.server.cluster_backend import RaftBackend
 from replog.server.grpc_service import SERVICE_NAME, LogService
-from replog.server.http_app import HttpState, make_app
+from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
 from replog.storage import Log
 
-__all__ = ["Agent", "serve"]
+__all__ = ["Agent", "exposure_warning", "serve"]
 
 log = logging.getLogger("replog.server")
 
@@ -36,6 +48,11 @@ class Agent:
     ``start()`` opens the log and binds both servers (port 0 picks a free port; the real
     addresses are then in ``grpc_address`` and ``http_address``); ``shutdown()`` stops
     accepting, lets in-flight calls finish, and closes the log (flush + fsync).
+
+    With ``tls_cert``/``tls_key`` both APIs serve TLS (>= 1.2); with ``tls_ca`` too, clients
+    must present a certificate that CA signed. With ``acl_policy``, every call is checked by
+    one Gatekeeper (gRPC interceptor, HTTP middleware); ``reload_acl()`` re-reads the policy.
+    ``http_ssl_context`` overrides the HTTP context the settings describe.
     """
 
     def __init__(
@@ -47,11 +64,14 @@ class Agent:
     ) -> None:
         self.settings = settings
         self.metrics = ServerMetrics(registry)
-        self._http_ssl_context = http_ssl_context  # the hook for TLS (next issue)
+        self._http_ssl_context = http_ssl_context
+        self._grpc_credentials: grpc.ServerCredentials | None = None
+        self.gatekeeper = Gatekeeper(None)
         self.grpc_address = ""
         self.http_address = ""
         self._log: Log | None = None
         self._backend: SingleNodeBackend | None = None
+        self.cluster: ClusterNode | None = None
         self._grpc: aio.Server | None = None
         self._service: LogService | None = None
         self._health: health.aio.HealthServicer | None = None
@@ -60,9 +80,17 @@ class Agent:
         self._stopped = False
 
     async def start(self) -> None:
-        """Open the log and start listening on both APIs."""
+        """Open the log and start listening on both APIs.
+
+        Raises ConfigError for unreadable TLS or ACL files (before the log is opened) and for
+        addresses that cannot be bound.
+        """
         s = self.settings
-        self._log = await asyncio.to_thread(Log, s.data_dir, s.log_config())
+        self._load_security()
+        if s.bootstrap or s.join or is_clustered(s.data_dir):
+            self.cluster = await asyncio.to_thread(self._open_cluster)
+        else:
+            self._log = await asyncio.to_thread(Log, s.data_dir, s.log_config())
         try:
             await self._start_servers()
         except BaseException:
@@ -75,54 +103,108 @@ class Agent:
                 "http_addr": self.http_address,
                 "data_dir": s.data_dir,
                 "sync": s.sync,
+                "tls": bool(s.tls_cert),
+                "mutual_tls": bool(s.tls_ca),
+                "acl": s.acl_policy or None,
             },
         )
+        warning = exposure_warning(s)
+        if warning:
+            log.warning(warning)
+            print(f"replog: WARNING: {warning}", file=sys.stderr, flush=True)
+
+    def _load_security(self) -> None:
+        tls = self.settings.tls_config()
+        if tls is not None:
+            self._grpc_credentials = grpc_server_credentials(tls)
+            if self._http_ssl_context is None:
+                self._http_ssl_context = server_ssl_context(tls)
+        if self.settings.acl_policy:
+            self.gatekeeper.authorizer = Authorizer(
+                self.settings.acl_policy, self.settings.acl_model or None
+            )
+
+    def _open_cluster(self) -> ClusterNode:
+        s = self.settings
+        tls = s.tls_config()
+        return ClusterNode(
+            s.data_dir,
+            s.log_config(),
+            name=s.server_id or s.grpc_addr,
+            bootstrap=s.bootstrap,
+            options=s.node_options(),
+            credentials=grpc_channel_credentials(tls) if tls is not None else None,
+        )
+
+    def reload_acl(self) -> bool:
+        """Re-read the ACL files (SIGHUP); False, keeping the old policy, if they do not load."""
+        authorizer = self.gatekeeper.authorizer
+        if authorizer is None:
+            log.info("no ACL configured; nothing to reload")
+            return False
+        return authorizer.reload()
+
+    def _make_backend(self) -> SingleNodeBackend | RaftBackend:
+        if self.cluster is not None:
+            return self.cluster.backend
+        assert self._log is not None
+        backend = self._backend = SingleNodeBackend(
+            self._log,
+            server_id=self.settings.server_id,
+            rpc_addr=self.settings.grpc_addr,
+            on_appended=self.metrics.on_appended,
+        )
+        backend.start()
+        return backend
 
     async def _start_servers(self) -> None:
         s = self.settings
-        assert self._log is not None
-        backend = SingleNodeBackend(
-            self._log,
-            server_id=s.server_id,
-            rpc_addr=s.grpc_addr,
-            on_appended=self.metrics.on_appended,
-        )
-        self._backend = backend
-        backend.start()
+        backend = self._make_backend()
         self.metrics.bind_log(lambda: backend.size_bytes, lambda: backend.segment_count)
 
         self._service = LogService(backend, self.metrics)
+        gate = self.gatekeeper
         server = aio.server(
+            interceptors=[GrpcAuthInterceptor(gate)] if gate.authorizer is not None else None,
             options=[
                 ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         self._grpc = server
         server.add_generic_rpc_handlers((self._service.generic_handler(),))
+        if self.cluster is not None:
+            server.add_generic_rpc_handlers(tuple(self.cluster.generic_handlers()))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server)
         host, _ = split_addr(s.grpc_addr, "grpc_addr")
         try:
-            port = server.add_insecure_port(s.grpc_addr)
+            if self._grpc_credentials is None:
+                port = server.add_insecure_port(s.grpc_addr)
+            else:
+                port = server.add_secure_port(s.grpc_addr, self._grpc_credentials)
         except RuntimeError as exc:
             raise ConfigError(f"cannot listen for gRPC on {s.grpc_addr}: {exc}") from None
         if not port:
             raise ConfigError(f"cannot listen for gRPC on {s.grpc_addr}")
         await server.start()
         self.grpc_address = _join(host, port)
-        backend.rpc_addr = self.grpc_address
-        if not s.server_id:
-            backend.server_id = self.grpc_address
+        if isinstance(backend, SingleNodeBackend):
+            backend.rpc_addr = self.grpc_address
+            if not s.server_id:
+                backend.server_id = self.grpc_address
+        elif self.cluster is not None:
+            self.cluster.start(self.grpc_address, s.join)
         serving = health_pb2.HealthCheckResponse.SERVING
         await self._health.set("", serving)
         await self._health.set(SERVICE_NAME, serving)
 
         self._http_state = HttpState(backend, self.metrics)
-        app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes)
+        auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
+        app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
         runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=s.shutdown_grace_s
         )
@@ -144,6 +226,8 @@ class Agent:
         self._stopped = True
         grace = self.settings.shutdown_grace_s
         log.info("shutting down", extra={"grace_s": grace})
+        if self.cluster is not None:
+            await self.cluster.shutdown_transfer()  # producers move to the new leader
         if self._service is not None:
             self._service.draining = True
         if self._http_state is not None:
@@ -152,15 +236,46 @@ class Agent:
             await self._health.enter_graceful_shutdown()
         if self._backend is not None:
             self._backend.begin_shutdown()  # refuses new appends, ends tailing streams
+        if self.cluster is not None:
+            self.cluster.backend.begin_shutdown()
+            self.cluster.close_streams()
         if self._grpc is not None:
             await self._grpc.stop(grace)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self._backend is not None:
             await self._backend.close()
         elif self._log is not None:
             await asyncio.to_thread(self._log.close)
         log.info("stopped")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything
+
+
+def exposure_warning(settings: ServerSettings) -> str | None:
+    """A warning when an API listens beyond loopback without TLS (else None)."""
+    if settings.tls_cert:
+        return None
+    exposed = [
+        addr
+        for addr in (settings.grpc_addr, settings.http_addr)
+        if not _is_loopback(split_addr(addr)[0])
+    ]
+    if not exposed:
+        return None
+    return (
+        f"listening on {', '.join(exposed)} WITHOUT TLS: anyone who can reach it can read and "
+        "write the log; set --tls-cert/--tls-key/--tls-ca (docs/operations.md)"
+    )
 
 
 def _join(host: str, port: int) -> str:
@@ -176,22 +291,27 @@ def _write_ready_file(path: str, agent: Agent) -> None:
 
 
 async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:
-    """Run a server until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully."""
+    """Run a server until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully.
+
+    SIGHUP re-reads the ACL policy (a broken one is logged and the old one kept).
+    """
     agent = Agent(settings)
     await agent.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, agent.reload_acl)
     try:
         if settings.ready_file:
             _write_ready_file(settings.ready_file, agent)
+        scheme = "https" if settings.tls_cert else "http"
         print(
-            f"replog serving gRPC on {agent.grpc_address}, HTTP on http://{agent.http_address}",
+            f"replog serving gRPC on {agent.grpc_address}, HTTP on {scheme}://{agent.http_address}",
             flush=True,
         )
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await agent.shutdown()

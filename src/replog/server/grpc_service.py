@@ -17,17 +17,21 @@ import grpc
 from grpc import aio
 
 from replog.errors import (
-    InvalidArgumentError,
     OffsetOutOfRangeError,
     ReplogError,
     UnavailableError,
 )
-from replog.server.backend import AppendValue, LogBackend
+from replog.server.backend import LogBackend
 from replog.server.metrics import ServerMetrics
 from replog.server.status import grpc_code_for, metadata_for
-from replog.server.wire import encode_batch_response, encode_consume_response
+from replog.server.wire import (
+    encode_batch_response,
+    encode_consume_response,
+    offset_after,
+    produce_batch_values,
+    record_value,
+)
 from replog.v1 import log_pb2
-from replog.v1.record_pb2 import Record
 
 __all__ = ["SERVICE_NAME", "LogService"]
 
@@ -46,13 +50,6 @@ Req = TypeVar("Req")
 
 def _identity(data: bytes) -> bytes:
     return data
-
-
-def record_value(record: Record) -> AppendValue:
-    """What to append for a produced Record: its bare value when it has no key or headers."""
-    if not record.key and not len(record.headers):
-        return record.value
-    return record
 
 
 class LogService:
@@ -77,9 +74,9 @@ class LogService:
                 request_deserializer=pb.ProduceRequest.FromString,
                 response_serializer=ser,
             ),
-            "ProduceBatch": uu(
+            "ProduceBatch": uu(  # parsed by the handler (see wire.produce_batch_values)
                 self._unary("ProduceBatch", self._produce_batch),
-                request_deserializer=pb.ProduceBatchRequest.FromString,
+                request_deserializer=_identity,
                 response_serializer=ser,
             ),
             "ProduceStream": ss(
@@ -199,12 +196,9 @@ class LogService:
         return log_pb2.ProduceResponse(offset=offset)
 
     async def _produce_batch(
-        self, request: log_pb2.ProduceBatchRequest, context: aio.ServicerContext[Any, Any]
+        self, request: bytes, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.ProduceBatchResponse:
-        records = request.records
-        if not len(records):
-            raise InvalidArgumentError("ProduceBatch needs at least one record")
-        values = [record_value(r) for r in records]
+        values = produce_batch_values(request)
         base = await self.backend.submit(values)
         return log_pb2.ProduceBatchResponse(base_offset=base, count=len(values))
 
@@ -272,7 +266,7 @@ class LogService:
             if not payloads:
                 await self.backend.wait_for_data(offset, None)
                 continue
-            offset += len(payloads)
+            offset = offset_after(payloads)  # not += len: a replicated log skips control records
             yield payloads
 
     async def _consume_stream(

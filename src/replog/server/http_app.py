@@ -1,9 +1,8 @@
 """The HTTP/JSON API (aiohttp) over the same LogBackend as the gRPC service.
 
 Values, keys and header values are base64 in JSON; offsets are JSON numbers. Every error is
-``{"error": {"code": ..., "message": ...}}``; no traceback reaches a client. A TLS-terminating
-site can read the client certificate in a middleware with
-``request.transport.get_extra_info("peercert")``.
+``{"error": {"code": ..., "message": ...}}``; no traceback reaches a client. With an ACL, the
+auth middleware (``replog.server.auth``) answers 401/403 before any handler runs.
 """
 
 from __future__ import annotations
@@ -50,9 +49,19 @@ class HttpState:
 STATE_KEY = web.AppKey("replog_state", HttpState)
 
 
-def make_app(state: HttpState, *, max_body_bytes: int) -> web.Application:
-    """The aiohttp application with every route and the error/metrics middleware."""
-    app = web.Application(client_max_size=max_body_bytes, middlewares=[_middleware])
+def make_app(
+    state: HttpState,
+    *,
+    max_body_bytes: int,
+    auth: Callable[..., Awaitable[web.StreamResponse]] | None = None,
+) -> web.Application:
+    """The aiohttp application with every route and the error/metrics middleware.
+
+    ``auth`` (see ``replog.server.auth.http_auth_middleware``) runs inside the error/metrics
+    middleware, so refused requests are counted, and before any handler reads the body.
+    """
+    middlewares: list[Any] = [_middleware] if auth is None else [_middleware, auth]
+    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     app[STATE_KEY] = state
     app.router.add_post("/v1/records", _produce)
     app.router.add_post("/v1/records:batch", _produce_batch)
@@ -258,7 +267,7 @@ async def _consume(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "records": [record_to_json(r) for r in records],
-            "next_offset": offset + len(records),
+            "next_offset": records[-1].offset + 1 if records else offset,
             "high_watermark": state.backend.high_watermark,
         }
     )
@@ -284,7 +293,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
                 for r in records
             )
             await response.write(chunk.encode())
-            offset += len(records)
+            offset = records[-1].offset + 1
     except (ReplogError, ConnectionResetError):
         pass  # shutting down, or the client went away: end the stream
     return response

@@ -4,6 +4,11 @@ Defaults bind loopback only: gRPC on 127.0.0.1:7400, HTTP on 127.0.0.1:7401, dat
 The TOML file holds the same names as the fields below, at the top level or under
 ``[server]`` (dashes or underscores). Environment variables are the upper-cased names with a
 ``REPLOG_`` prefix, e.g. ``REPLOG_GRPC_ADDR``; ``REPLOG_CONFIG`` names the TOML file.
+
+Security: ``tls_cert`` + ``tls_key`` turn on TLS for both APIs; ``tls_ca`` also requires
+client certificates signed by that CA (mutual TLS). ``acl_policy`` (a casbin CSV, optionally
+with ``acl_model``) authorizes each call by the client certificate's identity, so it needs
+mutual TLS: settings with an ACL but without ``tls_cert``/``tls_key``/``tls_ca`` are refused.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from replog.errors import ConfigError
+from replog.raft.node import NodeOptions
+from replog.security.tls import TLSConfig
 from replog.storage import LogConfig
 
 __all__ = [
@@ -47,6 +54,15 @@ class ServerSettings:
     log_level: str = "info"
     log_format: str = "text"
     ready_file: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    acl_policy: str = ""
+    acl_model: str = ""
+    bootstrap: bool = False
+    join: str = ""
+    raft_tick_ms: int = 100
+    election_ticks: int = 10
 
     def __post_init__(self) -> None:
         split_addr(self.grpc_addr, "grpc_addr")
@@ -59,9 +75,41 @@ class ServerSettings:
             )
         if self.http_max_body_bytes < 1024:
             raise ConfigError("http_max_body_bytes must be at least 1024")
+        if self.bootstrap and self.join:
+            raise ConfigError("bootstrap (start a new cluster) and join go separately")
+        if self.raft_tick_ms < 1 or self.election_ticks < 2:
+            raise ConfigError("raft_tick_ms must be >= 1 and election_ticks >= 2")
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s must not be negative")
         self.log_config()  # validates sync and sizes
+        self._check_security()
+
+    def _check_security(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        if self.tls_ca and not self.tls_cert:
+            raise ConfigError("tls_ca (mutual TLS) needs the server's own tls_cert and tls_key")
+        if self.acl_policy and not (self.tls_cert and self.tls_ca):
+            raise ConfigError(
+                "an ACL (acl_policy) needs mutual TLS to verify identities: "
+                "set tls_cert, tls_key and tls_ca too"
+            )
+        if self.acl_model and not self.acl_policy:
+            raise ConfigError("acl_model needs acl_policy")
+
+    def node_options(self) -> NodeOptions:
+        """The Raft node's timing and limits these settings describe."""
+        return NodeOptions(
+            tick_s=self.raft_tick_ms / 1000,
+            election_ticks=self.election_ticks,
+            max_record_bytes=self.max_record_bytes,
+        )
+
+    def tls_config(self) -> TLSConfig | None:
+        """The server's TLS files, or None when it serves plaintext."""
+        if not self.tls_cert:
+            return None
+        return TLSConfig(self.tls_cert, self.tls_key, self.tls_ca or None)
 
     def log_config(self) -> LogConfig:
         """The LogConfig these settings describe."""
@@ -133,6 +181,10 @@ def _from_toml(path: str, known: Mapping[str, dataclasses.Field[Any]]) -> dict[s
 
 def _convert(name: str, value: Any, field: dataclasses.Field[Any]) -> Any:
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    if kind == "bool":
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
     try:
         if kind == "int":
             if isinstance(value, bool):

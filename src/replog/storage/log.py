@@ -225,6 +225,25 @@ class Log:
             self._committer.wait_durable(end)
         return base
 
+    def append_payloads(self, payloads: Sequence[bytes]) -> int:
+        """Append serialized Records byte for byte (replication); return the first offset once
+        durable. Each payload's ``offset`` must be where it lands (reads check it). Raises
+        RecordTooLargeError, InvalidArgumentError (empty), StorageIOError, LogClosedError."""
+        if not payloads:
+            raise InvalidArgumentError("append_payloads needs at least one payload")
+        limit = self.config.max_record_bytes
+        for payload in payloads:
+            if len(payload) > limit:
+                raise RecordTooLargeError(len(payload), limit)
+        with self._write_lock:
+            self._check_writable()
+            base = self._next_offset
+            self._write(list(payloads))
+            end = self._next_offset
+        if self.config.sync == "always":
+            self._committer.wait_durable(end)
+        return base
+
     def _check_writable(self) -> None:
         if self._closed:
             raise LogClosedError("the log is closed")
@@ -432,6 +451,28 @@ class Log:
                 raise self._failed from exc
             self._next_offset = self._segments[-1].next_offset
             self._committer.reset(self._next_offset)
+
+    def reset(self, next_offset: int) -> None:
+        """Discard every record; the empty log continues at ``next_offset`` (snapshot install).
+        The removal is durable when it returns."""
+        with self._sync_lock, self._write_lock:
+            self._check_writable()
+            if not _is_offset(next_offset) or not 0 <= next_offset <= MAX_OFFSET:
+                raise InvalidArgumentError(f"reset needs an offset, got {next_offset!r}")
+            try:
+                for segment in reversed(self._segments):
+                    segment.remove()
+                self._fs.sync_dir(self.directory)
+                segment = self._new_segment(next_offset)
+                self._fs.sync_dir(self.directory)
+            except OSError as exc:
+                self._failed = StorageIOError(f"reset failed: {exc}")
+                self._committer.fail(self._failed)
+                raise self._failed from exc
+            self._segments = [segment]
+            self._bases = [next_offset]
+            self._next_offset = next_offset
+            self._committer.reset(next_offset)
 
     # -- closing ------------------------------------------------------------------------------
 

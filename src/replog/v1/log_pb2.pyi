@@ -111,15 +111,19 @@ class ConsumeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OFFSET_FIELD_NUMBER: _builtins.int
+    MIN_OFFSET_FIELD_NUMBER: _builtins.int
     offset: _builtins.int
+    min_offset: _builtins.int
+    """Read-your-writes (see ConsumeBatchRequest.min_offset)."""
     def __init__(
         self,
         *,
         offset: _builtins.int = ...,
+        min_offset: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["offset", b"offset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_offset", b"min_offset", "offset", b"offset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -153,6 +157,7 @@ class ConsumeBatchRequest(_message.Message):
     MAX_RECORDS_FIELD_NUMBER: _builtins.int
     MAX_BYTES_FIELD_NUMBER: _builtins.int
     MAX_WAIT_MS_FIELD_NUMBER: _builtins.int
+    MIN_OFFSET_FIELD_NUMBER: _builtins.int
     offset: _builtins.int
     """The first offset to read."""
     max_records: _builtins.int
@@ -161,6 +166,10 @@ class ConsumeBatchRequest(_message.Message):
     """At most about this many bytes; at least one record is returned (0 = server default, 1 MiB)."""
     max_wait_ms: _builtins.int
     """When offset is at the end of the log, wait up to this long for new records."""
+    min_offset: _builtins.int
+    """Read-your-writes: wait (up to max_wait_ms, else UNAVAILABLE) until this node has
+    committed every offset below min_offset before reading. 0 = no wait.
+    """
     def __init__(
         self,
         *,
@@ -168,10 +177,11 @@ class ConsumeBatchRequest(_message.Message):
         max_records: _builtins.int = ...,
         max_bytes: _builtins.int = ...,
         max_wait_ms: _builtins.int = ...,
+        min_offset: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_bytes", b"max_bytes", "max_records", b"max_records", "max_wait_ms", b"max_wait_ms", "offset", b"offset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_bytes", b"max_bytes", "max_records", b"max_records", "max_wait_ms", b"max_wait_ms", "min_offset", b"min_offset", "offset", b"offset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -223,19 +233,23 @@ class Server(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     RPC_ADDR_FIELD_NUMBER: _builtins.int
     IS_LEADER_FIELD_NUMBER: _builtins.int
+    IS_VOTER_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     rpc_addr: _builtins.str
     is_leader: _builtins.bool
+    is_voter: _builtins.bool
+    """Whether the server counts in quorums (false for a learner still catching up)."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         rpc_addr: _builtins.str = ...,
         is_leader: _builtins.bool = ...,
+        is_voter: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "is_leader", b"is_leader", "rpc_addr", b"rpc_addr"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "is_leader", b"is_leader", "is_voter", b"is_voter", "rpc_addr", b"rpc_addr"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,143 @@
+"""Three ``replog serve`` processes on this machine (sync=always): committed records/s with a
+batching Producer (100 B records), p99 commit latency at a fixed rate, and failover time with
+the default timeouts (tick 100 ms x 10). Prints the median of ``--runs`` runs.
+
+    .venv/bin/python bench/bench_cluster.py --records 100000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from replog.client import Client, Producer
+
+
+def _start(root: Path, name: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    ready = root / f"{name}.ready"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from replog.cli.app import main; main()",
+        "serve",
+        "--data-dir",
+        str(root / name),
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--ready-file",
+        str(ready),
+        "--node-id",
+        name,
+        "--log-level",
+        "warning",
+        "--sync",
+        "always",
+        *extra,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.02)
+    return proc, json.loads(ready.read_text())["grpc_addr"]
+
+
+def _leader(addr: str) -> str:
+    with Client(addr) as c:
+        leaders = [s.rpc_addr for s in c.servers() if s.is_leader]
+    return leaders[0] if leaders else ""
+
+
+def _wait(pred, timeout: float = 30):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not (v := pred()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("timeout")
+        time.sleep(0.01)
+    return v
+
+
+def one_run(records: int) -> tuple[float, float, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        procs = {}
+        procs["n1"], a1 = _start(root, "n1", "--bootstrap")
+        _wait(lambda: _leader(a1))
+        addrs = {"n1": a1}
+        for n in ("n2", "n3"):
+            procs[n], addrs[n] = _start(root, n, "--join", a1)
+        with Client(a1) as c:
+            _wait(lambda: len(c.servers()) == 3)
+        try:
+            leader = _leader(a1)
+            value = b"x" * 100
+            with Producer(leader, linger_ms=5) as p:
+                started = time.perf_counter()
+                for _ in range(records):
+                    p.send(value)
+                p.flush(120)
+                throughput = records / (time.perf_counter() - started)
+            interval, n = 1 / 10_000, 20_000
+            with Producer(leader, linger_ms=1) as p:
+                done: list[float] = []
+                starts: list[float] = []
+                t0 = time.perf_counter()
+                for i in range(n):
+                    while time.perf_counter() < t0 + i * interval:
+                        pass
+                    starts.append(time.perf_counter())
+                    f = p.send(value)
+                    f.add_done_callback(lambda _f: done.append(time.perf_counter()))  # type: ignore[attr-defined]
+                p.flush(60)
+            latencies = sorted(d - s for s, d in zip(starts, sorted(done), strict=False))
+            p99 = latencies[int(len(latencies) * 0.99)] * 1000
+            victim = next(n for n, a in addrs.items() if a == leader)
+            os.kill(procs[victim].pid, signal.SIGKILL)
+            procs[victim].wait()
+            survivor = next(a for n, a in addrs.items() if n != victim)
+            t = time.monotonic()
+            with Client(survivor) as c:
+                _wait(
+                    lambda: (
+                        c.produce(b"after", timeout=0.5) is not None
+                        if _leader(survivor) not in ("", leader)
+                        else False
+                    )
+                )
+            failover = time.monotonic() - t
+            return throughput, p99, failover
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    runs = [one_run(args.records) for _ in range(args.runs)]
+    for r in runs:
+        print(f"run: {r[0]:,.0f} rec/s, p99 {r[1]:.1f} ms at 10k rec/s, failover {r[2]:.2f} s")
+    print(
+        f"median: {statistics.median(r[0] for r in runs):,.0f} committed rec/s; "
+        f"p99 commit latency at 10,000 rec/s {statistics.median(r[1] for r in runs):.1f} ms; "
+        f"failover {statistics.median(r[2] for r in runs):.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

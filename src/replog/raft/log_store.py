@@ -1,0 +1,366 @@
+"""The replog ``Log`` as Raft's log (a :class:`RaftLogStore`), plus a small hard-state file.
+
+Theory of operation: Raft index == record offset (the Log opens with ``initial_offset=1``).
+A user-data entry's ``data`` *is* the serialized Record the leader built (offset = index,
+term, type 0, timestamp), so followers store byte-identical logs and consumers read entries
+as records. No-op and configuration entries are stored as Records with ``type`` 1 / 2 and the
+entry's data as ``value``.
+
+The term of every retained entry and the kinds of the (rare) non-data entries are kept in
+memory, rebuilt by one scan on open, so ``term()`` never touches the disk. A bounded cache of
+the newest entries serves the leader's replication reads.
+
+The state file (``raft-state.json``, replaced atomically: write temp, fsync, rename, fsync
+dir) holds the hard state and the snapshot point (the index before the first retained entry
+and its term). Commit-only changes of the hard state are written at most every
+``commit_flush_s`` (the commit index is volatile in Raft; a restart with an older one is
+safe), term / vote / configuration changes at once.
+
+Not thread-safe: one driver owns it (its blocking calls run in one worker thread).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import shutil
+import time
+from array import array
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from replog.raft.errors import CompactedError
+from replog.raft.messages import Entry, EntryKind, HardState, Membership, SnapshotMeta
+from replog.raft.storage import limit_by_bytes
+from replog.storage import Log, LogConfig
+from replog.storage.codec import decode_records
+from replog.v1.record_pb2 import Record
+
+__all__ = ["MEMBER_RECORD_TYPE", "STATE_FILE", "ReplogLogStore", "entry_payload"]
+
+STATE_FILE = "raft-state.json"
+MEMBER_RECORD_TYPE = 3
+"""Record type of an address-book update (consumers skip every type but 0)."""
+_MEMBER_MARK = bytes((0x20, MEMBER_RECORD_TYPE))  # the serialized ``type = 3`` field
+_STAGING = "snapshot"
+_STAGING_DONE = "COMPLETE"
+_CACHE_MAX_ENTRIES = 16384
+_SCAN_CHUNK = 4096
+
+
+def is_control(entry: Entry) -> bool:
+    """Whether ``entry`` is stored as a Record consumers skip (no-op, config, member)."""
+    if entry.kind != EntryKind.DATA:
+        return True
+    return _MEMBER_MARK in entry.data and Record.FromString(entry.data).type != 0
+
+
+def entry_payload(entry: Entry) -> bytes:
+    """The Record bytes stored for ``entry`` (user data is already a serialized Record)."""
+    if entry.kind == EntryKind.DATA:
+        return entry.data
+    record = Record(value=entry.data, offset=entry.index, term=entry.term, type=entry.kind)
+    return record.SerializeToString()
+
+
+class ReplogLogStore:
+    """A :class:`replog.raft.RaftLogStore` over a replog ``Log`` in ``directory/log``."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        config: LogConfig | None = None,
+        *,
+        bootstrap: Membership | None = None,
+        commit_flush_s: float = 1.0,
+    ) -> None:
+        """Open (or create) the log and state file; ``bootstrap`` seeds a brand-new node's
+        membership (ignored when a state file exists)."""
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._log_config = replace(config or LogConfig(), initial_offset=1)
+        self.log = Log(self.directory / "log", self._log_config)
+        self._commit_flush_s = commit_flush_s
+        state, snap_index, snap_term = self._load_state(bootstrap)
+        self._state = state
+        self._written = state
+        self._written_at = time.monotonic()
+        lowest = self.log.lowest_offset
+        if lowest == 1 or snap_index == lowest - 1:
+            self._snap_index, self._snap_term = lowest - 1, (snap_term if lowest > 1 else 0)
+        else:  # Crashed between a front truncation and the state write: the first record
+            # still readable becomes the snapshot point (its term is in the record).
+            self._snap_index, self._snap_term = lowest, self.log.read(lowest).term
+        self._terms = array("Q")
+        self._kinds: dict[int, int] = {}
+        self.control: list[int] = []
+        """Sorted offsets of retained records with ``type != 0`` (skipped by consumers)."""
+        self._cache: list[Entry] = []
+        self._cache_first = 0
+        self._scan()
+
+    # -- state file -----------------------------------------------------------------------
+
+    def _load_state(self, bootstrap: Membership | None) -> tuple[HardState, int, int]:
+        path = self.directory / STATE_FILE
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return HardState(config=bootstrap or Membership()), 0, 0
+        config = Membership(frozenset(doc["voters"]), frozenset(doc["learners"]))
+        state = HardState(doc["term"], doc["vote"], doc["commit"], config)
+        return state, int(doc["snap_index"]), int(doc["snap_term"])
+
+    def _write_state(self) -> None:
+        s = self._state
+        doc = {
+            "term": s.term,
+            "vote": s.vote,
+            "commit": s.commit,
+            "voters": sorted(s.config.voters),
+            "learners": sorted(s.config.learners),
+            "snap_index": self._snap_index,
+            "snap_term": self._snap_term,
+        }
+        write_atomically(self.directory / STATE_FILE, json.dumps(doc).encode())
+        self._written = s
+        self._written_at = time.monotonic()
+
+    def _scan(self) -> None:
+        """Rebuild the in-memory terms and kinds from the retained records."""
+        first = self._snap_index + 1
+        offset = self.log.lowest_offset
+        while offset < self.log.next_offset:
+            payloads = self.log.read_payloads(offset, max_records=_SCAN_CHUNK, max_bytes=1 << 24)
+            for record in decode_records(payloads):
+                if record.type:
+                    self.control.append(record.offset)
+                if record.offset >= first:
+                    self._terms.append(record.term)
+                    if record.type:
+                        self._kinds[record.offset] = record.type
+            offset += len(payloads)
+
+    # -- RaftStorage ----------------------------------------------------------------------
+
+    def initial_state(self) -> HardState:
+        """Return the last saved hard state."""
+        return self._state
+
+    def first_index(self) -> int:
+        """Return the first retained index."""
+        return self._snap_index + 1
+
+    def last_index(self) -> int:
+        """Return the last stored index."""
+        return self._snap_index + len(self._terms)
+
+    @property
+    def snapshot_point(self) -> tuple[int, int]:
+        """The (index, term) before the first retained entry."""
+        return self._snap_index, self._snap_term
+
+    def term(self, index: int) -> int | None:
+        """Return the term at ``index`` (None outside ``[first_index - 1, last_index]``)."""
+        pos = index - self._snap_index
+        if pos == 0:
+            return self._snap_term
+        if 0 < pos <= len(self._terms):
+            return self._terms[pos - 1]
+        return None
+
+    def entries(self, lo: int, hi: int, max_bytes: int) -> list[Entry]:
+        """Return entries ``[lo, hi)`` within ``max_bytes`` (at least one)."""
+        if lo <= self._snap_index:
+            raise CompactedError(f"index {lo} is compacted (first is {self._snap_index + 1})")
+        hi = min(hi, self.last_index() + 1)
+        if lo >= hi:
+            return []
+        if self._cache and lo >= self._cache_first:
+            base = self._cache_first
+            return limit_by_bytes(self._cache[lo - base : hi - base], max_bytes)
+        payloads = self._read(lo, hi, max_bytes)
+        out: list[Entry] = []
+        kinds, terms, snap = self._kinds, self._terms, self._snap_index
+        for index, payload in enumerate(payloads, lo):
+            kind = kinds.get(index, 0)
+            data = payload if kind == 0 else Record.FromString(payload).value
+            out.append(Entry(terms[index - snap - 1], index, kind, data))
+        return out
+
+    def _read(self, lo: int, hi: int, max_bytes: int) -> list[bytes]:
+        """Payloads ``[lo, hi)`` within ``max_bytes`` (at least one), across segments."""
+        payloads: list[bytes] = []
+        size = 0
+        while lo < hi and (not payloads or size < max_bytes):
+            chunk = self.log.read_payloads(lo, max_records=hi - lo, max_bytes=max_bytes - size)
+            chunk_bytes = sum(map(len, chunk))
+            if payloads and size + chunk_bytes > max_bytes:
+                break
+            payloads.extend(chunk)
+            size += chunk_bytes
+            lo += len(chunk)
+        return payloads
+
+    # -- RaftLogStore ---------------------------------------------------------------------
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        """Durably store ``entries``, replacing any stored suffix from their first index."""
+        if not entries:
+            return
+        first = entries[0].index
+        if first <= self._snap_index:
+            raise CompactedError(f"cannot overwrite compacted index {first}")
+        last = self.last_index()
+        if first > last + 1:
+            raise ValueError(f"gap: appending {first} after {last}")
+        if first <= last:
+            self._truncate_after(first - 1)
+        self.log.append_payloads([entry_payload(e) for e in entries])
+        self.control.extend(e.index for e in entries if is_control(e))
+        self._terms.extend(e.term for e in entries)
+        for e in entries:
+            if e.kind:
+                self._kinds[e.index] = e.kind
+        self._cache_extend(entries)
+
+    def _truncate_after(self, index: int) -> None:
+        self.log.truncate_after(index)
+        del self.control[bisect.bisect_right(self.control, index) :]
+        del self._terms[index - self._snap_index :]
+        for doomed in [i for i in self._kinds if i > index]:
+            del self._kinds[doomed]
+        if self._cache:
+            del self._cache[max(0, index + 1 - self._cache_first) :]
+
+    def _cache_extend(self, entries: Sequence[Entry]) -> None:
+        if not self._cache or self._cache_first + len(self._cache) != entries[0].index:
+            self._cache = list(entries)
+            self._cache_first = entries[0].index
+        else:
+            self._cache.extend(entries)
+        excess = len(self._cache) - _CACHE_MAX_ENTRIES
+        if excess > 0:
+            drop = max(excess, _CACHE_MAX_ENTRIES // 4)
+            del self._cache[:drop]
+            self._cache_first += drop
+
+    def save_hard_state(self, state: HardState) -> None:
+        """Replace the hard state: durable at once when term, vote or configuration changed;
+        a commit-only change is written at most every ``commit_flush_s``."""
+        self._state = state
+        w = self._written
+        changed = (state.term, state.vote, state.config) != (w.term, w.vote, w.config)
+        due = time.monotonic() - self._written_at >= self._commit_flush_s
+        if changed or (state.commit != w.commit and due):
+            self._write_state()
+
+    def apply_snapshot(self, meta: SnapshotMeta) -> None:
+        """Discard the whole log; the next entry will be ``meta.index + 1``.
+
+        If a complete staged snapshot (the leader's records up to ``meta.index``, see
+        ``stage_snapshot``) is waiting, it becomes the log, so those records stay readable.
+        """
+        if not self._swap_in_staged(meta.index):
+            self.log.reset(meta.index + 1)
+            self.control = []
+        self._snap_index, self._snap_term = meta.index, meta.term
+        self._terms = array("Q")
+        self._kinds.clear()
+        self._cache = []
+        self._state = replace(self._state, commit=max(self._state.commit, meta.index))
+        self._write_state()
+
+    def compact(self, index: int) -> None:
+        """Drop whole segments below ``index``; the first retained index may stay lower."""
+        if index <= self.first_index():
+            return
+        if index > self.last_index() + 1:
+            raise ValueError(f"cannot compact past the last index {self.last_index()}")
+        self.log.truncate(index)
+        lowest = self.log.lowest_offset
+        if lowest - 1 <= self._snap_index:
+            return
+        point = min(lowest - 1, self.last_index())
+        term = self.term(point)
+        assert term is not None
+        del self._terms[: point - self._snap_index]
+        del self.control[: bisect.bisect_left(self.control, self.log.lowest_offset)]
+        self._kinds = {i: k for i, k in self._kinds.items() if i > point}
+        self._snap_index, self._snap_term = point, term
+        self._write_state()
+
+    # -- snapshot staging -----------------------------------------------------------------
+
+    def stage_snapshot(self, first_offset: int) -> Log:
+        """Start receiving a leader's records from ``first_offset`` into a staging log."""
+        path = self.directory / _STAGING
+        shutil.rmtree(path, ignore_errors=True)
+        return Log(path, replace(self._log_config, initial_offset=first_offset))
+
+    def finish_staging(self, staged: Log) -> None:
+        """Close a fully received staging log and mark it complete (up to its last record)."""
+        last = staged.next_offset - 1
+        staged.close()
+        write_atomically(self.directory / _STAGING / _STAGING_DONE, str(last).encode())
+
+    def _swap_in_staged(self, index: int) -> bool:
+        staging = self.directory / _STAGING
+        done = staging / _STAGING_DONE
+        try:
+            complete = int(done.read_text()) == index
+        except (OSError, ValueError):
+            complete = False
+        if not complete:
+            return False
+        done.unlink()
+        self.log.close()
+        live, old = self.directory / "log", self.directory / "log.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(live, old)
+        os.replace(staging, live)
+        _fsync_dir(self.directory)
+        shutil.rmtree(old, ignore_errors=True)
+        self.log = Log(live, self._log_config)
+        self.control = []
+        offset = self.log.lowest_offset
+        while offset < self.log.next_offset:
+            payloads = self.log.read_payloads(offset, max_records=_SCAN_CHUNK, max_bytes=1 << 24)
+            self.control.extend(r.offset for r in decode_records(payloads) if r.type)
+            offset += len(payloads)
+        return True
+
+    def flush(self) -> None:
+        """Write a pending commit-only hard state change now."""
+        if self._state != self._written:
+            self._write_state()
+
+    def close(self) -> None:
+        """Write any pending hard state and close the log."""
+        try:
+            self.flush()
+        finally:
+            self.log.close()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync the directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,427 @@
+"""The asyncio driver of one Raft node: clock, persistence before send, apply, producer waiters.
+
+Theory of operation: one task (``_run``) owns the :class:`Raft` core. Other tasks only queue
+inputs (peer messages, proposals, admin operations) and wake it. Each turn it steps the
+queued messages, ticks from the monotonic clock, turns every queued produce request into one
+``propose`` (so one Log write and one fsync serve them all), then performs a ``Ready`` in the
+documented order: persist (log appends per the sync policy, hard state) in a worker thread,
+*then* send, then apply (advance the high watermark = commit index + 1, resolve producers whose
+entry committed with the term it was proposed in), then ``advance``.
+
+User records are built here, on the leader, right before ``propose``: offset = the index the
+entry gets, term = the current term, type 0, a timestamp. The payload is the entry's data, so
+the entry is stored byte-identically everywhere. Member records (type 3) carry the replicated
+address book: ``{"id": name, "addr": address}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from replog.errors import RecordTooLargeError, ReplogError, UnavailableError
+from replog.raft.config import RaftConfig, RandomSource
+from replog.raft.core import Raft
+from replog.raft.errors import NotLeaderError
+from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
+from replog.raft.membership import ConfChange, ConfChangeOp
+from replog.raft.messages import Entry, EntryKind, Message, MessageType
+from replog.raft.ready import Ready, Role
+from replog.v1.record_pb2 import Record
+
+__all__ = ["MEMBER_RECORD_TYPE", "NodeOptions", "NotLeaderNodeError", "RaftNode", "Waiter"]
+
+log = logging.getLogger("replog.raft.node")
+
+_MEMBER_MARK = bytes((0x20, MEMBER_RECORD_TYPE))  # the serialized ``type = 3`` field
+_PROMOTE_MAX_LAG = 256
+
+
+class NotLeaderNodeError(UnavailableError):
+    """This node does not lead; ``leader`` is the Raft id of the one it knows (or None)."""
+
+    def __init__(self, leader: int | None, message: str = "this node is not the leader") -> None:
+        super().__init__(message, certainly_not_applied=True)
+        self.leader = leader
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """Timing and limits: ``tick_s`` x ``election_ticks`` is the election timeout."""
+
+    tick_s: float = 0.1
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    max_record_bytes: int = 1 << 20
+    max_proposal_bytes: int = 8 << 20
+
+
+@dataclass(slots=True)
+class Waiter:
+    """A produce request waiting for its entries ``first..last`` (proposed in ``term``)."""
+
+    first: int
+    last: int
+    term: int
+    future: asyncio.Future[int]
+
+
+Sender = Callable[[Sequence[Message]], None]
+SnapshotSender = Callable[[Message], None]
+
+
+class RaftNode:
+    """One Raft node over a :class:`ReplogLogStore`; see the module docstring."""
+
+    def __init__(
+        self,
+        store: ReplogLogStore,
+        raft_id: int,
+        rng: RandomSource,
+        options: NodeOptions | None = None,
+    ) -> None:
+        """Create the core from the store's durable state (call ``start`` to run it)."""
+        self.options = o = options or NodeOptions()
+        self.store = store
+        self.id = raft_id
+        state = store.initial_state()
+        config = RaftConfig(
+            node_id=raft_id,
+            election_ticks=o.election_ticks,
+            heartbeat_ticks=o.heartbeat_ticks,
+            applied=state.commit,
+        )
+        self.raft = Raft(config, store, rng)
+        self.high_watermark = min(state.commit, store.last_index()) + 1
+        self.send: Sender = lambda messages: None
+        self.send_snapshot: SnapshotSender = lambda message: None
+        self.on_member: Callable[[str, str], None] = lambda name, addr: None
+        self.on_commit: Callable[[], None] = lambda: None
+        self.on_leader_change: Callable[[int | None], None] = lambda leader: None
+        self.last_contact: dict[int, float] = {}
+        self._inbox: list[Message] = []
+        self._proposals: list[tuple[Sequence[bytes | Record], asyncio.Future[int]]] = []
+        self._ops: list[Callable[[], None]] = []
+        self._waiters: deque[Waiter] = deque()
+        self._index_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-persist")
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._scratch = Record()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop task (call from the event loop)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="raft-node")
+
+    async def stop(self) -> None:
+        """Stop the loop, fail every waiting producer, close the store."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        for w in self._waiters:
+            _fail(w.future, UnavailableError("the node stopped before the record committed"))
+        self._waiters.clear()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
+        self._executor.shutdown(wait=True)
+
+    # -- queries --------------------------------------------------------------------------
+
+    @property
+    def leader(self) -> int | None:
+        """The Raft id of the leader this node knows, if any."""
+        return self.raft.lead
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this node leads now."""
+        return self.raft.role is Role.LEADER
+
+    @property
+    def pending_waiters(self) -> int:
+        """How many produce requests wait for their entries to commit."""
+        return len(self._waiters)
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def deliver(self, messages: Sequence[Message]) -> None:
+        """Queue messages received from peers."""
+        self._inbox.extend(messages)
+        now = time.monotonic()
+        for m in messages:
+            self.last_contact[m.src] = now
+        self._wakeup.set()
+
+    def submit(self, values: Sequence[bytes | Record]) -> asyncio.Future[int]:
+        """Queue records for proposal; the future gives the first offset once committed.
+
+        Fails with :class:`NotLeaderNodeError` on a follower, RecordTooLargeError, UnavailableError.
+        """
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self._stopping:
+            future.set_exception(
+                UnavailableError("the node is stopping", certainly_not_applied=True)
+            )
+        elif not self.is_leader or self.raft.lead_transferee is not None:
+            future.set_exception(NotLeaderNodeError(self.raft.lead_transferee or self.raft.lead))
+        else:
+            self._proposals.append((values, future))
+            self._wakeup.set()
+        return future
+
+    def call(self, fn: Callable[[Raft], Any]) -> asyncio.Future[Any]:
+        """Run ``fn(core)`` on the loop task (membership, transfer); the future gives its result."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def op() -> None:
+            try:
+                future.set_result(fn(self.raft))
+            except Exception as exc:
+                future.set_exception(exc)
+
+        self._ops.append(op)
+        self._wakeup.set()
+        return future
+
+    async def wait_applied(self, index: int, timeout_s: float) -> bool:
+        """Wait until this node applied ``index`` (the high watermark passed it)."""
+        if self.high_watermark > index:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._index_waiters.append((index, future))
+        try:
+            await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def propose_change(self, change: ConfChange, timeout_s: float = 10.0) -> int:
+        """Propose a membership change and wait until it is applied here; return its index."""
+        index: int = await self.call(lambda r: r.propose_conf_change(change))
+        if not await self.wait_applied(index, timeout_s):
+            raise UnavailableError(f"membership change {change} did not commit in time")
+        term = self.store.term(index) if index >= self.store.first_index() else None
+        if term is not None and self.store.entries(index, index + 1, 1)[0].kind != EntryKind.CONFIG:
+            raise UnavailableError(f"membership change {change} was lost to a leader change")
+        return index
+
+    async def add_member_record(self, name: str, addr: str, timeout_s: float = 10.0) -> None:
+        """Replicate ``name -> addr`` in the address book and wait until it is applied."""
+        value = json.dumps({"id": name, "addr": addr}).encode()
+        record = Record(value=value, type=MEMBER_RECORD_TYPE)
+        first = await asyncio.wait_for(self.submit([record]), timeout_s)
+        await self.wait_applied(first, timeout_s)
+
+    def report_snapshot(self, to: int, *, ok: bool) -> None:
+        """Tell the core a snapshot transfer to ``to`` finished (or failed)."""
+        self._ops.append(lambda: self.raft.report_snapshot(to, ok=ok))
+        self._wakeup.set()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        tick_s = self.options.tick_s
+        next_tick = loop.time() + tick_s
+        while not self._stopping:
+            timeout = next_tick - loop.time()
+            if timeout > 0 and not self._wakeup.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+            self._wakeup.clear()
+            try:
+                await self._turn(loop, next_tick)
+            except Exception:
+                log.exception("raft node %s: unexpected error; stopping", self.id)
+                self._stopping = True
+                raise
+            now = loop.time()
+            if now >= next_tick:
+                next_tick = max(next_tick + tick_s, now + tick_s / 2)
+
+    async def _turn(self, loop: asyncio.AbstractEventLoop, next_tick: float) -> None:
+        inbox, self._inbox = self._inbox, []
+        for m in inbox:
+            self.raft.step(m)
+        if loop.time() >= next_tick:
+            self.raft.tick()
+            self._maybe_promote()
+        ops, self._ops = self._ops, []
+        for op in ops:
+            op()
+        self._propose_queued()
+        if self.raft.has_ready():
+            await self._perform(loop, self.raft.ready())
+
+    async def _perform(self, loop: asyncio.AbstractEventLoop, rd: Ready) -> None:
+        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+            await loop.run_in_executor(self._executor, self._persist, rd)
+        regular = [m for m in rd.messages if m.type is not MessageType.SNAPSHOT]
+        if regular:
+            self.send(regular)
+        for m in rd.messages:
+            if m.type is MessageType.SNAPSHOT:
+                self.send_snapshot(m)
+        if rd.snapshot is not None:
+            self._advance_watermark(rd.snapshot.index + 1)
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.leader)
+        self.raft.advance(rd)
+
+    def _persist(self, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            self.store.apply_snapshot(rd.snapshot)
+        if rd.entries:
+            self.store.append(rd.entries)
+        if rd.hard_state is not None:
+            self.store.save_hard_state(rd.hard_state)
+
+    # -- proposals ------------------------------------------------------------------------
+
+    def _propose_queued(self) -> None:
+        while self._proposals:
+            group, size = [], 0
+            while self._proposals and size < self.options.max_proposal_bytes:
+                values, future = self._proposals.pop(0)
+                group.append((values, future))
+                size += sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in values)
+            self._propose_group(group)
+
+    def _propose_group(
+        self, group: list[tuple[Sequence[bytes | Record], asyncio.Future[int]]]
+    ) -> None:
+        raft = self.raft
+        if raft.role is not Role.LEADER or raft.lead_transferee is not None:
+            for _, future in group:
+                _fail(future, NotLeaderNodeError(raft.lead_transferee or raft.lead))
+            return
+        term, next_index = raft.term, raft.log.last_index() + 1
+        timestamp_ms = max(1, time.time_ns() // 1_000_000)
+        payloads: list[bytes] = []
+        waiters: list[Waiter] = []
+        for values, future in group:
+            try:
+                built = self._build(values, next_index + len(payloads), term, timestamp_ms)
+            except ReplogError as exc:
+                _fail(future, exc)
+                continue
+            first = next_index + len(payloads)
+            payloads.extend(built)
+            waiters.append(Waiter(first, first + len(built) - 1, term, future))
+        if not payloads:
+            return
+        try:
+            first, _ = raft.propose(payloads)
+        except NotLeaderError as exc:
+            for w in waiters:
+                _fail(w.future, NotLeaderNodeError(exc.leader_hint))
+            return
+        assert first == next_index, (first, next_index)
+        self._waiters.extend(waiters)
+
+    def _build(
+        self, values: Sequence[bytes | Record], first: int, term: int, timestamp_ms: int
+    ) -> list[bytes]:
+        limit = self.options.max_record_bytes
+        out: list[bytes] = []
+        scratch = self._scratch
+        for offset, value in enumerate(values, first):
+            if isinstance(value, bytes):
+                scratch.value = value
+                scratch.offset, scratch.term, scratch.timestamp_ms = offset, term, timestamp_ms
+                payload = scratch.SerializeToString()
+            else:
+                record = Record()
+                record.CopyFrom(value)
+                record.offset, record.term, record.timestamp_ms = offset, term, timestamp_ms
+                payload = record.SerializeToString()
+            if len(payload) > limit:
+                raise RecordTooLargeError(len(payload), limit)
+            out.append(payload)
+        return out
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def _apply(self, entries: Sequence[Entry]) -> None:
+        for e in entries:
+            if e.kind == EntryKind.DATA and _MEMBER_MARK in e.data:
+                self._apply_member(e.data)
+        self._resolve_waiters(entries)
+        self._advance_watermark(entries[-1].index + 1)
+
+    def _apply_member(self, payload: bytes) -> None:
+        record = Record.FromString(payload)
+        if record.type != MEMBER_RECORD_TYPE:
+            return
+        doc = json.loads(record.value)
+        self.on_member(str(doc["id"]), str(doc["addr"]))
+
+    def _resolve_waiters(self, entries: Sequence[Entry]) -> None:
+        lo, hi = entries[0].index, entries[-1].index
+        waiters = self._waiters
+        while waiters and waiters[0].last <= hi:
+            w = waiters.popleft()
+            if w.last < lo:
+                _fail(w.future, UnavailableError("the record's outcome is unknown"))
+                continue
+            if entries[w.last - lo].term == w.term:
+                if not w.future.done():
+                    w.future.set_result(w.first)
+            else:
+                _fail(
+                    w.future, NotLeaderNodeError(self.raft.lead, "leadership changed; not written")
+                )
+
+    def _advance_watermark(self, watermark: int) -> None:
+        if watermark <= self.high_watermark:
+            return
+        self.high_watermark = watermark
+        if self._index_waiters:
+            keep = []
+            for index, future in self._index_waiters:
+                if index < watermark:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    keep.append((index, future))
+            self._index_waiters = keep
+        self.on_commit()
+
+    def _on_soft_state(self, leader: int | None) -> None:
+        self.on_leader_change(leader)
+
+    def _maybe_promote(self) -> None:
+        raft = self.raft
+        if raft.role is not Role.LEADER or not raft.config.learners:
+            return
+        if raft.confs.last_pending_index() > raft.log.committed:
+            return
+        for learner in sorted(raft.config.learners):
+            pr = raft.progress.get(learner)
+            if pr is not None and raft.log.committed - pr.match <= _PROMOTE_MAX_LAG:
+                try:
+                    raft.propose_conf_change(ConfChange(ConfChangeOp.PROMOTE, learner))
+                    log.info("promoting learner %s to voter", learner)
+                except ReplogError:
+                    pass
+                except Exception as exc:
+                    log.debug("cannot promote %s yet: %s", learner, exc)
+                return
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -1,0 +1,209 @@
+"""Raft messages over gRPC: conversion to ``replog.v1.raft`` and one outgoing stream per peer.
+
+Theory of operation: ``RaftTransport.send`` never blocks the node loop. Messages are queued
+per destination; one task per peer keeps a client-streaming ``Raft/Stream`` call open and
+writes everything queued so far as one ``RaftBatch`` (batching), awaiting gRPC flow control
+(backpressure). A full queue drops new messages and a broken stream drops what was queued:
+Raft tolerates lost messages and retransmits, so the transport needs no acknowledgements.
+Node-to-node TLS uses the node's own certificate (identity ``replog-node``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
+
+import grpc
+from grpc import aio
+
+from replog.raft.messages import Entry, Membership, Message, MessageType, SnapshotMeta
+from replog.v1 import raft_pb2
+
+__all__ = [
+    "RAFT_SERVICE",
+    "RaftTransport",
+    "message_from_proto",
+    "message_to_proto",
+    "open_channel",
+]
+
+log = logging.getLogger("replog.raft.transport")
+
+RAFT_SERVICE = "replog.v1.Raft"
+_QUEUE_MAX_MESSAGES = 8192
+_RECONNECT_S = 0.1
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 128 * 1024 * 1024),
+    ("grpc.max_send_message_length", 128 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 10_000),
+]
+_new_tuple = tuple.__new__
+
+
+def open_channel(addr: str, credentials: grpc.ChannelCredentials | None) -> aio.Channel:
+    """A channel to another node (TLS when ``credentials`` are given)."""
+    if credentials is None:
+        return aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
+    return aio.secure_channel(addr, credentials, options=_CHANNEL_OPTIONS)
+
+
+def _membership_to_proto(config: Membership) -> raft_pb2.RaftMembership:
+    return raft_pb2.RaftMembership(voters=sorted(config.voters), learners=sorted(config.learners))
+
+
+def message_to_proto(m: Message) -> raft_pb2.RaftMessage:
+    """The wire form of a core message (entries keep their data bytes unchanged)."""
+    pb = raft_pb2.RaftMessage(
+        type=m.type,
+        src=m.src,
+        dst=m.dst,
+        term=m.term,
+        log_term=m.log_term,
+        index=m.index,
+        commit=m.commit,
+        reject=m.reject,
+        reject_hint=m.reject_hint,
+        transfer=m.transfer,
+    )
+    if m.entries:
+        entry = raft_pb2.RaftEntry
+        pb.entries.extend([entry(term=t, index=i, kind=k, data=d) for t, i, k, d in m.entries])
+    if m.snapshot is not None:
+        s = m.snapshot
+        pb.snapshot.CopyFrom(
+            raft_pb2.RaftSnapshotMeta(
+                index=s.index, term=s.term, config=_membership_to_proto(s.config)
+            )
+        )
+    return pb
+
+
+def message_from_proto(pb: raft_pb2.RaftMessage) -> Message:
+    """The core message a wire message describes."""
+    entries: list[Entry] = []
+    if pb.entries:
+        fields = [(e.term, e.index, e.kind, e.data) for e in pb.entries]
+        entries = list(map(_new_tuple, repeat(Entry, len(fields)), fields))
+    snapshot = None
+    if pb.HasField("snapshot"):
+        c = pb.snapshot.config
+        config = Membership(frozenset(c.voters), frozenset(c.learners))
+        snapshot = SnapshotMeta(pb.snapshot.index, pb.snapshot.term, config)
+    return Message(
+        type=MessageType(pb.type),
+        src=pb.src,
+        dst=pb.dst,
+        term=pb.term,
+        log_term=pb.log_term,
+        index=pb.index,
+        entries=entries,
+        commit=pb.commit,
+        reject=pb.reject,
+        reject_hint=pb.reject_hint,
+        snapshot=snapshot,
+        transfer=pb.transfer,
+    )
+
+
+class _Peer:
+    """The outgoing stream to one peer."""
+
+    def __init__(self, transport: RaftTransport, peer_id: int) -> None:
+        self.transport = transport
+        self.peer_id = peer_id
+        self.queue: list[raft_pb2.RaftMessage] = []
+        self.wakeup = asyncio.Event()
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"raft-peer-{peer_id}")
+        self.connected_addr = ""
+
+    def enqueue(self, messages: Iterable[Message]) -> None:
+        room = _QUEUE_MAX_MESSAGES - len(self.queue)
+        batch = [message_to_proto(m) for m in messages]
+        if len(batch) > room:
+            del batch[room:]  # dropped: Raft retransmits
+        self.queue.extend(batch)
+        self.wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            addr = self.transport.resolve(self.peer_id)
+            if not addr:
+                self.queue.clear()
+                self.wakeup.clear()
+                continue
+            try:
+                await self._stream(addr)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("stream to %s (%s) broke: %s", self.peer_id, addr, exc)
+            self.queue.clear()
+            await asyncio.sleep(_RECONNECT_S)
+
+    async def _stream(self, addr: str) -> None:
+        channel = open_channel(addr, self.transport.credentials)
+        try:
+            call = channel.stream_unary(
+                f"/{RAFT_SERVICE}/Stream",
+                request_serializer=raft_pb2.RaftBatch.SerializeToString,
+                response_deserializer=raft_pb2.RaftAck.FromString,
+            )()
+            t = self.transport
+            while self.transport.resolve(self.peer_id) == addr:
+                if not self.queue:
+                    self.wakeup.clear()
+                    await self.wakeup.wait()
+                    continue
+                messages, self.queue = self.queue, []
+                batch = raft_pb2.RaftBatch(from_id=t.name, from_addr=t.addr, messages=messages)
+                await call.write(batch)
+            call.cancel()
+        finally:
+            await channel.close(None)
+
+
+class RaftTransport:
+    """Sends core messages to peers by Raft id; ``resolve`` maps an id to its address."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        addr: str,
+        resolve: Callable[[int], str | None],
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """``name``/``addr``: this node's user-facing id and Raft address (sent along)."""
+        self.name = name
+        self.addr = addr
+        self.resolve = resolve
+        self.credentials = credentials
+        self._peers: dict[int, _Peer] = {}
+        self._closed = False
+
+    def send(self, messages: Sequence[Message]) -> None:
+        """Queue ``messages`` for their destinations (never blocks; may drop on overload)."""
+        if self._closed:
+            return
+        by_peer: dict[int, list[Message]] = {}
+        for m in messages:
+            by_peer.setdefault(m.dst, []).append(m)
+        for dst, group in by_peer.items():
+            peer = self._peers.get(dst)
+            if peer is None:
+                peer = self._peers[dst] = _Peer(self, dst)
+            peer.enqueue(group)
+
+    async def close(self) -> None:
+        """Stop every peer stream; later sends are dropped."""
+        self._closed = True
+        peers, self._peers = list(self._peers.values()), {}
+        for peer in peers:
+            peer.task.cancel()
+        for peer in peers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await peer.task

@@ -1,0 +1,519 @@
+"""A replicated node's wiring: log store, Raft node, transport, address book, and the
+``replog.v1.Raft`` (peer traffic, snapshots) and ``replog.v1.Cluster`` (admin) gRPC services.
+
+Node ids are strings for users; the core's integer id is derived from the string
+(:func:`raft_id`), so every node computes the same mapping. The id -> address book is
+replicated as member records (type 3) and kept in ``members.json`` beside the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from replog.errors import ReplogError, UnavailableError
+from replog.raft.errors import ConfChangeError, NotLeaderError
+from replog.raft.log_store import ReplogLogStore, write_atomically
+from replog.raft.membership import ConfChange, ConfChangeOp
+from replog.raft.messages import Membership, Message
+from replog.raft.node import NodeOptions, RaftNode
+from replog.raft.ready import Role
+from replog.raft.transport import (
+    RAFT_SERVICE,
+    RaftTransport,
+    message_from_proto,
+    message_to_proto,
+    open_channel,
+)
+from replog.server.cluster_backend import RaftBackend
+from replog.storage import LogConfig
+from replog.v1 import cluster_pb2, raft_pb2
+
+__all__ = ["CLUSTER_SERVICE", "ClusterNode", "is_clustered", "raft_id"]
+
+log = logging.getLogger("replog.server.cluster")
+
+CLUSTER_SERVICE = "replog.v1.Cluster"
+_SNAPSHOT_CHUNK_RECORDS = 4096
+_SNAPSHOT_CHUNK_BYTES = 4 << 20
+
+
+def raft_id(name: str) -> int:
+    """The core's integer id for node ``name`` (63 bits of its SHA-256; never 0)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1 or 1
+
+
+def is_clustered(data_dir: str) -> bool:
+    """Whether ``data_dir`` holds a replicated node's data."""
+    return (Path(data_dir) / "raft-state.json").exists()
+
+
+class AddressBook:
+    """Raft id -> (name, address); replicated entries persist in ``members.json``."""
+
+    def __init__(self, path: Path) -> None:
+        """Load the book from ``path`` (empty if missing)."""
+        self.path = path
+        self.entries: dict[int, tuple[str, str]] = {}
+        self.hints: dict[int, str] = {}
+        if path.exists():
+            for name, addr in json.loads(path.read_text(encoding="utf-8")).items():
+                self.entries[raft_id(name)] = (name, addr)
+
+    def set(self, name: str, addr: str) -> None:
+        """Record ``name -> addr`` durably (a replicated member record was applied)."""
+        if self.entries.get(raft_id(name)) == (name, addr):
+            return
+        self.entries[raft_id(name)] = (name, addr)
+        doc = {n: a for n, a in self.entries.values()}
+        write_atomically(self.path, json.dumps(doc, sort_keys=True).encode())
+
+    def address(self, node: int) -> str | None:
+        """Where ``node`` listens (the book first, then what its own messages said)."""
+        hint = self.hints.get(node)  # what the node itself said last: newer after a restart
+        if hint:
+            return hint
+        entry = self.entries.get(node)
+        return entry[1] if entry else None
+
+    def name(self, node: int) -> str:
+        """The user-facing id of ``node`` (its number if unknown)."""
+        entry = self.entries.get(node)
+        return entry[0] if entry else str(node)
+
+
+class ClusterNode:
+    """Owns a replicated node; ``backend`` is what the Log APIs use."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        log_config: LogConfig,
+        *,
+        name: str,
+        bootstrap: bool = False,
+        options: NodeOptions | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """Open (or create) the node's data; ``bootstrap`` makes a brand-new node the sole
+        voter of a new cluster. Call ``start`` once the gRPC server is listening."""
+        self.name = name
+        self.id = raft_id(name)
+        self.addr = ""
+        self.credentials = credentials
+        fresh = not is_clustered(data_dir)
+        seed = Membership(frozenset({self.id})) if bootstrap and fresh else None
+        self.store = ReplogLogStore(data_dir, log_config, bootstrap=seed)
+        self.book = AddressBook(Path(data_dir) / "members.json")
+        self.node = RaftNode(self.store, self.id, random.Random(), options)
+        self.transport = RaftTransport(
+            name=name, addr="", resolve=self.book.address, credentials=credentials
+        )
+        self.node.send = self.transport.send
+        self.node.send_snapshot = self._start_snapshot
+        self.node.on_member = self.book.set
+        self.backend = RaftBackend(
+            self.node,
+            self.store,
+            name=name,
+            members=self.members,
+            address_of=self.book.address,
+            credentials=credentials,
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, addr: str, join: str = "") -> None:
+        """Run the node; advertise ``addr``; with ``join``, ask that member to add us."""
+        self.addr = self.transport.addr = addr
+        self.book.hints[self.id] = addr
+        self.node.start()
+        self._spawn(self._announce_when_leader())
+        if join:
+            self._spawn(self._join(join))
+        elif self.id in self.book.entries and self.book.entries[self.id][1] != addr:
+            others = [a for i, (_, a) in self.book.entries.items() if i != self.id]
+            if others:  # restarted on a new address: have the leader replicate it
+                self._spawn(self._join(others[0], force=True))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce_when_leader(self) -> None:
+        """Make sure our own address is in the replicated book (first leader of a cluster)."""
+        while self.book.entries.get(self.id) != (self.name, self.addr):
+            if self.node.is_leader:
+                try:
+                    await self.node.add_member_record(self.name, self.addr)
+                except ReplogError as exc:
+                    log.debug("announcing our address failed: %s", exc)
+            await asyncio.sleep(0.1)
+
+    async def _join(self, target: str, *, force: bool = False) -> None:
+        """Ask the leader (found through ``target`` or any known member) to add us."""
+        request = cluster_pb2.JoinRequest(node_id=self.name, rpc_addr=self.addr)
+        attempt = 0
+        while force or self.id not in self.node.raft.config.members():
+            try:
+                async with _Channel(target, self.credentials) as channel:
+                    response = await _cluster_call(
+                        channel, "Join", request, cluster_pb2.JoinResponse
+                    )
+                for m in response.members:
+                    if raft_id(m.id) != self.id:
+                        self.book.hints.setdefault(raft_id(m.id), m.rpc_addr)
+                log.info("joined the cluster through %s", target)
+                return
+            except grpc.RpcError as exc:
+                log.info("join via %s failed: %s", target, exc)
+                known = [a for i, (_, a) in self.book.entries.items() if i != self.id]
+                attempt += 1
+                target = _leader_hint(exc) or (known[attempt % len(known)] if known else target)
+            await asyncio.sleep(0.2)
+
+    async def shutdown_transfer(self, timeout_s: float = 5.0) -> None:
+        """If leading, hand leadership to another voter first (graceful stop), trying the
+        most promising one first, then wait for our producers' entries to commit."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        per_try_s = self.node.options.tick_s * self.node.options.election_ticks
+        for target in self._successors():
+            if not self.node.is_leader:
+                break
+            try:
+                await self.node.call(functools.partial(_transfer, to=target))
+            except (NotLeaderError, ValueError):
+                break
+            try_until = min(deadline, loop.time() + per_try_s)
+            while loop.time() < try_until and self.node.is_leader:
+                await asyncio.sleep(0.01)
+        while loop.time() < deadline and self.node.pending_waiters:
+            await asyncio.sleep(0.01)
+
+    def _successors(self) -> list[int]:
+        """Other voters, most promising first: heard from lately, then most caught up."""
+        raft = self.node.raft
+        now = time.monotonic()
+        horizon = self.node.options.tick_s * self.node.options.election_ticks
+
+        def rank(v: int) -> tuple[bool, int, float]:
+            contact = self.node.last_contact.get(v, 0.0)
+            pr = raft.progress.get(v)
+            return now - contact < horizon, pr.match if pr is not None else 0, contact
+
+        return sorted(raft.config.voters - {self.id}, key=rank, reverse=True)
+
+    def _best_successor(self, voters: list[int]) -> int:
+        ranked = [v for v in self._successors() if v in voters]
+        return ranked[0] if ranked else voters[0]
+
+    def close_streams(self) -> None:
+        """End the peers' incoming streams and refuse new ones (the server is stopping)."""
+        self._closed.set()
+
+    async def stop(self) -> None:
+        """Stop the background tasks, the node and the transport."""
+        self.close_streams()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.backend.close()
+        await self.node.stop()
+        await self.transport.close()
+
+    # -- views ----------------------------------------------------------------------------
+
+    def members(self) -> list[tuple[int, str, str, bool]]:
+        """(raft id, name, address, voter) of every member of the latest configuration."""
+        config = self.node.raft.config
+        return [
+            (m, self.book.name(m), self.book.address(m) or "", m in config.voters)
+            for m in sorted(config.members(), key=self.book.name)
+        ]
+
+    def status(self) -> cluster_pb2.StatusResponse:
+        """This node's view of the cluster."""
+        raft = self.node.raft
+        now = asyncio.get_running_loop().time()
+        lead = raft.lead
+        out = []
+        for m, name, addr, voter in self.members():
+            pr = raft.progress.get(m) if raft.role is Role.LEADER else None
+            match = raft.log.last_index() if m == self.id else (pr.match if pr else 0)
+            contact = self.node.last_contact.get(m)
+            role = "leader" if m == lead else ("follower" if voter else "learner")
+            out.append(
+                cluster_pb2.Member(
+                    id=name,
+                    rpc_addr=addr,
+                    role=role,
+                    voter=voter,
+                    is_leader=m == lead,
+                    match_index=match,
+                    lag=max(0, raft.log.committed - match) if match else 0,
+                    last_contact_s=-1.0 if contact is None or m == self.id else now - contact,
+                )
+            )
+        return cluster_pb2.StatusResponse(
+            node_id=self.name,
+            leader_id=self.book.name(lead) if lead is not None else "",
+            term=raft.term,
+            commit_index=raft.log.committed,
+            members=out,
+            role=raft.role.value,
+        )
+
+    # -- snapshots (leader side) ------------------------------------------------------------
+
+    def _start_snapshot(self, message: Message) -> None:
+        self._spawn(self._send_snapshot(message))
+
+    async def _send_snapshot(self, message: Message) -> None:
+        ok = False
+        addr = self.book.address(message.dst)
+        try:
+            if addr:
+                async with _Channel(addr, self.credentials) as channel:
+                    call = channel.stream_unary(
+                        f"/{RAFT_SERVICE}/InstallSnapshot",
+                        request_serializer=raft_pb2.SnapshotChunk.SerializeToString,
+                        response_deserializer=raft_pb2.SnapshotAck.FromString,
+                    )
+                    ack = await call(self._snapshot_chunks(message), timeout=300)
+                    ok = ack.ok
+        except (grpc.RpcError, ReplogError, OSError) as exc:
+            log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)
+        self.node.report_snapshot(message.dst, ok=ok)
+
+    async def _snapshot_chunks(self, message: Message) -> AsyncIterator[raft_pb2.SnapshotChunk]:
+        assert message.snapshot is not None
+        log_ = self.store.log
+        offset, last = log_.lowest_offset, message.snapshot.index
+        book = json.dumps({n: a for n, a in self.book.entries.values()}).encode()
+        first = raft_pb2.SnapshotChunk(
+            from_id=self.name, from_addr=self.addr, first_offset=offset, address_book=book
+        )
+        yield first
+        while offset <= last:
+            payloads = await asyncio.to_thread(
+                log_.read_payloads,
+                offset,
+                max_records=min(_SNAPSHOT_CHUNK_RECORDS, last - offset + 1),
+                max_bytes=_SNAPSHOT_CHUNK_BYTES,
+            )
+            yield raft_pb2.SnapshotChunk(payloads=payloads)
+            offset += len(payloads)
+        yield raft_pb2.SnapshotChunk(message=message_to_proto(message))
+
+    # -- gRPC services --------------------------------------------------------------------
+
+    def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
+        """The Raft and Cluster service handlers for the node's gRPC server."""
+        su = grpc.stream_unary_rpc_method_handler
+        uu = grpc.unary_unary_rpc_method_handler
+        raft = grpc.method_handlers_generic_handler(
+            RAFT_SERVICE,
+            {
+                "Stream": su(
+                    self._stream,
+                    request_deserializer=raft_pb2.RaftBatch.FromString,
+                    response_serializer=raft_pb2.RaftAck.SerializeToString,
+                ),
+                "InstallSnapshot": su(
+                    self._install_snapshot,
+                    request_deserializer=raft_pb2.SnapshotChunk.FromString,
+                    response_serializer=raft_pb2.SnapshotAck.SerializeToString,
+                ),
+            },
+        )
+        pb = cluster_pb2
+        admin: dict[str, tuple[Any, Any]] = {
+            "Join": (self._admin_join, pb.JoinRequest),
+            "Remove": (self._admin_remove, pb.RemoveRequest),
+            "TransferLeader": (self._admin_transfer, pb.TransferLeaderRequest),
+            "Status": (self._admin_status, pb.StatusRequest),
+        }
+        cluster = grpc.method_handlers_generic_handler(
+            CLUSTER_SERVICE,
+            {
+                name: uu(fn, request_deserializer=req.FromString, response_serializer=_serialize)
+                for name, (fn, req) in admin.items()
+            },
+        )
+        return [raft, cluster]
+
+    async def _stream(
+        self, requests: AsyncIterator[raft_pb2.RaftBatch], context: aio.ServicerContext[Any, Any]
+    ) -> raft_pb2.RaftAck:
+        count = 0
+        if self._closed.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the node is stopping")
+        receiver = asyncio.ensure_future(self._receive(requests))
+        closer = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({receiver, closer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            receiver.cancel()
+            closer.cancel()
+        return raft_pb2.RaftAck(batches=count)
+
+    async def _receive(self, requests: AsyncIterator[raft_pb2.RaftBatch]) -> None:
+        async for batch in requests:
+            if batch.from_addr:
+                self.book.hints[raft_id(batch.from_id)] = batch.from_addr
+            self.node.deliver([message_from_proto(m) for m in batch.messages])
+
+    async def _install_snapshot(
+        self,
+        requests: AsyncIterator[raft_pb2.SnapshotChunk],
+        context: aio.ServicerContext[Any, Any],
+    ) -> raft_pb2.SnapshotAck:
+        staged = None
+        final: raft_pb2.RaftMessage | None = None
+        try:
+            async for chunk in requests:
+                if staged is None:
+                    staged = await asyncio.to_thread(self.store.stage_snapshot, chunk.first_offset)
+                    for name, addr in json.loads(chunk.address_book or b"{}").items():
+                        self.book.set(name, addr)
+                if chunk.payloads:
+                    await asyncio.to_thread(staged.append_payloads, list(chunk.payloads))
+                if chunk.HasField("message"):
+                    final = chunk.message
+            if staged is None or final is None:
+                return raft_pb2.SnapshotAck(ok=False)
+            await asyncio.to_thread(self.store.finish_staging, staged)
+            staged = None
+        finally:
+            if staged is not None:
+                await asyncio.to_thread(staged.close)
+        self.node.deliver([message_from_proto(final)])
+        return raft_pb2.SnapshotAck(ok=True)
+
+    async def _leader_only(self, context: aio.ServicerContext[Any, Any]) -> None:
+        if self.node.is_leader:
+            return
+        lead = self.node.leader
+        addr = self.book.address(lead) if lead is not None else None
+        await context.abort(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"not the leader; the leader is {self.book.name(lead) if lead else 'unknown'}",
+            trailing_metadata=(("replog-leader", addr or ""),),
+        )
+
+    async def _admin_join(
+        self, request: cluster_pb2.JoinRequest, context: aio.ServicerContext[Any, Any]
+    ) -> cluster_pb2.JoinResponse:
+        await self._leader_only(context)
+        node_id = raft_id(request.node_id)
+        await self.node.add_member_record(request.node_id, request.rpc_addr)
+        if node_id not in self.node.raft.config.members():
+            await self._change(ConfChange(ConfChangeOp.ADD_LEARNER, node_id), context)
+        members = self.status().members
+        return cluster_pb2.JoinResponse(members=members, leader_id=self.name)
+
+    async def _change(self, change: ConfChange, context: aio.ServicerContext[Any, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while True:
+            try:
+                await self.node.propose_change(change)
+                return
+            except ConfChangeError as exc:
+                if loop.time() > deadline:
+                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+                await asyncio.sleep(0.05)  # another change is still committing
+            except (NotLeaderError, UnavailableError) as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+    async def _admin_remove(
+        self, request: cluster_pb2.RemoveRequest, context: aio.ServicerContext[Any, Any]
+    ) -> cluster_pb2.RemoveResponse:
+        await self._leader_only(context)
+        node_id = raft_id(request.node_id)
+        if node_id not in self.node.raft.config.members():
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"{request.node_id} is not a member")
+        await self._change(ConfChange(ConfChangeOp.REMOVE, node_id), context)
+        return cluster_pb2.RemoveResponse()
+
+    async def _admin_transfer(
+        self, request: cluster_pb2.TransferLeaderRequest, context: aio.ServicerContext[Any, Any]
+    ) -> cluster_pb2.TransferLeaderResponse:
+        await self._leader_only(context)
+        raft = self.node.raft
+        if request.node_id:
+            target = raft_id(request.node_id)
+        else:
+            others = sorted(raft.config.voters - {self.id})
+            if not others:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no other voter")
+            target = self._best_successor(others)
+        try:
+            await self.node.call(lambda r: r.transfer_leadership(target))
+        except (NotLeaderError, ValueError) as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while self.node.leader != target and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self.node.leader != target:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the transfer did not finish")
+        return cluster_pb2.TransferLeaderResponse(leader_id=self.book.name(target))
+
+    async def _admin_status(
+        self, request: cluster_pb2.StatusRequest, context: aio.ServicerContext[Any, Any]
+    ) -> cluster_pb2.StatusResponse:
+        return self.status()
+
+
+class _Channel:
+    """``async with _Channel(addr, creds) as channel``: a short-lived channel."""
+
+    def __init__(self, addr: str, credentials: grpc.ChannelCredentials | None) -> None:
+        self.channel = open_channel(addr, credentials)
+
+    async def __aenter__(self) -> aio.Channel:
+        return self.channel
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.channel.close(None)
+
+
+async def _cluster_call(channel: aio.Channel, method: str, request: Any, response: Any) -> Any:
+    call = channel.unary_unary(
+        f"/{CLUSTER_SERVICE}/{method}",
+        request_serializer=_serialize,
+        response_deserializer=response.FromString,
+    )
+    return await call(request, timeout=15)
+
+
+def _leader_hint(exc: grpc.RpcError) -> str | None:
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == "replog-leader" and value:
+            return str(value)
+    return None
+
+
+def _transfer(raft: Any, *, to: int) -> None:
+    raft.transfer_leadership(to)
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data

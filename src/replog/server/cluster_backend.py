@@ -1,0 +1,237 @@
+"""``RaftBackend``: the LogBackend of a replicated node.
+
+Produce: on the leader, records go to the Raft node and the future resolves once the entry
+is committed (stored durably on a majority). On a follower the request is forwarded to the
+leader over gRPC (the node's own credentials), so every API works against any node; clients
+that follow ``GetServers`` send to the leader directly.
+
+Consume: any node serves reads, but only below its commit index (the high watermark), so a
+consumer never sees an uncommitted record. Records with ``type != 0`` (the leader's no-op,
+membership and address-book records) are skipped: offsets seen by consumers may have gaps,
+like Kafka's control records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Callable, Sequence
+
+import grpc
+from grpc import aio
+
+from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, UnavailableError
+from replog.raft.log_store import ReplogLogStore
+from replog.raft.node import NotLeaderNodeError, RaftNode
+from replog.raft.ready import Role
+from replog.raft.transport import open_channel
+from replog.server.backend import AppendValue, ServerInfo
+from replog.v1 import log_pb2
+from replog.v1.record_pb2 import Record
+
+__all__ = ["RaftBackend"]
+
+_FORWARD_ATTEMPTS = 20
+_FORWARD_TIMEOUT_S = 10.0
+_NO_LEADER_WAIT_S = 0.1
+
+
+class RaftBackend:
+    """A LogBackend over a :class:`RaftNode`; see the module docstring."""
+
+    def __init__(
+        self,
+        node: RaftNode,
+        store: ReplogLogStore,
+        *,
+        name: str,
+        members: Callable[[], list[tuple[int, str, str, bool]]],
+        address_of: Callable[[int], str | None],
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """``members()`` gives (raft id, name, address, voter) of every member."""
+        self.node = node
+        self.store = store
+        self.server_id = name
+        self._members = members
+        self._address_of = address_of
+        self._credentials = credentials
+        self._channels: dict[str, aio.Channel] = {}
+        self._committed = asyncio.Event()
+        self._closing = False
+        node.on_commit = self._notify
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began."""
+        return self._closing
+
+    def begin_shutdown(self) -> None:
+        """Refuse new appends and end tailing readers."""
+        self._closing = True
+        self._notify()
+
+    async def close(self) -> None:
+        """Close the forwarding channels (the node is stopped by its owner)."""
+        self.begin_shutdown()
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close(None)
+
+    def _notify(self) -> None:
+        event, self._committed = self._committed, asyncio.Event()
+        event.set()
+
+    # -- appends ---------------------------------------------------------------------------
+
+    def submit(self, values: Sequence[AppendValue]) -> asyncio.Future[int]:
+        """Append on the leader (forwarding from a follower); resolves once committed."""
+        if self._closing:
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            future.set_exception(
+                UnavailableError("the server is shutting down", certainly_not_applied=True)
+            )
+            return future
+        if not values:
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(InvalidArgumentError("a batch needs at least one record"))
+            return future
+        if self.node.is_leader:
+            return self.node.submit(values)
+        return asyncio.ensure_future(self._submit_anywhere(values))
+
+    async def _submit_anywhere(self, values: Sequence[AppendValue]) -> int:
+        for _ in range(_FORWARD_ATTEMPTS):
+            if self.node.is_leader:
+                try:
+                    return await self.node.submit(values)
+                except NotLeaderNodeError:
+                    pass
+            leader = self.node.leader
+            addr = (
+                self._address_of(leader) if leader is not None and leader != self.node.id else None
+            )
+            if addr:
+                try:
+                    return await self._forward(addr, values)
+                except UnavailableError as exc:
+                    if not exc.certainly_not_applied:
+                        raise
+            await asyncio.sleep(_NO_LEADER_WAIT_S)  # an election is under way
+        raise UnavailableError("no leader is known", certainly_not_applied=True)
+
+    async def _forward(self, addr: str, values: Sequence[AppendValue]) -> int:
+        channel = self._channels.get(addr)
+        if channel is None:
+            channel = self._channels[addr] = open_channel(addr, self._credentials)
+        records = [Record(value=v) if isinstance(v, bytes) else v for v in values]
+        call = channel.unary_unary(
+            "/replog.v1.Log/ProduceBatch",
+            request_serializer=log_pb2.ProduceBatchRequest.SerializeToString,
+            response_deserializer=log_pb2.ProduceBatchResponse.FromString,
+        )
+        try:
+            response = await call(
+                log_pb2.ProduceBatchRequest(records=records), timeout=_FORWARD_TIMEOUT_S
+            )
+        except grpc.RpcError as exc:
+            code = exc.code() if isinstance(exc, aio.AioRpcError) else None
+            if code is grpc.StatusCode.INVALID_ARGUMENT and isinstance(exc, aio.AioRpcError):
+                raise InvalidArgumentError(str(exc.details())) from None
+            trailing = exc.trailing_metadata() if isinstance(exc, aio.AioRpcError) else None
+            not_applied = ("replog-not-applied", "1") in tuple(trailing or ())
+            raise UnavailableError(
+                f"forwarding to the leader at {addr} failed: {code}",
+                certainly_not_applied=not_applied,
+            ) from None
+        return int(response.base_offset)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
+        """Committed user records from ``offset`` (control records skipped)."""
+        hw = self.node.high_watermark
+        offset = max(offset, self.store.log.lowest_offset)
+        if offset >= hw:
+            return []
+        payloads = self.store.log.read_payloads(
+            offset, max_records=min(max_records, hw - offset), max_bytes=max_bytes
+        )
+        end = offset + len(payloads)
+        control = self.store.control
+        lo = bisect.bisect_left(control, offset)
+        hi = bisect.bisect_left(control, end)
+        if lo == hi:
+            return payloads
+        skip = set(control[lo:hi])
+        return [p for o, p in enumerate(payloads, offset) if o not in skip]
+
+    def read(self, offset: int) -> Record:
+        """The committed record at ``offset``."""
+        hw = self.node.high_watermark
+        if offset >= hw:
+            raise OffsetOutOfRangeError(offset, self.lowest_offset, hw)
+        return self.store.log.read(offset)
+
+    @property
+    def lowest_offset(self) -> int:
+        """The first readable offset; 0 while the log still starts at Raft index 1 (offset 0
+        is a gap, so consumers starting from 0 work as with a single node)."""
+        lowest = self.store.log.lowest_offset
+        return 0 if lowest == 1 else lowest
+
+    @property
+    def high_watermark(self) -> int:
+        """The commit index + 1 on this node."""
+        return self.node.high_watermark
+
+    def _has_user_record(self, offset: int) -> bool:
+        hw = self.node.high_watermark
+        offset = max(offset, self.store.log.lowest_offset)
+        if offset >= hw:
+            return False
+        control = self.store.control
+        n_control = bisect.bisect_left(control, hw) - bisect.bisect_left(control, offset)
+        return n_control < hw - offset
+
+    async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
+        """Wait until a committed user record at or after ``offset`` exists."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while not self._has_user_record(offset):
+            if self._closing:
+                raise UnavailableError("the server is shutting down", certainly_not_applied=True)
+            event = self._committed
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(event.wait(), remaining)
+            except TimeoutError:
+                return self._has_user_record(offset)
+        return True
+
+    def servers(self) -> list[ServerInfo]:
+        """Every member, with the leader marked."""
+        leader = self.node.leader
+        return [
+            ServerInfo(id=name, rpc_addr=addr, is_leader=raft_id == leader)
+            for raft_id, name, addr, _ in self._members()
+        ]
+
+    @property
+    def role(self) -> Role:
+        """This node's role."""
+        return self.node.raft.role
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held in the log's store files."""
+        return self.store.log.size_bytes
+
+    @property
+    def segment_count(self) -> int:
+        """How many segments the log has."""
+        return self.store.log.segment_count
