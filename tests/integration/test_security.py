@@ -38,7 +38,7 @@ from replog import (
     UnavailableError,
 )
 from replog.client import RetryPolicy
-from replog.errors import ConfigError
+from replog.errors import ConfigError, InvalidArgumentError
 from replog.security.certs import NODE_SUBJECT, CertificateAuthority, IssuedCert
 from replog.security.tls import TLSConfig, client_ssl_context, grpc_channel_credentials
 from replog.server import agent as agent_module
@@ -179,6 +179,20 @@ def test_an_allowed_identity_produces_and_consumes_over_grpc(
     with pki.client("carol", secure.grpc_address) as carol:
         assert carol.consume(3).value == b"four"
         assert carol.servers()[0].is_leader
+
+
+def test_a_producer_given_an_address_connects_with_its_own_tls_settings(
+    pki: Pki, secure: ThreadedServer
+) -> None:
+    tls = {"ca": pki.ca, "cert": pki.cert("alice"), "key": pki.key("alice")}
+    with Producer(secure.grpc_address, linger_ms=1, **tls) as producer:
+        future = producer.send(b"over tls")
+    assert future.result() == 0
+    with (
+        pki.client("alice", secure.grpc_address) as alice,
+        pytest.raises(InvalidArgumentError, match="to the Client"),
+    ):
+        Producer(alice, **tls)
 
 
 def test_a_consumer_only_identity_is_denied_produce_and_the_log_is_unchanged(

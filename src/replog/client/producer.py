@@ -22,6 +22,7 @@ is a small ``RecordFuture`` sharing its batch's state; one plain lock guards the
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -65,11 +66,21 @@ class Producer:
         max_batch_bytes: int = 4 * 1024 * 1024,
         max_in_flight: int = 4,
         max_buffered_records: int = 200_000,
+        ca: str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
     ) -> None:
+        """Start the sender thread. ``ca``/``cert``/``key`` make the connection TLS when the
+        producer makes its own Client (a ``HOST:PORT`` or None); with a given ``Client``
+        they must be left out, as that Client's own settings apply."""
         if max_batch_records < 1 or max_batch_bytes < 1 or max_in_flight < 1 or linger_ms < 0:
             raise InvalidArgumentError("producer limits must be positive")
+        if isinstance(client, Client) and (ca or cert or key):
+            raise InvalidArgumentError("give ca/cert/key to the Client, not to the Producer")
         self._owns_client = not isinstance(client, Client)
-        self.client = client if isinstance(client, Client) else Client(client)
+        self.client = (
+            client if isinstance(client, Client) else Client(client, ca=ca, cert=cert, key=key)
+        )
         self.linger_s = linger_ms / 1000
         self.max_batch_records = max_batch_records
         self.max_batch_bytes = max_batch_bytes
