@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 
-.PHONY: run demo test lint format typecheck pytest proto bench-storage bench-server bench-raft sim-soak clean
+.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-raft sim-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
 
 ## run: start a single node with its data in ./data (gRPC 127.0.0.1:7400, HTTP 127.0.0.1:7401)
 run: $(VENV)/.installed
@@ -48,6 +52,10 @@ proto: $(VENV)/.installed-dev
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -Iproto \
 		--python_out=src --grpc_python_out=src --mypy_out=src --mypy_grpc_out=src \
 		proto/replog/v1/*.proto
+
+## bench: replog against Redis Streams and NATS JetStream (installs missing peers; ~10 min)
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/bench_peers.py
 
 ## bench-storage: storage engine benchmarks; results land in docs/benchmarks.md
 bench-storage: $(VENV)/.installed-dev
