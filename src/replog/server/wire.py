@@ -11,6 +11,7 @@ from __future__ import annotations
 from google.protobuf.message import DecodeError
 
 from replog.errors import InvalidArgumentError
+from replog.storage.codec import records_batch_bytes
 from replog.v1.log_pb2 import ProduceBatchRequest
 from replog.v1.record_pb2 import Record
 
@@ -47,15 +48,15 @@ def encode_consume_response(payload: bytes) -> bytes:
 
 
 def encode_batch_response(payloads: list[bytes], high_watermark: int) -> bytes:
-    """A serialized ConsumeBatchResponse holding serialized Records and the high watermark."""
-    parts: list[bytes] = []
-    append = parts.append
-    for payload in payloads:
-        append(_field1(payload))
-        append(payload)
+    """A serialized ConsumeBatchResponse holding serialized Records and the high watermark.
+
+    Its field 1 is the ``records`` field of a RecordBatch too, so the storage codec's
+    prefix-cached encoder builds it.
+    """
+    records = records_batch_bytes(payloads)
     if high_watermark:
-        append(b"\x10" + varint(high_watermark))
-    return b"".join(parts)
+        return records + b"\x10" + varint(high_watermark)
+    return records
 
 
 def record_value(record: Record) -> bytes | Record:
