@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from replog import Client, Producer
+from replog.errors import UnavailableError
 
 VALUE = b"x" * 100
 
@@ -206,13 +207,90 @@ def render(runs: list[dict[str, float]], records: int) -> str:
     return "\n".join(lines)
 
 
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def soak(seconds: float, rate: int = 20_000, sample_s: float = 10.0) -> str:
+    """Produce ``rate`` records/s and tail them for ``seconds``, sampling the server's RSS.
+
+    Returns the markdown lines of the soak section (RSS at start, after warm-up, max, end).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, grpc_addr, _ = start_server(Path(tmp) / "data")
+        stop = threading.Event()
+        consumed = [0]
+
+        def consume() -> None:
+            with Client(grpc_addr) as client:
+                batches = client.stream_batches(0, max_records=10_000)
+                try:
+                    for batch in batches:
+                        consumed[0] += len(batch.records)
+                        if stop.is_set():
+                            break
+                except UnavailableError:
+                    if not stop.is_set():
+                        raise
+                batches.close()
+
+        reader = threading.Thread(target=consume, daemon=True)
+        reader.start()
+        samples: list[tuple[float, float]] = []
+        produced = 0
+        try:
+            with Client(grpc_addr) as client, Producer(client, linger_ms=5) as producer:
+                start = time.monotonic()
+                next_sample = start
+                while (now := time.monotonic()) - start < seconds:
+                    due = int((now - start) * rate) - produced
+                    if due > 0:
+                        producer.send_many([VALUE] * due)
+                        produced += due
+                    if now >= next_sample:
+                        samples.append((now - start, _rss_mib(proc.pid)))
+                        next_sample += sample_s
+                    time.sleep(0.01)  # pacing the load generator, not synchronisation
+                producer.flush()
+            samples.append((time.monotonic() - start, _rss_mib(proc.pid)))
+        finally:
+            stop.set()
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+            reader.join(10)
+    warm = [rss for t, rss in samples if t >= 60] or [samples[-1][1]]
+    return (
+        f"Soak: `bench/bench_server.py --soak-seconds {seconds:.0f}` — {rate:,} records/s "
+        f"produced and tailed for {seconds / 60:.0f} min ({produced:,} records, "
+        f"{consumed[0]:,} consumed). Server RSS: {samples[0][1]:.1f} MiB at start, "
+        f"{warm[0]:.1f} MiB after 1 min, max {max(r for _, r in samples):.1f} MiB, "
+        f"{samples[-1][1]:.1f} MiB at the end ({len(samples)} samples)."
+    )
+
+
 def main() -> None:
     """Run the benchmarks, print every run and write the medians to docs/benchmarks.md."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--soak-seconds", type=float, help="instead: a steady load, sampling server RSS"
+    )
     args = parser.parse_args()
+    if args.soak_seconds:
+        line = soak(args.soak_seconds)
+        print(line)
+        if not args.no_write:
+            sys.path.insert(0, str(Path(__file__).parent))
+            from bench_storage import DOCS, write_section
+
+            write_section(DOCS, f"<!-- soak:begin -->\n{line}\n<!-- soak:end -->", "soak")
+        return
     runs = [one_run(args.records) for _ in range(args.runs)]
     for run in runs:
         print(json.dumps({k: round(v, 2) for k, v in run.items()}))
