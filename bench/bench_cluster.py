@@ -90,17 +90,20 @@ def one_run(records: int) -> tuple[float, float, float]:
                 throughput = records / (time.perf_counter() - started)
             interval, n = 1 / 10_000, 20_000
             with Producer(leader, linger_ms=1) as p:
-                done: list[float] = []
-                starts: list[float] = []
+                # Per-record: each completion is paired with its own send time (pairing sorted
+                # lists would mis-attribute out-of-order completions).
+                latencies: list[float] = []
                 t0 = time.perf_counter()
                 for i in range(n):
                     while time.perf_counter() < t0 + i * interval:
                         pass
-                    starts.append(time.perf_counter())
+                    sent_at = time.perf_counter()
                     f = p.send(value)
-                    f.add_done_callback(lambda _f: done.append(time.perf_counter()))  # type: ignore[attr-defined]
+                    f.add_done_callback(  # type: ignore[attr-defined]
+                        lambda _f, s=sent_at: latencies.append(time.perf_counter() - s)
+                    )
                 p.flush(60)
-            latencies = sorted(d - s for s, d in zip(starts, sorted(done), strict=False))
+            latencies.sort()
             p99 = latencies[int(len(latencies) * 0.99)] * 1000
             victim = next(n for n, a in addrs.items() if a == leader)
             os.kill(procs[victim].pid, signal.SIGKILL)

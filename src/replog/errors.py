@@ -124,13 +124,17 @@ class UnavailableError(ReplogError):
 
     Safe to retry for reads. A produce is only safe to retry when ``certainly_not_applied``
     is True: the connection was never made, or the server refused the call before appending.
+    ``leader_addr`` is the leader's address when the server knows it (a not-leader answer).
     """
 
     code = "UNAVAILABLE"
 
-    def __init__(self, message: str, *, certainly_not_applied: bool = False) -> None:
+    def __init__(
+        self, message: str, *, certainly_not_applied: bool = False, leader_addr: str = ""
+    ) -> None:
         super().__init__(message)
         self.certainly_not_applied = certainly_not_applied
+        self.leader_addr = leader_addr
 
 
 class DeadlineExceededError(ReplogError, TimeoutError):

@@ -3,7 +3,8 @@
 Imports only ``replog.v1`` and ``replog.errors`` (never storage or server).
 """
 
-from replog.client.client import AsyncClient, Client, ServerAddress
+from replog.client.async_client import AsyncClient
+from replog.client.client import Client, ServerAddress
 from replog.client.core import Batch, RetryPolicy
 from replog.client.producer import Producer
 

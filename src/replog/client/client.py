@@ -1,21 +1,27 @@
 """``Client`` (blocking) and ``AsyncClient`` (asyncio): the replog gRPC API from Python.
 
 Both share the method table, request encoding, error mapping and retry policy of
-``replog.client.core``; only the waiting differs. Every call takes ``timeout`` (seconds per
-attempt; the client's default when omitted, None for no limit).
+``replog.client.core`` and the server choice of ``replog.client.picker``; only the waiting
+differs. Every call takes ``timeout`` (seconds per attempt; the client's default when
+omitted, None for no limit).
+
+Leader-aware: the client is given one or more bootstrap addresses, learns the members from
+``GetServers`` (refreshed every ``refresh_s`` and after a failure), sends produces to the
+leader and spreads reads over the followers. A call that fails with UNAVAILABLE marks that
+member as failed and is retried on another one when the retry policy allows it (reads
+always; produces only when certainly not applied).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
 import grpc
-from grpc import aio
 
 from replog.client.core import (
     DEFAULT_SERVER,
@@ -26,21 +32,24 @@ from replog.client.core import (
     ValueInput,
     check_offset,
     consume_batch_request,
+    consume_request,
     encode_batch_request,
     encode_produce_request,
     encode_record,
     encode_values,
     error_from_status,
-    normalize_target,
 )
-from replog.errors import ReplogError
+from replog.client.picker import DEFAULT_REFRESH_S, Member, Picker, parse_bootstrap
+from replog.errors import DeadlineExceededError, ReplogError, UnavailableError
 from replog.security.tls import TLSConfig, grpc_channel_credentials
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 
-__all__ = ["AsyncClient", "Client", "ServerAddress"]
+__all__ = ["Client", "ServerAddress"]
 
 _DEFAULT: Final[Any] = object()
+_PRODUCE, _CONSUME = "produce", "consume"
+_REFRESH_TIMEOUT_S = 2.0
 _MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
@@ -84,16 +93,18 @@ _METHODS: dict[str, tuple[str, Callable[[Any], bytes], Callable[[bytes], Any]]] 
 class ServerAddress:
     """One server as ``servers()`` reports it."""
 
-    __slots__ = ("id", "is_leader", "rpc_addr")
+    __slots__ = ("id", "is_leader", "is_voter", "rpc_addr")
 
-    def __init__(self, id: str, rpc_addr: str, is_leader: bool) -> None:
+    def __init__(self, id: str, rpc_addr: str, is_leader: bool, is_voter: bool = True) -> None:
         self.id = id
         self.rpc_addr = rpc_addr
         self.is_leader = is_leader
+        self.is_voter = is_voter
 
     def __repr__(self) -> str:
         return (
-            f"ServerAddress(id={self.id!r}, rpc_addr={self.rpc_addr!r}, is_leader={self.is_leader})"
+            f"ServerAddress(id={self.id!r}, rpc_addr={self.rpc_addr!r}, "
+            f"is_leader={self.is_leader}, is_voter={self.is_voter})"
         )
 
 
@@ -104,8 +115,24 @@ def _to_error(exc: grpc.RpcError) -> ReplogError:
     return error_from_status(code.name if code is not None else "UNKNOWN", details or "", metadata)
 
 
-def _target(server: str | None) -> str:
-    return normalize_target(server or os.environ.get("REPLOG_SERVER") or DEFAULT_SERVER)
+def _targets(server: str | Sequence[str] | None) -> list[str]:
+    return parse_bootstrap(server or os.environ.get("REPLOG_SERVER") or DEFAULT_SERVER)
+
+
+def _stubs(channel: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (kind, ser, de) in _METHODS.items():
+        factory = channel.unary_unary if kind == "uu" else channel.unary_stream
+        out[name] = factory(METHOD_PREFIX + name, request_serializer=ser, response_deserializer=de)
+    return out
+
+
+def _members(response: log_pb2.GetServersResponse) -> list[Member]:
+    return [Member(s.id, s.rpc_addr, s.is_leader, s.is_voter) for s in response.servers]
+
+
+def _refresh_timeout(timeout: float | None) -> float:
+    return _REFRESH_TIMEOUT_S if timeout is None else min(timeout, _REFRESH_TIMEOUT_S)
 
 
 def _credentials(
@@ -121,14 +148,15 @@ def _credentials(
 
 
 def _servers(response: log_pb2.GetServersResponse) -> list[ServerAddress]:
-    return [ServerAddress(s.id, s.rpc_addr, s.is_leader) for s in response.servers]
+    return [ServerAddress(s.id, s.rpc_addr, s.is_leader, s.is_voter) for s in response.servers]
 
 
 class Client:
-    """A blocking client of one replog server (``server`` = ``HOST:PORT``, default from
-    ``REPLOG_SERVER`` or 127.0.0.1:7400). Thread-safe; use as a context manager or
-    ``close()`` it. Errors are replog errors (``OffsetOutOfRangeError``,
-    ``UnavailableError``, ``PermissionDeniedError``, ...).
+    """A blocking client of a replog server or cluster. ``server`` is ``HOST:PORT``, several
+    of them comma-separated or as a list (bootstrap addresses; default from ``REPLOG_SERVER``
+    or 127.0.0.1:7400). Thread-safe; use as a context manager or ``close()`` it. Errors are
+    replog errors (``OffsetOutOfRangeError``, ``UnavailableError``, ``PermissionDeniedError``,
+    ...). Produces go to the leader, reads round-robin to followers (see the module docstring).
 
     TLS: ``ca`` (PEM file) verifies the server's certificate; ``cert`` and ``key`` (PEM
     files, together) identify this client to a server that requires mutual TLS. Giving any
@@ -137,38 +165,77 @@ class Client:
 
     def __init__(
         self,
-        server: str | None = None,
+        server: str | Sequence[str] | None = None,
         *,
         timeout: float | None = 10.0,
         retry: RetryPolicy | None = None,
         ca: str | os.PathLike[str] | None = None,
         cert: str | os.PathLike[str] | None = None,
         key: str | os.PathLike[str] | None = None,
+        refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
-        self.server = _target(server)
+        bootstrap = _targets(server)
+        self.server = bootstrap[0]
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        creds = _credentials(ca, cert, key)
-        self._channel = (
-            grpc.insecure_channel(self.server, options=_CHANNEL_OPTIONS)
-            if creds is None
-            else grpc.secure_channel(self.server, creds, options=_CHANNEL_OPTIONS)
-        )
-        self._rpc: dict[str, Any] = {}
-        for name, (kind, ser, de) in _METHODS.items():
-            factory = self._channel.unary_unary if kind == "uu" else self._channel.unary_stream
-            self._rpc[name] = factory(
-                METHOD_PREFIX + name, request_serializer=ser, response_deserializer=de
-            )
+        self.picker = Picker(bootstrap, refresh_s=refresh_s)
+        self._creds = _credentials(ca, cert, key)
+        self._channels: dict[str, grpc.Channel] = {}
+        self._conns: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
-    def _call(self, method: str, request: Any, *, idempotent: bool, timeout: Any) -> Any:
+    def _stub(self, addr: str, method: str) -> Any:
+        stubs = self._conns.get(addr)
+        if stubs is None:
+            with self._lock:
+                stubs = self._conns.get(addr)
+                if stubs is None:
+                    channel = (
+                        grpc.insecure_channel(addr, options=_CHANNEL_OPTIONS)
+                        if self._creds is None
+                        else grpc.secure_channel(addr, self._creds, options=_CHANNEL_OPTIONS)
+                    )
+                    self._channels[addr] = channel
+                    stubs = self._conns[addr] = _stubs(channel)
+        return stubs[method]
+
+    def _refresh(self, timeout: float | None) -> None:
+        picker = self.picker
+        if not picker.begin_refresh(time.monotonic()):
+            return
+        retry_after_s = 1.0
+        try:
+            for addr in picker.refresh_candidates():
+                try:
+                    response = self._stub(addr, "GetServers")(
+                        log_pb2.GetServersRequest(), timeout=_refresh_timeout(timeout)
+                    )
+                except grpc.RpcError as exc:
+                    if not isinstance(_to_error(exc), UnavailableError | DeadlineExceededError):
+                        retry_after_s = picker.refresh_s  # e.g. not allowed to ask
+                        break
+                    continue
+                picker.update(_members(response), time.monotonic(), asked=addr)
+                return
+        finally:
+            if picker.refreshing:
+                picker.refresh_failed(time.monotonic(), retry_after_s=retry_after_s)
+
+    def _call(
+        self, method: str, request: Any, *, idempotent: bool, timeout: Any, route: str = _CONSUME
+    ) -> Any:
         timeout = self.timeout if timeout is _DEFAULT else timeout
         delays = self.retry.delays()
+        picker = self.picker
         while True:
+            self._refresh(timeout)
+            addr = picker.for_produce() if route == _PRODUCE else picker.for_consume()
             try:
-                return self._rpc[method](request, timeout=timeout)
+                return self._stub(addr, method)(request, timeout=timeout)
             except grpc.RpcError as exc:
                 error = _to_error(exc)
+            if isinstance(error, UnavailableError):
+                picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
             delay = (
                 next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
             )
@@ -186,7 +253,7 @@ class Client:
     ) -> int:
         """Append one record; return its offset once the server acknowledged it."""
         request = encode_produce_request(encode_record(value, key, headers))
-        response = self._call("Produce", request, idempotent=False, timeout=timeout)
+        response = self._call("Produce", request, idempotent=False, timeout=timeout, route=_PRODUCE)
         return int(response.offset)
 
     def produce_batch(
@@ -200,12 +267,20 @@ class Client:
     ) -> tuple[int, int]:
         """``produce_batch`` of already serialized Records (see ``core.encode_record``)."""
         request = encode_batch_request(records)
-        response = self._call("ProduceBatch", request, idempotent=False, timeout=timeout)
+        response = self._call(
+            "ProduceBatch", request, idempotent=False, timeout=timeout, route=_PRODUCE
+        )
         return int(response.base_offset), int(response.count)
 
-    def consume(self, offset: int, *, timeout: float | None = _DEFAULT) -> Record:
-        """The record at ``offset``; OffsetOutOfRangeError outside the log's range."""
-        request = log_pb2.ConsumeRequest(offset=check_offset(offset))
+    def consume(
+        self, offset: int, *, min_offset: int = 0, timeout: float | None = _DEFAULT
+    ) -> Record:
+        """The record at ``offset``; OffsetOutOfRangeError outside the log's range.
+
+        ``min_offset`` (read-your-writes): the server first waits until it has committed
+        that offset (pass what a produce returned), within the call's timeout.
+        """
+        request = consume_request(offset, min_offset)
         response = self._call("Consume", request, idempotent=True, timeout=timeout)
         record: Record = response.record
         return record
@@ -217,10 +292,12 @@ class Client:
         max_wait_ms: int = 0,
         *,
         max_bytes: int = 0,
+        min_offset: int = 0,
         timeout: float | None = _DEFAULT,
     ) -> Batch:
-        """Records from ``offset`` (waiting up to ``max_wait_ms`` at the end of the log)."""
-        request = consume_batch_request(offset, max_records, max_bytes, max_wait_ms)
+        """Records from ``offset`` (waiting up to ``max_wait_ms`` at the end of the log);
+        with ``min_offset``, only once the server has committed that offset."""
+        request = consume_batch_request(offset, max_records, max_bytes, max_wait_ms, min_offset)
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
         response = self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)
@@ -235,7 +312,9 @@ class Client:
         delays = self.retry.delays()
         while True:
             request = consume_batch_request(next_offset, max_records, 0, 0)
-            call = self._rpc["ConsumeBatchStream"](request)
+            self._refresh(self.timeout)
+            addr = self.picker.for_consume()
+            call = self._stub(addr, "ConsumeBatchStream")(request)
             try:
                 for response in call:
                     delays = self.retry.delays()
@@ -246,6 +325,8 @@ class Client:
                 return
             except grpc.RpcError as exc:
                 error = _to_error(exc)
+                if isinstance(error, UnavailableError):
+                    self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
                 retry = self.retry.retryable(error, idempotent=True)
                 delay = next(delays, None) if retry else None
                 if delay is None:
@@ -267,8 +348,11 @@ class Client:
         return _servers(response)
 
     def close(self) -> None:
-        """Close the connection. Idempotent."""
-        self._channel.close()
+        """Close the connections. Idempotent."""
+        with self._lock:
+            channels, self._channels, self._conns = list(self._channels.values()), {}, {}
+        for channel in channels:
+            channel.close()
 
     def __enter__(self) -> Self:
         return self
@@ -280,145 +364,3 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class AsyncClient:
-    """The asyncio twin of ``Client``: the same calls, awaited."""
-
-    def __init__(
-        self,
-        server: str | None = None,
-        *,
-        timeout: float | None = 10.0,
-        retry: RetryPolicy | None = None,
-        ca: str | os.PathLike[str] | None = None,
-        cert: str | os.PathLike[str] | None = None,
-        key: str | os.PathLike[str] | None = None,
-    ) -> None:
-        self.server = _target(server)
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        creds = _credentials(ca, cert, key)
-        self._channel = (
-            aio.insecure_channel(self.server, options=_CHANNEL_OPTIONS)
-            if creds is None
-            else aio.secure_channel(self.server, creds, options=_CHANNEL_OPTIONS)
-        )
-        self._rpc: dict[str, Any] = {}
-        for name, (kind, ser, de) in _METHODS.items():
-            factory = self._channel.unary_unary if kind == "uu" else self._channel.unary_stream
-            self._rpc[name] = factory(
-                METHOD_PREFIX + name, request_serializer=ser, response_deserializer=de
-            )
-
-    async def _call(self, method: str, request: Any, *, idempotent: bool, timeout: Any) -> Any:
-        timeout = self.timeout if timeout is _DEFAULT else timeout
-        delays = self.retry.delays()
-        while True:
-            try:
-                return await self._rpc[method](request, timeout=timeout)
-            except grpc.RpcError as exc:
-                error = _to_error(exc)
-            delay = (
-                next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
-            )
-            if delay is None:
-                raise error
-            await asyncio.sleep(delay)
-
-    async def produce(
-        self,
-        value: ValueInput,
-        key: bytes | None = None,
-        headers: HeadersInput = None,
-        *,
-        timeout: float | None = _DEFAULT,
-    ) -> int:
-        """Append one record; return its offset once the server acknowledged it."""
-        request = encode_produce_request(encode_record(value, key, headers))
-        response = await self._call("Produce", request, idempotent=False, timeout=timeout)
-        return int(response.offset)
-
-    async def produce_batch(
-        self, values: list[ValueInput] | tuple[ValueInput, ...], *, timeout: float | None = _DEFAULT
-    ) -> tuple[int, int]:
-        """Append values atomically at contiguous offsets; return ``(base_offset, count)``."""
-        request = encode_batch_request(encode_values(values))
-        response = await self._call("ProduceBatch", request, idempotent=False, timeout=timeout)
-        return int(response.base_offset), int(response.count)
-
-    async def consume(self, offset: int, *, timeout: float | None = _DEFAULT) -> Record:
-        """The record at ``offset``; OffsetOutOfRangeError outside the log's range."""
-        request = log_pb2.ConsumeRequest(offset=check_offset(offset))
-        response = await self._call("Consume", request, idempotent=True, timeout=timeout)
-        record: Record = response.record
-        return record
-
-    async def consume_batch(
-        self,
-        offset: int,
-        max_records: int = 1000,
-        max_wait_ms: int = 0,
-        *,
-        max_bytes: int = 0,
-        timeout: float | None = _DEFAULT,
-    ) -> Batch:
-        """Records from ``offset`` (waiting up to ``max_wait_ms`` at the end of the log)."""
-        request = consume_batch_request(offset, max_records, max_bytes, max_wait_ms)
-        if timeout is _DEFAULT and self.timeout is not None:
-            timeout = self.timeout + max_wait_ms / 1000
-        response = await self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)
-        return Batch(list(response.records), int(response.high_watermark))
-
-    async def stream_batches(self, offset: int, *, max_records: int = 0) -> AsyncIterator[Batch]:
-        """Batches of records from ``offset`` on, tailing; reconnects from the next offset."""
-        next_offset = check_offset(offset)
-        delays = self.retry.delays()
-        while True:
-            request = consume_batch_request(next_offset, max_records, 0, 0)
-            call = self._rpc["ConsumeBatchStream"](request)
-            try:
-                async for response in call:
-                    delays = self.retry.delays()
-                    records = list(response.records)
-                    if records:
-                        next_offset = records[-1].offset + 1
-                    yield Batch(records, int(response.high_watermark))
-                return
-            except grpc.RpcError as exc:
-                error = _to_error(exc)
-                retry = self.retry.retryable(error, idempotent=True)
-                delay = next(delays, None) if retry else None
-                if delay is None:
-                    raise error from None
-            finally:
-                call.cancel()
-            await asyncio.sleep(delay)
-
-    async def stream(self, offset: int, *, max_records: int = 0) -> AsyncIterator[Record]:
-        """Records from ``offset`` on, tailing new ones, until the iteration stops."""
-        async for batch in self.stream_batches(offset, max_records=max_records):
-            for record in batch.records:
-                yield record
-
-    async def servers(self, *, timeout: float | None = _DEFAULT) -> list[ServerAddress]:
-        """The cluster's servers (a single server reports itself as leader)."""
-        response = await self._call(
-            "GetServers", log_pb2.GetServersRequest(), idempotent=True, timeout=timeout
-        )
-        return _servers(response)
-
-    async def close(self) -> None:
-        """Close the connection. Idempotent."""
-        await self._channel.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

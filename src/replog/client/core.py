@@ -159,10 +159,11 @@ def encode_values(values: Iterable[ValueInput]) -> list[bytes]:
 
 
 def consume_batch_request(
-    offset: int, max_records: int, max_bytes: int, max_wait_ms: int
+    offset: int, max_records: int, max_bytes: int, max_wait_ms: int, min_offset: int = 0
 ) -> log_pb2.ConsumeBatchRequest:
     """A checked ConsumeBatchRequest."""
     _check_u64("offset", offset)
+    _check_u64("min_offset", min_offset)
     for name, value in (
         ("max_records", max_records),
         ("max_bytes", max_bytes),
@@ -171,8 +172,19 @@ def consume_batch_request(
         if not isinstance(value, int) or not 0 <= value < 2**32:
             raise InvalidArgumentError(f"{name} must be a 32-bit unsigned integer")
     return log_pb2.ConsumeBatchRequest(
-        offset=offset, max_records=max_records, max_bytes=max_bytes, max_wait_ms=max_wait_ms
+        offset=offset,
+        max_records=max_records,
+        max_bytes=max_bytes,
+        max_wait_ms=max_wait_ms,
+        min_offset=min_offset,
     )
+
+
+def consume_request(offset: int, min_offset: int = 0) -> log_pb2.ConsumeRequest:
+    """A checked ConsumeRequest (``min_offset``: read-your-writes, 0 = no wait)."""
+    _check_u64("offset", offset)
+    _check_u64("min_offset", min_offset)
+    return log_pb2.ConsumeRequest(offset=offset, min_offset=min_offset)
 
 
 def _check_u64(name: str, value: object) -> None:
@@ -208,7 +220,9 @@ def error_from_status(
     if code == "UNAVAILABLE":
         if "replog-not-applied" in meta:
             return UnavailableError(
-                details, certainly_not_applied=meta["replog-not-applied"] == "1"
+                details,
+                certainly_not_applied=meta["replog-not-applied"] == "1",
+                leader_addr=meta.get("replog-leader", ""),
             )
         lowered = details.lower()
         never_connected = any(s in lowered for s in _CONNECT_FAILURES)

@@ -27,10 +27,11 @@ from replog.security.tls import (
 )
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
-from replog.server.cluster import ClusterNode, is_clustered
+from replog.server.cluster import ClusterNode
 from replog.server.cluster_backend import RaftBackend
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
+from replog.server.members import is_clustered, resolve_node_id
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
 from replog.storage import Log
@@ -130,7 +131,7 @@ class Agent:
         return ClusterNode(
             s.data_dir,
             s.log_config(),
-            name=s.server_id or s.grpc_addr,
+            name=resolve_node_id(s.data_dir, s.server_id, s.grpc_addr),
             bootstrap=s.bootstrap,
             options=s.node_options(),
             credentials=grpc_channel_credentials(tls) if tls is not None else None,
@@ -202,7 +203,7 @@ class Agent:
         await self._health.set("", serving)
         await self._health.set(SERVICE_NAME, serving)
 
-        self._http_state = HttpState(backend, self.metrics)
+        self._http_state = HttpState(backend, self.metrics, self.cluster)
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
         runner = web.AppRunner(

@@ -31,7 +31,7 @@ __all__ = [
 
 log = logging.getLogger("replog.security")
 
-#: The action each gRPC method of the Log service needs (see :func:`grpc_action`).
+#: The action each gRPC method of the Log and Cluster services needs (see :func:`grpc_action`).
 GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Log/Produce": Action.PRODUCE,
     "/replog.v1.Log/ProduceBatch": Action.PRODUCE,
@@ -41,6 +41,12 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Log/ConsumeStream": Action.CONSUME,
     "/replog.v1.Log/ConsumeBatchStream": Action.CONSUME,
     "/replog.v1.Log/GetServers": Action.CONSUME,
+    # Cluster: joining is what a node does (its identity holds ``replicate``); reading the
+    # status is like GetServers / GET /v1/cluster; changing membership or leadership is admin.
+    "/replog.v1.Cluster/Join": Action.REPLICATE,
+    "/replog.v1.Cluster/Status": Action.CONSUME,
+    "/replog.v1.Cluster/Remove": Action.ADMIN,
+    "/replog.v1.Cluster/TransferLeader": Action.ADMIN,
 }
 #: Services anyone who completed the TLS handshake may call: probes and reflection.
 _OPEN_GRPC_SERVICES = (
@@ -55,7 +61,8 @@ def grpc_action(method: str) -> Action | None:
     """The action a gRPC method needs; None for health and reflection.
 
     Default deny: a method no table knows (a service added later) needs ``admin``; node-to-node
-    Raft traffic needs ``replicate``.
+    Raft traffic (``Stream``, ``InstallSnapshot`` and ``Forward``, the produce a follower
+    forwards to the leader) needs ``replicate``.
     """
     if method.startswith(_OPEN_GRPC_SERVICES):
         return None

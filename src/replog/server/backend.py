@@ -36,6 +36,7 @@ class ServerInfo:
     id: str
     rpc_addr: str
     is_leader: bool
+    is_voter: bool = True
 
 
 class LogBackend(Protocol):
@@ -72,6 +73,11 @@ class LogBackend(Protocol):
 
         Raises UnavailableError if the backend shuts down meanwhile.
         """
+        ...
+
+    async def wait_committed(self, offset: int, timeout_s: float | None) -> bool:
+        """Wait until this node has committed ``offset`` (the high watermark passed it);
+        False on timeout. Read-your-writes (``min_offset``) rests on it."""
         ...
 
     def servers(self) -> list[ServerInfo]:
@@ -268,6 +274,10 @@ class SingleNodeBackend:
             except TimeoutError:
                 return self._visible > offset
         return True
+
+    async def wait_committed(self, offset: int, timeout_s: float | None) -> bool:
+        """Wait until ``offset`` is below the high watermark (one node: appended = committed)."""
+        return await self.wait_for_data(offset, timeout_s)
 
     def servers(self) -> list[ServerInfo]:
         """This server, as the leader."""

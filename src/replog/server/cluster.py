@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import logging
 import random
@@ -24,7 +23,7 @@ from grpc import aio
 
 from replog.errors import ReplogError, UnavailableError
 from replog.raft.errors import ConfChangeError, NotLeaderError
-from replog.raft.log_store import ReplogLogStore, write_atomically
+from replog.raft.log_store import ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Membership, Message
 from replog.raft.node import NodeOptions, RaftNode
@@ -34,63 +33,28 @@ from replog.raft.transport import (
     RaftTransport,
     message_from_proto,
     message_to_proto,
-    open_channel,
+)
+from replog.server.cluster_admin import (
+    CLUSTER_SERVICE,
+    AdminError,
+    NodeChannel,
+    abort_admin,
+    cluster_call,
+    leader_hint,
 )
 from replog.server.cluster_backend import RaftBackend
+from replog.server.members import AddressBook, is_clustered, raft_id
+from replog.server.status import grpc_code_for, metadata_for
+from replog.server.wire import produce_batch_values
 from replog.storage import LogConfig
-from replog.v1 import cluster_pb2, raft_pb2
+from replog.v1 import cluster_pb2, log_pb2, raft_pb2
 
-__all__ = ["CLUSTER_SERVICE", "ClusterNode", "is_clustered", "raft_id"]
+__all__ = ["CLUSTER_SERVICE", "AdminError", "ClusterNode", "is_clustered", "raft_id"]
 
 log = logging.getLogger("replog.server.cluster")
 
-CLUSTER_SERVICE = "replog.v1.Cluster"
 _SNAPSHOT_CHUNK_RECORDS = 4096
 _SNAPSHOT_CHUNK_BYTES = 4 << 20
-
-
-def raft_id(name: str) -> int:
-    """The core's integer id for node ``name`` (63 bits of its SHA-256; never 0)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1 or 1
-
-
-def is_clustered(data_dir: str) -> bool:
-    """Whether ``data_dir`` holds a replicated node's data."""
-    return (Path(data_dir) / "raft-state.json").exists()
-
-
-class AddressBook:
-    """Raft id -> (name, address); replicated entries persist in ``members.json``."""
-
-    def __init__(self, path: Path) -> None:
-        """Load the book from ``path`` (empty if missing)."""
-        self.path = path
-        self.entries: dict[int, tuple[str, str]] = {}
-        self.hints: dict[int, str] = {}
-        if path.exists():
-            for name, addr in json.loads(path.read_text(encoding="utf-8")).items():
-                self.entries[raft_id(name)] = (name, addr)
-
-    def set(self, name: str, addr: str) -> None:
-        """Record ``name -> addr`` durably (a replicated member record was applied)."""
-        if self.entries.get(raft_id(name)) == (name, addr):
-            return
-        self.entries[raft_id(name)] = (name, addr)
-        doc = {n: a for n, a in self.entries.values()}
-        write_atomically(self.path, json.dumps(doc, sort_keys=True).encode())
-
-    def address(self, node: int) -> str | None:
-        """Where ``node`` listens (the book first, then what its own messages said)."""
-        hint = self.hints.get(node)  # what the node itself said last: newer after a restart
-        if hint:
-            return hint
-        entry = self.entries.get(node)
-        return entry[1] if entry else None
-
-    def name(self, node: int) -> str:
-        """The user-facing id of ``node`` (its number if unknown)."""
-        entry = self.entries.get(node)
-        return entry[0] if entry else str(node)
 
 
 class ClusterNode:
@@ -170,8 +134,8 @@ class ClusterNode:
         attempt = 0
         while force or self.id not in self.node.raft.config.members():
             try:
-                async with _Channel(target, self.credentials) as channel:
-                    response = await _cluster_call(
+                async with NodeChannel(target, self.credentials) as channel:
+                    response = await cluster_call(
                         channel, "Join", request, cluster_pb2.JoinResponse
                     )
                 for m in response.members:
@@ -183,7 +147,7 @@ class ClusterNode:
                 log.info("join via %s failed: %s", target, exc)
                 known = [a for i, (_, a) in self.book.entries.items() if i != self.id]
                 attempt += 1
-                target = _leader_hint(exc) or (known[attempt % len(known)] if known else target)
+                target = leader_hint(exc) or (known[attempt % len(known)] if known else target)
             await asyncio.sleep(0.2)
 
     async def shutdown_transfer(self, timeout_s: float = 5.0) -> None:
@@ -287,7 +251,7 @@ class ClusterNode:
         addr = self.book.address(message.dst)
         try:
             if addr:
-                async with _Channel(addr, self.credentials) as channel:
+                async with NodeChannel(addr, self.credentials) as channel:
                     call = channel.stream_unary(
                         f"/{RAFT_SERVICE}/InstallSnapshot",
                         request_serializer=raft_pb2.SnapshotChunk.SerializeToString,
@@ -338,6 +302,11 @@ class ClusterNode:
                     request_deserializer=raft_pb2.SnapshotChunk.FromString,
                     response_serializer=raft_pb2.SnapshotAck.SerializeToString,
                 ),
+                "Forward": uu(
+                    self._forwarded,
+                    request_deserializer=_identity,  # parsed by wire.produce_batch_values
+                    response_serializer=_serialize,
+                ),
             },
         )
         pb = cluster_pb2
@@ -377,6 +346,27 @@ class ClusterNode:
                 self.book.hints[raft_id(batch.from_id)] = batch.from_addr
             self.node.deliver([message_from_proto(m) for m in batch.messages])
 
+    async def _forwarded(
+        self, request: bytes, context: aio.ServicerContext[Any, Any]
+    ) -> log_pb2.ProduceBatchResponse:
+        """A produce a follower forwarded: append here if leading, never forward again."""
+        try:
+            values = produce_batch_values(request)
+            if self.backend.closing:
+                raise UnavailableError("the node is stopping", certainly_not_applied=True)
+            if not self.node.is_leader:
+                lead = self.node.leader
+                raise UnavailableError(
+                    "not the leader",
+                    certainly_not_applied=True,
+                    leader_addr=(self.book.address(lead) or "") if lead is not None else "",
+                )
+            base = await self.node.submit(values)
+        except ReplogError as exc:
+            await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
+            raise
+        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(values))
+
     async def _install_snapshot(
         self,
         requests: AsyncIterator[raft_pb2.SnapshotChunk],
@@ -404,29 +394,67 @@ class ClusterNode:
         self.node.deliver([message_from_proto(final)])
         return raft_pb2.SnapshotAck(ok=True)
 
-    async def _leader_only(self, context: aio.ServicerContext[Any, Any]) -> None:
+    # -- admin operations (shared by the gRPC Cluster service and the HTTP routes) ---------
+
+    def _require_leader(self) -> None:
         if self.node.is_leader:
             return
         lead = self.node.leader
         addr = self.book.address(lead) if lead is not None else None
-        await context.abort(
-            grpc.StatusCode.FAILED_PRECONDITION,
+        raise AdminError(
+            "NOT_LEADER",
             f"not the leader; the leader is {self.book.name(lead) if lead else 'unknown'}",
-            trailing_metadata=(("replog-leader", addr or ""),),
+            leader_addr=addr or "",
         )
 
-    async def _admin_join(
-        self, request: cluster_pb2.JoinRequest, context: aio.ServicerContext[Any, Any]
-    ) -> cluster_pb2.JoinResponse:
-        await self._leader_only(context)
-        node_id = raft_id(request.node_id)
-        await self.node.add_member_record(request.node_id, request.rpc_addr)
+    async def join_member(self, name: str, addr: str) -> cluster_pb2.JoinResponse:
+        """Add ``name`` at ``addr`` as a learner (it is promoted once caught up)."""
+        self._require_leader()
+        node_id = raft_id(name)
+        # The joiner's own word on where it listens beats a hint its earlier incarnation left
+        # (hints override the book): a wiped node re-joining on a new port has no
+        # configuration yet, sends no Raft message that would refresh the hint, and would
+        # wait forever for appends sent to its old address (tests/cluster/test_faults.py).
+        self.book.hints[node_id] = addr
+        await self.node.add_member_record(name, addr)
         if node_id not in self.node.raft.config.members():
-            await self._change(ConfChange(ConfChangeOp.ADD_LEARNER, node_id), context)
-        members = self.status().members
-        return cluster_pb2.JoinResponse(members=members, leader_id=self.name)
+            await self._change(ConfChange(ConfChangeOp.ADD_LEARNER, node_id))
+        return cluster_pb2.JoinResponse(members=self.status().members, leader_id=self.name)
 
-    async def _change(self, change: ConfChange, context: aio.ServicerContext[Any, Any]) -> None:
+    async def remove_member(self, name: str) -> None:
+        """Remove member ``name`` from the configuration (leader only)."""
+        self._require_leader()
+        node_id = raft_id(name)
+        if node_id not in self.node.raft.config.members():
+            raise AdminError("NOT_FOUND", f"{name} is not a member")
+        await self._change(ConfChange(ConfChangeOp.REMOVE, node_id))
+
+    async def transfer_leader(self, name: str = "") -> str:
+        """Hand leadership to ``name`` (default: the most promising voter); its name."""
+        self._require_leader()
+        raft = self.node.raft
+        if name:
+            target = raft_id(name)
+            if target not in raft.config.voters:
+                raise AdminError("NOT_FOUND", f"{name} is not a voter")
+        else:
+            others = sorted(raft.config.voters - {self.id})
+            if not others:
+                raise AdminError("FAILED_PRECONDITION", "no other voter")
+            target = self._best_successor(others)
+        try:
+            await self.node.call(lambda r: r.transfer_leadership(target))
+        except (NotLeaderError, ValueError) as exc:
+            raise AdminError("FAILED_PRECONDITION", str(exc)) from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while self.node.leader != target and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if self.node.leader != target:
+            raise AdminError("DEADLINE_EXCEEDED", "the transfer did not finish")
+        return self.book.name(target)
+
+    async def _change(self, change: ConfChange) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
         while True:
@@ -435,44 +463,40 @@ class ClusterNode:
                 return
             except ConfChangeError as exc:
                 if loop.time() > deadline:
-                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+                    raise AdminError("FAILED_PRECONDITION", str(exc)) from None
                 await asyncio.sleep(0.05)  # another change is still committing
             except (NotLeaderError, UnavailableError) as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                raise AdminError("UNAVAILABLE", str(exc)) from None
+
+    # -- the gRPC Cluster service ------------------------------------------------------------
+
+    async def _admin_join(
+        self, request: cluster_pb2.JoinRequest, context: aio.ServicerContext[Any, Any]
+    ) -> cluster_pb2.JoinResponse:
+        try:
+            return await self.join_member(request.node_id, request.rpc_addr)
+        except AdminError as exc:
+            await abort_admin(context, exc)
+            raise
 
     async def _admin_remove(
         self, request: cluster_pb2.RemoveRequest, context: aio.ServicerContext[Any, Any]
     ) -> cluster_pb2.RemoveResponse:
-        await self._leader_only(context)
-        node_id = raft_id(request.node_id)
-        if node_id not in self.node.raft.config.members():
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{request.node_id} is not a member")
-        await self._change(ConfChange(ConfChangeOp.REMOVE, node_id), context)
+        try:
+            await self.remove_member(request.node_id)
+        except AdminError as exc:
+            await abort_admin(context, exc)
         return cluster_pb2.RemoveResponse()
 
     async def _admin_transfer(
         self, request: cluster_pb2.TransferLeaderRequest, context: aio.ServicerContext[Any, Any]
     ) -> cluster_pb2.TransferLeaderResponse:
-        await self._leader_only(context)
-        raft = self.node.raft
-        if request.node_id:
-            target = raft_id(request.node_id)
-        else:
-            others = sorted(raft.config.voters - {self.id})
-            if not others:
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "no other voter")
-            target = self._best_successor(others)
         try:
-            await self.node.call(lambda r: r.transfer_leadership(target))
-        except (NotLeaderError, ValueError) as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while self.node.leader != target and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        if self.node.leader != target:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the transfer did not finish")
-        return cluster_pb2.TransferLeaderResponse(leader_id=self.book.name(target))
+            leader = await self.transfer_leader(request.node_id)
+        except AdminError as exc:
+            await abort_admin(context, exc)
+            raise
+        return cluster_pb2.TransferLeaderResponse(leader_id=leader)
 
     async def _admin_status(
         self, request: cluster_pb2.StatusRequest, context: aio.ServicerContext[Any, Any]
@@ -480,38 +504,12 @@ class ClusterNode:
         return self.status()
 
 
-class _Channel:
-    """``async with _Channel(addr, creds) as channel``: a short-lived channel."""
-
-    def __init__(self, addr: str, credentials: grpc.ChannelCredentials | None) -> None:
-        self.channel = open_channel(addr, credentials)
-
-    async def __aenter__(self) -> aio.Channel:
-        return self.channel
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.channel.close(None)
-
-
-async def _cluster_call(channel: aio.Channel, method: str, request: Any, response: Any) -> Any:
-    call = channel.unary_unary(
-        f"/{CLUSTER_SERVICE}/{method}",
-        request_serializer=_serialize,
-        response_deserializer=response.FromString,
-    )
-    return await call(request, timeout=15)
-
-
-def _leader_hint(exc: grpc.RpcError) -> str | None:
-    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
-    for key, value in trailing or ():
-        if key == "replog-leader" and value:
-            return str(value)
-    return None
-
-
 def _transfer(raft: Any, *, to: int) -> None:
     raft.transfer_leadership(to)
+
+
+def _identity(data: bytes) -> bytes:
+    return data
 
 
 def _serialize(message: Any) -> bytes:

@@ -2,8 +2,9 @@
 
 Produce: on the leader, records go to the Raft node and the future resolves once the entry
 is committed (stored durably on a majority). On a follower the request is forwarded to the
-leader over gRPC (the node's own credentials), so every API works against any node; clients
-that follow ``GetServers`` send to the leader directly.
+leader over gRPC (``Raft/Forward`` with the node's own credentials, so it is authorised as
+the node: ``replicate``), so every API works against any node; the leader-aware client sends
+to the leader directly.
 
 Consume: any node serves reads, but only below its commit index (the high watermark), so a
 consumer never sees an uncommitted record. Records with ``type != 0`` (the leader's no-op,
@@ -34,6 +35,7 @@ __all__ = ["RaftBackend"]
 _FORWARD_ATTEMPTS = 20
 _FORWARD_TIMEOUT_S = 10.0
 _NO_LEADER_WAIT_S = 0.1
+_CONNECT_FAILURES = ("failed to connect", "connection refused", "no route to host")
 
 
 class RaftBackend:
@@ -128,7 +130,7 @@ class RaftBackend:
             channel = self._channels[addr] = open_channel(addr, self._credentials)
         records = [Record(value=v) if isinstance(v, bytes) else v for v in values]
         call = channel.unary_unary(
-            "/replog.v1.Log/ProduceBatch",
+            "/replog.v1.Raft/Forward",  # authorised as this node (replicate)
             request_serializer=log_pb2.ProduceBatchRequest.SerializeToString,
             response_deserializer=log_pb2.ProduceBatchResponse.FromString,
         )
@@ -141,7 +143,11 @@ class RaftBackend:
             if code is grpc.StatusCode.INVALID_ARGUMENT and isinstance(exc, aio.AioRpcError):
                 raise InvalidArgumentError(str(exc.details())) from None
             trailing = exc.trailing_metadata() if isinstance(exc, aio.AioRpcError) else None
-            not_applied = ("replog-not-applied", "1") in tuple(trailing or ())
+            details = str(exc.details() if isinstance(exc, aio.AioRpcError) else exc).lower()
+            never_connected = code is grpc.StatusCode.UNAVAILABLE and any(
+                s in details for s in _CONNECT_FAILURES
+            )  # a dead leader: nothing reached it
+            not_applied = never_connected or ("replog-not-applied", "1") in tuple(trailing or ())
             raise UnavailableError(
                 f"forwarding to the leader at {addr} failed: {code}",
                 certainly_not_applied=not_applied,
@@ -198,9 +204,16 @@ class RaftBackend:
 
     async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
         """Wait until a committed user record at or after ``offset`` exists."""
+        return await self._wait(lambda: self._has_user_record(offset), timeout_s)
+
+    async def wait_committed(self, offset: int, timeout_s: float | None) -> bool:
+        """Wait until this node's commit index reached ``offset`` (read-your-writes)."""
+        return await self._wait(lambda: self.node.high_watermark > offset, timeout_s)
+
+    async def _wait(self, done: Callable[[], bool], timeout_s: float | None) -> bool:
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
-        while not self._has_user_record(offset):
+        while not done():
             if self._closing:
                 raise UnavailableError("the server is shutting down", certainly_not_applied=True)
             event = self._committed
@@ -210,15 +223,15 @@ class RaftBackend:
             try:
                 await asyncio.wait_for(event.wait(), remaining)
             except TimeoutError:
-                return self._has_user_record(offset)
+                return done()
         return True
 
     def servers(self) -> list[ServerInfo]:
         """Every member, with the leader marked."""
         leader = self.node.leader
         return [
-            ServerInfo(id=name, rpc_addr=addr, is_leader=raft_id == leader)
-            for raft_id, name, addr, _ in self._members()
+            ServerInfo(id=name, rpc_addr=addr, is_leader=raft_id == leader, is_voter=voter)
+            for raft_id, name, addr, voter in self._members()
         ]
 
     @property

@@ -233,9 +233,31 @@ class LogService:
         if not lowest <= offset <= high:
             raise OffsetOutOfRangeError(offset, lowest, high)
 
+    async def _await_min_offset(
+        self, min_offset: int, max_wait_ms: int, context: aio.ServicerContext[Any, Any]
+    ) -> None:
+        """Read-your-writes: wait until this node committed ``min_offset`` (bounded by
+        ``max_wait_ms``, else by the call's deadline, at most a minute); UNAVAILABLE (safe to
+        retry elsewhere) if it does not in time."""
+        if not min_offset or self.backend.high_watermark > min_offset:
+            return
+        remaining = context.time_remaining()
+        limit_s = MAX_WAIT_MS_LIMIT / 1000
+        if max_wait_ms:
+            limit_s = min(limit_s, max_wait_ms / 1000)
+        if remaining is not None:
+            limit_s = min(limit_s, max(0.0, remaining - 0.05))  # answer before the deadline
+        if not await self.backend.wait_committed(min_offset, limit_s):
+            raise UnavailableError(
+                f"this node has not committed offset {min_offset} yet "
+                f"(high watermark {self.backend.high_watermark})",
+                certainly_not_applied=True,
+            )
+
     async def _consume(
         self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
     ) -> bytes:
+        await self._await_min_offset(request.min_offset, 0, context)
         payloads = self.backend.read_payloads(request.offset, 1, 1)
         if not payloads:
             high = self.backend.high_watermark
@@ -248,6 +270,7 @@ class LogService:
     ) -> bytes:
         max_records, max_bytes = _limits(request)
         offset = request.offset
+        await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
         self._check_start(offset)
         payloads = self.backend.read_payloads(offset, max_records, max_bytes)
         if not payloads and request.max_wait_ms:
@@ -272,6 +295,7 @@ class LogService:
     async def _consume_stream(
         self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
+        await self._await_min_offset(request.min_offset, 0, context)
         async for payloads in self._tail(request.offset, DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES):
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
             for payload in payloads:
@@ -281,6 +305,7 @@ class LogService:
         self, request: log_pb2.ConsumeBatchRequest, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         max_records, max_bytes = _limits(request)
+        await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
         async for payloads in self._tail(request.offset, max_records, max_bytes):
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
             yield encode_batch_response(payloads, self.backend.high_watermark)
@@ -289,7 +314,7 @@ class LogService:
         self, request: log_pb2.GetServersRequest, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.GetServersResponse:
         servers = [
-            log_pb2.Server(id=s.id, rpc_addr=s.rpc_addr, is_leader=s.is_leader)
+            log_pb2.Server(id=s.id, rpc_addr=s.rpc_addr, is_leader=s.is_leader, is_voter=s.is_voter)
             for s in self.backend.servers()
         ]
         return log_pb2.GetServersResponse(servers=servers)

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -24,6 +24,9 @@ from replog.server.metrics import ServerMetrics
 from replog.server.openapi import openapi_document
 from replog.server.status import http_status_for
 from replog.v1.record_pb2 import Header, Record
+
+if TYPE_CHECKING:
+    from replog.server.cluster import ClusterNode
 
 __all__ = ["HttpState", "make_app", "record_from_json", "record_to_json"]
 
@@ -40,9 +43,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class HttpState:
     """What the handlers share: the backend, metrics and the draining flag."""
 
-    def __init__(self, backend: LogBackend, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, backend: LogBackend, metrics: ServerMetrics, cluster: ClusterNode | None = None
+    ) -> None:
         self.backend = backend
         self.metrics = metrics
+        self.cluster = cluster
         self.draining = False
 
 
@@ -69,6 +75,9 @@ def make_app(
     app.router.add_get("/v1/records/{offset}", _consume_one)
     app.router.add_get("/v1/records", _consume)
     app.router.add_get("/v1/servers", _servers)
+    app.router.add_get("/v1/cluster", _cluster_status)
+    app.router.add_post("/v1/cluster:remove", _cluster_remove)
+    app.router.add_post("/v1/cluster:transfer-leader", _cluster_transfer)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -302,10 +311,109 @@ async def _stream(request: web.Request) -> web.StreamResponse:
 async def _servers(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     servers = [
-        {"id": s.id, "rpc_addr": s.rpc_addr, "is_leader": s.is_leader}
+        {"id": s.id, "rpc_addr": s.rpc_addr, "is_leader": s.is_leader, "is_voter": s.is_voter}
         for s in state.backend.servers()
     ]
     return web.json_response({"servers": servers})
+
+
+# -- cluster (admin) ---------------------------------------------------------------------------
+
+_ADMIN_HTTP_STATUS = {
+    "NOT_LEADER": 503,
+    "NOT_FOUND": 404,
+    "FAILED_PRECONDITION": 409,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+
+
+async def _cluster_status(request: web.Request) -> web.Response:
+    """This node's view: role, term, commit index and every member (lag as the leader sees it)."""
+    state = request.app[STATE_KEY]
+    if state.cluster is None:  # a single node: itself, as the leader
+        me, commit = state.backend.servers()[0], state.backend.high_watermark - 1
+        member = {"id": me.id, "rpc_addr": me.rpc_addr, "role": "leader", "voter": True}
+        member |= {"is_leader": True, "match_index": commit, "lag": 0, "last_contact_s": None}
+        return web.json_response(
+            {
+                "node_id": me.id,
+                "leader_id": me.id,
+                "role": "leader",
+                "term": 0,
+                "commit_index": commit,
+                "members": [member],
+            }
+        )
+    answer = state.cluster.status()
+    members = [
+        {
+            "id": m.id,
+            "rpc_addr": m.rpc_addr,
+            "role": m.role,
+            "voter": m.voter,
+            "is_leader": m.is_leader,
+            "match_index": m.match_index,
+            "lag": m.lag,
+            "last_contact_s": None if m.last_contact_s < 0 else round(m.last_contact_s, 3),
+        }
+        for m in answer.members
+    ]
+    return web.json_response(
+        {
+            "node_id": answer.node_id,
+            "leader_id": answer.leader_id,
+            "role": answer.role,
+            "term": answer.term,
+            "commit_index": answer.commit_index,
+            "members": members,
+        }
+    )
+
+
+async def _admin_body(request: web.Request, *, id_required: bool) -> tuple[HttpState, str]:
+    state = request.app[STATE_KEY]
+    _check_writable(state)
+    body = await _json_body(request) if (await request.read()).strip() else {}
+    if not isinstance(body, dict) or not isinstance(body.get("id", ""), str):
+        raise InvalidArgumentError('the body must be {"id": "<node id>"}')
+    node_id = body.get("id", "")
+    if id_required and not node_id:
+        raise InvalidArgumentError('"id" (the member to remove) is required')
+    if state.cluster is None:
+        raise InvalidArgumentError("this server is not a member of a replicated cluster")
+    return state, node_id
+
+
+async def _admin(state: HttpState, op: Awaitable[Any]) -> Any:
+    from replog.server.cluster import AdminError
+
+    try:
+        return await op
+    except AdminError as exc:
+        headers = {"Replog-Leader": exc.leader_addr} if exc.leader_addr else None
+        status = _ADMIN_HTTP_STATUS[exc.status]
+        return web.json_response(
+            {"error": {"code": exc.status, "message": str(exc)}}, status=status, headers=headers
+        )
+
+
+async def _cluster_remove(request: web.Request) -> web.Response:
+    state, node_id = await _admin_body(request, id_required=True)
+    assert state.cluster is not None
+    result = await _admin(state, state.cluster.remove_member(node_id))
+    if isinstance(result, web.Response):
+        return result
+    return web.json_response({"removed": node_id})
+
+
+async def _cluster_transfer(request: web.Request) -> web.Response:
+    state, node_id = await _admin_body(request, id_required=False)
+    assert state.cluster is not None
+    result = await _admin(state, state.cluster.transfer_leader(node_id))
+    if isinstance(result, web.Response):
+        return result
+    return web.json_response({"leader_id": result})
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -62,6 +62,35 @@ _SCHEMAS: dict[str, Any] = {
             "id": {"type": "string"},
             "rpc_addr": {"type": "string"},
             "is_leader": {"type": "boolean"},
+            "is_voter": {"type": "boolean"},
+        },
+    },
+    "Member": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "rpc_addr": {"type": "string"},
+            "role": {"type": "string", "enum": ["leader", "follower", "learner"]},
+            "voter": {"type": "boolean"},
+            "is_leader": {"type": "boolean"},
+            "match_index": {**_U64, "description": "Last index known replicated (leader's view)"},
+            "lag": {**_U64, "description": "Commit index minus match index (leader's view)"},
+            "last_contact_s": {
+                "type": "number",
+                "nullable": True,
+                "description": "Seconds since this node last heard from the member",
+            },
+        },
+    },
+    "ClusterStatus": {
+        "type": "object",
+        "properties": {
+            "node_id": {"type": "string"},
+            "leader_id": {"type": "string"},
+            "role": {"type": "string"},
+            "term": _U64,
+            "commit_index": _U64,
+            "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
         },
     },
 }
@@ -78,9 +107,12 @@ def _ref(name: str) -> dict[str, str]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed JSON, bad base64 or bad parameters",
-        404: "Offset out of range (the message gives the valid range)",
+        403: "The caller lacks the permission (admin for cluster changes)",
+        404: "Offset out of range (the message gives the valid range), or no such member",
+        409: "The change is not possible now (e.g. no other voter, a change in progress)",
         413: "Body or record too large",
-        503: "The server is shutting down",
+        503: "The server is shutting down, or is not the leader (header Replog-Leader)",
+        504: "The change did not finish in time",
     }
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
 
@@ -212,6 +244,7 @@ def _other_paths() -> dict[str, Any]:
                 },
             }
         },
+        **_cluster_paths(),
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
         "/readyz": {
             "get": {
@@ -232,5 +265,39 @@ def _other_paths() -> dict[str, Any]:
         },
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}
+        },
+    }
+
+
+def _cluster_paths() -> dict[str, Any]:
+    id_body = {"type": "object", "properties": {"id": {"type": "string"}}}
+    return {
+        "/v1/cluster": {
+            "get": {
+                "summary": "This node's view of the cluster: role, term, commit index, members",
+                "responses": {"200": _json(_ref("ClusterStatus"))},
+            }
+        },
+        "/v1/cluster:remove": {
+            "post": {
+                "summary": "Remove member id (admin; on the leader)",
+                "requestBody": {"required": True, **_json({**id_body, "required": ["id"]})},
+                "responses": {
+                    "200": _json({"type": "object", "properties": {"removed": {"type": "string"}}}),
+                    **_errors(400, 403, 404, 409, 503, 504),
+                },
+            }
+        },
+        "/v1/cluster:transfer-leader": {
+            "post": {
+                "summary": "Hand leadership to id, or to the most caught-up voter (admin)",
+                "requestBody": {"required": False, **_json(id_body)},
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"leader_id": {"type": "string"}}}
+                    ),
+                    **_errors(400, 403, 404, 409, 503, 504),
+                },
+            }
         },
     }

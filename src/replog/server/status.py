@@ -43,6 +43,8 @@ def metadata_for(exc: ReplogError) -> tuple[tuple[str, str], ...]:
     elif isinstance(exc, UnavailableError | LogClosedError):
         applied = isinstance(exc, UnavailableError) and exc.certainly_not_applied
         items.append(("replog-not-applied", "1" if applied else "0"))
+        if isinstance(exc, UnavailableError) and exc.leader_addr:
+            items.append(("replog-leader", exc.leader_addr))
     return tuple(items)
 
 

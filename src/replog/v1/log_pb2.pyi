@@ -167,8 +167,10 @@ class ConsumeBatchRequest(_message.Message):
     max_wait_ms: _builtins.int
     """When offset is at the end of the log, wait up to this long for new records."""
     min_offset: _builtins.int
-    """Read-your-writes: wait (up to max_wait_ms, else UNAVAILABLE) until this node has
-    committed every offset below min_offset before reading. 0 = no wait.
+    """Read-your-writes: wait (up to max_wait_ms, or the call's deadline when max_wait_ms is 0;
+    else UNAVAILABLE, which is safe to retry on another node) until this node has committed
+    the record at min_offset (its high watermark is above min_offset) before reading.
+    Pass the offset a produce returned. 0 = no wait.
     """
     def __init__(
         self,

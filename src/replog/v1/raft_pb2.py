@@ -22,31 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from replog.v1 import log_pb2 as replog_dot_v1_dot_log__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14replog/v1/raft.proto\x12\treplog.v1\"D\n\tRaftEntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04kind\x18\x03 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"2\n\x0eRaftMembership\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\"Z\n\x10RaftSnapshotMeta\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12)\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x19.replog.v1.RaftMembership\"\x81\x02\n\x0bRaftMessage\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\x0b\n\x03src\x18\x02 \x01(\x04\x12\x0b\n\x03\x64st\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12%\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x14.replog.v1.RaftEntry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12\x0e\n\x06reject\x18\t \x01(\x08\x12\x13\n\x0breject_hint\x18\n \x01(\x04\x12-\n\x08snapshot\x18\x0b \x01(\x0b\x32\x1b.replog.v1.RaftSnapshotMeta\x12\x10\n\x08transfer\x18\x0c \x01(\x08\"Y\n\tRaftBatch\x12\x0f\n\x07\x66rom_id\x18\x01 \x01(\t\x12\x11\n\tfrom_addr\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.replog.v1.RaftMessage\"\x1a\n\x07RaftAck\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x04\"\x9a\x01\n\rSnapshotChunk\x12\x0f\n\x07\x66rom_id\x18\x01 \x01(\t\x12\x11\n\tfrom_addr\x18\x02 \x01(\t\x12\x14\n\x0c\x66irst_offset\x18\x03 \x01(\x04\x12\x10\n\x08payloads\x18\x04 \x03(\x0c\x12\'\n\x07message\x18\x05 \x01(\x0b\x32\x16.replog.v1.RaftMessage\x12\x14\n\x0c\x61\x64\x64ress_book\x18\x06 \x01(\x0c\"\x19\n\x0bSnapshotAck\x12\n\n\x02ok\x18\x01 \x01(\x08\x32\x83\x01\n\x04Raft\x12\x34\n\x06Stream\x12\x14.replog.v1.RaftBatch\x1a\x12.replog.v1.RaftAck(\x01\x12\x45\n\x0fInstallSnapshot\x12\x18.replog.v1.SnapshotChunk\x1a\x16.replog.v1.SnapshotAck(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14replog/v1/raft.proto\x12\treplog.v1\x1a\x13replog/v1/log.proto\"D\n\tRaftEntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12\x0c\n\x04kind\x18\x03 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"2\n\x0eRaftMembership\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\"Z\n\x10RaftSnapshotMeta\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\x12)\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x19.replog.v1.RaftMembership\"\x81\x02\n\x0bRaftMessage\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\x0b\n\x03src\x18\x02 \x01(\x04\x12\x0b\n\x03\x64st\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12%\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x14.replog.v1.RaftEntry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12\x0e\n\x06reject\x18\t \x01(\x08\x12\x13\n\x0breject_hint\x18\n \x01(\x04\x12-\n\x08snapshot\x18\x0b \x01(\x0b\x32\x1b.replog.v1.RaftSnapshotMeta\x12\x10\n\x08transfer\x18\x0c \x01(\x08\"Y\n\tRaftBatch\x12\x0f\n\x07\x66rom_id\x18\x01 \x01(\t\x12\x11\n\tfrom_addr\x18\x02 \x01(\t\x12(\n\x08messages\x18\x03 \x03(\x0b\x32\x16.replog.v1.RaftMessage\"\x1a\n\x07RaftAck\x12\x0f\n\x07\x62\x61tches\x18\x01 \x01(\x04\"\x9a\x01\n\rSnapshotChunk\x12\x0f\n\x07\x66rom_id\x18\x01 \x01(\t\x12\x11\n\tfrom_addr\x18\x02 \x01(\t\x12\x14\n\x0c\x66irst_offset\x18\x03 \x01(\x04\x12\x10\n\x08payloads\x18\x04 \x03(\x0c\x12\'\n\x07message\x18\x05 \x01(\x0b\x32\x16.replog.v1.RaftMessage\x12\x14\n\x0c\x61\x64\x64ress_book\x18\x06 \x01(\x0c\"\x19\n\x0bSnapshotAck\x12\n\n\x02ok\x18\x01 \x01(\x08\x32\xcf\x01\n\x04Raft\x12\x34\n\x06Stream\x12\x14.replog.v1.RaftBatch\x1a\x12.replog.v1.RaftAck(\x01\x12\x45\n\x0fInstallSnapshot\x12\x18.replog.v1.SnapshotChunk\x1a\x16.replog.v1.SnapshotAck(\x01\x12J\n\x07\x46orward\x12\x1e.replog.v1.ProduceBatchRequest\x1a\x1f.replog.v1.ProduceBatchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'replog.v1.raft_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RAFTENTRY']._serialized_start=35
-  _globals['_RAFTENTRY']._serialized_end=103
-  _globals['_RAFTMEMBERSHIP']._serialized_start=105
-  _globals['_RAFTMEMBERSHIP']._serialized_end=155
-  _globals['_RAFTSNAPSHOTMETA']._serialized_start=157
-  _globals['_RAFTSNAPSHOTMETA']._serialized_end=247
-  _globals['_RAFTMESSAGE']._serialized_start=250
-  _globals['_RAFTMESSAGE']._serialized_end=507
-  _globals['_RAFTBATCH']._serialized_start=509
-  _globals['_RAFTBATCH']._serialized_end=598
-  _globals['_RAFTACK']._serialized_start=600
-  _globals['_RAFTACK']._serialized_end=626
-  _globals['_SNAPSHOTCHUNK']._serialized_start=629
-  _globals['_SNAPSHOTCHUNK']._serialized_end=783
-  _globals['_SNAPSHOTACK']._serialized_start=785
-  _globals['_SNAPSHOTACK']._serialized_end=810
-  _globals['_RAFT']._serialized_start=813
-  _globals['_RAFT']._serialized_end=944
+  _globals['_RAFTENTRY']._serialized_start=56
+  _globals['_RAFTENTRY']._serialized_end=124
+  _globals['_RAFTMEMBERSHIP']._serialized_start=126
+  _globals['_RAFTMEMBERSHIP']._serialized_end=176
+  _globals['_RAFTSNAPSHOTMETA']._serialized_start=178
+  _globals['_RAFTSNAPSHOTMETA']._serialized_end=268
+  _globals['_RAFTMESSAGE']._serialized_start=271
+  _globals['_RAFTMESSAGE']._serialized_end=528
+  _globals['_RAFTBATCH']._serialized_start=530
+  _globals['_RAFTBATCH']._serialized_end=619
+  _globals['_RAFTACK']._serialized_start=621
+  _globals['_RAFTACK']._serialized_end=647
+  _globals['_SNAPSHOTCHUNK']._serialized_start=650
+  _globals['_SNAPSHOTCHUNK']._serialized_end=804
+  _globals['_SNAPSHOTACK']._serialized_start=806
+  _globals['_SNAPSHOTACK']._serialized_end=831
+  _globals['_RAFT']._serialized_start=834
+  _globals['_RAFT']._serialized_end=1041
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from replog.v1 import log_pb2 as replog_dot_v1_dot_log__pb2
 from replog.v1 import raft_pb2 as replog_dot_v1_dot_raft__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -44,6 +45,11 @@ class RaftStub:
                 request_serializer=replog_dot_v1_dot_raft__pb2.SnapshotChunk.SerializeToString,
                 response_deserializer=replog_dot_v1_dot_raft__pb2.SnapshotAck.FromString,
                 _registered_method=True)
+        self.Forward = channel.unary_unary(
+                '/replog.v1.Raft/Forward',
+                request_serializer=replog_dot_v1_dot_log__pb2.ProduceBatchRequest.SerializeToString,
+                response_deserializer=replog_dot_v1_dot_log__pb2.ProduceBatchResponse.FromString,
+                _registered_method=True)
 
 
 class RaftServicer:
@@ -63,6 +69,15 @@ class RaftServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forward(self, request, context):
+        """A produce a follower forwards to the leader, authorised as the node (`replicate`); the
+        follower already checked the client's own `produce` permission. A receiver that does not
+        lead answers UNAVAILABLE (not applied) naming the leader in `replog-leader`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RaftServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +90,11 @@ def add_RaftServicer_to_server(servicer, server):
                     servicer.InstallSnapshot,
                     request_deserializer=replog_dot_v1_dot_raft__pb2.SnapshotChunk.FromString,
                     response_serializer=replog_dot_v1_dot_raft__pb2.SnapshotAck.SerializeToString,
+            ),
+            'Forward': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forward,
+                    request_deserializer=replog_dot_v1_dot_log__pb2.ProduceBatchRequest.FromString,
+                    response_serializer=replog_dot_v1_dot_log__pb2.ProduceBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +151,33 @@ class Raft:
             '/replog.v1.Raft/InstallSnapshot',
             replog_dot_v1_dot_raft__pb2.SnapshotChunk.SerializeToString,
             replog_dot_v1_dot_raft__pb2.SnapshotAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/replog.v1.Raft/Forward',
+            replog_dot_v1_dot_log__pb2.ProduceBatchRequest.SerializeToString,
+            replog_dot_v1_dot_log__pb2.ProduceBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ Node-to-node Raft traffic. Mirrors replog.raft.messages; fields are never renumb
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from replog.v1 import log_pb2 as _log_pb2
 from replog.v1 import raft_pb2 as _raft_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -35,6 +36,11 @@ class RaftStub:
     """One long-lived stream per (sender, receiver); batches are delivered in order."""
     InstallSnapshot: _grpc.StreamUnaryMultiCallable[_raft_pb2.SnapshotChunk, _raft_pb2.SnapshotAck]
     """Catch-up for a follower that needs records the leader no longer sends as entries."""
+    Forward: _grpc.UnaryUnaryMultiCallable[_log_pb2.ProduceBatchRequest, _log_pb2.ProduceBatchResponse]
+    """A produce a follower forwards to the leader, authorised as the node (`replicate`); the
+    follower already checked the client's own `produce` permission. A receiver that does not
+    lead answers UNAVAILABLE (not applied) naming the leader in `replog-leader`.
+    """
 
 @_typing.type_check_only
 class RaftAsyncStub(RaftStub):
@@ -43,6 +49,11 @@ class RaftAsyncStub(RaftStub):
     """One long-lived stream per (sender, receiver); batches are delivered in order."""
     InstallSnapshot: _aio.StreamUnaryMultiCallable[_raft_pb2.SnapshotChunk, _raft_pb2.SnapshotAck]  # type: ignore[assignment]
     """Catch-up for a follower that needs records the leader no longer sends as entries."""
+    Forward: _aio.UnaryUnaryMultiCallable[_log_pb2.ProduceBatchRequest, _log_pb2.ProduceBatchResponse]  # type: ignore[assignment]
+    """A produce a follower forwards to the leader, authorised as the node (`replicate`); the
+    follower already checked the client's own `produce` permission. A receiver that does not
+    lead answers UNAVAILABLE (not applied) naming the leader in `replog-leader`.
+    """
 
 class RaftServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -60,5 +71,16 @@ class RaftServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_raft_pb2.SnapshotAck, _abc.Awaitable[_raft_pb2.SnapshotAck]]:
         """Catch-up for a follower that needs records the leader no longer sends as entries."""
+
+    @_abc_1.abstractmethod
+    def Forward(
+        self,
+        request: _log_pb2.ProduceBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_log_pb2.ProduceBatchResponse, _abc.Awaitable[_log_pb2.ProduceBatchResponse]]:
+        """A produce a follower forwards to the leader, authorised as the node (`replicate`); the
+        follower already checked the client's own `produce` permission. A receiver that does not
+        lead answers UNAVAILABLE (not applied) naming the leader in `replog-leader`.
+        """
 
 def add_RaftServicer_to_server(servicer: RaftServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,242 @@
+"""``AsyncClient``: the asyncio twin of ``Client`` (see ``replog.client.client``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+from grpc import aio
+
+from replog.client.client import (
+    _CHANNEL_OPTIONS,
+    _CONSUME,
+    _DEFAULT,
+    _PRODUCE,
+    ServerAddress,
+    _credentials,
+    _members,
+    _refresh_timeout,
+    _servers,
+    _stubs,
+    _targets,
+    _to_error,
+)
+from replog.client.core import (
+    Batch,
+    HeadersInput,
+    RetryPolicy,
+    ValueInput,
+    check_offset,
+    consume_batch_request,
+    consume_request,
+    encode_batch_request,
+    encode_produce_request,
+    encode_record,
+    encode_values,
+)
+from replog.client.picker import DEFAULT_REFRESH_S, Picker
+from replog.errors import DeadlineExceededError, UnavailableError
+from replog.v1 import log_pb2
+from replog.v1.record_pb2 import Record
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient:
+    """The asyncio twin of ``Client``: the same calls, awaited."""
+
+    def __init__(
+        self,
+        server: str | Sequence[str] | None = None,
+        *,
+        timeout: float | None = 10.0,
+        retry: RetryPolicy | None = None,
+        ca: str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
+        refresh_s: float = DEFAULT_REFRESH_S,
+    ) -> None:
+        bootstrap = _targets(server)
+        self.server = bootstrap[0]
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.picker = Picker(bootstrap, refresh_s=refresh_s)
+        self._creds = _credentials(ca, cert, key)
+        self._channels: dict[str, aio.Channel] = {}
+        self._conns: dict[str, dict[str, Any]] = {}
+
+    def _stub(self, addr: str, method: str) -> Any:
+        stubs = self._conns.get(addr)
+        if stubs is None:
+            channel = (
+                aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
+                if self._creds is None
+                else aio.secure_channel(addr, self._creds, options=_CHANNEL_OPTIONS)
+            )
+            self._channels[addr] = channel
+            stubs = self._conns[addr] = _stubs(channel)
+        return stubs[method]
+
+    async def _refresh(self, timeout: float | None) -> None:
+        picker = self.picker
+        if not picker.begin_refresh(time.monotonic()):
+            return
+        retry_after_s = 1.0
+        try:
+            for addr in picker.refresh_candidates():
+                try:
+                    response = await self._stub(addr, "GetServers")(
+                        log_pb2.GetServersRequest(), timeout=_refresh_timeout(timeout)
+                    )
+                except grpc.RpcError as exc:
+                    if not isinstance(_to_error(exc), UnavailableError | DeadlineExceededError):
+                        retry_after_s = picker.refresh_s
+                        break
+                    continue
+                picker.update(_members(response), time.monotonic(), asked=addr)
+                return
+        finally:
+            if picker.refreshing:
+                picker.refresh_failed(time.monotonic(), retry_after_s=retry_after_s)
+
+    async def _call(
+        self, method: str, request: Any, *, idempotent: bool, timeout: Any, route: str = _CONSUME
+    ) -> Any:
+        timeout = self.timeout if timeout is _DEFAULT else timeout
+        delays = self.retry.delays()
+        picker = self.picker
+        while True:
+            await self._refresh(timeout)
+            addr = picker.for_produce() if route == _PRODUCE else picker.for_consume()
+            try:
+                return await self._stub(addr, method)(request, timeout=timeout)
+            except grpc.RpcError as exc:
+                error = _to_error(exc)
+            if isinstance(error, UnavailableError):
+                picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
+            delay = (
+                next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
+            )
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+
+    async def produce(
+        self,
+        value: ValueInput,
+        key: bytes | None = None,
+        headers: HeadersInput = None,
+        *,
+        timeout: float | None = _DEFAULT,
+    ) -> int:
+        """Append one record; return its offset once the server acknowledged it."""
+        request = encode_produce_request(encode_record(value, key, headers))
+        response = await self._call(
+            "Produce", request, idempotent=False, timeout=timeout, route=_PRODUCE
+        )
+        return int(response.offset)
+
+    async def produce_batch(
+        self, values: list[ValueInput] | tuple[ValueInput, ...], *, timeout: float | None = _DEFAULT
+    ) -> tuple[int, int]:
+        """Append values atomically at contiguous offsets; return ``(base_offset, count)``."""
+        request = encode_batch_request(encode_values(values))
+        response = await self._call(
+            "ProduceBatch", request, idempotent=False, timeout=timeout, route=_PRODUCE
+        )
+        return int(response.base_offset), int(response.count)
+
+    async def consume(
+        self, offset: int, *, min_offset: int = 0, timeout: float | None = _DEFAULT
+    ) -> Record:
+        """The record at ``offset``; OffsetOutOfRangeError outside the log's range.
+
+        ``min_offset`` (read-your-writes): the server first waits until it has committed
+        that offset (pass what a produce returned), within the call's timeout.
+        """
+        request = consume_request(offset, min_offset)
+        response = await self._call("Consume", request, idempotent=True, timeout=timeout)
+        record: Record = response.record
+        return record
+
+    async def consume_batch(
+        self,
+        offset: int,
+        max_records: int = 1000,
+        max_wait_ms: int = 0,
+        *,
+        max_bytes: int = 0,
+        min_offset: int = 0,
+        timeout: float | None = _DEFAULT,
+    ) -> Batch:
+        """Records from ``offset`` (waiting up to ``max_wait_ms`` at the end of the log);
+        with ``min_offset``, only once the server has committed that offset."""
+        request = consume_batch_request(offset, max_records, max_bytes, max_wait_ms, min_offset)
+        if timeout is _DEFAULT and self.timeout is not None:
+            timeout = self.timeout + max_wait_ms / 1000
+        response = await self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)
+        return Batch(list(response.records), int(response.high_watermark))
+
+    async def stream_batches(self, offset: int, *, max_records: int = 0) -> AsyncIterator[Batch]:
+        """Batches of records from ``offset`` on, tailing; reconnects from the next offset."""
+        next_offset = check_offset(offset)
+        delays = self.retry.delays()
+        while True:
+            request = consume_batch_request(next_offset, max_records, 0, 0)
+            await self._refresh(self.timeout)
+            addr = self.picker.for_consume()
+            call = self._stub(addr, "ConsumeBatchStream")(request)
+            try:
+                async for response in call:
+                    delays = self.retry.delays()
+                    records = list(response.records)
+                    if records:
+                        next_offset = records[-1].offset + 1
+                    yield Batch(records, int(response.high_watermark))
+                return
+            except grpc.RpcError as exc:
+                error = _to_error(exc)
+                if isinstance(error, UnavailableError):
+                    self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
+                retry = self.retry.retryable(error, idempotent=True)
+                delay = next(delays, None) if retry else None
+                if delay is None:
+                    raise error from None
+            finally:
+                call.cancel()
+            await asyncio.sleep(delay)
+
+    async def stream(self, offset: int, *, max_records: int = 0) -> AsyncIterator[Record]:
+        """Records from ``offset`` on, tailing new ones, until the iteration stops."""
+        async for batch in self.stream_batches(offset, max_records=max_records):
+            for record in batch.records:
+                yield record
+
+    async def servers(self, *, timeout: float | None = _DEFAULT) -> list[ServerAddress]:
+        """The cluster's servers (a single server reports itself as leader)."""
+        response = await self._call(
+            "GetServers", log_pb2.GetServersRequest(), idempotent=True, timeout=timeout
+        )
+        return _servers(response)
+
+    async def close(self) -> None:
+        """Close the connections. Idempotent."""
+        channels, self._channels, self._conns = list(self._channels.values()), {}, {}
+        for channel in channels:
+            await channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

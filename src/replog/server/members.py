@@ -1,0 +1,81 @@
+"""Who the members are: node ids (strings for users, integers for the core), the persisted
+node identity of this data directory, and the replicated id -> address book."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from replog.errors import ConfigError
+from replog.raft.log_store import write_atomically
+
+__all__ = ["NODE_ID_FILE", "AddressBook", "is_clustered", "raft_id", "resolve_node_id"]
+
+NODE_ID_FILE = "node-id"
+
+
+def raft_id(name: str) -> int:
+    """The core's integer id for node ``name`` (63 bits of its SHA-256; never 0)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1 or 1
+
+
+def resolve_node_id(data_dir: str, given: str, fallback: str) -> str:
+    """The node's id: the one saved in ``data_dir/node-id`` (written on the first start).
+
+    ``given`` (``--node-id``) must match a saved id: ConfigError otherwise, so a data
+    directory is never started under another node's identity. Without a saved id, ``given``
+    (else ``fallback``) is saved and used.
+    """
+    path = Path(data_dir) / NODE_ID_FILE
+    if path.exists():
+        saved = path.read_text(encoding="utf-8").strip()
+        if given and given != saved:
+            raise ConfigError(
+                f"--node-id {given} does not match the id {saved!r} saved in {path}; "
+                "start with that id (or none), or use another --data-dir"
+            )
+        return saved
+    name = given or fallback
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, name.encode() + b"\n")
+    return name
+
+
+def is_clustered(data_dir: str) -> bool:
+    """Whether ``data_dir`` holds a replicated node's data."""
+    return (Path(data_dir) / "raft-state.json").exists()
+
+
+class AddressBook:
+    """Raft id -> (name, address); replicated entries persist in ``members.json``."""
+
+    def __init__(self, path: Path) -> None:
+        """Load the book from ``path`` (empty if missing)."""
+        self.path = path
+        self.entries: dict[int, tuple[str, str]] = {}
+        self.hints: dict[int, str] = {}
+        if path.exists():
+            for name, addr in json.loads(path.read_text(encoding="utf-8")).items():
+                self.entries[raft_id(name)] = (name, addr)
+
+    def set(self, name: str, addr: str) -> None:
+        """Record ``name -> addr`` durably (a replicated member record was applied)."""
+        if self.entries.get(raft_id(name)) == (name, addr):
+            return
+        self.entries[raft_id(name)] = (name, addr)
+        doc = {n: a for n, a in self.entries.values()}
+        write_atomically(self.path, json.dumps(doc, sort_keys=True).encode())
+
+    def address(self, node: int) -> str | None:
+        """Where ``node`` listens (the book first, then what its own messages said)."""
+        hint = self.hints.get(node)  # what the node itself said last: newer after a restart
+        if hint:
+            return hint
+        entry = self.entries.get(node)
+        return entry[1] if entry else None
+
+    def name(self, node: int) -> str:
+        """The user-facing id of ``node`` (its number if unknown)."""
+        entry = self.entries.get(node)
+        return entry[0] if entry else str(node)
