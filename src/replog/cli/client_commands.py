@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -16,6 +15,7 @@ import typer
 
 from replog.client import Client, Producer, RetryPolicy
 from replog.errors import ReplogError
+from replog.jsonform import record_to_json
 from replog.v1.record_pb2 import Record
 
 __all__ = ["register"]
@@ -145,21 +145,6 @@ def _progress(show: bool, total: int | None) -> Iterator[Any]:
         yield advance
 
 
-def _record_json(record: Record) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "offset": record.offset,
-        "timestamp_ms": record.timestamp_ms,
-        "value": base64.b64encode(record.value).decode(),
-    }
-    if record.key:
-        out["key"] = base64.b64encode(record.key).decode()
-    if record.headers:
-        out["headers"] = [
-            {"key": h.key, "value": base64.b64encode(h.value).decode()} for h in record.headers
-        ]
-    return out
-
-
 def consume_command(  # noqa: PLR0917  (typer options)
     offset: Annotated[int, typer.Option(min=0, help="First offset to read.")] = 0,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
@@ -186,7 +171,7 @@ def consume_command(  # noqa: PLR0917  (typer options)
                 if fmt == "raw":
                     out.write(record.value + b"\n")
                 else:
-                    out.write(json.dumps(_record_json(record)).encode() + b"\n")
+                    out.write(json.dumps(record_to_json(record)).encode() + b"\n")
                 if follow:
                     out.flush()
                 if count is not None and printed >= count:

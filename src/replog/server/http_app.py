@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, ReplogError
+from replog.jsonform import record_to_json
 from replog.server.backend import AppendValue, LogBackend
 from replog.server.metrics import ServerMetrics
 from replog.server.openapi import openapi_document
@@ -167,24 +168,6 @@ def record_from_json(obj: Any, where: str = "record") -> AppendValue:
     if not key and not headers:
         return value
     return Record(value=value, key=key, headers=headers)
-
-
-def record_to_json(record: Record) -> dict[str, Any]:
-    """A Record as JSON (bytes as base64; key and headers only when set)."""
-    out: dict[str, Any] = {
-        "offset": record.offset,
-        "timestamp_ms": record.timestamp_ms,
-        "value": base64.b64encode(record.value).decode(),
-    }
-    if record.key:
-        out["key"] = base64.b64encode(record.key).decode()
-    if record.headers:
-        out["headers"] = [
-            {"key": h.key, "value": base64.b64encode(h.value).decode()} for h in record.headers
-        ]
-    if record.term:
-        out["term"] = record.term
-    return out
 
 
 async def _json_body(request: web.Request) -> Any:
