@@ -8,6 +8,7 @@ the default timeouts (tick 100 ms x 10). Prints the median of ``--runs`` runs.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -50,7 +51,55 @@ def _start(root: Path, name: str, *extra: str) -> tuple[subprocess.Popen[bytes],
         if time.monotonic() > deadline or proc.poll() is not None:
             raise RuntimeError(f"{name} did not start")
         time.sleep(0.02)
-    return proc, json.loads(ready.read_text())["grpc_addr"]
+    info = json.loads(ready.read_text())
+    HTTP[info["grpc_addr"]] = info["http_addr"]
+    return proc, info["grpc_addr"]
+
+
+#: gRPC address -> HTTP address of every node started, for GET /v1/cluster.
+HTTP: dict[str, str] = {}
+
+
+def _commit_index(grpc_addr: str) -> int:
+    host, port = HTTP[grpc_addr].rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        connection.request("GET", "/v1/cluster")
+        return int(json.loads(connection.getresponse().read())["commit_index"])
+    finally:
+        connection.close()
+
+
+def catchup(gib: float) -> tuple[float, float]:
+    """Fill a one-node cluster with ``gib`` GiB, then time a joining node's catch-up.
+
+    Returns (MB/s, seconds): the leader's log bytes over the time from starting the new
+    node until its commit index reaches the leader's.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        procs = {}
+        try:
+            procs["n1"], a1 = _start(root, "n1", "--bootstrap")
+            _wait(lambda: _leader(a1))
+            value = os.urandom(4096)
+            count = int(gib * (1 << 30)) // (len(value) + 40)
+            with Producer(a1, linger_ms=5, max_batch_records=256) as producer:
+                for _ in range(count // 256):
+                    producer.send_many([value] * 256)
+                producer.flush(600)
+            target = _commit_index(a1)
+            size = sum(f.stat().st_size for f in (root / "n1").rglob("*.store"))
+            started = time.monotonic()
+            procs["n2"], a2 = _start(root, "n2", "--join", a1)
+            _wait(lambda: _commit_index(a2) >= target, timeout=600)
+            elapsed = time.monotonic() - started
+            return size / elapsed / 1e6, elapsed
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
 
 def _leader(addr: str) -> str:
@@ -131,7 +180,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--catchup-gib", type=float, help="instead: time a node joining a cluster of this size"
+    )
     args = parser.parse_args()
+    if args.catchup_gib:
+        results = [catchup(args.catchup_gib) for _ in range(args.runs)]
+        for mb_s, seconds in results:
+            print(f"run: caught up {args.catchup_gib} GiB at {mb_s:,.0f} MB/s in {seconds:.1f} s")
+        print(f"median: {statistics.median(r[0] for r in results):,.0f} MB/s catch-up")
+        return
     runs = [one_run(args.records) for _ in range(args.runs)]
     for r in runs:
         print(f"run: {r[0]:,.0f} rec/s, p99 {r[1]:.1f} ms at 10k rec/s, failover {r[2]:.2f} s")

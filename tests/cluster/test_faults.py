@@ -9,19 +9,22 @@ index, stop every process, check. Timing: 50 ms ticks x 10 (election timeout 0.5
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from replog.storage.inspect import list_segments
-from tests.cluster.checker import Summary, check
+from tests.cluster.checker import Summary, check, read_log
 from tests.cluster.conftest import ELECTION_TIMEOUT_S, ProcCluster, wait_until
 from tests.cluster.proxy import NetProxy
-from tests.cluster.workload import Workload
+from tests.cluster.workload import Op, Workload
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -156,14 +159,6 @@ def test_split_two_three_with_the_leader_in_the_minority_acks_only_on_the_majori
     assert not minority_acks, minority_acks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a wiped voter re-joining under the same id is still a member, so join_member only "
-    "updates its address; the leader's Progress keeps the old match index (maybe_decr_to "
-    "ignores rejections at or below match), so the entries the node lost are never re-sent and "
-    "it stays at commit 0. Needs a design call: reset the joiner's progress, or require "
-    "remove + re-add (a wiped voter also forgot its vote and log, a Raft safety hazard)",
-)
 def test_a_follower_with_a_wiped_data_dir_rejoins_and_catches_up(procs: ProcCluster) -> None:
     procs.bootstrap(3)
     workload = start_workload(procs)
@@ -173,9 +168,15 @@ def test_a_follower_with_a_wiped_data_dir_rejoins_and_catches_up(procs: ProcClus
     victim = procs.nodes[next(n for n in procs.names if n != leader)]
     victim.kill()
     shutil.rmtree(victim.data_dir)
-    workload.wait_acked(20, 15, "with the follower gone")
+    workload.wait_acked(20, 10, "with the follower gone")
     victim.start("--join", procs.nodes[leader].grpc_address)
-    workload.wait_acked(20, 15, "after the re-join")
+    # The leader removes the old incarnation, adds the wiped node back as a learner, which
+    # catches up and is promoted: three voters again, and every node converges (finish).
+    wait_until(lambda: not (victim.data_dir / "join-pending").exists(), 10, "join confirmed")
+    procs.wait_voters(3, timeout=15)
+    logs = "".join(n.log_path.read_text(errors="replace") for n in procs.nodes.values())
+    assert "re-joins with an empty data dir" in logs  # removed first, not trusted as a voter
+    workload.wait_acked(20, 10, "after the re-join")
     finish(procs, workload)
 
 
@@ -231,3 +232,100 @@ def test_a_follower_with_a_damaged_segment_never_serves_or_replicates_a_bad_reco
     workload.wait_acked(20, 15, "after the transfer")
     print(f"\n{victim.name}: {outcome}")
     finish(procs, workload)  # reads every frame with its CRC: a bad record fails the check
+
+
+# -- scenario 8: a node whose disk fails (fills up) -------------------------------------------
+
+Mount = Callable[[Path, str], Path]
+
+
+@pytest.fixture
+def tmpfs(procs: ProcCluster) -> Iterator[Mount]:
+    """``mount(path, size)``: a tmpfs of ``size`` at ``path`` (root only, else skip). The
+    finalizer kills every process first (a process holding files there keeps the memory),
+    then unmounts lazily, always."""
+    mounted: list[Path] = []
+
+    def mount(path: Path, size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a tmpfs needs root")
+        path.mkdir(parents=True, exist_ok=True)
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)]
+        done = subprocess.run(cmd, capture_output=True, check=False)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(path)
+        return path
+
+    try:
+        yield mount
+    finally:
+        try:
+            procs.kill_all()
+        finally:
+            for path in reversed(mounted):
+                subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(mount: Path) -> int:
+    """Write a filler file until the file system is full (ENOSPC); return its size."""
+    written = 0
+    with open(mount / "filler", "wb", buffering=0) as f:
+        for block in (b"\xff" * (1 << 20), b"\xff" * 4096, b"\xff"):
+            while True:
+                try:
+                    written += f.write(block) or 0
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    return written
+
+
+def _check_failed_log(name: str, log_dir: Path, ops: list[Op]) -> int:
+    """The failed node's log as it left it: every frame whole (a torn tail ends the read),
+    dense, and no acknowledged value anywhere but at its acknowledged offset."""
+    records = read_log(log_dir)
+    acked = {op.value: op.offset for op in ops if op.kind == "ok"}
+    for position, record in enumerate(records, 1):
+        assert record.offset == position, f"{name}: offset {record.offset} at {position}"
+        if record.type == 0 and record.value in acked:
+            assert acked[record.value] == record.offset, (
+                f"{name} holds acknowledged {record.value!r} at {record.offset}, "
+                f"acknowledged at {acked[record.value]}"
+            )
+    return len(records)
+
+
+@pytest.mark.parametrize("role", ["leader", "follower"])
+def test_a_node_whose_disk_fills_up_fail_stops_and_the_others_carry_on(
+    procs: ProcCluster, tmpfs: Mount, role: str
+) -> None:
+    victim_name = "n1" if role == "leader" else "n3"
+    # Room for the active segment's preallocated index (12 MiB) and a little more.
+    mount = tmpfs(procs.root / victim_name, "16m")
+    procs.bootstrap(3)
+    if (procs.leader() == victim_name) != (role == "leader"):
+        procs.transfer_leader("n1" if role == "leader" else "n2")
+        wait_until(lambda: (procs.leader() == victim_name) == (role == "leader"), 10, role)
+    victim = procs.nodes[victim_name]
+    workload = start_workload(procs)
+    workload.wait_acked(30, 15, "before the disk fills")
+    filled_at = time.monotonic()
+    _fill(mount)
+    wait_until(lambda: not victim.running, 15, f"{victim_name} ({role}) to exit")
+    exited_after = time.monotonic() - filled_at
+    code = victim.proc.returncode if victim.proc else None
+    assert code is not None and code > 0, f"exit status {code}: {victim.tail()}"  # not a signal
+    assert '"level": "critical"' in victim.tail(60), victim.tail(60)
+    first_ack = workload.wait_acked(20, 15, f"after the {role}'s disk failed")
+    print(f"\n{role} {victim_name}: exit {code} {exited_after:.2f} s after the disk filled; "
+          f"first acknowledged produce after that: {first_ack - filled_at:.2f} s")  # fmt: skip
+    records = _check_failed_log(victim_name, victim.data_dir / "log", workload.ops)
+    # The supervisor restarts it once there is room again: it recovers (a torn tail is cut),
+    # drops any suffix the others replaced, catches up, and every log passes the checker.
+    (mount / "filler").unlink()
+    victim.start()
+    workload.wait_acked(20, 15, "after the restart")
+    summary = finish(procs, workload)
+    print(f"{victim_name} held {records} records when it failed; final commit {summary.commit}")

@@ -66,6 +66,9 @@ class Raft:
         self._prev_hard_state = state
         self._prev_soft_state = SoftState(None, Role.FOLLOWER)
         self._outstanding = False
+        self.voting = True
+        """False while this node must neither vote nor campaign: it lost its durable state
+        (wiped disk) and may still be a voter under its old incarnation (set by the driver)."""
         self.become_follower(self.term, None)
 
     # -- inputs ---------------------------------------------------------------------------
@@ -250,6 +253,8 @@ class Raft:
         """Return whether this node may campaign: it is a voter in its latest configuration,
         or in the committed one while its removal is still uncommitted (dissertation §4.2.2:
         it may still be needed to commit that very removal)."""
+        if not self.voting:
+            return False
         return self.id in self.confs.latest.voters or self.id in self.confs.committed.voters
 
     # -- role transitions -----------------------------------------------------------------
@@ -334,7 +339,7 @@ class Raft:
         )
         log_ok = _UNSAFE_VOTE_WITHOUT_LOG_CHECK or self.log.is_up_to_date(m.index, m.log_term)
         resp = MessageType.VOTE_RESP if m.type is MessageType.VOTE else MessageType.PRE_VOTE_RESP
-        if can_vote and log_ok:
+        if can_vote and log_ok and self.voting:
             self.send(Message(type=resp, src=self.id, dst=m.src, term=m.term))
             if m.type is MessageType.VOTE:
                 self.election_elapsed = 0

@@ -99,6 +99,11 @@ class RaftNode:
             election_ticks=o.election_ticks,
             heartbeat_ticks=o.heartbeat_ticks,
             applied=state.commit,
+            # Bound what is in flight per follower to 64 MiB (64 x 1 MiB messages): with
+            # the core's default of 256 a catching-up follower was sent 256 MiB at once and
+            # the leader spent its time re-serializing retransmissions (2 MB/s catch-up).
+            max_msg_bytes=1 << 20,
+            max_inflight_msgs=64,
         )
         self.raft = Raft(config, store, rng)
         self.high_watermark = min(state.commit, store.last_index()) + 1
@@ -107,10 +112,14 @@ class RaftNode:
         self.on_member: Callable[[str, str], None] = lambda name, addr: None
         self.on_commit: Callable[[], None] = lambda: None
         self.on_leader_change: Callable[[int | None], None] = lambda leader: None
+        self.on_fatal: Callable[[BaseException], None] = lambda exc: None
+        self.failure: BaseException | None = None
+        """Why the loop stopped on its own (storage failed): the node is fail-stopped."""
         self.last_contact: dict[int, float] = {}
         self._inbox: list[Message] = []
         self._proposals: list[tuple[Sequence[bytes | Record], asyncio.Future[int]]] = []
         self._ops: list[Callable[[], None]] = []
+        self._calls: set[asyncio.Future[Any]] = set()
         self._waiters: deque[Waiter] = deque()
         self._index_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
@@ -135,20 +144,25 @@ class RaftNode:
         for w in self._waiters:
             _fail(w.future, UnavailableError("the node stopped before the record committed"))
         self._waiters.clear()
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
+        except (ReplogError, OSError) as exc:
+            if self.failure is None:
+                raise
+            log.warning("closing the failed store: %s", exc)  # already fail-stopped
         self._executor.shutdown(wait=True)
 
     # -- queries --------------------------------------------------------------------------
 
     @property
     def leader(self) -> int | None:
-        """The Raft id of the leader this node knows, if any."""
-        return self.raft.lead
+        """The Raft id of the leader this node knows, if any (None once fail-stopped)."""
+        return None if self.failure is not None else self.raft.lead
 
     @property
     def is_leader(self) -> bool:
-        """Whether this node leads now."""
-        return self.raft.role is Role.LEADER
+        """Whether this node leads now (never once fail-stopped)."""
+        return self.failure is None and self.raft.role is Role.LEADER
 
     @property
     def pending_waiters(self) -> int:
@@ -185,13 +199,18 @@ class RaftNode:
     def call(self, fn: Callable[[Raft], Any]) -> asyncio.Future[Any]:
         """Run ``fn(core)`` on the loop task (membership, transfer); the future gives its result."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._stopping:
+            future.set_exception(UnavailableError("the node is stopping"))
+            return future
 
         def op() -> None:
+            self._calls.discard(future)
             try:
                 future.set_result(fn(self.raft))
             except Exception as exc:
                 future.set_exception(exc)
 
+        self._calls.add(future)
         self._ops.append(op)
         self._wakeup.set()
         return future
@@ -244,10 +263,9 @@ class RaftNode:
             self._wakeup.clear()
             try:
                 await self._turn(loop, next_tick)
-            except Exception:
-                log.exception("raft node %s: unexpected error; stopping", self.id)
-                self._stopping = True
-                raise
+            except Exception as exc:
+                self._fail_stop(exc)
+                return
             now = loop.time()
             if now >= next_tick:
                 next_tick = max(next_tick + tick_s, now + tick_s / 2)
@@ -292,6 +310,33 @@ class RaftNode:
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader)
         self.raft.advance(rd)
+
+    def _fail_stop(self, exc: Exception) -> None:
+        """Stop at once after a failed write (Raft assumes crash-stop): no more ticks, sends,
+        votes or acknowledgements; fail every producer; tell the owner (which exits).
+
+        A proposed entry may already be on the followers (the leader sends before its own
+        fsync) and may still commit under the next leader, so its producer learns "unknown";
+        a request still queued was never proposed: certainly not applied.
+        """
+        self.failure = exc
+        self._stopping = True
+        if isinstance(exc, ReplogError | OSError):
+            log.critical("raft node %s: storage failed, fail-stop: %s", self.id, exc)
+        else:
+            log.critical("raft node %s: unexpected error, fail-stop", self.id, exc_info=exc)
+        why = f"the node's storage failed ({exc}); the record may or may not be committed"
+        for w in self._waiters:
+            _fail(w.future, UnavailableError(why))
+        self._waiters.clear()
+        queued, self._proposals = self._proposals, []
+        for _, future in queued:
+            _fail(future, UnavailableError("the node failed", certainly_not_applied=True))
+        for future in [*self._calls, *(f for _, f in self._index_waiters)]:
+            _fail(future, UnavailableError("the node failed"))
+        self._calls.clear()
+        self._index_waiters.clear()
+        self.on_fatal(exc)
 
     def _may_send_before_persist(self, rd: Ready) -> bool:
         """A leader whose term and vote are already durable may send its appends early."""

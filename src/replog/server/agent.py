@@ -10,6 +10,7 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 
 import grpc
 from aiohttp import web
@@ -18,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from replog.errors import ConfigError
+from replog.errors import ConfigError, StorageIOError
 from replog.security.acl import Authorizer
 from replog.security.tls import (
     grpc_channel_credentials,
@@ -79,6 +80,10 @@ class Agent:
         self._http_state: HttpState | None = None
         self._runner: web.AppRunner | None = None
         self._stopped = False
+        self.failure: BaseException | None = None
+        """Set when the node fail-stopped (its storage failed): ``serve`` then exits non-zero."""
+        self.on_failure: Callable[[], None] = lambda: None
+        self._unhealthy: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Open the log and start listening on both APIs.
@@ -90,6 +95,7 @@ class Agent:
         self._load_security()
         if s.bootstrap or s.join or is_clustered(s.data_dir):
             self.cluster = await asyncio.to_thread(self._open_cluster)
+            self.cluster.on_fatal = self._fail_stop
         else:
             self._log = await asyncio.to_thread(Log, s.data_dir, s.log_config())
         try:
@@ -136,6 +142,19 @@ class Agent:
             options=s.node_options(),
             credentials=grpc_channel_credentials(tls) if tls is not None else None,
         )
+
+    def _fail_stop(self, exc: BaseException) -> None:
+        """The node's storage failed: unhealthy at once (readyz 503, health NOT_SERVING),
+        then a graceful shutdown and a non-zero exit (a supervisor restarts the process)."""
+        if self.failure is not None:
+            return
+        self.failure = exc
+        log.critical("storage failed; this node stops (fail-stop) and exits: %s", exc)
+        if self._http_state is not None:
+            self._http_state.draining = True
+        if self._health is not None:
+            self._unhealthy = asyncio.ensure_future(self._health.enter_graceful_shutdown())
+        self.on_failure()
 
     def reload_acl(self) -> bool:
         """Re-read the ACL files (SIGHUP); False, keeping the old policy, if they do not load."""
@@ -297,8 +316,9 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
     SIGHUP re-reads the ACL policy (a broken one is logged and the old one kept).
     """
     agent = Agent(settings)
-    await agent.start()
     stop = stop or asyncio.Event()
+    agent.on_failure = stop.set
+    await agent.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -316,3 +336,5 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await agent.shutdown()
+    if agent.failure is not None:
+        raise StorageIOError(f"stopped after a storage failure: {agent.failure}")

@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,25 @@ from replog.raft.transport import (
     RAFT_SERVICE,
     RaftTransport,
     message_from_proto,
-    message_to_proto,
 )
 from replog.server.cluster_admin import (
     CLUSTER_SERVICE,
     AdminError,
     NodeChannel,
-    abort_admin,
+    admin_rpc,
     cluster_call,
     leader_hint,
 )
 from replog.server.cluster_backend import RaftBackend
-from replog.server.members import AddressBook, is_clustered, raft_id
+from replog.server.cluster_snapshot import snapshot_chunks
+from replog.server.members import (
+    AddressBook,
+    clear_join_pending,
+    is_clustered,
+    join_pending,
+    mark_join_pending,
+    raft_id,
+)
 from replog.server.status import grpc_code_for, metadata_for
 from replog.server.wire import produce_batch_values
 from replog.storage import LogConfig
@@ -52,9 +59,6 @@ from replog.v1 import cluster_pb2, log_pb2, raft_pb2
 __all__ = ["CLUSTER_SERVICE", "AdminError", "ClusterNode", "is_clustered", "raft_id"]
 
 log = logging.getLogger("replog.server.cluster")
-
-_SNAPSHOT_CHUNK_RECORDS = 4096
-_SNAPSHOT_CHUNK_BYTES = 4 << 20
 
 
 class ClusterNode:
@@ -75,8 +79,10 @@ class ClusterNode:
         self.name = name
         self.id = raft_id(name)
         self.addr = ""
+        self.data_dir = data_dir
         self.credentials = credentials
-        fresh = not is_clustered(data_dir)
+        self.fresh = fresh = not is_clustered(data_dir)  # no log, term, vote: new or wiped
+        self.on_fatal: Callable[[BaseException], None] = lambda exc: None
         seed = Membership(frozenset({self.id})) if bootstrap and fresh else None
         self.store = ReplogLogStore(data_dir, log_config, bootstrap=seed)
         self.book = AddressBook(Path(data_dir) / "members.json")
@@ -87,6 +93,7 @@ class ClusterNode:
         self.node.send = self.transport.send
         self.node.send_snapshot = self._start_snapshot
         self.node.on_member = self.book.set
+        self.node.on_fatal = self._fail_stop
         self.backend = RaftBackend(
             self.node,
             self.store,
@@ -101,17 +108,29 @@ class ClusterNode:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, addr: str, join: str = "") -> None:
-        """Run the node; advertise ``addr``; with ``join``, ask that member to add us."""
+        """Run the node; advertise ``addr``; with ``join``, ask that member to add us (*fresh*
+        from an empty data dir: no vote nor campaign until confirmed, see members.py)."""
         self.addr = self.transport.addr = addr
         self.book.hints[self.id] = addr
+        fresh_join = join_pending(self.data_dir) or bool(join and self.fresh)
+        if fresh_join:
+            mark_join_pending(self.data_dir)  # before the loop can write any state
+            self.node.raft.voting = False
         self.node.start()
         self._spawn(self._announce_when_leader())
-        if join:
-            self._spawn(self._join(join))
-        elif self.id in self.book.entries and self.book.entries[self.id][1] != addr:
-            others = [a for i, (_, a) in self.book.entries.items() if i != self.id]
-            if others:  # restarted on a new address: have the leader replicate it
-                self._spawn(self._join(others[0], force=True))
+        others = [a for i, (_, a) in self.book.entries.items() if i != self.id]
+        if join or (fresh_join and others):
+            self._spawn(self._join(join or others[0], fresh=fresh_join))
+        elif fresh_join:
+            log.error("a fresh join is pending but no --join address is known")
+        elif self.id in self.book.entries and self.book.entries[self.id][1] != addr and others:
+            self._spawn(self._join(others[0], force=True))  # restarted on a new address
+
+    def _fail_stop(self, exc: BaseException) -> None:
+        """The Raft node stopped on a storage failure: refuse everything, tell the owner."""
+        self.backend.begin_shutdown()
+        self.close_streams()
+        self.on_fatal(exc)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -128,11 +147,11 @@ class ClusterNode:
                     log.debug("announcing our address failed: %s", exc)
             await asyncio.sleep(0.1)
 
-    async def _join(self, target: str, *, force: bool = False) -> None:
+    async def _join(self, target: str, *, force: bool = False, fresh: bool = False) -> None:
         """Ask the leader (found through ``target`` or any known member) to add us."""
-        request = cluster_pb2.JoinRequest(node_id=self.name, rpc_addr=self.addr)
+        request = cluster_pb2.JoinRequest(node_id=self.name, rpc_addr=self.addr, fresh=fresh)
         attempt = 0
-        while force or self.id not in self.node.raft.config.members():
+        while force or fresh or self.id not in self.node.raft.config.members():
             try:
                 async with NodeChannel(target, self.credentials) as channel:
                     response = await cluster_call(
@@ -142,6 +161,9 @@ class ClusterNode:
                     if raft_id(m.id) != self.id:
                         self.book.hints.setdefault(raft_id(m.id), m.rpc_addr)
                 log.info("joined the cluster through %s", target)
+                if fresh:  # any old incarnation is gone: vote and campaign as a member
+                    await asyncio.to_thread(clear_join_pending, self.data_dir)
+                    self.node.raft.voting = True
                 return
             except grpc.RpcError as exc:
                 log.info("join via %s failed: %s", target, exc)
@@ -257,31 +279,15 @@ class ClusterNode:
                         request_serializer=raft_pb2.SnapshotChunk.SerializeToString,
                         response_deserializer=raft_pb2.SnapshotAck.FromString,
                     )
-                    ack = await call(self._snapshot_chunks(message), timeout=300)
+                    book = {n: a for n, a in self.book.entries.values()}
+                    chunks = snapshot_chunks(
+                        self.store.log, message, name=self.name, addr=self.addr, book=book
+                    )
+                    ack = await call(chunks, timeout=300)
                     ok = ack.ok
         except (grpc.RpcError, ReplogError, OSError) as exc:
             log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)
         self.node.report_snapshot(message.dst, ok=ok)
-
-    async def _snapshot_chunks(self, message: Message) -> AsyncIterator[raft_pb2.SnapshotChunk]:
-        assert message.snapshot is not None
-        log_ = self.store.log
-        offset, last = log_.lowest_offset, message.snapshot.index
-        book = json.dumps({n: a for n, a in self.book.entries.values()}).encode()
-        first = raft_pb2.SnapshotChunk(
-            from_id=self.name, from_addr=self.addr, first_offset=offset, address_book=book
-        )
-        yield first
-        while offset <= last:
-            payloads = await asyncio.to_thread(
-                log_.read_payloads,
-                offset,
-                max_records=min(_SNAPSHOT_CHUNK_RECORDS, last - offset + 1),
-                max_bytes=_SNAPSHOT_CHUNK_BYTES,
-            )
-            yield raft_pb2.SnapshotChunk(payloads=payloads)
-            offset += len(payloads)
-        yield raft_pb2.SnapshotChunk(message=message_to_proto(message))
 
     # -- gRPC services --------------------------------------------------------------------
 
@@ -319,7 +325,11 @@ class ClusterNode:
         cluster = grpc.method_handlers_generic_handler(
             CLUSTER_SERVICE,
             {
-                name: uu(fn, request_deserializer=req.FromString, response_serializer=_serialize)
+                name: uu(
+                    admin_rpc(fn),
+                    request_deserializer=req.FromString,
+                    response_serializer=_serialize,
+                )
                 for name, (fn, req) in admin.items()
             },
         )
@@ -407,16 +417,25 @@ class ClusterNode:
             leader_addr=addr or "",
         )
 
-    async def join_member(self, name: str, addr: str) -> cluster_pb2.JoinResponse:
-        """Add ``name`` at ``addr`` as a learner (it is promoted once caught up)."""
+    async def join_member(
+        self, name: str, addr: str, *, fresh: bool = False
+    ) -> cluster_pb2.JoinResponse:
+        """Add ``name`` at ``addr`` as a learner (it is promoted once caught up). A ``fresh``
+        joiner lost its state: if it is a member, it is removed first, then added anew, so
+        it catches up from scratch instead of being trusted with the log it no longer has."""
         self._require_leader()
         node_id = raft_id(name)
+        if fresh and node_id == self.id:
+            raise AdminError("FAILED_PRECONDITION", f"{name} is this leader, and it is running")
         # The joiner's own word on where it listens beats a hint its earlier incarnation left
         # (hints override the book): a wiped node re-joining on a new port has no
         # configuration yet, sends no Raft message that would refresh the hint, and would
         # wait forever for appends sent to its old address (tests/cluster/test_faults.py).
         self.book.hints[node_id] = addr
         await self.node.add_member_record(name, addr)
+        if fresh and node_id in self.node.raft.config.members():
+            log.warning("%s re-joins with an empty data dir: removing it before re-adding", name)
+            await self._change(ConfChange(ConfChangeOp.REMOVE, node_id))
         if node_id not in self.node.raft.config.members():
             await self._change(ConfChange(ConfChangeOp.ADD_LEARNER, node_id))
         return cluster_pb2.JoinResponse(members=self.status().members, leader_id=self.name)
@@ -470,37 +489,21 @@ class ClusterNode:
 
     # -- the gRPC Cluster service ------------------------------------------------------------
 
-    async def _admin_join(
-        self, request: cluster_pb2.JoinRequest, context: aio.ServicerContext[Any, Any]
-    ) -> cluster_pb2.JoinResponse:
-        try:
-            return await self.join_member(request.node_id, request.rpc_addr)
-        except AdminError as exc:
-            await abort_admin(context, exc)
-            raise
+    async def _admin_join(self, request: cluster_pb2.JoinRequest) -> cluster_pb2.JoinResponse:
+        return await self.join_member(request.node_id, request.rpc_addr, fresh=request.fresh)
 
-    async def _admin_remove(
-        self, request: cluster_pb2.RemoveRequest, context: aio.ServicerContext[Any, Any]
-    ) -> cluster_pb2.RemoveResponse:
-        try:
-            await self.remove_member(request.node_id)
-        except AdminError as exc:
-            await abort_admin(context, exc)
+    async def _admin_remove(self, request: cluster_pb2.RemoveRequest) -> cluster_pb2.RemoveResponse:
+        await self.remove_member(request.node_id)
         return cluster_pb2.RemoveResponse()
 
     async def _admin_transfer(
-        self, request: cluster_pb2.TransferLeaderRequest, context: aio.ServicerContext[Any, Any]
+        self, request: cluster_pb2.TransferLeaderRequest
     ) -> cluster_pb2.TransferLeaderResponse:
-        try:
-            leader = await self.transfer_leader(request.node_id)
-        except AdminError as exc:
-            await abort_admin(context, exc)
-            raise
-        return cluster_pb2.TransferLeaderResponse(leader_id=leader)
+        return cluster_pb2.TransferLeaderResponse(
+            leader_id=await self.transfer_leader(request.node_id)
+        )
 
-    async def _admin_status(
-        self, request: cluster_pb2.StatusRequest, context: aio.ServicerContext[Any, Any]
-    ) -> cluster_pb2.StatusResponse:
+    async def _admin_status(self, request: cluster_pb2.StatusRequest) -> cluster_pb2.StatusResponse:
         return self.status()
 
 

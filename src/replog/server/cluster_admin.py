@@ -3,6 +3,7 @@ them (the HTTP routes map the same statuses in ``http_app``), and node-to-node C
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -15,6 +16,7 @@ __all__ = [
     "AdminError",
     "NodeChannel",
     "abort_admin",
+    "admin_rpc",
     "cluster_call",
     "leader_hint",
 ]
@@ -45,6 +47,22 @@ async def abort_admin(context: aio.ServicerContext[Any, Any], exc: AdminError) -
     """End the call with the status ``exc`` maps to (NOT_LEADER names the leader)."""
     trailing = (("replog-leader", exc.leader_addr),) if exc.status == "NOT_LEADER" else ()
     await context.abort(_GRPC_ADMIN_CODES[exc.status], str(exc), trailing_metadata=trailing)
+
+
+def admin_rpc(
+    operation: Callable[[Any], Awaitable[Any]],
+) -> Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]:
+    """A gRPC handler running ``operation(request)``; an AdminError ends the call with its
+    status (see :func:`abort_admin`)."""
+
+    async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await operation(request)
+        except AdminError as exc:
+            await abort_admin(context, exc)
+            raise
+
+    return handler
 
 
 class NodeChannel:

@@ -10,9 +10,23 @@ from pathlib import Path
 from replog.errors import ConfigError
 from replog.raft.log_store import write_atomically
 
-__all__ = ["NODE_ID_FILE", "AddressBook", "is_clustered", "raft_id", "resolve_node_id"]
+__all__ = [
+    "JOIN_PENDING_FILE",
+    "NODE_ID_FILE",
+    "AddressBook",
+    "clear_join_pending",
+    "is_clustered",
+    "join_pending",
+    "mark_join_pending",
+    "raft_id",
+    "resolve_node_id",
+]
 
 NODE_ID_FILE = "node-id"
+JOIN_PENDING_FILE = "join-pending"
+"""Present from the first start of a node with an empty data dir and ``--join`` until the
+leader confirmed the join: until then the node asks for a *fresh* join again (even after a
+crash that left a state file behind) and neither votes nor campaigns."""
 
 
 def raft_id(name: str) -> int:
@@ -45,6 +59,22 @@ def resolve_node_id(data_dir: str, given: str, fallback: str) -> str:
 def is_clustered(data_dir: str) -> bool:
     """Whether ``data_dir`` holds a replicated node's data."""
     return (Path(data_dir) / "raft-state.json").exists()
+
+
+def join_pending(data_dir: str) -> bool:
+    """Whether a fresh join of this data directory was not yet confirmed by a leader."""
+    return (Path(data_dir) / JOIN_PENDING_FILE).exists()
+
+
+def mark_join_pending(data_dir: str) -> None:
+    """Durably note that this (empty) data directory is joining fresh."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(data_dir) / JOIN_PENDING_FILE, b"fresh\n")
+
+
+def clear_join_pending(data_dir: str) -> None:
+    """The leader confirmed the fresh join: this node is an ordinary member from now on."""
+    (Path(data_dir) / JOIN_PENDING_FILE).unlink(missing_ok=True)
 
 
 class AddressBook:

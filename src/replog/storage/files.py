@@ -136,6 +136,7 @@ class _OsMapped:
         try:
             if os.fstat(fd).st_size != size:
                 os.ftruncate(fd, size)
+            _reserve(fd, size)
             self._map = mmap.mmap(fd, size)
         finally:
             os.close(fd)
@@ -149,6 +150,21 @@ class _OsMapped:
 
     def close(self) -> None:
         self._map.close()
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Allocate the blocks of a file that will be written through a memory map.
+
+    A store into a mapped page of a sparse file needs a block at that moment; on a full disk
+    the kernel can only answer with SIGBUS, which kills the process. Reserved up front, a
+    full disk is an ENOSPC here (an OSError the log turns into StorageIOError), like Kafka's
+    preallocated index files. File systems without fallocate keep the sparse file.
+    """
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
 
 
 class _OsLock:

@@ -2,11 +2,11 @@
 
 Entries are 12 bytes, ``(u32 offset relative to the segment's base, u64 store position)``,
 big-endian, one per record in offset order, so entry ``i`` describes relative offset ``i``.
-The file is pre-sized to ``max_index_bytes`` and trimmed to its entries on a clean close
-(never while open). Only the active segment's index is mapped; a sealed one is read with
-pread, which keeps resident memory flat however many segments a log has. The index is
-derived data: the Segment checks it against the store on open and rebuilds it from the
-store when it does not match.
+The file is pre-sized (and its blocks reserved) to ``max_index_bytes`` while its segment is
+active, and trimmed to its entries when the segment is sealed or closed cleanly. Only the
+active segment's index is mapped; a sealed one is read with pread, which keeps resident
+memory flat however many segments a log has. The index is derived data: the Segment checks
+it against the store on open and rebuilds it from the store when it does not match.
 """
 
 from __future__ import annotations
@@ -164,8 +164,13 @@ class Index:
             self._map.flush()
 
     def seal(self) -> None:
-        """Make the entries durable and switch to reading them with pread (no more appends)."""
+        """Make the entries durable, trim the file to them (giving back its preallocated
+        blocks) and switch to reading them with pread (no more appends)."""
         self.sync()
+        # The map is dropped, not closed (a concurrent reader may hold it); it only reads
+        # entries below ``entries``, which stay inside the trimmed file.
+        self._map = None
+        self._fs.resize(self.path, self.entries * ENTRY_BYTES)
         self._use_file()
 
     def unseal(self) -> None:

@@ -68,17 +68,24 @@ class JoinRequest(_message.Message):
 
     NODE_ID_FIELD_NUMBER: _builtins.int
     RPC_ADDR_FIELD_NUMBER: _builtins.int
+    FRESH_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     rpc_addr: _builtins.str
+    fresh: _builtins.bool
+    """The joiner started with an empty data directory (no log, no vote). If node_id is
+    already a member, the leader removes it first and adds it back as a learner, so the
+    node catches up from scratch instead of being trusted as the voter it used to be.
+    """
     def __init__(
         self,
         *,
         node_id: _builtins.str = ...,
         rpc_addr: _builtins.str = ...,
+        fresh: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "rpc_addr", b"rpc_addr"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fresh", b"fresh", "node_id", b"node_id", "rpc_addr", b"rpc_addr"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
