@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 
-.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-raft sim-soak clean
+.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-cluster bench-raft sim-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ sim-soak: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.sim --soak --seeds 0-100000
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --nodes 5
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --profile churn
+
+## bench-cluster: three local nodes: throughput, commit latency, failover, join catch-up
+bench-cluster: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_cluster.py --records 100000 --runs 3 --catchup-gib 1
 
 ## bench-raft: the Raft core's commit throughput in the simulator (no faults)
 bench-raft: $(VENV)/.installed-dev

@@ -177,27 +177,60 @@ def one_run(records: int) -> tuple[float, float, float]:
 
 
 def main() -> None:
+    """Run the cluster benchmarks, print every run and write medians to docs/benchmarks.md."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--catchup-gib", type=float, help="instead: time a node joining a cluster of this size"
+        "--catchup-gib", type=float, default=1.0, help="size of the cluster a new node joins"
     )
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    if args.catchup_gib:
-        results = [catchup(args.catchup_gib) for _ in range(args.runs)]
-        for mb_s, seconds in results:
-            print(f"run: caught up {args.catchup_gib} GiB at {mb_s:,.0f} MB/s in {seconds:.1f} s")
-        print(f"median: {statistics.median(r[0] for r in results):,.0f} MB/s catch-up")
-        return
     runs = [one_run(args.records) for _ in range(args.runs)]
     for r in runs:
         print(f"run: {r[0]:,.0f} rec/s, p99 {r[1]:.1f} ms at 10k rec/s, failover {r[2]:.2f} s")
-    print(
-        f"median: {statistics.median(r[0] for r in runs):,.0f} committed rec/s; "
-        f"p99 commit latency at 10,000 rec/s {statistics.median(r[1] for r in runs):.1f} ms; "
-        f"failover {statistics.median(r[2] for r in runs):.2f} s"
+    joins = [catchup(args.catchup_gib) for _ in range(args.runs)]
+    for mb_s, seconds in joins:
+        print(f"run: caught up {args.catchup_gib} GiB at {mb_s:,.0f} MB/s in {seconds:.1f} s")
+
+    def cell(values: list[float], fmt: str) -> str:
+        return f"{statistics.median(values):{fmt}} [{min(values):{fmt}}..{max(values):{fmt}}]"
+
+    def verdict(ok: bool) -> str:
+        return "pass" if ok else "**miss**"
+
+    throughput, p99, failover = ([r[i] for r in runs] for i in range(3))
+    rate = [j[0] for j in joins]
+    section = "\n".join(
+        [
+            "<!-- cluster:begin -->",
+            "## Three-node cluster",
+            "",
+            f"Command: `make bench-cluster` (`bench/bench_cluster.py --records {args.records:,} "
+            f"--runs {args.runs} --catchup-gib {args.catchup_gib:g}`): three `replog serve` "
+            "processes and the client on this one 2-core machine, `sync=always`, default "
+            "timeouts (tick 100 ms x 10). Medians, [min..max].",
+            "",
+            "| what | figure | target | |",
+            "|---|---:|---:|---|",
+            f"| committed records/s, batching Producer, 100 B | {cell(throughput, ',.0f')} "
+            f"| >= 100,000 | {verdict(statistics.median(throughput) >= 100_000)} |",
+            f"| p99 commit latency at 10,000 rec/s | {cell(p99, '.1f')} ms | <= 25 ms "
+            f"| {verdict(statistics.median(p99) <= 25)} |",
+            f"| failover: kill -9 of the leader to the first acknowledged produce "
+            f"| {cell(failover, '.2f')} s | <= 2 s | {verdict(statistics.median(failover) <= 2)} |",
+            f"| a new node catching up with {args.catchup_gib:g} GiB (4 KiB records) "
+            f"| {cell(rate, ',.0f')} MB/s | >= 100 MB/s "
+            f"| {verdict(statistics.median(rate) >= 100)} |",
+            "<!-- cluster:end -->",
+        ]
     )
+    print(section)
+    if not args.no_write:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_storage import DOCS, write_section
+
+        write_section(DOCS, section, "cluster")
 
 
 if __name__ == "__main__":
