@@ -207,3 +207,75 @@ def test_fuzzed_requests_never_get_a_5xx(server: ThreadedServer, data: st.DataOb
         query.pop("wait_ms", None)
         status, _ = request(server, "GET", f"{path}?{urlencode(query)}")
     assert status < 500
+
+
+# -- requests drawn from the OpenAPI document itself ------------------------------------------
+
+
+def _from_schema(schema: dict[str, Any], doc: dict[str, Any], depth: int = 0) -> Any:
+    """A hypothesis strategy for JSON matching ``schema`` (the subset the document uses)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return _from_schema(doc["components"]["schemas"][name], doc, depth)
+    kind = schema.get("type")
+    if kind == "object" and depth < 4:
+        properties = {
+            name: _from_schema(sub, doc, depth + 1)
+            for name, sub in schema.get("properties", {}).items()
+        }
+        required = {name: properties.pop(name) for name in schema.get("required", [])}
+        return st.fixed_dictionaries(required, optional=properties)
+    if kind == "array" and depth < 4:
+        return st.lists(_from_schema(schema.get("items", {}), doc, depth + 1), max_size=3)
+    if kind == "integer":
+        return st.integers(-2, 2**64 + 2)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "string" and schema.get("format") == "byte":
+        return st.binary(max_size=16).map(b64)
+    if kind == "string":
+        return st.text(max_size=8)
+    return json_values
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_requests_drawn_from_the_openapi_document_get_documented_answers(
+    server: ThreadedServer, data: st.DataObject
+) -> None:
+    from urllib.parse import quote, urlencode
+
+    status, doc = request(server, "GET", "/openapi.json")
+    assert status == 200
+    operations = [
+        (path, method, op)
+        for path, ops in sorted(doc["paths"].items())
+        for method, op in sorted(ops.items())
+    ]
+    path, method, op = data.draw(st.sampled_from(operations))
+    query: dict[str, str] = {}
+    for param in op.get("parameters", []):
+        if param["in"] == "query" and not data.draw(st.booleans()):
+            continue  # optional query parameters are sometimes left out
+        good = _from_schema(param.get("schema", {}), doc).map(str)
+        value = data.draw(good | st.text(max_size=6))
+        if param["name"] == "wait_ms":
+            value = "0"  # a long poll would only make the test slow
+        if path.endswith(":stream") and param["name"] == "offset":
+            value = data.draw(st.sampled_from(["999999", "-1", "x"]))  # never tails
+        if param["in"] == "path":
+            path = path.replace("{" + param["name"] + "}", quote(value, safe=""))
+        else:
+            query[param["name"]] = value
+    if path.endswith(":stream") and "offset" not in query:
+        query["offset"] = "999999"
+    body = None
+    if "requestBody" in op:
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        body = data.draw(_from_schema(schema, doc) | json_values)
+    url = path + (f"?{urlencode(query)}" if query else "")
+    status, _ = request(server, method.upper(), url, body)
+    assert status < 500
+    assert str(status) in op["responses"], (
+        f"{method.upper()} {url} answered an undocumented {status}"
+    )
