@@ -254,6 +254,7 @@ class Client:
         """Append one record; return its offset once the server acknowledged it."""
         request = encode_produce_request(encode_record(value, key, headers))
         response = self._call("Produce", request, idempotent=False, timeout=timeout, route=_PRODUCE)
+        self.picker.note_written(int(response.offset))
         return int(response.offset)
 
     def produce_batch(
@@ -270,17 +271,19 @@ class Client:
         response = self._call(
             "ProduceBatch", request, idempotent=False, timeout=timeout, route=_PRODUCE
         )
+        self.picker.note_written(int(response.base_offset) + int(response.count) - 1)
         return int(response.base_offset), int(response.count)
 
     def consume(
-        self, offset: int, *, min_offset: int = 0, timeout: float | None = _DEFAULT
+        self, offset: int, *, min_offset: int | None = None, timeout: float | None = _DEFAULT
     ) -> Record:
         """The record at ``offset``; OffsetOutOfRangeError outside the log's range.
 
         ``min_offset`` (read-your-writes): the server first waits until it has committed
-        that offset (pass what a produce returned), within the call's timeout.
+        that offset, within the call's timeout. By default it is the last offset this
+        client's own produces were acknowledged at; 0 reads without waiting.
         """
-        request = consume_request(offset, min_offset)
+        request = consume_request(offset, self.picker.read_floor(min_offset))
         response = self._call("Consume", request, idempotent=True, timeout=timeout)
         record: Record = response.record
         return record
@@ -292,12 +295,13 @@ class Client:
         max_wait_ms: int = 0,
         *,
         max_bytes: int = 0,
-        min_offset: int = 0,
+        min_offset: int | None = None,
         timeout: float | None = _DEFAULT,
     ) -> Batch:
-        """Records from ``offset`` (waiting up to ``max_wait_ms`` at the end of the log);
-        with ``min_offset``, only once the server has committed that offset."""
-        request = consume_batch_request(offset, max_records, max_bytes, max_wait_ms, min_offset)
+        """Records from ``offset`` (waiting up to ``max_wait_ms`` at the end of the log),
+        once the server has committed ``min_offset`` (default: this client's last write)."""
+        floor = self.picker.read_floor(min_offset)
+        request = consume_batch_request(offset, max_records, max_bytes, max_wait_ms, floor)
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
         response = self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)

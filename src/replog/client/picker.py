@@ -70,6 +70,18 @@ class Picker:
         self._refreshed_at: float | None = None
         self._refreshing = False
         self._lock = threading.Lock()
+        # The highest offset this client's own produces were acknowledged at: reads that do
+        # not say otherwise wait until the node serving them has committed it, so a client
+        # always reads its own writes even from a follower that has not heard of them yet.
+        self.written = 0
+
+    def note_written(self, last_offset: int) -> None:
+        """Remember that a produce of this client was acknowledged up to ``last_offset``."""
+        self.written = max(self.written, last_offset)
+
+    def read_floor(self, min_offset: int | None) -> int:
+        """The ``min_offset`` a read sends: the caller's, else this client's last write."""
+        return self.written if min_offset is None else min_offset
 
     # -- the view -----------------------------------------------------------------------------
 

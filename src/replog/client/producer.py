@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
-from replog.client.client import Client
+from replog.client.client import _PRODUCE, Client
 from replog.client.core import HeadersInput, ValueInput, encode_record, field_header
 from replog.client.record_future import RecordFuture, _Batch
 from replog.errors import InvalidArgumentError, RecordTooLargeError, ReplogError, ServerError
@@ -317,7 +317,11 @@ class Producer:
             # The request is already serialized; the client's ProduceBatch stub passes
             # bytes through (its request serializer is the identity).
             response = self.client._call(
-                "ProduceBatch", request, idempotent=False, timeout=self.client.timeout
+                "ProduceBatch",
+                request,
+                idempotent=False,
+                timeout=self.client.timeout,
+                route=_PRODUCE,  # straight to the leader, not via a follower's forward
             )
             base = int(response.base_offset)
         except RecordTooLargeError as exc:
@@ -333,4 +337,5 @@ class Producer:
         except Exception as exc:  # never leave a future unresolved
             batch.resolve(0, ServerError(f"produce failed: {exc}"))
         else:
+            self.client.picker.note_written(base + batch.count - 1)
             batch.resolve(base, None)

@@ -58,3 +58,13 @@ def test_refresh_is_due_once_per_period_and_candidates_put_failed_members_last()
     assert not picker.begin_refresh(10.5) and picker.begin_refresh(11.0)
     picker.mark_failed("a:1", 11.0)
     assert picker.refresh_candidates() == ["b:2", "c:3", "z:9", "a:1"]
+
+
+def test_reads_wait_for_this_clients_own_last_write_unless_told_otherwise() -> None:
+    picker = Picker(["127.0.0.1:1"])
+    assert picker.read_floor(None) == 0  # nothing written yet: no wait
+    picker.note_written(41)
+    picker.note_written(7)  # an older acknowledgement never lowers the floor
+    assert picker.read_floor(None) == 41
+    assert picker.read_floor(0) == 0  # the caller opts out
+    assert picker.read_floor(99) == 99

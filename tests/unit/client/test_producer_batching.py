@@ -26,8 +26,11 @@ class FakeClient(Client):
         self.fail: Exception | None = None
         self.lock = threading.Lock()
 
-    def _call(self, method: str, request: Any, *, idempotent: bool, timeout: Any) -> Any:
+    def _call(
+        self, method: str, request: Any, *, idempotent: bool, timeout: Any, route: str = ""
+    ) -> Any:
         assert method == "ProduceBatch" and isinstance(request, bytes)
+        assert route == "produce", "a producer's batches go to the leader"
         values = [r.value for r in ProduceBatchRequest.FromString(request).records]
         with self.lock:
             self.batches.append(values)
