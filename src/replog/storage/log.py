@@ -80,6 +80,9 @@ class Log:
         self._next_offset = self._segments[-1].next_offset
         self._committer = GroupCommit(self._sync_active, self._next_offset)
         self._scratch = Record()
+        # Read on every append: plain attributes, not lookups through the config.
+        self._max_record_bytes = self.config.max_record_bytes
+        self._sync_always = self.config.sync == "always"
         self._closed = False
         self._interval_sync: IntervalSync | None = None
         if self.config.sync == "interval":
@@ -171,17 +174,18 @@ class Log:
             return self.append_batch((make_record(value, key=key, headers=headers),))
         # The common case, kept lean: one reused message, no batch bookkeeping.
         with self._write_lock:
-            self._check_writable()
+            if self._closed or self._failed is not None or self._committer.error is not None:
+                self._check_writable()
             offset = self._next_offset
             scratch = self._scratch
             scratch.value = value
             scratch.offset = offset
             scratch.timestamp_ms = max(1, self._clock_ms())
             payload = scratch.SerializeToString()
-            if len(payload) > self.config.max_record_bytes:
-                raise RecordTooLargeError(len(payload), self.config.max_record_bytes)
+            if len(payload) > self._max_record_bytes:
+                raise RecordTooLargeError(len(payload), self._max_record_bytes)
             self._write([payload])
-        if self.config.sync == "always":
+        if self._sync_always:
             self._committer.wait_durable(offset + 1)
         return offset
 
