@@ -62,6 +62,12 @@ class LogConfig:
         _check_int("sync_interval_ms", self.sync_interval_ms, 1, 3_600_000)
 
 
+def is_offset(value: object) -> bool:
+    """Whether ``value`` can be an offset's type: an int and not a bool (``truncate_after(True)``
+    once cut the log after offset 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ConfigError(f"{name} must be an integer, got {type(value).__name__}")

@@ -26,7 +26,7 @@ from replog.storage.codec import (
     make_record,
     serialize_placed_records,
 )
-from replog.storage.config import MAX_OFFSET, LogConfig
+from replog.storage.config import MAX_OFFSET, LogConfig, is_offset
 from replog.storage.directory import discover_segments, lock_directory
 from replog.storage.files import FileSystem, OsFileSystem
 from replog.storage.reader import LogReader, decode_checked, decode_checked_batch
@@ -361,7 +361,7 @@ class Log:
         """
         if not isinstance(max_records, int) or max_records < 1 or max_bytes < 1:
             raise InvalidArgumentError("max_records and max_bytes must be positive")
-        if _is_offset(offset) and offset == self._next_offset and not self._closed:
+        if is_offset(offset) and offset == self._next_offset and not self._closed:
             return []
         segment = self._segment_for(offset)
         count = min(max_records, self._next_offset - offset)
@@ -406,7 +406,7 @@ class Log:
         with self._sync_lock, self._write_lock:
             self._check_writable()
             # A bool is an int to isinstance, but truncate(True) is a caller's bug.
-            if not _is_offset(lowest) or not 0 <= lowest <= self._next_offset:
+            if not is_offset(lowest) or not 0 <= lowest <= self._next_offset:
                 raise InvalidArgumentError(
                     f"truncate needs an offset between 0 and {self._next_offset}, got {lowest!r}"
                 )
@@ -429,7 +429,7 @@ class Log:
         with self._sync_lock, self._write_lock:
             self._check_writable()
             lowest = self.lowest_offset
-            if not _is_offset(offset) or not lowest - 1 <= offset < self._next_offset:
+            if not is_offset(offset) or not lowest - 1 <= offset < self._next_offset:
                 raise InvalidArgumentError(
                     f"truncate_after needs an offset between {lowest - 1} and "
                     f"{self._next_offset - 1}, got {offset!r}"
@@ -461,7 +461,7 @@ class Log:
         The removal is durable when it returns."""
         with self._sync_lock, self._write_lock:
             self._check_writable()
-            if not _is_offset(next_offset) or not 0 <= next_offset <= MAX_OFFSET:
+            if not is_offset(next_offset) or not 0 <= next_offset <= MAX_OFFSET:
                 raise InvalidArgumentError(f"reset needs an offset, got {next_offset!r}")
             try:
                 for segment in reversed(self._segments):
@@ -514,8 +514,3 @@ class Log:
             f"Log({self.directory!r}, lowest_offset={self.lowest_offset}, "
             f"next_offset={self._next_offset}, segments={len(self._segments)})"
         )
-
-
-def _is_offset(value: object) -> bool:
-    """Whether ``value`` is an int and not a bool (added: ``truncate_after(True)`` cut data)."""
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -15,7 +15,7 @@ from replog.storage.codec import (
     make_record,
     serialize_placed_records,
 )
-from replog.storage.config import LogConfig
+from replog.storage.config import LogConfig, is_offset
 from replog.v1.record_pb2 import Record
 
 __all__ = ["MemoryLog"]
@@ -114,7 +114,7 @@ class MemoryLog:
         """Return serialized records from ``offset`` (empty at ``next_offset``)."""
         if not isinstance(max_records, int) or max_records < 1 or max_bytes < 1:
             raise InvalidArgumentError("max_records and max_bytes must be positive")
-        if _is_offset(offset) and offset == self.next_offset and not self._closed:
+        if is_offset(offset) and offset == self.next_offset and not self._closed:
             return []
         start = self._check_offset(offset)
         out = [self._payloads[start]]
@@ -138,7 +138,7 @@ class MemoryLog:
         with self._lock:
             self._check_open()
             # A bool is an int to isinstance, but truncate(True) is a caller's bug.
-            if not _is_offset(lowest) or not 0 <= lowest <= self.next_offset:
+            if not is_offset(lowest) or not 0 <= lowest <= self.next_offset:
                 raise InvalidArgumentError(
                     f"truncate needs an offset between 0 and {self.next_offset}, got {lowest!r}"
                 )
@@ -150,7 +150,7 @@ class MemoryLog:
         """Drop every record after ``offset``."""
         with self._lock:
             self._check_open()
-            if not _is_offset(offset) or not self._lowest - 1 <= offset < self.next_offset:
+            if not is_offset(offset) or not self._lowest - 1 <= offset < self.next_offset:
                 raise InvalidArgumentError(
                     f"truncate_after needs an offset between {self._lowest - 1} and "
                     f"{self.next_offset - 1}, got {offset!r}"
@@ -175,8 +175,3 @@ class MemoryLog:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _is_offset(value: object) -> bool:
-    """Whether ``value`` is an int and not a bool (added: ``truncate_after(True)`` cut data)."""
-    return isinstance(value, int) and not isinstance(value, bool)
