@@ -18,13 +18,11 @@ from replog.client.client import (
     _DEFAULT,
     _PRODUCE,
     ServerAddress,
-    _credentials,
+    _ClientBase,
     _members,
     _refresh_timeout,
     _servers,
     _stubs,
-    _targets,
-    _to_error,
 )
 from replog.client.core import (
     Batch,
@@ -39,15 +37,14 @@ from replog.client.core import (
     encode_record,
     encode_values,
 )
-from replog.client.picker import DEFAULT_REFRESH_S, Picker
-from replog.errors import DeadlineExceededError, UnavailableError
+from replog.client.picker import DEFAULT_REFRESH_S
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient:
+class AsyncClient(_ClientBase):
     """The asyncio twin of ``Client``: the same calls, awaited."""
 
     def __init__(
@@ -61,14 +58,10 @@ class AsyncClient:
         key: str | os.PathLike[str] | None = None,
         refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
-        bootstrap = _targets(server)
-        self.server = bootstrap[0]
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.picker = Picker(bootstrap, refresh_s=refresh_s)
-        self._creds = _credentials(ca, cert, key)
+        super().__init__(
+            server, timeout=timeout, retry=retry, ca=ca, cert=cert, key=key, refresh_s=refresh_s
+        )
         self._channels: dict[str, aio.Channel] = {}
-        self._conns: dict[str, dict[str, Any]] = {}
 
     def _stub(self, addr: str, method: str) -> Any:
         stubs = self._conns.get(addr)
@@ -94,7 +87,7 @@ class AsyncClient:
                         log_pb2.GetServersRequest(), timeout=_refresh_timeout(timeout)
                     )
                 except grpc.RpcError as exc:
-                    if not isinstance(_to_error(exc), UnavailableError | DeadlineExceededError):
+                    if not self._ask_another(exc):
                         retry_after_s = picker.refresh_s
                         break
                     continue
@@ -109,22 +102,13 @@ class AsyncClient:
     ) -> Any:
         timeout = self.timeout if timeout is _DEFAULT else timeout
         delays = self.retry.delays()
-        picker = self.picker
         while True:
             await self._refresh(timeout)
-            addr = picker.for_produce() if route == _PRODUCE else picker.for_consume()
+            addr = self._pick(route)
             try:
                 return await self._stub(addr, method)(request, timeout=timeout)
             except grpc.RpcError as exc:
-                error = _to_error(exc)
-            if isinstance(error, UnavailableError):
-                picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
-            delay = (
-                next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
-            )
-            if delay is None:
-                raise error
-            await asyncio.sleep(delay)
+                await asyncio.sleep(self._delay_after(addr, exc, delays, idempotent=idempotent))
 
     async def produce(
         self,
@@ -204,13 +188,7 @@ class AsyncClient:
                     yield Batch(records, int(response.high_watermark))
                 return
             except grpc.RpcError as exc:
-                error = _to_error(exc)
-                if isinstance(error, UnavailableError):
-                    self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
-                retry = self.retry.retryable(error, idempotent=True)
-                delay = next(delays, None) if retry else None
-                if delay is None:
-                    raise error from None
+                delay = self._delay_after(addr, exc, delays, idempotent=True)
             finally:
                 call.cancel()
             await asyncio.sleep(delay)

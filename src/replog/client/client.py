@@ -151,7 +151,51 @@ def _servers(response: log_pb2.GetServersResponse) -> list[ServerAddress]:
     return [ServerAddress(s.id, s.rpc_addr, s.is_leader, s.is_voter) for s in response.servers]
 
 
-class Client:
+class _ClientBase:
+    """What ``Client`` and ``AsyncClient`` share: their state and the decisions of their
+    retry and refresh loops. The twins add only the I/O (blocking or awaited calls)."""
+
+    def __init__(
+        self,
+        server: str | Sequence[str] | None,
+        *,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+        ca: str | os.PathLike[str] | None,
+        cert: str | os.PathLike[str] | None,
+        key: str | os.PathLike[str] | None,
+        refresh_s: float,
+    ) -> None:
+        bootstrap = _targets(server)
+        self.server = bootstrap[0]
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.picker = Picker(bootstrap, refresh_s=refresh_s)
+        self._creds = _credentials(ca, cert, key)
+        self._conns: dict[str, dict[str, Any]] = {}
+
+    def _pick(self, route: str) -> str:
+        return self.picker.for_produce() if route == _PRODUCE else self.picker.for_consume()
+
+    def _delay_after(
+        self, addr: str, exc: grpc.RpcError, delays: Iterator[float], *, idempotent: bool
+    ) -> float:
+        """After a failed call to ``addr``: how long to wait before retrying, or raise."""
+        error = _to_error(exc)
+        if isinstance(error, UnavailableError):
+            self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
+        delay = next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
+        if delay is None:
+            raise error
+        return delay
+
+    @staticmethod
+    def _ask_another(exc: grpc.RpcError) -> bool:
+        """Whether a failed GetServers is worth asking another member (else stop refreshing)."""
+        return isinstance(_to_error(exc), UnavailableError | DeadlineExceededError)
+
+
+class Client(_ClientBase):
     """A blocking client of a replog server or cluster. ``server`` is ``HOST:PORT``, several
     of them comma-separated or as a list (bootstrap addresses; default from ``REPLOG_SERVER``
     or 127.0.0.1:7400). Thread-safe; use as a context manager or ``close()`` it. Errors are
@@ -174,14 +218,10 @@ class Client:
         key: str | os.PathLike[str] | None = None,
         refresh_s: float = DEFAULT_REFRESH_S,
     ) -> None:
-        bootstrap = _targets(server)
-        self.server = bootstrap[0]
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.picker = Picker(bootstrap, refresh_s=refresh_s)
-        self._creds = _credentials(ca, cert, key)
+        super().__init__(
+            server, timeout=timeout, retry=retry, ca=ca, cert=cert, key=key, refresh_s=refresh_s
+        )
         self._channels: dict[str, grpc.Channel] = {}
-        self._conns: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def _stub(self, addr: str, method: str) -> Any:
@@ -211,7 +251,7 @@ class Client:
                         log_pb2.GetServersRequest(), timeout=_refresh_timeout(timeout)
                     )
                 except grpc.RpcError as exc:
-                    if not isinstance(_to_error(exc), UnavailableError | DeadlineExceededError):
+                    if not self._ask_another(exc):
                         retry_after_s = picker.refresh_s  # e.g. not allowed to ask
                         break
                     continue
@@ -226,22 +266,13 @@ class Client:
     ) -> Any:
         timeout = self.timeout if timeout is _DEFAULT else timeout
         delays = self.retry.delays()
-        picker = self.picker
         while True:
             self._refresh(timeout)
-            addr = picker.for_produce() if route == _PRODUCE else picker.for_consume()
+            addr = self._pick(route)
             try:
                 return self._stub(addr, method)(request, timeout=timeout)
             except grpc.RpcError as exc:
-                error = _to_error(exc)
-            if isinstance(error, UnavailableError):
-                picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
-            delay = (
-                next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
-            )
-            if delay is None:
-                raise error
-            time.sleep(delay)
+                time.sleep(self._delay_after(addr, exc, delays, idempotent=idempotent))
 
     def produce(
         self,
@@ -328,13 +359,7 @@ class Client:
                     yield Batch(records, int(response.high_watermark))
                 return
             except grpc.RpcError as exc:
-                error = _to_error(exc)
-                if isinstance(error, UnavailableError):
-                    self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
-                retry = self.retry.retryable(error, idempotent=True)
-                delay = next(delays, None) if retry else None
-                if delay is None:
-                    raise error from None
+                delay = self._delay_after(addr, exc, delays, idempotent=True)
             finally:
                 call.cancel()
             time.sleep(delay)
