@@ -19,6 +19,7 @@ __all__ = [
     "FRAME_HEADER",
     "FRAME_HEADER_BYTES",
     "FrameScan",
+    "ValueEncoder",
     "RecordInput",
     "crc32c",
     "decode_record",
@@ -68,6 +69,32 @@ def make_record(
                 raise InvalidArgumentError("headers must be (str, bytes) pairs")
             record.headers.append(Header(key=item[0], value=_check_bytes("header value", item[1])))
     return record
+
+
+class ValueEncoder:
+    """Serializes bare values as Records through one reused message (about twice as fast as a
+    message per value), renewed every ``renew_bytes`` of values: upb keeps every value ever
+    assigned to a message in that message's arena until the message is freed, so a message
+    reused for the life of a log would grow by every byte appended."""
+
+    __slots__ = ("_message", "_renew_bytes", "_used")
+
+    def __init__(self, renew_bytes: int = 1 << 20) -> None:
+        self._message = Record()
+        self._renew_bytes = renew_bytes
+        self._used = 0
+
+    def encode(self, value: bytes, offset: int, timestamp_ms: int) -> bytes:
+        """The serialized Record holding ``value`` at ``offset``."""
+        self._used += len(value)
+        if self._used > self._renew_bytes:
+            self._message = Record()
+            self._used = len(value)
+        message = self._message
+        message.value = value
+        message.offset = offset
+        message.timestamp_ms = timestamp_ms
+        return message.SerializeToString()
 
 
 def encode_records(

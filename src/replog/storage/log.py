@@ -22,6 +22,7 @@ from replog.errors import (
 )
 from replog.storage.codec import (
     RecordInput,
+    ValueEncoder,
     encode_records,
     make_record,
     serialize_placed_records,
@@ -79,7 +80,7 @@ class Log:
         self._bases = [segment.base_offset for segment in self._segments]
         self._next_offset = self._segments[-1].next_offset
         self._committer = GroupCommit(self._sync_active, self._next_offset)
-        self._scratch = Record()
+        self._encoder = ValueEncoder()
         # Read on every append: plain attributes, not lookups through the config.
         self._max_record_bytes = self.config.max_record_bytes
         self._sync_always = self.config.sync == "always"
@@ -177,11 +178,7 @@ class Log:
             if self._closed or self._failed is not None or self._committer.error is not None:
                 self._check_writable()
             offset = self._next_offset
-            scratch = self._scratch
-            scratch.value = value
-            scratch.offset = offset
-            scratch.timestamp_ms = max(1, self._clock_ms())
-            payload = scratch.SerializeToString()
+            payload = self._encoder.encode(value, offset, max(1, self._clock_ms()))
             if len(payload) > self._max_record_bytes:
                 raise RecordTooLargeError(len(payload), self._max_record_bytes)
             self._write([payload])
