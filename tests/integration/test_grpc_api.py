@@ -142,3 +142,17 @@ def test_health_and_reflection_are_served(server: ThreadedServer) -> None:
         response = next(reflection.ServerReflectionInfo(iter([request])))
         names = {s.name for s in response.list_services_response.service}
         assert {"replog.v1.Log", "grpc.health.v1.Health"} <= names
+
+
+def test_a_record_with_a_control_type_is_invalid_argument(stub) -> None:
+    # Non-zero types are replication's control records (no-op, configuration, address book).
+    reserved = Record(value=b"v", key=b"k", type=3)
+    for call in (
+        lambda: stub.Produce(log_pb2.ProduceRequest(record=reserved)),
+        lambda: stub.ProduceBatch(log_pb2.ProduceBatchRequest(records=[reserved])),
+    ):
+        with pytest.raises(grpc.RpcError) as info:
+            call()
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "reserved" in info.value.details()
+    assert produce(stub, b"fine") == 0  # nothing was appended by the refused calls

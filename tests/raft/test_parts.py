@@ -223,3 +223,21 @@ def test_a_failed_snapshot_report_makes_the_leader_probe_again() -> None:
     assert env.nodes[1].progress[3].state is ProgressState.REPLICATE
     assert env.nodes[3].log.committed == env.nodes[1].log.committed == 3
     assert env.stores[3].first_index() == 4
+
+
+def test_application_kinds_replicate_like_data_and_core_kinds_are_refused() -> None:
+    from tests.raft.env import Env
+
+    env = Env()
+    env.add_nodes([1, 2, 3], pre_vote=False)
+    env.elect(1)
+    r = env.nodes[1]
+    for reserved in (EntryKind.NOOP, EntryKind.CONFIG, -1):
+        with pytest.raises(ValueError, match="reserved"):
+            r.propose([b"x"], reserved)
+    first, last = r.propose([b'{"id": "n4"}', b"more"], 3)
+    env.stabilize()
+    for node_id in (1, 2, 3):
+        stored = env.stores[node_id].entries(first, last + 1, 1 << 20)
+        assert [(e.kind, e.data) for e in stored] == [(3, b'{"id": "n4"}'), (3, b"more")]
+        assert env.nodes[node_id].log.committed >= last

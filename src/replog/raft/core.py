@@ -141,19 +141,22 @@ class Raft:
         else:
             follower.step_candidate(self, m)
 
-    def propose(self, payloads: Sequence[bytes]) -> tuple[int, int]:
-        """Append ``payloads`` as one batch of user entries; return (first, last) index.
+    def propose(self, payloads: Sequence[bytes], kind: int = EntryKind.DATA) -> tuple[int, int]:
+        """Append ``payloads`` as one batch of entries of ``kind``; return (first, last) index.
 
-        Raise :class:`NotLeaderError` if this node is not the leader or is transferring
-        leadership; raise ValueError for an empty batch.
+        ``kind`` is DATA or an application's own kind (3 and above), opaque to the core like
+        DATA. Raise :class:`NotLeaderError` if this node is not the leader or is transferring
+        leadership; raise ValueError for an empty batch or a kind the core reserves.
         """
         if not payloads:
             raise ValueError("empty proposal")
+        if kind in (EntryKind.NOOP, EntryKind.CONFIG) or kind < 0:
+            raise ValueError(f"entry kind {kind} is reserved for the core")
         self._check_accepting()
         first = self.log.last_index() + 1
         count = len(payloads)
         # tuple.__new__ over zipped fields builds Entry tuples without a Python-level call.
-        fields = zip(repeat(self.term, count), range(first, first + count), repeat(0), payloads)
+        fields = zip(repeat(self.term, count), range(first, first + count), repeat(kind), payloads)
         entries: list[Entry] = list(map(_new_tuple, repeat(Entry, count), fields))
         leader.append_entries(self, entries)
         return first, first + count - 1

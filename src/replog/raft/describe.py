@@ -7,10 +7,12 @@ from collections.abc import Iterable
 from replog.raft.messages import Entry, EntryKind, Membership, Message, MessageType
 from replog.raft.ready import Ready
 
+_CORE_KINDS = frozenset(EntryKind)
+
 
 def describe_entry(entry: Entry) -> str:
     """Render ``[t<term> i<index>] KIND data`` (data only for user and config entries)."""
-    kind = EntryKind(entry.kind).name
+    kind = EntryKind(entry.kind).name if entry.kind in _CORE_KINDS else f"KIND{entry.kind}"
     head = f"[t{entry.term} i{entry.index}] {kind}"
     if entry.kind == EntryKind.NOOP:
         return head

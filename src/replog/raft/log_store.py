@@ -3,12 +3,13 @@
 Theory of operation: Raft index == record offset (the Log opens with ``initial_offset=1``).
 A user-data entry's ``data`` *is* the serialized Record the leader built (offset = index,
 term, type 0, timestamp), so followers store byte-identical logs and consumers read entries
-as records. No-op and configuration entries are stored as Records with ``type`` 1 / 2 and the
-entry's data as ``value``.
+as records. Every other entry (no-op 1, configuration 2, address-book member 3) is stored as
+a Record with ``type`` = its kind and the entry's data as ``value``: a "control" record that
+consumers skip. The kind alone tells control entries apart, so no payload is ever inspected.
 
 The term of every retained entry and the kinds of the (rare) non-data entries are kept in
 memory, rebuilt by one scan on open, so ``term()`` never touches the disk. A bounded cache of
-the newest entries serves the leader's replication reads.
+the newest entries (at most 16,384 entries and 32 MiB) serves the leader's replication reads.
 
 The state file (``raft-state.json``, replaced atomically: write temp, fsync, rename, fsync
 dir) holds the hard state and the snapshot point (the index before the first retained entry
@@ -29,10 +30,12 @@ import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import replace
+from operator import itemgetter
 from pathlib import Path
 
 from replog.raft.errors import CompactedError
 from replog.raft.messages import Entry, EntryKind, HardState, Membership, SnapshotMeta
+from replog.raft.records import entries_bytes
 from replog.raft.storage import limit_by_bytes
 from replog.storage import Log, LogConfig
 from replog.storage.codec import decode_records
@@ -42,19 +45,20 @@ __all__ = ["MEMBER_RECORD_TYPE", "STATE_FILE", "ReplogLogStore", "entry_payload"
 
 STATE_FILE = "raft-state.json"
 MEMBER_RECORD_TYPE = 3
-"""Record type of an address-book update (consumers skip every type but 0)."""
-_MEMBER_MARK = bytes((0x20, MEMBER_RECORD_TYPE))  # the serialized ``type = 3`` field
+"""Entry kind and record type of an address-book update, JSON ``{"id": name, "addr": address}``
+(consumers skip every type but 0)."""
+_kind_of = itemgetter(2)
 _STAGING = "snapshot"
 _STAGING_DONE = "COMPLETE"
 _CACHE_MAX_ENTRIES = 16384
+_CACHE_MAX_BYTES = 32 << 20
+_CACHE_KEEP_BYTES = _CACHE_MAX_BYTES * 3 // 4
 _SCAN_CHUNK = 4096
 
 
 def is_control(entry: Entry) -> bool:
     """Whether ``entry`` is stored as a Record consumers skip (no-op, config, member)."""
-    if entry.kind != EntryKind.DATA:
-        return True
-    return _MEMBER_MARK in entry.data and Record.FromString(entry.data).type != 0
+    return entry.kind != EntryKind.DATA
 
 
 def entry_payload(entry: Entry) -> bytes:
@@ -99,6 +103,7 @@ class ReplogLogStore:
         """Sorted offsets of retained records with ``type != 0`` (skipped by consumers)."""
         self._cache: list[Entry] = []
         self._cache_first = 0
+        self._cache_bytes = 0
         self._scan()
 
     # -- state file -----------------------------------------------------------------------
@@ -219,11 +224,12 @@ class ReplogLogStore:
         if first <= last:
             self._truncate_after(first - 1)
         self.log.append_payloads([entry_payload(e) for e in entries])
-        self.control.extend(e.index for e in entries if is_control(e))
         self._terms.extend(e.term for e in entries)
-        for e in entries:
-            if e.kind:
-                self._kinds[e.index] = e.kind
+        if any(map(_kind_of, entries)):
+            for e in entries:
+                if e.kind:
+                    self.control.append(e.index)
+                    self._kinds[e.index] = e.kind
         self._cache_extend(entries)
 
     def _truncate_after(self, index: int) -> None:
@@ -234,18 +240,31 @@ class ReplogLogStore:
             del self._kinds[doomed]
         if self._cache:
             del self._cache[max(0, index + 1 - self._cache_first) :]
+            self._cache_bytes = entries_bytes(self._cache)
 
     def _cache_extend(self, entries: Sequence[Entry]) -> None:
+        """Keep the newest entries, at most ``_CACHE_MAX_ENTRIES`` and ``_CACHE_MAX_BYTES``;
+        when over, drop the oldest down to three quarters of both (amortised)."""
         if not self._cache or self._cache_first + len(self._cache) != entries[0].index:
             self._cache = list(entries)
             self._cache_first = entries[0].index
+            self._cache_bytes = 0
         else:
             self._cache.extend(entries)
-        excess = len(self._cache) - _CACHE_MAX_ENTRIES
-        if excess > 0:
-            drop = max(excess, _CACHE_MAX_ENTRIES // 4)
-            del self._cache[:drop]
-            self._cache_first += drop
+        self._cache_bytes += entries_bytes(entries)
+        cache = self._cache
+        if len(cache) <= _CACHE_MAX_ENTRIES and self._cache_bytes <= _CACHE_MAX_BYTES:
+            return
+        keep = kept_bytes = 0
+        for e in reversed(cache):
+            if keep >= _CACHE_MAX_ENTRIES * 3 // 4 or kept_bytes + len(e.data) > _CACHE_KEEP_BYTES:
+                break
+            keep += 1
+            kept_bytes += len(e.data)
+        drop = len(cache) - keep
+        del cache[:drop]
+        self._cache_first += drop
+        self._cache_bytes = kept_bytes
 
     def save_hard_state(self, state: HardState) -> None:
         """Replace the hard state: durable at once when term, vote or configuration changed;

@@ -15,7 +15,10 @@ from typing import NamedTuple
 
 
 class EntryKind(IntEnum):
-    """What an entry's ``data`` means: user bytes, the leader's no-op, or a membership change."""
+    """What an entry's ``data`` means: user bytes, the leader's no-op, or a membership change.
+
+    Kinds from 3 up are the application's own: the core treats them like DATA.
+    """
 
     DATA = 0
     NOOP = 1

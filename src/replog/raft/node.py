@@ -10,13 +10,14 @@ entry committed with the term it was proposed in), then ``advance``.
 
 User records are built here, on the leader, right before ``propose``: offset = the index the
 entry gets, term = the current term, type 0, a timestamp. The payload is the entry's data, so
-the entry is stored byte-identically everywhere. Member records (type 3) carry the replicated
-address book: ``{"id": name, "addr": address}``.
+the entry is stored byte-identically everywhere. Member entries (kind 3, stored as records of
+type 3) carry the replicated address book: ``{"id": name, "addr": address}``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -25,9 +26,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
-from replog.errors import RecordTooLargeError, ReplogError, UnavailableError
+from replog.errors import ReplogError, UnavailableError
 from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError
@@ -35,15 +37,18 @@ from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, EntryKind, Message, MessageType
 from replog.raft.ready import Ready, Role
+from replog.raft.records import entries_bytes, messages_within, proposal_groups
+from replog.storage.codec import encode_records
 from replog.v1.record_pb2 import Record
 
 __all__ = ["MEMBER_RECORD_TYPE", "NodeOptions", "NotLeaderNodeError", "RaftNode", "Waiter"]
 
 log = logging.getLogger("replog.raft.node")
 
-_MEMBER_MARK = bytes((0x20, MEMBER_RECORD_TYPE))  # the serialized ``type = 3`` field
 _PROMOTE_MAX_LAG = 256
 _LEADER_APPENDS = frozenset({MessageType.APP, MessageType.HEARTBEAT})
+_INLINE_PERSIST_BYTES = 64 * 1024
+_TURN_MAX_BYTES = 8 << 20
 
 
 class NotLeaderNodeError(UnavailableError):
@@ -75,6 +80,8 @@ class Waiter:
     future: asyncio.Future[int]
 
 
+Proposal = tuple[Sequence[bytes | Record], asyncio.Future[int]]
+"""A produce request waiting to be proposed: its values and the future of its first offset."""
 Sender = Callable[[Sequence[Message]], None]
 SnapshotSender = Callable[[Message], None]
 
@@ -117,7 +124,7 @@ class RaftNode:
         """Why the loop stopped on its own (storage failed): the node is fail-stopped."""
         self.last_contact: dict[int, float] = {}
         self._inbox: list[Message] = []
-        self._proposals: list[tuple[Sequence[bytes | Record], asyncio.Future[int]]] = []
+        self._proposals: list[Proposal] = []
         self._ops: list[Callable[[], None]] = []
         self._calls: set[asyncio.Future[Any]] = set()
         self._waiters: deque[Waiter] = deque()
@@ -126,7 +133,6 @@ class RaftNode:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-persist")
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._scratch = Record()
         self._durable_term_vote = (state.term, state.vote)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -240,9 +246,16 @@ class RaftNode:
     async def add_member_record(self, name: str, addr: str, timeout_s: float = 10.0) -> None:
         """Replicate ``name -> addr`` in the address book and wait until it is applied."""
         value = json.dumps({"id": name, "addr": addr}).encode()
-        record = Record(value=value, type=MEMBER_RECORD_TYPE)
-        first = await asyncio.wait_for(self.submit([record]), timeout_s)
-        await self.wait_applied(first, timeout_s)
+        if not self.is_leader:
+            raise NotLeaderNodeError(self.raft.lead)
+        try:
+            index: int = await self.call(lambda r: r.propose([value], MEMBER_RECORD_TYPE)[0])
+        except NotLeaderError as exc:
+            raise NotLeaderNodeError(exc.leader_hint) from None
+        if not await self.wait_applied(index, timeout_s):
+            raise UnavailableError(f"the address of {name} did not commit in time")
+        if self.store.entries(index, index + 1, 1)[0].kind != MEMBER_RECORD_TYPE:
+            raise UnavailableError(f"the address of {name} was lost to a leader change")
 
     def report_snapshot(self, to: int, *, ok: bool) -> None:
         """Tell the core a snapshot transfer to ``to`` finished (or failed)."""
@@ -271,7 +284,7 @@ class RaftNode:
                 next_tick = max(next_tick + tick_s, now + tick_s / 2)
 
     async def _turn(self, loop: asyncio.AbstractEventLoop, next_tick: float) -> None:
-        inbox, self._inbox = self._inbox, []
+        inbox = self._take_inbox()
         for m in inbox:
             self.raft.step(m)
         if loop.time() >= next_tick:
@@ -284,9 +297,31 @@ class RaftNode:
         if self.raft.has_ready():
             await self._perform(loop, self.raft.ready())
 
+    def _take_inbox(self) -> list[Message]:
+        """The queued messages up to ``_TURN_MAX_BYTES`` of entries (at least one); the rest
+        wait for the next turn, so a catching-up follower writes and answers in steps while
+        the leader's next appends are on the way, rather than all at once."""
+        inbox = self._inbox
+        n = messages_within(inbox, _TURN_MAX_BYTES)
+        self._inbox = inbox[n:]
+        if self._inbox:
+            self._wakeup.set()
+        return inbox[:n]
+
     async def _perform(self, loop: asyncio.AbstractEventLoop, rd: Ready) -> None:
         messages = rd.messages
+        committed = rd.committed_entries
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+            if committed and rd.snapshot is None:
+                # Entries this node already stored and that a majority holds may be applied
+                # before this Ready's write: their producers need not wait for it.
+                stored = self.store.last_index()
+                if rd.entries:
+                    stored = min(stored, rd.entries[0].index - 1)
+                early = bisect.bisect_right(committed, stored, key=_index_of)
+                if early:
+                    self._apply(committed[:early])
+                    committed = committed[early:]
             if messages and self._may_send_before_persist(rd):
                 # The leader's appends depend on nothing this Ready persists, so they go out
                 # while its own fsync runs (Raft thesis 10.2.1): the followers' writes overlap
@@ -294,7 +329,14 @@ class RaftNode:
                 # turn, i.e. after this persist finished, since this loop awaits it.
                 self.send([m for m in messages if m.type in _LEADER_APPENDS])
                 messages = [m for m in messages if m.type not in _LEADER_APPENDS]
-            await loop.run_in_executor(self._executor, self._persist, rd)
+            if rd.snapshot is None and entries_bytes(rd.entries) <= _INLINE_PERSIST_BYTES:
+                # A small write and its fsync take less time than handing them to the worker
+                # thread and back (which waits on the GIL), so they run on the loop; the sends
+                # queued above leave first.
+                await asyncio.sleep(0)
+                self._persist(rd)
+            else:
+                await loop.run_in_executor(self._executor, self._persist, rd)
             if rd.hard_state is not None:
                 self._durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
         regular = [m for m in messages if m.type is not MessageType.SNAPSHOT]
@@ -305,8 +347,8 @@ class RaftNode:
                 self.send_snapshot(m)
         if rd.snapshot is not None:
             self._advance_watermark(rd.snapshot.index + 1)
-        if rd.committed_entries:
-            self._apply(rd.committed_entries)
+        if committed:
+            self._apply(committed)
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader)
         self.raft.advance(rd)
@@ -357,20 +399,10 @@ class RaftNode:
 
     def _propose_queued(self) -> None:
         queued, self._proposals = self._proposals, []
-        group: list[tuple[Sequence[bytes | Record], asyncio.Future[int]]] = []
-        size = 0
-        for values, future in queued:
-            group.append((values, future))
-            size += sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in values)
-            if size >= self.options.max_proposal_bytes:
-                self._propose_group(group)
-                group, size = [], 0
-        if group:
+        for group in proposal_groups(queued, self.options.max_proposal_bytes):
             self._propose_group(group)
 
-    def _propose_group(
-        self, group: list[tuple[Sequence[bytes | Record], asyncio.Future[int]]]
-    ) -> None:
+    def _propose_group(self, group: list[Proposal]) -> None:
         raft = self.raft
         if raft.role is not Role.LEADER or raft.lead_transferee is not None:
             for _, future in group:
@@ -378,11 +410,14 @@ class RaftNode:
             return
         term, next_index = raft.term, raft.log.last_index() + 1
         timestamp_ms = max(1, time.time_ns() // 1_000_000)
+        limit = self.options.max_record_bytes
         payloads: list[bytes] = []
         waiters: list[Waiter] = []
         for values, future in group:
             try:
-                built = self._build(values, next_index + len(payloads), term, timestamp_ms)
+                built = encode_records(
+                    values, next_index + len(payloads), timestamp_ms, limit, term=term
+                )
             except ReplogError as exc:
                 _fail(future, exc)
                 continue
@@ -400,42 +435,16 @@ class RaftNode:
         assert first == next_index, (first, next_index)
         self._waiters.extend(waiters)
 
-    def _build(
-        self, values: Sequence[bytes | Record], first: int, term: int, timestamp_ms: int
-    ) -> list[bytes]:
-        limit = self.options.max_record_bytes
-        out: list[bytes] = []
-        scratch = self._scratch
-        for offset, value in enumerate(values, first):
-            if isinstance(value, bytes):
-                scratch.value = value
-                scratch.offset, scratch.term, scratch.timestamp_ms = offset, term, timestamp_ms
-                payload = scratch.SerializeToString()
-            else:
-                record = Record()
-                record.CopyFrom(value)
-                record.offset, record.term, record.timestamp_ms = offset, term, timestamp_ms
-                payload = record.SerializeToString()
-            if len(payload) > limit:
-                raise RecordTooLargeError(len(payload), limit)
-            out.append(payload)
-        return out
-
     # -- apply ----------------------------------------------------------------------------
 
     def _apply(self, entries: Sequence[Entry]) -> None:
-        for e in entries:
-            if e.kind == EntryKind.DATA and _MEMBER_MARK in e.data:
-                self._apply_member(e.data)
+        if any(map(_kind_of, entries)):
+            for e in entries:
+                if e.kind == MEMBER_RECORD_TYPE:
+                    doc = json.loads(e.data)
+                    self.on_member(str(doc["id"]), str(doc["addr"]))
         self._resolve_waiters(entries)
         self._advance_watermark(entries[-1].index + 1)
-
-    def _apply_member(self, payload: bytes) -> None:
-        record = Record.FromString(payload)
-        if record.type != MEMBER_RECORD_TYPE:
-            return
-        doc = json.loads(record.value)
-        self.on_member(str(doc["id"]), str(doc["addr"]))
 
     def _resolve_waiters(self, entries: Sequence[Entry]) -> None:
         lo, hi = entries[0].index, entries[-1].index
@@ -488,6 +497,13 @@ class RaftNode:
                 except Exception as exc:
                     log.debug("cannot promote %s yet: %s", learner, exc)
                 return
+
+
+_kind_of = itemgetter(2)
+
+
+def _index_of(entry: Entry) -> int:
+    return entry.index
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:

@@ -2,9 +2,10 @@
 
 Theory of operation: ``RaftTransport.send`` never blocks the node loop. Messages are queued
 per destination; one task per peer keeps a client-streaming ``Raft/Stream`` call open and
-writes everything queued so far as one ``RaftBatch`` (batching), awaiting gRPC flow control
-(backpressure). A full queue drops new messages and a broken stream drops what was queued:
-Raft tolerates lost messages and retransmits, so the transport needs no acknowledgements.
+writes what is queued as ``RaftBatch`` messages of up to 4 MiB of entries (batching), awaiting
+gRPC flow control (backpressure). Entries travel as columns (``RaftMessage.entry_*``). A full
+queue drops new messages and a broken stream drops what was queued: Raft tolerates lost
+messages and retransmits, so the transport needs no acknowledgements.
 Node-to-node TLS uses the node's own certificate (identity ``replog-node``).
 """
 
@@ -13,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from itertools import repeat
+from itertools import accumulate, repeat
 
 import grpc
 from grpc import aio
@@ -35,6 +37,7 @@ log = logging.getLogger("replog.raft.transport")
 RAFT_SERVICE = "replog.v1.Raft"
 _QUEUE_MAX_MESSAGES = 8192
 _RECONNECT_S = 0.1
+_BATCH_MAX_BYTES = 4 << 20
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 128 * 1024 * 1024),
     ("grpc.max_send_message_length", 128 * 1024 * 1024),
@@ -68,9 +71,15 @@ def message_to_proto(m: Message) -> raft_pb2.RaftMessage:
         reject_hint=m.reject_hint,
         transfer=m.transfer,
     )
-    if m.entries:
-        entry = raft_pb2.RaftEntry
-        pb.entries.extend([entry(term=t, index=i, kind=k, data=d) for t, i, k, d in m.entries])
+    entries = m.entries
+    if entries:
+        pb.first_index = entries[0].index
+        pb.entry_terms.extend([e.term for e in entries])
+        if any(e.kind for e in entries):
+            pb.entry_kinds.extend([e.kind for e in entries])
+        datas = [e.data for e in entries]
+        pb.entry_sizes.extend(map(len, datas))
+        pb.entry_data = b"".join(datas)
     if m.snapshot is not None:
         s = m.snapshot
         pb.snapshot.CopyFrom(
@@ -83,8 +92,10 @@ def message_to_proto(m: Message) -> raft_pb2.RaftMessage:
 
 def message_from_proto(pb: raft_pb2.RaftMessage) -> Message:
     """The core message a wire message describes."""
-    entries: list[Entry] = []
-    if pb.entries:
+    entries: Sequence[Entry] = ()
+    if pb.entry_sizes:
+        entries = _entries_from_columns(pb)
+    elif pb.entries:
         fields = [(e.term, e.index, e.kind, e.data) for e in pb.entries]
         entries = list(map(_new_tuple, repeat(Entry, len(fields)), fields))
     snapshot = None
@@ -108,23 +119,42 @@ def message_from_proto(pb: raft_pb2.RaftMessage) -> Message:
     )
 
 
+def _entries_from_columns(pb: raft_pb2.RaftMessage) -> list[Entry]:
+    """The entries of a message in the columnar form (see ``raft.proto``)."""
+    sizes = list(pb.entry_sizes)
+    n = len(sizes)
+    terms = list(pb.entry_terms)
+    kinds: Iterable[int] = list(pb.entry_kinds) if pb.entry_kinds else repeat(0, n)
+    if len(terms) != n or (pb.entry_kinds and len(pb.entry_kinds) != n):
+        raise ValueError("a Raft message's entry columns differ in length")
+    data = pb.entry_data
+    ends = list(accumulate(sizes))
+    if ends[-1] != len(data):
+        raise ValueError("a Raft message's entry sizes do not add up to its data")
+    datas = [data[end - size : end] for size, end in zip(sizes, ends, strict=True)]
+    first = pb.first_index
+    fields = zip(terms, range(first, first + n), kinds, datas, strict=False)
+    return list(map(_new_tuple, repeat(Entry, n), fields))
+
+
 class _Peer:
     """The outgoing stream to one peer."""
 
     def __init__(self, transport: RaftTransport, peer_id: int) -> None:
         self.transport = transport
         self.peer_id = peer_id
-        self.queue: list[raft_pb2.RaftMessage] = []
+        self.queue: deque[tuple[raft_pb2.RaftMessage, int]] = deque()  # (message, data bytes)
         self.wakeup = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"raft-peer-{peer_id}")
         self.connected_addr = ""
 
     def enqueue(self, messages: Iterable[Message]) -> None:
         room = _QUEUE_MAX_MESSAGES - len(self.queue)
-        batch = [message_to_proto(m) for m in messages]
-        if len(batch) > room:
-            del batch[room:]  # dropped: Raft retransmits
-        self.queue.extend(batch)
+        for m in messages:
+            if room <= 0:
+                break  # the rest is dropped: Raft retransmits
+            self.queue.append((message_to_proto(m), sum(len(e.data) for e in m.entries)))
+            room -= 1
         self.wakeup.set()
 
     async def _run(self) -> None:
@@ -144,6 +174,18 @@ class _Peer:
             self.queue.clear()
             await asyncio.sleep(_RECONNECT_S)
 
+    def _take(self) -> list[raft_pb2.RaftMessage]:
+        """Queued messages up to ``_BATCH_MAX_BYTES`` of entry data (at least one): smaller
+        batches keep a catching-up follower writing while the next ones are on the way."""
+        queue = self.queue
+        messages: list[raft_pb2.RaftMessage] = []
+        size = 0
+        while queue and (not messages or size + queue[0][1] <= _BATCH_MAX_BYTES):
+            message, nbytes = queue.popleft()
+            messages.append(message)
+            size += nbytes
+        return messages
+
     async def _stream(self, addr: str) -> None:
         channel = open_channel(addr, self.transport.credentials)
         try:
@@ -158,8 +200,8 @@ class _Peer:
                     self.wakeup.clear()
                     await self.wakeup.wait()
                     continue
-                messages, self.queue = self.queue, []
-                batch = raft_pb2.RaftBatch(from_id=t.name, from_addr=t.addr, messages=messages)
+                batch = raft_pb2.RaftBatch(from_id=t.name, from_addr=t.addr)
+                batch.messages.extend(self._take())
                 await call.write(batch)
             call.cancel()
         finally:

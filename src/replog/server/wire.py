@@ -60,7 +60,15 @@ def encode_batch_response(payloads: list[bytes], high_watermark: int) -> bytes:
 
 
 def record_value(record: Record) -> bytes | Record:
-    """What to append for a produced Record: its bare value when it has no key or headers."""
+    """What to append for a produced Record: its bare value when it has no key or headers.
+
+    Raises InvalidArgumentError for a record with a ``type``: non-zero types are control
+    records that only replication writes (and consumers skip).
+    """
+    if record.type:
+        raise InvalidArgumentError(
+            f"Record.type {record.type} is reserved for replication; produce records of type 0"
+        )
     if not record.key and not len(record.headers):
         return record.value
     return record

@@ -117,6 +117,11 @@ class RaftMessage(_message.Message):
     REJECT_HINT_FIELD_NUMBER: _builtins.int
     SNAPSHOT_FIELD_NUMBER: _builtins.int
     TRANSFER_FIELD_NUMBER: _builtins.int
+    FIRST_INDEX_FIELD_NUMBER: _builtins.int
+    ENTRY_TERMS_FIELD_NUMBER: _builtins.int
+    ENTRY_KINDS_FIELD_NUMBER: _builtins.int
+    ENTRY_SIZES_FIELD_NUMBER: _builtins.int
+    ENTRY_DATA_FIELD_NUMBER: _builtins.int
     type: _builtins.int
     src: _builtins.int
     dst: _builtins.int
@@ -127,10 +132,24 @@ class RaftMessage(_message.Message):
     reject: _builtins.bool
     reject_hint: _builtins.int
     transfer: _builtins.bool
+    first_index: _builtins.int
+    """The entries as columns, the form senders use (a few large fields cost far less to build,
+    encode and decode than one RaftEntry per entry; `entries` is still read if present).
+    Entry i has index `first_index + i`, term `entry_terms[i]`, kind `entry_kinds[i]` (all 0
+    when `entry_kinds` is empty) and data: the `entry_sizes[i]` bytes of `entry_data` that
+    follow the data of entries 0..i-1.
+    """
+    entry_data: _builtins.bytes
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftEntry]: ...
     @_builtins.property
     def snapshot(self) -> Global___RaftSnapshotMeta: ...
+    @_builtins.property
+    def entry_terms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def entry_kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def entry_sizes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     def __init__(
         self,
         *,
@@ -146,10 +165,15 @@ class RaftMessage(_message.Message):
         reject_hint: _builtins.int = ...,
         snapshot: Global___RaftSnapshotMeta | None = ...,
         transfer: _builtins.bool = ...,
+        first_index: _builtins.int = ...,
+        entry_terms: _abc.Iterable[_builtins.int] | None = ...,
+        entry_kinds: _abc.Iterable[_builtins.int] | None = ...,
+        entry_sizes: _abc.Iterable[_builtins.int] | None = ...,
+        entry_data: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "dst", b"dst", "entries", b"entries", "index", b"index", "log_term", b"log_term", "reject", b"reject", "reject_hint", b"reject_hint", "snapshot", b"snapshot", "src", b"src", "term", b"term", "transfer", b"transfer", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "dst", b"dst", "entries", b"entries", "entry_data", b"entry_data", "entry_kinds", b"entry_kinds", "entry_sizes", b"entry_sizes", "entry_terms", b"entry_terms", "first_index", b"first_index", "index", b"index", "log_term", b"log_term", "reject", b"reject", "reject_hint", b"reject_hint", "snapshot", b"snapshot", "src", b"src", "term", b"term", "transfer", b"transfer", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from replog.raft import CompactedError, Entry, EntryKind, HardState, Membership, MemoryRaftStorage
-from replog.raft.log_store import ReplogLogStore
+from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.messages import SnapshotMeta
 from replog.storage import LogConfig
 from replog.v1.record_pb2 import Record
@@ -114,5 +114,44 @@ def test_user_entries_are_stored_as_the_exact_record_bytes(tmp_path: Path) -> No
         payloads = store.log.read_payloads(1, max_records=10)
         assert payloads[1] == entries[1].data
         assert [Record.FromString(p).type for p in payloads] == [1, 0, 2]
+    finally:
+        store.close()
+
+
+def test_member_entries_are_control_records_kept_across_reopen(tmp_path: Path) -> None:
+    member = Entry(1, 2, MEMBER_RECORD_TYPE, b'{"id": "n2", "addr": "127.0.0.1:1"}')
+    store = ReplogLogStore(tmp_path, CONFIG)
+    try:
+        store.append([_entry(1, 1), member, _entry(1, 3)])
+        assert store.control == [2]
+        stored = Record.FromString(store.log.read_payloads(2, max_records=1)[0])
+        assert (stored.type, stored.value, stored.offset) == (3, member.data, 2)
+    finally:
+        store.close()
+    store = ReplogLogStore(tmp_path, CONFIG)
+    try:
+        assert store.control == [2]
+        assert store.entries(2, 3, 1 << 20) == [member]  # the same entry comes back out
+    finally:
+        store.close()
+
+
+def test_the_entry_cache_is_bounded_in_bytes_and_reads_fall_back_to_the_log(
+    tmp_path: Path,
+) -> None:
+    big = LogConfig(max_store_bytes=16 << 20, max_record_bytes=2 << 20)
+    store = ReplogLogStore(tmp_path, big)
+    try:
+        value = b"z" * (1 << 20)
+        for index in range(1, 49):  # 48 MiB of entries, more than the cache keeps
+            record = Record(value=value, offset=index, term=1).SerializeToString()
+            store.append([Entry(1, index, 0, record)])
+        assert store._cache_bytes <= 32 << 20
+        assert sum(len(e.data) for e in store._cache) == store._cache_bytes
+        assert store._cache_first > 1  # the oldest were dropped...
+        first = store.entries(1, 3, 1 << 30)  # ...and are read back from the log
+        assert [Record.FromString(e.data).offset for e in first] == [1, 2]
+        last = store.entries(48, 49, 1 << 30)
+        assert Record.FromString(last[0].data).value == value
     finally:
         store.close()

@@ -1,0 +1,48 @@
+"""Sizing what the driver proposes and steps: produce requests grouped into proposals, and
+received messages cut into turns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+from replog.raft.messages import Entry, Message
+from replog.v1.record_pb2 import Record
+
+__all__ = ["entries_bytes", "messages_within", "proposal_groups"]
+
+T = TypeVar("T")
+
+
+def proposal_groups(
+    queued: Iterable[tuple[Sequence[bytes | Record], T]], max_bytes: int
+) -> Iterator[list[tuple[Sequence[bytes | Record], T]]]:
+    """Produce requests (values, anything) in order, cut into groups of about ``max_bytes``
+    of values: one proposal each."""
+    group: list[tuple[Sequence[bytes | Record], T]] = []
+    size = 0
+    for proposal in queued:
+        group.append(proposal)
+        size += sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in proposal[0])
+        if size >= max_bytes:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def entries_bytes(entries: Iterable[Entry]) -> int:
+    """The data bytes of ``entries``."""
+    return sum(len(e.data) for e in entries)
+
+
+def messages_within(messages: Sequence[Message], max_bytes: int) -> int:
+    """How many of ``messages``, from the first, carry at most ``max_bytes`` of entry data
+    together (at least one, if there are any)."""
+    size = 0
+    for n, m in enumerate(messages):
+        if m.entries:
+            size += entries_bytes(m.entries)
+            if size > max_bytes and n:
+                return n
+    return len(messages)
