@@ -117,6 +117,39 @@ def _wait(pred, timeout: float = 30):  # type: ignore[no-untyped-def]
     return v
 
 
+def paced_p99(addr: str, *, rate: int, count: int, value: bytes) -> float:
+    """p99 commit latency (ms) of ``count`` records sent at ``rate`` per second.
+
+    Open-loop: record i is due at t0 + i / rate and its latency runs from that due time to
+    its acknowledgement, so a stall anywhere (client included) counts against the result.
+    The sender sleeps until the next record is due and then sends every record that is due,
+    as an application producing at this rate would; busy-waiting instead would hold the GIL
+    and keep the Producer's own thread (and one of the machine's two cores) from working.
+    The Producer keeps its default settings (5 ms linger).
+    """
+    interval = 1 / rate
+    latencies: list[float] = []
+    done = latencies.append
+    with Producer(addr) as p:
+        t0 = time.perf_counter()
+        i = 0
+        while i < count:
+            now = time.perf_counter()
+            due = min(count, int((now - t0) / interval) + 1)
+            if due <= i:
+                time.sleep(t0 + i * interval - now)
+                continue
+            for j in range(i, due):
+                f = p.send(value)
+                f.add_done_callback(  # type: ignore[attr-defined]
+                    lambda _f, s=t0 + j * interval: done(time.perf_counter() - s)
+                )
+            i = due
+        p.flush(60)
+    latencies.sort()
+    return latencies[int(len(latencies) * 0.99)] * 1000
+
+
 def one_run(records: int) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -137,23 +170,7 @@ def one_run(records: int) -> tuple[float, float, float]:
                     p.send(value)
                 p.flush(120)
                 throughput = records / (time.perf_counter() - started)
-            interval, n = 1 / 10_000, 20_000
-            with Producer(leader, linger_ms=1) as p:
-                # Per-record: each completion is paired with its own send time (pairing sorted
-                # lists would mis-attribute out-of-order completions).
-                latencies: list[float] = []
-                t0 = time.perf_counter()
-                for i in range(n):
-                    while time.perf_counter() < t0 + i * interval:
-                        pass
-                    sent_at = time.perf_counter()
-                    f = p.send(value)
-                    f.add_done_callback(  # type: ignore[attr-defined]
-                        lambda _f, s=sent_at: latencies.append(time.perf_counter() - s)
-                    )
-                p.flush(60)
-            latencies.sort()
-            p99 = latencies[int(len(latencies) * 0.99)] * 1000
+            p99 = paced_p99(leader, rate=10_000, count=20_000, value=value)
             victim = next(n for n, a in addrs.items() if a == leader)
             os.kill(procs[victim].pid, signal.SIGKILL)
             procs[victim].wait()
@@ -215,7 +232,8 @@ def main() -> None:
             "|---|---:|---:|---|",
             f"| committed records/s, batching Producer, 100 B | {cell(throughput, ',.0f')} "
             f"| >= 100,000 | {verdict(statistics.median(throughput) >= 100_000)} |",
-            f"| p99 commit latency at 10,000 rec/s | {cell(p99, '.1f')} ms | <= 25 ms "
+            "| p99 commit latency at 10,000 rec/s (paced; from each record's due time) "
+            f"| {cell(p99, '.1f')} ms | <= 25 ms "
             f"| {verdict(statistics.median(p99) <= 25)} |",
             f"| failover: kill -9 of the leader to the first acknowledged produce "
             f"| {cell(failover, '.2f')} s | <= 2 s | {verdict(statistics.median(failover) <= 2)} |",
