@@ -228,6 +228,14 @@ def main() -> None:
             "processes and the client on this one 2-core machine, `sync=always`, default "
             "timeouts (tick 100 ms x 10). Medians, [min..max].",
             "",
+            "Latency is measured open-loop: record i is due at t0 + i / 10,000, the sender "
+            "sleeps until records are due and then sends them (default Producer, 5 ms linger), "
+            "and each latency runs from the record's due time to its acknowledgement, so a "
+            "stall anywhere counts. An earlier version busy-waited between records: on two "
+            "cores that took a core from the servers and held the client's GIL, so the "
+            "Producer's own thread waited up to the 5 ms switch interval, and it reported "
+            "85-150 ms for what the servers answered in about 3 ms.",
+            "",
             "| what | figure | target | |",
             "|---|---:|---:|---|",
             f"| committed records/s, batching Producer, 100 B | {cell(throughput, ',.0f')} "
