@@ -5,13 +5,17 @@ transfer through the Cluster admin API."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from typing import Any
 
 import grpc
 
 from replog.client import Client, Producer
+from replog.raft.messages import EntryKind
+from replog.server.members import join_pending
 from replog.v1 import cluster_pb2
+from replog.v1.record_pb2 import Record
 from tests.cluster.conftest import Cluster, Node, wait_until
 
 
@@ -137,3 +141,38 @@ def test_transfer_leader_and_remove_through_the_admin_api(three: Cluster) -> Non
             n.name for n in three.nodes if n is not leader
         )
         client.produce(b"two voters commit")
+
+
+def _config_entries(node: Node) -> int:
+    """How many configuration entries ``node``'s log holds."""
+    log = node.cluster.store.log
+    payloads = log.read_payloads(log.lowest_offset, max_records=1 << 20, max_bytes=1 << 30)
+    return sum(Record.FromString(p).type == EntryKind.CONFIG for p in payloads)
+
+
+def test_a_retried_fresh_join_is_not_removed_again(three: Cluster) -> None:
+    leader = three.leader()
+    victim = three.followers()[0]
+    victim.stop()
+    shutil.rmtree(victim.data_dir)
+    wiped = Node(victim.data_dir, victim.name, join=leader.grpc_address)
+    three.nodes.append(wiped)
+    wiped.start()
+    wait_until(lambda: not join_pending(str(wiped.data_dir)), 20, "the fresh join to be confirmed")
+    wait_until(lambda: leader.is_voter(wiped), 20, "the wiped node to be a voter again")
+    incarnation = wiped.cluster.incarnation
+    assert incarnation, "a fresh join carries a token"
+    before = _config_entries(leader)
+
+    def join(token: str) -> None:
+        request = cluster_pb2.JoinRequest(
+            node_id=wiped.name, rpc_addr=wiped.grpc_address, fresh=True, incarnation=token
+        )
+        _admin(leader, "Join", request, cluster_pb2.JoinResponse)
+
+    join(incarnation)  # the same join again, as if its first answer had been lost
+    assert _config_entries(leader) == before  # not removed, not re-added
+    assert leader.is_voter(wiped)
+    join("another-incarnation")  # a node wiped once more: removed, then added anew
+    assert _config_entries(leader) >= before + 2
+    wait_until(lambda: leader.is_voter(wiped), 20, "the re-added node to be a voter again")

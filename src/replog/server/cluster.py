@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import random
 import time
@@ -42,11 +41,12 @@ from replog.server.cluster_admin import (
     leader_hint,
 )
 from replog.server.cluster_backend import RaftBackend
-from replog.server.cluster_snapshot import snapshot_chunks
+from replog.server.cluster_snapshot import receive_snapshot, send_snapshot
 from replog.server.members import (
     AddressBook,
     clear_join_pending,
     is_clustered,
+    join_incarnation,
     join_pending,
     mark_join_pending,
     raft_id,
@@ -103,6 +103,9 @@ class ClusterNode:
             credentials=credentials,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._rejoined: dict[int, str] = {}  # node -> the fresh incarnation re-added as it
+        self._joining = asyncio.Lock()
+        self.incarnation = ""
         self._closed = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -116,6 +119,7 @@ class ClusterNode:
         if fresh_join:
             mark_join_pending(self.data_dir)  # before the loop can write any state
             self.node.raft.voting = False
+        self.incarnation = join_incarnation(self.data_dir)
         self.node.start()
         self._spawn(self._announce_when_leader())
         others = [a for i, (_, a) in self.book.entries.items() if i != self.id]
@@ -149,7 +153,9 @@ class ClusterNode:
 
     async def _join(self, target: str, *, force: bool = False, fresh: bool = False) -> None:
         """Ask the leader (found through ``target`` or any known member) to add us."""
-        request = cluster_pb2.JoinRequest(node_id=self.name, rpc_addr=self.addr, fresh=fresh)
+        request = cluster_pb2.JoinRequest(
+            node_id=self.name, rpc_addr=self.addr, fresh=fresh, incarnation=self.incarnation
+        )
         attempt = 0
         while force or fresh or self.id not in self.node.raft.config.members():
             try:
@@ -269,22 +275,14 @@ class ClusterNode:
         self._spawn(self._send_snapshot(message))
 
     async def _send_snapshot(self, message: Message) -> None:
-        ok = False
         addr = self.book.address(message.dst)
+        book = {n: a for n, a in self.book.entries.values()}
+        ok = False
         try:
             if addr:
-                async with NodeChannel(addr, self.credentials) as channel:
-                    call = channel.stream_unary(
-                        f"/{RAFT_SERVICE}/InstallSnapshot",
-                        request_serializer=raft_pb2.SnapshotChunk.SerializeToString,
-                        response_deserializer=raft_pb2.SnapshotAck.FromString,
-                    )
-                    book = {n: a for n, a in self.book.entries.values()}
-                    chunks = snapshot_chunks(
-                        self.store.log, message, name=self.name, addr=self.addr, book=book
-                    )
-                    ack = await call(chunks, timeout=300)
-                    ok = ack.ok
+                ok = await send_snapshot(
+                    addr, message, self.store.log, self.credentials, self.name, self.addr, book
+                )
         except (grpc.RpcError, ReplogError, OSError) as exc:
             log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)
         self.node.report_snapshot(message.dst, ok=ok)
@@ -354,7 +352,12 @@ class ClusterNode:
         async for batch in requests:
             if batch.from_addr:
                 self.book.hints[raft_id(batch.from_id)] = batch.from_addr
-            self.node.deliver([message_from_proto(m) for m in batch.messages])
+            try:
+                messages = [message_from_proto(m) for m in batch.messages]
+            except ValueError as exc:  # a peer on another protocol version, or a bug
+                log.warning("dropping a malformed batch from %s: %s", batch.from_id, exc)
+                continue
+            self.node.deliver(messages)
 
     async def _forwarded(
         self, request: bytes, context: aio.ServicerContext[Any, Any]
@@ -382,25 +385,9 @@ class ClusterNode:
         requests: AsyncIterator[raft_pb2.SnapshotChunk],
         context: aio.ServicerContext[Any, Any],
     ) -> raft_pb2.SnapshotAck:
-        staged = None
-        final: raft_pb2.RaftMessage | None = None
-        try:
-            async for chunk in requests:
-                if staged is None:
-                    staged = await asyncio.to_thread(self.store.stage_snapshot, chunk.first_offset)
-                    for name, addr in json.loads(chunk.address_book or b"{}").items():
-                        self.book.set(name, addr)
-                if chunk.payloads:
-                    await asyncio.to_thread(staged.append_payloads, list(chunk.payloads))
-                if chunk.HasField("message"):
-                    final = chunk.message
-            if staged is None or final is None:
-                return raft_pb2.SnapshotAck(ok=False)
-            await asyncio.to_thread(self.store.finish_staging, staged)
-            staged = None
-        finally:
-            if staged is not None:
-                await asyncio.to_thread(staged.close)
+        final = await receive_snapshot(requests, self.store, self.book)
+        if final is None:
+            return raft_pb2.SnapshotAck(ok=False)
         self.node.deliver([message_from_proto(final)])
         return raft_pb2.SnapshotAck(ok=True)
 
@@ -418,11 +405,12 @@ class ClusterNode:
         )
 
     async def join_member(
-        self, name: str, addr: str, *, fresh: bool = False
+        self, name: str, addr: str, *, fresh: bool = False, incarnation: str = ""
     ) -> cluster_pb2.JoinResponse:
         """Add ``name`` at ``addr`` as a learner (it is promoted once caught up). A ``fresh``
         joiner lost its state: if it is a member, it is removed first, then added anew, so
-        it catches up from scratch instead of being trusted with the log it no longer has."""
+        it catches up from scratch instead of being trusted with the log it no longer has;
+        once per ``incarnation`` on this leader (a retried join is not removed again)."""
         self._require_leader()
         node_id = raft_id(name)
         if fresh and node_id == self.id:
@@ -432,12 +420,16 @@ class ClusterNode:
         # configuration yet, sends no Raft message that would refresh the hint, and would
         # wait forever for appends sent to its old address (tests/cluster/test_faults.py).
         self.book.hints[node_id] = addr
-        await self.node.add_member_record(name, addr)
-        if fresh and node_id in self.node.raft.config.members():
-            log.warning("%s re-joins with an empty data dir: removing it before re-adding", name)
-            await self._change(ConfChange(ConfChangeOp.REMOVE, node_id))
-        if node_id not in self.node.raft.config.members():
-            await self._change(ConfChange(ConfChangeOp.ADD_LEARNER, node_id))
+        async with self._joining:  # one join at a time: a retry must not interleave
+            await self.node.add_member_record(name, addr)
+            handled = bool(incarnation) and self._rejoined.get(node_id) == incarnation
+            if fresh and not handled and node_id in self.node.raft.config.members():
+                log.warning("%s re-joins with an empty data dir: removing it first", name)
+                await self._change(ConfChange(ConfChangeOp.REMOVE, node_id))
+            if fresh and incarnation:
+                self._rejoined[node_id] = incarnation  # once the removal (if any) committed
+            if node_id not in self.node.raft.config.members():
+                await self._change(ConfChange(ConfChangeOp.ADD_LEARNER, node_id))
         return cluster_pb2.JoinResponse(members=self.status().members, leader_id=self.name)
 
     async def remove_member(self, name: str) -> None:
@@ -490,7 +482,9 @@ class ClusterNode:
     # -- the gRPC Cluster service ------------------------------------------------------------
 
     async def _admin_join(self, request: cluster_pb2.JoinRequest) -> cluster_pb2.JoinResponse:
-        return await self.join_member(request.node_id, request.rpc_addr, fresh=request.fresh)
+        return await self.join_member(
+            request.node_id, request.rpc_addr, fresh=request.fresh, incarnation=request.incarnation
+        )
 
     async def _admin_remove(self, request: cluster_pb2.RemoveRequest) -> cluster_pb2.RemoveResponse:
         await self.remove_member(request.node_id)

@@ -1,4 +1,5 @@
-"""The leader's side of a snapshot transfer: the ``Raft/InstallSnapshot`` chunk stream."""
+"""Snapshot transfers (``Raft/InstallSnapshot``): the leader streams its retained records up
+to the snapshot index, the follower stages them and installs only a complete stream."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import grpc
+
+from replog.raft.log_store import ReplogLogStore
 from replog.raft.messages import Message
-from replog.raft.transport import message_to_proto
+from replog.raft.transport import RAFT_SERVICE, message_to_proto
+from replog.server.cluster_admin import NodeChannel
+from replog.server.members import AddressBook
 from replog.storage import Log
 from replog.v1 import raft_pb2
 
-__all__ = ["snapshot_chunks"]
+__all__ = ["receive_snapshot", "send_snapshot", "snapshot_chunks"]
 
 _SNAPSHOT_CHUNK_RECORDS = 4096
 _SNAPSHOT_CHUNK_BYTES = 4 << 20
@@ -37,3 +43,51 @@ async def snapshot_chunks(
         yield raft_pb2.SnapshotChunk(payloads=payloads)
         offset += len(payloads)
     yield raft_pb2.SnapshotChunk(message=message_to_proto(message))
+
+
+async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
+    addr: str,
+    message: Message,
+    log: Log,
+    credentials: grpc.ChannelCredentials | None,
+    name: str,
+    own_addr: str,
+    book: dict[str, str],
+) -> bool:
+    """Stream the snapshot ``message`` names to the node at ``addr``; whether it took it."""
+    async with NodeChannel(addr, credentials) as channel:
+        call = channel.stream_unary(
+            f"/{RAFT_SERVICE}/InstallSnapshot",
+            request_serializer=raft_pb2.SnapshotChunk.SerializeToString,
+            response_deserializer=raft_pb2.SnapshotAck.FromString,
+        )
+        chunks = snapshot_chunks(log, message, name=name, addr=own_addr, book=book)
+        ack = await call(chunks, timeout=300)
+        return bool(ack.ok)
+
+
+async def receive_snapshot(
+    requests: AsyncIterator[raft_pb2.SnapshotChunk], store: ReplogLogStore, book: AddressBook
+) -> raft_pb2.RaftMessage | None:
+    """Stage a leader's snapshot stream; the SNAPSHOT message to step once it is complete
+    (None if the stream ended early: the staged records are never used)."""
+    staged = None
+    final: raft_pb2.RaftMessage | None = None
+    try:
+        async for chunk in requests:
+            if staged is None:
+                staged = await asyncio.to_thread(store.stage_snapshot, chunk.first_offset)
+                for name, addr in json.loads(chunk.address_book or b"{}").items():
+                    book.set(name, addr)
+            if chunk.payloads:
+                await asyncio.to_thread(staged.append_payloads, list(chunk.payloads))
+            if chunk.HasField("message"):
+                final = chunk.message
+        if staged is None or final is None:
+            return None
+        await asyncio.to_thread(store.finish_staging, staged)
+        staged = None
+    finally:
+        if staged is not None:
+            await asyncio.to_thread(staged.close)
+    return final

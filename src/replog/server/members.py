@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from pathlib import Path
 
 from replog.errors import ConfigError
@@ -16,6 +17,7 @@ __all__ = [
     "AddressBook",
     "clear_join_pending",
     "is_clustered",
+    "join_incarnation",
     "join_pending",
     "mark_join_pending",
     "raft_id",
@@ -66,10 +68,21 @@ def join_pending(data_dir: str) -> bool:
     return (Path(data_dir) / JOIN_PENDING_FILE).exists()
 
 
+def join_incarnation(data_dir: str) -> str:
+    """The token of this data directory's pending fresh join ("" if none is pending)."""
+    try:
+        return (Path(data_dir) / JOIN_PENDING_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+
+
 def mark_join_pending(data_dir: str) -> None:
-    """Durably note that this (empty) data directory is joining fresh."""
+    """Durably note that this (empty) data directory is joining fresh, with a new random
+    token naming this incarnation of the node (kept if a join is already pending)."""
     Path(data_dir).mkdir(parents=True, exist_ok=True)
-    write_atomically(Path(data_dir) / JOIN_PENDING_FILE, b"fresh\n")
+    if not join_pending(data_dir):
+        token = secrets.token_hex(8).encode()
+        write_atomically(Path(data_dir) / JOIN_PENDING_FILE, token + b"\n")
 
 
 def clear_join_pending(data_dir: str) -> None:

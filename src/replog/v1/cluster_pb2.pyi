@@ -69,6 +69,7 @@ class JoinRequest(_message.Message):
     NODE_ID_FIELD_NUMBER: _builtins.int
     RPC_ADDR_FIELD_NUMBER: _builtins.int
     FRESH_FIELD_NUMBER: _builtins.int
+    INCARNATION_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     rpc_addr: _builtins.str
     fresh: _builtins.bool
@@ -76,16 +77,22 @@ class JoinRequest(_message.Message):
     already a member, the leader removes it first and adds it back as a learner, so the
     node catches up from scratch instead of being trusted as the voter it used to be.
     """
+    incarnation: _builtins.str
+    """With `fresh`: a token the joiner drew when it found its data directory empty. A retried
+    join with the token the leader already handled is not removed a second time (its catch-up
+    would start over).
+    """
     def __init__(
         self,
         *,
         node_id: _builtins.str = ...,
         rpc_addr: _builtins.str = ...,
         fresh: _builtins.bool = ...,
+        incarnation: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fresh", b"fresh", "node_id", b"node_id", "rpc_addr", b"rpc_addr"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fresh", b"fresh", "incarnation", b"incarnation", "node_id", b"node_id", "rpc_addr", b"rpc_addr"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -16,6 +16,7 @@ from replog.raft.node import NodeOptions, RaftNode
 from replog.server.members import (
     clear_join_pending,
     is_clustered,
+    join_incarnation,
     join_pending,
     mark_join_pending,
 )
@@ -83,8 +84,13 @@ def test_a_fresh_join_is_pending_until_confirmed(tmp_path: Path) -> None:
     assert not is_clustered(str(tmp_path)) and not join_pending(str(tmp_path))
     mark_join_pending(str(tmp_path / "n"))
     assert join_pending(str(tmp_path / "n"))
+    token = join_incarnation(str(tmp_path / "n"))
+    mark_join_pending(str(tmp_path / "n"))  # a restart while the join is still pending
+    assert join_incarnation(str(tmp_path / "n")) == token  # the same incarnation
+    mark_join_pending(str(tmp_path / "other"))
+    assert join_incarnation(str(tmp_path / "other")) not in ("", token)
     clear_join_pending(str(tmp_path / "n"))
-    assert not join_pending(str(tmp_path / "n"))
+    assert not join_pending(str(tmp_path / "n")) and join_incarnation(str(tmp_path / "n")) == ""
 
 
 def test_a_node_that_is_not_voting_grants_no_vote_and_never_campaigns() -> None:
