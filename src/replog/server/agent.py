@@ -173,6 +173,7 @@ class Agent:
             server_id=self.settings.server_id,
             rpc_addr=self.settings.grpc_addr,
             on_appended=self.metrics.on_appended,
+            on_storage_failure=self._fail_stop,
         )
         backend.start()
         return backend

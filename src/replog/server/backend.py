@@ -14,7 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, UnavailableError
+from replog.errors import (
+    InvalidArgumentError,
+    OffsetOutOfRangeError,
+    StorageIOError,
+    UnavailableError,
+)
 from replog.storage import Log
 from replog.v1.record_pb2 import Record
 
@@ -105,8 +110,12 @@ class SingleNodeBackend:
         server_id: str,
         rpc_addr: str,
         on_appended: Callable[[int, int], None] | None = None,
+        on_storage_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
+        """``on_storage_failure`` hears of a failed write or fsync: the Log refuses every
+        later append, so the owner stops the server (fail-stop, as a cluster node does)."""
         self._log = log_
+        self._on_storage_failure = on_storage_failure
         # Readers see only acknowledged records: an append is visible once append_batch
         # returned, i.e. once it is as durable as the sync policy promises. Without this a
         # consumer could read a record that a power cut then takes away (sync="always").
@@ -203,6 +212,8 @@ class SingleNodeBackend:
         except Exception as exc:
             for _, future in group:
                 _fail(future, exc)
+            if isinstance(exc, StorageIOError) and self._on_storage_failure is not None:
+                self._on_storage_failure(exc)
             return
         offset = base
         for items, future in group:
