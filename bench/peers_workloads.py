@@ -63,10 +63,12 @@ def work_replog(spec: dict[str, Any]) -> dict[str, Any]:
             producer.flush()
             out["produce_rps"] = n / (time.perf_counter() - start)
         # Batches in flight together may be appended out of order, so the records' offsets
-        # are one dense range but not necessarily in send order.
+        # are distinct but not necessarily in send order; in a cluster a control record (a
+        # leader's no-op, a membership change) may take an offset among them.
         offsets = [future.result() for future in futures]
         base = min(offsets)
-        assert max(offsets) - base == n - 1 == len(set(offsets)) - 1, "offsets are not dense"
+        assert len(set(offsets)) == n, "two records were acknowledged at one offset"
+        assert max(offsets) - base < n + 100, "offsets are far from dense"
         del futures, offsets
 
         start = time.perf_counter()
@@ -82,10 +84,10 @@ def work_replog(spec: dict[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
         offset, seen = base, 0
         while seen < n:
-            got = len(client.consume_batch(offset, max_records=min(1000, n - seen)).records)
-            assert got, "consume_batch returned nothing before the end"
-            offset += got
-            seen += got
+            records = client.consume_batch(offset, max_records=min(1000, n - seen)).records
+            assert records, "consume_batch returned nothing before the end"
+            offset = records[-1].offset + 1  # control records are skipped, not returned
+            seen += len(records)
         out["consume_pages_rps"] = n / (time.perf_counter() - start)
 
         out.update(_one_at_a_time(lambda: client.produce(value), spec["latency_records"]))
