@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 
-.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-cluster bench-raft sim-soak clean
+.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-cluster bench-raft sim-soak fault-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ sim-soak: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.sim --soak --seeds 0-100000
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --nodes 5
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --profile churn
+
+## fault-soak: mixed faults on 5-process clusters, 50 seeds (~12 s each; CI runs seed 7)
+fault-soak: $(VENV)/.installed-dev
+	REPLOG_FAULT_SEEDS=1-50 $(BIN)/pytest -q tests/cluster/test_faults_mixed.py
 
 ## bench-cluster: three local nodes: throughput, commit latency, failover, join catch-up
 bench-cluster: $(VENV)/.installed-dev
