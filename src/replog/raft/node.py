@@ -4,9 +4,12 @@ Theory of operation: one task (``_run``) owns the :class:`Raft` core. Other task
 inputs (peer messages, proposals, admin operations) and wake it. Each turn it steps the
 queued messages, ticks from the monotonic clock, turns every queued produce request into one
 ``propose`` (so one Log write and one fsync serve them all), then performs a ``Ready`` in the
-documented order: persist (log appends per the sync policy, hard state) in a worker thread,
-*then* send, then apply (advance the high watermark = commit index + 1, resolve producers whose
-entry committed with the term it was proposed in), then ``advance``.
+documented order: persist (log appends per the sync policy, hard state; on the loop when
+small, else in a worker thread), *then* send, then apply (advance the high watermark = commit
+index + 1, resolve producers whose entry committed with the term it was proposed in), then
+``advance``. Two safe departures: a leader sends its appends before its own write (thesis
+10.2.1), and committed entries already stored by an earlier Ready are applied before this
+Ready's write. A turn steps at most 8 MiB of received entries.
 
 User records are built here, on the leader, right before ``propose``: offset = the index the
 entry gets, term = the current term, type 0, a timestamp. The payload is the entry's data, so
