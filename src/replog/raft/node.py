@@ -119,7 +119,7 @@ class RaftNode:
         self.high_watermark = min(state.commit, store.last_index()) + 1
         self.send: Sender = lambda messages: None
         self.send_snapshot: SnapshotSender = lambda message: None
-        self.on_member: Callable[[str, str], None] = lambda name, addr: None
+        self.on_member: Callable[[str, str, int], None] = lambda name, addr, epoch: None
         self.on_commit: Callable[[], None] = lambda: None
         self.on_leader_change: Callable[[int | None], None] = lambda leader: None
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
@@ -246,9 +246,12 @@ class RaftNode:
             raise UnavailableError(f"membership change {change} was lost to a leader change")
         return index
 
-    async def add_member_record(self, name: str, addr: str, timeout_s: float = 10.0) -> None:
-        """Replicate ``name -> addr`` in the address book and wait until it is applied."""
-        value = json.dumps({"id": name, "addr": addr}).encode()
+    async def add_member_record(
+        self, name: str, addr: str, epoch: int = 0, timeout_s: float = 10.0
+    ) -> None:
+        """Replicate ``name -> addr`` (of the node's start ``epoch``) in the address book and
+        wait until it is applied."""
+        value = json.dumps({"id": name, "addr": addr, "epoch": epoch}).encode()
         if not self.is_leader:
             raise NotLeaderNodeError(self.raft.lead)
         try:
@@ -445,7 +448,7 @@ class RaftNode:
             for e in entries:
                 if e.kind == MEMBER_RECORD_TYPE:
                     doc = json.loads(e.data)
-                    self.on_member(str(doc["id"]), str(doc["addr"]))
+                    self.on_member(str(doc["id"]), str(doc["addr"]), int(doc.get("epoch", 0)))
         self._resolve_waiters(entries)
         self._advance_watermark(entries[-1].index + 1)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from itertools import accumulate, repeat
@@ -38,6 +39,7 @@ RAFT_SERVICE = "replog.v1.Raft"
 _QUEUE_MAX_MESSAGES = 8192
 _RECONNECT_S = 0.1
 _BATCH_MAX_BYTES = 4 << 20
+_GOSSIP_S = 1.0
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 128 * 1024 * 1024),
     ("grpc.max_send_message_length", 128 * 1024 * 1024),
@@ -195,13 +197,20 @@ class _Peer:
                 response_deserializer=raft_pb2.RaftAck.FromString,
             )()
             t = self.transport
+            gossiped_at = -_GOSSIP_S
             while self.transport.resolve(self.peer_id) == addr:
                 if not self.queue:
                     self.wakeup.clear()
                     await self.wakeup.wait()
                     continue
-                batch = raft_pb2.RaftBatch(from_id=t.name, from_addr=t.addr)
+                batch = raft_pb2.RaftBatch(from_id=t.name, from_addr=t.addr, from_epoch=t.epoch)
                 batch.messages.extend(self._take())
+                now = time.monotonic()
+                if now - gossiped_at >= _GOSSIP_S:
+                    gossiped_at = now
+                    batch.addresses.extend(
+                        raft_pb2.NodeAddress(id=n, addr=a, epoch=e) for n, a, e in t.gossip()
+                    )
                 await call.write(batch)
             call.cancel()
         finally:
@@ -218,12 +227,18 @@ class RaftTransport:
         addr: str,
         resolve: Callable[[int], str | None],
         credentials: grpc.ChannelCredentials | None = None,
+        epoch: int = 0,
+        gossip: Callable[[], list[tuple[str, str, int]]] = list,
     ) -> None:
-        """``name``/``addr``: this node's user-facing id and Raft address (sent along)."""
+        """``name``/``addr``/``epoch``: this node's user-facing id, Raft address and start
+        time (sent along); ``gossip()``: the (name, address, epoch) it knows, sent about once a
+        second on each stream."""
         self.name = name
         self.addr = addr
         self.resolve = resolve
         self.credentials = credentials
+        self.epoch = epoch
+        self.gossip = gossip
         self._peers: dict[int, _Peer] = {}
         self._closed = False
 

@@ -9,7 +9,6 @@ replicated as member records (type 3) and kept in ``members.json`` beside the lo
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import time
@@ -42,6 +41,7 @@ from replog.server.cluster_admin import (
 )
 from replog.server.cluster_backend import RaftBackend
 from replog.server.cluster_snapshot import receive_snapshot, send_snapshot
+from replog.server.cluster_transfer import hand_over, successors
 from replog.server.members import (
     AddressBook,
     clear_join_pending,
@@ -87,8 +87,14 @@ class ClusterNode:
         self.store = ReplogLogStore(data_dir, log_config, bootstrap=seed)
         self.book = AddressBook(Path(data_dir) / "members.json")
         self.node = RaftNode(self.store, self.id, random.Random(), options)
+        self.epoch = time.time_ns()  # orders this start's address after earlier ones
         self.transport = RaftTransport(
-            name=name, addr="", resolve=self.book.address, credentials=credentials
+            name=name,
+            addr="",
+            resolve=self.book.address,
+            credentials=credentials,
+            epoch=self.epoch,
+            gossip=self.book.gossip,
         )
         self.node.send = self.transport.send
         self.node.send_snapshot = self._start_snapshot
@@ -114,7 +120,7 @@ class ClusterNode:
         """Run the node; advertise ``addr``; with ``join``, ask that member to add us (*fresh*
         from an empty data dir: no vote nor campaign until confirmed, see members.py)."""
         self.addr = self.transport.addr = addr
-        self.book.hints[self.id] = addr
+        self.book.learn(self.name, addr, self.epoch)
         fresh_join = join_pending(self.data_dir) or bool(join and self.fresh)
         if fresh_join:
             mark_join_pending(self.data_dir)  # before the loop can write any state
@@ -146,7 +152,7 @@ class ClusterNode:
         while self.book.entries.get(self.id) != (self.name, self.addr):
             if self.node.is_leader:
                 try:
-                    await self.node.add_member_record(self.name, self.addr)
+                    await self.node.add_member_record(self.name, self.addr, self.epoch)
                 except ReplogError as exc:
                     log.debug("announcing our address failed: %s", exc)
             await asyncio.sleep(0.1)
@@ -154,7 +160,11 @@ class ClusterNode:
     async def _join(self, target: str, *, force: bool = False, fresh: bool = False) -> None:
         """Ask the leader (found through ``target`` or any known member) to add us."""
         request = cluster_pb2.JoinRequest(
-            node_id=self.name, rpc_addr=self.addr, fresh=fresh, incarnation=self.incarnation
+            node_id=self.name,
+            rpc_addr=self.addr,
+            fresh=fresh,
+            incarnation=self.incarnation,
+            epoch=self.epoch,
         )
         attempt = 0
         while force or fresh or self.id not in self.node.raft.config.members():
@@ -165,7 +175,7 @@ class ClusterNode:
                     )
                 for m in response.members:
                     if raft_id(m.id) != self.id:
-                        self.book.hints.setdefault(raft_id(m.id), m.rpc_addr)
+                        self.book.learn(m.id, m.rpc_addr, 0)
                 log.info("joined the cluster through %s", target)
                 if fresh:  # any old incarnation is gone: vote and campaign as a member
                     await asyncio.to_thread(clear_join_pending, self.data_dir)
@@ -179,39 +189,12 @@ class ClusterNode:
             await asyncio.sleep(0.2)
 
     async def shutdown_transfer(self, timeout_s: float = 5.0) -> None:
-        """If leading, hand leadership to another voter first (graceful stop), trying the
-        most promising one first, then wait for our producers' entries to commit."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        per_try_s = self.node.options.tick_s * self.node.options.election_ticks
-        for target in self._successors():
-            if not self.node.is_leader:
-                break
-            try:
-                await self.node.call(functools.partial(_transfer, to=target))
-            except (NotLeaderError, ValueError):
-                break
-            try_until = min(deadline, loop.time() + per_try_s)
-            while loop.time() < try_until and self.node.is_leader:
-                await asyncio.sleep(0.01)
-        while loop.time() < deadline and self.node.pending_waiters:
-            await asyncio.sleep(0.01)
-
-    def _successors(self) -> list[int]:
-        """Other voters, most promising first: heard from lately, then most caught up."""
-        raft = self.node.raft
-        now = time.monotonic()
-        horizon = self.node.options.tick_s * self.node.options.election_ticks
-
-        def rank(v: int) -> tuple[bool, int, float]:
-            contact = self.node.last_contact.get(v, 0.0)
-            pr = raft.progress.get(v)
-            return now - contact < horizon, pr.match if pr is not None else 0, contact
-
-        return sorted(raft.config.voters - {self.id}, key=rank, reverse=True)
+        """If leading, hand leadership to another voter first (graceful stop), then wait for
+        our producers' entries to commit."""
+        await hand_over(self.node, timeout_s)
 
     def _best_successor(self, voters: list[int]) -> int:
-        ranked = [v for v in self._successors() if v in voters]
+        ranked = [v for v in successors(self.node) if v in voters]
         return ranked[0] if ranked else voters[0]
 
     def close_streams(self) -> None:
@@ -350,8 +333,9 @@ class ClusterNode:
 
     async def _receive(self, requests: AsyncIterator[raft_pb2.RaftBatch]) -> None:
         async for batch in requests:
-            if batch.from_addr:
-                self.book.hints[raft_id(batch.from_id)] = batch.from_addr
+            self.book.learn(batch.from_id, batch.from_addr, batch.from_epoch)
+            for a in batch.addresses:
+                self.book.learn(a.id, a.addr, a.epoch)
             try:
                 messages = [message_from_proto(m) for m in batch.messages]
             except ValueError as exc:  # a peer on another protocol version, or a bug
@@ -405,7 +389,13 @@ class ClusterNode:
         )
 
     async def join_member(
-        self, name: str, addr: str, *, fresh: bool = False, incarnation: str = ""
+        self,
+        name: str,
+        addr: str,
+        *,
+        fresh: bool = False,
+        incarnation: str = "",
+        epoch: int = 0,
     ) -> cluster_pb2.JoinResponse:
         """Add ``name`` at ``addr`` as a learner (it is promoted once caught up). A ``fresh``
         joiner lost its state: if it is a member, it is removed first, then added anew, so
@@ -415,13 +405,13 @@ class ClusterNode:
         node_id = raft_id(name)
         if fresh and node_id == self.id:
             raise AdminError("FAILED_PRECONDITION", f"{name} is this leader, and it is running")
-        # The joiner's own word on where it listens beats a hint its earlier incarnation left
-        # (hints override the book): a wiped node re-joining on a new port has no
+        # The joiner's own word on where it listens (of its current epoch) beats what its
+        # earlier start left behind: a wiped node re-joining on a new port has no
         # configuration yet, sends no Raft message that would refresh the hint, and would
         # wait forever for appends sent to its old address (tests/cluster/test_faults.py).
-        self.book.hints[node_id] = addr
+        self.book.learn(name, addr, epoch)
         async with self._joining:  # one join at a time: a retry must not interleave
-            await self.node.add_member_record(name, addr)
+            await self.node.add_member_record(name, addr, epoch)
             handled = bool(incarnation) and self._rejoined.get(node_id) == incarnation
             if fresh and not handled and node_id in self.node.raft.config.members():
                 log.warning("%s re-joins with an empty data dir: removing it first", name)
@@ -483,7 +473,11 @@ class ClusterNode:
 
     async def _admin_join(self, request: cluster_pb2.JoinRequest) -> cluster_pb2.JoinResponse:
         return await self.join_member(
-            request.node_id, request.rpc_addr, fresh=request.fresh, incarnation=request.incarnation
+            request.node_id,
+            request.rpc_addr,
+            fresh=request.fresh,
+            incarnation=request.incarnation,
+            epoch=request.epoch,
         )
 
     async def _admin_remove(self, request: cluster_pb2.RemoveRequest) -> cluster_pb2.RemoveResponse:
@@ -499,10 +493,6 @@ class ClusterNode:
 
     async def _admin_status(self, request: cluster_pb2.StatusRequest) -> cluster_pb2.StatusResponse:
         return self.status()
-
-
-def _transfer(raft: Any, *, to: int) -> None:
-    raft.transfer_leadership(to)
 
 
 def _identity(data: bytes) -> bytes:

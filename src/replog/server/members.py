@@ -91,30 +91,53 @@ def clear_join_pending(data_dir: str) -> None:
 
 
 class AddressBook:
-    """Raft id -> (name, address); replicated entries persist in ``members.json``."""
+    """Raft id -> (name, address), each address with its epoch (when that node started, by its
+    own clock): of two addresses of one node the higher epoch wins, wherever each was learnt.
+
+    Sources: replicated member records (persisted in ``members.json``), what a node says of
+    itself in its messages, and the addresses other nodes gossip with theirs. Gossip matters
+    when nodes restart on new ports: two of them may each know only the other's old address,
+    and the records announcing the new ones need a leader that they are needed to elect.
+    """
 
     def __init__(self, path: Path) -> None:
-        """Load the book from ``path`` (empty if missing)."""
+        """Load the book from ``path`` (empty if missing; loaded addresses have epoch 0)."""
         self.path = path
         self.entries: dict[int, tuple[str, str]] = {}
-        self.hints: dict[int, str] = {}
+        self._known: dict[int, tuple[int, str, str]] = {}  # node -> (epoch, name, address)
         if path.exists():
             for name, addr in json.loads(path.read_text(encoding="utf-8")).items():
                 self.entries[raft_id(name)] = (name, addr)
+                self._known[raft_id(name)] = (0, name, addr)
 
-    def set(self, name: str, addr: str) -> None:
+    def set(self, name: str, addr: str, epoch: int = 0) -> None:
         """Record ``name -> addr`` durably (a replicated member record was applied)."""
+        self.learn(name, addr, epoch)
         if self.entries.get(raft_id(name)) == (name, addr):
             return
         self.entries[raft_id(name)] = (name, addr)
         doc = {n: a for n, a in self.entries.values()}
         write_atomically(self.path, json.dumps(doc, sort_keys=True).encode())
 
+    def learn(self, name: str, addr: str, epoch: int) -> None:
+        """Take ``addr`` for ``name`` unless an address of a later epoch is known (an equal
+        epoch replaces: it is the newer word on the same start)."""
+        if not addr:
+            return
+        node = raft_id(name)
+        known = self._known.get(node)
+        if known is None or epoch >= known[0]:
+            self._known[node] = (epoch, name, addr)
+
+    def gossip(self) -> list[tuple[str, str, int]]:
+        """Every (name, address, epoch) known, to pass on to the other nodes."""
+        return [(name, addr, epoch) for epoch, name, addr in self._known.values() if epoch]
+
     def address(self, node: int) -> str | None:
-        """Where ``node`` listens (the book first, then what its own messages said)."""
-        hint = self.hints.get(node)  # what the node itself said last: newer after a restart
-        if hint:
-            return hint
+        """Where ``node`` listens: its address of the latest epoch known."""
+        known = self._known.get(node)
+        if known is not None:
+            return known[2]
         entry = self.entries.get(node)
         return entry[1] if entry else None
 

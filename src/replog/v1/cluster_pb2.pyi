@@ -70,6 +70,7 @@ class JoinRequest(_message.Message):
     RPC_ADDR_FIELD_NUMBER: _builtins.int
     FRESH_FIELD_NUMBER: _builtins.int
     INCARNATION_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     rpc_addr: _builtins.str
     fresh: _builtins.bool
@@ -82,6 +83,8 @@ class JoinRequest(_message.Message):
     join with the token the leader already handled is not removed a second time (its catch-up
     would start over).
     """
+    epoch: _builtins.int
+    """When the joiner started (ns; see RaftBatch.from_epoch): orders its addresses."""
     def __init__(
         self,
         *,
@@ -89,10 +92,11 @@ class JoinRequest(_message.Message):
         rpc_addr: _builtins.str = ...,
         fresh: _builtins.bool = ...,
         incarnation: _builtins.str = ...,
+        epoch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["fresh", b"fresh", "incarnation", b"incarnation", "node_id", b"node_id", "rpc_addr", b"rpc_addr"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "fresh", b"fresh", "incarnation", b"incarnation", "node_id", b"node_id", "rpc_addr", b"rpc_addr"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

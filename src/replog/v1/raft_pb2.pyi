@@ -188,27 +188,66 @@ class RaftBatch(_message.Message):
     FROM_ID_FIELD_NUMBER: _builtins.int
     FROM_ADDR_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
+    FROM_EPOCH_FIELD_NUMBER: _builtins.int
+    ADDRESSES_FIELD_NUMBER: _builtins.int
     from_id: _builtins.str
     """The sender's user-facing id and Raft address, so a receiver can answer a node it has not
     yet learnt from the replicated address book (a joining learner).
     """
     from_addr: _builtins.str
+    from_epoch: _builtins.int
+    """When the sender started (its own clock, ns): of two addresses of one node, the one with
+    the higher epoch is the newer.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftMessage]: ...
+    @_builtins.property
+    def addresses(self) -> _containers.RepeatedCompositeFieldContainer[Global___NodeAddress]:
+        """Every address the sender knows, with its epoch (gossip): nodes restarted on new ports
+        find each other without waiting for a leader to replicate their addresses.
+        """
+
     def __init__(
         self,
         *,
         from_id: _builtins.str = ...,
         from_addr: _builtins.str = ...,
         messages: _abc.Iterable[Global___RaftMessage] | None = ...,
+        from_epoch: _builtins.int = ...,
+        addresses: _abc.Iterable[Global___NodeAddress] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_addr", b"from_addr", "from_id", b"from_id", "messages", b"messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "from_addr", b"from_addr", "from_epoch", b"from_epoch", "from_id", b"from_id", "messages", b"messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RaftBatch: _TypeAlias = RaftBatch  # noqa: Y015
+
+@_typing.final
+class NodeAddress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ADDR_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    addr: _builtins.str
+    epoch: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        addr: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addr", b"addr", "epoch", b"epoch", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NodeAddress: _TypeAlias = NodeAddress  # noqa: Y015
 
 @_typing.final
 class RaftAck(_message.Message):

@@ -110,7 +110,13 @@ async def test_a_large_backlog_goes_out_in_bounded_batches_in_order() -> None:
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    transport = RaftTransport(name="n1", addr="127.0.0.1:1", resolve=lambda _: f"127.0.0.1:{port}")
+    transport = RaftTransport(
+        name="n1",
+        addr="127.0.0.1:1",
+        resolve=lambda _: f"127.0.0.1:{port}",
+        epoch=7,
+        gossip=lambda: [("n3", "127.0.0.1:3", 5)],
+    )
     try:
         sent = [_app(i, 1 << 20) for i in range(1, 13)]  # 12 MiB queued at once
         transport.send(sent)
@@ -122,7 +128,9 @@ async def test_a_large_backlog_goes_out_in_bounded_batches_in_order() -> None:
         assert got == sent
         assert len(received) >= 3  # 4 MiB per batch, not one 12 MiB message
         assert all(len(b.messages) <= 4 for b in received)
-        assert {b.from_id for b in received} == {"n1"}
+        assert {(b.from_id, b.from_epoch) for b in received} == {("n1", 7)}
+        gossip = received[0].addresses  # the first batch of a stream passes on the addresses
+        assert [(a.id, a.addr, a.epoch) for a in gossip] == [("n3", "127.0.0.1:3", 5)]
     finally:
         await transport.close()
         await server.stop(None)

@@ -1,0 +1,35 @@
+"""The address book: of two addresses of one node the later epoch wins, wherever each was
+learnt (replicated record, the node's own message, another node's gossip)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from replog.server.members import AddressBook, raft_id
+
+
+def test_the_address_of_the_latest_epoch_wins_in_any_order(tmp_path: Path) -> None:
+    book = AddressBook(tmp_path / "members.json")
+    book.learn("n1", "127.0.0.1:1001", epoch=10)  # n1 spoke to us before it restarted
+    book.set("n1", "127.0.0.1:2002", epoch=20)  # then the record of its restart applied
+    assert book.address(raft_id("n1")) == "127.0.0.1:2002"  # a stale word does not win
+    book.set("n1", "127.0.0.1:1001", epoch=10)  # an old record applied late (catch-up)
+    assert book.address(raft_id("n1")) == "127.0.0.1:2002"
+    book.learn("n1", "127.0.0.1:3003", epoch=30)  # gossip of a newer start
+    assert book.address(raft_id("n1")) == "127.0.0.1:3003"
+    assert book.address(raft_id("nobody")) is None
+
+
+def test_replicated_records_persist_and_reload_below_any_learnt_epoch(tmp_path: Path) -> None:
+    path = tmp_path / "members.json"
+    AddressBook(path).set("n2", "127.0.0.1:4004", epoch=40)
+    assert json.loads(path.read_text()) == {"n2": "127.0.0.1:4004"}
+    reloaded = AddressBook(path)
+    assert reloaded.address(raft_id("n2")) == "127.0.0.1:4004"
+    assert reloaded.gossip() == []  # what was only loaded from disk is not passed on
+    reloaded.learn("n2", "127.0.0.1:5005", epoch=1)  # any word of a real epoch is newer
+    assert reloaded.address(raft_id("n2")) == "127.0.0.1:5005"
+    assert reloaded.gossip() == [("n2", "127.0.0.1:5005", 1)]
+    reloaded.learn("n2", "", epoch=99)  # an empty address says nothing
+    assert reloaded.address(raft_id("n2")) == "127.0.0.1:5005"
