@@ -35,8 +35,7 @@ from pathlib import Path
 
 from replog.raft.errors import CompactedError
 from replog.raft.messages import Entry, EntryKind, HardState, Membership, SnapshotMeta
-from replog.raft.records import entries_bytes
-from replog.raft.storage import limit_by_bytes
+from replog.raft.storage import data_bytes, limit_by_bytes
 from replog.storage import Log, LogConfig
 from replog.storage.codec import decode_records
 from replog.v1.record_pb2 import Record
@@ -240,7 +239,7 @@ class ReplogLogStore:
             del self._kinds[doomed]
         if self._cache:
             del self._cache[max(0, index + 1 - self._cache_first) :]
-            self._cache_bytes = entries_bytes(self._cache)
+            self._cache_bytes = data_bytes(self._cache)
 
     def _cache_extend(self, entries: Sequence[Entry]) -> None:
         """Keep the newest entries, at most ``_CACHE_MAX_ENTRIES`` and ``_CACHE_MAX_BYTES``;
@@ -251,7 +250,7 @@ class ReplogLogStore:
             self._cache_bytes = 0
         else:
             self._cache.extend(entries)
-        self._cache_bytes += entries_bytes(entries)
+        self._cache_bytes += data_bytes(entries)
         cache = self._cache
         if len(cache) <= _CACHE_MAX_ENTRIES and self._cache_bytes <= _CACHE_MAX_BYTES:
             return

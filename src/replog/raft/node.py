@@ -40,7 +40,8 @@ from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, EntryKind, Message, MessageType
 from replog.raft.ready import Ready, Role
-from replog.raft.records import entries_bytes, messages_within, proposal_groups
+from replog.raft.records import messages_within, proposal_groups
+from replog.raft.storage import data_bytes
 from replog.storage.codec import encode_records
 from replog.v1.record_pb2 import Record
 
@@ -335,7 +336,7 @@ class RaftNode:
                 # turn, i.e. after this persist finished, since this loop awaits it.
                 self.send([m for m in messages if m.type in _LEADER_APPENDS])
                 messages = [m for m in messages if m.type not in _LEADER_APPENDS]
-            if rd.snapshot is None and entries_bytes(rd.entries) <= _INLINE_PERSIST_BYTES:
+            if rd.snapshot is None and data_bytes(rd.entries) <= _INLINE_PERSIST_BYTES:
                 # A small write and its fsync take less time than handing them to the worker
                 # thread and back (which waits on the GIL), so they run on the loop; the sends
                 # queued above leave first.

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from replog.raft.messages import Entry, Message
+from replog.raft.messages import Message
+from replog.raft.storage import data_bytes
 from replog.v1.record_pb2 import Record
 
-__all__ = ["entries_bytes", "messages_within", "proposal_groups"]
+__all__ = ["messages_within", "proposal_groups"]
 
 T = TypeVar("T")
 
@@ -31,18 +32,13 @@ def proposal_groups(
         yield group
 
 
-def entries_bytes(entries: Iterable[Entry]) -> int:
-    """The data bytes of ``entries``."""
-    return sum(len(e.data) for e in entries)
-
-
 def messages_within(messages: Sequence[Message], max_bytes: int) -> int:
     """How many of ``messages``, from the first, carry at most ``max_bytes`` of entry data
     together (at least one, if there are any)."""
     size = 0
     for n, m in enumerate(messages):
         if m.entries:
-            size += entries_bytes(m.entries)
+            size += data_bytes(m.entries)
             if size > max_bytes and n:
                 return n
     return len(messages)

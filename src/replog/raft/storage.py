@@ -11,7 +11,7 @@ known (0 for an empty log that was never compacted).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from operator import itemgetter
 from typing import Protocol
@@ -78,9 +78,14 @@ ENTRY_OVERHEAD_BYTES = 16
 """What an entry costs in a message besides its payload (term, index, kind, framing)."""
 
 
+def data_bytes(entries: Iterable[Entry]) -> int:
+    """Return the bytes of the entries' data alone."""
+    return sum(map(len, map(_data_of, entries)))
+
+
 def entry_bytes(entries: Sequence[Entry]) -> int:
     """Return the size ``entries`` count for against ``max_msg_bytes``."""
-    return sum(map(len, map(_data_of, entries))) + ENTRY_OVERHEAD_BYTES * len(entries)
+    return data_bytes(entries) + ENTRY_OVERHEAD_BYTES * len(entries)
 
 
 def limit_by_bytes(entries: list[Entry], max_bytes: int) -> list[Entry]:

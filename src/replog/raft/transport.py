@@ -23,6 +23,7 @@ import grpc
 from grpc import aio
 
 from replog.raft.messages import Entry, Membership, Message, MessageType, SnapshotMeta
+from replog.raft.storage import data_bytes
 from replog.v1 import raft_pb2
 
 __all__ = [
@@ -155,7 +156,7 @@ class _Peer:
         for m in messages:
             if room <= 0:
                 break  # the rest is dropped: Raft retransmits
-            self.queue.append((message_to_proto(m), sum(len(e.data) for e in m.entries)))
+            self.queue.append((message_to_proto(m), data_bytes(m.entries)))
             room -= 1
         self.wakeup.set()
 
