@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replog.raft import (
+    CONTINUES,
     CompactedError,
     ConfChange,
     ConfChangeError,
@@ -232,12 +233,16 @@ def test_application_kinds_replicate_like_data_and_core_kinds_are_refused() -> N
     env.add_nodes([1, 2, 3], pre_vote=False)
     env.elect(1)
     r = env.nodes[1]
-    for reserved in (EntryKind.NOOP, EntryKind.CONFIG, -1):
+    for reserved in (EntryKind.NOOP, EntryKind.CONFIG, -1, CONTINUES, 3 | CONTINUES):
         with pytest.raises(ValueError, match="reserved"):
             r.propose([b"x"], reserved)
     first, last = r.propose([b'{"id": "n4"}', b"more"], 3)
     env.stabilize()
     for node_id in (1, 2, 3):
         stored = env.stores[node_id].entries(first, last + 1, 1 << 20)
-        assert [(e.kind, e.data) for e in stored] == [(3, b'{"id": "n4"}'), (3, b"more")]
+        # One proposal, one atomic batch: every entry but the last is flagged CONTINUES.
+        assert [(e.kind, e.data) for e in stored] == [
+            (3 | CONTINUES, b'{"id": "n4"}'),
+            (3, b"more"),
+        ]
         assert env.nodes[node_id].log.committed >= last

@@ -164,7 +164,9 @@ class Cluster:
         node = self.leader()
         if node is None or node.raft is None:
             return
-        payloads = [b"%d:%d" % (ev.step, k) for k in range(ev.a)]
+        # "p<proposal>:<position>/<size>": the checker finds each proposal's entries by it.
+        n = self.proposals
+        payloads = [b"p%d:%d/%d" % (n, k, ev.a) for k in range(ev.a)]
         try:
             node.raft.propose(payloads)
             self.proposals += 1

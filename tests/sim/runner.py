@@ -59,6 +59,7 @@ def run_seed(
         _safety_phase(cluster, checker, plan, safety_steps, result, verbose)
         _liveness_phase(cluster, checker, result, verbose)
         checker.full_check()
+        checker.check_proposals_whole()
     except InvariantError as exc:
         result.violation = f"{exc} (at step {cluster.step_no})"
     result.committed = checker.max_committed

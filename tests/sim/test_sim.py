@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from replog.raft import core, leader
+from replog.raft.state.log import RaftLog
 from tests.sim.__main__ import main
 from tests.sim.plan import make_plan
 from tests.sim.runner import run_seed, shrink_failure
@@ -70,6 +71,24 @@ def test_mutation_committing_entries_of_older_terms_by_counting_is_caught(
     monkeypatch.setattr(leader, "_UNSAFE_COMMIT_OLD_TERMS", True)
     seed = _first_violation(3, "churn", range(0, 400))
     assert seed is not None, "the simulator missed the Figure 8 bug"
+
+
+def test_mutation_committing_part_of_a_proposal_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 11 defect 2: a proposal (a produce batch) commits whole or not at all.
+    monkeypatch.setattr(leader, "_UNSAFE_COMMIT_PART_OF_PROPOSAL", True)
+    seed = _first_violation(3, "default", range(0, 200))
+    assert seed is not None, "the simulator missed a proposal committed in part"
+
+
+def test_mutation_keeping_an_incomplete_proposal_at_election_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A new leader that commits an older term's proposal whose last entry it lacks.
+    monkeypatch.setattr(RaftLog, "continued_run_start", lambda self, index: index + 1)
+    seed = _first_violation(3, "churn", range(0, 400))
+    assert seed is not None, "the simulator missed an incomplete proposal committed"
 
 
 def test_mutation_granting_votes_without_the_log_check_is_caught(

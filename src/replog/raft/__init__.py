@@ -9,6 +9,7 @@ from replog.raft.core import Raft
 from replog.raft.errors import CompactedError, ConfChangeError, NotLeaderError, RaftError
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import (
+    CONTINUES,
     Entry,
     EntryKind,
     HardState,
@@ -21,6 +22,7 @@ from replog.raft.ready import Ready, Role, SoftState
 from replog.raft.storage import MemoryRaftStorage, RaftLogStore, RaftStorage
 
 __all__ = [
+    "CONTINUES",
     "CompactedError",
     "ConfChange",
     "ConfChangeError",

@@ -13,27 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from itertools import repeat
 
 from replog.raft import follower, leader
 from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.errors import ConfChangeError, NotLeaderError
 from replog.raft.membership import ConfChange, ConfigTracker, apply_change
 from replog.raft.messages import (
+    CONTINUES,
     Entry,
     EntryKind,
     HardState,
     Membership,
     Message,
     MessageType,
+    proposal_entries,
 )
 from replog.raft.progress import Progress
 from replog.raft.quorum import VoteResult, vote_result
 from replog.raft.ready import Ready, Role, SoftState
 from replog.raft.state.log import RaftLog
 from replog.raft.storage import RaftStorage
-
-_new_tuple = tuple.__new__
 
 
 class Raft:
@@ -61,6 +60,8 @@ class Raft:
         self.randomized_timeout = config.election_ticks
         self.votes: dict[int, bool] = {}
         self.progress: dict[int, Progress] = {}
+        self.proposal_ends: list[int] = []
+        """While leading: the last index of each proposal of this term above the commit."""
         self.lead_transferee: int | None = None
         self.msgs: list[Message] = []
         self._prev_hard_state = state
@@ -142,22 +143,21 @@ class Raft:
             follower.step_candidate(self, m)
 
     def propose(self, payloads: Sequence[bytes], kind: int = EntryKind.DATA) -> tuple[int, int]:
-        """Append ``payloads`` as one batch of entries of ``kind``; return (first, last) index.
+        """Append ``payloads`` as one atomic batch of entries of ``kind``; return (first, last)
+        index. The batch is committed whole or not at all (see ``CONTINUES``).
 
-        ``kind`` is DATA or an application's own kind (3 and above), opaque to the core like
+        ``kind`` is DATA or an application's own kind (3 to 63), opaque to the core like
         DATA. Raise :class:`NotLeaderError` if this node is not the leader or is transferring
         leadership; raise ValueError for an empty batch or a kind the core reserves.
         """
         if not payloads:
             raise ValueError("empty proposal")
-        if kind in (EntryKind.NOOP, EntryKind.CONFIG) or kind < 0:
+        if kind in (EntryKind.NOOP, EntryKind.CONFIG) or not 0 <= kind < CONTINUES:
             raise ValueError(f"entry kind {kind} is reserved for the core")
         self._check_accepting()
         first = self.log.last_index() + 1
         count = len(payloads)
-        # tuple.__new__ over zipped fields builds Entry tuples without a Python-level call.
-        fields = zip(repeat(self.term, count), range(first, first + count), repeat(kind), payloads)
-        entries: list[Entry] = list(map(_new_tuple, repeat(Entry, count), fields))
+        entries = proposal_entries(self.term, first, kind, payloads)
         leader.append_entries(self, entries)
         return first, first + count - 1
 
@@ -281,13 +281,17 @@ class Raft:
         self.role = Role.CANDIDATE
 
     def become_leader(self) -> None:
-        """Take over as leader and append this term's no-op entry (Raft §5.4.2, §8)."""
+        """Take over as leader and append this term's no-op entry (Raft §5.4.2, §8), after
+        dropping an incomplete proposal at the end of the log."""
         assert self.role is not Role.FOLLOWER, "only a candidate can become leader"
         self._reset(self.term)
         self.role = Role.LEADER
         self.lead = self.id
-        leader.init_progress(self)
-        index = self.log.last_index() + 1
+        # A proposal of an older term whose last entry this log lacks was never committed
+        # (commits stop at proposals' ends, and a leader holds every committed entry): drop
+        # it, so no part of it can commit along with this term's no-op.
+        index = max(self.log.continued_run_start(self.log.last_index()), self.log.committed + 1)
+        leader.init_progress(self, index - 1)
         leader.append_entries(self, [Entry(self.term, index, EntryKind.NOOP, b"")])
 
     def _reset(self, term: int) -> None:

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from replog.raft.messages import Entry, EntryKind, Membership, Message, MessageType
+from replog.raft.messages import (
+    CONTINUES,
+    Entry,
+    EntryKind,
+    Membership,
+    Message,
+    MessageType,
+    base_kind,
+)
 from replog.raft.ready import Ready
 
 _CORE_KINDS = frozenset(EntryKind)
 
 
 def describe_entry(entry: Entry) -> str:
-    """Render ``[t<term> i<index>] KIND data`` (data only for user and config entries)."""
-    kind = EntryKind(entry.kind).name if entry.kind in _CORE_KINDS else f"KIND{entry.kind}"
+    """Render ``[t<term> i<index>] KIND data`` (data only for user and config entries); a
+    ``+`` after the kind marks an entry whose proposal continues (CONTINUES)."""
+    base = base_kind(entry.kind)
+    kind = EntryKind(base).name if base in _CORE_KINDS else f"KIND{base}"
+    if entry.kind & CONTINUES:
+        kind += "+"
     head = f"[t{entry.term} i{entry.index}] {kind}"
     if entry.kind == EntryKind.NOOP:
         return head

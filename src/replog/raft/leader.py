@@ -6,6 +6,7 @@ concern only and are not a public API.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -20,12 +21,15 @@ if TYPE_CHECKING:
 
 # A deliberately broken rule for mutation tests only (Raft §5.4.2 / Figure 8 violated when on).
 _UNSAFE_COMMIT_OLD_TERMS = False
+# Another, for the batch rule: commit the index a majority holds even inside a proposal.
+_UNSAFE_COMMIT_PART_OF_PROPOSAL = False
 
 
-def init_progress(r: Raft) -> None:
-    """Start tracking every member: probe from the end of our log (Raft §5.3 nextIndex)."""
-    last = r.log.last_index()
+def init_progress(r: Raft, last: int) -> None:
+    """Start tracking every member: probe from ``last + 1``, the end of our log once its
+    incomplete tail proposal is dropped (Raft §5.3 nextIndex)."""
     r.progress = {}
+    r.proposal_ends = []
     for node in r.confs.latest.members() | {r.id}:
         r.progress[node] = Progress(last + 1, r.cfg.max_inflight_msgs)
     own = r.progress[r.id]
@@ -49,8 +53,9 @@ def sync_progress(r: Raft) -> None:
 
 
 def append_entries(r: Raft, entries: Sequence[Entry]) -> None:
-    """Append already-numbered entries of the current term and replicate them."""
+    """Append already-numbered entries of the current term (one proposal) and replicate them."""
     r.log.append(entries)
+    r.proposal_ends.append(entries[-1].index)
     if r.confs.observe_append(entries):
         sync_progress(r)
     r.progress[r.id].maybe_update(entries[-1].index)
@@ -59,14 +64,21 @@ def append_entries(r: Raft, entries: Sequence[Entry]) -> None:
 
 
 def maybe_commit(r: Raft) -> bool:
-    """Advance the commit index to the highest index replicated on a majority of voters,
-    but only if that entry is from the current term (Raft §5.4.2). Return whether it moved."""
+    """Advance the commit index to the end of the last proposal of this term replicated on a
+    majority of voters (Raft §5.4.2; a proposal commits whole, so the index a majority holds
+    is rounded down to a proposal's end). Return whether it moved."""
     match = {node: pr.match for node, pr in r.progress.items()}
     index = committed_index(r.confs.latest.voters, match)
     if index <= r.log.committed:
         return False
     if r.log.term(index) != r.term and not _UNSAFE_COMMIT_OLD_TERMS:
         return False
+    ends = r.proposal_ends
+    if r.log.term(index) == r.term and not _UNSAFE_COMMIT_PART_OF_PROPOSAL:
+        index = ends[bisect.bisect_right(ends, index) - 1] if ends and ends[0] <= index else 0
+        if index <= r.log.committed:
+            return False
+    del ends[: bisect.bisect_right(ends, index)]
     r.commit_to(index)
     if r.id not in r.confs.committed.voters:
         # Dissertation §4.2.2: a removed leader steps down once the removal commits; tell the

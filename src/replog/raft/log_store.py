@@ -34,7 +34,15 @@ from operator import itemgetter
 from pathlib import Path
 
 from replog.raft.errors import CompactedError
-from replog.raft.messages import Entry, EntryKind, HardState, Membership, SnapshotMeta
+from replog.raft.messages import (
+    CONTINUES,
+    Entry,
+    EntryKind,
+    HardState,
+    Membership,
+    SnapshotMeta,
+    base_kind,
+)
 from replog.raft.storage import data_bytes, limit_by_bytes
 from replog.storage import Log, LogConfig
 from replog.storage.codec import decode_records
@@ -57,12 +65,13 @@ _SCAN_CHUNK = 4096
 
 def is_control(entry: Entry) -> bool:
     """Whether ``entry`` is stored as a Record consumers skip (no-op, config, member)."""
-    return entry.kind != EntryKind.DATA
+    return base_kind(entry.kind) != EntryKind.DATA
 
 
 def entry_payload(entry: Entry) -> bytes:
-    """The Record bytes stored for ``entry`` (user data is already a serialized Record)."""
-    if entry.kind == EntryKind.DATA:
+    """The Record bytes stored for ``entry`` (user data is already a serialized Record, with
+    ``batch_continues`` set by the leader where the entry's kind has CONTINUES)."""
+    if base_kind(entry.kind) == EntryKind.DATA:
         return entry.data
     record = Record(value=entry.data, offset=entry.index, term=entry.term, type=entry.kind)
     return record.SerializeToString()
@@ -98,6 +107,10 @@ class ReplogLogStore:
             self._snap_index, self._snap_term = lowest, self.log.read(lowest).term
         self._terms = array("Q")
         self._kinds: dict[int, int] = {}
+        # Runs [start, end] of entries flagged CONTINUES (one per multi-entry proposal),
+        # sorted and disjoint: a new leader drops an incomplete proposal at its log's end.
+        self._run_starts = array("Q")
+        self._run_ends = array("Q")
         self.control: list[int] = []
         """Sorted offsets of retained records with ``type != 0`` (skipped by consumers)."""
         self._cache: list[Entry] = []
@@ -145,7 +158,17 @@ class ReplogLogStore:
                     self._terms.append(record.term)
                     if record.type:
                         self._kinds[record.offset] = record.type
+                    if record.batch_continues or record.type & CONTINUES:
+                        self._mark_continued(record.offset)
             offset += len(payloads)
+
+    def _mark_continued(self, index: int) -> None:
+        ends = self._run_ends
+        if ends and ends[-1] == index - 1:
+            ends[-1] = index
+        else:
+            self._run_starts.append(index)
+            ends.append(index)
 
     # -- RaftStorage ----------------------------------------------------------------------
 
@@ -190,9 +213,28 @@ class ReplogLogStore:
         kinds, terms, snap = self._kinds, self._terms, self._snap_index
         for index, payload in enumerate(payloads, lo):
             kind = kinds.get(index, 0)
-            data = payload if kind == 0 else Record.FromString(payload).value
+            data = payload if base_kind(kind) == 0 else Record.FromString(payload).value
             out.append(Entry(terms[index - snap - 1], index, kind, data))
+        self._flag_continued(out, lo)
         return out
+
+    def _flag_continued(self, out: list[Entry], lo: int) -> None:
+        """Set CONTINUES on the entries of ``out`` (from index ``lo``) inside a run."""
+        starts, ends = self._run_starts, self._run_ends
+        hi = lo + len(out)
+        k = max(bisect.bisect_right(starts, lo) - 1, 0)
+        while k < len(starts) and starts[k] < hi:
+            for index in range(max(starts[k], lo), min(ends[k] + 1, hi)):
+                e = out[index - lo]
+                out[index - lo] = e._replace(kind=e.kind | CONTINUES)
+            k += 1
+
+    def continued_run_start(self, index: int) -> int:
+        """Return the first index of the CONTINUES run ending at ``index`` (else index + 1)."""
+        k = bisect.bisect_right(self._run_starts, index) - 1
+        if k >= 0 and self._run_ends[k] >= index and index <= self.last_index():
+            return max(self._run_starts[k], self.first_index())
+        return index + 1
 
     def _read(self, lo: int, hi: int, max_bytes: int) -> list[bytes]:
         """Payloads ``[lo, hi)`` within ``max_bytes`` (at least one), across segments."""
@@ -226,7 +268,9 @@ class ReplogLogStore:
         self._terms.extend(e.term for e in entries)
         if any(map(_kind_of, entries)):
             for e in entries:
-                if e.kind:
+                if e.kind & CONTINUES:
+                    self._mark_continued(e.index)
+                if base_kind(e.kind):
                     self.control.append(e.index)
                     self._kinds[e.index] = e.kind
         self._cache_extend(entries)
@@ -237,6 +281,10 @@ class ReplogLogStore:
         del self._terms[index - self._snap_index :]
         for doomed in [i for i in self._kinds if i > index]:
             del self._kinds[doomed]
+        kept = bisect.bisect_right(self._run_starts, index)
+        del self._run_starts[kept:], self._run_ends[kept:]
+        if kept and self._run_ends[-1] > index:
+            self._run_ends[-1] = index
         if self._cache:
             del self._cache[max(0, index + 1 - self._cache_first) :]
             self._cache_bytes = data_bytes(self._cache)
@@ -287,6 +335,7 @@ class ReplogLogStore:
         self._snap_index, self._snap_term = meta.index, meta.term
         self._terms = array("Q")
         self._kinds.clear()
+        self._run_starts, self._run_ends = array("Q"), array("Q")
         self._cache = []
         self._state = replace(self._state, commit=max(self._state.commit, meta.index))
         self._write_state()
@@ -307,6 +356,8 @@ class ReplogLogStore:
         del self._terms[: point - self._snap_index]
         del self.control[: bisect.bisect_left(self.control, self.log.lowest_offset)]
         self._kinds = {i: k for i, k in self._kinds.items() if i > point}
+        gone = bisect.bisect_right(self._run_ends, point)
+        del self._run_starts[:gone], self._run_ends[:gone]
         self._snap_index, self._snap_term = point, term
         self._write_state()
 

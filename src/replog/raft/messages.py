@@ -11,18 +11,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from itertools import chain, repeat
 from typing import NamedTuple
 
 
 class EntryKind(IntEnum):
     """What an entry's ``data`` means: user bytes, the leader's no-op, or a membership change.
 
-    Kinds from 3 up are the application's own: the core treats them like DATA.
+    Kinds from 3 up (below 64) are the application's own: the core treats them like DATA.
+    The flag bit ``CONTINUES`` may be added to any kind.
     """
 
     DATA = 0
     NOOP = 1
     CONFIG = 2
+
+
+CONTINUES = 0x40
+"""Flag bit of ``Entry.kind``: the entry's proposal goes on at the next index. ``propose`` sets
+it on every entry of a multi-entry proposal but the last, so a proposal is one atomic batch:
+the leader only commits up to a proposal's last entry, and a new leader drops a proposal whose
+last entry it lacks (see ``leader.maybe_commit`` and ``Raft.become_leader``)."""
+
+
+def base_kind(kind: int) -> int:
+    """Return ``kind`` without the CONTINUES flag: what the entry's data means."""
+    return kind & ~CONTINUES
+
+
+_new_tuple = tuple.__new__
 
 
 class Entry(NamedTuple):
@@ -32,6 +49,16 @@ class Entry(NamedTuple):
     index: int  # type: ignore[assignment]  # shadows tuple.index on purpose
     kind: int
     data: bytes
+
+
+def proposal_entries(term: int, first: int, kind: int, payloads: Sequence[bytes]) -> list[Entry]:
+    """Return the entries of one proposal from index ``first``: every one but the last is
+    flagged CONTINUES, so the proposal commits whole or not at all."""
+    count = len(payloads)
+    kinds = chain(repeat(kind | CONTINUES, count - 1), (kind,))
+    # tuple.__new__ over zipped fields builds Entry tuples without a Python-level call.
+    fields = zip(repeat(term, count), range(first, first + count), kinds, payloads, strict=False)
+    return list(map(_new_tuple, repeat(Entry, count), fields))
 
 
 class MessageType(IntEnum):

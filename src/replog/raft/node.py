@@ -38,7 +38,7 @@ from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError
 from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
-from replog.raft.messages import Entry, EntryKind, Message, MessageType
+from replog.raft.messages import Entry, Message, MessageType
 from replog.raft.ready import Ready, Role
 from replog.raft.records import messages_within, proposal_groups
 from replog.raft.storage import data_bytes
@@ -238,14 +238,29 @@ class RaftNode:
         return True
 
     async def propose_change(self, change: ConfChange, timeout_s: float = 10.0) -> int:
-        """Propose a membership change and wait until it is applied here; return its index."""
-        index: int = await self.call(lambda r: r.propose_conf_change(change))
+        """Propose a membership change and wait until it is committed; return its index.
+
+        Raises UnavailableError: ``certainly_not_applied`` when another leader's entry took
+        its place, else (not committed in time, or compacted before it could be checked)
+        the outcome is unknown.
+        """
+        index, term = await self.call(lambda r: (r.propose_conf_change(change), r.term))
+        await self._wait_own_entry(index, term, f"membership change {change}", timeout_s)
+        return int(index)
+
+    async def _wait_own_entry(self, index: int, term: int, what: str, timeout_s: float) -> None:
+        """Wait until the entry this node proposed at ``index`` in ``term`` is applied here;
+        an entry of another term there means it was replaced (Log Matching: same index and
+        term is the same entry)."""
         if not await self.wait_applied(index, timeout_s):
-            raise UnavailableError(f"membership change {change} did not commit in time")
-        term = self.store.term(index) if index >= self.store.first_index() else None
-        if term is not None and self.store.entries(index, index + 1, 1)[0].kind != EntryKind.CONFIG:
-            raise UnavailableError(f"membership change {change} was lost to a leader change")
-        return index
+            raise UnavailableError(f"{what} did not commit in time; its outcome is unknown")
+        stored = self.store.term(index) if index >= self.store.first_index() else None
+        if stored is None:
+            raise UnavailableError(f"{what} was compacted before its outcome was known")
+        if stored != term:
+            raise UnavailableError(
+                f"{what} was lost to a leader change", certainly_not_applied=True
+            )
 
     async def add_member_record(
         self, name: str, addr: str, epoch: int = 0, timeout_s: float = 10.0
@@ -256,13 +271,12 @@ class RaftNode:
         if not self.is_leader:
             raise NotLeaderNodeError(self.raft.lead)
         try:
-            index: int = await self.call(lambda r: r.propose([value], MEMBER_RECORD_TYPE)[0])
+            index, term = await self.call(
+                lambda r: (r.propose([value], MEMBER_RECORD_TYPE)[0], r.term)
+            )
         except NotLeaderError as exc:
             raise NotLeaderNodeError(exc.leader_hint) from None
-        if not await self.wait_applied(index, timeout_s):
-            raise UnavailableError(f"the address of {name} did not commit in time")
-        if self.store.entries(index, index + 1, 1)[0].kind != MEMBER_RECORD_TYPE:
-            raise UnavailableError(f"the address of {name} was lost to a leader change")
+        await self._wait_own_entry(index, term, f"the address of {name}", timeout_s)
 
     def report_snapshot(self, to: int, *, ok: bool) -> None:
         """Tell the core a snapshot transfer to ``to`` finished (or failed)."""
@@ -417,7 +431,7 @@ class RaftNode:
             return
         term, next_index = raft.term, raft.log.last_index() + 1
         timestamp_ms = max(1, time.time_ns() // 1_000_000)
-        limit = self.options.max_record_bytes
+        limit = self.options.max_record_bytes - len(_BATCH_CONTINUES)
         payloads: list[bytes] = []
         waiters: list[Waiter] = []
         for values, future in group:
@@ -433,6 +447,10 @@ class RaftNode:
             waiters.append(Waiter(first, first + len(built) - 1, term, future))
         if not payloads:
             return
+        # One proposal, one atomic batch: the core marks every entry but the last CONTINUES,
+        # and so does each stored record (``batch_continues``), so a restarted node knows too.
+        last = len(payloads) - 1
+        payloads[:last] = [p + _BATCH_CONTINUES for p in payloads[:last]]
         try:
             first, _ = raft.propose(payloads)
         except NotLeaderError as exc:
@@ -440,7 +458,18 @@ class RaftNode:
                 _fail(w.future, NotLeaderNodeError(exc.leader_hint))
             return
         assert first == next_index, (first, next_index)
-        self._waiters.extend(waiters)
+        self._add_waiters(waiters)
+
+    def _add_waiters(self, waiters: list[Waiter]) -> None:
+        """Queue ``waiters`` (in index order) keeping the whole queue in index order: after a
+        lost and regained leadership, new entries may sit below older waiters' entries."""
+        queue = self._waiters
+        if not queue or queue[-1].last <= waiters[0].last:
+            queue.extend(waiters)
+            return
+        merged = sorted([*queue, *waiters], key=_last_of)  # stable: equal ends keep FIFO order
+        queue.clear()
+        queue.extend(merged)
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -495,7 +524,9 @@ class RaftNode:
             return
         for learner in sorted(raft.config.learners):
             pr = raft.progress.get(learner)
-            if pr is not None and raft.log.committed - pr.match <= _PROMOTE_MAX_LAG:
+            # match 0: the learner never acknowledged an append (it may never have started);
+            # a voter that holds nothing would only make the quorum harder to reach.
+            if pr is not None and pr.match and raft.log.committed - pr.match <= _PROMOTE_MAX_LAG:
                 try:
                     raft.propose_conf_change(ConfChange(ConfChangeOp.PROMOTE, learner))
                     log.info("promoting learner %s to voter", learner)
@@ -507,6 +538,12 @@ class RaftNode:
 
 
 _kind_of = itemgetter(2)
+_BATCH_CONTINUES = b"\x40\x01"
+"""Record field 8 (``batch_continues``) = true, appended to a serialized Record."""
+
+
+def _last_of(waiter: Waiter) -> int:
+    return waiter.last
 
 
 def _index_of(entry: Entry) -> int:

@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Protocol
 
 from replog.raft.errors import CompactedError
-from replog.raft.messages import Entry, HardState, Membership, SnapshotMeta
+from replog.raft.messages import CONTINUES, Entry, HardState, Membership, SnapshotMeta
 
 _data_of = itemgetter(3)
 
@@ -50,6 +50,11 @@ class RaftStorage(Protocol):
         At least one entry is returned when ``lo < hi`` even if it alone exceeds ``max_bytes``.
         Raise :class:`CompactedError` if ``lo < first_index()``.
         """
+        ...
+
+    def continued_run_start(self, index: int) -> int:
+        """Return the first index of the run of entries flagged ``CONTINUES`` that ends at
+        ``index``, or ``index + 1`` if the entry at ``index`` is not flagged (or absent)."""
         ...
 
 
@@ -140,6 +145,16 @@ class MemoryRaftStorage:
             raise CompactedError(f"index {lo} is compacted (first is {self._snap_index + 1})")
         base = self._snap_index + 1
         return limit_by_bytes(self._entries[lo - base : hi - base], max_bytes)
+
+    def continued_run_start(self, index: int) -> int:
+        """Return where the run of CONTINUES entries ending at ``index`` starts."""
+        base = self._snap_index + 1
+        pos = index - base
+        if not 0 <= pos < len(self._entries):
+            return index + 1
+        while pos >= 0 and self._entries[pos].kind & CONTINUES:
+            pos -= 1
+        return base + pos + 1
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Store ``entries``, replacing any suffix from ``entries[0].index``."""

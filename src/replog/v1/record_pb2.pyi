@@ -55,6 +55,7 @@ class Record(_message.Message):
     TIMESTAMP_MS_FIELD_NUMBER: _builtins.int
     KEY_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
+    BATCH_CONTINUES_FIELD_NUMBER: _builtins.int
     value: _builtins.bytes
     """The user's payload."""
     offset: _builtins.int
@@ -67,6 +68,10 @@ class Record(_message.Message):
     """Milliseconds since the Unix epoch, set at append time."""
     key: _builtins.bytes
     """Optional key, for partitioning and compaction later."""
+    batch_continues: _builtins.bool
+    """Set on every record of an atomically appended batch but its last (replicated logs only):
+    the records from here to the next record without it were committed together, all or none.
+    """
     @_builtins.property
     def headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Header]: ...
     def __init__(
@@ -79,10 +84,11 @@ class Record(_message.Message):
         timestamp_ms: _builtins.int = ...,
         key: _builtins.bytes = ...,
         headers: _abc.Iterable[Global___Header] | None = ...,
+        batch_continues: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["headers", b"headers", "key", b"key", "offset", b"offset", "term", b"term", "timestamp_ms", b"timestamp_ms", "type", b"type", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_continues", b"batch_continues", "headers", b"headers", "key", b"key", "offset", b"offset", "term", b"term", "timestamp_ms", b"timestamp_ms", "type", b"type", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

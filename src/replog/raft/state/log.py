@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from replog.raft.errors import CompactedError
-from replog.raft.messages import Entry, SnapshotMeta
+from replog.raft.messages import CONTINUES, Entry, SnapshotMeta
 from replog.raft.storage import RaftStorage, limit_by_bytes
 
 NO_LIMIT = 1 << 62
@@ -82,6 +82,22 @@ class RaftLog:
         term = self.term(self.last_index())
         assert term is not None, "the last index always has a known term"
         return term
+
+    def continued_run_start(self, index: int) -> int:
+        """Return the first index of the run of CONTINUES entries that ends at ``index`` (an
+        incomplete proposal, if ``index`` is the last), or ``index + 1`` if the entry at
+        ``index`` does not continue. Never below the first available index."""
+        u = self.unstable
+        if u.entries and index >= u.offset:
+            pos = index - u.offset
+            while pos >= 0 and u.entries[pos].kind & CONTINUES:
+                pos -= 1
+            if pos >= 0 or u.snapshot is not None:
+                return u.offset + pos + 1
+            index = u.offset - 1  # the whole unstable tail continues: so may the stable log
+        elif u.snapshot is not None:
+            return index + 1
+        return max(self.storage.continued_run_start(index), self.storage.first_index())
 
     def match_term(self, index: int, term: int) -> bool:
         """Return whether the entry at ``index`` has ``term``."""
