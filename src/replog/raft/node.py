@@ -461,13 +461,13 @@ class RaftNode:
         self._add_waiters(waiters)
 
     def _add_waiters(self, waiters: list[Waiter]) -> None:
-        """Queue ``waiters`` (in index order) keeping the whole queue in index order: after a
-        lost and regained leadership, new entries may sit below older waiters' entries."""
+        """Queue ``waiters`` (in index order) keeping the whole queue ordered by first index:
+        after a lost and regained leadership, new entries may sit below older waiters'."""
         queue = self._waiters
-        if not queue or queue[-1].last <= waiters[0].last:
+        if not queue or queue[-1].first <= waiters[0].first:
             queue.extend(waiters)
             return
-        merged = sorted([*queue, *waiters], key=_last_of)  # stable: equal ends keep FIFO order
+        merged = sorted([*queue, *waiters], key=_first_of)  # stable: FIFO among equals
         queue.clear()
         queue.extend(merged)
 
@@ -483,20 +483,35 @@ class RaftNode:
         self._advance_watermark(entries[-1].index + 1)
 
     def _resolve_waiters(self, entries: Sequence[Entry]) -> None:
+        """Settle the produce requests whose entries were applied (``entries`` just were).
+
+        A batch's entries commit together or not at all, and an applied entry with the
+        term the batch was proposed in is the batch's own (Log Matching). So a batch is
+        written once its last entry is applied with its term, and certainly not written
+        once its first entry is applied with another term.
+        """
         lo, hi = entries[0].index, entries[-1].index
         waiters = self._waiters
-        while waiters and waiters[0].last <= hi:
-            w = waiters.popleft()
-            if w.last < lo:
+        while waiters and waiters[0].first <= hi:
+            w = waiters[0]
+            index = w.last if w.last <= hi else w.first
+            term = entries[index - lo].term if index >= lo else self._stored_term(index)
+            if term is None:
                 _fail(w.future, UnavailableError("the record's outcome is unknown"))
-                continue
-            if entries[w.last - lo].term == w.term:
-                if not w.future.done():
-                    w.future.set_result(w.first)
-            else:
+            elif term != w.term:
                 _fail(
                     w.future, NotLeaderNodeError(self.raft.lead, "leadership changed; not written")
                 )
+            elif index == w.last:
+                if not w.future.done():
+                    w.future.set_result(w.first)
+            else:
+                return  # its own batch, partly applied here: the rest is committed too
+            waiters.popleft()
+
+    def _stored_term(self, index: int) -> int | None:
+        """The term of an applied entry no longer in hand (None once compacted away)."""
+        return self.store.term(index) if index >= self.store.first_index() else None
 
     def _advance_watermark(self, watermark: int) -> None:
         if watermark <= self.high_watermark:
@@ -542,8 +557,8 @@ _BATCH_CONTINUES = b"\x40\x01"
 """Record field 8 (``batch_continues``) = true, appended to a serialized Record."""
 
 
-def _last_of(waiter: Waiter) -> int:
-    return waiter.last
+def _first_of(waiter: Waiter) -> int:
+    return waiter.first
 
 
 def _index_of(entry: Entry) -> int:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from replog.raft import CompactedError, Entry, EntryKind, HardState, Membership, MemoryRaftStorage
+from replog.raft import (
+    CONTINUES,
+    CompactedError,
+    Entry,
+    EntryKind,
+    HardState,
+    Membership,
+    MemoryRaftStorage,
+)
 from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.messages import SnapshotMeta
 from replog.storage import LogConfig
@@ -16,11 +24,18 @@ from replog.v1.record_pb2 import Record
 CONFIG = LogConfig(max_store_bytes=400, max_record_bytes=200)
 
 
-def _entry(term: int, index: int, kind: int = 0) -> Entry:
+def _entry(term: int, index: int, kind: int = 0, *, continues: bool = False) -> Entry:
+    flag = CONTINUES if continues else 0
     if kind == EntryKind.DATA:
         data = Record(value=b"v%d" % index, offset=index, term=term, timestamp_ms=1)
-        return Entry(term, index, kind, data.SerializeToString())
+        data.batch_continues = continues  # as the leader builds a batch's records
+        return Entry(term, index, kind | flag, data.SerializeToString())
     return Entry(term, index, kind, b"" if kind == EntryKind.NOOP else b"conf %d" % index)
+
+
+def _proposal(term: int, lo: int, size: int) -> list[Entry]:
+    """A multi-record produce batch as the leader proposes it: all but the last continue."""
+    return [_entry(term, i, continues=i < lo + size - 1) for i in range(lo, lo + size)]
 
 
 def _same(store: ReplogLogStore, mem: MemoryRaftStorage) -> None:
@@ -32,6 +47,8 @@ def _same(store: ReplogLogStore, mem: MemoryRaftStorage) -> None:
     assert store.entries(first, store.last_index() + 1, 1 << 30) == mem.entries(
         first, mem.last_index() + 1, 1 << 30
     )
+    for index in range(first, store.last_index() + 2):
+        assert store.continued_run_start(index) == mem.continued_run_start(index), index
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -50,10 +67,15 @@ def test_random_appends_truncations_compactions_and_reopens_match_memory_storage
                     max(store.first_index(), store.last_index() - 3), store.last_index() + 1
                 )
                 term += rng.random() < 0.3
-                batch = [
-                    _entry(term, i, rng.choice((0, 0, 0, 1, 2)))
-                    for i in range(lo, lo + rng.randint(1, 6))
-                ]
+                if rng.random() < 0.5:
+                    batch = _proposal(term, lo, rng.randint(1, 6))
+                    if rng.random() < 0.3:  # a follower got only part of the batch so far
+                        batch = batch[: rng.randint(1, len(batch))]
+                else:
+                    batch = [
+                        _entry(term, i, rng.choice((0, 0, 0, 1, 2)))
+                        for i in range(lo, lo + rng.randint(1, 6))
+                    ]
                 store.append(batch)
                 mem.append(batch)
             elif op < 0.7 and store.last_index() > store.first_index():
@@ -73,6 +95,30 @@ def test_random_appends_truncations_compactions_and_reopens_match_memory_storage
                 store = ReplogLogStore(tmp_path, CONFIG, commit_flush_s=0)
                 assert store.initial_state() == mem.initial_state()
             _same(store, mem)
+    finally:
+        store.close()
+
+
+def test_an_incomplete_batch_at_the_end_of_the_log_is_found_after_a_reopen(
+    tmp_path: Path,
+) -> None:
+    store = ReplogLogStore(tmp_path, CONFIG)
+    try:
+        store.append([_entry(1, 1, EntryKind.NOOP), *_proposal(1, 2, 3)])
+        store.append(_proposal(1, 5, 4)[:3])  # the batch 5..8 arrived up to 7
+        assert store.continued_run_start(7) == 5
+        assert store.continued_run_start(4) == 5  # 2..4 is whole: 4 ends it
+    finally:
+        store.close()
+    store = ReplogLogStore(tmp_path, CONFIG)
+    try:
+        assert store.continued_run_start(7) == 5
+        assert [e.kind for e in store.entries(2, 8, 1 << 20)] == [CONTINUES] * 2 + [0] + [
+            CONTINUES
+        ] * 3
+        store.append([_entry(2, 5, EntryKind.NOOP)])  # a new leader replaced it
+        assert store.continued_run_start(5) == 6
+        assert store.continued_run_start(4) == 5
     finally:
         store.close()
 
