@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -85,14 +86,18 @@ def _run(tmp_path: Path, body: Callable[[Net], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
+def _committed_own_term(node: RaftNode) -> bool:
+    r = node.raft
+    return r.log.term(r.log.committed) == r.term
+
+
 async def _lead_with(net: Net, node_id: int) -> RaftNode:
     """Make ``node_id`` the leader (a leadership transfer from whoever leads), once it has
     committed an entry of its term."""
     while True:
         current = _leader(net)
         if current is not None and current.id == node_id:
-            r = current.raft
-            await _until(lambda: r.log.term(r.log.committed) == r.term, "the leader's no-op")
+            await _until(partial(_committed_own_term, current), "the leader's no-op")
             return current
         if current is not None:
             await current.call(lambda r: r.transfer_leadership(node_id))
