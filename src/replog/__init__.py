@@ -5,6 +5,7 @@
 
 from replog.client import AsyncClient, Client, Producer
 from replog.errors import (
+    BatchTooLargeError,
     ConfigError,
     CorruptRecordError,
     DeadlineExceededError,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "BatchTooLargeError",
     "Client",
     "ConfigError",
     "CorruptRecordError",

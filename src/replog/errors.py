@@ -6,7 +6,8 @@ and the CLI to a one-line message and a non-zero exit.
     ReplogError
     ├── ConfigError                 a LogConfig or server setting is invalid (also ValueError)
     ├── InvalidArgumentError        a call's argument is invalid (also ValueError)
-    │   └── RecordTooLargeError     an encoded record is over max_record_bytes
+    │   ├── RecordTooLargeError     an encoded record is over max_record_bytes
+    │   └── BatchTooLargeError      a produce request holds more than max_request_records
     ├── OffsetOutOfRangeError       outside [lowest_offset, next_offset) (also LookupError)
     ├── CorruptRecordError          stored bytes fail their checksum or do not match the index
     ├── LogLockedError              another Log (in any process) has the directory open
@@ -22,6 +23,7 @@ and the CLI to a one-line message and a non-zero exit.
 from __future__ import annotations
 
 __all__ = [
+    "BatchTooLargeError",
     "ConfigError",
     "CorruptRecordError",
     "InvalidArgumentError",
@@ -66,6 +68,21 @@ class RecordTooLargeError(InvalidArgumentError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"record of {size} bytes is over the limit of {limit} bytes")
         self.size = size
+        self.limit = limit
+
+
+class BatchTooLargeError(InvalidArgumentError):
+    """A produce request holds more records than the server takes in one request
+    (``max_request_records``); nothing was written: split the batch."""
+
+    code = "BATCH_TOO_LARGE"
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"a produce request of {count} records is over the limit of {limit} records per "
+            "request; send it in smaller batches"
+        )
+        self.count = count
         self.limit = limit
 
 

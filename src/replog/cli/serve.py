@@ -54,6 +54,9 @@ def serve_command(  # noqa: PLR0917  (typer options)
     sync_interval_ms: Annotated[int | None, typer.Option(help="fsync period for interval.")] = None,
     segment_bytes: Annotated[int | None, typer.Option(help="Segment store size.")] = None,
     max_record_bytes: Annotated[int | None, typer.Option(help="Largest record accepted.")] = None,
+    max_request_records: Annotated[
+        int | None, typer.Option(help="Most records one produce request may hold.")
+    ] = None,
     server_id: Annotated[str | None, typer.Option(help="Server id [default: gRPC addr].")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error.")] = None,
     log_format: Annotated[str | None, typer.Option(help="text|json.")] = None,
@@ -85,6 +88,7 @@ def serve_command(  # noqa: PLR0917  (typer options)
         "sync_interval_ms": sync_interval_ms,
         "segment_bytes": segment_bytes,
         "max_record_bytes": max_record_bytes,
+        "max_request_records": max_request_records,
         "server_id": node_id or server_id,
         "bootstrap": bootstrap,
         "join": join,

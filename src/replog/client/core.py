@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from replog.errors import (
+    BatchTooLargeError,
     DeadlineExceededError,
     InvalidArgumentError,
     OffsetOutOfRangeError,
@@ -216,6 +217,9 @@ def error_from_status(
         parts = meta.get("replog-size", "").split(",")
         if len(parts) == 2 and all(p.isdigit() for p in parts):
             return RecordTooLargeError(int(parts[0]), int(parts[1]))
+        parts = meta.get("replog-batch", "").split(",")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            return BatchTooLargeError(int(parts[0]), int(parts[1]))
         return InvalidArgumentError(details)
     if code == "UNAVAILABLE":
         if "replog-not-applied" in meta:

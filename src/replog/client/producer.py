@@ -34,7 +34,13 @@ from typing import Self
 from replog.client.client import _PRODUCE, Client
 from replog.client.core import HeadersInput, ValueInput, encode_record, field_header
 from replog.client.record_future import RecordFuture, _Batch
-from replog.errors import InvalidArgumentError, RecordTooLargeError, ReplogError, ServerError
+from replog.errors import (
+    BatchTooLargeError,
+    InvalidArgumentError,
+    RecordTooLargeError,
+    ReplogError,
+    ServerError,
+)
 
 __all__ = ["Producer", "RecordFuture"]
 
@@ -324,12 +330,12 @@ class Producer:
                 route=_PRODUCE,  # straight to the leader, not via a follower's forward
             )
             base = int(response.base_offset)
-        except RecordTooLargeError as exc:
+        except (RecordTooLargeError, BatchTooLargeError) as exc:
             if batch.count == 1:
                 batch.resolve(0, exc)
                 return
             # Nothing of the batch was appended: resend it in halves until only the
-            # oversized records fail.
+            # oversized records fail (or the halves fit the server's records per request).
             for half in batch.split():
                 self._deliver(half)
         except ReplogError as exc:

@@ -9,7 +9,8 @@ consumers skip. The kind alone tells control entries apart, so no payload is eve
 
 The term of every retained entry and the kinds of the (rare) non-data entries are kept in
 memory, rebuilt by one scan on open, so ``term()`` never touches the disk. A bounded cache of
-the newest entries (at most 16,384 entries and 32 MiB) serves the leader's replication reads.
+the newest entries (at most 32 MiB, counting 120 bytes per entry besides its data) serves the
+leader's replication reads.
 
 The state file (``raft-state.json``, replaced atomically: write temp, fsync, rename, fsync
 dir) holds the hard state and the snapshot point (the index before the first retained entry
@@ -55,9 +56,10 @@ MEMBER_RECORD_TYPE = 3
 """Entry kind and record type of an address-book update, JSON ``{"id": name, "addr": address}``
 (consumers skip every type but 0)."""
 _kind_of = itemgetter(2)
+_new_tuple = tuple.__new__
 _STAGING = "snapshot"
 _STAGING_DONE = "COMPLETE"
-_CACHE_MAX_ENTRIES = 16384
+_CACHE_ENTRY_COST = 120  # an Entry tuple and its bytes object, besides the data
 _CACHE_MAX_BYTES = 32 << 20
 _CACHE_KEEP_BYTES = _CACHE_MAX_BYTES * 3 // 4
 _SCAN_CHUNK = 4096
@@ -224,9 +226,9 @@ class ReplogLogStore:
         hi = lo + len(out)
         k = max(bisect.bisect_right(starts, lo) - 1, 0)
         while k < len(starts) and starts[k] < hi:
-            for index in range(max(starts[k], lo), min(ends[k] + 1, hi)):
-                e = out[index - lo]
-                out[index - lo] = e._replace(kind=e.kind | CONTINUES)
+            a, b = max(starts[k], lo) - lo, min(ends[k] + 1, hi) - lo
+            if a < b:
+                out[a:b] = [_new_tuple(Entry, (t, i, c | CONTINUES, d)) for t, i, c, d in out[a:b]]
             k += 1
 
     def continued_run_start(self, index: int) -> int:
@@ -287,27 +289,29 @@ class ReplogLogStore:
             self._run_ends[-1] = index
         if self._cache:
             del self._cache[max(0, index + 1 - self._cache_first) :]
-            self._cache_bytes = data_bytes(self._cache)
+            self._cache_bytes = data_bytes(self._cache) + _CACHE_ENTRY_COST * len(self._cache)
 
     def _cache_extend(self, entries: Sequence[Entry]) -> None:
-        """Keep the newest entries, at most ``_CACHE_MAX_ENTRIES`` and ``_CACHE_MAX_BYTES``;
-        when over, drop the oldest down to three quarters of both (amortised)."""
+        """Keep the newest entries, at most ``_CACHE_MAX_BYTES`` counting each entry's data
+        and ``_CACHE_ENTRY_COST`` for the tuple itself (so a batch of small records stays
+        cached too); when over, drop the oldest down to three quarters (amortised)."""
         if not self._cache or self._cache_first + len(self._cache) != entries[0].index:
             self._cache = list(entries)
             self._cache_first = entries[0].index
             self._cache_bytes = 0
         else:
             self._cache.extend(entries)
-        self._cache_bytes += data_bytes(entries)
+        self._cache_bytes += data_bytes(entries) + _CACHE_ENTRY_COST * len(entries)
         cache = self._cache
-        if len(cache) <= _CACHE_MAX_ENTRIES and self._cache_bytes <= _CACHE_MAX_BYTES:
+        if self._cache_bytes <= _CACHE_MAX_BYTES:
             return
         keep = kept_bytes = 0
         for e in reversed(cache):
-            if keep >= _CACHE_MAX_ENTRIES * 3 // 4 or kept_bytes + len(e.data) > _CACHE_KEEP_BYTES:
+            cost = len(e.data) + _CACHE_ENTRY_COST
+            if kept_bytes + cost > _CACHE_KEEP_BYTES:
                 break
             keep += 1
-            kept_bytes += len(e.data)
+            kept_bytes += cost
         drop = len(cache) - keep
         del cache[:drop]
         self._cache_first += drop

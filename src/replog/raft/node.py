@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from replog.errors import ReplogError, UnavailableError
+from replog.errors import BatchTooLargeError, ReplogError, UnavailableError
 from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError
@@ -40,7 +40,7 @@ from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, Message, MessageType
 from replog.raft.ready import Ready, Role
-from replog.raft.records import messages_within, proposal_groups
+from replog.raft.records import messages_within, proposal_groups, turn_share
 from replog.raft.storage import data_bytes
 from replog.storage.codec import encode_records
 from replog.v1.record_pb2 import Record
@@ -53,6 +53,7 @@ _PROMOTE_MAX_LAG = 256
 _LEADER_APPENDS = frozenset({MessageType.APP, MessageType.HEARTBEAT})
 _INLINE_PERSIST_BYTES = 64 * 1024
 _TURN_MAX_BYTES = 8 << 20
+_TURN_MAX_RECORDS = 32768
 
 
 class NotLeaderNodeError(UnavailableError):
@@ -72,6 +73,7 @@ class NodeOptions:
     heartbeat_ticks: int = 1
     max_record_bytes: int = 1 << 20
     max_proposal_bytes: int = 8 << 20
+    max_request_records: int = 32768
 
 
 @dataclass(slots=True)
@@ -192,10 +194,15 @@ class RaftNode:
     def submit(self, values: Sequence[bytes | Record]) -> asyncio.Future[int]:
         """Queue records for proposal; the future gives the first offset once committed.
 
-        Fails with :class:`NotLeaderNodeError` on a follower, RecordTooLargeError, UnavailableError.
+        Fails with :class:`NotLeaderNodeError` on a follower, RecordTooLargeError,
+        BatchTooLargeError (over ``max_request_records``: one request is one atomic batch,
+        built and proposed in one turn of the loop, so its size bounds that turn),
+        UnavailableError.
         """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if self._stopping:
+        if len(values) > self.options.max_request_records:
+            future.set_exception(BatchTooLargeError(len(values), self.options.max_request_records))
+        elif self._stopping:
             future.set_exception(
                 UnavailableError("the node is stopping", certainly_not_applied=True)
             )
@@ -419,8 +426,16 @@ class RaftNode:
     # -- proposals ------------------------------------------------------------------------
 
     def _propose_queued(self) -> None:
-        queued, self._proposals = self._proposals, []
-        for group in proposal_groups(queued, self.options.max_proposal_bytes):
+        """Propose the queued produce requests, at most ``_TURN_MAX_RECORDS`` records of them
+        per turn (the rest wait for the next turn): building and proposing entries costs
+        Python work per record, and a turn that ran for seconds would miss heartbeats."""
+        queued = self._proposals
+        n = turn_share(queued, _TURN_MAX_RECORDS)
+        taken, self._proposals = queued[:n], queued[n:]
+        if self._proposals:
+            self._wakeup.set()
+        o = self.options
+        for group in proposal_groups(taken, o.max_proposal_bytes, _TURN_MAX_RECORDS):
             self._propose_group(group)
 
     def _propose_group(self, group: list[Proposal]) -> None:

@@ -10,26 +10,38 @@ from replog.raft.messages import Message
 from replog.raft.storage import data_bytes
 from replog.v1.record_pb2 import Record
 
-__all__ = ["messages_within", "proposal_groups"]
+__all__ = ["messages_within", "proposal_groups", "turn_share"]
 
 T = TypeVar("T")
 
 
 def proposal_groups(
-    queued: Iterable[tuple[Sequence[bytes | Record], T]], max_bytes: int
+    queued: Iterable[tuple[Sequence[bytes | Record], T]], max_bytes: int, max_records: int
 ) -> Iterator[list[tuple[Sequence[bytes | Record], T]]]:
     """Produce requests (values, anything) in order, cut into groups of about ``max_bytes``
-    of values: one proposal each."""
+    of values and ``max_records`` records: one proposal each (a request is never split)."""
     group: list[tuple[Sequence[bytes | Record], T]] = []
-    size = 0
+    size = records = 0
     for proposal in queued:
         group.append(proposal)
         size += sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in proposal[0])
-        if size >= max_bytes:
+        records += len(proposal[0])
+        if size >= max_bytes or records >= max_records:
             yield group
-            group, size = [], 0
+            group, size, records = [], 0, 0
     if group:
         yield group
+
+
+def turn_share(queued: Sequence[tuple[Sequence[bytes | Record], T]], max_records: int) -> int:
+    """How many of the ``queued`` requests, from the first, hold at most ``max_records``
+    records together (at least one): what one turn of the driver proposes."""
+    records = 0
+    for n, (values, _) in enumerate(queued):
+        records += len(values)
+        if records > max_records and n:
+            return n
+    return len(queued)
 
 
 def messages_within(messages: Sequence[Message], max_bytes: int) -> int:

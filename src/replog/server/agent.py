@@ -174,6 +174,7 @@ class Agent:
             rpc_addr=self.settings.grpc_addr,
             on_appended=self.metrics.on_appended,
             on_storage_failure=self._fail_stop,
+            max_request_records=self.settings.max_request_records,
         )
         backend.start()
         return backend

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from replog.errors import (
+    BatchTooLargeError,
     InvalidArgumentError,
     OffsetOutOfRangeError,
     StorageIOError,
@@ -111,10 +112,14 @@ class SingleNodeBackend:
         rpc_addr: str,
         on_appended: Callable[[int, int], None] | None = None,
         on_storage_failure: Callable[[BaseException], None] | None = None,
+        max_request_records: int = 32768,
     ) -> None:
         """``on_storage_failure`` hears of a failed write or fsync: the Log refuses every
-        later append, so the owner stops the server (fail-stop, as a cluster node does)."""
+        later append, so the owner stops the server (fail-stop, as a cluster node does).
+        A request of more than ``max_request_records`` records is refused, as a cluster
+        node refuses it."""
         self._log = log_
+        self._max_request_records = max_request_records
         self._on_storage_failure = on_storage_failure
         # Readers see only acknowledged records: an append is visible once append_batch
         # returned, i.e. once it is as durable as the sync policy promises. Without this a
@@ -164,6 +169,8 @@ class SingleNodeBackend:
             future.set_exception(_shutting_down())
         elif not values:
             future.set_exception(InvalidArgumentError("a batch needs at least one record"))
+        elif len(values) > self._max_request_records:
+            future.set_exception(BatchTooLargeError(len(values), self._max_request_records))
         else:
             self._pending.append((values, future))
             self._wakeup.set()

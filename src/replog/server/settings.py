@@ -49,6 +49,7 @@ class ServerSettings:
     sync_interval_ms: int = 100
     segment_bytes: int = 64 * 1024 * 1024
     max_record_bytes: int = 1024 * 1024
+    max_request_records: int = 32768
     http_max_body_bytes: int = 16 * 1024 * 1024
     shutdown_grace_s: float = 10.0
     log_level: str = "info"
@@ -81,6 +82,8 @@ class ServerSettings:
             raise ConfigError("raft_tick_ms must be >= 1 and election_ticks >= 2")
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s must not be negative")
+        if self.max_request_records < 1:
+            raise ConfigError("max_request_records must be at least 1")
         self.log_config()  # validates sync and sizes
         self._check_security()
 
@@ -103,6 +106,7 @@ class ServerSettings:
             tick_s=self.raft_tick_ms / 1000,
             election_ticks=self.election_ticks,
             max_record_bytes=self.max_record_bytes,
+            max_request_records=self.max_request_records,
         )
 
     def tls_config(self) -> TLSConfig | None:

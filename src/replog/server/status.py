@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from replog.errors import (
+    BatchTooLargeError,
     InvalidArgumentError,
     LogClosedError,
     OffsetOutOfRangeError,
@@ -40,6 +41,8 @@ def metadata_for(exc: ReplogError) -> tuple[tuple[str, str], ...]:
         items.append(("replog-range", f"{exc.offset},{exc.lowest},{exc.next_offset}"))
     elif isinstance(exc, RecordTooLargeError):
         items.append(("replog-size", f"{exc.size},{exc.limit}"))
+    elif isinstance(exc, BatchTooLargeError):
+        items.append(("replog-batch", f"{exc.count},{exc.limit}"))
     elif isinstance(exc, UnavailableError | LogClosedError):
         applied = isinstance(exc, UnavailableError) and exc.certainly_not_applied
         items.append(("replog-not-applied", "1" if applied else "0"))
@@ -52,7 +55,7 @@ def http_status_for(exc: ReplogError) -> int:
     """The HTTP status a replog error is reported with."""
     if isinstance(exc, OffsetOutOfRangeError):
         return 404
-    if isinstance(exc, RecordTooLargeError):
+    if isinstance(exc, RecordTooLargeError | BatchTooLargeError):
         return 413
     if isinstance(exc, InvalidArgumentError):
         return 400

@@ -16,7 +16,7 @@ from replog.raft import (
     Membership,
     MemoryRaftStorage,
 )
-from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
+from replog.raft.log_store import _CACHE_ENTRY_COST, MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.messages import SnapshotMeta
 from replog.storage import LogConfig
 from replog.v1.record_pb2 import Record
@@ -123,6 +123,17 @@ def test_an_incomplete_batch_at_the_end_of_the_log_is_found_after_a_reopen(
         store.close()
 
 
+def test_the_entry_cache_holds_a_big_batch_of_small_records(tmp_path: Path) -> None:
+    # A 100k-record produce batch of small records: the followers' reads must come from
+    # memory, not from the disk (the cache used to stop at 16,384 entries).
+    store = ReplogLogStore(tmp_path, LogConfig())
+    try:
+        store.append(_proposal(1, 1, 100_000))
+        assert store._cache_first == 1 and len(store._cache) == 100_000
+    finally:
+        store.close()
+
+
 def test_entries_below_the_first_index_raise_compacted(tmp_path: Path) -> None:
     with_store = ReplogLogStore(tmp_path, CONFIG)
     try:
@@ -193,7 +204,8 @@ def test_the_entry_cache_is_bounded_in_bytes_and_reads_fall_back_to_the_log(
             record = Record(value=value, offset=index, term=1).SerializeToString()
             store.append([Entry(1, index, 0, record)])
         assert store._cache_bytes <= 32 << 20
-        assert sum(len(e.data) for e in store._cache) == store._cache_bytes
+        cost = sum(len(e.data) + _CACHE_ENTRY_COST for e in store._cache)
+        assert cost == store._cache_bytes
         assert store._cache_first > 1  # the oldest were dropped...
         first = store.entries(1, 3, 1 << 30)  # ...and are read back from the log
         assert [Record.FromString(e.data).offset for e in first] == [1, 2]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from replog.errors import RecordTooLargeError
-from replog.raft.records import proposal_groups
+from replog.raft.records import proposal_groups, turn_share
 from replog.storage.codec import encode_records
 from replog.v1.record_pb2 import Header, Record
 
@@ -30,6 +30,20 @@ def test_a_record_over_the_limit_is_refused() -> None:
 
 def test_proposals_are_cut_into_groups_of_about_max_bytes_in_order() -> None:
     queued = [([b"x" * 40], i) for i in range(5)]
-    groups = list(proposal_groups(queued, 100))
+    groups = list(proposal_groups(queued, 100, 1 << 30))
     assert [[tag for _, tag in g] for g in groups] == [[0, 1, 2], [3, 4]]
-    assert list(proposal_groups([], 100)) == []
+    assert list(proposal_groups([], 100, 1 << 30)) == []
+
+
+def test_proposals_are_cut_by_record_count_too_and_a_request_is_never_split() -> None:
+    queued = [([b"x"] * n, i) for i, n in enumerate((3, 3, 10, 1))]
+    groups = list(proposal_groups(queued, 1 << 30, 5))
+    assert [[tag for _, tag in g] for g in groups] == [[0, 1], [2], [3]]
+
+
+def test_a_turn_takes_requests_up_to_its_record_budget_but_at_least_one() -> None:
+    queued = [([b"x"] * n, i) for i, n in enumerate((3, 3, 10, 1))]
+    assert turn_share(queued, 6) == 2
+    assert turn_share(queued, 5) == 1
+    assert turn_share(queued[2:], 5) == 1  # one request over the budget still goes alone
+    assert turn_share([], 5) == 0
