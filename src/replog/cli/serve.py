@@ -28,6 +28,9 @@ AclModelOpt = Annotated[
     Path | None, typer.Option(help="casbin model file [default: the built-in ACL model].")
 ]
 
+MaxRequestRecordsOpt = Annotated[
+    int | None, typer.Option(help="Most records one produce request may hold [default: 32768].")
+]
 NodeIdOpt = Annotated[str | None, typer.Option(help="Cluster node id (same as --server-id).")]
 BootstrapOpt = Annotated[
     bool | None, typer.Option("--bootstrap", help="Start a new cluster with this node.")
@@ -54,9 +57,7 @@ def serve_command(  # noqa: PLR0917  (typer options)
     sync_interval_ms: Annotated[int | None, typer.Option(help="fsync period for interval.")] = None,
     segment_bytes: Annotated[int | None, typer.Option(help="Segment store size.")] = None,
     max_record_bytes: Annotated[int | None, typer.Option(help="Largest record accepted.")] = None,
-    max_request_records: Annotated[
-        int | None, typer.Option(help="Most records one produce request may hold.")
-    ] = None,
+    max_request_records: MaxRequestRecordsOpt = None,
     server_id: Annotated[str | None, typer.Option(help="Server id [default: gRPC addr].")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error.")] = None,
     log_format: Annotated[str | None, typer.Option(help="text|json.")] = None,

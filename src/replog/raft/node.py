@@ -25,10 +25,8 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -39,13 +37,15 @@ from replog.raft.errors import NotLeaderError
 from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, Message, MessageType
+from replog.raft.node_options import NodeOptions, NotLeaderNodeError
 from replog.raft.ready import Ready, Role
 from replog.raft.records import messages_within, proposal_groups, turn_share
 from replog.raft.storage import data_bytes
+from replog.raft.waiters import ProduceWaiters, Waiter
 from replog.storage.codec import encode_records
 from replog.v1.record_pb2 import Record
 
-__all__ = ["MEMBER_RECORD_TYPE", "NodeOptions", "NotLeaderNodeError", "RaftNode", "Waiter"]
+__all__ = ["MEMBER_RECORD_TYPE", "NodeOptions", "NotLeaderNodeError", "RaftNode"]
 
 log = logging.getLogger("replog.raft.node")
 
@@ -54,36 +54,6 @@ _LEADER_APPENDS = frozenset({MessageType.APP, MessageType.HEARTBEAT})
 _INLINE_PERSIST_BYTES = 64 * 1024
 _TURN_MAX_BYTES = 8 << 20
 _TURN_MAX_RECORDS = 32768
-
-
-class NotLeaderNodeError(UnavailableError):
-    """This node does not lead; ``leader`` is the Raft id of the one it knows (or None)."""
-
-    def __init__(self, leader: int | None, message: str = "this node is not the leader") -> None:
-        super().__init__(message, certainly_not_applied=True)
-        self.leader = leader
-
-
-@dataclass(frozen=True, slots=True)
-class NodeOptions:
-    """Timing and limits: ``tick_s`` x ``election_ticks`` is the election timeout."""
-
-    tick_s: float = 0.1
-    election_ticks: int = 10
-    heartbeat_ticks: int = 1
-    max_record_bytes: int = 1 << 20
-    max_proposal_bytes: int = 8 << 20
-    max_request_records: int = 32768
-
-
-@dataclass(slots=True)
-class Waiter:
-    """A produce request waiting for its entries ``first..last`` (proposed in ``term``)."""
-
-    first: int
-    last: int
-    term: int
-    future: asyncio.Future[int]
 
 
 Proposal = tuple[Sequence[bytes | Record], asyncio.Future[int]]
@@ -133,7 +103,7 @@ class RaftNode:
         self._proposals: list[Proposal] = []
         self._ops: list[Callable[[], None]] = []
         self._calls: set[asyncio.Future[Any]] = set()
-        self._waiters: deque[Waiter] = deque()
+        self._waiters = ProduceWaiters()
         self._index_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-persist")
@@ -153,9 +123,7 @@ class RaftNode:
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        for w in self._waiters:
-            _fail(w.future, UnavailableError("the node stopped before the record committed"))
-        self._waiters.clear()
+        self._waiters.fail_all(UnavailableError("the node stopped before the record committed"))
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
         except (ReplogError, OSError) as exc:
@@ -396,9 +364,7 @@ class RaftNode:
         else:
             log.critical("raft node %s: unexpected error, fail-stop", self.id, exc_info=exc)
         why = f"the node's storage failed ({exc}); the record may or may not be committed"
-        for w in self._waiters:
-            _fail(w.future, UnavailableError(why))
-        self._waiters.clear()
+        self._waiters.fail_all(UnavailableError(why))
         queued, self._proposals = self._proposals, []
         for _, future in queued:
             _fail(future, UnavailableError("the node failed", certainly_not_applied=True))
@@ -469,22 +435,11 @@ class RaftNode:
         try:
             first, _ = raft.propose(payloads)
         except NotLeaderError as exc:
-            for w in waiters:
-                _fail(w.future, NotLeaderNodeError(exc.leader_hint))
+            for _, future in group:
+                _fail(future, NotLeaderNodeError(exc.leader_hint))
             return
         assert first == next_index, (first, next_index)
-        self._add_waiters(waiters)
-
-    def _add_waiters(self, waiters: list[Waiter]) -> None:
-        """Queue ``waiters`` (in index order) keeping the whole queue ordered by first index:
-        after a lost and regained leadership, new entries may sit below older waiters'."""
-        queue = self._waiters
-        if not queue or queue[-1].first <= waiters[0].first:
-            queue.extend(waiters)
-            return
-        merged = sorted([*queue, *waiters], key=_first_of)  # stable: FIFO among equals
-        queue.clear()
-        queue.extend(merged)
+        self._waiters.add(waiters)
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -494,35 +449,11 @@ class RaftNode:
                 if e.kind == MEMBER_RECORD_TYPE:
                     doc = json.loads(e.data)
                     self.on_member(str(doc["id"]), str(doc["addr"]), int(doc.get("epoch", 0)))
-        self._resolve_waiters(entries)
+        self._waiters.resolve(entries, self._stored_term, self._not_written)
         self._advance_watermark(entries[-1].index + 1)
 
-    def _resolve_waiters(self, entries: Sequence[Entry]) -> None:
-        """Settle the produce requests whose entries were applied (``entries`` just were).
-
-        A batch's entries commit together or not at all, and an applied entry with the
-        term the batch was proposed in is the batch's own (Log Matching). So a batch is
-        written once its last entry is applied with its term, and certainly not written
-        once its first entry is applied with another term.
-        """
-        lo, hi = entries[0].index, entries[-1].index
-        waiters = self._waiters
-        while waiters and waiters[0].first <= hi:
-            w = waiters[0]
-            index = w.last if w.last <= hi else w.first
-            term = entries[index - lo].term if index >= lo else self._stored_term(index)
-            if term is None:
-                _fail(w.future, UnavailableError("the record's outcome is unknown"))
-            elif term != w.term:
-                _fail(
-                    w.future, NotLeaderNodeError(self.raft.lead, "leadership changed; not written")
-                )
-            elif index == w.last:
-                if not w.future.done():
-                    w.future.set_result(w.first)
-            else:
-                return  # its own batch, partly applied here: the rest is committed too
-            waiters.popleft()
+    def _not_written(self) -> NotLeaderNodeError:
+        return NotLeaderNodeError(self.raft.lead, "leadership changed; not written")
 
     def _stored_term(self, index: int) -> int | None:
         """The term of an applied entry no longer in hand (None once compacted away)."""
@@ -570,10 +501,6 @@ class RaftNode:
 _kind_of = itemgetter(2)
 _BATCH_CONTINUES = b"\x40\x01"
 """Record field 8 (``batch_continues``) = true, appended to a serialized Record."""
-
-
-def _first_of(waiter: Waiter) -> int:
-    return waiter.first
 
 
 def _index_of(entry: Entry) -> int:

@@ -1,0 +1,29 @@
+"""What the asyncio driver (``replog.raft.node``) is configured with, and its not-leader error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from replog.errors import UnavailableError
+
+__all__ = ["NodeOptions", "NotLeaderNodeError"]
+
+
+class NotLeaderNodeError(UnavailableError):
+    """This node does not lead; ``leader`` is the Raft id of the one it knows (or None)."""
+
+    def __init__(self, leader: int | None, message: str = "this node is not the leader") -> None:
+        super().__init__(message, certainly_not_applied=True)
+        self.leader = leader
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """Timing and limits: ``tick_s`` x ``election_ticks`` is the election timeout."""
+
+    tick_s: float = 0.1
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    max_record_bytes: int = 1 << 20
+    max_proposal_bytes: int = 8 << 20
+    max_request_records: int = 32768
