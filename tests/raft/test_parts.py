@@ -246,3 +246,40 @@ def test_application_kinds_replicate_like_data_and_core_kinds_are_refused() -> N
             (3, b"more"),
         ]
         assert env.nodes[node_id].log.committed >= last
+
+
+def _cut_tail(env: object, node_id: int, keep: int, *, flag: bool) -> None:
+    """Restart ``node_id`` with its stored log cut after ``keep`` (media damage), the
+    driver telling the core so (``log_lost``) when ``flag``."""
+    store = env.stores[node_id]  # type: ignore[attr-defined]
+    del store._entries[keep - store.first_index() + 1 :]
+    env.restart(node_id)  # type: ignore[attr-defined]
+    env.nodes[node_id].log_lost = flag  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_a_follower_whose_recovery_cut_acknowledged_entries_is_repaired_by_the_leader(
+    flag: bool,
+) -> None:
+    # Issue 11 defect 7: the leader's match for the follower lies past the follower's new
+    # end, so its rejections looked stale and the leader probed past the end forever.
+    from tests.raft.env import Env
+
+    env = Env()
+    env.add_nodes([1, 2, 3], pre_vote=False)
+    env.elect(1)
+    leader = env.nodes[1]
+    for i in range(5):
+        leader.propose([b"e%d" % i])
+    env.stabilize()
+    last = leader.log.last_index()
+    assert leader.progress[2].match == last
+    _cut_tail(env, 2, last - 3, flag=flag)
+    for _ in range(5):
+        env.tick(1)
+        env.stabilize()
+    repaired = env.nodes[2].log.last_index() == last
+    assert repaired == flag  # only a follower that says it lost entries can be told again
+    if flag:
+        assert leader.progress[2].match == last
+        assert not env.nodes[2].log_lost

@@ -70,6 +70,9 @@ class Raft:
         self.voting = True
         """False while this node must neither vote nor campaign: it lost its durable state
         (wiped disk) and may still be a voter under its old incarnation (set by the driver)."""
+        self.log_lost = False
+        """True while the log misses entries this node had acknowledged (recovery cut them):
+        its rejections say so, until an append is accepted again (set by the driver)."""
         self.become_follower(self.term, None)
 
     # -- inputs ---------------------------------------------------------------------------

@@ -51,6 +51,7 @@ def describe_message(m: Message) -> str:
         tail = f" index={m.index}"
         if m.reject:
             tail += f" REJECT hint=[t{m.log_term} i{m.reject_hint}]"
+            tail += " lost-entries" if m.lost_entries else ""
     elif t is MessageType.HEARTBEAT:
         tail = f" commit={m.commit}"
     elif t is MessageType.SNAPSHOT and m.snapshot is not None:

@@ -56,6 +56,7 @@ def handle_append(r: Raft, m: Message) -> None:
         _reject(r, m)
         return
     last_new, appended = result
+    r.log_lost = False  # the leader resends from where our logs agree: repaired from here
     if appended:
         r.confs.observe_append(appended)  # Dissertation §4.1: in effect once appended.
     r.commit_to(min(m.commit, last_new))
@@ -76,6 +77,7 @@ def _reject(r: Raft, m: Message) -> None:
             reject=True,
             reject_hint=hint,
             log_term=r.log.term(hint) or 0,
+            lost_entries=r.log_lost,
         )
     )
 
@@ -88,6 +90,21 @@ def handle_heartbeat(r: Raft, m: Message) -> None:
     """Learn the commit index (capped by what the leader knows we hold) and answer."""
     r.commit_to(min(m.commit, r.log.last_index()))
     r.send(Message(type=MessageType.HEARTBEAT_RESP, src=r.id, dst=m.src, term=r.term))
+    if r.log_lost:  # an idle leader sends no append to reject: tell it where our log ends
+        last = r.log.last_index()
+        r.send(
+            Message(
+                type=MessageType.APP_RESP,
+                src=r.id,
+                dst=m.src,
+                term=r.term,
+                index=last,
+                reject=True,
+                reject_hint=last,
+                log_term=r.log.last_term(),
+                lost_entries=True,
+            )
+        )
 
 
 def handle_snapshot(r: Raft, m: Message) -> None:

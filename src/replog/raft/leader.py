@@ -188,6 +188,15 @@ def step_leader(r: Raft, m: Message) -> None:
 
 
 def _handle_reject(r: Raft, m: Message, pr: Progress) -> None:
+    if m.lost_entries and m.reject_hint < pr.match:
+        # The follower lost entries it had acknowledged (media damage): what we knew it
+        # matched is gone, so match moves back and the lost entries are sent again. Without
+        # this, a rejection at or below match reads as stale and the leader probes past the
+        # follower's end forever.
+        pr.match = m.reject_hint
+        pr.become_probe()
+        send_append(r, m.src)
+        return
     # Fast backtracking: skip every entry of the follower's conflicting term at once.
     next_probe = m.reject_hint
     if m.log_term > 0:

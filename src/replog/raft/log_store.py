@@ -119,6 +119,14 @@ class ReplogLogStore:
         self._cache_first = 0
         self._cache_bytes = 0
         self._scan()
+        self.recovery_cut = self.log.recovery_bytes_truncated > 0
+        """Opening cut a torn or damaged tail: entries this node acknowledged may be gone."""
+        self.lost_commit = 0
+        """The commit index saved before a restart whose recovery cut committed entries
+        (0 if none were): until this node holds that index again it must not vote."""
+        if self._state.commit > self.last_index():
+            self.lost_commit = self._state.commit
+            self._state = replace(self._state, commit=max(self.last_index(), self._snap_index))
 
     # -- state file -----------------------------------------------------------------------
 

@@ -125,7 +125,9 @@ class Message:
       (VOTE, PRE_VOTE), the acknowledged or rejected index (APP_RESP);
     - ``reject_hint``: on a rejected APP_RESP, the follower's guess of the last index that may
       match, with ``log_term`` set to the follower's term at that index (fast backtracking);
-    - ``transfer``: a vote requested because of a leadership transfer, which bypasses leases.
+    - ``transfer``: a vote requested because of a leadership transfer, which bypasses leases;
+    - ``lost_entries``: on a rejected APP_RESP, the follower's log lost entries it had
+      acknowledged (recovery cut them after media damage): the leader resends from the hint.
     """
 
     type: MessageType
@@ -140,3 +142,4 @@ class Message:
     reject_hint: int = 0
     snapshot: SnapshotMeta | None = None
     transfer: bool = False
+    lost_entries: bool = False

@@ -89,6 +89,18 @@ class RaftNode:
             max_inflight_msgs=64,
         )
         self.raft = Raft(config, store, rng)
+        # A recovery that cut the log's tail may have cut acknowledged entries: say so to the
+        # leader (it resends them); if it cut committed ones, do not vote until they are back.
+        self.raft.log_lost = store.recovery_cut or bool(store.lost_commit)
+        self._vote_again_at = store.lost_commit
+        if store.lost_commit:
+            self.raft.voting = False
+            log.warning(
+                "raft node %s: recovery cut committed entries up to %d; not voting until "
+                "they are replicated again",
+                raft_id,
+                store.lost_commit,
+            )
         self.high_watermark = min(state.commit, store.last_index()) + 1
         self.send: Sender = lambda messages: None
         self.send_snapshot: SnapshotSender = lambda message: None
@@ -463,6 +475,10 @@ class RaftNode:
         if watermark <= self.high_watermark:
             return
         self.high_watermark = watermark
+        if self._vote_again_at and watermark > self._vote_again_at:
+            self._vote_again_at = 0
+            self.raft.voting = True
+            log.info("raft node %s: lost entries replicated again; voting", self.id)
         if self._index_waiters:
             keep = []
             for index, future in self._index_waiters:

@@ -73,6 +73,7 @@ def message_to_proto(m: Message) -> raft_pb2.RaftMessage:
         reject=m.reject,
         reject_hint=m.reject_hint,
         transfer=m.transfer,
+        lost_entries=m.lost_entries,
     )
     entries = m.entries
     if entries:
@@ -119,6 +120,7 @@ def message_from_proto(pb: raft_pb2.RaftMessage) -> Message:
         reject_hint=pb.reject_hint,
         snapshot=snapshot,
         transfer=pb.transfer,
+        lost_entries=pb.lost_entries,
     )
 
 

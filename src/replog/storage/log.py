@@ -136,6 +136,12 @@ class Log:
         return self._next_offset
 
     @property
+    def recovery_bytes_truncated(self) -> int:
+        """Bytes the opening of this Log cut from a torn or corrupt tail (0 after a clean
+        close): records there were lost, acknowledged ones too if the medium was damaged."""
+        return sum(s.recovery.bytes_truncated for s in self._segments)
+
+    @property
     def highest_offset(self) -> int | None:
         """The last record's offset, or None while the log is empty."""
         if self._next_offset == self.lowest_offset:

@@ -122,6 +122,7 @@ class RaftMessage(_message.Message):
     ENTRY_KINDS_FIELD_NUMBER: _builtins.int
     ENTRY_SIZES_FIELD_NUMBER: _builtins.int
     ENTRY_DATA_FIELD_NUMBER: _builtins.int
+    LOST_ENTRIES_FIELD_NUMBER: _builtins.int
     type: _builtins.int
     src: _builtins.int
     dst: _builtins.int
@@ -140,6 +141,10 @@ class RaftMessage(_message.Message):
     follow the data of entries 0..i-1.
     """
     entry_data: _builtins.bytes
+    lost_entries: _builtins.bool
+    """On a rejected append: the follower's log lost entries it had acknowledged (its recovery
+    cut them), so the leader moves its match for it back to `reject_hint` and resends.
+    """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftEntry]: ...
     @_builtins.property
@@ -170,10 +175,11 @@ class RaftMessage(_message.Message):
         entry_kinds: _abc.Iterable[_builtins.int] | None = ...,
         entry_sizes: _abc.Iterable[_builtins.int] | None = ...,
         entry_data: _builtins.bytes = ...,
+        lost_entries: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "dst", b"dst", "entries", b"entries", "entry_data", b"entry_data", "entry_kinds", b"entry_kinds", "entry_sizes", b"entry_sizes", "entry_terms", b"entry_terms", "first_index", b"first_index", "index", b"index", "log_term", b"log_term", "reject", b"reject", "reject_hint", b"reject_hint", "snapshot", b"snapshot", "src", b"src", "term", b"term", "transfer", b"transfer", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "dst", b"dst", "entries", b"entries", "entry_data", b"entry_data", "entry_kinds", b"entry_kinds", "entry_sizes", b"entry_sizes", "entry_terms", b"entry_terms", "first_index", b"first_index", "index", b"index", "log_term", b"log_term", "lost_entries", b"lost_entries", "reject", b"reject", "reject_hint", b"reject_hint", "snapshot", b"snapshot", "src", b"src", "term", b"term", "transfer", b"transfer", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -213,3 +213,32 @@ def test_the_entry_cache_is_bounded_in_bytes_and_reads_fall_back_to_the_log(
         assert Record.FromString(last[0].data).value == value
     finally:
         store.close()
+
+
+def test_a_recovery_that_cut_committed_entries_is_reported_and_the_commit_clamped(
+    tmp_path: Path,
+) -> None:
+    # Issue 11 defect 7: media damage took the tail of an acknowledged, committed log.
+    store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
+    try:
+        store.append([_entry(1, i) for i in range(1, 11)])
+        store.save_hard_state(HardState(1, 1, 10, Membership(frozenset({1, 2, 3}))))
+        assert not store.recovery_cut and store.lost_commit == 0
+    finally:
+        store.close()
+    (segment,) = sorted((tmp_path / "log").glob("*.store"))
+    with segment.open("r+b") as f:  # lose the last records' bytes
+        f.truncate(segment.stat().st_size - 3 * 20)
+    store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
+    try:
+        assert store.recovery_cut
+        assert store.last_index() < 10
+        assert store.lost_commit == 10  # it must not vote until it holds 10 again
+        assert store.initial_state().commit == store.last_index()  # never acks what it lost
+    finally:
+        store.close()
+    store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
+    try:
+        assert not store.recovery_cut  # a clean reopen finds nothing more to cut
+    finally:
+        store.close()

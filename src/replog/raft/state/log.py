@@ -50,7 +50,9 @@ class RaftLog:
         """Wrap ``storage``; ``committed`` is from the hard state, ``applied`` from the driver."""
         self.storage = storage
         self.unstable = Unstable(storage.last_index() + 1)
-        self.committed = committed
+        # Never more than the log holds: a recovery that cut committed entries must not have
+        # this node acknowledge what it lost.
+        self.committed = min(committed, storage.last_index())
         self.applying = applied
 
     def first_index(self) -> int:
