@@ -88,6 +88,6 @@ async def receive_snapshot(
         await asyncio.to_thread(store.finish_staging, staged)
         staged = None
     finally:
-        if staged is not None:
-            await asyncio.to_thread(staged.close)
+        if staged is not None:  # incomplete: its records must never be swapped in
+            await asyncio.to_thread(store.discard_staging, staged)
     return final
