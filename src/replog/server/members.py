@@ -12,16 +12,19 @@ from replog.errors import ConfigError
 from replog.raft.log_store import write_atomically
 
 __all__ = [
+    "CLUSTER_ID_FILE",
     "JOIN_PENDING_FILE",
     "NODE_ID_FILE",
     "AddressBook",
     "clear_join_pending",
     "is_clustered",
+    "load_cluster_id",
     "join_incarnation",
     "join_pending",
     "mark_join_pending",
     "raft_id",
     "resolve_node_id",
+    "save_cluster_id",
 ]
 
 NODE_ID_FILE = "node-id"
@@ -29,6 +32,9 @@ JOIN_PENDING_FILE = "join-pending"
 """Present from the first start of a node with an empty data dir and ``--join`` until the
 leader confirmed the join: until then the node asks for a *fresh* join again (even after a
 crash that left a state file behind) and neither votes nor campaigns."""
+CLUSTER_ID_FILE = "cluster-id"
+"""The id of the cluster this data directory belongs to: drawn by the bootstrapping node,
+learnt from the leader's answer by a joiner (saved before its join counts as confirmed)."""
 
 
 def raft_id(name: str) -> int:
@@ -83,6 +89,28 @@ def mark_join_pending(data_dir: str) -> None:
     if not join_pending(data_dir):
         token = secrets.token_hex(8).encode()
         write_atomically(Path(data_dir) / JOIN_PENDING_FILE, token + b"\n")
+
+
+def load_cluster_id(data_dir: str, *, bootstrap: bool = False) -> str | None:
+    """The id of this data directory's cluster; None while it is not known (a fresh joiner
+    before the leader answered); "" for a cluster created before cluster ids existed. A
+    brand-new data directory with ``bootstrap`` draws (and saves) a new id."""
+    path = Path(data_dir) / CLUSTER_ID_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    clustered = is_clustered(data_dir)
+    if bootstrap and not clustered:
+        return save_cluster_id(data_dir, secrets.token_hex(16))
+    return "" if clustered and not join_pending(data_dir) else None
+
+
+def save_cluster_id(data_dir: str, cluster_id: str) -> str:
+    """Durably record that this data directory belongs to ``cluster_id``; return it."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(data_dir) / CLUSTER_ID_FILE, cluster_id.encode() + b"\n")
+    return cluster_id
 
 
 def clear_join_pending(data_dir: str) -> None:

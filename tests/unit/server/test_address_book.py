@@ -4,9 +4,17 @@ learnt (replicated record, the node's own message, another node's gossip)."""
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
-from replog.server.members import AddressBook, raft_id
+from replog.server.members import (
+    CLUSTER_ID_FILE,
+    AddressBook,
+    load_cluster_id,
+    mark_join_pending,
+    raft_id,
+    save_cluster_id,
+)
 
 
 def test_the_address_of_the_latest_epoch_wins_in_any_order(tmp_path: Path) -> None:
@@ -33,3 +41,23 @@ def test_replicated_records_persist_and_reload_below_any_learnt_epoch(tmp_path: 
     assert reloaded.gossip() == [("n2", "127.0.0.1:5005", 1)]
     reloaded.learn("n2", "", epoch=99)  # an empty address says nothing
     assert reloaded.address(raft_id("n2")) == "127.0.0.1:5005"
+
+
+def test_the_cluster_id_is_drawn_at_bootstrap_learnt_at_a_join_and_empty_for_old_clusters(
+    tmp_path: Path,
+) -> None:
+    first = tmp_path / "n1"
+    drawn = load_cluster_id(str(first), bootstrap=True)
+    assert drawn and load_cluster_id(str(first)) == drawn  # saved
+    assert stat.S_IMODE((first / CLUSTER_ID_FILE).stat().st_mode) == 0o600
+    joiner = tmp_path / "n2"
+    assert load_cluster_id(str(joiner)) is None  # a fresh joiner does not know it yet
+    mark_join_pending(str(joiner))
+    (joiner / "raft-state.json").write_text("{}")  # it crashed after writing state
+    assert load_cluster_id(str(joiner)) is None  # still unconfirmed
+    save_cluster_id(str(joiner), drawn)
+    assert load_cluster_id(str(joiner)) == drawn
+    old = tmp_path / "n3"
+    old.mkdir()
+    (old / "raft-state.json").write_text("{}")  # a member from before cluster ids
+    assert load_cluster_id(str(old), bootstrap=True) == ""
