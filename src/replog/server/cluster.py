@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,9 @@ from replog.server.members import (
     join_pending,
     load_cluster_id,
     mark_join_pending,
+    next_start_epoch,
     raft_id,
+    raise_start_epoch,
     save_cluster_id,
 )
 from replog.server.status import grpc_code_for, metadata_for
@@ -86,12 +87,12 @@ class ClusterNode:
         self.credentials = credentials
         self.fresh = fresh = not is_clustered(data_dir)  # no log, term, vote: new or wiped
         cluster_id = load_cluster_id(data_dir, bootstrap=bootstrap)  # before any state file
+        self.epoch = next_start_epoch(data_dir)  # before our address goes anywhere
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
         seed = Membership(frozenset({self.id})) if bootstrap and fresh else None
         self.store = ReplogLogStore(data_dir, log_config, bootstrap=seed)
         self.book = AddressBook(Path(data_dir) / "members.json")
         self.node = RaftNode(self.store, self.id, random.Random(), options)
-        self.epoch = time.time_ns()  # orders this start's address after earlier ones
         self.transport = RaftTransport(
             name=name,
             addr="",
@@ -183,6 +184,10 @@ class ClusterNode:
                 for m in response.members:
                     if raft_id(m.id) != self.id:
                         self.book.learn(m.id, m.rpc_addr, 0)
+                if response.epoch > self.epoch:  # the leader knew a later one of our id
+                    await asyncio.to_thread(raise_start_epoch, self.data_dir, response.epoch)
+                    self.epoch = self.transport.epoch = response.epoch
+                    self.book.learn(self.name, self.addr, self.epoch)
                 if self.inbox.cluster_id is None:  # saved before the join counts as confirmed
                     cid = response.cluster_id
                     await asyncio.to_thread(save_cluster_id, self.data_dir, cid)
@@ -415,10 +420,12 @@ class ClusterNode:
             raise AdminError("FAILED_PRECONDITION", f"{name} is a member of another cluster")
         if fresh and node_id == self.id:
             raise AdminError("FAILED_PRECONDITION", f"{name} is this leader, and it is running")
-        # The joiner's own word on where it listens (of its current epoch) beats what its
-        # earlier start left behind: a wiped node re-joining on a new port has no
-        # configuration yet, sends no Raft message that would refresh the hint, and would
-        # wait forever for appends sent to its old address (tests/cluster/test_faults.py).
+        # The joiner's own word on where it listens beats what its earlier starts left
+        # behind: a wiped node re-joining on a new port has no configuration yet, sends no
+        # Raft message that would refresh the hint, and would wait forever for appends sent
+        # to its old address (tests/cluster/test_faults.py). Its start counter began again at
+        # 1, so its address gets an epoch above any we know of it; the joiner adopts it.
+        epoch = self.book.epoch_for(name, addr, epoch)
         self.book.learn(name, addr, epoch)
         async with self._joining:  # one join at a time: a retry must not interleave
             await self.node.add_member_record(name, addr, epoch)
@@ -434,6 +441,7 @@ class ClusterNode:
             members=self.status().members,
             leader_id=self.name,
             cluster_id=self.inbox.cluster_id or "",
+            epoch=epoch,
         )
 
     async def remove_member(self, name: str) -> None:
