@@ -33,6 +33,9 @@ class Node(ThreadedServer):
     def is_leader(self) -> bool:
         return self.running and self.cluster.node.is_leader
 
+    def hears_from(self, other: Node) -> bool:
+        return self.running and other.cluster.id in self.cluster.node.last_contact
+
     def is_voter(self, other: Node) -> bool:
         return self.cluster.id != 0 and other.cluster.id in self.cluster.node.raft.config.voters
 
@@ -59,6 +62,9 @@ class Cluster:
     def join(self, name: str, **settings: Any) -> Node:
         node = self.start_node(name, join=self.leader().grpc_address, **settings)
         wait_until(lambda: self.leader().is_voter(node), 20, f"{name} to become a voter")
+        # A learner may be promoted before it answered anything (a short log is "caught
+        # up" at match 0), and it drops Raft traffic until its join is answered.
+        wait_until(lambda: self.leader().hears_from(node), 20, f"{name} to answer the leader")
         return node
 
     def running(self) -> list[Node]:

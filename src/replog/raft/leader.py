@@ -243,6 +243,22 @@ def _handle_heartbeat_resp(r: Raft, m: Message, pr: Progress) -> None:
         send_append(r, m.src)
 
 
+def learner_to_promote(r: Raft, max_lag: int) -> int | None:
+    """Return a learner that is caught up (within ``max_lag`` entries of the commit index)
+    and may be promoted now, if this node leads and no membership change is in flight.
+
+    A learner that never acknowledged an append (match 0: it may never have started) is
+    never one: a voter that holds nothing would only make the quorum harder to reach.
+    """
+    if r.role is not Role.LEADER or r.confs.last_pending_index() > r.log.committed:
+        return None
+    for learner in sorted(r.config.learners):
+        pr = r.progress.get(learner)
+        if pr is not None and pr.match and r.log.committed - pr.match <= max_lag:
+            return learner
+    return None
+
+
 def start_transfer(r: Raft, to: int) -> None:
     """Begin a leadership transfer to ``to`` (dissertation §3.10)."""
     if r.lead_transferee == to:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import secrets
 import shutil
 import time
 from array import array
@@ -127,6 +128,7 @@ class ReplogLogStore:
         if self._state.commit > self.last_index():
             self.lost_commit = self._state.commit
             self._state = replace(self._state, commit=max(self.last_index(), self._snap_index))
+        self._remove_staging()  # streams being received when the node stopped are void
 
     # -- state file -----------------------------------------------------------------------
 
@@ -340,6 +342,10 @@ class ReplogLogStore:
 
         If a complete staged snapshot (the leader's records up to ``meta.index``, see
         ``stage_snapshot``) is waiting, it becomes the log, so those records stay readable.
+        The state file written here pairs the new snapshot point with the snapshot's
+        configuration and (at least) its term: the driver saves the Ready's hard state only
+        after this, and a crash in between must not leave the old configuration in effect
+        at an index whose entries are gone.
         """
         if not self._swap_in_staged(meta.index):
             self.log.reset(meta.index + 1)
@@ -349,7 +355,10 @@ class ReplogLogStore:
         self._kinds.clear()
         self._run_starts, self._run_ends = array("Q"), array("Q")
         self._cache = []
-        self._state = replace(self._state, commit=max(self._state.commit, meta.index))
+        s = self._state
+        if meta.term > s.term:  # a higher term is always safe to record, its vote unknown
+            s = replace(s, term=meta.term, vote=None)
+        self._state = replace(s, commit=max(s.commit, meta.index), config=meta.config)
         self._write_state()
 
     def compact(self, index: int) -> None:
@@ -376,27 +385,38 @@ class ReplogLogStore:
     # -- snapshot staging -----------------------------------------------------------------
 
     def stage_snapshot(self, first_offset: int) -> Log:
-        """Start receiving a leader's records from ``first_offset`` into a staging log."""
-        path = self.directory / _STAGING
-        shutil.rmtree(path, ignore_errors=True)
+        """Start receiving a leader's records from ``first_offset`` into a staging log of its
+        own: streams received at once (a retry, another leader's) never share files."""
+        path = self.directory / f"{_STAGING}-{secrets.token_hex(8)}"
         return Log(path, replace(self._log_config, initial_offset=first_offset))
 
     def finish_staging(self, staged: Log) -> None:
         """Close a fully received staging log and mark it complete (up to its last record)."""
         last = staged.next_offset - 1
         staged.close()
-        write_atomically(self.directory / _STAGING / _STAGING_DONE, str(last).encode())
+        write_atomically(Path(staged.directory) / _STAGING_DONE, str(last).encode())
+
+    def discard_staging(self, staged: Log) -> None:
+        """Close and delete a staging log whose stream ended early."""
+        staged.close()
+        shutil.rmtree(staged.directory, ignore_errors=True)
+
+    def _remove_staging(self, complete_up_to: int | None = None) -> None:
+        """Delete every staging directory (None: on open, when none is being received), or
+        only the complete ones up to ``complete_up_to`` (covered by the snapshot installed)."""
+        for path in self.directory.iterdir():
+            if path.name != _STAGING and not path.name.startswith(f"{_STAGING}-"):
+                continue
+            if complete_up_to is None or 0 <= _staged_up_to(path) <= complete_up_to:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _swap_in_staged(self, index: int) -> bool:
-        staging = self.directory / _STAGING
-        done = staging / _STAGING_DONE
-        try:
-            complete = int(done.read_text()) == index
-        except (OSError, ValueError):
-            complete = False
-        if not complete:
+        staging = next(
+            (p for p in self.directory.glob(f"{_STAGING}-*") if _staged_up_to(p) == index), None
+        )
+        if staging is None:
             return False
-        done.unlink()
+        (staging / _STAGING_DONE).unlink()
         self.log.close()
         live, old = self.directory / "log", self.directory / "log.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -404,6 +424,7 @@ class ReplogLogStore:
         os.replace(staging, live)
         _fsync_dir(self.directory)
         shutil.rmtree(old, ignore_errors=True)
+        self._remove_staging(complete_up_to=index)
         self.log = Log(live, self._log_config)
         self.control = []
         offset = self.log.lowest_offset
@@ -426,10 +447,18 @@ class ReplogLogStore:
             self.log.close()
 
 
+def _staged_up_to(path: Path) -> int:
+    """The last index of a complete staging directory; -1 if it is not complete."""
+    try:
+        return int((path / _STAGING_DONE).read_text())
+    except (OSError, ValueError):
+        return -1
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync the directory."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)

@@ -33,7 +33,8 @@ from typing import Any
 from replog.errors import BatchTooLargeError, ReplogError, UnavailableError
 from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.core import Raft
-from replog.raft.errors import NotLeaderError
+from replog.raft.errors import NotLeaderError, RaftError
+from replog.raft.leader import learner_to_promote
 from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, Message, MessageType
@@ -494,24 +495,13 @@ class RaftNode:
         self.on_leader_change(leader)
 
     def _maybe_promote(self) -> None:
-        raft = self.raft
-        if raft.role is not Role.LEADER or not raft.config.learners:
-            return
-        if raft.confs.last_pending_index() > raft.log.committed:
-            return
-        for learner in sorted(raft.config.learners):
-            pr = raft.progress.get(learner)
-            # match 0: the learner never acknowledged an append (it may never have started);
-            # a voter that holds nothing would only make the quorum harder to reach.
-            if pr is not None and pr.match and raft.log.committed - pr.match <= _PROMOTE_MAX_LAG:
-                try:
-                    raft.propose_conf_change(ConfChange(ConfChangeOp.PROMOTE, learner))
-                    log.info("promoting learner %s to voter", learner)
-                except ReplogError:
-                    pass
-                except Exception as exc:
-                    log.debug("cannot promote %s yet: %s", learner, exc)
-                return
+        learner = learner_to_promote(self.raft, _PROMOTE_MAX_LAG)
+        if learner is not None:
+            try:
+                self.raft.propose_conf_change(ConfChange(ConfChangeOp.PROMOTE, learner))
+                log.info("promoting learner %s to voter", learner)
+            except (RaftError, ReplogError) as exc:  # e.g. the leader's no-op is not committed
+                log.debug("cannot promote %s yet: %s", learner, exc)
 
 
 _kind_of = itemgetter(2)

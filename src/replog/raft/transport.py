@@ -206,7 +206,9 @@ class _Peer:
                     self.wakeup.clear()
                     await self.wakeup.wait()
                     continue
-                batch = raft_pb2.RaftBatch(from_id=t.name, from_addr=t.addr, from_epoch=t.epoch)
+                batch = raft_pb2.RaftBatch(
+                    from_id=t.name, from_addr=t.addr, from_epoch=t.epoch, cluster_id=t.cluster_id
+                )
                 batch.messages.extend(self._take())
                 now = time.monotonic()
                 if now - gossiped_at >= _GOSSIP_S:
@@ -232,16 +234,18 @@ class RaftTransport:
         credentials: grpc.ChannelCredentials | None = None,
         epoch: int = 0,
         gossip: Callable[[], list[tuple[str, str, int]]] = list,
+        cluster_id: str = "",
     ) -> None:
-        """``name``/``addr``/``epoch``: this node's user-facing id, Raft address and start
-        time (sent along); ``gossip()``: the (name, address, epoch) it knows, sent about once a
-        second on each stream."""
+        """``name``/``addr``/``epoch``/``cluster_id``: this node's user-facing id, Raft
+        address, start epoch and cluster (sent along; settable); ``gossip()``: the (name,
+        address, epoch) it knows, sent about once a second on each stream."""
         self.name = name
         self.addr = addr
         self.resolve = resolve
         self.credentials = credentials
         self.epoch = epoch
         self.gossip = gossip
+        self.cluster_id = cluster_id
         self._peers: dict[int, _Peer] = {}
         self._closed = False
 

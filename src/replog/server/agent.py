@@ -96,6 +96,7 @@ class Agent:
         if s.bootstrap or s.join or is_clustered(s.data_dir):
             self.cluster = await asyncio.to_thread(self._open_cluster)
             self.cluster.on_fatal = self._fail_stop
+            self.cluster.inbox.on_drop = self.metrics.on_raft_dropped
         else:
             self._log = await asyncio.to_thread(Log, s.data_dir, s.log_config())
         try:

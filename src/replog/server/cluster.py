@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -40,16 +39,21 @@ from replog.server.cluster_admin import (
     leader_hint,
 )
 from replog.server.cluster_backend import RaftBackend
+from replog.server.cluster_inbox import Inbox
 from replog.server.cluster_snapshot import receive_snapshot, send_snapshot
-from replog.server.cluster_transfer import hand_over, successors
+from replog.server.cluster_transfer import hand_over, transfer_to
 from replog.server.members import (
     AddressBook,
     clear_join_pending,
     is_clustered,
     join_incarnation,
     join_pending,
+    load_cluster_id,
     mark_join_pending,
+    next_start_epoch,
     raft_id,
+    raise_start_epoch,
+    save_cluster_id,
 )
 from replog.server.status import grpc_code_for, metadata_for
 from replog.server.wire import produce_batch_values
@@ -82,12 +86,13 @@ class ClusterNode:
         self.data_dir = data_dir
         self.credentials = credentials
         self.fresh = fresh = not is_clustered(data_dir)  # no log, term, vote: new or wiped
+        cluster_id = load_cluster_id(data_dir, bootstrap=bootstrap)  # before any state file
+        self.epoch = next_start_epoch(data_dir)  # before our address goes anywhere
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
         seed = Membership(frozenset({self.id})) if bootstrap and fresh else None
         self.store = ReplogLogStore(data_dir, log_config, bootstrap=seed)
         self.book = AddressBook(Path(data_dir) / "members.json")
         self.node = RaftNode(self.store, self.id, random.Random(), options)
-        self.epoch = time.time_ns()  # orders this start's address after earlier ones
         self.transport = RaftTransport(
             name=name,
             addr="",
@@ -95,7 +100,9 @@ class ClusterNode:
             credentials=credentials,
             epoch=self.epoch,
             gossip=self.book.gossip,
+            cluster_id=cluster_id or "",
         )
+        self.inbox = Inbox(self.id, cluster_id, self.book, self.node.deliver)
         self.node.send = self.transport.send
         self.node.send_snapshot = self._start_snapshot
         self.node.on_member = self.book.set
@@ -165,6 +172,7 @@ class ClusterNode:
             fresh=fresh,
             incarnation=self.incarnation,
             epoch=self.epoch,
+            cluster_id=self.inbox.cluster_id or "",
         )
         attempt = 0
         while force or fresh or self.id not in self.node.raft.config.members():
@@ -176,6 +184,14 @@ class ClusterNode:
                 for m in response.members:
                     if raft_id(m.id) != self.id:
                         self.book.learn(m.id, m.rpc_addr, 0)
+                if response.epoch > self.epoch:  # the leader knew a later one of our id
+                    await asyncio.to_thread(raise_start_epoch, self.data_dir, response.epoch)
+                    self.epoch = self.transport.epoch = response.epoch
+                    self.book.learn(self.name, self.addr, self.epoch)
+                if self.inbox.cluster_id is None:  # saved before the join counts as confirmed
+                    cid = response.cluster_id
+                    await asyncio.to_thread(save_cluster_id, self.data_dir, cid)
+                    self.inbox.cluster_id = self.transport.cluster_id = cid
                 log.info("joined the cluster through %s", target)
                 if fresh:  # any old incarnation is gone: vote and campaign as a member
                     await asyncio.to_thread(clear_join_pending, self.data_dir)
@@ -192,10 +208,6 @@ class ClusterNode:
         """If leading, hand leadership to another voter first (graceful stop), then wait for
         our producers' entries to commit."""
         await hand_over(self.node, timeout_s)
-
-    def _best_successor(self, voters: list[int]) -> int:
-        ranked = [v for v in successors(self.node) if v in voters]
-        return ranked[0] if ranked else voters[0]
 
     def close_streams(self) -> None:
         """End the peers' incoming streams and refuse new ones (the server is stopping)."""
@@ -264,7 +276,14 @@ class ClusterNode:
         try:
             if addr:
                 ok = await send_snapshot(
-                    addr, message, self.store.log, self.credentials, self.name, self.addr, book
+                    addr,
+                    message,
+                    self.store.log,
+                    self.credentials,
+                    self.name,
+                    self.addr,
+                    book,
+                    cluster_id=self.transport.cluster_id,
                 )
         except (grpc.RpcError, ReplogError, OSError) as exc:
             log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)
@@ -333,15 +352,7 @@ class ClusterNode:
 
     async def _receive(self, requests: AsyncIterator[raft_pb2.RaftBatch]) -> None:
         async for batch in requests:
-            self.book.learn(batch.from_id, batch.from_addr, batch.from_epoch)
-            for a in batch.addresses:
-                self.book.learn(a.id, a.addr, a.epoch)
-            try:
-                messages = [message_from_proto(m) for m in batch.messages]
-            except ValueError as exc:  # a peer on another protocol version, or a bug
-                log.warning("dropping a malformed batch from %s: %s", batch.from_id, exc)
-                continue
-            self.node.deliver(messages)
+            self.inbox.receive(batch)
 
     async def _forwarded(
         self, request: bytes, context: aio.ServicerContext[Any, Any]
@@ -369,7 +380,7 @@ class ClusterNode:
         requests: AsyncIterator[raft_pb2.SnapshotChunk],
         context: aio.ServicerContext[Any, Any],
     ) -> raft_pb2.SnapshotAck:
-        final = await receive_snapshot(requests, self.store, self.book)
+        final = await receive_snapshot(requests, self.store, self.inbox)
         if final is None:
             return raft_pb2.SnapshotAck(ok=False)
         self.node.deliver([message_from_proto(final)])
@@ -396,19 +407,25 @@ class ClusterNode:
         fresh: bool = False,
         incarnation: str = "",
         epoch: int = 0,
+        cluster_id: str = "",
     ) -> cluster_pb2.JoinResponse:
         """Add ``name`` at ``addr`` as a learner (it is promoted once caught up). A ``fresh``
         joiner lost its state: if it is a member, it is removed first, then added anew, so
         it catches up from scratch instead of being trusted with the log it no longer has;
-        once per ``incarnation`` on this leader (a retried join is not removed again)."""
+        once per ``incarnation`` on this leader (a retried join is not removed again). A
+        joiner of another ``cluster_id`` is refused; one that knows none learns ours."""
         self._require_leader()
         node_id = raft_id(name)
+        if cluster_id and cluster_id != self.inbox.cluster_id:
+            raise AdminError("FAILED_PRECONDITION", f"{name} is a member of another cluster")
         if fresh and node_id == self.id:
             raise AdminError("FAILED_PRECONDITION", f"{name} is this leader, and it is running")
-        # The joiner's own word on where it listens (of its current epoch) beats what its
-        # earlier start left behind: a wiped node re-joining on a new port has no
-        # configuration yet, sends no Raft message that would refresh the hint, and would
-        # wait forever for appends sent to its old address (tests/cluster/test_faults.py).
+        # The joiner's own word on where it listens beats what its earlier starts left
+        # behind: a wiped node re-joining on a new port has no configuration yet, sends no
+        # Raft message that would refresh the hint, and would wait forever for appends sent
+        # to its old address (tests/cluster/test_faults.py). Its start counter began again at
+        # 1, so its address gets an epoch above any we know of it; the joiner adopts it.
+        epoch = self.book.epoch_for(name, addr, epoch)
         self.book.learn(name, addr, epoch)
         async with self._joining:  # one join at a time: a retry must not interleave
             await self.node.add_member_record(name, addr, epoch)
@@ -420,7 +437,12 @@ class ClusterNode:
                 self._rejoined[node_id] = incarnation  # once the removal (if any) committed
             if node_id not in self.node.raft.config.members():
                 await self._change(ConfChange(ConfChangeOp.ADD_LEARNER, node_id))
-        return cluster_pb2.JoinResponse(members=self.status().members, leader_id=self.name)
+        return cluster_pb2.JoinResponse(
+            members=self.status().members,
+            leader_id=self.name,
+            cluster_id=self.inbox.cluster_id or "",
+            epoch=epoch,
+        )
 
     async def remove_member(self, name: str) -> None:
         """Remove member ``name`` from the configuration (leader only)."""
@@ -433,27 +455,10 @@ class ClusterNode:
     async def transfer_leader(self, name: str = "") -> str:
         """Hand leadership to ``name`` (default: the most promising voter); its name."""
         self._require_leader()
-        raft = self.node.raft
-        if name:
-            target = raft_id(name)
-            if target not in raft.config.voters:
-                raise AdminError("NOT_FOUND", f"{name} is not a voter")
-        else:
-            others = sorted(raft.config.voters - {self.id})
-            if not others:
-                raise AdminError("FAILED_PRECONDITION", "no other voter")
-            target = self._best_successor(others)
-        try:
-            await self.node.call(lambda r: r.transfer_leadership(target))
-        except (NotLeaderError, ValueError) as exc:
-            raise AdminError("FAILED_PRECONDITION", str(exc)) from None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while self.node.leader != target and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        if self.node.leader != target:
-            raise AdminError("DEADLINE_EXCEEDED", "the transfer did not finish")
-        return self.book.name(target)
+        target = raft_id(name) if name else None
+        if target is not None and target not in self.node.raft.config.voters:
+            raise AdminError("NOT_FOUND", f"{name} is not a voter")
+        return self.book.name(await transfer_to(self.node, target))
 
     async def _change(self, change: ConfChange) -> None:
         loop = asyncio.get_running_loop()
@@ -478,6 +483,7 @@ class ClusterNode:
             fresh=request.fresh,
             incarnation=request.incarnation,
             epoch=request.epoch,
+            cluster_id=request.cluster_id,
         )
 
     async def _admin_remove(self, request: cluster_pb2.RemoveRequest) -> cluster_pb2.RemoveResponse:

@@ -13,7 +13,7 @@ from replog.raft.log_store import ReplogLogStore
 from replog.raft.messages import Message
 from replog.raft.transport import RAFT_SERVICE, message_to_proto
 from replog.server.cluster_admin import NodeChannel
-from replog.server.members import AddressBook
+from replog.server.cluster_inbox import Inbox
 from replog.storage import Log
 from replog.v1 import raft_pb2
 
@@ -24,14 +24,24 @@ _SNAPSHOT_CHUNK_BYTES = 4 << 20
 
 
 async def snapshot_chunks(
-    log: Log, message: Message, *, name: str, addr: str, book: dict[str, str]
+    log: Log,
+    message: Message,
+    *,
+    name: str,
+    addr: str,
+    book: dict[str, str],
+    cluster_id: str = "",
 ) -> AsyncIterator[raft_pb2.SnapshotChunk]:
-    """The sender's id and address book, its retained records up to the snapshot index, then
-    the SNAPSHOT message itself (the receiver installs only a complete stream)."""
+    """The sender's id, cluster and address book, its retained records up to the snapshot
+    index, then the SNAPSHOT message itself (the receiver installs only a complete stream)."""
     assert message.snapshot is not None
     offset, last = log.lowest_offset, message.snapshot.index
     yield raft_pb2.SnapshotChunk(
-        from_id=name, from_addr=addr, first_offset=offset, address_book=json.dumps(book).encode()
+        from_id=name,
+        from_addr=addr,
+        first_offset=offset,
+        address_book=json.dumps(book).encode(),
+        cluster_id=cluster_id,
     )
     while offset <= last:
         payloads = await asyncio.to_thread(
@@ -53,6 +63,8 @@ async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
     name: str,
     own_addr: str,
     book: dict[str, str],
+    *,
+    cluster_id: str = "",
 ) -> bool:
     """Stream the snapshot ``message`` names to the node at ``addr``; whether it took it."""
     async with NodeChannel(addr, credentials) as channel:
@@ -61,21 +73,29 @@ async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
             request_serializer=raft_pb2.SnapshotChunk.SerializeToString,
             response_deserializer=raft_pb2.SnapshotAck.FromString,
         )
-        chunks = snapshot_chunks(log, message, name=name, addr=own_addr, book=book)
+        chunks = snapshot_chunks(
+            log, message, name=name, addr=own_addr, book=book, cluster_id=cluster_id
+        )
         ack = await call(chunks, timeout=300)
         return bool(ack.ok)
 
 
 async def receive_snapshot(
-    requests: AsyncIterator[raft_pb2.SnapshotChunk], store: ReplogLogStore, book: AddressBook
+    requests: AsyncIterator[raft_pb2.SnapshotChunk], store: ReplogLogStore, inbox: Inbox
 ) -> raft_pb2.RaftMessage | None:
     """Stage a leader's snapshot stream; the SNAPSHOT message to step once it is complete
-    (None if the stream ended early: the staged records are never used)."""
+    (None if the stream ended early, is of another cluster or for another node: the staged
+    records are never used)."""
     staged = None
     final: raft_pb2.RaftMessage | None = None
+    book = inbox.book
+    sender = ""
     try:
         async for chunk in requests:
             if staged is None:
+                sender = chunk.from_id
+                if not inbox.of_this_cluster(chunk.cluster_id, sender):
+                    return None  # before anything is staged or learnt
                 staged = await asyncio.to_thread(store.stage_snapshot, chunk.first_offset)
                 for name, addr in json.loads(chunk.address_book or b"{}").items():
                     book.set(name, addr)
@@ -83,11 +103,11 @@ async def receive_snapshot(
                 await asyncio.to_thread(staged.append_payloads, list(chunk.payloads))
             if chunk.HasField("message"):
                 final = chunk.message
-        if staged is None or final is None:
+        if staged is None or final is None or not inbox.addressed_here(final, sender):
             return None
         await asyncio.to_thread(store.finish_staging, staged)
         staged = None
     finally:
-        if staged is not None:
-            await asyncio.to_thread(staged.close)
+        if staged is not None:  # incomplete: its records must never be swapped in
+            await asyncio.to_thread(store.discard_staging, staged)
     return final

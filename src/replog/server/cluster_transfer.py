@@ -9,8 +9,9 @@ import time
 from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError
 from replog.raft.node import RaftNode
+from replog.server.cluster_admin import AdminError
 
-__all__ = ["hand_over", "successors"]
+__all__ = ["hand_over", "successors", "transfer_to"]
 
 
 def successors(node: RaftNode) -> list[int]:
@@ -46,6 +47,27 @@ async def hand_over(node: RaftNode, timeout_s: float) -> None:
             await asyncio.sleep(0.01)
     while loop.time() < deadline and node.pending_waiters:
         await asyncio.sleep(0.01)
+
+
+async def transfer_to(node: RaftNode, target: int | None) -> int:
+    """Hand leadership to voter ``target`` (None: the most promising other voter) and wait
+    until it leads; its id. AdminError when there is none or the transfer does not finish."""
+    if target is None:
+        ranked = successors(node)
+        if not ranked:
+            raise AdminError("FAILED_PRECONDITION", "no other voter")
+        target = ranked[0]
+    try:
+        await node.call(functools.partial(_transfer, to=target))
+    except (NotLeaderError, ValueError) as exc:
+        raise AdminError("FAILED_PRECONDITION", str(exc)) from None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while node.leader != target and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    if node.leader != target:
+        raise AdminError("DEADLINE_EXCEEDED", "the transfer did not finish")
+    return target
 
 
 def _transfer(raft: Raft, *, to: int) -> None:

@@ -6,22 +6,29 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from pathlib import Path
 
 from replog.errors import ConfigError
 from replog.raft.log_store import write_atomically
 
 __all__ = [
+    "CLUSTER_ID_FILE",
     "JOIN_PENDING_FILE",
     "NODE_ID_FILE",
+    "START_EPOCH_FILE",
     "AddressBook",
     "clear_join_pending",
     "is_clustered",
+    "load_cluster_id",
     "join_incarnation",
     "join_pending",
     "mark_join_pending",
+    "next_start_epoch",
     "raft_id",
+    "raise_start_epoch",
     "resolve_node_id",
+    "save_cluster_id",
 ]
 
 NODE_ID_FILE = "node-id"
@@ -29,6 +36,13 @@ JOIN_PENDING_FILE = "join-pending"
 """Present from the first start of a node with an empty data dir and ``--join`` until the
 leader confirmed the join: until then the node asks for a *fresh* join again (even after a
 crash that left a state file behind) and neither votes nor campaigns."""
+CLUSTER_ID_FILE = "cluster-id"
+"""The id of the cluster this data directory belongs to: drawn by the bootstrapping node,
+learnt from the leader's answer by a joiner (saved before its join counts as confirmed)."""
+
+
+START_EPOCH_FILE = "start-epoch"
+"""The epoch of this data directory's latest start (a counter, see ``next_start_epoch``)."""
 
 
 def raft_id(name: str) -> int:
@@ -85,14 +99,70 @@ def mark_join_pending(data_dir: str) -> None:
         write_atomically(Path(data_dir) / JOIN_PENDING_FILE, token + b"\n")
 
 
+def load_cluster_id(data_dir: str, *, bootstrap: bool = False) -> str | None:
+    """The id of this data directory's cluster; None while it is not known (a fresh joiner
+    before the leader answered); "" for a cluster created before cluster ids existed. A
+    brand-new data directory with ``bootstrap`` draws (and saves) a new id."""
+    path = Path(data_dir) / CLUSTER_ID_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    clustered = is_clustered(data_dir)
+    if bootstrap and not clustered:
+        return save_cluster_id(data_dir, secrets.token_hex(16))
+    return "" if clustered and not join_pending(data_dir) else None
+
+
+def save_cluster_id(data_dir: str, cluster_id: str) -> str:
+    """Durably record that this data directory belongs to ``cluster_id``; return it."""
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(data_dir) / CLUSTER_ID_FILE, cluster_id.encode() + b"\n")
+    return cluster_id
+
+
+def next_start_epoch(data_dir: str) -> int:
+    """This start's address epoch: one above the last one saved in ``start-epoch`` (1 on the
+    first start), saved durably before it is returned, so every start of a data directory
+    carries a higher epoch than any earlier one, whatever the wall clock says."""
+    saved = _saved_epoch(data_dir)
+    epoch = saved + 1
+    if not saved and is_clustered(data_dir):
+        # A data directory of the build whose epochs were the start's wall-clock time (ns):
+        # its log's member records carry such epochs, so this once, count on from the clock.
+        epoch = max(epoch, time.time_ns())
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(data_dir) / START_EPOCH_FILE, b"%d\n" % epoch)
+    return epoch
+
+
+def raise_start_epoch(data_dir: str, epoch: int) -> None:
+    """The leader gave this start ``epoch`` (above what this data directory counted, as for
+    a wiped node): save it, so the next start counts on from it."""
+    if epoch > _saved_epoch(data_dir):
+        write_atomically(Path(data_dir) / START_EPOCH_FILE, b"%d\n" % epoch)
+
+
+def _saved_epoch(data_dir: str) -> int:
+    path = Path(data_dir) / START_EPOCH_FILE
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return 0
+    if not text.isdigit():
+        raise ConfigError(f"{path} does not hold an epoch (a number); restore or delete it")
+    return int(text)
+
+
 def clear_join_pending(data_dir: str) -> None:
     """The leader confirmed the fresh join: this node is an ordinary member from now on."""
     (Path(data_dir) / JOIN_PENDING_FILE).unlink(missing_ok=True)
 
 
 class AddressBook:
-    """Raft id -> (name, address), each address with its epoch (when that node started, by its
-    own clock): of two addresses of one node the higher epoch wins, wherever each was learnt.
+    """Raft id -> (name, address), each address with its epoch (which start of that node it
+    is, see ``next_start_epoch``): of two addresses of one node the higher epoch wins,
+    wherever each was learnt.
 
     Sources: replicated member records (persisted in ``members.json``), what a node says of
     itself in its messages, and the addresses other nodes gossip with theirs. Gossip matters
@@ -128,6 +198,15 @@ class AddressBook:
         known = self._known.get(node)
         if known is None or epoch >= known[0]:
             self._known[node] = (epoch, name, addr)
+
+    def epoch_for(self, name: str, addr: str, epoch: int) -> int:
+        """The epoch to give ``addr``, which ``name`` announces as of ``epoch``: ``epoch`` if
+        it beats every address known of that node (or repeats the latest one), else one above
+        the latest known (a wiped node counts from 1 again)."""
+        known = self._known.get(raft_id(name))
+        if known is None or epoch > known[0] or (epoch, addr) == (known[0], known[2]):
+            return epoch
+        return known[0] + 1
 
     def gossip(self) -> list[tuple[str, str, int]]:
         """Every (name, address, epoch) known, to pass on to the other nodes."""

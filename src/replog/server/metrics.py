@@ -65,6 +65,13 @@ class ServerMetrics:
             "replog_log_size_bytes", "Bytes in the log's store files.", registry=r
         )
         self.segments = Gauge("replog_log_segments", "Segments in the log.", registry=r)
+        self.raft_dropped = Counter(
+            "replog_raft_messages_dropped",
+            "Raft messages received and dropped unstepped: of another cluster, for another "
+            "node, or before this node knew its cluster.",
+            ["reason"],
+            registry=r,
+        )
 
     def bind_log(self, size_bytes: Callable[[], int], segments: Callable[[], int]) -> None:
         """Read the log gauges from these callables at scrape time."""
@@ -81,6 +88,10 @@ class ServerMetrics:
         if records:
             self.records_read.labels(api).inc(records)
             self.bytes_read.labels(api).inc(nbytes)
+
+    def on_raft_dropped(self, reason: str, count: int) -> None:
+        """Count Raft messages dropped for ``reason`` (see ``cluster_inbox.DROP_REASONS``)."""
+        self.raft_dropped.labels(reason).inc(count)
 
     def observe(self, api: str, method: str, status: str, seconds: float) -> None:
         """Count one finished request and its latency."""

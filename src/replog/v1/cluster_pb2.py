@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17replog/v1/cluster.proto\x12\treplog.v1\"\x90\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\x08\x12\x11\n\tis_leader\x18\x05 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x06 \x01(\x04\x12\x0b\n\x03lag\x18\x07 \x01(\x04\x12\x16\n\x0elast_contact_s\x18\x08 \x01(\x01\"c\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\r\n\x05\x66resh\x18\x03 \x01(\x08\x12\x13\n\x0bincarnation\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\"E\n\x0cJoinResponse\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.replog.v1.Member\x12\x11\n\tleader_id\x18\x02 \x01(\t\" \n\rRemoveRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x10\n\x0eRemoveResponse\"(\n\x15TransferLeaderRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"+\n\x16TransferLeaderResponse\x12\x11\n\tleader_id\x18\x01 \x01(\t\"\x0f\n\rStatusRequest\"\x8a\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x04\x12\"\n\x07members\x18\x05 \x03(\x0b\x32\x11.replog.v1.Member\x12\x0c\n\x04role\x18\x06 \x01(\t2\x97\x02\n\x07\x43luster\x12\x37\n\x04Join\x12\x16.replog.v1.JoinRequest\x1a\x17.replog.v1.JoinResponse\x12=\n\x06Remove\x12\x18.replog.v1.RemoveRequest\x1a\x19.replog.v1.RemoveResponse\x12U\n\x0eTransferLeader\x12 .replog.v1.TransferLeaderRequest\x1a!.replog.v1.TransferLeaderResponse\x12=\n\x06Status\x12\x18.replog.v1.StatusRequest\x1a\x19.replog.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17replog/v1/cluster.proto\x12\treplog.v1\"\x90\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\x08\x12\x11\n\tis_leader\x18\x05 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x06 \x01(\x04\x12\x0b\n\x03lag\x18\x07 \x01(\x04\x12\x16\n\x0elast_contact_s\x18\x08 \x01(\x01\"w\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\r\n\x05\x66resh\x18\x03 \x01(\x08\x12\x13\n\x0bincarnation\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"h\n\x0cJoinResponse\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.replog.v1.Member\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x12\n\ncluster_id\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\" \n\rRemoveRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x10\n\x0eRemoveResponse\"(\n\x15TransferLeaderRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"+\n\x16TransferLeaderResponse\x12\x11\n\tleader_id\x18\x01 \x01(\t\"\x0f\n\rStatusRequest\"\x8a\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x04\x12\"\n\x07members\x18\x05 \x03(\x0b\x32\x11.replog.v1.Member\x12\x0c\n\x04role\x18\x06 \x01(\t2\x97\x02\n\x07\x43luster\x12\x37\n\x04Join\x12\x16.replog.v1.JoinRequest\x1a\x17.replog.v1.JoinResponse\x12=\n\x06Remove\x12\x18.replog.v1.RemoveRequest\x1a\x19.replog.v1.RemoveResponse\x12U\n\x0eTransferLeader\x12 .replog.v1.TransferLeaderRequest\x1a!.replog.v1.TransferLeaderResponse\x12=\n\x06Status\x12\x18.replog.v1.StatusRequest\x1a\x19.replog.v1.StatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBER']._serialized_start=39
   _globals['_MEMBER']._serialized_end=183
   _globals['_JOINREQUEST']._serialized_start=185
-  _globals['_JOINREQUEST']._serialized_end=284
-  _globals['_JOINRESPONSE']._serialized_start=286
-  _globals['_JOINRESPONSE']._serialized_end=355
-  _globals['_REMOVEREQUEST']._serialized_start=357
-  _globals['_REMOVEREQUEST']._serialized_end=389
-  _globals['_REMOVERESPONSE']._serialized_start=391
-  _globals['_REMOVERESPONSE']._serialized_end=407
-  _globals['_TRANSFERLEADERREQUEST']._serialized_start=409
-  _globals['_TRANSFERLEADERREQUEST']._serialized_end=449
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=451
-  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=494
-  _globals['_STATUSREQUEST']._serialized_start=496
-  _globals['_STATUSREQUEST']._serialized_end=511
-  _globals['_STATUSRESPONSE']._serialized_start=514
-  _globals['_STATUSRESPONSE']._serialized_end=652
-  _globals['_CLUSTER']._serialized_start=655
-  _globals['_CLUSTER']._serialized_end=934
+  _globals['_JOINREQUEST']._serialized_end=304
+  _globals['_JOINRESPONSE']._serialized_start=306
+  _globals['_JOINRESPONSE']._serialized_end=410
+  _globals['_REMOVEREQUEST']._serialized_start=412
+  _globals['_REMOVEREQUEST']._serialized_end=444
+  _globals['_REMOVERESPONSE']._serialized_start=446
+  _globals['_REMOVERESPONSE']._serialized_end=462
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=464
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=504
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=506
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=549
+  _globals['_STATUSREQUEST']._serialized_start=551
+  _globals['_STATUSREQUEST']._serialized_end=566
+  _globals['_STATUSRESPONSE']._serialized_start=569
+  _globals['_STATUSRESPONSE']._serialized_end=707
+  _globals['_CLUSTER']._serialized_start=710
+  _globals['_CLUSTER']._serialized_end=989
 # @@protoc_insertion_point(module_scope)

@@ -71,6 +71,7 @@ class JoinRequest(_message.Message):
     FRESH_FIELD_NUMBER: _builtins.int
     INCARNATION_FIELD_NUMBER: _builtins.int
     EPOCH_FIELD_NUMBER: _builtins.int
+    CLUSTER_ID_FIELD_NUMBER: _builtins.int
     node_id: _builtins.str
     rpc_addr: _builtins.str
     fresh: _builtins.bool
@@ -84,7 +85,11 @@ class JoinRequest(_message.Message):
     would start over).
     """
     epoch: _builtins.int
-    """When the joiner started (ns; see RaftBatch.from_epoch): orders its addresses."""
+    """The joiner's start counter (see RaftBatch.from_epoch): orders its addresses."""
+    cluster_id: _builtins.str
+    """The cluster the joiner belongs to; empty when it does not know yet (a fresh joiner). A
+    leader of another cluster refuses the join.
+    """
     def __init__(
         self,
         *,
@@ -93,10 +98,11 @@ class JoinRequest(_message.Message):
         fresh: _builtins.bool = ...,
         incarnation: _builtins.str = ...,
         epoch: _builtins.int = ...,
+        cluster_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "fresh", b"fresh", "incarnation", b"incarnation", "node_id", b"node_id", "rpc_addr", b"rpc_addr"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "epoch", b"epoch", "fresh", b"fresh", "incarnation", b"incarnation", "node_id", b"node_id", "rpc_addr", b"rpc_addr"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -108,7 +114,18 @@ class JoinResponse(_message.Message):
 
     MEMBERS_FIELD_NUMBER: _builtins.int
     LEADER_ID_FIELD_NUMBER: _builtins.int
+    CLUSTER_ID_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
     leader_id: _builtins.str
+    cluster_id: _builtins.str
+    """The leader's cluster: a joiner that did not know it saves it and from then on accepts
+    only Raft traffic of this cluster.
+    """
+    epoch: _builtins.int
+    """The epoch the leader gave the joiner's address: the joiner's own, or one above every
+    epoch the leader knew of that node when the joiner's was not higher (a wiped node's
+    counter starts again at 1). The joiner continues counting from it.
+    """
     @_builtins.property
     def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___Member]: ...
     def __init__(
@@ -116,10 +133,12 @@ class JoinResponse(_message.Message):
         *,
         members: _abc.Iterable[Global___Member] | None = ...,
         leader_id: _builtins.str = ...,
+        cluster_id: _builtins.str = ...,
+        epoch: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader_id", b"leader_id", "members", b"members"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "epoch", b"epoch", "leader_id", b"leader_id", "members", b"members"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

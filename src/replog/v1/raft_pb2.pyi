@@ -196,14 +196,21 @@ class RaftBatch(_message.Message):
     MESSAGES_FIELD_NUMBER: _builtins.int
     FROM_EPOCH_FIELD_NUMBER: _builtins.int
     ADDRESSES_FIELD_NUMBER: _builtins.int
+    CLUSTER_ID_FIELD_NUMBER: _builtins.int
     from_id: _builtins.str
     """The sender's user-facing id and Raft address, so a receiver can answer a node it has not
     yet learnt from the replicated address book (a joining learner).
     """
     from_addr: _builtins.str
     from_epoch: _builtins.int
-    """When the sender started (its own clock, ns): of two addresses of one node, the one with
-    the higher epoch is the newer.
+    """Which start of the sender this is: a counter its data directory keeps, raised on every
+    start (and by the leader at a join, see JoinResponse.epoch). Of two addresses of one
+    node, the one with the higher epoch is the newer.
+    """
+    cluster_id: _builtins.str
+    """The cluster the sender belongs to (drawn when the cluster was bootstrapped; empty for a
+    cluster created before cluster ids existed). A receiver drops a batch of another cluster
+    and every message whose `dst` is not itself.
     """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftMessage]: ...
@@ -221,10 +228,11 @@ class RaftBatch(_message.Message):
         messages: _abc.Iterable[Global___RaftMessage] | None = ...,
         from_epoch: _builtins.int = ...,
         addresses: _abc.Iterable[Global___NodeAddress] | None = ...,
+        cluster_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "from_addr", b"from_addr", "from_epoch", b"from_epoch", "from_id", b"from_id", "messages", b"messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "cluster_id", b"cluster_id", "from_addr", b"from_addr", "from_epoch", b"from_epoch", "from_id", b"from_id", "messages", b"messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -288,11 +296,16 @@ class SnapshotChunk(_message.Message):
     PAYLOADS_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     ADDRESS_BOOK_FIELD_NUMBER: _builtins.int
+    CLUSTER_ID_FIELD_NUMBER: _builtins.int
     from_id: _builtins.str
     from_addr: _builtins.str
     first_offset: _builtins.int
     address_book: _builtins.bytes
     """The replicated address book (node id -> address) as of the snapshot, JSON."""
+    cluster_id: _builtins.str
+    """The sender's cluster (see RaftBatch.cluster_id), in the first chunk: a stream of another
+    cluster is refused before anything is staged.
+    """
     @_builtins.property
     def payloads(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     @_builtins.property
@@ -306,10 +319,11 @@ class SnapshotChunk(_message.Message):
         payloads: _abc.Iterable[_builtins.bytes] | None = ...,
         message: Global___RaftMessage | None = ...,
         address_book: _builtins.bytes = ...,
+        cluster_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_book", b"address_book", "first_offset", b"first_offset", "from_addr", b"from_addr", "from_id", b"from_id", "message", b"message", "payloads", b"payloads"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_book", b"address_book", "cluster_id", b"cluster_id", "first_offset", b"first_offset", "from_addr", b"from_addr", "from_id", b"from_id", "message", b"message", "payloads", b"payloads"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -242,3 +242,63 @@ def test_a_recovery_that_cut_committed_entries_is_reported_and_the_commit_clampe
         assert not store.recovery_cut  # a clean reopen finds nothing more to cut
     finally:
         store.close()
+
+
+def _records(first: int, count: int, tag: bytes) -> list[bytes]:
+    return [
+        Record(value=b"%s%d" % (tag, i), offset=i, term=1).SerializeToString()
+        for i in range(first, first + count)
+    ]
+
+
+def test_two_snapshot_streams_staged_at_once_do_not_destroy_each_other(tmp_path: Path) -> None:
+    store = ReplogLogStore(tmp_path, CONFIG)
+    try:
+        first = store.stage_snapshot(1)
+        first.append_payloads(_records(1, 5, b"a"))
+        second = store.stage_snapshot(1)  # a retried stream, or another leader's
+        second.append_payloads(_records(1, 3, b"b"))
+        first.append_payloads(_records(6, 5, b"a"))  # more segments (400-byte stores)
+        store.finish_staging(first)
+        store.apply_snapshot(SnapshotMeta(10, 1, Membership(frozenset({1}))))
+        assert [store.log.read(i).value for i in range(1, 11)] == [b"a%d" % i for i in range(1, 11)]
+        second.append_payloads(_records(4, 2, b"b"))  # the other stream is intact too
+        assert [second.read(i).value for i in range(1, 6)] == [b"b%d" % i for i in range(1, 6)]
+        store.finish_staging(second)
+    finally:
+        store.close()
+
+
+def test_stale_and_abandoned_staging_directories_are_removed(tmp_path: Path) -> None:
+    store = ReplogLogStore(tmp_path, CONFIG)
+    try:
+        abandoned = store.stage_snapshot(1)  # the stream ended early
+        abandoned.append_payloads(_records(1, 2, b"x"))
+        store.discard_staging(abandoned)
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith("snapshot")]
+        stale = store.stage_snapshot(1)  # the node crashed while this one was received
+        stale.append_payloads(_records(1, 2, b"y"))
+        stale.close()
+    finally:
+        store.close()
+    ReplogLogStore(tmp_path, CONFIG).close()  # nothing is being received on open
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("snapshot")]
+
+
+def test_a_crash_right_after_a_snapshot_install_leaves_the_snapshots_configuration(
+    tmp_path: Path,
+) -> None:
+    store = ReplogLogStore(tmp_path, CONFIG, bootstrap=Membership(frozenset({1})))
+    store.append([_entry(1, i) for i in range(1, 5)])
+    store.save_hard_state(HardState(2, 1, 2, Membership(frozenset({1}))))
+    new_config = Membership(frozenset({1, 2, 3}), frozenset({4}))
+    store.apply_snapshot(SnapshotMeta(100, 3, new_config))
+    store.log.close()  # crash: the Ready's hard state (saved next) never reaches the disk
+    reopened = ReplogLogStore(tmp_path, CONFIG)
+    try:
+        assert reopened.snapshot_point == (100, 3)
+        # The snapshot's configuration, and its term with no vote in it: never the old
+        # configuration (nor a vote of term 2 carried into term 3) beside the new point.
+        assert reopened.initial_state() == HardState(3, None, 100, new_config)
+    finally:
+        reopened.close()
