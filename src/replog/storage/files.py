@@ -3,6 +3,10 @@
 Keeping all file access behind this small interface lets tests swap in
 ``replog.storage.faultfs.FaultyFileSystem``, which keeps unsynced writes in memory, throws
 them away at a simulated power cut and injects disk errors. ``OsFileSystem`` is the real one.
+
+Everything it creates is private to the process's user (directories 0700, files 0600), as
+the log holds every record ever produced: the modes are given explicitly, so no umask is
+needed, and a directory or file found open to others (an older build's) is made private.
 """
 
 from __future__ import annotations
@@ -10,11 +14,28 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import mmap
 import os
+import stat
 from typing import Protocol
 
-__all__ = ["FileHandle", "FileLock", "FileSystem", "MappedFile", "OsFileSystem"]
+__all__ = [
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
+    "FileHandle",
+    "FileLock",
+    "FileSystem",
+    "MappedFile",
+    "OsFileSystem",
+    "make_private_dir",
+]
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+_OTHERS = 0o077  # group and other permission bits
+
+log = logging.getLogger("replog.storage")
 
 
 class FileHandle(Protocol):
@@ -88,7 +109,7 @@ class FileSystem(Protocol):
         """Return the names in directory ``path``."""
 
     def makedirs(self, path: str) -> None:
-        """Create directory ``path`` and its parents if missing."""
+        """Create directory ``path`` and its parents if missing; ``path`` is private (0700)."""
 
     def sync_dir(self, path: str) -> None:
         """Make the creation and removal of names in directory ``path`` durable."""
@@ -97,11 +118,48 @@ class FileSystem(Protocol):
         """Take an exclusive lock on ``path``; raise BlockingIOError if another holder has it."""
 
 
+def make_private_dir(path: str | os.PathLike[str]) -> None:
+    """Create directory ``path`` (and missing parents) if needed and make it private (0700).
+
+    A directory found open to other users is made 0700, and everything in it loses its
+    group and other permissions too, once; a warning says so.
+    """
+    os.makedirs(path, mode=PRIVATE_DIR_MODE, exist_ok=True)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & _OTHERS:
+        _make_tree_private(os.fspath(path))
+        log.warning(
+            "%s was open to other users (mode %o): made it 0700 and its files 0600", path, mode
+        )
+
+
+def _make_tree_private(top: str) -> None:
+    os.chmod(top, stat.S_IMODE(os.stat(top).st_mode) & ~_OTHERS)
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(root, name))
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & _OTHERS:
+                os.chmod(os.path.join(root, name), stat.S_IMODE(st.st_mode) & ~_OTHERS)
+
+
+def _open_private(path: str, flags: int) -> int:
+    """``os.open`` creating ``path`` 0600; an existing file open to others is made private."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & _OTHERS:  # O_CREAT leaves an existing file's mode as it was
+            os.fchmod(fd, mode & ~_OTHERS)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class _OsFile:
     __slots__ = ("_fd",)
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self._fd = _open_private(path, os.O_RDWR | os.O_APPEND)
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
         written = os.write(self._fd, data)
@@ -132,7 +190,7 @@ class _OsMapped:
     __slots__ = ("_map",)
 
     def __init__(self, path: str, size: int) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_private(path, os.O_RDWR)
         try:
             if os.fstat(fd).st_size != size:
                 os.ftruncate(fd, size)
@@ -171,7 +229,7 @@ class _OsLock:
     __slots__ = ("_fd",)
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = _open_private(path, os.O_RDWR)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -205,7 +263,7 @@ class OsFileSystem:
         return os.path.getsize(path)
 
     def resize(self, path: str, size: int) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_private(path, os.O_RDWR)
         try:
             os.ftruncate(fd, size)
         finally:
@@ -219,7 +277,7 @@ class OsFileSystem:
         return os.listdir(path)
 
     def makedirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+        make_private_dir(path)
 
     def sync_dir(self, path: str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
