@@ -29,7 +29,7 @@ def lock_directory(fs: FileSystem, directory: str) -> FileLock:
         return fs.lock(os.path.join(directory, LOCK_NAME))
     except BlockingIOError as exc:
         raise LogLockedError(
-            f"{directory} is already open in another Log (lock file {LOCK_NAME})"
+            f"{directory} is already open in another Log (in this process or another)"
         ) from exc
     except PermissionError as exc:
         raise ConfigError(f"{directory} is not writable: {exc.strerror}") from exc

@@ -115,7 +115,10 @@ class FileSystem(Protocol):
         """Make the creation and removal of names in directory ``path`` durable."""
 
     def lock(self, path: str) -> FileLock:
-        """Take an exclusive lock on ``path``; raise BlockingIOError if another holder has it."""
+        """Take an exclusive lock on ``path``; raise BlockingIOError if another holder has it.
+
+        Deleting the file does not lift the lock (nor let a second locker in).
+        """
 
 
 def make_private_dir(path: str | os.PathLike[str]) -> None:
@@ -226,14 +229,30 @@ def _reserve(fd: int, size: int) -> None:
 
 
 class _OsLock:
-    __slots__ = ("_fd",)
+    """flock(2) on the lock file and on the directory that holds it.
+
+    A flock is on an inode: once the file is deleted, a second locker creates and locks a
+    new one, and two writers hand out the same offsets. The directory cannot be deleted
+    while it holds the log's files, so its lock (taken first) is the one that counts; the
+    file's keeps out older builds, which lock only the file.
+    """
+
+    __slots__ = ("_dir_fd", "_fd")
 
     def __init__(self, path: str) -> None:
-        self._fd = _open_private(path, os.O_RDWR)
+        parent = os.path.dirname(path) or "."
+        self._dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._fd = _open_private(path, os.O_RDWR)
+        except OSError:
+            os.close(self._dir_fd)
+            raise
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(self._fd)
+            os.close(self._dir_fd)
             raise
         # The holder's PID, for the error message of whoever finds the lock taken.
         os.ftruncate(self._fd, 0)
@@ -242,6 +261,8 @@ class _OsLock:
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
+        fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+        os.close(self._dir_fd)
 
 
 class OsFileSystem:
