@@ -6,14 +6,16 @@ creates and locks a new file, and two writers hand out the same offsets.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 
 import pytest
 
-from replog.errors import LogLockedError
+from replog.errors import ConfigError, LogLockedError
 from replog.storage import Log
+from replog.storage.faultfs import FaultyFileSystem
 
 
 def test_deleting_the_lock_file_does_not_let_a_second_log_in(log_dir: str) -> None:
@@ -47,3 +49,12 @@ def test_deleting_the_lock_file_does_not_let_another_process_in(log_dir: str) ->
         )
         assert result.returncode == 42, result.stderr.decode()
         assert first.append(b"b") == 1
+
+
+@pytest.mark.parametrize("code", [errno.EBADF, errno.ENOLCK])
+def test_a_file_system_that_cannot_lock_is_a_config_error(
+    fault_fs: FaultyFileSystem, code: int
+) -> None:
+    fault_fs.fail("lock", code)  # NFS answers flock(2) on a directory with EBADF
+    with pytest.raises(ConfigError, match="local file system"):
+        Log("/log", fs=fault_fs)
