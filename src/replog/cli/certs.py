@@ -24,9 +24,17 @@ def init(
         list[str] | None,
         typer.Option("--user", help="Write a client certificate for this user (repeat)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace files already there (the CA, keys) in --out."),
+    ] = False,
 ) -> None:
-    """Write a development CA, a node certificate and client certificates (keys mode 0600)."""
-    paths = write_dev_pki(out, hosts=host or [], users=user or [])
+    """Write a development CA, a node certificate and client certificates (keys mode 0600).
+
+    Refuses (before writing anything) when any of the files exists, unless --force; never
+    writes through a symlink.
+    """
+    paths = write_dev_pki(out, hosts=host or [], users=user or [], force=force)
     console = Console(stderr=True)
     for path in paths:
         console.print(f"wrote {path}")

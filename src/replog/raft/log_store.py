@@ -48,6 +48,7 @@ from replog.raft.messages import (
 from replog.raft.storage import data_bytes, limit_by_bytes
 from replog.storage import Log, LogConfig
 from replog.storage.codec import decode_records
+from replog.storage.files import make_private_dir
 from replog.v1.record_pb2 import Record
 
 __all__ = ["MEMBER_RECORD_TYPE", "STATE_FILE", "ReplogLogStore", "entry_payload"]
@@ -94,7 +95,7 @@ class ReplogLogStore:
         """Open (or create) the log and state file; ``bootstrap`` seeds a brand-new node's
         membership (ignored when a state file exists)."""
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.directory)
         self._log_config = replace(config or LogConfig(), initial_offset=1)
         self.log = Log(self.directory / "log", self._log_config)
         self._commit_flush_s = commit_flush_s
@@ -456,10 +457,12 @@ def _staged_up_to(path: Path) -> int:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync the directory."""
+    """Replace ``path`` with ``data`` durably (temp file, fsync, rename, fsync the directory),
+    in a file private to this user (0600)."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
+        os.fchmod(fd, 0o600)  # a temp file left by an older build keeps its mode through O_CREAT
         os.write(fd, data)
         os.fsync(fd)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,35 +131,78 @@ class CertificateAuthority:
         return IssuedCert(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def _write(path: Path, data: bytes, *, private: bool) -> None:
+def _write(path: Path, data: bytes, *, private: bool, force: bool) -> None:
+    """Create ``path`` anew with ``data``, never writing through what is already there.
+
+    Without ``force`` the file must not exist: O_EXCL refuses any name, a symlink (even a
+    dangling one) included. With ``force`` the data goes to a new temporary file that is
+    then renamed over ``path``, which replaces a symlink itself, never its target.
+    """
     mode = 0o600 if private else 0o644
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    target = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp") if force else path
     try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except FileExistsError:
+        raise InvalidArgumentError(_exists(path)) from None
+    try:
+        os.fchmod(fd, mode)  # the umask may have taken bits off a public certificate
         os.write(fd, data)
+    except OSError:
+        if force:
+            target.unlink(missing_ok=True)
+        raise
     finally:
         os.close(fd)
-    os.chmod(path, mode)  # an existing file keeps its old mode through O_CREAT
+    if force:
+        try:
+            os.replace(target, path)
+        except OSError:
+            target.unlink(missing_ok=True)
+            raise
 
 
-def write_dev_pki(out: Path, *, hosts: list[str], users: list[str]) -> list[Path]:
+def _exists(path: Path) -> str:
+    kind = "a symlink" if path.is_symlink() else "a file"
+    return f"{path} already exists ({kind}); give --force to replace the files in {path.parent}"
+
+
+def _dev_pki_paths(out: Path, users: list[str]) -> list[Path]:
+    """The files ``write_dev_pki`` writes into ``out`` for ``users``, in its order."""
+    stems = ["ca", "node", *users]
+    return [out / name for stem in stems for name in (f"{stem}.pem", f"{stem}-key.pem")]
+
+
+def write_dev_pki(
+    out: Path, *, hosts: list[str], users: list[str], force: bool = False
+) -> list[Path]:
     """Write a development CA, a node certificate and one client certificate per user.
 
     The node certificate (``node.pem``, subject ``replog-node``) has the SANs localhost,
     127.0.0.1, ::1 and ``hosts``, and serves as both server and client certificate for
-    node-to-node traffic. Private keys are written with mode 0600. Returns the paths.
+    node-to-node traffic. Private keys are written with mode 0600. Any of the files that
+    already exists (a symlink included) is refused with InvalidArgumentError before anything
+    is written, unless ``force``, which replaces them (a symlink itself, never its target).
+    Returns the paths.
     """
+    users = list(dict.fromkeys(users))  # a user named twice gets one certificate
     for user in users:
         if not user or "/" in user or user.startswith("."):
             raise InvalidArgumentError(f"user name {user!r} cannot name a certificate file")
+        if user in ("ca", "node"):
+            raise InvalidArgumentError(f"user name {user!r} would overwrite the {user} files")
+    if not force:
+        for path in _dev_pki_paths(out, users):
+            if os.path.lexists(path):
+                raise InvalidArgumentError(_exists(path))
     out.mkdir(parents=True, exist_ok=True)
     ca = CertificateAuthority()
     written: list[Path] = []
 
     def save(stem: str, cert_pem: bytes, key_pem: bytes | None) -> None:
-        _write(out / f"{stem}.pem", cert_pem, private=False)
+        _write(out / f"{stem}.pem", cert_pem, private=False, force=force)
         written.append(out / f"{stem}.pem")
         if key_pem is not None:
-            _write(out / f"{stem}-key.pem", key_pem, private=True)
+            _write(out / f"{stem}-key.pem", key_pem, private=True, force=force)
             written.append(out / f"{stem}-key.pem")
 
     save("ca", ca.cert_pem, _key_pem(ca.key))

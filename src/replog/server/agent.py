@@ -32,6 +32,7 @@ from replog.server.cluster import ClusterNode
 from replog.server.cluster_backend import RaftBackend
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
+from replog.server.http_errors import JsonErrorAppRunner
 from replog.server.members import is_clustered, resolve_node_id
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
@@ -228,7 +229,7 @@ class Agent:
         self._http_state = HttpState(backend, self.metrics, self.cluster)
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
-        runner = web.AppRunner(
+        runner = JsonErrorAppRunner(  # aiohttp's own parser errors answer in JSON too
             app, access_log=None, handle_signals=False, shutdown_timeout=s.shutdown_grace_s
         )
         await runner.setup()

@@ -56,7 +56,7 @@ from replog.server.members import (
     save_cluster_id,
 )
 from replog.server.status import grpc_code_for, metadata_for
-from replog.server.wire import produce_batch_values
+from replog.server.wire import produce_batch_values, request_parser
 from replog.storage import LogConfig
 from replog.v1 import cluster_pb2, log_pb2, raft_pb2
 
@@ -327,7 +327,7 @@ class ClusterNode:
             {
                 name: uu(
                     admin_rpc(fn),
-                    request_deserializer=req.FromString,
+                    request_deserializer=request_parser(req),
                     response_serializer=_serialize,
                 )
                 for name, (fn, req) in admin.items()

@@ -10,6 +10,7 @@ import grpc
 from grpc import aio
 
 from replog.raft.transport import open_channel
+from replog.server.wire import MalformedRequest
 
 __all__ = [
     "CLUSTER_SERVICE",
@@ -53,9 +54,12 @@ def admin_rpc(
     operation: Callable[[Any], Awaitable[Any]],
 ) -> Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]:
     """A gRPC handler running ``operation(request)``; an AdminError ends the call with its
-    status (see :func:`abort_admin`)."""
+    status (see :func:`abort_admin`); bytes that did not parse (``wire.request_parser``),
+    INVALID_ARGUMENT."""
 
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        if isinstance(request, MalformedRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         try:
             return await operation(request)
         except AdminError as exc:

@@ -25,11 +25,13 @@ from replog.server.backend import LogBackend
 from replog.server.metrics import ServerMetrics
 from replog.server.status import grpc_code_for, metadata_for
 from replog.server.wire import (
+    check_parsed,
     encode_batch_response,
     encode_consume_response,
     offset_after,
     produce_batch_values,
-    record_value,
+    produce_value,
+    request_parser,
 )
 from replog.v1 import log_pb2
 
@@ -68,10 +70,11 @@ class LogService:
         ss = grpc.stream_stream_rpc_method_handler
         pb = log_pb2
         ser = _serialize
+        parse = request_parser  # malformed bytes: INVALID_ARGUMENT, not grpcio's UNKNOWN
         handlers = {
             "Produce": uu(
                 self._unary("Produce", self._produce),
-                request_deserializer=pb.ProduceRequest.FromString,
+                request_deserializer=parse(pb.ProduceRequest),
                 response_serializer=ser,
             ),
             "ProduceBatch": uu(  # parsed by the handler (see wire.produce_batch_values)
@@ -81,32 +84,32 @@ class LogService:
             ),
             "ProduceStream": ss(
                 self._stream("ProduceStream", self._produce_stream),
-                request_deserializer=pb.ProduceRequest.FromString,
+                request_deserializer=parse(pb.ProduceRequest),
                 response_serializer=ser,
             ),
             "Consume": uu(
                 self._unary("Consume", self._consume),
-                request_deserializer=pb.ConsumeRequest.FromString,
+                request_deserializer=parse(pb.ConsumeRequest),
                 response_serializer=_identity,
             ),
             "ConsumeBatch": uu(
                 self._unary("ConsumeBatch", self._consume_batch),
-                request_deserializer=pb.ConsumeBatchRequest.FromString,
+                request_deserializer=parse(pb.ConsumeBatchRequest),
                 response_serializer=_identity,
             ),
             "ConsumeStream": us(
                 self._stream("ConsumeStream", self._consume_stream),
-                request_deserializer=pb.ConsumeRequest.FromString,
+                request_deserializer=parse(pb.ConsumeRequest),
                 response_serializer=_identity,
             ),
             "ConsumeBatchStream": us(
                 self._stream("ConsumeBatchStream", self._consume_batch_stream),
-                request_deserializer=pb.ConsumeBatchRequest.FromString,
+                request_deserializer=parse(pb.ConsumeBatchRequest),
                 response_serializer=_identity,
             ),
             "GetServers": uu(
                 self._unary("GetServers", self._get_servers),
-                request_deserializer=pb.GetServersRequest.FromString,
+                request_deserializer=parse(pb.GetServersRequest),
                 response_serializer=ser,
             ),
         }
@@ -130,6 +133,7 @@ class LogService:
                     raise UnavailableError(
                         "the server is shutting down", certainly_not_applied=True
                     )
+                check_parsed(request)
                 return await fn(request, context)
             except ReplogError as exc:
                 status = grpc_code_for(exc).name
@@ -165,6 +169,7 @@ class LogService:
                     raise UnavailableError(
                         "the server is shutting down", certainly_not_applied=True
                     )
+                check_parsed(request)  # a request stream's messages are checked one by one
                 async for message in fn(request, context):
                     yield message
             except ReplogError as exc:
@@ -192,7 +197,7 @@ class LogService:
     async def _produce(
         self, request: log_pb2.ProduceRequest, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.ProduceResponse:
-        offset = await self.backend.submit([record_value(request.record)])
+        offset = await self.backend.submit([produce_value(request)])
         return log_pb2.ProduceResponse(offset=offset)
 
     async def _produce_batch(
@@ -214,7 +219,7 @@ class LogService:
         async def pump() -> None:
             try:
                 async for request in requests:
-                    await pending.put(self.backend.submit([record_value(request.record)]))
+                    await pending.put(self.backend.submit([produce_value(request)]))
             finally:
                 await pending.put(None)
 

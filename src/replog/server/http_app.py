@@ -29,7 +29,14 @@ from replog.v1.record_pb2 import Header, Record
 if TYPE_CHECKING:
     from replog.server.cluster import ClusterNode
 
-__all__ = ["HttpState", "make_app", "record_from_json", "record_to_json"]
+__all__ = [
+    "HTTP_CODES",
+    "HttpState",
+    "error_response",
+    "make_app",
+    "record_from_json",
+    "record_to_json",
+]
 
 log = logging.getLogger("replog.server.http")
 
@@ -94,11 +101,13 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
-_HTTP_CODES = {
+HTTP_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "REQUEST_TOO_LARGE",
+    500: "INTERNAL",
+    504: "DEADLINE_EXCEEDED",
 }
 
 
@@ -120,7 +129,7 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         status = exc.status
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "HTTP_ERROR")
+        code = HTTP_CODES.get(exc.status, "HTTP_ERROR")
         return error_response(exc.status, code, exc.reason)
     except (asyncio.CancelledError, ConnectionResetError):
         status = 499
@@ -162,6 +171,7 @@ def record_from_json(obj: Any, where: str = "record") -> AppendValue:
             raise InvalidArgumentError(
                 f"{where}.headers[{i}] must be {{key: string, value: base64}}"
             )
+        _check_text(h["key"], f"{where}.headers[{i}].key")
         headers.append(
             Header(key=h["key"], value=_b64(h.get("value", ""), f"{where}.headers[{i}].value"))
         )
@@ -170,11 +180,30 @@ def record_from_json(obj: Any, where: str = "record") -> AppendValue:
     return Record(value=value, key=key, headers=headers)
 
 
+def _check_text(text: str, where: str) -> None:
+    # JSON's "\ud800" escape gives a lone surrogate, which no UTF-8 (so no protobuf
+    # string) can hold: refuse it here, not with a 500 when the field is set.
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(f"{where} holds a lone UTF-16 surrogate") from None
+
+
+async def _read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()  # 413 from aiohttp over client_max_size
+    except web.RequestPayloadError:  # a bad chunk or Content-Encoding in the body
+        raise InvalidArgumentError(
+            "the request body is malformed (bad chunk or encoding)"
+        ) from None
+
+
 async def _json_body(request: web.Request) -> Any:
-    body = await request.read()  # 413 from aiohttp over client_max_size
+    body = await _read_body(request)
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # ValueError: bad JSON, bad UTF-8, huge integers
         raise InvalidArgumentError("the request body is not valid JSON") from None
 
 
@@ -184,6 +213,8 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
         return default
     if not raw.isascii() or not raw.isdigit():
         raise InvalidArgumentError(f"{name} must be a non-negative integer, got {raw!r}")
+    if len(raw) > 20:  # longer than any u64; int() of thousands of digits raises
+        raise InvalidArgumentError(f"{name} must be between {low} and {high}")
     value = int(raw)
     if not low <= value <= high:
         raise InvalidArgumentError(f"{name} must be between {low} and {high}, got {value}")
@@ -238,7 +269,7 @@ def _read(state: HttpState, offset: int, max_records: int) -> list[Record]:
 async def _consume_one(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     raw = request.match_info["offset"]
-    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_U64:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or int(raw) > MAX_U64:
         raise InvalidArgumentError(f"offset must be a non-negative 64-bit integer, got {raw!r}")
     offset = int(raw)
     records = _read(state, offset, 1)
@@ -357,10 +388,11 @@ async def _cluster_status(request: web.Request) -> web.Response:
 async def _admin_body(request: web.Request, *, id_required: bool) -> tuple[HttpState, str]:
     state = request.app[STATE_KEY]
     _check_writable(state)
-    body = await _json_body(request) if (await request.read()).strip() else {}
+    body = await _json_body(request) if (await _read_body(request)).strip() else {}
     if not isinstance(body, dict) or not isinstance(body.get("id", ""), str):
         raise InvalidArgumentError('the body must be {"id": "<node id>"}')
     node_id = body.get("id", "")
+    _check_text(node_id, "id")
     if id_required and not node_id:
         raise InvalidArgumentError('"id" (the member to remove) is required')
     if state.cluster is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from replog.errors import ConfigError
 from replog.raft.log_store import write_atomically
+from replog.storage.files import make_private_dir
 
 __all__ = [
     "CLUSTER_ID_FILE",
@@ -67,7 +68,7 @@ def resolve_node_id(data_dir: str, given: str, fallback: str) -> str:
             )
         return saved
     name = given or fallback
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     write_atomically(path, name.encode() + b"\n")
     return name
 
@@ -93,7 +94,7 @@ def join_incarnation(data_dir: str) -> str:
 def mark_join_pending(data_dir: str) -> None:
     """Durably note that this (empty) data directory is joining fresh, with a new random
     token naming this incarnation of the node (kept if a join is already pending)."""
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     if not join_pending(data_dir):
         token = secrets.token_hex(8).encode()
         write_atomically(Path(data_dir) / JOIN_PENDING_FILE, token + b"\n")

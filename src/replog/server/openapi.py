@@ -19,7 +19,7 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["value"],
         "properties": {
-            "value": _B64,
+            "value": {**_B64, "description": 'base64; may be empty (""), as in gRPC'},
             "key": _B64,
             "headers": {"type": "array", "items": {"$ref": "#/components/schemas/Header"}},
         },

@@ -8,21 +8,30 @@ and a ProduceBatchRequest whose records hold only values is recognised by its le
 
 from __future__ import annotations
 
-from google.protobuf.message import DecodeError
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from google.protobuf.message import DecodeError, Message
 
 from replog.errors import InvalidArgumentError
 from replog.storage.codec import records_batch_bytes
-from replog.v1.log_pb2 import ProduceBatchRequest
+from replog.v1.log_pb2 import ProduceBatchRequest, ProduceRequest
 from replog.v1.record_pb2 import Record
 
 __all__ = [
+    "MalformedRequest",
+    "check_parsed",
     "encode_batch_response",
     "encode_consume_response",
     "offset_after",
     "produce_batch_values",
+    "produce_value",
     "record_value",
+    "request_parser",
     "varint",
 ]
+
+M = TypeVar("M", bound=Message)
 
 _SMALL = [bytes((0x0A, n)) for n in range(128)]
 
@@ -57,6 +66,51 @@ def encode_batch_response(payloads: list[bytes], high_watermark: int) -> bytes:
     if high_watermark:
         return records + b"\x10" + varint(high_watermark)
     return records
+
+
+class MalformedRequest:
+    """What a request deserializer gives for bytes that do not parse as its message.
+
+    grpcio turns an exception raised by a deserializer into UNKNOWN with the exception's
+    class and text as the details; the handler turns this into INVALID_ARGUMENT instead.
+    """
+
+    __slots__ = ("message",)
+
+    def __init__(self, type_name: str) -> None:
+        self.message = f"the request is not a valid {type_name} (malformed protobuf)"
+
+
+def request_parser(message_type: type[M]) -> Callable[[bytes], M | MalformedRequest]:
+    """A gRPC request deserializer for ``message_type`` that never raises."""
+    from_string = message_type.FromString
+    name = message_type.DESCRIPTOR.name
+
+    def parse(data: bytes) -> M | MalformedRequest:
+        try:
+            return from_string(data)
+        except DecodeError:
+            return MalformedRequest(name)
+
+    return parse
+
+
+def check_parsed(request: Any) -> None:
+    """Raise InvalidArgumentError if ``request`` is a MalformedRequest."""
+    if isinstance(request, MalformedRequest):
+        raise InvalidArgumentError(request.message)
+
+
+def produce_value(request: ProduceRequest | MalformedRequest) -> bytes | Record:
+    """What to append for a ProduceRequest: one must carry a record, whose value may be empty.
+
+    The HTTP API asks the same (``{"record": {"value": ""}}`` is a record; ``{}`` is not).
+    """
+    if isinstance(request, MalformedRequest):
+        raise InvalidArgumentError(request.message)
+    if not request.HasField("record"):
+        raise InvalidArgumentError("a ProduceRequest must carry a record (its value may be empty)")
+    return record_value(request.record)
 
 
 def record_value(record: Record) -> bytes | Record:
@@ -102,8 +156,8 @@ def produce_batch_values(data: bytes) -> list[bytes | Record]:
     """
     try:
         records = ProduceBatchRequest.FromString(data).records
-    except DecodeError as exc:
-        raise InvalidArgumentError(f"malformed ProduceBatchRequest: {exc}") from None
+    except DecodeError:
+        raise InvalidArgumentError(MalformedRequest("ProduceBatchRequest").message) from None
     if not len(records):
         raise InvalidArgumentError("ProduceBatch needs at least one record")
     values: list[bytes | Record] = [record.value for record in records]

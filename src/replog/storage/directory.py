@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -13,6 +14,9 @@ __all__ = ["LOCK_NAME", "SEGMENT_NAME", "discover_segments", "lock_directory"]
 
 LOCK_NAME = ".lock"
 SEGMENT_NAME = re.compile(r"^(\d{20})\.(store|index)$")
+# What flock(2) on a directory answers where it cannot lock one (NFS: EBADF, as the lock is
+# emulated with a write lock, which needs a file open for writing).
+_CANNOT_LOCK = (errno.EBADF, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL)
 
 
 def lock_directory(fs: FileSystem, directory: str) -> FileLock:
@@ -29,12 +33,18 @@ def lock_directory(fs: FileSystem, directory: str) -> FileLock:
         return fs.lock(os.path.join(directory, LOCK_NAME))
     except BlockingIOError as exc:
         raise LogLockedError(
-            f"{directory} is already open in another Log (lock file {LOCK_NAME})"
+            f"{directory} is already open in another Log (in this process or another)"
         ) from exc
     except PermissionError as exc:
         raise ConfigError(f"{directory} is not writable: {exc.strerror}") from exc
     except NotADirectoryError as exc:
         raise ConfigError(f"{directory} is not a directory: {exc.strerror}") from exc
+    except OSError as exc:
+        if exc.errno not in _CANNOT_LOCK:
+            raise
+        raise ConfigError(
+            f"cannot lock {directory}: {exc.strerror} (keep logs on a local file system)"
+        ) from exc
 
 
 def discover_segments(fs: FileSystem, directory: str) -> list[int]:

@@ -3,6 +3,10 @@
 Keeping all file access behind this small interface lets tests swap in
 ``replog.storage.faultfs.FaultyFileSystem``, which keeps unsynced writes in memory, throws
 them away at a simulated power cut and injects disk errors. ``OsFileSystem`` is the real one.
+
+Everything it creates is private to the process's user (directories 0700, files 0600), as
+the log holds every record ever produced: the modes are given explicitly, so no umask is
+needed, and a directory or file found open to others (an older build's) is made private.
 """
 
 from __future__ import annotations
@@ -10,11 +14,28 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import mmap
 import os
+import stat
 from typing import Protocol
 
-__all__ = ["FileHandle", "FileLock", "FileSystem", "MappedFile", "OsFileSystem"]
+__all__ = [
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
+    "FileHandle",
+    "FileLock",
+    "FileSystem",
+    "MappedFile",
+    "OsFileSystem",
+    "make_private_dir",
+]
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+_OTHERS = 0o077  # group and other permission bits
+
+log = logging.getLogger("replog.storage")
 
 
 class FileHandle(Protocol):
@@ -88,20 +109,60 @@ class FileSystem(Protocol):
         """Return the names in directory ``path``."""
 
     def makedirs(self, path: str) -> None:
-        """Create directory ``path`` and its parents if missing."""
+        """Create directory ``path`` and its parents if missing; ``path`` is private (0700)."""
 
     def sync_dir(self, path: str) -> None:
         """Make the creation and removal of names in directory ``path`` durable."""
 
     def lock(self, path: str) -> FileLock:
-        """Take an exclusive lock on ``path``; raise BlockingIOError if another holder has it."""
+        """Take an exclusive lock on ``path``; raise BlockingIOError if another holder has it.
+
+        Deleting the file does not lift the lock (nor let a second locker in).
+        """
+
+
+def make_private_dir(path: str | os.PathLike[str]) -> None:
+    """Create directory ``path`` (and missing parents) if needed and make it private (0700).
+
+    A directory found open to other users is made 0700, and everything in it loses its
+    group and other permissions too, once; a warning says so.
+    """
+    os.makedirs(path, mode=PRIVATE_DIR_MODE, exist_ok=True)
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & _OTHERS:
+        _make_tree_private(os.fspath(path))
+        log.warning(
+            "%s was open to other users (mode %o): made it 0700 and its files 0600", path, mode
+        )
+
+
+def _make_tree_private(top: str) -> None:
+    os.chmod(top, stat.S_IMODE(os.stat(top).st_mode) & ~_OTHERS)
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(root, name))
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & _OTHERS:
+                os.chmod(os.path.join(root, name), stat.S_IMODE(st.st_mode) & ~_OTHERS)
+
+
+def _open_private(path: str, flags: int) -> int:
+    """``os.open`` creating ``path`` 0600; an existing file open to others is made private."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & _OTHERS:  # O_CREAT leaves an existing file's mode as it was
+            os.fchmod(fd, mode & ~_OTHERS)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class _OsFile:
     __slots__ = ("_fd",)
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self._fd = _open_private(path, os.O_RDWR | os.O_APPEND)
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
         written = os.write(self._fd, data)
@@ -132,7 +193,7 @@ class _OsMapped:
     __slots__ = ("_map",)
 
     def __init__(self, path: str, size: int) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_private(path, os.O_RDWR)
         try:
             if os.fstat(fd).st_size != size:
                 os.ftruncate(fd, size)
@@ -168,14 +229,30 @@ def _reserve(fd: int, size: int) -> None:
 
 
 class _OsLock:
-    __slots__ = ("_fd",)
+    """flock(2) on the lock file and on the directory that holds it.
+
+    A flock is on an inode: once the file is deleted, a second locker creates and locks a
+    new one, and two writers hand out the same offsets. The directory cannot be deleted
+    while it holds the log's files, so its lock (taken first) is the one that counts; the
+    file's keeps out older builds, which lock only the file.
+    """
+
+    __slots__ = ("_dir_fd", "_fd")
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        parent = os.path.dirname(path) or "."
+        self._dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(self._dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._fd = _open_private(path, os.O_RDWR)
+        except OSError:
+            os.close(self._dir_fd)
+            raise
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(self._fd)
+            os.close(self._dir_fd)
             raise
         # The holder's PID, for the error message of whoever finds the lock taken.
         os.ftruncate(self._fd, 0)
@@ -184,6 +261,8 @@ class _OsLock:
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
+        fcntl.flock(self._dir_fd, fcntl.LOCK_UN)
+        os.close(self._dir_fd)
 
 
 class OsFileSystem:
@@ -205,7 +284,7 @@ class OsFileSystem:
         return os.path.getsize(path)
 
     def resize(self, path: str, size: int) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open_private(path, os.O_RDWR)
         try:
             os.ftruncate(fd, size)
         finally:
@@ -219,7 +298,7 @@ class OsFileSystem:
         return os.listdir(path)
 
     def makedirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+        make_private_dir(path)
 
     def sync_dir(self, path: str) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
