@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from tests.sim.plan import WEIGHTS
 from tests.sim.runner import run_seed, shrink_failure
 
 
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--seed", type=int, help="run one seed")
     group.add_argument("--seeds", type=_seed_range, help="run a range A-B (inclusive)")
     parser.add_argument("--nodes", type=int, default=3, help="cluster size (default 3)")
-    parser.add_argument("--profile", default="default", choices=["default", "churn"])
+    parser.add_argument("--profile", default="default", choices=sorted(WEIGHTS))
     parser.add_argument("--soak", action="store_true", help="keep going after a failure")
     parser.add_argument("--no-shrink", action="store_true", help="do not shrink failures")
     parser.add_argument("--verbose", action="store_true", help="print the event trace")

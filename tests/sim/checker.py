@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from replog.raft import CONTINUES, Entry, Ready, Role
+from replog.raft import CONTINUES, Entry, EntryKind, Ready, Role
+from replog.raft.membership import config_of
 from tests.sim.cluster import Cluster, InvariantError, SimNode, entry_at
 
 
@@ -82,6 +83,8 @@ class Checker:
         top_term = max(_term(node) for node in nodes)
         for node in nodes:
             self._check_committed_prefix(node, top_term)
+            self._check_configuration(node)
+            self._check_terms_rise(node)
         for i, a in enumerate(nodes):
             for b in nodes[i + 1 :]:
                 self._check_log_matching(a, b)
@@ -103,6 +106,39 @@ class Checker:
                         f"Batch atomicity: proposal {name.decode()} has entry {position} "
                         f"committed at {index} but {other} at {first + k}"
                     )
+
+    def _check_terms_rise(self, node: SimNode) -> None:
+        """Terms never go down along a log: a leader appends in its own term after entries
+        of older ones, and a follower replaces a conflicting suffix whole (Raft §5.3)."""
+        lo, hi = _bounds(node)
+        previous = 0
+        for index in range(max(lo, 1), hi + 1):
+            entry = entry_at(node, index)
+            if entry is None:
+                continue
+            if entry.term < previous:
+                raise InvariantError(
+                    f"Log terms: node {node.id} has term {entry.term} at {index} after "
+                    f"term {previous}"
+                )
+            previous = entry.term
+
+    def _check_configuration(self, node: SimNode) -> None:
+        """The membership in effect is the one of the last configuration entry in the log,
+        or the committed one if none lies above the commit index (dissertation §4.1)."""
+        r = node.raft
+        if r is None:
+            return
+        expected = r.confs.committed
+        for index in range(r.log.last_index(), max(r.log.committed, r.log.first_index() - 1), -1):
+            entry = entry_at(node, index)
+            if entry is not None and entry.kind == EntryKind.CONFIG:
+                expected = config_of(entry, expected)
+                break
+        if r.confs.latest != expected:
+            raise InvariantError(
+                f"Configuration: node {node.id} acts on {r.confs.latest}, its log says {expected}"
+            )
 
     def _check_committed_prefix(self, node: SimNode, top_term: int) -> None:
         # Leader Completeness (Raft §5.4) binds the leader of the highest term: a deposed

@@ -87,6 +87,9 @@ WEIGHTS = {
     "default": [30, 4, 3, 6, 4, 6, 2, 2, 1, 1, 3, 4, 4, 4],
     # Leader churn with one entry per message: the histories of the paper's Figure 8.
     "churn": [30, 0, 0, 12, 0, 8, 0, 0, 0, 0, 0, 0, 8, 12],
+    # Membership changes overlapping leader changes: a follower holds a configuration entry
+    # that the next leader replaces (ConfigTracker.observe_append drops it).
+    "membership": [20, 6, 2, 10, 2, 6, 10, 10, 6, 4, 4, 0, 6, 10],
 }
 
 

@@ -6,20 +6,25 @@ A failure message names the seed; reproduce it with ``python -m tests.sim --seed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
-from replog.raft import core, leader
+from replog.raft import Entry, EntryKind, core, leader
+from replog.raft.membership import ConfigTracker, config_of
 from replog.raft.state.log import RaftLog
 from tests.sim.__main__ import main
 from tests.sim.plan import make_plan
 from tests.sim.runner import run_seed, shrink_failure
 
-# (nodes, profile, seeds): 4,000 seeds in total, about a minute on one core.
+# (nodes, profile, seeds): 4,600 seeds in total, about a minute and a half on one core.
 BATCHES = [
     (3, "default", range(0, 2000)),
     (5, "default", range(0, 800)),
     (3, "churn", range(0, 800)),
     (5, "churn", range(0, 400)),
+    (3, "membership", range(0, 400)),
+    (5, "membership", range(0, 200)),
 ]
 
 
@@ -89,6 +94,27 @@ def test_mutation_keeping_an_incomplete_proposal_at_election_is_caught(
     monkeypatch.setattr(RaftLog, "continued_run_start", lambda self, index: index + 1)
     seed = _first_violation(3, "churn", range(0, 400))
     assert seed is not None, "the simulator missed an incomplete proposal committed"
+
+
+def _mutant_config_keeps_replaced(self: ConfigTracker, entries: Sequence[Entry]) -> bool:
+    """ConfigTracker.observe_append that forgets to drop the configuration entries an
+    append replaces (a follower keeps acting on a lost leader's change)."""
+    if not entries:
+        return False
+    before = self.latest
+    for entry in entries:
+        if entry.kind == EntryKind.CONFIG:
+            self.pending.append((entry.index, config_of(entry, self.latest)))
+    return self.latest != before
+
+
+def test_mutation_keeping_a_replaced_configuration_entry_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two membership changes in flight across a leader change: the targeted profile.
+    monkeypatch.setattr(ConfigTracker, "observe_append", _mutant_config_keeps_replaced)
+    seed = _first_violation(3, "membership", range(0, 200))
+    assert seed is not None, "the simulator missed a replaced configuration kept in effect"
 
 
 def test_mutation_granting_votes_without_the_log_check_is_caught(
