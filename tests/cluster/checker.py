@@ -93,7 +93,7 @@ def check_history(
             where[record.value].append(record.offset)
     sent = {v for b in batches.values() for v in b[0].values}
     for value, offsets in where.items():
-        assert value in sent, f"offset {offsets[0]} holds {value!r}, which no producer sent"
+        assert value in sent, f"offset {offsets[0]} holds {_short(value)}, which no producer sent"
     unknown_present = duplicates = 0
     for tries in batches.values():
         copies = _judge_batch(tries, reference, where, commit)
@@ -105,8 +105,9 @@ def check_history(
     for s in seen:
         record = reference[s.offset - 1] if 1 <= s.offset <= len(reference) else None
         assert record is not None and record.type == 0 and record.value == s.value, (
-            f"{s.node} showed a consumer {s.value!r} at {s.offset}, but the committed log "
-            f"has {record!r} there"
+            f"{s.node} showed a consumer {_short(s.value)} at {s.offset}, but the committed log "
+            f"has {_short(record.value) if record else None} "
+            f"(type {record.type if record else None}) there"
         )
     kinds = [a.kind for a in attempts]
     return Summary(
@@ -160,8 +161,26 @@ def _group(attempts: list[Attempt]) -> dict[tuple[int, int], list[Attempt]]:
         assert values and all(t.values == values for t in tries), f"batch {key}: values vary"
         assert len(set(values)) == len(values), f"batch {key} repeats a value"
         for v in values:
-            assert owner.setdefault(v, key) == key, f"{v!r} is in batches {owner[v]} and {key}"
+            assert owner.setdefault(v, key) == key, (
+                f"{_short(v)} is in batches {owner[v]} and {key}"
+            )
     return batches
+
+
+def _short(value: bytes) -> str:
+    """A value for a message: its head (big test values are padded with dots)."""
+    return repr(value) if len(value) <= 40 else f"{value[:24]!r}...({len(value)} bytes)"
+
+
+def _spans(offsets: list[int]) -> str:
+    """Sorted offsets as runs: ``[3, 4, 5, 9]`` -> ``3-5, 9``."""
+    runs: list[list[int]] = []
+    for o in offsets:
+        if runs and o == runs[-1][1] + 1:
+            runs[-1][1] = o
+        else:
+            runs.append([o, o])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs)
 
 
 def _describe(tries: list[Attempt]) -> str:
@@ -169,7 +188,7 @@ def _describe(tries: list[Attempt]) -> str:
     outcomes = ", ".join(
         f"{t.kind}" + (f"@{t.offset}" if t.offset is not None else "") for t in tries
     )
-    span = f"{values[0]!r}" + (f"..{values[-1]!r}" if len(values) > 1 else "")
+    span = _short(values[0]) + (f"..{_short(values[-1])}" if len(values) > 1 else "")
     name = f"w{tries[0].worker}#{tries[0].batch}"
     return f"batch {name} ({len(values)} records {span}; attempts: {outcomes})"
 
@@ -200,8 +219,8 @@ def _judge_batch(
         for i, v in enumerate(values):
             r = reference[t.offset - 1 + i]
             assert r.type == 0 and r.value == v, (
-                f"{what}: acknowledged at {t.offset}, so record {i} ({v!r}) belongs at offset "
-                f"{t.offset + i}, but every node holds {r.value!r} (type {r.type}) there"
+                f"{what}: acknowledged at {t.offset}, so record {i} ({_short(v)}) belongs at "
+                f"offset {t.offset + i}, but every node holds {_short(r.value)} (type {r.type})"
             )
     copies = sorted({o for o in where.get(values[0], []) if whole_at(o)})
     covered = {o + i for o in copies for i in range(size)}
@@ -209,14 +228,16 @@ def _judge_batch(
     if stray:
         present = {reference[o - 1].value for o in stray}
         if copies:
-            problem = f"whole at {copies}, and a PARTIAL copy besides at offsets {stray}"
+            problem = f"whole at {copies}, and a PARTIAL copy besides at offsets {_spans(stray)}"
         elif len(present) < size:
             problem = (
                 f"PARTIAL batch: {len(present)} of its {size} records are in the committed log "
-                f"(offsets {stray}), {size - len(present)} are not"
+                f"(offsets {_spans(stray)}), {size - len(present)} are not"
             )
         else:
-            problem = f"all its records are in the log but not contiguous and in order: {stray}"
+            problem = (
+                f"all its records are in the log but not contiguous and in order: {_spans(stray)}"
+            )
         raise AssertionError(f"{what}: {problem}; a batch must be applied whole or not at all")
     ok = sum(t.kind == OK for t in tries)
     unknown = sum(t.kind == INFO for t in tries)

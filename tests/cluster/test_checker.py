@@ -146,7 +146,8 @@ def test_a_batch_reordered_inside_itself_is_caught() -> None:
 def test_a_partial_batch_is_caught_whatever_its_outcome() -> None:
     half = values(0, 0, 4)[:2]
     for kind in (INFO, FAIL):
-        caught("PARTIAL batch: 2 of its 4 records", [attempt(0, 0, kind, size=4)], log(NOOP, half))
+        message = r"PARTIAL batch: 2 of its 4 records are in the committed log \(offsets 2-3\)"
+        caught(message, [attempt(0, 0, kind, size=4)], log(NOOP, half))
     history = [attempt(0, 0, INFO, size=4), attempt(0, 0, OK, 4, size=4, n=1, at=1)]
     caught("a PARTIAL copy besides", history, log(NOOP, half, values(0, 0, 4)))
 

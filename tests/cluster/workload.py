@@ -123,6 +123,9 @@ class Workload:
     max_s: float = 60.0
     timeout_s: float = 1.0
     max_batch: int = 50
+    min_batch: int = 1
+    value_bytes: int = 0
+    """Pad each value to this size (big batches span several AppendEntries)."""
     max_attempts: int = 5
     seed: int = 0
     ops: list[Attempt] = field(default_factory=list)
@@ -224,8 +227,11 @@ class Workload:
         made: tuple[_TracedClient, frozenset[str]] | None = None
         try:
             for batch in range(self.max_ops):
-                count = rng.randint(1, self.max_batch)
-                values = tuple(b"p%d-%d-%d" % (worker, batch, i) for i in range(count))
+                count = rng.randint(self.min_batch, self.max_batch)
+                values = tuple(
+                    (b"p%d-%d-%d-" % (worker, batch, i)).ljust(self.value_bytes, b".")
+                    for i in range(count)
+                )
                 attempt = 0
                 while attempt < self.max_attempts and self._running():
                     # A client that failed against a changed membership is made again from
