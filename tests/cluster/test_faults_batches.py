@@ -4,6 +4,9 @@ A batch larger than one AppendEntries (1 MiB: here 40-50 records of 30 kB) reach
 followers in parts. When the leader is killed between the parts, a follower holding only the
 first ones may be elected and commit them with its first entry: half a batch in the log, which
 no outcome the client was given can explain. The checker reports it as a PARTIAL batch.
+
+Today it happens (issue 11 defect 2, being fixed in the Raft driver): that one violation makes
+the test xfail; anything else fails it. Remove the ``pytest.xfail`` once the fix is in.
 """
 
 from __future__ import annotations
@@ -20,11 +23,6 @@ pytestmark = pytest.mark.timeout(120)
 _KILLS = 3
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 11 defect 2: a batch spanning several AppendEntries can be half-committed "
-    "after a leader change (the checker reports a PARTIAL batch)",
-)
 def test_a_batch_spanning_several_appends_is_never_half_committed_across_leader_kills(
     procs: ProcCluster,
 ) -> None:
@@ -41,4 +39,10 @@ def test_a_batch_spanning_several_appends_is_never_half_committed_across_leader_
         procs.leader([n for n in procs.names if n != old], timeout=15)
         procs.nodes[old].start()
         workload.wait_acked(2, 20, f"after kill {kill} of {old}")
-    finish(procs, workload)
+    try:
+        finish(procs, workload)
+    except AssertionError as exc:
+        # Only this violation is the known defect; any other failure fails the test.
+        if "PARTIAL" not in str(exc):
+            raise
+        pytest.xfail(f"issue 11 defect 2: a batch can be half-committed. {str(exc)[:400]}")
