@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 
 from replog.storage.faultfs import FaultyFileSystem
+from tests.skip_policy import (  # noqa: F401  (hooks: the skip summary and CI's skip policy)
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_terminal_summary,
+)
 
 
 @pytest.fixture

@@ -330,7 +330,11 @@ class ProcCluster:
 
     def wait_converged(self, names: list[str] | None = None, timeout: float = 20) -> int:
         """Wait until ``names`` (default: every node) share one commit index equal to the
-        leader's last index; return it."""
+        leader's last index, and the leader knows each of them stored it; return it.
+
+        The stored part matters: a follower's commit index may run ahead of what it has
+        written (a large Ready is written by a worker thread), and the checker reads the
+        logs on disk after kill -9."""
         group = names or self.names
 
         def converged() -> int | None:
@@ -341,9 +345,9 @@ class ProcCluster:
             if len(leaders) != 1:
                 return None
             lead = leaders[0]
-            me = next(m for m in lead.members if m.id == lead.node_id)
             commits = {s.commit_index for s in statuses}
-            if commits != {lead.commit_index} or me.match_index != lead.commit_index:
+            stored = {m.match_index for m in lead.members if m.id in group}
+            if commits != {lead.commit_index} or stored != {lead.commit_index}:
                 return None
             return lead.commit_index
 

@@ -132,7 +132,7 @@ def test_mixed_faults_keep_every_acknowledged_record(
 ) -> None:
     rng = random.Random(seed)
     procs.bootstrap(5)
-    workload = start_workload(procs, producers=4, max_ops=5000)
+    workload = start_workload(procs, producers=4, max_ops=5000, seed=seed)
     workload.max_s = 150.0
     nemesis = Nemesis(procs, net, rng)
     workload.wait_acked(20, 20, "before the faults")

@@ -1,20 +1,24 @@
 """A bounded concurrent workload with a Jepsen-style history, for the fault tests.
 
-Producers send unique values (``b"p<worker>-<seq>"``) one record per call, without
-retries, to nodes chosen round-robin among the nodes that are up, and record every
-invocation with its outcome: ``ok`` (acknowledged at an offset), ``fail`` (the server said it
-certainly did not apply it) or ``info`` (unknown: a timeout or a broken connection, the record
-may or may not be in the log). Consumers read from every node throughout and record each
-(offset, value) they were shown. :mod:`tests.cluster.checker` judges the history afterwards.
+Producers send batches of 1..``max_batch`` records with unique values
+(``b"p<worker>-<batch>-<i>"``) through the real client, ``replog.Client.produce_batch``,
+leader-aware, with its own retries off so that every attempt is in the history. They retry
+as a client that wants at-least-once delivery does: after ``fail`` (the server or the client
+said the batch was certainly not applied) and after ``info`` (the outcome is unknown: a
+timeout, a broken connection) they send the *same* values again, up to ``max_attempts``
+times, then move on to the next batch. So a batch may be in the log more than once, but only
+if some attempt of it had an unknown outcome. Each producer has one batch in flight at a
+time. Every attempt is recorded (:class:`Attempt`) with the node the client sent it to.
 
-Calls go to *that* node over a raw gRPC channel (:class:`NodeClient`), not through
-``replog.Client``, which picks the leader itself: a fault test must know which node answered
-(a follower forwards produces to its leader server-side, as it would for any client).
+Consumers read every node directly (a raw ConsumeBatch per node, no leader search: a stale
+read must be caught on the node that served it) and record each (offset, value) they were
+shown. :mod:`tests.cluster.checker` judges the history afterwards.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -22,68 +26,46 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from replog.client import Client
+from replog.client.core import NO_RETRY
+from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 
-__all__ = ["NodeClient", "Op", "Seen", "Workload"]
+__all__ = ["OK", "FAIL", "INFO", "Attempt", "Seen", "Workload", "classify"]
+
+OK, FAIL, INFO = "ok", "fail", "info"
 
 
-class NodeClient:
-    """Produce and ConsumeBatch on exactly one node (no proxy, no retries, no leader search).
-
-    ``produce`` returns ``("ok", offset, "")``, ``("fail", None, why)`` when the node said the
-    record was certainly not applied, or ``("info", None, why)`` when the outcome is unknown.
-    """
-
-    def __init__(self, addr: str) -> None:
-        self._channel = grpc.insecure_channel(addr, options=[("grpc.enable_http_proxy", 0)])
-        self._produce = self._channel.unary_unary(
-            "/replog.v1.Log/Produce",
-            request_serializer=log_pb2.ProduceRequest.SerializeToString,
-            response_deserializer=log_pb2.ProduceResponse.FromString,
-        )
-        self._consume = self._channel.unary_unary(
-            "/replog.v1.Log/ConsumeBatch",
-            request_serializer=log_pb2.ConsumeBatchRequest.SerializeToString,
-            response_deserializer=log_pb2.ConsumeBatchResponse.FromString,
-        )
-
-    def produce(self, value: bytes, timeout: float) -> tuple[str, int | None, str]:
-        request = log_pb2.ProduceRequest(record=Record(value=value))
-        try:
-            return "ok", int(self._produce(request, timeout=timeout).offset), ""
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, grpc.Call) else None
-            meta = dict(exc.trailing_metadata() or ()) if isinstance(exc, grpc.Call) else {}
-            detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-            why = f"{code.name if code else '?'}: {detail}"
-            if code is grpc.StatusCode.UNAVAILABLE and meta.get("replog-not-applied") == "1":
-                return "fail", None, why
-            return "info", None, why
-
-    def consume(self, offset: int, timeout: float) -> list[Record] | None:
-        request = log_pb2.ConsumeBatchRequest(offset=offset, max_records=200)
-        try:
-            return list(self._consume(request, timeout=timeout).records)
-        except grpc.RpcError:
-            return None
-
-    def close(self) -> None:
-        self._channel.close()
+def classify(error: ReplogError) -> str:
+    """``fail`` when the error says the batch was certainly not applied, else ``info``."""
+    if isinstance(error, UnavailableError) and error.certainly_not_applied:
+        return FAIL
+    if isinstance(error, InvalidArgumentError):  # refused before anything was appended
+        return FAIL
+    return INFO
 
 
 @dataclass(frozen=True, slots=True)
-class Op:
-    """One produce: ``kind`` is ok / fail / info; ``offset`` only for ok."""
+class Attempt:
+    """One ``produce_batch`` call: ``kind`` is ok / fail / info; ``offset`` (the base offset)
+    only for ok. ``batch`` numbers a producer's batches; retries share it and ``values``."""
 
     worker: int
-    value: bytes
+    batch: int
+    attempt: int
+    values: tuple[bytes, ...]
     node: str
     kind: str
     offset: int | None
     started: float
     finished: float
     error: str = ""
+
+    @property
+    def name(self) -> str:
+        """``w<worker>#<batch>.<attempt>`` for messages."""
+        return f"w{self.worker}#{self.batch}.{self.attempt}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +78,39 @@ class Seen:
     at: float
 
 
+class _TracedClient(Client):
+    """The real client, remembering which member it sent its last call to."""
+
+    last_addr = ""
+
+    def _pick(self, route: str) -> str:
+        addr = super()._pick(route)
+        self.last_addr = addr
+        return addr
+
+
+class _NodeReader:
+    """ConsumeBatch on exactly one node (no leader search, no retries)."""
+
+    def __init__(self, addr: str) -> None:
+        self._channel = grpc.insecure_channel(addr, options=[("grpc.enable_http_proxy", 0)])
+        self._consume = self._channel.unary_unary(
+            "/replog.v1.Log/ConsumeBatch",
+            request_serializer=log_pb2.ConsumeBatchRequest.SerializeToString,
+            response_deserializer=log_pb2.ConsumeBatchResponse.FromString,
+        )
+
+    def consume(self, offset: int, timeout: float) -> list[Record] | None:
+        request = log_pb2.ConsumeBatchRequest(offset=offset, max_records=200)
+        try:
+            return list(self._consume(request, timeout=timeout).records)
+        except grpc.RpcError:
+            return None
+
+    def close(self) -> None:
+        self._channel.close()
+
+
 @dataclass
 class Workload:
     """``targets()`` gives the (name, gRPC address) pairs that may be used now."""
@@ -104,16 +119,23 @@ class Workload:
     producers: int = 4
     consumers: int = 2
     max_ops: int = 400
-    """Per producer; the whole run is also bounded by ``stop()``/``max_s``."""
+    """Batches per producer; the whole run is also bounded by ``stop()``/``max_s``."""
     max_s: float = 60.0
     timeout_s: float = 1.0
-    ops: list[Op] = field(default_factory=list)
+    max_batch: int = 50
+    min_batch: int = 1
+    value_bytes: int = 0
+    """Pad each value to this size (big batches span several AppendEntries)."""
+    max_attempts: int = 5
+    seed: int = 0
+    ops: list[Attempt] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._clients: dict[str, NodeClient] = {}
+        self._readers: dict[str, _NodeReader] = {}
+        self._names: dict[str, str] = {}  # address -> node name, every address ever seen
         self._threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
 
@@ -144,17 +166,17 @@ class Workload:
         for thread in self._threads:
             thread.join(timeout=self.timeout_s * 3 + 5)
         assert not any(t.is_alive() for t in self._threads), "a workload thread hangs"
-        for client in self._clients.values():
-            client.close()
+        for reader in self._readers.values():
+            reader.close()
         assert not self.errors, self.errors
         return self
 
-    def acked(self) -> list[Op]:
+    def acked(self) -> list[Attempt]:
         with self._lock:
-            return [op for op in self.ops if op.kind == "ok"]
+            return [op for op in self.ops if op.kind == OK]
 
     def wait_acked(self, more: int, timeout: float, what: str = "") -> float:
-        """Wait until ``more`` further produces were acknowledged; return when the first was."""
+        """Wait until ``more`` further batches were acknowledged; return when the first was."""
         base = len(self.acked())
         deadline = time.monotonic() + timeout
         first: float | None = None
@@ -166,18 +188,18 @@ class Workload:
                 return first or time.monotonic()
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"timed out waiting for {more} acknowledged produces {what} "
-                    f"({len(acked) - base} came); last ops:\n{self.timeline(30)}"
+                    f"timed out waiting for {more} acknowledged batches {what} "
+                    f"({len(acked) - base} came); last attempts:\n{self.timeline(30)}"
                 )
             time.sleep(0.02)
 
     def timeline(self, last: int) -> str:
-        """The last ``last`` produce ops, one a line (for failure messages)."""
+        """The last ``last`` attempts, one a line (for failure messages)."""
         with self._lock:
             ops = self.ops[-last:]
         return "\n".join(
-            f"  {op.started:.2f}-{op.finished:.2f} w{op.worker} {op.node} {op.kind} "
-            f"{op.offset if op.offset is not None else ''} {op.error[:80]}"
+            f"  {op.started:.2f}-{op.finished:.2f} {op.name} x{len(op.values)} {op.node} "
+            f"{op.kind} {op.offset if op.offset is not None else ''} {op.error[:80]}"
             for op in ops
         )
 
@@ -186,49 +208,92 @@ class Workload:
     def _running(self) -> bool:
         return not self._stop.is_set() and time.monotonic() < self._deadline
 
-    def _pick(self, turn: int) -> tuple[str, NodeClient] | None:
+    def _current(self) -> list[tuple[str, str]]:
         targets = self.targets()
+        with self._lock:
+            self._names.update((addr, name) for name, addr in targets)
+        return targets
+
+    def _client(self) -> tuple[_TracedClient, frozenset[str]] | None:
+        targets = self._current()
         if not targets:
             return None
-        name, addr = targets[turn % len(targets)]
-        with self._lock:
-            client = self._clients.get(addr)
-            if client is None:
-                client = self._clients[addr] = NodeClient(addr)
-        return name, client
+        addrs = [addr for _, addr in targets]
+        client = _TracedClient(addrs, timeout=self.timeout_s, retry=NO_RETRY, refresh_s=1.0)
+        return client, frozenset(addrs)
 
     def _produce(self, worker: int) -> None:
-        for seq in range(self.max_ops):
-            if not self._running():
-                return
-            picked = self._pick(worker + seq)
-            if picked is None:
-                time.sleep(0.05)
-                continue
-            name, client = picked
-            value = b"p%d-%d" % (worker, seq)
-            started = time.monotonic()
-            kind, offset, why = client.produce(value, self.timeout_s)
-            op = Op(worker, value, name, kind, offset, started, time.monotonic(), why)
-            with self._lock:
-                self.ops.append(op)
-            if op.kind != "ok":
-                time.sleep(0.02)  # do not spin against a node that is down
+        rng = random.Random(self.seed * 1000 + worker)
+        made: tuple[_TracedClient, frozenset[str]] | None = None
+        try:
+            for batch in range(self.max_ops):
+                count = rng.randint(self.min_batch, self.max_batch)
+                values = tuple(
+                    (b"p%d-%d-%d-" % (worker, batch, i)).ljust(self.value_bytes, b".")
+                    for i in range(count)
+                )
+                attempt = 0
+                while attempt < self.max_attempts and self._running():
+                    # A client that failed against a changed membership is made again from
+                    # the nodes up now (a restarted node listens on a new port).
+                    if made is None or (attempt and made[1] != {a for _, a in self._current()}):
+                        if made is not None:
+                            made[0].close()
+                        made = self._client()
+                        if made is None:
+                            self._stop.wait(0.05)
+                            continue
+                    op = self._attempt(made[0], worker, batch, attempt, values)
+                    with self._lock:
+                        self.ops.append(op)
+                    if op.kind == OK:
+                        break
+                    attempt += 1
+                    self._stop.wait(rng.uniform(0.02, 0.1))  # back off, as a client does
+                if not self._running():
+                    return
+        finally:
+            if made is not None:
+                made[0].close()
+
+    def _attempt(
+        self,
+        client: _TracedClient,
+        worker: int,
+        batch: int,
+        attempt: int,
+        values: tuple[bytes, ...],
+    ) -> Attempt:
+        client.last_addr = ""
+        started = time.monotonic()
+        kind, offset, why = OK, None, ""
+        try:
+            offset, count = client.produce_batch(list(values))
+            assert count == len(values), f"acknowledged {count} of {len(values)} records"
+        except ReplogError as exc:
+            kind, why = classify(exc), f"{type(exc).__name__}: {exc}"
+        finished = time.monotonic()
+        with self._lock:
+            node = self._names.get(client.last_addr, client.last_addr or "?")
+        return Attempt(worker, batch, attempt, values, node, kind, offset, started, finished, why)
 
     def _consume(self, worker: int) -> None:
         positions: dict[str, int] = {}
         for turn in itertools.count(worker):
             if not self._running():
                 return
-            picked = self._pick(turn)
-            if picked is None:
-                time.sleep(0.05)
+            targets = self._current()
+            if not targets:
+                self._stop.wait(0.05)
                 continue
-            name, client = picked
-            start = positions.get(name, 0)
-            records = client.consume(start, self.timeout_s)
+            name, addr = targets[turn % len(targets)]
+            with self._lock:
+                reader = self._readers.get(addr)
+                if reader is None:
+                    reader = self._readers[addr] = _NodeReader(addr)
+            records = reader.consume(positions.get(name, 0), self.timeout_s)
             if records is None:
-                time.sleep(0.02)
+                self._stop.wait(0.02)
                 continue
             now = time.monotonic()
             seen = [Seen(name, r.offset, r.value, now) for r in records]
@@ -237,4 +302,4 @@ class Workload:
             if seen:
                 positions[name] = seen[-1].offset + 1
             else:
-                time.sleep(0.02)
+                self._stop.wait(0.02)

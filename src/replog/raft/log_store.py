@@ -48,7 +48,7 @@ from replog.raft.messages import (
 from replog.raft.storage import data_bytes, limit_by_bytes
 from replog.storage import Log, LogConfig
 from replog.storage.codec import decode_records
-from replog.storage.files import make_private_dir
+from replog.storage.files import FileSystem, OsFileSystem
 from replog.v1.record_pb2 import Record
 
 __all__ = ["MEMBER_RECORD_TYPE", "STATE_FILE", "ReplogLogStore", "entry_payload"]
@@ -91,13 +91,16 @@ class ReplogLogStore:
         *,
         bootstrap: Membership | None = None,
         commit_flush_s: float = 1.0,
+        fs: FileSystem | None = None,
     ) -> None:
         """Open (or create) the log and state file; ``bootstrap`` seeds a brand-new node's
-        membership (ignored when a state file exists)."""
+        membership (ignored when a state file exists). ``fs`` holds the log and the state
+        file (tests pass a FaultyFileSystem to cut the power); snapshot staging uses the OS."""
         self.directory = Path(directory)
-        make_private_dir(self.directory)
+        self._fs: FileSystem = fs or OsFileSystem()
+        self._fs.makedirs(str(self.directory))
         self._log_config = replace(config or LogConfig(), initial_offset=1)
-        self.log = Log(self.directory / "log", self._log_config)
+        self.log = Log(self.directory / "log", self._log_config, fs=self._fs)
         self._commit_flush_s = commit_flush_s
         state, snap_index, snap_term = self._load_state(bootstrap)
         self._state = state
@@ -134,11 +137,14 @@ class ReplogLogStore:
     # -- state file -----------------------------------------------------------------------
 
     def _load_state(self, bootstrap: Membership | None) -> tuple[HardState, int, int]:
-        path = self.directory / STATE_FILE
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        path = str(self.directory / STATE_FILE)
+        if not self._fs.exists(path):
             return HardState(config=bootstrap or Membership()), 0, 0
+        handle = self._fs.open(path)
+        try:
+            doc = json.loads(handle.pread(handle.size(), 0))
+        finally:
+            handle.close()
         config = Membership(frozenset(doc["voters"]), frozenset(doc["learners"]))
         state = HardState(doc["term"], doc["vote"], doc["commit"], config)
         return state, int(doc["snap_index"]), int(doc["snap_term"])
@@ -154,7 +160,7 @@ class ReplogLogStore:
             "snap_index": self._snap_index,
             "snap_term": self._snap_term,
         }
-        write_atomically(self.directory / STATE_FILE, json.dumps(doc).encode())
+        write_atomically(self.directory / STATE_FILE, json.dumps(doc).encode(), self._fs)
         self._written = s
         self._written_at = time.monotonic()
 
@@ -456,19 +462,19 @@ def _staged_up_to(path: Path) -> int:
         return -1
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` durably (temp file, fsync, rename, fsync the directory),
-    in a file private to this user (0600)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+def write_atomically(path: Path, data: bytes, fs: FileSystem | None = None) -> None:
+    """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync the directory."""
+    fs = fs or OsFileSystem()
+    tmp = str(path.with_name(path.name + ".tmp"))
+    handle = fs.open(tmp)
     try:
-        os.fchmod(fd, 0o600)  # a temp file left by an older build keeps its mode through O_CREAT
-        os.write(fd, data)
-        os.fsync(fd)
+        handle.truncate(0)  # a temp file a crash left behind
+        handle.append(data)
+        handle.sync()
     finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+        handle.close()
+    fs.replace(tmp, str(path))
+    fs.sync_dir(str(path.parent))
 
 
 def _fsync_dir(path: Path) -> None:

@@ -5,9 +5,10 @@ its bytes, the ones the process sees and the ones that would survive a power cut
 directory keeps two versions of its names.
 
 - ``FileHandle.sync()`` and ``MappedFile.flush()`` make a file's current bytes durable.
-- Creating or removing a name becomes durable only after ``sync_dir`` of its directory: at a
-  power cut, files created since then vanish and removed ones come back with their durable
-  bytes (names point at inodes, so an open handle keeps working on a removed file).
+- Creating, removing or renaming (``replace``) a name becomes durable only after ``sync_dir``
+  of its directory: at a power cut, files created since then vanish and removed ones come
+  back with their durable bytes (names point at inodes, so an open handle keeps working on a
+  removed file).
 - ``power_cut()`` reverts every file to its durable bytes. With an ``rng`` it is crueller:
   an append-only file may keep a random prefix of its unsynced tail (a torn write) and each
   page of a mapped file independently keeps or loses its unsynced changes.
@@ -48,13 +49,25 @@ __all__ = ["Fault", "FaultyFileSystem", "Operation"]
 
 #: The operations errors can be injected into.
 Operation = Literal[
-    "open", "write", "sync", "truncate", "map", "msync", "resize", "remove", "sync_dir", "lock"
+    "open",
+    "write",
+    "sync",
+    "truncate",
+    "map",
+    "msync",
+    "resize",
+    "remove",
+    "replace",
+    "sync_dir",
+    "lock",
 ]
 
 PAGE_BYTES = 4096
 
 # Operations that change what is on the disk; ``crash_after`` counts these.
-_MUTATING = frozenset({"write", "sync", "truncate", "map", "msync", "resize", "remove", "sync_dir"})
+_MUTATING = frozenset(
+    {"write", "sync", "truncate", "map", "msync", "resize", "remove", "replace", "sync_dir"}
+)
 
 
 @dataclass
@@ -295,6 +308,17 @@ class FaultyFileSystem:
         with self._mutex:
             self._raise_if_fault("remove", path)
             self._files.pop(path, None)
+
+    def replace(self, source: str, target: str) -> None:
+        """Give ``source``'s inode the name ``target``; durable only after ``sync_dir`` (a
+        power cut before it keeps the old names: the old ``target``, no new one)."""
+        source, target = os.path.normpath(source), os.path.normpath(target)
+        with self._mutex:
+            self._raise_if_fault("replace", source)
+            inode = self._inode(source)
+            self._require_parent(target)
+            del self._files[source]
+            self._files[target] = inode
 
     def listdir(self, path: str) -> list[str]:
         """Return the names in directory ``path``."""

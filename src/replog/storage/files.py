@@ -105,6 +105,10 @@ class FileSystem(Protocol):
     def remove(self, path: str) -> None:
         """Delete ``path`` if it exists."""
 
+    def replace(self, source: str, target: str) -> None:
+        """Rename ``source`` to ``target`` atomically, replacing any file there (durable only
+        after ``sync_dir`` of the directory)."""
+
     def listdir(self, path: str) -> list[str]:
         """Return the names in directory ``path``."""
 
@@ -293,6 +297,9 @@ class OsFileSystem:
     def remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+
+    def replace(self, source: str, target: str) -> None:
+        os.replace(source, target)
 
     def listdir(self, path: str) -> list[str]:
         return os.listdir(path)

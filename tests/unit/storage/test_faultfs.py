@@ -58,6 +58,43 @@ def test_a_removed_file_comes_back_with_its_durable_bytes_unless_the_dir_was_syn
     assert not fs.exists(f"{D}/a")
 
 
+def test_a_rename_is_durable_only_after_sync_dir_and_keeps_the_old_file_until_then(
+    fs: FaultyFileSystem,
+) -> None:
+    for name, data in (("state", b"old"), ("state.tmp", b"new")):
+        handle = fs.open(f"{D}/{name}")
+        handle.append(data)
+        handle.sync()
+        handle.close()
+        if name == "state":
+            fs.sync_dir(D)
+    fs.replace(f"{D}/state.tmp", f"{D}/state")
+    assert fs.read_bytes(f"{D}/state") == b"new" and fs.listdir(D) == ["state"]
+    fs.power_cut()
+    assert fs.read_bytes(f"{D}/state") == b"old" and fs.listdir(D) == ["state"]
+    handle = fs.open(f"{D}/state.tmp")
+    handle.append(b"new")
+    handle.sync()
+    fs.replace(f"{D}/state.tmp", f"{D}/state")
+    fs.sync_dir(D)
+    fs.power_cut()
+    assert fs.read_bytes(f"{D}/state") == b"new" and fs.listdir(D) == ["state"]
+
+
+def test_renaming_a_missing_file_fails_and_an_injected_error_changes_nothing(
+    fs: FaultyFileSystem,
+) -> None:
+    with pytest.raises(FileNotFoundError):
+        fs.replace(f"{D}/missing", f"{D}/b")
+    fs.open(f"{D}/a").close()
+    fs.fail("replace", errno.EIO, times=1)
+    with pytest.raises(OSError):
+        fs.replace(f"{D}/a", f"{D}/b")
+    assert fs.listdir(D) == ["a"]
+    fs.replace(f"{D}/a", f"{D}/b")
+    assert fs.listdir(D) == ["b"]
+
+
 def test_sync_dir_of_one_directory_leaves_names_in_another_undurable(
     fs: FaultyFileSystem,
 ) -> None:
