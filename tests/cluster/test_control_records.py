@@ -239,3 +239,17 @@ def test_the_consume_command_from_zero_prints_every_record(
         pytest.fail("replog consume did not finish")
     assert done.returncode == 0, done.stderr
     _assert_delivered(done.stdout.splitlines(), node)
+
+
+def test_a_batch_read_at_any_offset_returns_a_record_or_moves_on(node: ServerProcess) -> None:
+    with Client(node.grpc_address, retry=_NO_RETRY) as client:
+        high = client.consume_batch(0).high_watermark
+        for offset in range(high):
+            for limits in ({"max_records": 1}, {"max_bytes": 1}, {}):
+                batch = client.consume_batch(offset, **limits)
+                assert batch.next_offset is not None, (offset, limits)
+                assert offset < batch.next_offset <= batch.high_watermark, (offset, limits)
+                if batch.records:
+                    assert batch.records[0].offset >= offset
+                    assert batch.next_offset > batch.records[-1].offset
+        assert client.consume_batch(high).next_offset == high  # at the end: stays

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from replog.errors import (
     InvalidArgumentError,
@@ -23,7 +23,7 @@ from replog.errors import (
 from replog.storage import Log
 from replog.v1.record_pb2 import Record
 
-__all__ = ["AppendValue", "LogBackend", "ServerInfo", "SingleNodeBackend"]
+__all__ = ["AppendValue", "LogBackend", "ReadResult", "ServerInfo", "SingleNodeBackend"]
 
 log = logging.getLogger("replog.server.backend")
 
@@ -32,6 +32,18 @@ AppendValue = bytes | Record
 
 # One server-side group commit writes at most this much (many produce requests together).
 _GROUP_MAX_BYTES = 16 * 1024 * 1024
+
+
+class ReadResult(NamedTuple):
+    """What a read gives: serialized user records, and the offset the next read starts at.
+
+    ``next_offset`` is past the last record and past any control records skipped before or
+    after it, so a caller that reads again from it always moves on, even when ``payloads``
+    is empty (a replicated log's offsets have gaps where its control records are).
+    """
+
+    payloads: list[bytes]
+    next_offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +67,13 @@ class LogBackend(Protocol):
         """
         ...
 
-    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
-        """Serialized records from ``offset`` up to the high watermark (empty at it)."""
+    def read_from(self, offset: int, max_records: int, max_bytes: int) -> ReadResult:
+        """Serialized user records from ``offset`` up to the high watermark (none at it).
+
+        At least one record comes back when a user record exists between ``offset`` and the
+        high watermark (that is when ``wait_for_data`` returns True); ``next_offset`` is
+        never below ``offset``.
+        """
         ...
 
     def read(self, offset: int) -> Record:
@@ -74,7 +91,8 @@ class LogBackend(Protocol):
         ...
 
     async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
-        """Wait until ``offset`` is below the high watermark; False on timeout.
+        """Wait until a user record at or after ``offset`` is below the high watermark, so
+        ``read_from(offset, ...)`` returns one; False on timeout.
 
         Raises UnavailableError if the backend shuts down meanwhile.
         """
@@ -231,14 +249,15 @@ class SingleNodeBackend:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
-        """Serialized records from ``offset`` (empty at the high watermark)."""
+    def read_from(self, offset: int, max_records: int, max_bytes: int) -> ReadResult:
+        """Serialized records from ``offset`` (none at the high watermark)."""
         visible = self._visible
         if type(offset) is int and visible <= offset <= self._log.next_offset:
-            return []
+            return ReadResult([], offset)
         if type(offset) is int and offset < visible:
             max_records = min(max_records, visible - offset)
-        return self._log.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
+        payloads = self._log.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
+        return ReadResult(payloads, offset + len(payloads))  # one node: no gaps
 
     def read(self, offset: int) -> Record:
         """The record at ``offset``."""

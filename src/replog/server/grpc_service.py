@@ -21,17 +21,17 @@ from replog.errors import (
     ReplogError,
     UnavailableError,
 )
-from replog.server.backend import LogBackend
+from replog.server.backend import LogBackend, ReadResult
 from replog.server.metrics import ServerMetrics
 from replog.server.status import grpc_code_for, metadata_for
 from replog.server.wire import (
     encode_batch_response,
     encode_consume_response,
-    offset_after,
     produce_batch_values,
     record_value,
 )
 from replog.v1 import log_pb2
+from replog.v1.record_pb2 import Record
 
 __all__ = ["SERVICE_NAME", "LogService"]
 
@@ -258,8 +258,9 @@ class LogService:
         self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
     ) -> bytes:
         await self._await_min_offset(request.min_offset, 0, context)
-        payloads = self.backend.read_payloads(request.offset, 1, 1)
-        if not payloads:
+        payloads = self.backend.read_from(request.offset, 1, 1).payloads
+        # A read skips control records: one that starts on one gives the next user record.
+        if not payloads or Record.FromString(payloads[0]).offset != request.offset:
             high = self.backend.high_watermark
             raise OffsetOutOfRangeError(request.offset, self.backend.lowest_offset, high)
         self.metrics.on_read("grpc", 1, len(payloads[0]))
@@ -272,31 +273,34 @@ class LogService:
         offset = request.offset
         await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
         self._check_start(offset)
-        payloads = self.backend.read_payloads(offset, max_records, max_bytes)
-        if not payloads and request.max_wait_ms:
+        result = self.backend.read_from(offset, max_records, max_bytes)
+        if not result.payloads and request.max_wait_ms:
             wait_s = min(request.max_wait_ms, MAX_WAIT_MS_LIMIT) / 1000
-            if await self.backend.wait_for_data(offset, wait_s):
-                payloads = self.backend.read_payloads(offset, max_records, max_bytes)
+            if await self.backend.wait_for_data(result.next_offset, wait_s):
+                result = self.backend.read_from(result.next_offset, max_records, max_bytes)
+        payloads = result.payloads
         self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
-        return encode_batch_response(payloads, self.backend.high_watermark)
+        return encode_batch_response(payloads, self.backend.high_watermark, result.next_offset)
 
     async def _tail(
         self, offset: int, max_records: int, max_bytes: int
-    ) -> AsyncIterator[list[bytes]]:
+    ) -> AsyncIterator[ReadResult]:
+        """Reads from ``offset`` on, tailing. Each turn yields records, moves past control
+        records (at most one turn in a row: a read skips all it meets), or waits."""
         self._check_start(offset)
         while True:
-            payloads = self.backend.read_payloads(offset, max_records, max_bytes)
-            if not payloads:
+            result = self.backend.read_from(offset, max_records, max_bytes)
+            if result.payloads:
+                yield result
+            elif result.next_offset <= offset:
                 await self.backend.wait_for_data(offset, None)
-                continue
-            offset = offset_after(payloads)  # not += len: a replicated log skips control records
-            yield payloads
+            offset = max(offset, result.next_offset)
 
     async def _consume_stream(
         self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         await self._await_min_offset(request.min_offset, 0, context)
-        async for payloads in self._tail(request.offset, DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES):
+        async for payloads, _ in self._tail(request.offset, DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES):
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
             for payload in payloads:
                 yield encode_consume_response(payload)
@@ -306,9 +310,9 @@ class LogService:
     ) -> AsyncIterator[bytes]:
         max_records, max_bytes = _limits(request)
         await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
-        async for payloads in self._tail(request.offset, max_records, max_bytes):
+        async for payloads, next_offset in self._tail(request.offset, max_records, max_bytes):
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
-            yield encode_batch_response(payloads, self.backend.high_watermark)
+            yield encode_batch_response(payloads, self.backend.high_watermark, next_offset)
 
     async def _get_servers(
         self, request: log_pb2.GetServersRequest, context: aio.ServicerContext[Any, Any]

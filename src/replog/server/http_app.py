@@ -225,14 +225,15 @@ async def _produce_batch(request: web.Request) -> web.Response:
     return web.json_response({"base_offset": base, "count": len(values)})
 
 
-def _read(state: HttpState, offset: int, max_records: int) -> list[Record]:
+def _read(state: HttpState, offset: int, max_records: int) -> tuple[list[Record], int]:
+    """Records from ``offset`` and the offset the next read starts at (past control records)."""
     backend = state.backend
     lowest, high = backend.lowest_offset, backend.high_watermark
     if not lowest <= offset <= high:
         raise OffsetOutOfRangeError(offset, lowest, high)
-    payloads = backend.read_payloads(offset, max_records, 4 << 20)
+    payloads, next_offset = backend.read_from(offset, max_records, 4 << 20)
     state.metrics.on_read("http", len(payloads), sum(map(len, payloads)))
-    return [Record.FromString(p) for p in payloads]
+    return [Record.FromString(p) for p in payloads], next_offset
 
 
 async def _consume_one(request: web.Request) -> web.Response:
@@ -241,8 +242,8 @@ async def _consume_one(request: web.Request) -> web.Response:
     if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_U64:
         raise InvalidArgumentError(f"offset must be a non-negative 64-bit integer, got {raw!r}")
     offset = int(raw)
-    records = _read(state, offset, 1)
-    if not records:
+    records, _ = _read(state, offset, 1)
+    if not records or records[0].offset != offset:  # a read skips control records
         backend = state.backend
         raise OffsetOutOfRangeError(offset, backend.lowest_offset, backend.high_watermark)
     return web.json_response({"record": record_to_json(records[0])})
@@ -253,13 +254,13 @@ async def _consume(request: web.Request) -> web.Response:
     offset = _int_param(request, "offset", 0, 0, MAX_U64)
     max_records = _int_param(request, "max_records", 100, 1, MAX_RECORDS_LIMIT)
     wait_ms = _int_param(request, "wait_ms", 0, 0, MAX_WAIT_MS_LIMIT)
-    records = _read(state, offset, max_records)
-    if not records and wait_ms and await state.backend.wait_for_data(offset, wait_ms / 1000):
-        records = _read(state, offset, max_records)
+    records, next_offset = _read(state, offset, max_records)
+    if not records and wait_ms and await state.backend.wait_for_data(next_offset, wait_ms / 1000):
+        records, next_offset = _read(state, next_offset, max_records)
     return web.json_response(
         {
             "records": [record_to_json(r) for r in records],
-            "next_offset": records[-1].offset + 1 if records else offset,
+            "next_offset": next_offset,
             "high_watermark": state.backend.high_watermark,
         }
     )
@@ -274,18 +275,19 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     try:
-        while not state.draining:
-            records = _read(state, offset, 1000)
-            if not records:
-                if not await state.backend.wait_for_data(offset, KEEPALIVE_S):
-                    await response.write(b": keep-alive\n\n")
-                continue
-            chunk = "".join(
-                f"id: {r.offset}\nevent: record\ndata: {json.dumps(record_to_json(r))}\n\n"
-                for r in records
-            )
-            await response.write(chunk.encode())
-            offset = records[-1].offset + 1
+        while not state.draining:  # each turn writes, moves past control records, or waits
+            records, next_offset = _read(state, offset, 1000)
+            if records:
+                chunk = "".join(
+                    f"id: {r.offset}\nevent: record\ndata: {json.dumps(record_to_json(r))}\n\n"
+                    for r in records
+                )
+                await response.write(chunk.encode())
+            elif next_offset <= offset and not await state.backend.wait_for_data(
+                offset, KEEPALIVE_S
+            ):
+                await response.write(b": keep-alive\n\n")
+            offset = max(offset, next_offset)
     except (ReplogError, ConnectionResetError):
         pass  # shutting down, or the client went away: end the stream
     return response

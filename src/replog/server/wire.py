@@ -18,7 +18,6 @@ from replog.v1.record_pb2 import Record
 __all__ = [
     "encode_batch_response",
     "encode_consume_response",
-    "offset_after",
     "produce_batch_values",
     "record_value",
     "varint",
@@ -47,16 +46,18 @@ def encode_consume_response(payload: bytes) -> bytes:
     return _field1(payload) + payload
 
 
-def encode_batch_response(payloads: list[bytes], high_watermark: int) -> bytes:
-    """A serialized ConsumeBatchResponse holding serialized Records and the high watermark.
+def encode_batch_response(payloads: list[bytes], high_watermark: int, next_offset: int) -> bytes:
+    """A serialized ConsumeBatchResponse: serialized Records, the high watermark and the
+    offset the next read starts at.
 
     Its field 1 is the ``records`` field of a RecordBatch too, so the storage codec's
     prefix-cached encoder builds it.
     """
     records = records_batch_bytes(payloads)
-    if high_watermark:
-        return records + b"\x10" + varint(high_watermark)
-    return records
+    tail = b"\x10" + varint(high_watermark) if high_watermark else b""
+    if next_offset:
+        tail += b"\x18" + varint(next_offset)
+    return records + tail if tail else records
 
 
 def record_value(record: Record) -> bytes | Record:
@@ -110,8 +111,3 @@ def produce_batch_values(data: bytes) -> list[bytes | Record]:
     if _value_only_total(values) == len(data):  # type: ignore[arg-type]
         return values
     return [record_value(record) for record in records]
-
-
-def offset_after(payloads: list[bytes]) -> int:
-    """The offset after the last of ``payloads`` (serialized Records; one is parsed)."""
-    return Record.FromString(payloads[-1]).offset + 1
