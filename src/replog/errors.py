@@ -16,6 +16,7 @@ and the CLI to a one-line message and a non-zero exit.
     ├── DeadlineExceededError       a call did not complete within its timeout (also TimeoutError)
     ├── ServerError                 the server failed in an unexpected way (HTTP 500 / INTERNAL)
     ├── PermissionDeniedError       the ACL does not grant the caller's identity this action (403)
+    ├── ResourceExhaustedError      the caller holds all it may (e.g. open streams) (HTTP 429)
     └── UnauthenticatedError        the server needs a verified client certificate (HTTP 401)
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "OffsetOutOfRangeError",
     "RecordTooLargeError",
     "ReplogError",
+    "ResourceExhaustedError",
     "StorageIOError",
     "UnavailableError",
     "DeadlineExceededError",
@@ -156,6 +158,13 @@ class PermissionDeniedError(ReplogError):
     """
 
     code = "PERMISSION_DENIED"
+
+
+class ResourceExhaustedError(ReplogError):
+    """The caller already holds as much of the server as it may (e.g. open streams per
+    identity); nothing changed. Retry once it released some."""
+
+    code = "RESOURCE_EXHAUSTED"
 
 
 class UnauthenticatedError(ReplogError):

@@ -25,6 +25,7 @@ from replog.errors import (
     PermissionDeniedError,
     RecordTooLargeError,
     ReplogError,
+    ResourceExhaustedError,
     ServerError,
     UnauthenticatedError,
     UnavailableError,
@@ -248,6 +249,8 @@ def error_from_status(
         return PermissionDeniedError(f"permission denied: {details}")
     if code == "UNAUTHENTICATED":
         return UnauthenticatedError(f"unauthenticated: {details}")
+    if code == "RESOURCE_EXHAUSTED":
+        return ResourceExhaustedError(details)
     return ServerError(f"{code}: {details}")
 
 

@@ -30,8 +30,11 @@ log = logging.getLogger("replog.server.backend")
 #: What an append takes: a bare value or a Record (value, key and headers are kept).
 AppendValue = bytes | Record
 
-# One server-side group commit writes at most this much (many produce requests together).
+# One server-side group commit writes at most this much (many produce requests together),
+# counting each record as at least _GROUP_RECORD_BYTES (encoding one costs about that much
+# memory, however small its value).
 _GROUP_MAX_BYTES = 16 * 1024 * 1024
+_GROUP_RECORD_BYTES = 64
 
 
 class ReadResult(NamedTuple):
@@ -204,7 +207,7 @@ class SingleNodeBackend:
         for values, _ in self._pending:
             if n and size > _GROUP_MAX_BYTES:
                 break
-            size += _size(values)
+            size += _size(values) + _GROUP_RECORD_BYTES * len(values)
             n += 1
         group, self._pending = self._pending[:n], self._pending[n:]
         return group

@@ -21,7 +21,9 @@ from replog.errors import (
     ReplogError,
     UnavailableError,
 )
+from replog.security.identity import subject_from_grpc_auth
 from replog.server.backend import LogBackend, ReadResult
+from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.status import grpc_code_for, metadata_for
 from replog.server.wire import (
@@ -39,9 +41,17 @@ SERVICE_NAME = "replog.v1.Log"
 DEFAULT_MAX_RECORDS = 1000
 MAX_RECORDS_LIMIT = 100_000
 DEFAULT_MAX_BYTES = 1 << 20
-MAX_BYTES_LIMIT = 64 << 20
+#: A read answers at most about this much (more asked for is clamped): the server holds a
+#: response two or three times over while it is sent.
+MAX_BYTES_LIMIT = 16 << 20
+#: Each message of a ConsumeBatchStream holds at most about this much, so a stream its client
+#: does not read holds about 3 MiB (flow control stops the next message), not 3x max_bytes.
+STREAM_MAX_BYTES = 1 << 20
 MAX_WAIT_MS_LIMIT = 60_000
 _STREAM_PIPELINE = 4096
+#: A ProduceStream stops reading its client's records while this many bytes of them wait
+#: for their append (its client's flow control then holds the rest).
+STREAM_PIPELINE_BYTES = 8 << 20
 
 log = logging.getLogger("replog.server.grpc")
 
@@ -55,9 +65,12 @@ def _identity(data: bytes) -> bytes:
 class LogService:
     """Handlers of the Log service; ``draining`` makes new calls fail with UNAVAILABLE."""
 
-    def __init__(self, backend: LogBackend, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, backend: LogBackend, metrics: ServerMetrics, limits: Limits | None = None
+    ) -> None:
         self.backend = backend
         self.metrics = metrics
+        self.limits = limits or Limits()
         self.draining = False
         self._streams: set[asyncio.Task[Any]] = set()
 
@@ -165,8 +178,10 @@ class LogService:
                     raise UnavailableError(
                         "the server is shutting down", certainly_not_applied=True
                     )
-                async for message in fn(request, context):
-                    yield message
+                identity = subject_from_grpc_auth(context.auth_context())
+                with self.limits.streams.hold(identity):
+                    async for message in fn(request, context):
+                        yield message
             except ReplogError as exc:
                 status = grpc_code_for(exc).name
                 await _abort(context, exc)
@@ -198,7 +213,7 @@ class LogService:
     async def _produce_batch(
         self, request: bytes, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.ProduceBatchResponse:
-        values = produce_batch_values(request)
+        values = produce_batch_values(request, self.limits.max_batch_records)
         base = await self.backend.submit(values)
         return log_pb2.ProduceBatchResponse(base_offset=base, count=len(values))
 
@@ -207,21 +222,28 @@ class LogService:
         requests: AsyncIterator[log_pb2.ProduceRequest],
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[log_pb2.ProduceResponse]:
-        # Requests are queued for appending as they arrive (so they share group commits);
-        # answers go back in request order.
-        pending: asyncio.Queue[asyncio.Future[int] | None] = asyncio.Queue(_STREAM_PIPELINE)
+        # Requests are queued for appending as they arrive (so they share group commits),
+        # up to STREAM_PIPELINE_BYTES of them; answers go back in request order.
+        pending: asyncio.Queue[tuple[asyncio.Future[int], int] | None] = asyncio.Queue(
+            _STREAM_PIPELINE
+        )
+        budget = _ByteBudget(STREAM_PIPELINE_BYTES)
 
         async def pump() -> None:
             try:
                 async for request in requests:
-                    await pending.put(self.backend.submit([record_value(request.record)]))
+                    size = request.record.ByteSize()
+                    await budget.take(size)
+                    await pending.put((self.backend.submit([record_value(request.record)]), size))
             finally:
                 await pending.put(None)
 
         pumper = asyncio.create_task(pump())
         try:
-            while (future := await pending.get()) is not None:
-                yield log_pb2.ProduceResponse(offset=await future)
+            while (item := await pending.get()) is not None:
+                offset = await item[0]
+                budget.give(item[1])
+                yield log_pb2.ProduceResponse(offset=offset)
             await pumper
         finally:
             pumper.cancel()
@@ -309,6 +331,7 @@ class LogService:
         self, request: log_pb2.ConsumeBatchRequest, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         max_records, max_bytes = _limits(request)
+        max_bytes = min(max_bytes, STREAM_MAX_BYTES)
         await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
         async for payloads, next_offset in self._tail(request.offset, max_records, max_bytes):
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
@@ -322,6 +345,27 @@ class LogService:
             for s in self.backend.servers()
         ]
         return log_pb2.GetServersResponse(servers=servers)
+
+
+class _ByteBudget:
+    """Bytes one task may hold at once; ``take`` waits (unless none are held) for room."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._given = asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        """Hold ``size`` more bytes, once the held ones leave room (at once when none)."""
+        while self.held and self.held + size > self.limit:
+            self._given.clear()
+            await self._given.wait()
+        self.held += size
+
+    def give(self, size: int) -> None:
+        """Release ``size`` held bytes."""
+        self.held -= size
+        self._given.set()
 
 
 def _serialize(message: Any) -> bytes:

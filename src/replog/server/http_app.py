@@ -20,7 +20,9 @@ from aiohttp import web
 
 from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, ReplogError
 from replog.jsonform import record_to_json
+from replog.server.auth import http_subject
 from replog.server.backend import AppendValue, LogBackend
+from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.openapi import openapi_document
 from replog.server.status import http_status_for
@@ -37,6 +39,9 @@ MAX_U64 = 2**64 - 1
 MAX_RECORDS_LIMIT = 10_000
 MAX_WAIT_MS_LIMIT = 60_000
 KEEPALIVE_S = 15.0
+READ_MAX_BYTES = 4 << 20
+#: An event stream reads this much at a time: what it holds while its client is slow.
+STREAM_READ_BYTES = 1 << 20
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,11 +50,16 @@ class HttpState:
     """What the handlers share: the backend, metrics and the draining flag."""
 
     def __init__(
-        self, backend: LogBackend, metrics: ServerMetrics, cluster: ClusterNode | None = None
+        self,
+        backend: LogBackend,
+        metrics: ServerMetrics,
+        cluster: ClusterNode | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.backend = backend
         self.metrics = metrics
         self.cluster = cluster
+        self.limits = limits or Limits()
         self.draining = False
 
 
@@ -100,6 +110,22 @@ _HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     413: "REQUEST_TOO_LARGE",
 }
+
+
+def _check_json_size(body: bytes, max_batch_records: int) -> None:
+    """Refuse a body that would parse into more JSON values than a full batch needs.
+
+    json.loads builds an object of 50-100 bytes per value, from 2 bytes of body (``[0,0,...``):
+    16 MiB took ~660 MiB. Every value but the first of its array or object follows a comma,
+    and a member is a key and a value, so this bound (C-speed counts) is never below the truth.
+    """
+    bound = 1 + 2 * (body.count(b",") + body.count(b"{") + body.count(b"["))
+    most = 8 * max_batch_records + 1000
+    if bound > most:
+        raise InvalidArgumentError(
+            f"the request body holds too many JSON values (at most {most}; "
+            f"a batch holds at most {max_batch_records} records)"
+        )
 
 
 @web.middleware
@@ -172,6 +198,7 @@ def record_from_json(obj: Any, where: str = "record") -> AppendValue:
 
 async def _json_body(request: web.Request) -> Any:
     body = await request.read()  # 413 from aiohttp over client_max_size
+    _check_json_size(body, request.app[STATE_KEY].limits.max_batch_records)
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -220,18 +247,25 @@ async def _produce_batch(request: web.Request) -> web.Response:
     records = body["records"]
     if not records:
         raise InvalidArgumentError("records must hold at least one record")
+    if len(records) > state.limits.max_batch_records:
+        raise InvalidArgumentError(
+            f"a batch holds at most {state.limits.max_batch_records} records; "
+            "send fewer per request"
+        )
     values = [record_from_json(r, f"records[{i}]") for i, r in enumerate(records)]
     base = await state.backend.submit(values)
     return web.json_response({"base_offset": base, "count": len(values)})
 
 
-def _read(state: HttpState, offset: int, max_records: int) -> tuple[list[Record], int]:
+def _read(
+    state: HttpState, offset: int, max_records: int, max_bytes: int = READ_MAX_BYTES
+) -> tuple[list[Record], int]:
     """Records from ``offset`` and the offset the next read starts at (past control records)."""
     backend = state.backend
     lowest, high = backend.lowest_offset, backend.high_watermark
     if not lowest <= offset <= high:
         raise OffsetOutOfRangeError(offset, lowest, high)
-    payloads, next_offset = backend.read_from(offset, max_records, 4 << 20)
+    payloads, next_offset = backend.read_from(offset, max_records, max_bytes)
     state.metrics.on_read("http", len(payloads), sum(map(len, payloads)))
     return [Record.FromString(p) for p in payloads], next_offset
 
@@ -270,13 +304,18 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     offset = _int_param(request, "offset", 0, 0, MAX_U64)
     _read(state, offset, 1)  # range check before the 200 goes out
+    with state.limits.streams.hold(http_subject(request)):  # else 429 before the 200
+        return await _send_events(request, state, offset)
+
+
+async def _send_events(request: web.Request, state: HttpState, offset: int) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
     try:
         while not state.draining:  # each turn writes, moves past control records, or waits
-            records, next_offset = _read(state, offset, 1000)
+            records, next_offset = _read(state, offset, 1000, STREAM_READ_BYTES)
             if records:
                 chunk = "".join(
                     f"id: {r.offset}\nevent: record\ndata: {json.dumps(record_to_json(r))}\n\n"

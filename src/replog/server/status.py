@@ -11,6 +11,7 @@ from replog.errors import (
     PermissionDeniedError,
     RecordTooLargeError,
     ReplogError,
+    ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
 )
@@ -30,6 +31,8 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
         return grpc.StatusCode.PERMISSION_DENIED
     if isinstance(exc, UnauthenticatedError):
         return grpc.StatusCode.UNAUTHENTICATED
+    if isinstance(exc, ResourceExhaustedError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     return grpc.StatusCode.INTERNAL
 
 
@@ -62,4 +65,6 @@ def http_status_for(exc: ReplogError) -> int:
         return 403
     if isinstance(exc, UnauthenticatedError):
         return 401
+    if isinstance(exc, ResourceExhaustedError):
+        return 429
     return 500

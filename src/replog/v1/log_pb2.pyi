@@ -161,9 +161,11 @@ class ConsumeBatchRequest(_message.Message):
     offset: _builtins.int
     """The first offset to read."""
     max_records: _builtins.int
-    """At most this many records (0 = server default, 1000)."""
+    """At most this many records (0 = server default, 1000; more than 100000 is clamped)."""
     max_bytes: _builtins.int
-    """At most about this many bytes; at least one record is returned (0 = server default, 1 MiB)."""
+    """At most about this many bytes; at least one record is returned (0 = server default, 1 MiB;
+    clamped to 16 MiB, and to 1 MiB per ConsumeBatchStream message).
+    """
     max_wait_ms: _builtins.int
     """When offset is at the end of the log, wait up to this long for new records."""
     min_offset: _builtins.int
