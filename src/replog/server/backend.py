@@ -23,7 +23,7 @@ from replog.errors import (
 from replog.storage import Log
 from replog.v1.record_pb2 import Record
 
-__all__ = ["AppendValue", "LogBackend", "ReadResult", "ServerInfo", "SingleNodeBackend"]
+__all__ = ["STALL_S", "AppendValue", "LogBackend", "ReadResult", "ServerInfo", "SingleNodeBackend"]
 
 log = logging.getLogger("replog.server.backend")
 
@@ -35,6 +35,9 @@ AppendValue = bytes | Record
 # memory, however small its value).
 _GROUP_MAX_BYTES = 16 * 1024 * 1024
 _GROUP_RECORD_BYTES = 64
+#: How long a tailing reader that ``wait_for_data`` woke with nothing to read (which it
+#: promises not to do) waits before reading again, so such a bug cannot spin a loop.
+STALL_S = 0.05
 
 
 class ReadResult(NamedTuple):

@@ -163,7 +163,7 @@ class RaftBackend:
         whenever one is committed, even with ``max_records=1`` or at a segment's end), and
         ``next_offset`` is past the control records that follow the last one it returns.
         """
-        hw = self.node.high_watermark
+        hw = self._readable_end()
         start = self._skip_control(max(offset, self.store.log.lowest_offset), hw)
         if start >= hw:
             return ReadResult([], start)
@@ -219,8 +219,13 @@ class RaftBackend:
 
     def _has_user_record(self, offset: int) -> bool:
         """Whether ``read_from(offset, ...)`` would return a record now."""
-        hw = self.node.high_watermark
+        hw = self._readable_end()
         return self._skip_control(max(offset, self.store.log.lowest_offset), hw) < hw
+
+    def _readable_end(self) -> int:
+        """The high watermark, and never past the local log's end (while a snapshot is
+        installed the two may disagree; reads and waits must agree on the end)."""
+        return min(self.node.high_watermark, self.store.log.next_offset)
 
     async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
         """Wait until a committed user record at or after ``offset`` exists."""

@@ -22,7 +22,7 @@ from replog.errors import (
     UnavailableError,
 )
 from replog.security.identity import subject_from_grpc_auth
-from replog.server.backend import LogBackend, ReadResult
+from replog.server.backend import STALL_S, LogBackend, ReadResult
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.status import grpc_code_for, metadata_for
@@ -310,12 +310,17 @@ class LogService:
         """Reads from ``offset`` on, tailing. Each turn yields records, moves past control
         records (at most one turn in a row: a read skips all it meets), or waits."""
         self._check_start(offset)
+        woken = False
         while True:
             result = self.backend.read_from(offset, max_records, max_bytes)
             if result.payloads:
                 yield result
             elif result.next_offset <= offset:
-                await self.backend.wait_for_data(offset, None)
+                if woken:  # woken, yet nothing to read: a backend bug must not spin the loop
+                    await asyncio.sleep(STALL_S)
+                woken = await self.backend.wait_for_data(offset, None)
+                continue
+            woken = False
             offset = max(offset, result.next_offset)
 
     async def _consume_stream(

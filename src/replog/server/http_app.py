@@ -21,7 +21,7 @@ from aiohttp import web
 from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, ReplogError
 from replog.jsonform import record_to_json
 from replog.server.auth import http_subject
-from replog.server.backend import AppendValue, LogBackend
+from replog.server.backend import STALL_S, AppendValue, LogBackend
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.openapi import openapi_document
@@ -314,6 +314,7 @@ async def _send_events(request: web.Request, state: HttpState, offset: int) -> w
     )
     await response.prepare(request)
     try:
+        woken = False
         while not state.draining:  # each turn writes, moves past control records, or waits
             records, next_offset = _read(state, offset, 1000, STREAM_READ_BYTES)
             if records:
@@ -322,10 +323,14 @@ async def _send_events(request: web.Request, state: HttpState, offset: int) -> w
                     for r in records
                 )
                 await response.write(chunk.encode())
-            elif next_offset <= offset and not await state.backend.wait_for_data(
-                offset, KEEPALIVE_S
-            ):
-                await response.write(b": keep-alive\n\n")
+            elif next_offset <= offset:
+                if woken:  # woken, yet nothing to read: a backend bug must not spin the loop
+                    await asyncio.sleep(STALL_S)
+                woken = await state.backend.wait_for_data(offset, KEEPALIVE_S)
+                if not woken:
+                    await response.write(b": keep-alive\n\n")
+                continue
+            woken = False
             offset = max(offset, next_offset)
     except (ReplogError, ConnectionResetError):
         pass  # shutting down, or the client went away: end the stream
