@@ -7,7 +7,7 @@ and the CLI to a one-line message and a non-zero exit.
     ├── ConfigError                 a LogConfig or server setting is invalid (also ValueError)
     ├── InvalidArgumentError        a call's argument is invalid (also ValueError)
     │   ├── RecordTooLargeError     an encoded record is over max_record_bytes
-    │   └── BatchTooLargeError      a produce request holds more than max_request_records
+    │   └── BatchTooLargeError      a produce request holds more than max_batch_records
     ├── OffsetOutOfRangeError       outside [lowest_offset, next_offset) (also LookupError)
     ├── CorruptRecordError          stored bytes fail their checksum or do not match the index
     ├── LogLockedError              another Log (in any process) has the directory open
@@ -17,6 +17,7 @@ and the CLI to a one-line message and a non-zero exit.
     ├── DeadlineExceededError       a call did not complete within its timeout (also TimeoutError)
     ├── ServerError                 the server failed in an unexpected way (HTTP 500 / INTERNAL)
     ├── PermissionDeniedError       the ACL does not grant the caller's identity this action (403)
+    ├── ResourceExhaustedError      the caller holds all it may (e.g. open streams) (HTTP 429)
     └── UnauthenticatedError        the server needs a verified client certificate (HTTP 401)
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "OffsetOutOfRangeError",
     "RecordTooLargeError",
     "ReplogError",
+    "ResourceExhaustedError",
     "StorageIOError",
     "UnavailableError",
     "DeadlineExceededError",
@@ -73,14 +75,15 @@ class RecordTooLargeError(InvalidArgumentError):
 
 class BatchTooLargeError(InvalidArgumentError):
     """A produce request holds more records than the server takes in one request
-    (``max_request_records``); nothing was written: split the batch."""
+    (``max_batch_records``); nothing was written: split the batch."""
 
     code = "BATCH_TOO_LARGE"
 
-    def __init__(self, count: int, limit: int) -> None:
+    def __init__(self, count: int | None, limit: int) -> None:
+        """``count`` is the request's record count, None where counting stopped at the limit."""
+        size = f" (this one holds {count})" if count is not None else ""
         super().__init__(
-            f"a produce request of {count} records is over the limit of {limit} records per "
-            "request; send it in smaller batches"
+            f"a produce request holds at most {limit} records{size}; send smaller batches"
         )
         self.count = count
         self.limit = limit
@@ -173,6 +176,13 @@ class PermissionDeniedError(ReplogError):
     """
 
     code = "PERMISSION_DENIED"
+
+
+class ResourceExhaustedError(ReplogError):
+    """The caller already holds as much of the server as it may (e.g. open streams per
+    identity); nothing changed. Retry once it released some."""
+
+    code = "RESOURCE_EXHAUSTED"
 
 
 class UnauthenticatedError(ReplogError):

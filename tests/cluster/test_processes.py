@@ -67,7 +67,7 @@ def test_the_largest_batch_commits_without_a_leader_change_and_a_larger_one_is_r
     # Issue 11 defect 2: one ProduceBatch of 300k small records kept the leader's loop busy
     # for seconds, the followers elected a new leader, and part of the batch was committed
     # while the producer was told "not written". A request is now at most
-    # max_request_records records (one atomic batch), small enough not to starve heartbeats.
+    # max_batch_records records (one atomic batch), small enough not to starve heartbeats.
     limit = 32768
     n1 = process_factory(tmp_path / "n1", "--node-id", "n1", "--bootstrap", *FAST)
     with Client(n1.grpc_address) as client:

@@ -38,7 +38,7 @@ from replog import (
     UnavailableError,
 )
 from replog.client import RetryPolicy
-from replog.errors import ConfigError, InvalidArgumentError
+from replog.errors import ConfigError, InvalidArgumentError, ResourceExhaustedError
 from replog.security.certs import NODE_SUBJECT, CertificateAuthority, IssuedCert
 from replog.security.tls import TLSConfig, client_ssl_context, grpc_channel_credentials
 from replog.server import agent as agent_module
@@ -584,3 +584,25 @@ def test_errors_are_replog_errors_and_not_retryable() -> None:
     assert issubclass(UnauthenticatedError, ReplogError)
     for error in (PermissionDeniedError("no"), UnauthenticatedError("who")):
         assert not RetryPolicy.retryable(error, idempotent=True)
+
+
+# -- stream limits per identity (issue: resource limits) -------------------------------------
+
+
+def test_each_client_identity_has_its_own_stream_quota(
+    pki: Pki, tmp_path: Path, server_factory: Callable[..., ThreadedServer]
+) -> None:
+    server = server_factory(**_secure_settings(pki, tmp_path), max_streams_per_identity=1)
+    with (
+        pki.client("alice", server.grpc_address) as alice,
+        pki.client("carol", server.grpc_address) as carol,
+    ):
+        alice.produce(b"r")
+        first = alice.stream(0)
+        assert next(first).value == b"r"
+        with pytest.raises(ResourceExhaustedError, match="'alice' already holds 1 open stream"):
+            next(alice.stream(0))
+        other = carol.stream(0)
+        assert next(other).value == b"r"  # carol's quota is her own
+        first.close()
+        other.close()

@@ -196,9 +196,11 @@ def _until_end(client: Client, offset: int) -> Generator[Record, None, None]:
             if record.offset >= end:
                 return
             yield record
-        if not batch.records or batch.next_offset is None or batch.next_offset >= end:
+        # The server's next offset moves past control records even after an empty batch.
+        next_offset = batch.next_offset
+        if next_offset is None or next_offset <= offset or next_offset >= end:
             return
-        offset = batch.next_offset
+        offset = next_offset
 
 
 def servers_command(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,15 +28,23 @@ AclModelOpt = Annotated[
     Path | None, typer.Option(help="casbin model file [default: the built-in ACL model].")
 ]
 
-MaxRequestRecordsOpt = Annotated[
-    int | None, typer.Option(help="Most records one produce request may hold [default: 32768].")
-]
 NodeIdOpt = Annotated[str | None, typer.Option(help="Cluster node id (same as --server-id).")]
 BootstrapOpt = Annotated[
     bool | None, typer.Option("--bootstrap", help="Start a new cluster with this node.")
 ]
 JoinOpt = Annotated[
     str | None, typer.Option(help="Join the cluster that member HOST:PORT belongs to.")
+]
+
+MaxBatchRecordsOpt = Annotated[
+    int | None, typer.Option(help="Most records one produce request may hold (default 32768).")
+]
+MaxStreamsOpt = Annotated[
+    int | None, typer.Option(help="Most open streams per client identity (default 100).")
+]
+IdleTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(help="Close connections without a whole request for this long (default 60 s)."),
 ]
 
 
@@ -57,7 +65,9 @@ def serve_command(  # noqa: PLR0917  (typer options)
     sync_interval_ms: Annotated[int | None, typer.Option(help="fsync period for interval.")] = None,
     segment_bytes: Annotated[int | None, typer.Option(help="Segment store size.")] = None,
     max_record_bytes: Annotated[int | None, typer.Option(help="Largest record accepted.")] = None,
-    max_request_records: MaxRequestRecordsOpt = None,
+    max_batch_records: MaxBatchRecordsOpt = None,
+    max_streams_per_identity: MaxStreamsOpt = None,
+    idle_timeout_s: IdleTimeoutOpt = None,
     server_id: Annotated[str | None, typer.Option(help="Server id [default: gRPC addr].")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error.")] = None,
     log_format: Annotated[str | None, typer.Option(help="text|json.")] = None,
@@ -77,10 +87,6 @@ def serve_command(  # noqa: PLR0917  (typer options)
 
     Settings: flags > REPLOG_* environment > TOML file > defaults. SIGHUP reloads the ACL.
     """
-    from replog.server.agent import serve
-    from replog.server.logs import configure_logging
-    from replog.server.settings import load_settings
-
     flags = {
         "data_dir": str(data_dir) if data_dir else None,
         "grpc_addr": grpc_addr,
@@ -89,7 +95,9 @@ def serve_command(  # noqa: PLR0917  (typer options)
         "sync_interval_ms": sync_interval_ms,
         "segment_bytes": segment_bytes,
         "max_record_bytes": max_record_bytes,
-        "max_request_records": max_request_records,
+        "max_batch_records": max_batch_records,
+        "max_streams_per_identity": max_streams_per_identity,
+        "idle_timeout_s": idle_timeout_s,
         "server_id": node_id or server_id,
         "bootstrap": bootstrap,
         "join": join,
@@ -100,6 +108,15 @@ def serve_command(  # noqa: PLR0917  (typer options)
     files = {"tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca}
     files |= {"acl_policy": acl_policy, "acl_model": acl_model}
     flags |= {name: str(path) if path else None for name, path in files.items()}
+    _serve(flags, config)
+
+
+def _serve(flags: dict[str, Any], config: Path | None) -> None:
+    """Serve with the settings ``flags`` and ``config`` give until stopped (errors: exit 1)."""
+    from replog.server.agent import serve
+    from replog.server.logs import configure_logging
+    from replog.server.settings import load_settings
+
     try:
         settings = load_settings(flags, config_file=str(config) if config else None)
         configure_logging(settings.log_level, settings.log_format)

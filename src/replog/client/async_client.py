@@ -29,6 +29,7 @@ from replog.client.core import (
     HeadersInput,
     RetryPolicy,
     ValueInput,
+    batch_from,
     check_offset,
     consume_batch_request,
     consume_request,
@@ -168,7 +169,7 @@ class AsyncClient(_ClientBase):
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
         response = await self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)
-        return Batch(list(response.records), int(response.high_watermark))
+        return batch_from(response)
 
     async def stream_batches(self, offset: int, *, max_records: int = 0) -> AsyncIterator[Batch]:
         """Batches of records from ``offset`` on, tailing; reconnects from the next offset."""
@@ -182,10 +183,10 @@ class AsyncClient(_ClientBase):
             try:
                 async for response in call:
                     delays = self.retry.delays()
-                    records = list(response.records)
-                    if records:
-                        next_offset = records[-1].offset + 1
-                    yield Batch(records, int(response.high_watermark))
+                    batch = batch_from(response)
+                    # Resume where the server said: past control records, even after an empty batch.
+                    next_offset = max(next_offset, batch.next_offset or 0)
+                    yield batch
                 return
             except grpc.RpcError as exc:
                 delay = self._delay_after(addr, exc, delays, idempotent=True)

@@ -26,6 +26,7 @@ from replog.errors import (
     PermissionDeniedError,
     RecordTooLargeError,
     ReplogError,
+    ResourceExhaustedError,
     ServerError,
     UnauthenticatedError,
     UnavailableError,
@@ -36,6 +37,7 @@ from replog.v1.record_pb2 import Header, Record
 __all__ = [
     "DEFAULT_SERVER",
     "Batch",
+    "batch_from",
     "HeadersInput",
     "RetryPolicy",
     "ValueInput",
@@ -63,15 +65,26 @@ _CONNECT_FAILURES = (
 
 
 class Batch(NamedTuple):
-    """The answer of ``consume_batch``: records and the server's high watermark."""
+    """The answer of ``consume_batch``: records, the server's high watermark, and the
+    server's offset for the next read (0 from servers that do not send one)."""
 
     records: list[Record]
     high_watermark: int
+    resume_offset: int = 0
 
     @property
     def next_offset(self) -> int | None:
-        """The offset after the last record (None when the batch is empty)."""
-        return self.records[-1].offset + 1 if self.records else None
+        """Where the next read starts: past the last record and past the control records
+        the server skipped (a cluster's offsets have gaps), so it moves on even when the
+        batch is empty. None when the batch is empty and the server did not say."""
+        after_last = self.records[-1].offset + 1 if self.records else 0
+        return max(self.resume_offset, after_last) or None
+
+
+def batch_from(response: log_pb2.ConsumeBatchResponse) -> Batch:
+    """The Batch a ConsumeBatchResponse holds."""
+    records = list(response.records)
+    return Batch(records, int(response.high_watermark), int(response.next_offset))
 
 
 def normalize_target(server: str) -> str:
@@ -219,7 +232,7 @@ def error_from_status(
             return RecordTooLargeError(int(parts[0]), int(parts[1]))
         parts = meta.get("replog-batch", "").split(",")
         if len(parts) == 2 and all(p.isdigit() for p in parts):
-            return BatchTooLargeError(int(parts[0]), int(parts[1]))
+            return BatchTooLargeError(int(parts[0]) or None, int(parts[1]))
         return InvalidArgumentError(details)
     if code == "UNAVAILABLE":
         if "replog-not-applied" in meta:
@@ -240,6 +253,8 @@ def error_from_status(
         return PermissionDeniedError(f"permission denied: {details}")
     if code == "UNAUTHENTICATED":
         return UnauthenticatedError(f"unauthenticated: {details}")
+    if code == "RESOURCE_EXHAUSTED":
+        return ResourceExhaustedError(details)
     return ServerError(f"{code}: {details}")
 
 

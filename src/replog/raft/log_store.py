@@ -411,8 +411,9 @@ class ReplogLogStore:
     def _remove_staging(self, complete_up_to: int | None = None) -> None:
         """Delete every staging directory (None: on open, when none is being received), or
         only the complete ones up to ``complete_up_to`` (covered by the snapshot installed)."""
-        for path in self.directory.iterdir():
-            if path.name != _STAGING and not path.name.startswith(f"{_STAGING}-"):
+        for name in self._fs.listdir(str(self.directory)):  # staging itself uses the OS
+            path = self.directory / name
+            if name != _STAGING and not name.startswith(f"{_STAGING}-"):
                 continue
             if complete_up_to is None or 0 <= _staged_up_to(path) <= complete_up_to:
                 shutil.rmtree(path, ignore_errors=True)

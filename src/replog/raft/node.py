@@ -176,13 +176,13 @@ class RaftNode:
         """Queue records for proposal; the future gives the first offset once committed.
 
         Fails with :class:`NotLeaderNodeError` on a follower, RecordTooLargeError,
-        BatchTooLargeError (over ``max_request_records``: one request is one atomic batch,
+        BatchTooLargeError (over ``max_batch_records``: one request is one atomic batch,
         built and proposed in one turn of the loop, so its size bounds that turn),
         UnavailableError.
         """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if len(values) > self.options.max_request_records:
-            future.set_exception(BatchTooLargeError(len(values), self.options.max_request_records))
+        if len(values) > self.options.max_batch_records:
+            future.set_exception(BatchTooLargeError(len(values), self.options.max_batch_records))
         elif self._stopping:
             future.set_exception(
                 UnavailableError("the node is stopping", certainly_not_applied=True)

@@ -26,4 +26,4 @@ class NodeOptions:
     heartbeat_ticks: int = 1
     max_record_bytes: int = 1 << 20
     max_proposal_bytes: int = 8 << 20
-    max_request_records: int = 32768
+    max_batch_records: int = 32768

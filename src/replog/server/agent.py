@@ -33,6 +33,7 @@ from replog.server.cluster_backend import RaftBackend
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
+from replog.server.limits import Limits
 from replog.server.members import is_clustered, resolve_node_id
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
@@ -176,7 +177,7 @@ class Agent:
             rpc_addr=self.settings.grpc_addr,
             on_appended=self.metrics.on_appended,
             on_storage_failure=self._fail_stop,
-            max_request_records=self.settings.max_request_records,
+            max_batch_records=self.settings.max_batch_records,
         )
         backend.start()
         return backend
@@ -186,15 +187,12 @@ class Agent:
         backend = self._make_backend()
         self.metrics.bind_log(lambda: backend.size_bytes, lambda: backend.segment_count)
 
-        self._service = LogService(backend, self.metrics)
+        limits = Limits(s.max_batch_records, s.max_streams_per_identity)
+        self._service = LogService(backend, self.metrics, limits)
         gate = self.gatekeeper
         server = aio.server(
             interceptors=[GrpcAuthInterceptor(gate)] if gate.authorizer is not None else None,
-            options=[
-                ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
-            ],
+            options=_grpc_options(s.idle_timeout_s),
         )
         self._grpc = server
         server.add_generic_rpc_handlers((self._service.generic_handler(),))
@@ -226,11 +224,17 @@ class Agent:
         await self._health.set("", serving)
         await self._health.set(SERVICE_NAME, serving)
 
-        self._http_state = HttpState(backend, self.metrics, self.cluster)
+        self._http_state = HttpState(backend, self.metrics, self.cluster, limits)
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
+        # keepalive_timeout also closes a connection that never sends a whole request head:
+        # aiohttp starts its timer when the connection opens (its default is an hour).
         runner = JsonErrorAppRunner(  # aiohttp's own parser errors answer in JSON too
-            app, access_log=None, handle_signals=False, shutdown_timeout=s.shutdown_grace_s
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=s.shutdown_grace_s,
+            keepalive_timeout=s.idle_timeout_s,
         )
         await runner.setup()
         self._runner = runner
@@ -274,6 +278,21 @@ class Agent:
         elif self._log is not None:
             await asyncio.to_thread(self._log.close)
         log.info("stopped")
+
+
+def _grpc_options(idle_timeout_s: float) -> list[tuple[str, int]]:
+    """The gRPC server's channel options."""
+    idle_ms = int(idle_timeout_s * 1000)
+    return [
+        ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+        # A connection that has not finished its TLS handshake and HTTP/2 preface in this
+        # long is closed (the default is 120 s), and so is one without a call for this long
+        # (GOAWAY: a client reconnects on its next call; calls in progress are not idle).
+        ("grpc.server_handshake_timeout_ms", idle_ms),
+        ("grpc.max_connection_idle_ms", idle_ms),
+    ]
 
 
 def _is_loopback(host: str) -> bool:

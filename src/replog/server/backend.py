@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from replog.errors import (
     BatchTooLargeError,
@@ -24,15 +24,33 @@ from replog.errors import (
 from replog.storage import Log
 from replog.v1.record_pb2 import Record
 
-__all__ = ["AppendValue", "LogBackend", "ServerInfo", "SingleNodeBackend"]
+__all__ = ["STALL_S", "AppendValue", "LogBackend", "ReadResult", "ServerInfo", "SingleNodeBackend"]
 
 log = logging.getLogger("replog.server.backend")
 
 #: What an append takes: a bare value or a Record (value, key and headers are kept).
 AppendValue = bytes | Record
 
-# One server-side group commit writes at most this much (many produce requests together).
+# One server-side group commit writes at most this much (many produce requests together),
+# counting each record as at least _GROUP_RECORD_BYTES (encoding one costs about that much
+# memory, however small its value).
 _GROUP_MAX_BYTES = 16 * 1024 * 1024
+_GROUP_RECORD_BYTES = 64
+#: How long a tailing reader that ``wait_for_data`` woke with nothing to read (which it
+#: promises not to do) waits before reading again, so such a bug cannot spin a loop.
+STALL_S = 0.05
+
+
+class ReadResult(NamedTuple):
+    """What a read gives: serialized user records, and the offset the next read starts at.
+
+    ``next_offset`` is past the last record and past any control records skipped before or
+    after it, so a caller that reads again from it always moves on, even when ``payloads``
+    is empty (a replicated log's offsets have gaps where its control records are).
+    """
+
+    payloads: list[bytes]
+    next_offset: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +74,13 @@ class LogBackend(Protocol):
         """
         ...
 
-    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
-        """Serialized records from ``offset`` up to the high watermark (empty at it)."""
+    def read_from(self, offset: int, max_records: int, max_bytes: int) -> ReadResult:
+        """Serialized user records from ``offset`` up to the high watermark (none at it).
+
+        At least one record comes back when a user record exists between ``offset`` and the
+        high watermark (that is when ``wait_for_data`` returns True); ``next_offset`` is
+        never below ``offset``.
+        """
         ...
 
     def read(self, offset: int) -> Record:
@@ -75,7 +98,8 @@ class LogBackend(Protocol):
         ...
 
     async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
-        """Wait until ``offset`` is below the high watermark; False on timeout.
+        """Wait until a user record at or after ``offset`` is below the high watermark, so
+        ``read_from(offset, ...)`` returns one; False on timeout.
 
         Raises UnavailableError if the backend shuts down meanwhile.
         """
@@ -112,14 +136,14 @@ class SingleNodeBackend:
         rpc_addr: str,
         on_appended: Callable[[int, int], None] | None = None,
         on_storage_failure: Callable[[BaseException], None] | None = None,
-        max_request_records: int = 32768,
+        max_batch_records: int = 32768,
     ) -> None:
         """``on_storage_failure`` hears of a failed write or fsync: the Log refuses every
         later append, so the owner stops the server (fail-stop, as a cluster node does).
-        A request of more than ``max_request_records`` records is refused, as a cluster
+        A request of more than ``max_batch_records`` records is refused, as a cluster
         node refuses it."""
         self._log = log_
-        self._max_request_records = max_request_records
+        self._max_batch_records = max_batch_records
         self._on_storage_failure = on_storage_failure
         # Readers see only acknowledged records: an append is visible once append_batch
         # returned, i.e. once it is as durable as the sync policy promises. Without this a
@@ -169,8 +193,8 @@ class SingleNodeBackend:
             future.set_exception(_shutting_down())
         elif not values:
             future.set_exception(InvalidArgumentError("a batch needs at least one record"))
-        elif len(values) > self._max_request_records:
-            future.set_exception(BatchTooLargeError(len(values), self._max_request_records))
+        elif len(values) > self._max_batch_records:
+            future.set_exception(BatchTooLargeError(len(values), self._max_batch_records))
         else:
             self._pending.append((values, future))
             self._wakeup.set()
@@ -193,7 +217,7 @@ class SingleNodeBackend:
         for values, _ in self._pending:
             if n and size > _GROUP_MAX_BYTES:
                 break
-            size += _size(values)
+            size += _size(values) + _GROUP_RECORD_BYTES * len(values)
             n += 1
         group, self._pending = self._pending[:n], self._pending[n:]
         return group
@@ -238,14 +262,15 @@ class SingleNodeBackend:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
-        """Serialized records from ``offset`` (empty at the high watermark)."""
+    def read_from(self, offset: int, max_records: int, max_bytes: int) -> ReadResult:
+        """Serialized records from ``offset`` (none at the high watermark)."""
         visible = self._visible
         if type(offset) is int and visible <= offset <= self._log.next_offset:
-            return []
+            return ReadResult([], offset)
         if type(offset) is int and offset < visible:
             max_records = min(max_records, visible - offset)
-        return self._log.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
+        payloads = self._log.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
+        return ReadResult(payloads, offset + len(payloads))  # one node: no gaps
 
     def read(self, offset: int) -> Record:
         """The record at ``offset``."""

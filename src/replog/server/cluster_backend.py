@@ -26,7 +26,7 @@ from replog.raft.log_store import ReplogLogStore
 from replog.raft.node import NotLeaderNodeError, RaftNode
 from replog.raft.ready import Role
 from replog.raft.transport import open_channel
-from replog.server.backend import AppendValue, ServerInfo
+from replog.server.backend import AppendValue, ReadResult, ServerInfo
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 
@@ -156,23 +156,47 @@ class RaftBackend:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def read_payloads(self, offset: int, max_records: int, max_bytes: int) -> list[bytes]:
-        """Committed user records from ``offset`` (control records skipped)."""
-        hw = self.node.high_watermark
-        offset = max(offset, self.store.log.lowest_offset)
-        if offset >= hw:
-            return []
+    def read_from(self, offset: int, max_records: int, max_bytes: int) -> ReadResult:
+        """Committed user records from ``offset``, control records skipped.
+
+        The read starts at the first user record at or after ``offset`` (so it returns one
+        whenever one is committed, even with ``max_records=1`` or at a segment's end), and
+        ``next_offset`` is past the control records that follow the last one it returns.
+        """
+        hw = self._readable_end()
+        start = self._skip_control(max(offset, self.store.log.lowest_offset), hw)
+        if start >= hw:
+            return ReadResult([], start)
         payloads = self.store.log.read_payloads(
-            offset, max_records=min(max_records, hw - offset), max_bytes=max_bytes
+            start, max_records=min(max_records, hw - start), max_bytes=max_bytes
         )
-        end = offset + len(payloads)
+        end = start + len(payloads)
         control = self.store.control
-        lo = bisect.bisect_left(control, offset)
+        lo = bisect.bisect_left(control, start)
         hi = bisect.bisect_left(control, end)
-        if lo == hi:
-            return payloads
-        skip = set(control[lo:hi])
-        return [p for o, p in enumerate(payloads, offset) if o not in skip]
+        if lo != hi:
+            skip = set(control[lo:hi])
+            payloads = [p for o, p in enumerate(payloads, start) if o not in skip]
+        return ReadResult(payloads, self._skip_control(end, hw))
+
+    def _skip_control(self, offset: int, hw: int) -> int:
+        """The first offset at or after ``offset`` that is not a control record (at most
+        ``hw``). The sorted control offsets hold a run ``offset, offset+1, ...`` exactly as
+        far as ``control[i + k] == offset + k``, so the run's end is binary-searched."""
+        if offset >= hw:
+            return offset
+        control = self.store.control
+        i = bisect.bisect_left(control, offset)
+        if i == len(control) or control[i] != offset:
+            return offset
+        lo, hi = 1, len(control) - i  # control[i + lo - 1] == offset + lo - 1 holds
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if control[i + mid - 1] == offset + mid - 1:
+                lo = mid
+            else:
+                hi = mid - 1
+        return min(offset + lo, hw)
 
     def read(self, offset: int) -> Record:
         """The committed record at ``offset``."""
@@ -194,13 +218,14 @@ class RaftBackend:
         return self.node.high_watermark
 
     def _has_user_record(self, offset: int) -> bool:
-        hw = self.node.high_watermark
-        offset = max(offset, self.store.log.lowest_offset)
-        if offset >= hw:
-            return False
-        control = self.store.control
-        n_control = bisect.bisect_left(control, hw) - bisect.bisect_left(control, offset)
-        return n_control < hw - offset
+        """Whether ``read_from(offset, ...)`` would return a record now."""
+        hw = self._readable_end()
+        return self._skip_control(max(offset, self.store.log.lowest_offset), hw) < hw
+
+    def _readable_end(self) -> int:
+        """The high watermark, and never past the local log's end (while a snapshot is
+        installed the two may disagree; reads and waits must agree on the end)."""
+        return min(self.node.high_watermark, self.store.log.next_offset)
 
     async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
         """Wait until a committed user record at or after ``offset`` exists."""

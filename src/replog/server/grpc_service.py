@@ -21,19 +21,21 @@ from replog.errors import (
     ReplogError,
     UnavailableError,
 )
-from replog.server.backend import LogBackend
+from replog.security.identity import subject_from_grpc_auth
+from replog.server.backend import STALL_S, LogBackend, ReadResult
+from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.status import grpc_code_for, metadata_for
 from replog.server.wire import (
     check_parsed,
     encode_batch_response,
     encode_consume_response,
-    offset_after,
     produce_batch_values,
     produce_value,
     request_parser,
 )
 from replog.v1 import log_pb2
+from replog.v1.record_pb2 import Record
 
 __all__ = ["SERVICE_NAME", "LogService"]
 
@@ -41,9 +43,17 @@ SERVICE_NAME = "replog.v1.Log"
 DEFAULT_MAX_RECORDS = 1000
 MAX_RECORDS_LIMIT = 100_000
 DEFAULT_MAX_BYTES = 1 << 20
-MAX_BYTES_LIMIT = 64 << 20
+#: A read answers at most about this much (more asked for is clamped): the server holds a
+#: response two or three times over while it is sent.
+MAX_BYTES_LIMIT = 16 << 20
+#: Each message of a ConsumeBatchStream holds at most about this much, so a stream its client
+#: does not read holds about 3 MiB (flow control stops the next message), not 3x max_bytes.
+STREAM_MAX_BYTES = 1 << 20
 MAX_WAIT_MS_LIMIT = 60_000
 _STREAM_PIPELINE = 4096
+#: A ProduceStream stops reading its client's records while this many bytes of them wait
+#: for their append (its client's flow control then holds the rest).
+STREAM_PIPELINE_BYTES = 8 << 20
 
 log = logging.getLogger("replog.server.grpc")
 
@@ -57,9 +67,12 @@ def _identity(data: bytes) -> bytes:
 class LogService:
     """Handlers of the Log service; ``draining`` makes new calls fail with UNAVAILABLE."""
 
-    def __init__(self, backend: LogBackend, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, backend: LogBackend, metrics: ServerMetrics, limits: Limits | None = None
+    ) -> None:
         self.backend = backend
         self.metrics = metrics
+        self.limits = limits or Limits()
         self.draining = False
         self._streams: set[asyncio.Task[Any]] = set()
 
@@ -170,8 +183,10 @@ class LogService:
                         "the server is shutting down", certainly_not_applied=True
                     )
                 check_parsed(request)  # a request stream's messages are checked one by one
-                async for message in fn(request, context):
-                    yield message
+                identity = subject_from_grpc_auth(context.auth_context())
+                with self.limits.streams.hold(identity):
+                    async for message in fn(request, context):
+                        yield message
             except ReplogError as exc:
                 status = grpc_code_for(exc).name
                 await _abort(context, exc)
@@ -203,7 +218,7 @@ class LogService:
     async def _produce_batch(
         self, request: bytes, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.ProduceBatchResponse:
-        values = produce_batch_values(request)
+        values = produce_batch_values(request, self.limits.max_batch_records)
         base = await self.backend.submit(values)
         return log_pb2.ProduceBatchResponse(base_offset=base, count=len(values))
 
@@ -212,21 +227,29 @@ class LogService:
         requests: AsyncIterator[log_pb2.ProduceRequest],
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[log_pb2.ProduceResponse]:
-        # Requests are queued for appending as they arrive (so they share group commits);
-        # answers go back in request order.
-        pending: asyncio.Queue[asyncio.Future[int] | None] = asyncio.Queue(_STREAM_PIPELINE)
+        # Requests are queued for appending as they arrive (so they share group commits),
+        # up to STREAM_PIPELINE_BYTES of them; answers go back in request order.
+        pending: asyncio.Queue[tuple[asyncio.Future[int], int] | None] = asyncio.Queue(
+            _STREAM_PIPELINE
+        )
+        budget = _ByteBudget(STREAM_PIPELINE_BYTES)
 
         async def pump() -> None:
             try:
                 async for request in requests:
-                    await pending.put(self.backend.submit([produce_value(request)]))
+                    value = produce_value(request)  # refuses a malformed message first
+                    size = request.record.ByteSize()
+                    await budget.take(size)
+                    await pending.put((self.backend.submit([value]), size))
             finally:
                 await pending.put(None)
 
         pumper = asyncio.create_task(pump())
         try:
-            while (future := await pending.get()) is not None:
-                yield log_pb2.ProduceResponse(offset=await future)
+            while (item := await pending.get()) is not None:
+                offset = await item[0]
+                budget.give(item[1])
+                yield log_pb2.ProduceResponse(offset=offset)
             await pumper
         finally:
             pumper.cancel()
@@ -263,8 +286,9 @@ class LogService:
         self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
     ) -> bytes:
         await self._await_min_offset(request.min_offset, 0, context)
-        payloads = self.backend.read_payloads(request.offset, 1, 1)
-        if not payloads:
+        payloads = self.backend.read_from(request.offset, 1, 1).payloads
+        # A read skips control records: one that starts on one gives the next user record.
+        if not payloads or Record.FromString(payloads[0]).offset != request.offset:
             high = self.backend.high_watermark
             raise OffsetOutOfRangeError(request.offset, self.backend.lowest_offset, high)
         self.metrics.on_read("grpc", 1, len(payloads[0]))
@@ -277,31 +301,39 @@ class LogService:
         offset = request.offset
         await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
         self._check_start(offset)
-        payloads = self.backend.read_payloads(offset, max_records, max_bytes)
-        if not payloads and request.max_wait_ms:
+        result = self.backend.read_from(offset, max_records, max_bytes)
+        if not result.payloads and request.max_wait_ms:
             wait_s = min(request.max_wait_ms, MAX_WAIT_MS_LIMIT) / 1000
-            if await self.backend.wait_for_data(offset, wait_s):
-                payloads = self.backend.read_payloads(offset, max_records, max_bytes)
+            if await self.backend.wait_for_data(result.next_offset, wait_s):
+                result = self.backend.read_from(result.next_offset, max_records, max_bytes)
+        payloads = result.payloads
         self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
-        return encode_batch_response(payloads, self.backend.high_watermark)
+        return encode_batch_response(payloads, self.backend.high_watermark, result.next_offset)
 
     async def _tail(
         self, offset: int, max_records: int, max_bytes: int
-    ) -> AsyncIterator[list[bytes]]:
+    ) -> AsyncIterator[ReadResult]:
+        """Reads from ``offset`` on, tailing. Each turn yields records, moves past control
+        records (at most one turn in a row: a read skips all it meets), or waits."""
         self._check_start(offset)
+        woken = False
         while True:
-            payloads = self.backend.read_payloads(offset, max_records, max_bytes)
-            if not payloads:
-                await self.backend.wait_for_data(offset, None)
+            result = self.backend.read_from(offset, max_records, max_bytes)
+            if result.payloads:
+                yield result
+            elif result.next_offset <= offset:
+                if woken:  # woken, yet nothing to read: a backend bug must not spin the loop
+                    await asyncio.sleep(STALL_S)
+                woken = await self.backend.wait_for_data(offset, None)
                 continue
-            offset = offset_after(payloads)  # not += len: a replicated log skips control records
-            yield payloads
+            woken = False
+            offset = max(offset, result.next_offset)
 
     async def _consume_stream(
         self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         await self._await_min_offset(request.min_offset, 0, context)
-        async for payloads in self._tail(request.offset, DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES):
+        async for payloads, _ in self._tail(request.offset, DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES):
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
             for payload in payloads:
                 yield encode_consume_response(payload)
@@ -310,10 +342,11 @@ class LogService:
         self, request: log_pb2.ConsumeBatchRequest, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         max_records, max_bytes = _limits(request)
+        max_bytes = min(max_bytes, STREAM_MAX_BYTES)
         await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
-        async for payloads in self._tail(request.offset, max_records, max_bytes):
+        async for payloads, next_offset in self._tail(request.offset, max_records, max_bytes):
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
-            yield encode_batch_response(payloads, self.backend.high_watermark)
+            yield encode_batch_response(payloads, self.backend.high_watermark, next_offset)
 
     async def _get_servers(
         self, request: log_pb2.GetServersRequest, context: aio.ServicerContext[Any, Any]
@@ -323,6 +356,27 @@ class LogService:
             for s in self.backend.servers()
         ]
         return log_pb2.GetServersResponse(servers=servers)
+
+
+class _ByteBudget:
+    """Bytes one task may hold at once; ``take`` waits (unless none are held) for room."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._given = asyncio.Event()
+
+    async def take(self, size: int) -> None:
+        """Hold ``size`` more bytes, once the held ones leave room (at once when none)."""
+        while self.held and self.held + size > self.limit:
+            self._given.clear()
+            await self._given.wait()
+        self.held += size
+
+    def give(self, size: int) -> None:
+        """Release ``size`` held bytes."""
+        self.held -= size
+        self._given.set()
 
 
 def _serialize(message: Any) -> bytes:

@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, ReplogError
+from replog.errors import (
+    BatchTooLargeError,
+    InvalidArgumentError,
+    OffsetOutOfRangeError,
+    ReplogError,
+)
 from replog.jsonform import record_to_json
-from replog.server.backend import AppendValue, LogBackend
+from replog.server.auth import http_subject
+from replog.server.backend import STALL_S, AppendValue, LogBackend
+from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.openapi import openapi_document
 from replog.server.status import http_status_for
@@ -44,6 +51,9 @@ MAX_U64 = 2**64 - 1
 MAX_RECORDS_LIMIT = 10_000
 MAX_WAIT_MS_LIMIT = 60_000
 KEEPALIVE_S = 15.0
+READ_MAX_BYTES = 4 << 20
+#: An event stream reads this much at a time: what it holds while its client is slow.
+STREAM_READ_BYTES = 1 << 20
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,11 +62,16 @@ class HttpState:
     """What the handlers share: the backend, metrics and the draining flag."""
 
     def __init__(
-        self, backend: LogBackend, metrics: ServerMetrics, cluster: ClusterNode | None = None
+        self,
+        backend: LogBackend,
+        metrics: ServerMetrics,
+        cluster: ClusterNode | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.backend = backend
         self.metrics = metrics
         self.cluster = cluster
+        self.limits = limits or Limits()
         self.draining = False
 
 
@@ -109,6 +124,22 @@ HTTP_CODES = {
     500: "INTERNAL",
     504: "DEADLINE_EXCEEDED",
 }
+
+
+def _check_json_size(body: bytes, max_batch_records: int) -> None:
+    """Refuse a body that would parse into more JSON values than a full batch needs.
+
+    json.loads builds an object of 50-100 bytes per value, from 2 bytes of body (``[0,0,...``):
+    16 MiB took ~660 MiB. Every value but the first of its array or object follows a comma,
+    and a member is a key and a value, so this bound (C-speed counts) is never below the truth.
+    """
+    bound = 1 + 2 * (body.count(b",") + body.count(b"{") + body.count(b"["))
+    most = 8 * max_batch_records + 1000
+    if bound > most:
+        raise InvalidArgumentError(
+            f"the request body holds too many JSON values (at most {most}; "
+            f"a batch holds at most {max_batch_records} records)"
+        )
 
 
 @web.middleware
@@ -201,6 +232,7 @@ async def _read_body(request: web.Request) -> bytes:
 
 async def _json_body(request: web.Request) -> Any:
     body = await _read_body(request)
+    _check_json_size(body, request.app[STATE_KEY].limits.max_batch_records)
     try:
         return json.loads(body)
     except (ValueError, RecursionError):  # ValueError: bad JSON, bad UTF-8, huge integers
@@ -251,19 +283,24 @@ async def _produce_batch(request: web.Request) -> web.Response:
     records = body["records"]
     if not records:
         raise InvalidArgumentError("records must hold at least one record")
+    if len(records) > state.limits.max_batch_records:
+        raise BatchTooLargeError(len(records), state.limits.max_batch_records)
     values = [record_from_json(r, f"records[{i}]") for i, r in enumerate(records)]
     base = await state.backend.submit(values)
     return web.json_response({"base_offset": base, "count": len(values)})
 
 
-def _read(state: HttpState, offset: int, max_records: int) -> list[Record]:
+def _read(
+    state: HttpState, offset: int, max_records: int, max_bytes: int = READ_MAX_BYTES
+) -> tuple[list[Record], int]:
+    """Records from ``offset`` and the offset the next read starts at (past control records)."""
     backend = state.backend
     lowest, high = backend.lowest_offset, backend.high_watermark
     if not lowest <= offset <= high:
         raise OffsetOutOfRangeError(offset, lowest, high)
-    payloads = backend.read_payloads(offset, max_records, 4 << 20)
+    payloads, next_offset = backend.read_from(offset, max_records, max_bytes)
     state.metrics.on_read("http", len(payloads), sum(map(len, payloads)))
-    return [Record.FromString(p) for p in payloads]
+    return [Record.FromString(p) for p in payloads], next_offset
 
 
 async def _consume_one(request: web.Request) -> web.Response:
@@ -272,8 +309,8 @@ async def _consume_one(request: web.Request) -> web.Response:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or int(raw) > MAX_U64:
         raise InvalidArgumentError(f"offset must be a non-negative 64-bit integer, got {raw!r}")
     offset = int(raw)
-    records = _read(state, offset, 1)
-    if not records:
+    records, _ = _read(state, offset, 1)
+    if not records or records[0].offset != offset:  # a read skips control records
         backend = state.backend
         raise OffsetOutOfRangeError(offset, backend.lowest_offset, backend.high_watermark)
     return web.json_response({"record": record_to_json(records[0])})
@@ -284,13 +321,13 @@ async def _consume(request: web.Request) -> web.Response:
     offset = _int_param(request, "offset", 0, 0, MAX_U64)
     max_records = _int_param(request, "max_records", 100, 1, MAX_RECORDS_LIMIT)
     wait_ms = _int_param(request, "wait_ms", 0, 0, MAX_WAIT_MS_LIMIT)
-    records = _read(state, offset, max_records)
-    if not records and wait_ms and await state.backend.wait_for_data(offset, wait_ms / 1000):
-        records = _read(state, offset, max_records)
+    records, next_offset = _read(state, offset, max_records)
+    if not records and wait_ms and await state.backend.wait_for_data(next_offset, wait_ms / 1000):
+        records, next_offset = _read(state, next_offset, max_records)
     return web.json_response(
         {
             "records": [record_to_json(r) for r in records],
-            "next_offset": records[-1].offset + 1 if records else offset,
+            "next_offset": next_offset,
             "high_watermark": state.backend.high_watermark,
         }
     )
@@ -300,23 +337,34 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     offset = _int_param(request, "offset", 0, 0, MAX_U64)
     _read(state, offset, 1)  # range check before the 200 goes out
+    with state.limits.streams.hold(http_subject(request)):  # else 429 before the 200
+        return await _send_events(request, state, offset)
+
+
+async def _send_events(request: web.Request, state: HttpState, offset: int) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
     await response.prepare(request)
     try:
-        while not state.draining:
-            records = _read(state, offset, 1000)
-            if not records:
-                if not await state.backend.wait_for_data(offset, KEEPALIVE_S):
+        woken = False
+        while not state.draining:  # each turn writes, moves past control records, or waits
+            records, next_offset = _read(state, offset, 1000, STREAM_READ_BYTES)
+            if records:
+                chunk = "".join(
+                    f"id: {r.offset}\nevent: record\ndata: {json.dumps(record_to_json(r))}\n\n"
+                    for r in records
+                )
+                await response.write(chunk.encode())
+            elif next_offset <= offset:
+                if woken:  # woken, yet nothing to read: a backend bug must not spin the loop
+                    await asyncio.sleep(STALL_S)
+                woken = await state.backend.wait_for_data(offset, KEEPALIVE_S)
+                if not woken:
                     await response.write(b": keep-alive\n\n")
                 continue
-            chunk = "".join(
-                f"id: {r.offset}\nevent: record\ndata: {json.dumps(record_to_json(r))}\n\n"
-                for r in records
-            )
-            await response.write(chunk.encode())
-            offset = records[-1].offset + 1
+            woken = False
+            offset = max(offset, next_offset)
     except (ReplogError, ConnectionResetError):
         pass  # shutting down, or the client went away: end the stream
     return response

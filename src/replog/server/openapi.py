@@ -111,6 +111,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         404: "Offset out of range (the message gives the valid range), or no such member",
         409: "The change is not possible now (e.g. no other voter, a change in progress)",
         413: "Body or record too large",
+        429: "The caller's identity already holds the most open streams allowed",
         503: "The server is shutting down, or is not the leader (header Replog-Leader)",
         504: "The change did not finish in time",
     }
@@ -222,7 +223,7 @@ def _read_paths() -> dict[str, Any]:
                         "description": "event: record, id: offset, data: Record as JSON",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
-                    **_errors(400, 404),
+                    **_errors(400, 404, 429),
                 },
             }
         },

@@ -23,6 +23,11 @@ from typing import Any
 from replog.errors import ConfigError
 from replog.raft.node import NodeOptions
 from replog.security.tls import TLSConfig
+from replog.server.limits import (
+    DEFAULT_MAX_BATCH_RECORDS,
+    DEFAULT_MAX_STREAMS_PER_IDENTITY,
+    MAX_BATCH_RECORDS_LIMIT,
+)
 from replog.storage import LogConfig
 
 __all__ = [
@@ -49,8 +54,10 @@ class ServerSettings:
     sync_interval_ms: int = 100
     segment_bytes: int = 64 * 1024 * 1024
     max_record_bytes: int = 1024 * 1024
-    max_request_records: int = 32768
     http_max_body_bytes: int = 16 * 1024 * 1024
+    max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
+    max_streams_per_identity: int = DEFAULT_MAX_STREAMS_PER_IDENTITY
+    idle_timeout_s: float = 60.0
     shutdown_grace_s: float = 10.0
     log_level: str = "info"
     log_format: str = "text"
@@ -76,14 +83,18 @@ class ServerSettings:
             )
         if self.http_max_body_bytes < 1024:
             raise ConfigError("http_max_body_bytes must be at least 1024")
+        if not 1 <= self.max_batch_records <= MAX_BATCH_RECORDS_LIMIT:
+            raise ConfigError(f"max_batch_records must be between 1 and {MAX_BATCH_RECORDS_LIMIT}")
+        if self.max_streams_per_identity < 1:
+            raise ConfigError("max_streams_per_identity must be at least 1")
+        if not self.idle_timeout_s > 0:
+            raise ConfigError("idle_timeout_s must be positive")
         if self.bootstrap and self.join:
             raise ConfigError("bootstrap (start a new cluster) and join go separately")
         if self.raft_tick_ms < 1 or self.election_ticks < 2:
             raise ConfigError("raft_tick_ms must be >= 1 and election_ticks >= 2")
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s must not be negative")
-        if self.max_request_records < 1:
-            raise ConfigError("max_request_records must be at least 1")
         self.log_config()  # validates sync and sizes
         self._check_security()
 
@@ -106,7 +117,7 @@ class ServerSettings:
             tick_s=self.raft_tick_ms / 1000,
             election_ticks=self.election_ticks,
             max_record_bytes=self.max_record_bytes,
-            max_request_records=self.max_request_records,
+            max_batch_records=self.max_batch_records,
         )
 
     def tls_config(self) -> TLSConfig | None:

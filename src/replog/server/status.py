@@ -12,6 +12,7 @@ from replog.errors import (
     PermissionDeniedError,
     RecordTooLargeError,
     ReplogError,
+    ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
 )
@@ -31,6 +32,8 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
         return grpc.StatusCode.PERMISSION_DENIED
     if isinstance(exc, UnauthenticatedError):
         return grpc.StatusCode.UNAUTHENTICATED
+    if isinstance(exc, ResourceExhaustedError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     return grpc.StatusCode.INTERNAL
 
 
@@ -42,7 +45,7 @@ def metadata_for(exc: ReplogError) -> tuple[tuple[str, str], ...]:
     elif isinstance(exc, RecordTooLargeError):
         items.append(("replog-size", f"{exc.size},{exc.limit}"))
     elif isinstance(exc, BatchTooLargeError):
-        items.append(("replog-batch", f"{exc.count},{exc.limit}"))
+        items.append(("replog-batch", f"{exc.count or 0},{exc.limit}"))
     elif isinstance(exc, UnavailableError | LogClosedError):
         applied = isinstance(exc, UnavailableError) and exc.certainly_not_applied
         items.append(("replog-not-applied", "1" if applied else "0"))
@@ -65,4 +68,6 @@ def http_status_for(exc: ReplogError) -> int:
         return 403
     if isinstance(exc, UnauthenticatedError):
         return 401
+    if isinstance(exc, ResourceExhaustedError):
+        return 429
     return 500

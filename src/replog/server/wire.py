@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
-from replog.errors import InvalidArgumentError
+from replog.errors import BatchTooLargeError, InvalidArgumentError
+from replog.server.limits import MAX_BATCH_RECORDS_LIMIT
 from replog.storage.codec import records_batch_bytes
 from replog.v1.log_pb2 import ProduceBatchRequest, ProduceRequest
 from replog.v1.record_pb2 import Record
@@ -21,9 +22,9 @@ from replog.v1.record_pb2 import Record
 __all__ = [
     "MalformedRequest",
     "check_parsed",
+    "check_batch_size",
     "encode_batch_response",
     "encode_consume_response",
-    "offset_after",
     "produce_batch_values",
     "produce_value",
     "record_value",
@@ -56,16 +57,18 @@ def encode_consume_response(payload: bytes) -> bytes:
     return _field1(payload) + payload
 
 
-def encode_batch_response(payloads: list[bytes], high_watermark: int) -> bytes:
-    """A serialized ConsumeBatchResponse holding serialized Records and the high watermark.
+def encode_batch_response(payloads: list[bytes], high_watermark: int, next_offset: int) -> bytes:
+    """A serialized ConsumeBatchResponse: serialized Records, the high watermark and the
+    offset the next read starts at.
 
     Its field 1 is the ``records`` field of a RecordBatch too, so the storage codec's
     prefix-cached encoder builds it.
     """
     records = records_batch_bytes(payloads)
-    if high_watermark:
-        return records + b"\x10" + varint(high_watermark)
-    return records
+    tail = b"\x10" + varint(high_watermark) if high_watermark else b""
+    if next_offset:
+        tail += b"\x18" + varint(next_offset)
+    return records + tail if tail else records
 
 
 class MalformedRequest:
@@ -145,27 +148,133 @@ def _value_only_total(values: list[bytes]) -> int:
         return sum(map(_value_only_size, map(len, values)))
 
 
-def produce_batch_values(data: bytes) -> list[bytes | Record]:
+def produce_batch_values(
+    data: bytes, max_records: int = MAX_BATCH_RECORDS_LIMIT
+) -> list[bytes | Record]:
     """What to append for a serialized ProduceBatchRequest, as ``record_value`` gives.
 
     Most batches carry bare values: the request is parsed once, the values taken, and if
     the request is exactly as long as those values wrapped minimally as Records (each
     Record only a value field), no record can hold anything else, so none is inspected.
     Otherwise each record is looked at. Raises InvalidArgumentError for bytes that do not
-    parse or a batch without records.
+    parse, a batch without records, or one over the limits ``check_batch_size`` applies.
     """
+    check_batch_size(data, max_records)
     try:
         records = ProduceBatchRequest.FromString(data).records
     except DecodeError:
         raise InvalidArgumentError(MalformedRequest("ProduceBatchRequest").message) from None
     if not len(records):
         raise InvalidArgumentError("ProduceBatch needs at least one record")
+    if len(records) > max_records:
+        raise BatchTooLargeError(len(records), max_records)
     values: list[bytes | Record] = [record.value for record in records]
     if _value_only_total(values) == len(data):  # type: ignore[arg-type]
         return values
+    if len(records) + sum(len(record.headers) for record in records) > 2 * max_records:
+        raise _too_many_messages(max_records)
     return [record_value(record) for record in records]
 
 
-def offset_after(payloads: list[bytes]) -> int:
-    """The offset after the last of ``payloads`` (serialized Records; one is parsed)."""
-    return Record.FromString(payloads[-1]).offset + 1
+# -- the size of a produce request, before it is parsed ---------------------------------------
+#
+# Parsing builds an object of about 100 bytes for each Record and Header, from as little as
+# 2 bytes of the request: 16 MiB of empty records took 1 GiB and seconds of CPU. So their
+# number is bounded before parsing. Each one starts with its field's tag, whose first byte is
+# one of these (the second pair: the same tags in an overlong encoding, which parsers accept).
+_MESSAGE_TAG_BYTES = (0x0A, 0x3A, 0x8A, 0xBA)  # records = 1, headers = 7
+_NOT_MESSAGE_TAG_BYTES = bytes(b for b in range(256) if b not in _MESSAGE_TAG_BYTES)
+_RECORDS_TAG = 0x0A
+_HEADERS_TAG = 0x3A
+
+
+def check_batch_size(data: bytes, max_records: int) -> None:
+    """Refuse, before it is parsed, a serialized ProduceBatchRequest whose parse would build
+    more than ``4 * max_records`` records and headers; exactly, one with more than
+    ``max_records`` records or ``2 * max_records`` records and headers together when it
+    holds many bytes that could start their tags (``produce_batch_values`` checks the
+    others once parsed). Raises InvalidArgumentError.
+
+    Counting the bytes that could start a record or header tag (C speed) settles most
+    requests; the others are walked field by field, stopping once a limit is passed.
+    """
+    if len(data) <= 8 * max_records:
+        return  # a parse builds at most 4 * max_records messages: each takes 2 bytes
+    if len(data.translate(None, _NOT_MESSAGE_TAG_BYTES)) <= 4 * max_records:  # one C pass
+        return
+    try:
+        records, messages, fields = _count_messages(data, max_records)
+    except IndexError:  # a field runs past the end of the request, or is a group
+        raise InvalidArgumentError("malformed ProduceBatchRequest") from None
+    if records > max_records:
+        raise BatchTooLargeError(None, max_records)  # counting stopped past the limit
+    if messages > 2 * max_records:
+        raise _too_many_messages(max_records)
+    if fields > 6 * max_records:
+        raise InvalidArgumentError(f"a ProduceBatch request holds at most {6 * max_records} fields")
+
+
+def _too_many_messages(max_records: int) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"a ProduceBatch request holds at most {2 * max_records} records and headers together"
+    )
+
+
+def _count_messages(data: bytes, max_records: int) -> tuple[int, int, int]:
+    """(records, records + headers, fields) of ``data``, counted until a limit is passed.
+    IndexError if a field runs past its end or is a group."""
+    records = messages = fields = 0
+    pos, end = 0, len(data)
+    most_messages, most_fields = 2 * max_records, 6 * max_records
+    while pos < end:
+        tag, pos = _varint(data, pos)
+        fields += 1
+        if tag == _RECORDS_TAG:
+            size, pos = _varint(data, pos)
+            stop = pos + size
+            records += 1
+            messages += 1
+            while pos < stop and messages <= most_messages and fields <= most_fields:
+                tag, pos = _varint(data, pos)
+                fields += 1
+                messages += tag == _HEADERS_TAG
+                pos = _skip(data, pos, tag & 7)
+            if pos > stop:
+                raise IndexError("a record's fields overrun it")
+        else:
+            pos = _skip(data, pos, tag & 7)
+        if records > max_records or messages > most_messages or fields > most_fields:
+            return records, messages, fields
+    if pos > end:
+        raise IndexError("the last field overruns the request")
+    return records, messages, fields
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it."""
+    byte = data[pos]
+    if byte < 0x80:
+        return byte, pos + 1
+    value, shift = byte & 0x7F, 7
+    while shift < 64:
+        pos += 1
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos + 1
+        shift += 7
+    raise IndexError("a varint over 10 bytes")
+
+
+def _skip(data: bytes, pos: int, wire_type: int) -> int:
+    """The position after the value of a field of ``wire_type`` that starts at ``pos``."""
+    if wire_type == 2:
+        size, pos = _varint(data, pos)
+        return pos + size
+    if wire_type == 0:
+        return _varint(data, pos)[1]
+    if wire_type == 1:
+        return pos + 8
+    if wire_type == 5:
+        return pos + 4
+    raise IndexError(f"wire type {wire_type}")  # groups: no replog message has one

@@ -161,9 +161,11 @@ class ConsumeBatchRequest(_message.Message):
     offset: _builtins.int
     """The first offset to read."""
     max_records: _builtins.int
-    """At most this many records (0 = server default, 1000)."""
+    """At most this many records (0 = server default, 1000; more than 100000 is clamped)."""
     max_bytes: _builtins.int
-    """At most about this many bytes; at least one record is returned (0 = server default, 1 MiB)."""
+    """At most about this many bytes; at least one record is returned (0 = server default, 1 MiB;
+    clamped to 16 MiB, and to 1 MiB per ConsumeBatchStream message).
+    """
     max_wait_ms: _builtins.int
     """When offset is at the end of the log, wait up to this long for new records."""
     min_offset: _builtins.int
@@ -195,8 +197,14 @@ class ConsumeBatchResponse(_message.Message):
 
     RECORDS_FIELD_NUMBER: _builtins.int
     HIGH_WATERMARK_FIELD_NUMBER: _builtins.int
+    NEXT_OFFSET_FIELD_NUMBER: _builtins.int
     high_watermark: _builtins.int
     """The offset after the last readable record (the log end / commit index)."""
+    next_offset: _builtins.int
+    """Where the next read starts: past the last record and past any control records the
+    server skipped (a cluster's offsets have gaps), so it moves on even when records is
+    empty. Page with it, not with the last record's offset. 0 from servers that predate it.
+    """
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[_record_pb2.Record]: ...
     def __init__(
@@ -204,10 +212,11 @@ class ConsumeBatchResponse(_message.Message):
         *,
         records: _abc.Iterable[_record_pb2.Record] | None = ...,
         high_watermark: _builtins.int = ...,
+        next_offset: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["high_watermark", b"high_watermark", "records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["high_watermark", b"high_watermark", "next_offset", b"next_offset", "records", b"records"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -39,7 +39,7 @@ async def test_a_record_written_but_not_yet_durable_is_invisible_to_consumers(
         assert await asyncio.to_thread(log.written.wait, 10)
         assert log.next_offset == 1  # in the file, but not acknowledged yet
         assert backend.high_watermark == 0
-        assert backend.read_payloads(0, 10, 1 << 20) == []
+        assert backend.read_from(0, 10, 1 << 20) == ([], 0)
         with pytest.raises(OffsetOutOfRangeError):
             backend.read(0)
         assert not await backend.wait_for_data(0, timeout_s=0.05)
@@ -48,7 +48,7 @@ async def test_a_record_written_but_not_yet_durable_is_invisible_to_consumers(
         assert backend.high_watermark == 1
         assert await backend.wait_for_data(0, timeout_s=5)
         assert backend.read(0).value == b"pending"
-        assert len(backend.read_payloads(0, 10, 1 << 20)) == 1
+        assert backend.read_from(0, 10, 1 << 20).next_offset == 1
     finally:
         log.release.set()
         await backend.close()

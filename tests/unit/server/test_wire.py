@@ -63,3 +63,58 @@ def test_an_empty_or_malformed_batch_is_an_invalid_argument(request_bytes: bytes
 def test_the_producer_frames_a_bare_value_as_protobuf_does(value: bytes) -> None:
     expected = ProduceBatchRequest(records=[Record(value=value)]).SerializeToString()
     assert _value_head(len(value)) + value == expected
+
+
+tricky = st.text(alphabet="\n:\x8a\xbax", max_size=40).map(lambda t: t.encode("latin-1"))
+dense_records = st.builds(
+    Record,
+    value=values | tricky,
+    key=tricky,
+    headers=st.lists(st.builds(Header, key=st.just(":"), value=tricky), max_size=4),
+)
+
+
+@given(st.lists(dense_records | tricky, min_size=1, max_size=12), st.integers(1, 8))
+def test_a_batch_over_the_limits_is_refused_and_any_other_parses_as_before(
+    batch: list[Record | bytes], limit: int
+) -> None:
+    request = ProduceBatchRequest(
+        records=[r if isinstance(r, Record) else Record(value=r) for r in batch]
+    ).SerializeToString()
+    parsed = ProduceBatchRequest.FromString(request).records
+    messages = len(parsed) + sum(len(r.headers) for r in parsed)
+    if len(parsed) > limit or messages > 2 * limit:
+        with pytest.raises(InvalidArgumentError, match="at most"):
+            produce_batch_values(request, limit)
+    else:
+        assert produce_batch_values(request, limit) == reference(request)
+
+
+@pytest.mark.parametrize("record", [b"\x0a\x00", b"\x8a\x00\x00", b"\x8a\x80\x00\x00"])
+def test_records_are_counted_before_parsing_however_their_tags_are_encoded(record: bytes) -> None:
+    assert produce_batch_values(record * 1000, 1000) == [b""] * 1000
+    with pytest.raises(InvalidArgumentError, match="at most 1000 records"):
+        produce_batch_values(record * 1001, 1000)
+
+
+def test_headers_are_counted_before_parsing() -> None:
+    record = Record(value=b"v", headers=[Header(key="k")] * 20).SerializeToString()
+    request = encode_batch_request([record] * 10)  # 10 records, 210 messages
+    assert len(produce_batch_values(request, 105)) == 10
+    with pytest.raises(InvalidArgumentError, match="records and headers together"):
+        produce_batch_values(request, 104)
+
+
+@pytest.mark.parametrize("tail", [b"\x0a\x05\x0a", b"\x0b"], ids=["torn", "group"])
+def test_a_malformed_batch_counted_before_parsing_is_an_invalid_argument(tail: bytes) -> None:
+    newlines = encode_record(b"\n" * 10)  # many bytes that could start a record's tag
+    request = encode_batch_request([newlines] * 5)
+    assert produce_batch_values(request, 10) == [b"\n" * 10] * 5  # walked, not just counted
+    with pytest.raises(InvalidArgumentError, match="malformed"):
+        produce_batch_values(request + tail, 10)
+
+
+def test_a_flood_of_unknown_fields_is_refused_without_walking_all_of_it() -> None:
+    request = b"\x0a\x00" + b"\x10\x0a" * 1_000_000  # field 2 = 10, a million times
+    with pytest.raises(InvalidArgumentError, match="fields"):
+        produce_batch_values(request, 1000)
