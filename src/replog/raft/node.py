@@ -65,13 +65,15 @@ class NotLeaderNodeError(UnavailableError):
 
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
-    """Timing and limits: ``tick_s`` x ``election_ticks`` is the election timeout."""
+    """Timing, limits, clocks: ``tick_s`` x ``election_ticks`` is the election timeout."""
 
     tick_s: float = 0.1
     election_ticks: int = 10
     heartbeat_ticks: int = 1
     max_record_bytes: int = 1 << 20
     max_proposal_bytes: int = 8 << 20
+    wall_clock_ns: Callable[[], int] = time.time_ns  # record timestamps (a simulation fakes it)
+    monotonic: Callable[[], float] = time.monotonic  # last_contact
 
 
 @dataclass(slots=True)
@@ -184,7 +186,7 @@ class RaftNode:
     def deliver(self, messages: Sequence[Message]) -> None:
         """Queue messages received from peers."""
         self._inbox.extend(messages)
-        now = time.monotonic()
+        now = self.options.monotonic()
         for m in messages:
             self.last_contact[m.src] = now
         self._wakeup.set()
@@ -416,7 +418,7 @@ class RaftNode:
                 _fail(future, NotLeaderNodeError(raft.lead_transferee or raft.lead))
             return
         term, next_index = raft.term, raft.log.last_index() + 1
-        timestamp_ms = max(1, time.time_ns() // 1_000_000)
+        timestamp_ms = max(1, self.options.wall_clock_ns() // 1_000_000)
         limit = self.options.max_record_bytes
         payloads: list[bytes] = []
         waiters: list[Waiter] = []
