@@ -71,6 +71,8 @@ sim-soak: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --nodes 5
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --profile churn
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --profile membership
+	for p in default churn conf ghost; do \
+		$(BIN)/python -m tests.sim.driver --soak --no-shrink --seeds 0-500 --profile $$p; done
 
 ## fault-soak: mixed faults on 5-process clusters, 50 seeds (~12 s each; CI runs seed 7)
 fault-soak: $(VENV)/.installed-dev

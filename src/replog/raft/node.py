@@ -24,7 +24,6 @@ import bisect
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
@@ -167,7 +166,7 @@ class RaftNode:
     def deliver(self, messages: Sequence[Message]) -> None:
         """Queue messages received from peers."""
         self._inbox.extend(messages)
-        now = time.monotonic()
+        now = self.options.monotonic()
         for m in messages:
             self.last_contact[m.src] = now
         self._wakeup.set()
@@ -424,7 +423,7 @@ class RaftNode:
                 _fail(future, NotLeaderNodeError(raft.lead_transferee or raft.lead))
             return
         term, next_index = raft.term, raft.log.last_index() + 1
-        timestamp_ms = max(1, time.time_ns() // 1_000_000)
+        timestamp_ms = max(1, self.options.wall_clock_ns() // 1_000_000)
         limit = self.options.max_record_bytes - len(_BATCH_CONTINUES)
         payloads: list[bytes] = []
         waiters: list[Waiter] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from replog.errors import UnavailableError
@@ -19,7 +21,7 @@ class NotLeaderNodeError(UnavailableError):
 
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
-    """Timing and limits: ``tick_s`` x ``election_ticks`` is the election timeout."""
+    """Timing, limits, clocks: ``tick_s`` x ``election_ticks`` is the election timeout."""
 
     tick_s: float = 0.1
     election_ticks: int = 10
@@ -27,3 +29,5 @@ class NodeOptions:
     max_record_bytes: int = 1 << 20
     max_proposal_bytes: int = 8 << 20
     max_batch_records: int = 32768
+    wall_clock_ns: Callable[[], int] = time.time_ns  # record timestamps (a simulation fakes it)
+    monotonic: Callable[[], float] = time.monotonic  # last_contact

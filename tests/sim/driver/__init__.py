@@ -1,0 +1,1 @@
+"""The real RaftNode driver under deterministic simulation (``python -m tests.sim.driver``)."""
