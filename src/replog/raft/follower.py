@@ -67,13 +67,17 @@ def _reject(r: Raft, m: Message) -> None:
     # Tell the leader where our log may agree with its: the last index at or before the probe
     # whose term is <= the leader's term there (dissertation §5.3 fast backtracking).
     hint = r.log.find_conflict_by_term(min(m.index, r.log.last_index()), m.log_term)
+    _send_reject(r, m.src, m.index, hint)
+
+
+def _send_reject(r: Raft, to: int, index: int, hint: int) -> None:
     r.send(
         Message(
             type=MessageType.APP_RESP,
             src=r.id,
-            dst=m.src,
+            dst=to,
             term=r.term,
-            index=m.index,
+            index=index,
             reject=True,
             reject_hint=hint,
             log_term=r.log.term(hint) or 0,
@@ -91,20 +95,7 @@ def handle_heartbeat(r: Raft, m: Message) -> None:
     r.commit_to(min(m.commit, r.log.last_index()))
     r.send(Message(type=MessageType.HEARTBEAT_RESP, src=r.id, dst=m.src, term=r.term))
     if r.log_lost:  # an idle leader sends no append to reject: tell it where our log ends
-        last = r.log.last_index()
-        r.send(
-            Message(
-                type=MessageType.APP_RESP,
-                src=r.id,
-                dst=m.src,
-                term=r.term,
-                index=last,
-                reject=True,
-                reject_hint=last,
-                log_term=r.log.last_term(),
-                lost_entries=True,
-            )
-        )
+        _send_reject(r, m.src, r.log.last_index(), r.log.last_index())
 
 
 def handle_snapshot(r: Raft, m: Message) -> None:
