@@ -129,6 +129,7 @@ def encode_records(
             record.timestamp_ms = timestamp_ms
             record.term = term
             record.type = record_type
+            record.ClearField("batch_continues")  # only replication sets it (atomic batches)
             payload = record.SerializeToString()
         else:
             payload = encode_records(

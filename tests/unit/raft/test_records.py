@@ -47,3 +47,13 @@ def test_a_turn_takes_requests_up_to_its_record_budget_but_at_least_one() -> Non
     assert turn_share(queued, 5) == 1
     assert turn_share(queued[2:], 5) == 1  # one request over the budget still goes alone
     assert turn_share([], 5) == 0
+
+
+def test_a_produced_record_never_keeps_a_batch_continues_flag_of_its_own() -> None:
+    # The flag marks an atomic batch's entries on disk; one set by a client (a pipeline
+    # re-producing records it consumed) would make a restarted node take an acknowledged
+    # record for the start of an incomplete batch, and drop it when elected.
+    keyed = Record(value=b"v", key=b"k", batch_continues=True)
+    built = encode_records([keyed, b"bare"], 10, 99, 1000, term=4)
+    assert [Record.FromString(p).batch_continues for p in built] == [False, False]
+    assert keyed.batch_continues  # the caller's record is left as it was
