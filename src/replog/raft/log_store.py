@@ -125,19 +125,27 @@ class ReplogLogStore:
         self._cache_bytes = 0
         self._scan()
         self.recovery_cut = self.log.recovery_bytes_truncated > 0
-        """Opening cut a torn or damaged tail: entries this node acknowledged may be gone."""
-        self.lost_commit = 0
+        """This opening cut a torn or damaged tail: entries this node acknowledged may be gone."""
+        saved_lost_commit, saved_log_lost = self._saved_loss
+        self.log_lost = saved_log_lost or self.recovery_cut
+        """Entries this node acknowledged may be gone (some recovery cut a tail) and no append
+        was accepted since: kept in the state file until ``clear_log_lost``."""
+        self.lost_commit = saved_lost_commit
         """The commit index saved before a restart whose recovery cut committed entries
-        (0 if none were): until this node holds that index again it must not vote."""
+        (0 if none): until this node holds that index again it must not vote. Kept in the
+        state file until ``clear_lost_commit``, however often the node restarts meanwhile."""
         if self._state.commit > self.last_index():
-            self.lost_commit = self._state.commit
+            self.lost_commit = max(self.lost_commit, self._state.commit)
             self._state = replace(self._state, commit=max(self.last_index(), self._snap_index))
+        if (self.lost_commit, self.log_lost) != self._saved_loss:
+            self._write_state()  # durable before this node answers anyone
         self._remove_staging()  # streams being received when the node stopped are void
 
     # -- state file -----------------------------------------------------------------------
 
     def _load_state(self, bootstrap: Membership | None) -> tuple[HardState, int, int]:
         path = str(self.directory / STATE_FILE)
+        self._saved_loss = (0, False)
         if not self._fs.exists(path):
             return HardState(config=bootstrap or Membership()), 0, 0
         handle = self._fs.open(path)
@@ -147,6 +155,7 @@ class ReplogLogStore:
             handle.close()
         config = Membership(frozenset(doc["voters"]), frozenset(doc["learners"]))
         state = HardState(doc["term"], doc["vote"], doc["commit"], config)
+        self._saved_loss = (int(doc.get("lost_commit", 0)), bool(doc.get("log_lost", False)))
         return state, int(doc["snap_index"]), int(doc["snap_term"])
 
     def _write_state(self) -> None:
@@ -159,6 +168,8 @@ class ReplogLogStore:
             "learners": sorted(s.config.learners),
             "snap_index": self._snap_index,
             "snap_term": self._snap_term,
+            "lost_commit": self.lost_commit,
+            "log_lost": self.log_lost,
         }
         write_atomically(self.directory / STATE_FILE, json.dumps(doc).encode(), self._fs)
         self._written = s
@@ -333,6 +344,18 @@ class ReplogLogStore:
         del cache[:drop]
         self._cache_first += drop
         self._cache_bytes = kept_bytes
+
+    def clear_log_lost(self) -> None:
+        """The leader has resent what this node lost (an append was accepted): durably."""
+        if self.log_lost:
+            self.log_lost = False
+            self._write_state()
+
+    def clear_lost_commit(self) -> None:
+        """This node holds its lost committed entries again: durably."""
+        if self.lost_commit:
+            self.lost_commit = 0
+            self._write_state()
 
     def save_hard_state(self, state: HardState) -> None:
         """Replace the hard state: durable at once when term, vote or configuration changed;

@@ -41,7 +41,7 @@ from replog.raft.node_options import NodeOptions, NotLeaderNodeError
 from replog.raft.ready import Ready, Role
 from replog.raft.records import messages_within, proposal_groups, turn_share
 from replog.raft.storage import data_bytes
-from replog.raft.waiters import ProduceWaiters, Waiter
+from replog.raft.waiters import IndexWaiters, ProduceWaiters, VoteGate, Waiter
 from replog.storage.codec import encode_records
 from replog.v1.record_pb2 import Record
 
@@ -89,18 +89,15 @@ class RaftNode:
             max_inflight_msgs=64,
         )
         self.raft = Raft(config, store, rng)
+        self.votes = VoteGate(self._set_voting)
+        """Why this node may not vote now (see VoteGate); the cluster adds a fresh join's."""
         # A recovery that cut the log's tail may have cut acknowledged entries: say so to the
         # leader (it resends them); if it cut committed ones, do not vote until they are back.
-        self.raft.log_lost = store.recovery_cut or bool(store.lost_commit)
-        self._vote_again_at = store.lost_commit
+        # Both are kept in the state file until repaired, across any number of restarts.
+        self.raft.log_lost = store.log_lost
         if store.lost_commit:
-            self.raft.voting = False
-            log.warning(
-                "raft node %s: recovery cut committed entries up to %d; not voting until "
-                "they are replicated again",
-                raft_id,
-                store.lost_commit,
-            )
+            self.votes.block("lost-commit")
+            log.warning(_LOST_COMMIT, raft_id, store.lost_commit)
         self.high_watermark = min(state.commit, store.last_index()) + 1
         self.send: Sender = lambda messages: None
         self.send_snapshot: SnapshotSender = lambda message: None
@@ -116,7 +113,7 @@ class RaftNode:
         self._ops: list[Callable[[], None]] = []
         self._calls: set[asyncio.Future[Any]] = set()
         self._waiters = ProduceWaiters()
-        self._index_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._index_waiters = IndexWaiters()
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-persist")
         self._task: asyncio.Task[None] | None = None
@@ -216,8 +213,8 @@ class RaftNode:
         """Wait until this node applied ``index`` (the high watermark passed it)."""
         if self.high_watermark > index:
             return True
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._index_waiters.append((index, future))
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._index_waiters.add(index, future)
         try:
             await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
@@ -360,6 +357,8 @@ class RaftNode:
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.leader)
         self.raft.advance(rd)
+        if self.store.log_lost and not self.raft.log_lost:  # an append was accepted again
+            self.store.clear_log_lost()
 
     def _fail_stop(self, exc: Exception) -> None:
         """Stop at once after a failed write (Raft assumes crash-stop): no more ticks, sends,
@@ -380,10 +379,10 @@ class RaftNode:
         queued, self._proposals = self._proposals, []
         for _, future in queued:
             _fail(future, UnavailableError("the node failed", certainly_not_applied=True))
-        for future in [*self._calls, *(f for _, f in self._index_waiters)]:
+        for future in self._calls:
             _fail(future, UnavailableError("the node failed"))
         self._calls.clear()
-        self._index_waiters.clear()
+        self._index_waiters.fail_all(UnavailableError("the node failed"))
         self.on_fatal(exc)
 
     def _may_send_before_persist(self, rd: Ready) -> bool:
@@ -475,20 +474,15 @@ class RaftNode:
         if watermark <= self.high_watermark:
             return
         self.high_watermark = watermark
-        if self._vote_again_at and watermark > self._vote_again_at:
-            self._vote_again_at = 0
-            self.raft.voting = True
+        if watermark > self.store.lost_commit > 0:  # the lost entries are back
+            self.store.clear_lost_commit()
+            self.votes.lift("lost-commit")
             log.info("raft node %s: lost entries replicated again; voting", self.id)
-        if self._index_waiters:
-            keep = []
-            for index, future in self._index_waiters:
-                if index < watermark:
-                    if not future.done():
-                        future.set_result(None)
-                else:
-                    keep.append((index, future))
-            self._index_waiters = keep
+        self._index_waiters.release(watermark)
         self.on_commit()
+
+    def _set_voting(self, voting: bool) -> None:
+        self.raft.voting = voting
 
     def _on_soft_state(self, leader: int | None) -> None:
         self.on_leader_change(leader)
@@ -504,6 +498,7 @@ class RaftNode:
 
 
 _kind_of = itemgetter(2)
+_LOST_COMMIT = "raft node %s: recovery cut committed entries up to %d; not voting until back"
 _BATCH_CONTINUES = b"\x40\x01"
 """Record field 8 (``batch_continues``) = true, appended to a serialized Record."""
 

@@ -22,7 +22,7 @@ from typing import Protocol
 from replog.errors import UnavailableError
 from replog.raft.messages import Entry
 
-__all__ = ["ProduceWaiters", "Settle", "Waiter"]
+__all__ = ["IndexWaiters", "ProduceWaiters", "Settle", "VoteGate", "Waiter"]
 
 
 class Settle(Protocol):
@@ -116,3 +116,62 @@ def _first_of(waiter: Waiter) -> int:
 def _fail(future: Settle, exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+class IndexWaiters:
+    """Callers waiting until the high watermark passes an index (``wait_applied``)."""
+
+    def __init__(self) -> None:
+        """Start with none."""
+        self._waiting: list[tuple[int, Settle]] = []
+
+    def add(self, index: int, future: Settle) -> None:
+        """Settle ``future`` (with 0) once the watermark passes ``index``."""
+        self._waiting.append((index, future))
+
+    def release(self, watermark: int) -> None:
+        """Settle every waiter whose index is below ``watermark``."""
+        if not self._waiting:
+            return
+        keep = []
+        for index, future in self._waiting:
+            if index < watermark:
+                if not future.done():
+                    future.set_result(0)
+            else:
+                keep.append((index, future))
+        self._waiting = keep
+
+    def fail_all(self, exc: BaseException) -> None:
+        """End every waiter with ``exc``."""
+        for _, future in self._waiting:
+            _fail(future, exc)
+        self._waiting = []
+
+
+class VoteGate:
+    """The reasons this node must not vote nor campaign now; it may once there are none.
+
+    Each part that needs the node silent (a fresh join not yet confirmed, committed entries
+    lost to media damage and not yet replicated again) holds its own reason, so one of them
+    lifting its reason never re-enables a vote another must still keep off.
+    """
+
+    def __init__(self, apply: Callable[[bool], None]) -> None:
+        """``apply(voting)`` sets whether the core may vote."""
+        self._apply = apply
+        self._reasons: set[str] = set()
+
+    def block(self, reason: str) -> None:
+        """Keep the node from voting for ``reason``."""
+        self._reasons.add(reason)
+        self._apply(False)
+
+    def lift(self, reason: str) -> None:
+        """Drop ``reason``; the node votes again if no other reason holds."""
+        self._reasons.discard(reason)
+        self._apply(not self._reasons)
+
+    def blocked_by(self, reason: str) -> bool:
+        """Whether ``reason`` holds."""
+        return reason in self._reasons

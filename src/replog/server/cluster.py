@@ -131,7 +131,7 @@ class ClusterNode:
         fresh_join = join_pending(self.data_dir) or bool(join and self.fresh)
         if fresh_join:
             mark_join_pending(self.data_dir)  # before the loop can write any state
-            self.node.raft.voting = False
+            self.node.votes.block("fresh-join")
         self.incarnation = join_incarnation(self.data_dir)
         self.node.start()
         self._spawn(self._announce_when_leader())
@@ -195,7 +195,7 @@ class ClusterNode:
                 log.info("joined the cluster through %s", target)
                 if fresh:  # any old incarnation is gone: vote and campaign as a member
                     await asyncio.to_thread(clear_join_pending, self.data_dir)
-                    self.node.raft.voting = True
+                    self.node.votes.lift("fresh-join")
                 return
             except grpc.RpcError as exc:
                 log.info("join via %s failed: %s", target, exc)

@@ -82,8 +82,14 @@ class SimStore(MemoryRaftStorage):
         self.node = node
         self.monitor = monitor
         self.appended = appended
-        self.recovery_cut = False  # nothing here is ever torn: what it holds is durable
+        self.log_lost = False  # nothing here is ever torn: what it holds is durable
         self.lost_commit = 0
+
+    def clear_log_lost(self) -> None:
+        """Nothing to clear: nothing is ever lost here."""
+
+    def clear_lost_commit(self) -> None:
+        """Nothing to clear: nothing is ever lost here."""
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Store ``entries`` (replacing the suffix from their first index); tell the harness."""

@@ -302,3 +302,40 @@ def test_a_crash_right_after_a_snapshot_install_leaves_the_snapshots_configurati
         assert reopened.initial_state() == HardState(3, None, 100, new_config)
     finally:
         reopened.close()
+
+
+def test_a_lost_commit_and_lost_entries_stay_known_across_restarts_until_cleared(
+    tmp_path: Path,
+) -> None:
+    # Found in review: the gates were only in memory. A node that lost committed entries,
+    # caught up part way, wrote its (lower) commit and restarted, voted again while missing
+    # the rest.
+    store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
+    try:
+        store.append([_entry(1, i) for i in range(1, 11)])
+        store.save_hard_state(HardState(1, 1, 10, Membership(frozenset({1, 2, 3}))))
+    finally:
+        store.close()
+    (segment,) = sorted((tmp_path / "log").glob("*.store"))
+    with segment.open("r+b") as f:
+        f.truncate(segment.stat().st_size - 3 * 20)
+    store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
+    try:
+        assert store.lost_commit == 10 and store.log_lost
+        last = store.last_index()
+        store.save_hard_state(HardState(1, 1, last, Membership(frozenset({1, 2, 3}))))
+    finally:
+        store.close()
+    store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)  # a clean restart
+    try:
+        assert not store.recovery_cut
+        assert store.lost_commit == 10 and store.log_lost  # still known
+        store.clear_log_lost()
+        store.clear_lost_commit()
+    finally:
+        store.close()
+    store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
+    try:
+        assert store.lost_commit == 0 and not store.log_lost
+    finally:
+        store.close()

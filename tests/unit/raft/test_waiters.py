@@ -76,3 +76,16 @@ def test_failing_all_ends_every_waiter() -> None:
     for _, future in pairs:
         with pytest.raises(UnavailableError):
             future.result()
+
+
+def test_a_vote_gate_opens_only_once_every_reason_is_lifted() -> None:
+    from replog.raft.waiters import VoteGate
+
+    seen: list[bool] = []
+    gate = VoteGate(seen.append)
+    gate.block("fresh-join")
+    gate.block("lost-commit")
+    gate.lift("lost-commit")  # the lost entries are back, but the join is not confirmed
+    assert seen[-1] is False and gate.blocked_by("fresh-join")
+    gate.lift("fresh-join")
+    assert seen[-1] is True
