@@ -215,10 +215,9 @@ def test_the_entry_cache_is_bounded_in_bytes_and_reads_fall_back_to_the_log(
         store.close()
 
 
-def test_a_recovery_that_cut_committed_entries_is_reported_and_the_commit_clamped(
-    tmp_path: Path,
-) -> None:
-    # Issue 11 defect 7: media damage took the tail of an acknowledged, committed log.
+def _commit_ten_then_lose_the_tail(tmp_path: Path) -> None:
+    """Commit entries 1..10 (saved commit 10), then lose the last records' bytes on disk, as
+    media damage would after they were acknowledged."""
     store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
     try:
         store.append([_entry(1, i) for i in range(1, 11)])
@@ -227,8 +226,15 @@ def test_a_recovery_that_cut_committed_entries_is_reported_and_the_commit_clampe
     finally:
         store.close()
     (segment,) = sorted((tmp_path / "log").glob("*.store"))
-    with segment.open("r+b") as f:  # lose the last records' bytes
+    with segment.open("r+b") as f:
         f.truncate(segment.stat().st_size - 3 * 20)
+
+
+def test_a_recovery_that_cut_committed_entries_is_reported_and_the_commit_clamped(
+    tmp_path: Path,
+) -> None:
+    # Issue 11 defect 7: media damage took the tail of an acknowledged, committed log.
+    _commit_ten_then_lose_the_tail(tmp_path)
     store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
     try:
         assert store.recovery_cut
@@ -310,15 +316,7 @@ def test_a_lost_commit_and_lost_entries_stay_known_across_restarts_until_cleared
     # Found in review: the gates were only in memory. A node that lost committed entries,
     # caught up part way, wrote its (lower) commit and restarted, voted again while missing
     # the rest.
-    store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
-    try:
-        store.append([_entry(1, i) for i in range(1, 11)])
-        store.save_hard_state(HardState(1, 1, 10, Membership(frozenset({1, 2, 3}))))
-    finally:
-        store.close()
-    (segment,) = sorted((tmp_path / "log").glob("*.store"))
-    with segment.open("r+b") as f:
-        f.truncate(segment.stat().st_size - 3 * 20)
+    _commit_ten_then_lose_the_tail(tmp_path)
     store = ReplogLogStore(tmp_path, LogConfig(), commit_flush_s=0)
     try:
         assert store.lost_commit == 10 and store.log_lost
