@@ -9,6 +9,10 @@ and the CLI to a one-line message and a non-zero exit.
     │   ├── RecordTooLargeError     an encoded record is over max_record_bytes
     │   └── BatchTooLargeError      a produce request holds more than max_batch_records
     ├── OffsetOutOfRangeError       outside [lowest_offset, next_offset) (also LookupError)
+    ├── NotFoundError               no such topic or partition (also LookupError)
+    │   ├── UnknownTopicError       the topic does not exist
+    │   └── UnknownPartitionError   the topic has no such partition
+    ├── AlreadyExistsError          a topic of that name exists already
     ├── CorruptRecordError          stored bytes fail their checksum or do not match the index
     ├── LogLockedError              another Log (in any process) has the directory open
     ├── LogClosedError              the Log was closed
@@ -24,18 +28,22 @@ and the CLI to a one-line message and a non-zero exit.
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyExistsError",
     "BatchTooLargeError",
     "ConfigError",
     "CorruptRecordError",
     "InvalidArgumentError",
     "LogClosedError",
     "LogLockedError",
+    "NotFoundError",
     "OffsetOutOfRangeError",
     "RecordTooLargeError",
     "ReplogError",
     "ResourceExhaustedError",
     "StorageIOError",
     "UnavailableError",
+    "UnknownPartitionError",
+    "UnknownTopicError",
     "DeadlineExceededError",
     "ServerError",
     "PermissionDeniedError",
@@ -103,6 +111,46 @@ class OffsetOutOfRangeError(ReplogError, LookupError):
         self.offset = offset
         self.lowest = lowest
         self.next_offset = next_offset
+
+
+class NotFoundError(ReplogError, LookupError):
+    """The named topic or partition does not exist; nothing was changed."""
+
+    code = "NOT_FOUND"
+
+
+class UnknownTopicError(NotFoundError):
+    """No topic has this name."""
+
+    code = "UNKNOWN_TOPIC"
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} does not exist")
+        self.topic = topic
+
+
+class UnknownPartitionError(NotFoundError):
+    """The topic exists but has no partition of this number."""
+
+    code = "UNKNOWN_PARTITION"
+
+    def __init__(self, topic: str, partition: int, partitions: int) -> None:
+        super().__init__(
+            f"topic {topic!r} has partitions 0..{partitions - 1}; there is no partition {partition}"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.partitions = partitions
+
+
+class AlreadyExistsError(ReplogError):
+    """A topic of this name exists already; nothing was changed."""
+
+    code = "TOPIC_EXISTS"
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(f"topic {topic!r} already exists")
+        self.topic = topic
 
 
 class CorruptRecordError(ReplogError):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import grpc
 
 from replog.errors import (
+    AlreadyExistsError,
     BatchTooLargeError,
     InvalidArgumentError,
     LogClosedError,
+    NotFoundError,
     OffsetOutOfRangeError,
     PermissionDeniedError,
     RecordTooLargeError,
@@ -24,6 +26,10 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
     """The gRPC status code a replog error is reported with."""
     if isinstance(exc, OffsetOutOfRangeError):
         return grpc.StatusCode.OUT_OF_RANGE
+    if isinstance(exc, NotFoundError):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, AlreadyExistsError):
+        return grpc.StatusCode.ALREADY_EXISTS
     if isinstance(exc, InvalidArgumentError):
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, UnavailableError | LogClosedError):
@@ -58,6 +64,10 @@ def http_status_for(exc: ReplogError) -> int:
     """The HTTP status a replog error is reported with."""
     if isinstance(exc, OffsetOutOfRangeError):
         return 404
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, AlreadyExistsError):
+        return 409
     if isinstance(exc, RecordTooLargeError | BatchTooLargeError):
         return 413
     if isinstance(exc, InvalidArgumentError):
