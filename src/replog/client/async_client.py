@@ -12,6 +12,7 @@ from typing import Any, Self
 import grpc
 from grpc import aio
 
+from replog.client.admin import AsyncAdminMethods
 from replog.client.client import (
     _CHANNEL_OPTIONS,
     _CONSUME,
@@ -27,6 +28,7 @@ from replog.client.client import (
 from replog.client.core import (
     Batch,
     HeadersInput,
+    Offset,
     RetryPolicy,
     ValueInput,
     batch_from,
@@ -45,7 +47,7 @@ from replog.v1.record_pb2 import Record
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(_ClientBase):
+class AsyncClient(_ClientBase, AsyncAdminMethods):
     """The asyncio twin of ``Client``: the same calls, awaited."""
 
     def __init__(
@@ -117,37 +119,47 @@ class AsyncClient(_ClientBase):
         key: bytes | None = None,
         headers: HeadersInput = None,
         *,
+        topic: str = "",
+        partition: int | None = None,
         timeout: float | None = _DEFAULT,
-    ) -> int:
-        """Append one record; return its offset once the server acknowledged it."""
-        request = encode_produce_request(encode_record(value, key, headers))
+    ) -> Offset:
+        """Append one record to ``topic`` (see ``Client.produce``); return its offset, whose
+        ``partition`` says where it went."""
+        request = encode_produce_request(encode_record(value, key, headers), topic, partition)
         response = await self._call(
             "Produce", request, idempotent=False, timeout=timeout, route=_PRODUCE
         )
-        self.picker.note_written(int(response.offset))
-        return int(response.offset)
+        return self._acknowledged(response.offset, 1, topic, response.partition)
 
     async def produce_batch(
-        self, values: list[ValueInput] | tuple[ValueInput, ...], *, timeout: float | None = _DEFAULT
-    ) -> tuple[int, int]:
-        """Append values atomically at contiguous offsets; return ``(base_offset, count)``."""
-        request = encode_batch_request(encode_values(values))
+        self,
+        values: list[ValueInput] | tuple[ValueInput, ...],
+        *,
+        topic: str = "",
+        partition: int | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> tuple[Offset, int]:
+        """Append values atomically at contiguous offsets of one partition; return
+        ``(base_offset, count)`` (see ``Client.produce_batch``)."""
+        request = encode_batch_request(encode_values(values), topic, partition)
         response = await self._call(
             "ProduceBatch", request, idempotent=False, timeout=timeout, route=_PRODUCE
         )
-        self.picker.note_written(int(response.base_offset) + int(response.count) - 1)
-        return int(response.base_offset), int(response.count)
+        count = int(response.count)
+        return self._acknowledged(response.base_offset, count, topic, response.partition), count
 
     async def consume(
-        self, offset: int, *, min_offset: int | None = None, timeout: float | None = _DEFAULT
+        self,
+        offset: int,
+        *,
+        topic: str = "",
+        partition: int = 0,
+        min_offset: int | None = None,
+        timeout: float | None = _DEFAULT,
     ) -> Record:
-        """The record at ``offset``; OffsetOutOfRangeError outside the log's range.
-
-        ``min_offset`` (read-your-writes): the server first waits until it has committed
-        that offset, within the call's timeout. By default it is the last offset this
-        client's own produces were acknowledged at; 0 reads without waiting.
-        """
-        request = consume_request(offset, self.picker.read_floor(min_offset))
+        """The record at ``offset`` of ``topic`` ``partition`` (see ``Client.consume``)."""
+        floor = self.picker.read_floor(min_offset, topic, partition)
+        request = consume_request(offset, floor, topic, partition)
         response = await self._call("Consume", request, idempotent=True, timeout=timeout)
         record: Record = response.record
         return record
@@ -159,24 +171,30 @@ class AsyncClient(_ClientBase):
         max_wait_ms: int = 0,
         *,
         max_bytes: int = 0,
+        topic: str = "",
+        partition: int = 0,
         min_offset: int | None = None,
         timeout: float | None = _DEFAULT,
     ) -> Batch:
-        """Records from ``offset`` (waiting up to ``max_wait_ms`` at the end of the log),
-        once the server has committed ``min_offset`` (default: this client's last write)."""
-        floor = self.picker.read_floor(min_offset)
-        request = consume_batch_request(offset, max_records, max_bytes, max_wait_ms, floor)
+        """Records from ``offset`` of ``topic`` ``partition`` (see ``Client.consume_batch``)."""
+        floor = self.picker.read_floor(min_offset, topic, partition)
+        request = consume_batch_request(
+            offset, max_records, max_bytes, max_wait_ms, floor, topic, partition
+        )
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
         response = await self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)
         return batch_from(response)
 
-    async def stream_batches(self, offset: int, *, max_records: int = 0) -> AsyncIterator[Batch]:
-        """Batches of records from ``offset`` on, tailing; reconnects from the next offset."""
+    async def stream_batches(
+        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+    ) -> AsyncIterator[Batch]:
+        """Batches of records from ``offset`` of ``topic`` ``partition`` on, tailing;
+        reconnects from the next offset."""
         next_offset = check_offset(offset)
         delays = self.retry.delays()
         while True:
-            request = consume_batch_request(next_offset, max_records, 0, 0)
+            request = consume_batch_request(next_offset, max_records, 0, 0, 0, topic, partition)
             await self._refresh(self.timeout)
             addr = self.picker.for_consume()
             call = self._stub(addr, "ConsumeBatchStream")(request)
@@ -194,9 +212,15 @@ class AsyncClient(_ClientBase):
                 call.cancel()
             await asyncio.sleep(delay)
 
-    async def stream(self, offset: int, *, max_records: int = 0) -> AsyncIterator[Record]:
-        """Records from ``offset`` on, tailing new ones, until the iteration stops."""
-        async for batch in self.stream_batches(offset, max_records=max_records):
+    async def stream(
+        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+    ) -> AsyncIterator[Record]:
+        """Records from ``offset`` of ``topic`` ``partition`` on, tailing new ones, until
+        the iteration stops."""
+        batches = self.stream_batches(
+            offset, max_records=max_records, topic=topic, partition=partition
+        )
+        async for batch in batches:
             for record in batch.records:
                 yield record
 

@@ -23,11 +23,14 @@ from typing import Any, Final, Self
 
 import grpc
 
+from replog.client.admin import ADMIN_METHODS, AdminMethods
 from replog.client.core import (
     DEFAULT_SERVER,
+    DEFAULT_TIMEOUT,
     METHOD_PREFIX,
     Batch,
     HeadersInput,
+    Offset,
     RetryPolicy,
     ValueInput,
     batch_from,
@@ -48,7 +51,7 @@ from replog.v1.record_pb2 import Record
 
 __all__ = ["Client", "ServerAddress"]
 
-_DEFAULT: Final[Any] = object()
+_DEFAULT: Final[Any] = DEFAULT_TIMEOUT
 _PRODUCE, _CONSUME = "produce", "consume"
 _REFRESH_TIMEOUT_S = 2.0
 _MAX_MESSAGE_BYTES = 128 * 1024 * 1024
@@ -122,9 +125,10 @@ def _targets(server: str | Sequence[str] | None) -> list[str]:
 
 def _stubs(channel: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, (kind, ser, de) in _METHODS.items():
+    for name, (kind, ser, de) in (_METHODS | ADMIN_METHODS).items():
         factory = channel.unary_unary if kind == "uu" else channel.unary_stream
-        out[name] = factory(METHOD_PREFIX + name, request_serializer=ser, response_deserializer=de)
+        path = name if name.startswith("/") else METHOD_PREFIX + name
+        out[name] = factory(path, request_serializer=ser, response_deserializer=de)
     return out
 
 
@@ -175,6 +179,12 @@ class _ClientBase:
         self._creds = _credentials(ca, cert, key)
         self._conns: dict[str, dict[str, Any]] = {}
 
+    def _acknowledged(self, base: int, count: int, topic: str, partition: int) -> Offset:
+        """Note an acknowledged produce of ``count`` records from ``base`` (read-your-writes)
+        and give its base offset."""
+        self.picker.note_written(int(base) + count - 1, topic, int(partition))
+        return Offset(int(base), int(partition))
+
     def _pick(self, route: str) -> str:
         return self.picker.for_produce() if route == _PRODUCE else self.picker.for_consume()
 
@@ -196,7 +206,7 @@ class _ClientBase:
         return isinstance(_to_error(exc), UnavailableError | DeadlineExceededError)
 
 
-class Client(_ClientBase):
+class Client(_ClientBase, AdminMethods):
     """A blocking client of a replog server or cluster. ``server`` is ``HOST:PORT``, several
     of them comma-separated or as a list (bootstrap addresses; default from ``REPLOG_SERVER``
     or 127.0.0.1:7400). Thread-safe; use as a context manager or ``close()`` it. Errors are
@@ -281,41 +291,74 @@ class Client(_ClientBase):
         key: bytes | None = None,
         headers: HeadersInput = None,
         *,
+        topic: str = "",
+        partition: int | None = None,
         timeout: float | None = _DEFAULT,
-    ) -> int:
-        """Append one record; return its offset once the server acknowledged it."""
-        request = encode_produce_request(encode_record(value, key, headers))
+    ) -> Offset:
+        """Append one record to ``topic`` (default: ``default``); return its offset (an
+        ``Offset``: an int whose ``partition`` says where it went) once acknowledged.
+
+        ``partition`` None: the server chooses by the key (Kafka's murmur2 partitioner),
+        or a sticky partition for a record without one. UnknownTopicError and
+        UnknownPartitionError when the topic or partition does not exist.
+        """
+        request = encode_produce_request(encode_record(value, key, headers), topic, partition)
         response = self._call("Produce", request, idempotent=False, timeout=timeout, route=_PRODUCE)
-        self.picker.note_written(int(response.offset))
-        return int(response.offset)
+        return self._acknowledged(response.offset, 1, topic, response.partition)
 
     def produce_batch(
-        self, values: list[ValueInput] | tuple[ValueInput, ...], *, timeout: float | None = _DEFAULT
-    ) -> tuple[int, int]:
-        """Append values atomically at contiguous offsets; return ``(base_offset, count)``."""
-        return self.produce_encoded(encode_values(values), timeout=timeout)
+        self,
+        values: list[ValueInput] | tuple[ValueInput, ...],
+        *,
+        topic: str = "",
+        partition: int | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> tuple[Offset, int]:
+        """Append values atomically at contiguous offsets of one partition of ``topic``;
+        return ``(base_offset, count)`` (``base_offset.partition`` is the partition).
+
+        ``partition`` None: the partition of the records' keys (all keyed records must map
+        to one, else InvalidArgumentError), or a sticky one when none has a key.
+        """
+        return self.produce_encoded(
+            encode_values(values), topic=topic, partition=partition, timeout=timeout
+        )
 
     def produce_encoded(
-        self, records: list[bytes], *, timeout: float | None = _DEFAULT
-    ) -> tuple[int, int]:
+        self,
+        records: list[bytes],
+        *,
+        topic: str = "",
+        partition: int | None = None,
+        timeout: float | None = _DEFAULT,
+    ) -> tuple[Offset, int]:
         """``produce_batch`` of already serialized Records (see ``core.encode_record``)."""
-        request = encode_batch_request(records)
+        request = encode_batch_request(records, topic, partition)
         response = self._call(
             "ProduceBatch", request, idempotent=False, timeout=timeout, route=_PRODUCE
         )
-        self.picker.note_written(int(response.base_offset) + int(response.count) - 1)
-        return int(response.base_offset), int(response.count)
+        count = int(response.count)
+        return self._acknowledged(response.base_offset, count, topic, response.partition), count
 
     def consume(
-        self, offset: int, *, min_offset: int | None = None, timeout: float | None = _DEFAULT
+        self,
+        offset: int,
+        *,
+        topic: str = "",
+        partition: int = 0,
+        min_offset: int | None = None,
+        timeout: float | None = _DEFAULT,
     ) -> Record:
-        """The record at ``offset``; OffsetOutOfRangeError outside the log's range.
+        """The record at ``offset`` of ``topic`` (default: ``default``) ``partition``;
+        OffsetOutOfRangeError outside the partition's range.
 
         ``min_offset`` (read-your-writes): the server first waits until it has committed
         that offset, within the call's timeout. By default it is the last offset this
-        client's own produces were acknowledged at; 0 reads without waiting.
+        client's own produces to that partition were acknowledged at; 0 reads without
+        waiting.
         """
-        request = consume_request(offset, self.picker.read_floor(min_offset))
+        floor = self.picker.read_floor(min_offset, topic, partition)
+        request = consume_request(offset, floor, topic, partition)
         response = self._call("Consume", request, idempotent=True, timeout=timeout)
         record: Record = response.record
         return record
@@ -327,27 +370,35 @@ class Client(_ClientBase):
         max_wait_ms: int = 0,
         *,
         max_bytes: int = 0,
+        topic: str = "",
+        partition: int = 0,
         min_offset: int | None = None,
         timeout: float | None = _DEFAULT,
     ) -> Batch:
-        """Records from ``offset`` (waiting up to ``max_wait_ms`` at the end of the log),
-        once the server has committed ``min_offset`` (default: this client's last write)."""
-        floor = self.picker.read_floor(min_offset)
-        request = consume_batch_request(offset, max_records, max_bytes, max_wait_ms, floor)
+        """Records from ``offset`` of ``topic`` ``partition`` (waiting up to ``max_wait_ms``
+        at its end), once the server has committed ``min_offset`` (default: this client's
+        last write to that partition)."""
+        floor = self.picker.read_floor(min_offset, topic, partition)
+        request = consume_batch_request(
+            offset, max_records, max_bytes, max_wait_ms, floor, topic, partition
+        )
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
         response = self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)
         return batch_from(response)
 
-    def stream_batches(self, offset: int, *, max_records: int = 0) -> Iterator[Batch]:
-        """Batches of records from ``offset`` on, tailing new ones until closed.
+    def stream_batches(
+        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+    ) -> Iterator[Batch]:
+        """Batches of records from ``offset`` of ``topic`` ``partition`` on, tailing new
+        ones until closed.
 
         A lost connection is re-established (with backoff) from the next offset.
         """
         next_offset = check_offset(offset)
         delays = self.retry.delays()
         while True:
-            request = consume_batch_request(next_offset, max_records, 0, 0)
+            request = consume_batch_request(next_offset, max_records, 0, 0, 0, topic, partition)
             self._refresh(self.timeout)
             addr = self.picker.for_consume()
             call = self._stub(addr, "ConsumeBatchStream")(request)
@@ -365,9 +416,15 @@ class Client(_ClientBase):
                 call.cancel()
             time.sleep(delay)
 
-    def stream(self, offset: int, *, max_records: int = 0) -> Iterator[Record]:
-        """Records from ``offset`` on, tailing new ones; stop by closing the iterator."""
-        for batch in self.stream_batches(offset, max_records=max_records):
+    def stream(
+        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+    ) -> Iterator[Record]:
+        """Records from ``offset`` of ``topic`` ``partition`` on, tailing new ones; stop by
+        closing the iterator."""
+        batches = self.stream_batches(
+            offset, max_records=max_records, topic=topic, partition=partition
+        )
+        for batch in batches:
             yield from batch.records
 
     def servers(self, *, timeout: float | None = _DEFAULT) -> list[ServerAddress]:

@@ -16,12 +16,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, Final, NamedTuple
 
 from replog.errors import (
+    AlreadyExistsError,
     BatchTooLargeError,
+    ConfigError,
     DeadlineExceededError,
     InvalidArgumentError,
+    NotFoundError,
     OffsetOutOfRangeError,
     PermissionDeniedError,
     RecordTooLargeError,
@@ -30,13 +33,18 @@ from replog.errors import (
     ServerError,
     UnauthenticatedError,
     UnavailableError,
+    UnknownPartitionError,
+    UnknownTopicError,
 )
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Header, Record
 
 __all__ = [
     "DEFAULT_SERVER",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TOPIC",
     "Batch",
+    "Offset",
     "batch_from",
     "HeadersInput",
     "RetryPolicy",
@@ -49,6 +57,10 @@ __all__ = [
 ]
 
 DEFAULT_SERVER = "127.0.0.1:7400"
+#: The ``timeout`` a call is given when its caller gives none: the client's own.
+DEFAULT_TIMEOUT: Final[Any] = object()
+#: The topic a call that names none addresses (the server's ``default``).
+DEFAULT_TOPIC = "default"
 METHOD_PREFIX = "/replog.v1.Log/"
 
 HeadersInput = Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None
@@ -79,6 +91,19 @@ class Batch(NamedTuple):
         batch is empty. None when the batch is empty and the server did not say."""
         after_last = self.records[-1].offset + 1 if self.records else 0
         return max(self.resume_offset, after_last) or None
+
+
+class Offset(int):
+    """The offset a produce was acknowledged at: an ``int``, which also says the
+    ``partition`` the record went to (the partitioner's choice when the call named none)."""
+
+    partition: int
+
+    def __new__(cls, offset: int, partition: int = 0) -> Offset:
+        """The offset ``offset`` of partition ``partition``."""
+        made = super().__new__(cls, offset)
+        made.partition = partition
+        return made
 
 
 def batch_from(response: log_pb2.ConsumeBatchResponse) -> Batch:
@@ -151,16 +176,42 @@ def encode_record(
     return data
 
 
-def encode_produce_request(record: bytes) -> bytes:
-    """A serialized ProduceRequest around a serialized Record."""
-    return _field(0x0A, record)
+def routing_fields(topic: str = "", partition: int | None = None) -> bytes:
+    """The topic (field 2) and partition (field 3) of a produce request, serialized; empty
+    for the default topic with the partition left to the server."""
+    if not isinstance(topic, str):
+        raise InvalidArgumentError(f"a topic must be a str, got {type(topic).__name__}")
+    out = _field(0x12, topic.encode()) if topic else b""
+    if partition is not None:
+        check_partition(partition)
+        out += b"\x18" + _varint(partition)
+    return out
 
 
-def encode_batch_request(records: Iterable[bytes]) -> bytes:
-    """A serialized ProduceBatchRequest from serialized Records."""
+def check_partition(partition: object) -> int:
+    """The partition number, checked to be an unsigned 32-bit integer."""
+    if not isinstance(partition, int) or isinstance(partition, bool) or not 0 <= partition < 2**32:
+        raise InvalidArgumentError(
+            f"a partition must be an unsigned 32-bit integer, got {partition!r}"
+        )
+    return partition
+
+
+def encode_produce_request(record: bytes, topic: str = "", partition: int | None = None) -> bytes:
+    """A serialized ProduceRequest around a serialized Record, to ``topic`` ("" = default)
+    and ``partition`` (None = the server's partitioner chooses)."""
+    return _field(0x0A, record) + routing_fields(topic, partition)
+
+
+def encode_batch_request(
+    records: Iterable[bytes], topic: str = "", partition: int | None = None
+) -> bytes:
+    """A serialized ProduceBatchRequest from serialized Records (see ``encode_produce_request``
+    for ``topic`` and ``partition``)."""
     parts: list[bytes] = []
     for record in records:
         parts += (field_header(len(record)), record)
+    parts.append(routing_fields(topic, partition))
     return b"".join(parts)
 
 
@@ -172,10 +223,18 @@ def encode_values(values: Iterable[ValueInput]) -> list[bytes]:
     return out
 
 
-def consume_batch_request(
-    offset: int, max_records: int, max_bytes: int, max_wait_ms: int, min_offset: int = 0
+def consume_batch_request(  # noqa: PLR0917  (the request's fields)
+    offset: int,
+    max_records: int,
+    max_bytes: int,
+    max_wait_ms: int,
+    min_offset: int = 0,
+    topic: str = "",
+    partition: int = 0,
 ) -> log_pb2.ConsumeBatchRequest:
-    """A checked ConsumeBatchRequest."""
+    """A checked ConsumeBatchRequest of ``topic`` ("" = default) and ``partition``."""
+    _check_topic(topic)
+    check_partition(partition)
     _check_u64("offset", offset)
     _check_u64("min_offset", min_offset)
     for name, value in (
@@ -191,14 +250,27 @@ def consume_batch_request(
         max_bytes=max_bytes,
         max_wait_ms=max_wait_ms,
         min_offset=min_offset,
+        topic=topic,
+        partition=partition,
     )
 
 
-def consume_request(offset: int, min_offset: int = 0) -> log_pb2.ConsumeRequest:
+def consume_request(
+    offset: int, min_offset: int = 0, topic: str = "", partition: int = 0
+) -> log_pb2.ConsumeRequest:
     """A checked ConsumeRequest (``min_offset``: read-your-writes, 0 = no wait)."""
+    _check_topic(topic)
+    check_partition(partition)
     _check_u64("offset", offset)
     _check_u64("min_offset", min_offset)
-    return log_pb2.ConsumeRequest(offset=offset, min_offset=min_offset)
+    return log_pb2.ConsumeRequest(
+        offset=offset, min_offset=min_offset, topic=topic, partition=partition
+    )
+
+
+def _check_topic(topic: object) -> None:
+    if not isinstance(topic, str):
+        raise InvalidArgumentError(f"a topic must be a str, got {type(topic).__name__}")
 
 
 def _check_u64(name: str, value: object) -> None:
@@ -226,7 +298,17 @@ def error_from_status(
         err = OffsetOutOfRangeError(0, 0, 0)
         err.args = (details,)
         return err
+    if code == "NOT_FOUND":
+        return _not_found(details, meta)
+    if code == "ALREADY_EXISTS":
+        if "replog-topic-bin" in meta:
+            return AlreadyExistsError(meta["replog-topic-bin"])
+        exists = AlreadyExistsError("")
+        exists.args = (details,)
+        return exists
     if code == "INVALID_ARGUMENT":
+        if meta.get("replog-error-code") == ConfigError.code:
+            return ConfigError(details)
         parts = meta.get("replog-size", "").split(",")
         if len(parts) == 2 and all(p.isdigit() for p in parts):
             return RecordTooLargeError(int(parts[0]), int(parts[1]))
@@ -256,6 +338,19 @@ def error_from_status(
     if code == "RESOURCE_EXHAUSTED":
         return ResourceExhaustedError(details)
     return ServerError(f"{code}: {details}")
+
+
+def _not_found(details: str, meta: Mapping[str, str]) -> ReplogError:
+    """UnknownTopicError or UnknownPartitionError as the server raised it (NotFoundError
+    from a server that did not say which)."""
+    topic = meta.get("replog-topic-bin")
+    if topic is not None:
+        parts = meta.get("replog-partition", "").split(",")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            return UnknownPartitionError(topic, int(parts[0]), int(parts[1]))
+        if meta.get("replog-error-code") == UnknownTopicError.code:
+            return UnknownTopicError(topic)
+    return NotFoundError(details)
 
 
 def _tls_hint(details: str) -> str:

@@ -27,6 +27,7 @@ from replog.errors import InvalidArgumentError
 __all__ = ["Member", "Picker", "parse_bootstrap"]
 
 DEFAULT_REFRESH_S = 10.0
+_DEFAULT_TOPIC = "default"  # the server's topic for calls that name none
 _FAILED_TTL_S = 3.0
 
 
@@ -70,18 +71,30 @@ class Picker:
         self._refreshed_at: float | None = None
         self._refreshing = False
         self._lock = threading.Lock()
-        # The highest offset this client's own produces were acknowledged at: reads that do
-        # not say otherwise wait until the node serving them has committed it, so a client
-        # always reads its own writes even from a follower that has not heard of them yet.
-        self.written = 0
+        # The highest offset this client's own produces were acknowledged at, per (topic,
+        # partition): reads that do not say otherwise wait until the node serving them has
+        # committed it, so a client always reads its own writes even from a follower that
+        # has not heard of them yet. Each partition has offsets of its own.
+        self._written: dict[tuple[str, int], int] = {}
 
-    def note_written(self, last_offset: int) -> None:
-        """Remember that a produce of this client was acknowledged up to ``last_offset``."""
-        self.written = max(self.written, last_offset)
+    @property
+    def written(self) -> int:
+        """The last offset this client wrote to the default topic's partition 0."""
+        return self._written.get((_DEFAULT_TOPIC, 0), 0)
 
-    def read_floor(self, min_offset: int | None) -> int:
-        """The ``min_offset`` a read sends: the caller's, else this client's last write."""
-        return self.written if min_offset is None else min_offset
+    def note_written(self, last_offset: int, topic: str = "", partition: int = 0) -> None:
+        """Remember that a produce of this client was acknowledged up to ``last_offset`` on
+        ``topic`` ("" = default) ``partition``."""
+        where = (topic or _DEFAULT_TOPIC, partition)
+        with self._lock:
+            self._written[where] = max(self._written.get(where, 0), last_offset)
+
+    def read_floor(self, min_offset: int | None, topic: str = "", partition: int = 0) -> int:
+        """The ``min_offset`` a read of ``topic`` ``partition`` sends: the caller's, else
+        this client's last write there."""
+        if min_offset is not None:
+            return min_offset
+        return self._written.get((topic or _DEFAULT_TOPIC, partition), 0)
 
     # -- the view -----------------------------------------------------------------------------
 

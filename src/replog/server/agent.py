@@ -19,15 +19,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from replog.errors import ConfigError, StorageIOError
+from replog.errors import ConfigError, StorageIOError, UnknownPartitionError, UnknownTopicError
 from replog.security.acl import Authorizer
 from replog.security.tls import (
     grpc_channel_credentials,
     grpc_server_credentials,
     server_ssl_context,
 )
+from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
-from replog.server.backend import SingleNodeBackend
+from replog.server.backend import LogBackend, SingleNodeBackend
 from replog.server.cluster import ClusterNode
 from replog.server.cluster_backend import RaftBackend
 from replog.server.grpc_service import SERVICE_NAME, LogService
@@ -78,6 +79,7 @@ class Agent:
         self.cluster: ClusterNode | None = None
         self._grpc: aio.Server | None = None
         self._service: LogService | None = None
+        self._admin: AdminService | None = None
         self._health: health.aio.HealthServicer | None = None
         self._http_state: HttpState | None = None
         self._runner: web.AppRunner | None = None
@@ -188,19 +190,23 @@ class Agent:
         self.metrics.bind_log(lambda: backend.size_bytes, lambda: backend.segment_count)
 
         limits = Limits(s.max_batch_records, s.max_streams_per_identity)
-        self._service = LogService(backend, self.metrics, limits)
+        topics = _OneTopic(backend)
+        self._service = LogService(topics, self.metrics, limits)  # type: ignore[arg-type]
+        self._admin = AdminService(topics, self.metrics)  # type: ignore[arg-type]
         gate = self.gatekeeper
         server = aio.server(
             interceptors=[GrpcAuthInterceptor(gate)] if gate.authorizer is not None else None,
             options=_grpc_options(s.idle_timeout_s),
         )
         self._grpc = server
-        server.add_generic_rpc_handlers((self._service.generic_handler(),))
+        server.add_generic_rpc_handlers(
+            (self._service.generic_handler(), self._admin.generic_handler())
+        )
         if self.cluster is not None:
             server.add_generic_rpc_handlers(tuple(self.cluster.generic_handlers()))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, server)
         host, _ = split_addr(s.grpc_addr, "grpc_addr")
         try:
@@ -223,6 +229,7 @@ class Agent:
         serving = health_pb2.HealthCheckResponse.SERVING
         await self._health.set("", serving)
         await self._health.set(SERVICE_NAME, serving)
+        await self._health.set(ADMIN_SERVICE_NAME, serving)
 
         self._http_state = HttpState(backend, self.metrics, self.cluster, limits)
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
@@ -258,6 +265,8 @@ class Agent:
             await self.cluster.shutdown_transfer()  # producers move to the new leader
         if self._service is not None:
             self._service.draining = True
+        if self._admin is not None:
+            self._admin.draining = True
         if self._http_state is not None:
             self._http_state.draining = True
         if self._health is not None:
@@ -278,6 +287,27 @@ class Agent:
         elif self._log is not None:
             await asyncio.to_thread(self._log.close)
         log.info("stopped")
+
+
+class _OneTopic:
+    """The ``default`` topic of one partition over one backend (until BrokerBackend)."""
+
+    def __init__(self, backend: LogBackend) -> None:
+        self.backend = backend
+
+    def partition(self, topic: str, partition: int) -> LogBackend:
+        if (topic or "default") != "default":
+            raise UnknownTopicError(topic)
+        if partition != 0:
+            raise UnknownPartitionError("default", partition, 1)
+        return self.backend
+
+    def partition_for(self, topic: str, key: bytes | None) -> int:
+        self.partition(topic, 0)
+        return 0
+
+    def next_batch(self, topic: str) -> None:
+        pass
 
 
 def _grpc_options(idle_timeout_s: float) -> list[tuple[str, int]]:

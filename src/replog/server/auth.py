@@ -47,6 +47,13 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Cluster/Status": Action.CONSUME,
     "/replog.v1.Cluster/Remove": Action.ADMIN,
     "/replog.v1.Cluster/TransferLeader": Action.ADMIN,
+    # Admin: changing topics is admin; reading their descriptions is like GetServers.
+    "/replog.v1.Admin/CreateTopic": Action.ADMIN,
+    "/replog.v1.Admin/DeleteTopic": Action.ADMIN,
+    "/replog.v1.Admin/AlterTopicConfig": Action.ADMIN,
+    "/replog.v1.Admin/CreatePartitions": Action.ADMIN,
+    "/replog.v1.Admin/ListTopics": Action.CONSUME,
+    "/replog.v1.Admin/DescribeTopic": Action.CONSUME,
 }
 #: Services anyone who completed the TLS handshake may call: probes and reflection.
 _OPEN_GRPC_SERVICES = (

@@ -1,4 +1,8 @@
-"""The ``replog.v1.Log`` gRPC service (grpc.aio) over a LogBackend.
+"""The ``replog.v1.Log`` gRPC service (grpc.aio) over a TopicsBackend.
+
+Each request's (topic, partition) is resolved to that partition's LogBackend (see
+``routing``: an empty topic is ``default``; a produce without a partition goes where its
+keys map, or to the sticky partition); responses to produces name the partition.
 
 Read responses are built as bytes straight from the Log's serialized records (see ``wire``),
 so the service is registered with hand-made method handlers whose serializers pass bytes
@@ -22,15 +26,17 @@ from replog.errors import (
     UnavailableError,
 )
 from replog.security.identity import subject_from_grpc_auth
-from replog.server.backend import STALL_S, LogBackend, ReadResult
+from replog.server.backend import STALL_S, LogBackend, ReadResult, ServerInfo
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
+from replog.server.routing import end_sticky, keys_of, produce_target, read_target
 from replog.server.status import grpc_code_for, metadata_for
+from replog.server.topics import DEFAULT_TOPIC, TopicsBackend
 from replog.server.wire import (
     check_parsed,
     encode_batch_response,
     encode_consume_response,
-    produce_batch_values,
+    produce_batch_request,
     produce_value,
     request_parser,
 )
@@ -65,12 +71,22 @@ def _identity(data: bytes) -> bytes:
 
 
 class LogService:
-    """Handlers of the Log service; ``draining`` makes new calls fail with UNAVAILABLE."""
+    """Handlers of the Log service; ``draining`` makes new calls fail with UNAVAILABLE.
+
+    ``servers`` lists the cluster's servers for GetServers (default: those the ``default``
+    topic's partition 0 reports).
+    """
 
     def __init__(
-        self, backend: LogBackend, metrics: ServerMetrics, limits: Limits | None = None
+        self,
+        topics: TopicsBackend,
+        metrics: ServerMetrics,
+        limits: Limits | None = None,
+        *,
+        servers: Callable[[], list[ServerInfo]] | None = None,
     ) -> None:
-        self.backend = backend
+        self.topics = topics
+        self._servers = servers or (lambda: topics.partition(DEFAULT_TOPIC, 0).servers())
         self.metrics = metrics
         self.limits = limits or Limits()
         self.draining = False
@@ -209,18 +225,34 @@ class LogService:
 
     # -- produce ---------------------------------------------------------------------------
 
+    def _submit_one(self, request: log_pb2.ProduceRequest) -> tuple[asyncio.Future[int], int]:
+        """Queue one ProduceRequest's record on its partition: (the offset's future, the
+        partition)."""
+        value = produce_value(request)  # refuses a malformed message first
+        partition = request.partition if request.HasField("partition") else None
+        key = request.record.key
+        target = produce_target(self.topics, request.topic, partition, [key] if key else [])
+        future = target.backend.submit([value])
+        end_sticky(self.topics, request.topic, target)
+        return future, target.partition
+
     async def _produce(
         self, request: log_pb2.ProduceRequest, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.ProduceResponse:
-        offset = await self.backend.submit([produce_value(request)])
-        return log_pb2.ProduceResponse(offset=offset)
+        future, partition = self._submit_one(request)
+        return log_pb2.ProduceResponse(offset=await future, partition=partition)
 
     async def _produce_batch(
         self, request: bytes, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.ProduceBatchResponse:
-        values = produce_batch_values(request, self.limits.max_batch_records)
-        base = await self.backend.submit(values)
-        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(values))
+        values, topic, partition = produce_batch_request(request, self.limits.max_batch_records)
+        target = produce_target(self.topics, topic, partition, keys_of(values))
+        future = target.backend.submit(values)
+        end_sticky(self.topics, topic, target)
+        base = await future
+        return log_pb2.ProduceBatchResponse(
+            base_offset=base, count=len(values), partition=target.partition
+        )
 
     async def _produce_stream(
         self,
@@ -229,7 +261,7 @@ class LogService:
     ) -> AsyncIterator[log_pb2.ProduceResponse]:
         # Requests are queued for appending as they arrive (so they share group commits),
         # up to STREAM_PIPELINE_BYTES of them; answers go back in request order.
-        pending: asyncio.Queue[tuple[asyncio.Future[int], int] | None] = asyncio.Queue(
+        pending: asyncio.Queue[tuple[asyncio.Future[int], int, int] | None] = asyncio.Queue(
             _STREAM_PIPELINE
         )
         budget = _ByteBudget(STREAM_PIPELINE_BYTES)
@@ -237,10 +269,11 @@ class LogService:
         async def pump() -> None:
             try:
                 async for request in requests:
-                    value = produce_value(request)  # refuses a malformed message first
+                    check_parsed(request)
                     size = request.record.ByteSize()
                     await budget.take(size)
-                    await pending.put((self.backend.submit([value]), size))
+                    future, partition = self._submit_one(request)
+                    await pending.put((future, size, partition))
             finally:
                 await pending.put(None)
 
@@ -249,25 +282,30 @@ class LogService:
             while (item := await pending.get()) is not None:
                 offset = await item[0]
                 budget.give(item[1])
-                yield log_pb2.ProduceResponse(offset=offset)
+                yield log_pb2.ProduceResponse(offset=offset, partition=item[2])
             await pumper
         finally:
             pumper.cancel()
 
     # -- consume ---------------------------------------------------------------------------
 
-    def _check_start(self, offset: int) -> None:
-        lowest, high = self.backend.lowest_offset, self.backend.high_watermark
+    @staticmethod
+    def _check_start(backend: LogBackend, offset: int) -> None:
+        lowest, high = backend.lowest_offset, backend.high_watermark
         if not lowest <= offset <= high:
             raise OffsetOutOfRangeError(offset, lowest, high)
 
+    @staticmethod
     async def _await_min_offset(
-        self, min_offset: int, max_wait_ms: int, context: aio.ServicerContext[Any, Any]
+        backend: LogBackend,
+        min_offset: int,
+        max_wait_ms: int,
+        context: aio.ServicerContext[Any, Any],
     ) -> None:
         """Read-your-writes: wait until this node committed ``min_offset`` (bounded by
         ``max_wait_ms``, else by the call's deadline, at most a minute); UNAVAILABLE (safe to
         retry elsewhere) if it does not in time."""
-        if not min_offset or self.backend.high_watermark > min_offset:
+        if not min_offset or backend.high_watermark > min_offset:
             return
         remaining = context.time_remaining()
         limit_s = MAX_WAIT_MS_LIMIT / 1000
@@ -275,22 +313,23 @@ class LogService:
             limit_s = min(limit_s, max_wait_ms / 1000)
         if remaining is not None:
             limit_s = min(limit_s, max(0.0, remaining - 0.05))  # answer before the deadline
-        if not await self.backend.wait_committed(min_offset, limit_s):
+        if not await backend.wait_committed(min_offset, limit_s):
             raise UnavailableError(
                 f"this node has not committed offset {min_offset} yet "
-                f"(high watermark {self.backend.high_watermark})",
+                f"(high watermark {backend.high_watermark})",
                 certainly_not_applied=True,
             )
 
     async def _consume(
         self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
     ) -> bytes:
-        await self._await_min_offset(request.min_offset, 0, context)
-        payloads = self.backend.read_from(request.offset, 1, 1).payloads
+        backend = read_target(self.topics, request.topic, request.partition)
+        await self._await_min_offset(backend, request.min_offset, 0, context)
+        payloads = backend.read_from(request.offset, 1, 1).payloads
         # A read skips control records: one that starts on one gives the next user record.
         if not payloads or Record.FromString(payloads[0]).offset != request.offset:
-            high = self.backend.high_watermark
-            raise OffsetOutOfRangeError(request.offset, self.backend.lowest_offset, high)
+            high = backend.high_watermark
+            raise OffsetOutOfRangeError(request.offset, backend.lowest_offset, high)
         self.metrics.on_read("grpc", 1, len(payloads[0]))
         return encode_consume_response(payloads[0])
 
@@ -299,32 +338,33 @@ class LogService:
     ) -> bytes:
         max_records, max_bytes = _limits(request)
         offset = request.offset
-        await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
-        self._check_start(offset)
-        result = self.backend.read_from(offset, max_records, max_bytes)
+        backend = read_target(self.topics, request.topic, request.partition)
+        await self._await_min_offset(backend, request.min_offset, request.max_wait_ms, context)
+        self._check_start(backend, offset)
+        result = backend.read_from(offset, max_records, max_bytes)
         if not result.payloads and request.max_wait_ms:
             wait_s = min(request.max_wait_ms, MAX_WAIT_MS_LIMIT) / 1000
-            if await self.backend.wait_for_data(result.next_offset, wait_s):
-                result = self.backend.read_from(result.next_offset, max_records, max_bytes)
+            if await backend.wait_for_data(result.next_offset, wait_s):
+                result = backend.read_from(result.next_offset, max_records, max_bytes)
         payloads = result.payloads
         self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
-        return encode_batch_response(payloads, self.backend.high_watermark, result.next_offset)
+        return encode_batch_response(payloads, backend.high_watermark, result.next_offset)
 
     async def _tail(
-        self, offset: int, max_records: int, max_bytes: int
+        self, backend: LogBackend, offset: int, max_records: int, max_bytes: int
     ) -> AsyncIterator[ReadResult]:
         """Reads from ``offset`` on, tailing. Each turn yields records, moves past control
         records (at most one turn in a row: a read skips all it meets), or waits."""
-        self._check_start(offset)
+        self._check_start(backend, offset)
         woken = False
         while True:
-            result = self.backend.read_from(offset, max_records, max_bytes)
+            result = backend.read_from(offset, max_records, max_bytes)
             if result.payloads:
                 yield result
             elif result.next_offset <= offset:
                 if woken:  # woken, yet nothing to read: a backend bug must not spin the loop
                     await asyncio.sleep(STALL_S)
-                woken = await self.backend.wait_for_data(offset, None)
+                woken = await backend.wait_for_data(offset, None)
                 continue
             woken = False
             offset = max(offset, result.next_offset)
@@ -332,8 +372,10 @@ class LogService:
     async def _consume_stream(
         self, request: log_pb2.ConsumeRequest, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        await self._await_min_offset(request.min_offset, 0, context)
-        async for payloads, _ in self._tail(request.offset, DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES):
+        backend = read_target(self.topics, request.topic, request.partition)
+        await self._await_min_offset(backend, request.min_offset, 0, context)
+        tail = self._tail(backend, request.offset, DEFAULT_MAX_RECORDS, DEFAULT_MAX_BYTES)
+        async for payloads, _ in tail:
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
             for payload in payloads:
                 yield encode_consume_response(payload)
@@ -343,17 +385,20 @@ class LogService:
     ) -> AsyncIterator[bytes]:
         max_records, max_bytes = _limits(request)
         max_bytes = min(max_bytes, STREAM_MAX_BYTES)
-        await self._await_min_offset(request.min_offset, request.max_wait_ms, context)
-        async for payloads, next_offset in self._tail(request.offset, max_records, max_bytes):
+        backend = read_target(self.topics, request.topic, request.partition)
+        await self._await_min_offset(backend, request.min_offset, request.max_wait_ms, context)
+        async for payloads, next_offset in self._tail(
+            backend, request.offset, max_records, max_bytes
+        ):
             self.metrics.on_read("grpc", len(payloads), sum(map(len, payloads)))
-            yield encode_batch_response(payloads, self.backend.high_watermark, next_offset)
+            yield encode_batch_response(payloads, backend.high_watermark, next_offset)
 
     async def _get_servers(
         self, request: log_pb2.GetServersRequest, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.GetServersResponse:
         servers = [
             log_pb2.Server(id=s.id, rpc_addr=s.rpc_addr, is_leader=s.is_leader, is_voter=s.is_voter)
-            for s in self.backend.servers()
+            for s in self._servers()
         ]
         return log_pb2.GetServersResponse(servers=servers)
 

@@ -7,6 +7,7 @@ import grpc
 from replog.errors import (
     AlreadyExistsError,
     BatchTooLargeError,
+    ConfigError,
     InvalidArgumentError,
     LogClosedError,
     NotFoundError,
@@ -17,6 +18,8 @@ from replog.errors import (
     ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
+    UnknownPartitionError,
+    UnknownTopicError,
 )
 
 __all__ = ["grpc_code_for", "http_status_for", "metadata_for"]
@@ -30,7 +33,7 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, AlreadyExistsError):
         return grpc.StatusCode.ALREADY_EXISTS
-    if isinstance(exc, InvalidArgumentError):
+    if isinstance(exc, InvalidArgumentError | ConfigError):  # a topic's bad config key
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, UnavailableError | LogClosedError):
         return grpc.StatusCode.UNAVAILABLE
@@ -43,10 +46,18 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-def metadata_for(exc: ReplogError) -> tuple[tuple[str, str], ...]:
-    """Trailing metadata that lets a client rebuild the exact error."""
-    items: list[tuple[str, str]] = [("replog-error-code", exc.code)]
-    if isinstance(exc, OffsetOutOfRangeError):
+def metadata_for(exc: ReplogError) -> tuple[tuple[str, str | bytes], ...]:
+    """Trailing metadata that lets a client rebuild the exact error.
+
+    A topic name travels as binary metadata (``-bin``): an unknown one may be any text.
+    """
+    items: list[tuple[str, str | bytes]] = [("replog-error-code", exc.code)]
+    if isinstance(exc, UnknownTopicError | AlreadyExistsError):
+        items.append(("replog-topic-bin", exc.topic.encode("utf-8", "replace")))
+    elif isinstance(exc, UnknownPartitionError):
+        items.append(("replog-topic-bin", exc.topic.encode("utf-8", "replace")))
+        items.append(("replog-partition", f"{exc.partition},{exc.partitions}"))
+    elif isinstance(exc, OffsetOutOfRangeError):
         items.append(("replog-range", f"{exc.offset},{exc.lowest},{exc.next_offset}"))
     elif isinstance(exc, RecordTooLargeError):
         items.append(("replog-size", f"{exc.size},{exc.limit}"))
@@ -70,7 +81,7 @@ def http_status_for(exc: ReplogError) -> int:
         return 409
     if isinstance(exc, RecordTooLargeError | BatchTooLargeError):
         return 413
-    if isinstance(exc, InvalidArgumentError):
+    if isinstance(exc, InvalidArgumentError | ConfigError):
         return 400
     if isinstance(exc, UnavailableError | LogClosedError):
         return 503

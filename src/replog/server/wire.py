@@ -9,7 +9,7 @@ and a ProduceBatchRequest whose records hold only values is recognised by its le
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
@@ -20,11 +20,13 @@ from replog.v1.log_pb2 import ProduceBatchRequest, ProduceRequest
 from replog.v1.record_pb2 import Record
 
 __all__ = [
+    "BatchRequest",
     "MalformedRequest",
     "check_parsed",
     "check_batch_size",
     "encode_batch_response",
     "encode_consume_response",
+    "produce_batch_request",
     "produce_batch_values",
     "produce_value",
     "record_value",
@@ -148,32 +150,63 @@ def _value_only_total(values: list[bytes]) -> int:
         return sum(map(_value_only_size, map(len, values)))
 
 
+class BatchRequest(NamedTuple):
+    """A parsed ProduceBatchRequest: what to append, its topic ("" = default) and the
+    partition it names (None: the partitioner chooses)."""
+
+    values: list[bytes | Record]
+    topic: str
+    partition: int | None
+
+
 def produce_batch_values(
     data: bytes, max_records: int = MAX_BATCH_RECORDS_LIMIT
 ) -> list[bytes | Record]:
-    """What to append for a serialized ProduceBatchRequest, as ``record_value`` gives.
+    """What to append for a serialized ProduceBatchRequest, as ``record_value`` gives
+    (its topic and partition are ignored: see ``produce_batch_request``)."""
+    return produce_batch_request(data, max_records).values
+
+
+def produce_batch_request(data: bytes, max_records: int = MAX_BATCH_RECORDS_LIMIT) -> BatchRequest:
+    """A serialized ProduceBatchRequest's values (as ``record_value`` gives), topic and
+    partition.
 
     Most batches carry bare values: the request is parsed once, the values taken, and if
     the request is exactly as long as those values wrapped minimally as Records (each
-    Record only a value field), no record can hold anything else, so none is inspected.
-    Otherwise each record is looked at. Raises InvalidArgumentError for bytes that do not
-    parse, a batch without records, or one over the limits ``check_batch_size`` applies.
+    Record only a value field) plus its topic and partition fields, no record can hold
+    anything else, so none is inspected. Otherwise each record is looked at. Raises
+    InvalidArgumentError for bytes that do not parse, a batch without records, or one over
+    the limits ``check_batch_size`` applies.
     """
     check_batch_size(data, max_records)
     try:
-        records = ProduceBatchRequest.FromString(data).records
+        request = ProduceBatchRequest.FromString(data)
     except DecodeError:
         raise InvalidArgumentError(MalformedRequest("ProduceBatchRequest").message) from None
+    records = request.records
     if not len(records):
         raise InvalidArgumentError("ProduceBatch needs at least one record")
     if len(records) > max_records:
         raise BatchTooLargeError(len(records), max_records)
+    partition = request.partition if request.HasField("partition") else None
+    topic = request.topic
     values: list[bytes | Record] = [record.value for record in records]
-    if _value_only_total(values) == len(data):  # type: ignore[arg-type]
-        return values
+    if _value_only_total(values) + _routing_size(topic, partition) == len(data):  # type: ignore[arg-type]
+        return BatchRequest(values, topic, partition)
     if len(records) + sum(len(record.headers) for record in records) > 2 * max_records:
         raise _too_many_messages(max_records)
-    return [record_value(record) for record in records]
+    return BatchRequest([record_value(record) for record in records], topic, partition)
+
+
+def _routing_size(topic: str, partition: int | None) -> int:
+    """Bytes the topic and partition fields take, minimally encoded (0 when absent)."""
+    size = 0
+    if topic:
+        encoded = len(topic.encode())
+        size += 1 + len(varint(encoded)) + encoded
+    if partition is not None:
+        size += 1 + len(varint(partition))
+    return size
 
 
 # -- the size of a produce request, before it is parsed ---------------------------------------

@@ -12,6 +12,7 @@ from replog.server.backend import ReadResult, SingleNodeBackend
 from replog.server.grpc_service import LogService
 from replog.server.metrics import ServerMetrics
 from replog.storage import Log, LogConfig
+from tests.unit.server.one_topic import OneTopic
 
 
 class _RestlessBackend(SingleNodeBackend):
@@ -32,8 +33,8 @@ async def test_a_tail_woken_without_data_backs_off_instead_of_spinning(tmp_path:
     log = Log(tmp_path, LogConfig(sync="never"))
     backend = _RestlessBackend(log, server_id="n1", rpc_addr="127.0.0.1:0")
     backend.start()
-    service = LogService(backend, ServerMetrics(None))
-    tail = service._tail(0, 1, 1)
+    service = LogService(OneTopic(backend), ServerMetrics(None))
+    tail = service._tail(backend, 0, 1, 1)
     reader = asyncio.ensure_future(anext(tail))
     try:
         await asyncio.sleep(0.5)  # the loop must get here while the tail waits for data

@@ -1,0 +1,169 @@
+"""The ``replog.v1.Admin`` gRPC service (grpc.aio): topic administration over a TopicsBackend.
+
+Errors map as the Log service's do (``status``): a bad name, count or config key is
+INVALID_ARGUMENT, a duplicate topic ALREADY_EXISTS, an unknown one NOT_FOUND, each with the
+trailing metadata a client rebuilds the exact error from; the backend changes nothing then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from replog.broker.model import TopicDescription
+from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
+from replog.server.metrics import ServerMetrics
+from replog.server.status import grpc_code_for, metadata_for
+from replog.server.topics import TopicsBackend
+from replog.server.wire import check_parsed, request_parser
+from replog.v1 import admin_pb2
+
+__all__ = ["ADMIN_SERVICE_NAME", "AdminService", "topic_info"]
+
+ADMIN_SERVICE_NAME = "replog.v1.Admin"
+
+log = logging.getLogger("replog.server.admin")
+
+_Handler = Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+def topic_info(topic: TopicDescription) -> admin_pb2.TopicInfo:
+    """The TopicInfo message of a topic's description."""
+    return admin_pb2.TopicInfo(
+        name=topic.name,
+        config=dict(topic.config),
+        replication_factor=topic.replication_factor,
+        partitions=[
+            admin_pb2.PartitionInfo(
+                partition=p.partition,
+                leader=p.leader,
+                replicas=list(p.replicas),
+                in_sync=list(p.in_sync),
+                lowest_offset=p.lowest_offset,
+                next_offset=p.next_offset,
+                size_bytes=p.size_bytes,
+            )
+            for p in topic.partitions
+        ],
+    )
+
+
+class AdminService:
+    """Handlers of the Admin service; ``draining`` makes new calls fail with UNAVAILABLE."""
+
+    def __init__(self, topics: TopicsBackend, metrics: ServerMetrics) -> None:
+        self.topics = topics
+        self.metrics = metrics
+        self.draining = False
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        """The method handlers to add to a grpc.aio server."""
+        pb = admin_pb2
+        table: dict[str, tuple[_Handler, Any]] = {
+            "CreateTopic": (self._create, pb.CreateTopicRequest),
+            "DeleteTopic": (self._delete, pb.DeleteTopicRequest),
+            "ListTopics": (self._list, pb.ListTopicsRequest),
+            "DescribeTopic": (self._describe, pb.DescribeTopicRequest),
+            "AlterTopicConfig": (self._alter, pb.AlterTopicConfigRequest),
+            "CreatePartitions": (self._grow, pb.CreatePartitionsRequest),
+        }
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                self._unary(name, fn),
+                request_deserializer=request_parser(message),  # malformed: INVALID_ARGUMENT
+                response_serializer=_serialize,
+            )
+            for name, (fn, message) in table.items()
+        }
+        return grpc.method_handlers_generic_handler(ADMIN_SERVICE_NAME, handlers)
+
+    def _unary(self, method: str, fn: _Handler) -> _Handler:
+        async def handle(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            status = "OK"
+            try:
+                if self.draining:
+                    raise UnavailableError(
+                        "the server is shutting down", certainly_not_applied=True
+                    )
+                check_parsed(request)
+                return await fn(request, context)
+            except ReplogError as exc:
+                status = grpc_code_for(exc).name
+                await context.abort(
+                    grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc)
+                )
+            except asyncio.CancelledError:
+                status = "CANCELLED"
+                raise
+            except Exception:
+                if context.code() is not None:  # an abort from inside the handler
+                    status = str(context.code().name)
+                    raise
+                status = "INTERNAL"
+                log.exception("unexpected error in %s", method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
+            finally:
+                self.metrics.observe("grpc", method, status, time.perf_counter() - started)
+
+        return handle
+
+    async def _create(
+        self, request: admin_pb2.CreateTopicRequest, context: Any
+    ) -> admin_pb2.CreateTopicResponse:
+        topic = await self.topics.create_topic(
+            request.name,
+            request.partitions or 1,
+            request.replication_factor,  # 0: the backend's default
+            dict(request.config),
+        )
+        return admin_pb2.CreateTopicResponse(topic=topic_info(topic))
+
+    async def _delete(
+        self, request: admin_pb2.DeleteTopicRequest, context: Any
+    ) -> admin_pb2.DeleteTopicResponse:
+        await self.topics.delete_topic(request.name)
+        return admin_pb2.DeleteTopicResponse()
+
+    async def _list(
+        self, request: admin_pb2.ListTopicsRequest, context: Any
+    ) -> admin_pb2.ListTopicsResponse:
+        topics = self.topics.list_topics()
+        return admin_pb2.ListTopicsResponse(topics=[topic_info(t) for t in topics])
+
+    async def _describe(
+        self, request: admin_pb2.DescribeTopicRequest, context: Any
+    ) -> admin_pb2.DescribeTopicResponse:
+        return admin_pb2.DescribeTopicResponse(
+            topic=topic_info(self.topics.describe_topic(request.name))
+        )
+
+    async def _alter(
+        self, request: admin_pb2.AlterTopicConfigRequest, context: Any
+    ) -> admin_pb2.AlterTopicConfigResponse:
+        both = sorted(set(request.set) & set(request.delete))
+        if both:
+            raise InvalidArgumentError(
+                f"config key {both[0]!r} is both set and deleted; give it once"
+            )
+        topic = await self.topics.alter_topic_config(
+            request.name, dict(request.set), list(request.delete)
+        )
+        return admin_pb2.AlterTopicConfigResponse(topic=topic_info(topic))
+
+    async def _grow(
+        self, request: admin_pb2.CreatePartitionsRequest, context: Any
+    ) -> admin_pb2.CreatePartitionsResponse:
+        topic = await self.topics.create_partitions(request.name, request.count)
+        return admin_pb2.CreatePartitionsResponse(topic=topic_info(topic))
+
+
+def _serialize(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
