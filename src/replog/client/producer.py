@@ -8,6 +8,15 @@ values with one call. A batch goes out when it holds ``max_batch_records`` recor
 use ``max_in_flight=1`` to keep send order. Within a batch, records get consecutive offsets
 in send order.
 
+Topics: ``topic=`` sends to that topic (default: ``default``), ``partition=`` to one named
+partition. Without a partition the server's partitioner places each batch (by key, murmur2,
+or sticky for keyless records); a batch is appended to one partition, so the producer never
+puts records of different keys in one batch: a record whose key differs from the open
+batch's closes it (consecutive records of one key, or keyless ones, share batches). A
+record's future tells its ``partition`` once resolved. Batching per partition (one open
+batch per partition, with client-side murmur2 and the topic's metadata) waits for the
+multi-partition cluster work.
+
 A failed batch fails every future in it, with one exception: when the server rejects a
 batch because a record is over its size limit (``RecordTooLargeError``, so nothing was
 appended), the batch is split and resent so that only the oversized records' futures fail.
@@ -32,7 +41,14 @@ from types import TracebackType
 from typing import Self
 
 from replog.client.client import _PRODUCE, Client
-from replog.client.core import HeadersInput, ValueInput, encode_record, field_header
+from replog.client.core import (
+    HeadersInput,
+    ValueInput,
+    check_partition,
+    encode_record,
+    field_header,
+    routing_fields,
+)
 from replog.client.record_future import RecordFuture, _Batch
 from replog.errors import (
     BatchTooLargeError,
@@ -41,6 +57,7 @@ from replog.errors import (
     ReplogError,
     ServerError,
 )
+from replog.v1.record_pb2 import Record
 
 __all__ = ["Producer", "RecordFuture"]
 
@@ -75,12 +92,21 @@ class Producer:
         ca: str | os.PathLike[str] | None = None,
         cert: str | os.PathLike[str] | None = None,
         key: str | os.PathLike[str] | None = None,
+        topic: str = "",
+        partition: int | None = None,
     ) -> None:
         """Start the sender thread. ``ca``/``cert``/``key`` make the connection TLS when the
         producer makes its own Client (a ``HOST:PORT`` or None); with a given ``Client``
-        they must be left out, as that Client's own settings apply."""
+        they must be left out, as that Client's own settings apply. Records go to ``topic``
+        ("" = default), to ``partition`` when given, else where the server's partitioner
+        places each batch."""
         if max_batch_records < 1 or max_batch_bytes < 1 or max_in_flight < 1 or linger_ms < 0:
             raise InvalidArgumentError("producer limits must be positive")
+        if partition is not None:
+            check_partition(partition)
+        self.topic = topic
+        self.partition = partition
+        self._routing = routing_fields(topic, partition)  # checks the topic's type too
         if isinstance(client, Client) and (ca or cert or key):
             raise InvalidArgumentError("give ca/cert/key to the Client, not to the Producer")
         self._owns_client = not isinstance(client, Client)
@@ -120,7 +146,9 @@ class Producer:
         """
         if key is None and headers is None and type(value) is bytes and len(value) < _HEADS_CACHED:
             head = _VALUE_HEADS[len(value)]
+            route = None
         else:
+            route = self._route(value, key)
             value = encode_record(value, key, headers)
             head = field_header(len(value))
         size = len(head) + len(value)
@@ -129,9 +157,10 @@ class Producer:
                 self._wait_for_room()
             batch = self._open
             index = batch.count
-            if index and batch.size + size > self.max_batch_bytes:
+            if index and (batch.size + size > self.max_batch_bytes or batch.route != route):
                 batch = self._close_open_batch()
                 index = 0
+            batch.route = route
             parts = batch.parts
             parts.append(head)
             parts.append(value)
@@ -153,28 +182,46 @@ class Producer:
         returned in the values' order. A value of the wrong type raises InvalidArgumentError
         before anything is queued.
         """
-        parts: list[bytes] = []  # head, record, head, record, ...
+        runs: list[tuple[bytes | None, list[bytes]]] = [(None, [])]  # (key, head, record, ...)
         heads = _VALUE_HEADS
         for value in values:
             if type(value) is bytes and len(value) < _HEADS_CACHED:
-                parts += (heads[len(value)], value)
+                pair: tuple[bytes, bytes] = (heads[len(value)], value)
+                route = None
             else:
+                route = self._route(value, None)
                 record = encode_record(value)
-                parts += (field_header(len(record)), record)
+                pair = (field_header(len(record)), record)
+            if route != runs[-1][0]:
+                runs.append((route, []))
+            runs[-1][1].extend(pair)
         futures: list[RecordFuture] = []
         step = 2 * self.max_batch_records
-        for start in range(0, len(parts), step):
-            futures += self._queue(parts[start : start + step])
+        for route, parts in runs:
+            for start in range(0, len(parts), step):
+                futures += self._queue(parts[start : start + step], route)
         return futures
 
-    def _queue(self, parts: list[bytes]) -> list[RecordFuture]:
-        """Queue records (at most ``max_batch_records``) under one hold of the lock."""
+    def _route(self, value: ValueInput, key: bytes | None) -> bytes | None:
+        """The key that decides a record's partition (None: none, or a named partition)."""
+        if self.partition is not None:
+            return None
+        if isinstance(value, Record):
+            return value.key or None
+        return key or None
+
+    def _queue(self, parts: list[bytes], route: bytes | None = None) -> list[RecordFuture]:
+        """Queue records (at most ``max_batch_records``) of one ``route`` under one hold of
+        the lock."""
         count = len(parts) // 2
         futures: list[RecordFuture] = []
         with self._lock:
             if self._buffered + count > self.max_buffered_records or self._closed:
                 self._wait_for_room(count)
             batch = self._open
+            if batch.count and batch.route != route:
+                batch = self._close_open_batch()
+            batch.route = route
             index = batch.count
             total = sum(map(len, parts))
             if (
@@ -196,6 +243,7 @@ class Producer:
                 ):
                     batch.count = index
                     batch = self._close_open_batch()
+                    batch.route = route
                     index = 0
                 if index == 0:
                     batch.first_at = time.monotonic()
@@ -319,7 +367,7 @@ class Producer:
     def _deliver(self, batch: _Batch) -> None:
         """Send one batch and resolve its futures; never leaves one unresolved."""
         try:
-            request = b"".join(batch.parts)
+            request = b"".join(batch.parts) + self._routing
             # The request is already serialized; the client's ProduceBatch stub passes
             # bytes through (its request serializer is the identity).
             response = self.client._call(
@@ -329,7 +377,7 @@ class Producer:
                 timeout=self.client.timeout,
                 route=_PRODUCE,  # straight to the leader, not via a follower's forward
             )
-            base = int(response.base_offset)
+            base, partition = int(response.base_offset), int(response.partition)
         except (RecordTooLargeError, BatchTooLargeError) as exc:
             if batch.count == 1:
                 batch.resolve(0, exc)
@@ -343,5 +391,5 @@ class Producer:
         except Exception as exc:  # never leave a future unresolved
             batch.resolve(0, ServerError(f"produce failed: {exc}"))
         else:
-            self.client.picker.note_written(base + batch.count - 1)
-            batch.resolve(base, None)
+            self.client.picker.note_written(base + batch.count - 1, self.topic, partition)
+            batch.resolve(base, None, partition)

@@ -49,7 +49,9 @@ class _Batch:
         "error",
         "first_at",
         "halves",
+        "partition",
         "parts",
+        "route",
         "size",
         "state",
         "watched",
@@ -66,6 +68,10 @@ class _Batch:
         self.error: BaseException | None = None
         self.watched: list[RecordFuture] = []
         self.halves: tuple[_Batch, _Batch] | None = None
+        # The key its records share (None: keyless records), so one batch never mixes
+        # records of different partitions; and the partition it was appended to.
+        self.route: bytes | None = None
+        self.partition = 0
 
     def locate(self, index: int) -> tuple[_Batch, int]:
         """The batch that carries record ``index`` of this one, and its index there."""
@@ -84,16 +90,19 @@ class _Batch:
         halves = (_Batch(self.condition), _Batch(self.condition))
         for half, parts in zip(halves, (self.parts[: 2 * cut], self.parts[2 * cut :]), strict=True):
             half.parts, half.count, half.size = parts, len(parts) // 2, sum(map(len, parts))
+            half.route = self.route
         with self.condition:  # watchers move to the half that will tell them
             self.halves = halves
             for future in self.watched:
                 self.locate(future._index)[0].watched.append(future)
         return halves
 
-    def resolve(self, base: int, error: BaseException | None) -> None:
-        """Finish every future of the batch: offsets from ``base``, or ``error`` for all."""
+    def resolve(self, base: int, error: BaseException | None, partition: int = 0) -> None:
+        """Finish every future of the batch: offsets from ``base`` of ``partition``, or
+        ``error`` for all."""
         with self.condition:
-            self.base, self.error, self.state = base, error, FINISHED
+            self.base, self.error, self.partition = base, error, partition
+            self.state = FINISHED
             self.condition.notify_all()
             watched = list(self.watched)
             for future in watched:
@@ -190,6 +199,11 @@ class RecordFuture(Future[int]):
             self._hooks = ([], [])
             self._place()[0].watched.append(self)
             return self._hooks
+
+    @property
+    def partition(self) -> int:
+        """The partition the record was appended to (once the future has its result)."""
+        return self._place()[0].partition
 
     def set_result(self, result: int) -> None:
         """Reserved to the Producer: raises RuntimeError."""

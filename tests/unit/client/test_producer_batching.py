@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from replog import Client, Producer, RecordTooLargeError, ServerError, UnavailableError
-from replog.v1.log_pb2 import ProduceBatchRequest
+from replog.v1.log_pb2 import ProduceBatchRequest, ProduceBatchResponse
+from replog.v1.record_pb2 import Record
 
 LONG_LINGER_MS = 60_000
 
@@ -23,6 +23,7 @@ class FakeClient(Client):
         self.max_value_bytes = max_value_bytes
         self.log: list[bytes] = []
         self.batches: list[list[bytes]] = []
+        self.requests: list[ProduceBatchRequest] = []
         self.fail: Exception | None = None
         self.lock = threading.Lock()
 
@@ -31,9 +32,11 @@ class FakeClient(Client):
     ) -> Any:
         assert method == "ProduceBatch" and isinstance(request, bytes)
         assert route == "produce", "a producer's batches go to the leader"
-        values = [r.value for r in ProduceBatchRequest.FromString(request).records]
+        parsed = ProduceBatchRequest.FromString(request)
+        values = [r.value for r in parsed.records]
         with self.lock:
             self.batches.append(values)
+            self.requests.append(parsed)
             if self.fail is not None:
                 raise self.fail
             for value in values:
@@ -41,7 +44,8 @@ class FakeClient(Client):
                     raise RecordTooLargeError(len(value), self.max_value_bytes)
             base = len(self.log)
             self.log += values
-        return SimpleNamespace(base_offset=base, count=len(values))
+        partition = parsed.partition if parsed.HasField("partition") else 0
+        return ProduceBatchResponse(base_offset=base, count=len(values), partition=partition)
 
 
 @pytest.fixture
@@ -110,3 +114,26 @@ def test_flush_with_a_timeout_gives_up_while_a_batch_is_unanswered(fake: FakeCli
             with pytest.raises(TimeoutError):
                 p.flush(timeout=0.05)
         assert future.result(timeout=30) == 0
+
+
+def test_a_batch_never_holds_records_of_two_keys(fake: FakeClient) -> None:
+    keys = [b"a", b"a", b"b", None, None, b"a"]
+    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+        futures = [p.send(b"%d" % i, key) for i, key in enumerate(keys)]
+        futures += p.send_many([Record(value=b"6", key=b"c"), Record(value=b"7", key=b"c"), b"8"])
+    batches = [[r.key for r in request.records] for request in fake.requests]
+    assert batches == [[b"a", b"a"], [b"b"], [b"", b""], [b"a"], [b"c", b"c"], [b""]]
+    assert all(r.topic == "orders" and not r.HasField("partition") for r in fake.requests)
+    assert [f.result() for f in futures] == list(range(9))
+
+
+def test_a_producer_for_one_partition_names_it_and_batches_every_key_together(
+    fake: FakeClient,
+) -> None:
+    with Producer(fake, linger_ms=LONG_LINGER_MS, topic="orders", partition=2) as p:
+        futures = [p.send(b"%d" % i, b"k%d" % i) for i in range(5)]
+    assert len(fake.requests) == 1
+    assert (fake.requests[0].topic, fake.requests[0].partition) == ("orders", 2)
+    assert [(f.result(), f.partition) for f in futures] == [(i, 2) for i in range(5)]
+    assert fake.picker.read_floor(None, "orders", 2) == 4
+    assert fake.picker.read_floor(None) == 0  # another partition's offsets
