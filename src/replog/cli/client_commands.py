@@ -7,13 +7,13 @@ import json
 import os
 import sys
 from collections.abc import Generator, Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
 
 from replog.client import Client, Producer, RetryPolicy
+from replog.client.record_future import RecordFuture
 from replog.errors import ReplogError
 from replog.jsonform import record_to_json
 from replog.v1.record_pb2 import Record
@@ -34,6 +34,9 @@ CertOpt = Annotated[
 ]
 KeyOpt = Annotated[
     Path | None, typer.Option("--key", envvar="REPLOG_KEY", help="The client certificate's key.")
+]
+TopicOpt = Annotated[
+    str, typer.Option("--topic", "-t", help="The topic [default: the default topic].")
 ]
 _DEFAULT_SERVER = "127.0.0.1:7400"
 _CLI_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1)
@@ -71,36 +74,50 @@ def produce_command(  # noqa: PLR0917  (typer options)
     ] = None,
     server: ServerOpt = _DEFAULT_SERVER,
     record_key: Annotated[
-        str | None, typer.Option("--record-key", help="Key for every record.")
+        str | None,
+        typer.Option(
+            "--record-key", help="Key for every record (it chooses the partition by murmur2)."
+        ),
     ] = None,
     linger_ms: Annotated[float, typer.Option(help="Producer batching delay.")] = 5.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print offsets.")] = False,
     ca: CaOpt = None,
     cert: CertOpt = None,
     key: KeyOpt = None,
+    topic: TopicOpt = "",
+    partition: Annotated[
+        int | None,
+        typer.Option(help="The partition [default: by the key, or a sticky one]."),
+    ] = None,
 ) -> None:
-    """Append records: the VALUE arguments, or one record per line of stdin."""
+    """Append records: the VALUE arguments, or one record per line of stdin.
+
+    With --topic, records go to that topic (an unknown one is an error); with --partition
+    to that partition; otherwise the key's partition, or a sticky one for keyless records.
+    Offsets are printed as OFFSET, or PARTITION:OFFSET when a topic or partition is given.
+    """
     with _errors(), _client(server, ca, cert, key) as client:
         key_bytes = record_key.encode() if record_key is not None else None
+        options = {"linger_ms": linger_ms, "topic": topic, "partition": partition}
         if values:
-            with Producer(client, linger_ms=linger_ms) as producer:
+            with Producer(client, **options) as producer:  # type: ignore[arg-type]
                 futures = [producer.send(v.encode(), key_bytes) for v in values]
-            offsets = [f.result() for f in futures]
+            offsets = [(f.result(), f.partition) for f in futures]
             if not quiet:
-                for offset in offsets:
-                    print(offset)
+                for offset, where in offsets:
+                    print(f"{where}:{offset}" if topic or partition is not None else offset)
             return
-        _produce_stdin(client, key_bytes, linger_ms, quiet)
+        _produce_stdin(client, key_bytes, options, quiet)
 
 
-def _produce_stdin(client: Client, key: bytes | None, linger_ms: float, quiet: bool) -> None:
+def _produce_stdin(client: Client, key: bytes | None, options: dict[str, Any], quiet: bool) -> None:
     stdin = sys.stdin.buffer
     total = _file_size(stdin)
     show = total is not None and sys.stderr.isatty()
     count = 0
-    first: Future[int] | None = None
-    last: Future[int] | None = None
-    with Producer(client, linger_ms=linger_ms) as producer, _progress(show, total) as advance:
+    first: RecordFuture | None = None
+    last: RecordFuture | None = None
+    with Producer(client, **options) as producer, _progress(show, total) as advance:
         for line in _lines(stdin):
             last = producer.send(line, key)
             first = first or last
@@ -114,8 +131,16 @@ def _produce_stdin(client: Client, key: bytes | None, linger_ms: float, quiet: b
             print("no records produced", file=sys.stderr)
         return
     first_offset, last_offset = first.result(), last.result()
-    if not quiet:
-        print(f"produced {count} records (offsets {first_offset}..{last_offset})", file=sys.stderr)
+    if quiet:
+        return
+    if first.partition == last.partition:
+        where = f" of partition {last.partition}" if options["topic"] else ""
+        print(
+            f"produced {count} records (offsets {first_offset}..{last_offset}{where})",
+            file=sys.stderr,
+        )
+    else:  # keyless records spread over partitions (sticky per batch)
+        print(f"produced {count} records", file=sys.stderr)
 
 
 def _file_size(stream: IO[bytes]) -> int | None:
@@ -158,14 +183,18 @@ def consume_command(  # noqa: PLR0917  (typer options)
     ca: CaOpt = None,
     cert: CertOpt = None,
     key: KeyOpt = None,
+    topic: TopicOpt = "",
+    partition: Annotated[int, typer.Option(help="The partition to read.")] = 0,
 ) -> None:
-    """Print records from OFFSET: up to the end of the log, or tailing with --follow."""
+    """Print records from OFFSET of a topic's partition: up to its end, or tailing with
+    --follow."""
     if fmt not in ("raw", "json"):
         print(f"replog: error: --format must be raw or json, got {fmt!r}", file=sys.stderr)
         raise typer.Exit(2)
     out = sys.stdout.buffer
     with _errors(), _client(server, ca, cert, key) as client:
-        records = _tail(client, offset) if follow else _until_end(client, offset)
+        where = (topic, partition)
+        records = _tail(client, offset, where) if follow else _until_end(client, offset, where)
         try:
             for printed, record in enumerate(records, start=1):
                 if fmt == "raw":
@@ -181,16 +210,19 @@ def consume_command(  # noqa: PLR0917  (typer options)
             out.flush()
 
 
-def _tail(client: Client, offset: int) -> Generator[Record, None, None]:
-    for batch in client.stream_batches(offset):
+def _tail(client: Client, offset: int, where: tuple[str, int]) -> Generator[Record, None, None]:
+    for batch in client.stream_batches(offset, topic=where[0], partition=where[1]):
         yield from batch.records
 
 
-def _until_end(client: Client, offset: int) -> Generator[Record, None, None]:
-    """Records from ``offset`` up to the high watermark seen by the first read."""
+def _until_end(
+    client: Client, offset: int, where: tuple[str, int]
+) -> Generator[Record, None, None]:
+    """Records from ``offset`` of the (topic, partition) ``where`` up to the high watermark
+    seen by the first read."""
     end: int | None = None
     while True:
-        batch = client.consume_batch(offset, max_records=1000)
+        batch = client.consume_batch(offset, max_records=1000, topic=where[0], partition=where[1])
         end = batch.high_watermark if end is None else end
         for record in batch.records:
             if record.offset >= end:
