@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from replog.server.backend import SingleNodeBackend
+from replog.server.broker_backend import SingleLogTopics
 from replog.server.grpc_service import STREAM_PIPELINE_BYTES, LogService
 from replog.server.metrics import ServerMetrics
 from replog.storage import Log, LogConfig
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
-from tests.unit.server.one_topic import OneTopic
 
 RECORD = 512 * 1024
 
@@ -37,7 +37,7 @@ async def test_a_produce_stream_stops_reading_once_its_bytes_in_flight_reach_the
     log = _HeldLog(tmp_path)
     backend = SingleNodeBackend(log, server_id="n1", rpc_addr="127.0.0.1:0")
     backend.start()
-    service = LogService(OneTopic(backend), ServerMetrics(None))
+    service = LogService(SingleLogTopics(backend, {}), ServerMetrics(None))
     total = 4 * STREAM_PIPELINE_BYTES // RECORD
     pulled = 0
     sent_all = asyncio.Event()

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from replog.server.backend import ReadResult, SingleNodeBackend
+from replog.server.broker_backend import SingleLogTopics
 from replog.server.grpc_service import LogService
 from replog.server.metrics import ServerMetrics
 from replog.storage import Log, LogConfig
-from tests.unit.server.one_topic import OneTopic
 
 
 class _RestlessBackend(SingleNodeBackend):
@@ -33,7 +33,7 @@ async def test_a_tail_woken_without_data_backs_off_instead_of_spinning(tmp_path:
     log = Log(tmp_path, LogConfig(sync="never"))
     backend = _RestlessBackend(log, server_id="n1", rpc_addr="127.0.0.1:0")
     backend.start()
-    service = LogService(OneTopic(backend), ServerMetrics(None))
+    service = LogService(SingleLogTopics(backend, {}), ServerMetrics(None))
     tail = service._tail(backend, 0, 1, 1)
     reader = asyncio.ensure_future(anext(tail))
     try:
