@@ -129,10 +129,13 @@ def _config(config: Mapping[str, str] | None, what: str) -> dict[str, str]:
 def create_request(
     name: str, partitions: int, replication_factor: int, config: Mapping[str, str] | None
 ) -> admin_pb2.CreateTopicRequest:
-    """A checked CreateTopicRequest."""
+    """A checked CreateTopicRequest (the wire's 0 means 1, so 0 is refused here: a caller
+    who asks for no partitions made a mistake)."""
+    if _u32("partitions", partitions) == 0:
+        raise InvalidArgumentError("a topic has 1..4096 partitions, got 0")
     return admin_pb2.CreateTopicRequest(
         name=_name(name),
-        partitions=_u32("partitions", partitions),
+        partitions=partitions,
         replication_factor=_u32("replication_factor", replication_factor),
         config=_config(config, "config"),
     )
