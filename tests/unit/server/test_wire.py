@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from replog.client.core import encode_batch_request, encode_record
 from replog.client.producer import _value_head
 from replog.errors import InvalidArgumentError
-from replog.server.wire import produce_batch_values
+from replog.server.wire import produce_batch_request, produce_batch_values
 from replog.v1.log_pb2 import ProduceBatchRequest
 from replog.v1.record_pb2 import Header, Record
 
@@ -118,3 +118,30 @@ def test_a_flood_of_unknown_fields_is_refused_without_walking_all_of_it() -> Non
     request = b"\x0a\x00" + b"\x10\x0a" * 1_000_000  # field 2 = 10, a million times
     with pytest.raises(InvalidArgumentError, match="fields"):
         produce_batch_values(request, 1000)
+
+
+@given(
+    st.lists(records | values, min_size=1, max_size=10),
+    st.sampled_from(["", "orders", "ü" * 100]),
+    st.none() | st.integers(0, 2**32 - 1),
+)
+def test_a_batch_to_a_topic_and_partition_gives_what_a_full_parse_gives(
+    batch: list[Record | bytes], topic: str, partition: int | None
+) -> None:
+    request = ProduceBatchRequest(
+        records=[r if isinstance(r, Record) else Record(value=r) for r in batch],
+        topic=topic,
+        partition=partition,
+    ).SerializeToString()
+    assert produce_batch_request(request) == (reference(request), topic, partition)
+
+
+def test_bare_values_to_a_topic_come_back_bare_and_keyed_ones_as_records() -> None:
+    request = ProduceBatchRequest(
+        records=[Record(value=b"a"), Record(value=b"")], topic="t", partition=0
+    ).SerializeToString()
+    assert produce_batch_request(request) == ([b"a", b""], "t", 0)
+    keyed = ProduceBatchRequest(records=[Record(value=b"a", key=b"k")], topic="t")
+    values_, topic, partition = produce_batch_request(keyed.SerializeToString())
+    assert isinstance(values_[0], Record) and values_[0].key == b"k"
+    assert (topic, partition) == ("t", None)

@@ -1,0 +1,67 @@
+"""A failed call's status and trailing metadata become the exact replog error the server
+raised: what ``server.status`` sends, ``client.core.error_from_status`` rebuilds."""
+
+from __future__ import annotations
+
+import pytest
+
+from replog.client.core import error_from_status
+from replog.errors import (
+    AlreadyExistsError,
+    ConfigError,
+    InvalidArgumentError,
+    NotFoundError,
+    ReplogError,
+    UnknownPartitionError,
+    UnknownTopicError,
+    UnsupportedError,
+)
+from replog.server.status import grpc_code_for, metadata_for
+
+
+def _round_trip(exc: ReplogError) -> ReplogError:
+    metadata = metadata_for(exc)
+    # grpcio hands binary (-bin) metadata to the client as bytes, the rest as str.
+    received = [
+        (k, v.encode() if isinstance(v, str) and k.endswith("-bin") else v) for k, v in metadata
+    ]
+    return error_from_status(grpc_code_for(exc).name, str(exc), received)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        UnknownTopicError("orders"),
+        UnknownTopicError("ü, with commas, and 'quotes'"),
+        UnknownPartitionError("orders", 7, 3),
+        UnknownPartitionError("default", 1, 1),
+        AlreadyExistsError("orders"),
+        ConfigError("retension_ms is not a topic config key"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_topic_error_is_rebuilt_exactly(exc: ReplogError) -> None:
+    rebuilt = _round_trip(exc)
+    assert type(rebuilt) is type(exc)
+    assert str(rebuilt) == str(exc)
+    assert vars(rebuilt) == vars(exc)
+
+
+def test_the_status_codes_of_topic_errors() -> None:
+    assert grpc_code_for(UnknownTopicError("t")).name == "NOT_FOUND"
+    assert grpc_code_for(UnknownPartitionError("t", 1, 1)).name == "NOT_FOUND"
+    assert grpc_code_for(AlreadyExistsError("t")).name == "ALREADY_EXISTS"
+    assert grpc_code_for(ConfigError("bad key")).name == "INVALID_ARGUMENT"
+    assert grpc_code_for(UnsupportedError("no")).name == "UNIMPLEMENTED"
+
+
+def test_a_not_found_without_metadata_is_a_not_found_error_with_the_servers_words() -> None:
+    error = error_from_status("NOT_FOUND", "no such thing", None)
+    assert type(error) is NotFoundError and str(error) == "no such thing"
+    exists = error_from_status("ALREADY_EXISTS", "it is there", ())
+    assert isinstance(exists, AlreadyExistsError) and str(exists) == "it is there"
+
+
+def test_an_invalid_argument_stays_one_when_it_is_not_a_config_error() -> None:
+    error = _round_trip(InvalidArgumentError("a topic name must not be empty"))
+    assert type(error) is InvalidArgumentError
