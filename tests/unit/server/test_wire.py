@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from replog.client.core import encode_batch_request, encode_record
 from replog.client.producer import _value_head
 from replog.errors import InvalidArgumentError
+from replog.server import wire
 from replog.server.wire import produce_batch_request, produce_batch_values
 from replog.v1.log_pb2 import ProduceBatchRequest
 from replog.v1.record_pb2 import Header, Record
@@ -145,3 +146,14 @@ def test_bare_values_to_a_topic_come_back_bare_and_keyed_ones_as_records() -> No
     values_, topic, partition = produce_batch_request(keyed.SerializeToString())
     assert isinstance(values_[0], Record) and values_[0].key == b"k"
     assert (topic, partition) == ("t", None)
+
+
+def test_a_batch_of_bare_values_to_a_topic_is_not_inspected_record_by_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def inspected(record: Record) -> bytes:
+        raise AssertionError("the fast path was not taken")
+
+    monkeypatch.setattr(wire, "record_value", inspected)
+    request = encode_batch_request([encode_record(b"v" * n) for n in (0, 1, 200)], "t", 3)
+    assert produce_batch_request(request) == ([b"", b"v", b"v" * 200], "t", 3)
