@@ -1,10 +1,13 @@
 """replog: a distributed commit log for Python.
 
-``from replog import Log`` gives the embedded storage engine, no server needed.
+``from replog import Log`` gives the embedded storage engine, no server needed;
+``from replog import Broker`` gives topics of partitions in one directory, as a server has.
 """
 
+from replog.broker import Broker, TopicConfig, TopicDescription
 from replog.client import AsyncClient, Client, Producer
 from replog.errors import (
+    AlreadyExistsError,
     BatchTooLargeError,
     ConfigError,
     CorruptRecordError,
@@ -12,6 +15,7 @@ from replog.errors import (
     InvalidArgumentError,
     LogClosedError,
     LogLockedError,
+    NotFoundError,
     OffsetOutOfRangeError,
     PermissionDeniedError,
     RecordTooLargeError,
@@ -20,6 +24,9 @@ from replog.errors import (
     StorageIOError,
     UnauthenticatedError,
     UnavailableError,
+    UnknownPartitionError,
+    UnknownTopicError,
+    UnsupportedError,
 )
 from replog.storage import Log, LogConfig, MemoryLog
 from replog.v1.record_pb2 import Header, Record
@@ -27,8 +34,10 @@ from replog.v1.record_pb2 import Header, Record
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyExistsError",
     "AsyncClient",
     "BatchTooLargeError",
+    "Broker",
     "Client",
     "ConfigError",
     "CorruptRecordError",
@@ -40,6 +49,7 @@ __all__ = [
     "LogConfig",
     "LogLockedError",
     "MemoryLog",
+    "NotFoundError",
     "OffsetOutOfRangeError",
     "PermissionDeniedError",
     "Producer",
@@ -48,7 +58,12 @@ __all__ = [
     "ReplogError",
     "ServerError",
     "StorageIOError",
+    "TopicConfig",
+    "TopicDescription",
     "UnauthenticatedError",
     "UnavailableError",
+    "UnknownPartitionError",
+    "UnknownTopicError",
+    "UnsupportedError",
     "__version__",
 ]
