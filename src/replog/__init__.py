@@ -21,7 +21,7 @@ from replog.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from replog.storage import Log, LogConfig, MemoryLog
+from replog.storage import Log, LogConfig, MemoryLog, RetentionResult, SegmentInfo
 from replog.v1.record_pb2 import Header, Record
 
 __version__ = "0.1.0"
@@ -46,6 +46,8 @@ __all__ = [
     "Record",
     "RecordTooLargeError",
     "ReplogError",
+    "RetentionResult",
+    "SegmentInfo",
     "ServerError",
     "StorageIOError",
     "UnauthenticatedError",
