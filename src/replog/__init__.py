@@ -28,7 +28,7 @@ from replog.errors import (
     UnknownTopicError,
     UnsupportedError,
 )
-from replog.storage import Log, LogConfig, MemoryLog
+from replog.storage import Log, LogConfig, MemoryLog, RetentionResult, SegmentInfo
 from replog.v1.record_pb2 import Header, Record
 
 __version__ = "0.1.0"
@@ -56,6 +56,8 @@ __all__ = [
     "Record",
     "RecordTooLargeError",
     "ReplogError",
+    "RetentionResult",
+    "SegmentInfo",
     "ServerError",
     "StorageIOError",
     "TopicConfig",
