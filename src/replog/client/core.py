@@ -35,6 +35,7 @@ from replog.errors import (
     UnavailableError,
     UnknownPartitionError,
     UnknownTopicError,
+    UnsupportedError,
 )
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Header, Record
@@ -337,6 +338,10 @@ def error_from_status(
         return UnauthenticatedError(f"unauthenticated: {details}")
     if code == "RESOURCE_EXHAUSTED":
         return ResourceExhaustedError(details)
+    if code == "UNIMPLEMENTED":  # e.g. topics on a cluster, or a server without the method
+        if "replog-error-code" not in meta:
+            details = f"the server does not offer this call ({details})"
+        return UnsupportedError(details)
     return ServerError(f"{code}: {details}")
 
 

@@ -65,3 +65,11 @@ def test_a_not_found_without_metadata_is_a_not_found_error_with_the_servers_word
 def test_an_invalid_argument_stays_one_when_it_is_not_a_config_error() -> None:
     error = _round_trip(InvalidArgumentError("a topic name must not be empty"))
     assert type(error) is InvalidArgumentError
+
+
+def test_an_unsupported_call_is_an_unsupported_error() -> None:
+    exc = UnsupportedError("this cluster serves only the topic 'default'")
+    rebuilt = _round_trip(exc)
+    assert type(rebuilt) is UnsupportedError and str(rebuilt) == str(exc)
+    old_server = error_from_status("UNIMPLEMENTED", "Method not found!", ())
+    assert isinstance(old_server, UnsupportedError) and "does not offer" in str(old_server)
