@@ -9,13 +9,16 @@ use ``max_in_flight=1`` to keep send order. Within a batch, records get consecut
 in send order.
 
 Topics: ``topic=`` sends to that topic (default: ``default``), ``partition=`` to one named
-partition. Without a partition the server's partitioner places each batch (by key, murmur2,
-or sticky for keyless records); a batch is appended to one partition, so the producer never
-puts records of different keys in one batch: a record whose key differs from the open
-batch's closes it (consecutive records of one key, or keyless ones, share batches). A
-record's future tells its ``partition`` once resolved. Batching per partition (one open
-batch per partition, with client-side murmur2 and the topic's metadata) waits for the
-multi-partition cluster work.
+partition. Otherwise a batch is appended to one partition, so no batch may hold records
+whose keys map to two. The producer learns the topic's partition count (``describe_topic``,
+when the first keyed record is sent and again after ``METADATA_MAX_AGE_S``: ``send`` may
+block for that call, as a Kafka producer's does for metadata), computes each key's
+partition with Kafka's murmur2 and names it: a keyed record of another partition than the
+open batch's closes that batch. Keyless records join any batch (alone, the server's sticky
+partition takes them). When the count cannot be learned (an ACL without ``consume``, an
+older server) the key itself decides: a record of another key closes the batch, and the
+server places each batch. A record's future tells its ``partition`` once resolved. One
+open batch per partition at once waits for the multi-partition cluster work.
 
 A failed batch fails every future in it, with one exception: when the server rejects a
 batch because a record is over its size limit (``RecordTooLargeError``, so nothing was
@@ -42,6 +45,7 @@ from typing import Self
 
 from replog.client.client import _PRODUCE, Client
 from replog.client.core import (
+    DEFAULT_TOPIC,
     HeadersInput,
     ValueInput,
     check_partition,
@@ -49,6 +53,7 @@ from replog.client.core import (
     field_header,
     routing_fields,
 )
+from replog.client.partitioner import partition_for_key
 from replog.client.record_future import RecordFuture, _Batch
 from replog.errors import (
     BatchTooLargeError,
@@ -56,12 +61,19 @@ from replog.errors import (
     RecordTooLargeError,
     ReplogError,
     ServerError,
+    UnknownTopicError,
 )
 from replog.v1.record_pb2 import Record
 
-__all__ = ["Producer", "RecordFuture"]
+__all__ = ["METADATA_MAX_AGE_S", "Producer", "RecordFuture"]
+
+#: What decides a batch's partition: a partition number, a key (the server maps it), or
+#: None (keyless records only, or a producer for one named partition).
+_Route = int | bytes | None
 
 _HEADS_CACHED = 1 << 14
+#: How old the partition count a producer routes keys with may get (Kafka: 5 minutes).
+METADATA_MAX_AGE_S = 30.0
 # The request-field header of a record holding only a value, by the value's length.
 _VALUE_HEADS: list[bytes] = []
 
@@ -107,6 +119,8 @@ class Producer:
         self.topic = topic
         self.partition = partition
         self._routing = routing_fields(topic, partition)  # checks the topic's type too
+        self._partitions: int | None = None  # the topic's count; None: unknown
+        self._counted_at: float | None = None
         if isinstance(client, Client) and (ca or cert or key):
             raise InvalidArgumentError("give ca/cert/key to the Client, not to the Producer")
         self._owns_client = not isinstance(client, Client)
@@ -157,10 +171,14 @@ class Producer:
                 self._wait_for_room()
             batch = self._open
             index = batch.count
-            if index and (batch.size + size > self.max_batch_bytes or batch.route != route):
+            if index and (
+                batch.size + size > self.max_batch_bytes
+                or (route is not None and batch.route not in (None, route))
+            ):
                 batch = self._close_open_batch()
                 index = 0
-            batch.route = route
+            if route is not None:
+                batch.route = route
             parts = batch.parts
             parts.append(head)
             parts.append(value)
@@ -182,7 +200,7 @@ class Producer:
         returned in the values' order. A value of the wrong type raises InvalidArgumentError
         before anything is queued.
         """
-        runs: list[tuple[bytes | None, list[bytes]]] = [(None, [])]  # (key, head, record, ...)
+        runs: list[tuple[_Route, list[bytes]]] = [(None, [])]  # (route, head, record, ...)
         heads = _VALUE_HEADS
         for value in values:
             if type(value) is bytes and len(value) < _HEADS_CACHED:
@@ -192,8 +210,11 @@ class Producer:
                 route = self._route(value, None)
                 record = encode_record(value)
                 pair = (field_header(len(record)), record)
-            if route != runs[-1][0]:
-                runs.append((route, []))
+            if route is not None and runs[-1][0] != route:
+                if runs[-1][0] is None:  # keyless records so far join this route
+                    runs[-1] = (route, runs[-1][1])
+                else:
+                    runs.append((route, []))
             runs[-1][1].extend(pair)
         futures: list[RecordFuture] = []
         step = 2 * self.max_batch_records
@@ -202,15 +223,38 @@ class Producer:
                 futures += self._queue(parts[start : start + step], route)
         return futures
 
-    def _route(self, value: ValueInput, key: bytes | None) -> bytes | None:
-        """The key that decides a record's partition (None: none, or a named partition)."""
+    def _route(self, value: ValueInput, key: bytes | None) -> _Route:
+        """What decides a record's partition: the partition of its key, or the key itself
+        while the partition count is unknown; None for a keyless record or a producer for
+        one named partition (the record joins any batch)."""
         if self.partition is not None:
             return None
         if isinstance(value, Record):
-            return value.key or None
-        return key or None
+            key = value.key
+        if not key:
+            return None
+        count = self._partition_count()
+        return key if count is None else partition_for_key(key, count)
 
-    def _queue(self, parts: list[bytes], route: bytes | None = None) -> list[RecordFuture]:
+    def _partition_count(self) -> int | None:
+        """The topic's partition count, learned at most every METADATA_MAX_AGE_S; None when
+        the server does not tell (UnknownTopicError when there is no such topic)."""
+        now = time.monotonic()
+        if self._counted_at is not None and now - self._counted_at < METADATA_MAX_AGE_S:
+            return self._partitions
+        self._counted_at = now
+        try:
+            topic = self.client.describe_topic(self.topic or DEFAULT_TOPIC)
+        except UnknownTopicError:
+            self._counted_at = None
+            raise
+        except ReplogError:
+            self._partitions = None  # not allowed to ask, or not offered: route by key
+        else:
+            self._partitions = topic.partition_count
+        return self._partitions
+
+    def _queue(self, parts: list[bytes], route: _Route = None) -> list[RecordFuture]:
         """Queue records (at most ``max_batch_records``) of one ``route`` under one hold of
         the lock."""
         count = len(parts) // 2
@@ -219,9 +263,10 @@ class Producer:
             if self._buffered + count > self.max_buffered_records or self._closed:
                 self._wait_for_room(count)
             batch = self._open
-            if batch.count and batch.route != route:
+            if batch.count and route is not None and batch.route not in (None, route):
                 batch = self._close_open_batch()
-            batch.route = route
+            if route is not None:
+                batch.route = route
             index = batch.count
             total = sum(map(len, parts))
             if (
@@ -243,7 +288,8 @@ class Producer:
                 ):
                     batch.count = index
                     batch = self._close_open_batch()
-                    batch.route = route
+                    if route is not None:
+                        batch.route = route
                     index = 0
                 if index == 0:
                     batch.first_at = time.monotonic()
@@ -367,7 +413,9 @@ class Producer:
     def _deliver(self, batch: _Batch) -> None:
         """Send one batch and resolve its futures; never leaves one unresolved."""
         try:
-            request = b"".join(batch.parts) + self._routing
+            route = batch.route
+            routing = routing_fields(self.topic, route) if isinstance(route, int) else self._routing
+            request = b"".join(batch.parts) + routing
             # The request is already serialized; the client's ProduceBatch stub passes
             # bytes through (its request serializer is the identity).
             response = self.client._call(

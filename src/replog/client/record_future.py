@@ -70,7 +70,7 @@ class _Batch:
         self.halves: tuple[_Batch, _Batch] | None = None
         # The key its records share (None: keyless records), so one batch never mixes
         # records of different partitions; and the partition it was appended to.
-        self.route: bytes | None = None
+        self.route: int | bytes | None = None
         self.partition = 0
 
     def locate(self, index: int) -> tuple[_Batch, int]:

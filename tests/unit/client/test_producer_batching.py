@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 import pytest
 
 from replog import Client, Producer, RecordTooLargeError, ServerError, UnavailableError
+from replog.client.admin import PartitionDescription, TopicDescription
+from replog.client.partitioner import partition_for_key
+from replog.errors import UnsupportedError
 from replog.v1.log_pb2 import ProduceBatchRequest, ProduceBatchResponse
 from replog.v1.record_pb2 import Record
 
@@ -24,6 +28,8 @@ class FakeClient(Client):
         self.log: list[bytes] = []
         self.batches: list[list[bytes]] = []
         self.requests: list[ProduceBatchRequest] = []
+        self.partitions: int | None = None  # what describe_topic tells; None: refused
+        self.described = 0
         self.fail: Exception | None = None
         self.lock = threading.Lock()
 
@@ -46,6 +52,15 @@ class FakeClient(Client):
             self.log += values
         partition = parsed.partition if parsed.HasField("partition") else 0
         return ProduceBatchResponse(base_offset=base, count=len(values), partition=partition)
+
+    def describe_topic(self, name: str, *, timeout: Any = None) -> TopicDescription:
+        self.described += 1
+        if self.partitions is None:
+            raise UnsupportedError("this fake does not describe topics")
+        parts = tuple(
+            PartitionDescription(p, "n", ("n",), ("n",), 0, 0, 0) for p in range(self.partitions)
+        )
+        return TopicDescription(name, {}, 1, parts)
 
 
 @pytest.fixture
@@ -116,13 +131,17 @@ def test_flush_with_a_timeout_gives_up_while_a_batch_is_unanswered(fake: FakeCli
         assert future.result(timeout=30) == 0
 
 
-def test_a_batch_never_holds_records_of_two_keys(fake: FakeClient) -> None:
+def test_without_the_partition_count_a_batch_never_holds_records_of_two_keys(
+    fake: FakeClient,
+) -> None:
     keys = [b"a", b"a", b"b", None, None, b"a"]
     with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
         futures = [p.send(b"%d" % i, key) for i, key in enumerate(keys)]
         futures += p.send_many([Record(value=b"6", key=b"c"), Record(value=b"7", key=b"c"), b"8"])
     batches = [[r.key for r in request.records] for request in fake.requests]
-    assert batches == [[b"a", b"a"], [b"b"], [b"", b""], [b"a"], [b"c", b"c"], [b""]]
+    # Keyless records join the batch they come to (the server puts them with its keys).
+    assert batches == [[b"a", b"a"], [b"b", b"", b""], [b"a"], [b"c", b"c", b""]]
+    assert fake.described == 1  # refused once; asked again only after METADATA_MAX_AGE_S
     assert all(r.topic == "orders" and not r.HasField("partition") for r in fake.requests)
     assert [f.result() for f in futures] == list(range(9))
 
@@ -137,3 +156,29 @@ def test_a_producer_for_one_partition_names_it_and_batches_every_key_together(
     assert [(f.result(), f.partition) for f in futures] == [(i, 2) for i in range(5)]
     assert fake.picker.read_floor(None, "orders", 2) == 4
     assert fake.picker.read_floor(None) == 0  # another partition's offsets
+
+
+def test_with_the_partition_count_batches_are_cut_by_partition_and_name_it(
+    fake: FakeClient,
+) -> None:
+    fake.partitions = 4
+    keys = [b"k%d" % i for i in range(40)]
+    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+        futures = [p.send(b"%d" % i, key) for i, key in enumerate(keys)]
+    for request in fake.requests:
+        partitions = {partition_for_key(r.key, 4) for r in request.records}
+        assert partitions == {request.partition}, request
+    runs = 1 + sum(
+        partition_for_key(a, 4) != partition_for_key(b, 4) for a, b in itertools.pairwise(keys)
+    )
+    assert len(fake.requests) == runs and fake.described == 1
+    assert [f.partition for f in futures] == [partition_for_key(k, 4) for k in keys]
+
+
+def test_on_a_topic_of_one_partition_records_of_many_keys_share_a_batch(fake: FakeClient) -> None:
+    fake.partitions = 1
+    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+        futures = p.send_many([Record(value=b"v", key=b"k%d" % i) for i in range(50)])
+        futures.append(p.send(b"keyless"))
+    assert len(fake.requests) == 1 and fake.requests[0].partition == 0
+    assert [f.result() for f in futures] == list(range(51))
