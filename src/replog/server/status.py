@@ -7,6 +7,7 @@ import grpc
 from replog.errors import (
     AlreadyExistsError,
     BatchTooLargeError,
+    ConfigError,
     InvalidArgumentError,
     LogClosedError,
     NotFoundError,
@@ -30,7 +31,7 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, AlreadyExistsError):
         return grpc.StatusCode.ALREADY_EXISTS
-    if isinstance(exc, InvalidArgumentError):
+    if isinstance(exc, InvalidArgumentError | ConfigError):  # a topic's config key or value
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, UnavailableError | LogClosedError):
         return grpc.StatusCode.UNAVAILABLE
@@ -70,7 +71,7 @@ def http_status_for(exc: ReplogError) -> int:
         return 409
     if isinstance(exc, RecordTooLargeError | BatchTooLargeError):
         return 413
-    if isinstance(exc, InvalidArgumentError):
+    if isinstance(exc, InvalidArgumentError | ConfigError):
         return 400
     if isinstance(exc, UnavailableError | LogClosedError):
         return 503
