@@ -13,6 +13,7 @@ and the CLI to a one-line message and a non-zero exit.
     │   ├── UnknownTopicError       the topic does not exist
     │   └── UnknownPartitionError   the topic has no such partition
     ├── AlreadyExistsError          a topic of that name exists already
+    ├── UnsupportedError            this server cannot do that (yet) (gRPC UNIMPLEMENTED, HTTP 501)
     ├── CorruptRecordError          stored bytes fail their checksum or do not match the index
     ├── LogLockedError              another Log (in any process) has the directory open
     ├── LogClosedError              the Log was closed
@@ -42,6 +43,7 @@ __all__ = [
     "ResourceExhaustedError",
     "StorageIOError",
     "UnavailableError",
+    "UnsupportedError",
     "UnknownPartitionError",
     "UnknownTopicError",
     "DeadlineExceededError",
@@ -151,6 +153,13 @@ class AlreadyExistsError(ReplogError):
     def __init__(self, topic: str) -> None:
         super().__init__(f"topic {topic!r} already exists")
         self.topic = topic
+
+
+class UnsupportedError(ReplogError):
+    """This server does not offer the operation (e.g. topics other than ``default`` on a
+    cluster of this version); nothing was changed."""
+
+    code = "UNSUPPORTED"
 
 
 class CorruptRecordError(ReplogError):

@@ -58,7 +58,7 @@ def test_a_single_node_writes_only_private_files_under_umask_022(
     server = server_factory(data, **SMALL_SEGMENTS)
     produce_some(server.grpc_address)
     server.stop()
-    assert len(list(data.glob("*.store"))) > 1
+    assert len(list((data / "topics" / "default" / "0").glob("*.store"))) > 1
     assert loose_modes(data) == []
 
 

@@ -50,8 +50,8 @@ def test_a_failed_write_makes_the_single_node_server_fail_stop(server: ThreadedS
         assert client.produce(b"before") == 0
         assert _readyz(server) == 200
         agent = server.agent
-        assert agent is not None and agent._log is not None
-        store = agent._log._segments[-1].store
+        assert agent is not None and agent._broker is not None
+        store = agent._broker.log("default", 0)._segments[-1].store
         store._file = _FullDisk(store._file)  # type: ignore[assignment]
         with pytest.raises(ReplogError):
             client.produce(b"lost")

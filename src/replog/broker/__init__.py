@@ -5,6 +5,17 @@ The embedded ``Broker`` lives here; it knows nothing of networks or Raft.
 
 from __future__ import annotations
 
+from replog.broker.broker import Broker, RetentionEvent
+from replog.broker.config import TOPIC_CONFIG_KEYS, TopicConfig
 from replog.broker.model import PartitionDescription, TopicDescription
+from replog.broker.names import DEFAULT_TOPIC
 
-__all__ = ["PartitionDescription", "TopicDescription"]
+__all__ = [
+    "DEFAULT_TOPIC",
+    "TOPIC_CONFIG_KEYS",
+    "Broker",
+    "PartitionDescription",
+    "RetentionEvent",
+    "TopicConfig",
+    "TopicDescription",
+]

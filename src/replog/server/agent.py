@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
+from replog.broker import Broker, TopicConfig
 from replog.errors import ConfigError, StorageIOError
 from replog.security.acl import Authorizer
 from replog.security.tls import (
@@ -28,6 +29,7 @@ from replog.security.tls import (
 )
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
+from replog.server.broker_backend import BrokerBackend, SingleLogTopics
 from replog.server.cluster import ClusterNode
 from replog.server.cluster_backend import RaftBackend
 from replog.server.grpc_service import SERVICE_NAME, LogService
@@ -37,7 +39,6 @@ from replog.server.limits import Limits
 from replog.server.members import is_clustered, resolve_node_id
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
-from replog.storage import Log
 
 __all__ = ["Agent", "exposure_warning", "serve"]
 
@@ -73,8 +74,11 @@ class Agent:
         self.gatekeeper = Gatekeeper(None)
         self.grpc_address = ""
         self.http_address = ""
-        self._log: Log | None = None
+        self._broker: Broker | None = None
         self._backend: SingleNodeBackend | None = None
+        self._broker_backend: BrokerBackend | None = None
+        self.topics: BrokerBackend | SingleLogTopics | None = None
+        """The topics behind the APIs, once started."""
         self.cluster: ClusterNode | None = None
         self._grpc: aio.Server | None = None
         self._service: LogService | None = None
@@ -100,7 +104,7 @@ class Agent:
             self.cluster.on_fatal = self._fail_stop
             self.cluster.inbox.on_drop = self.metrics.on_raft_dropped
         else:
-            self._log = await asyncio.to_thread(Log, s.data_dir, s.log_config())
+            self._broker = await asyncio.to_thread(self._open_broker)
         try:
             await self._start_servers()
         except BaseException:
@@ -146,6 +150,20 @@ class Agent:
             credentials=grpc_channel_credentials(tls) if tls is not None else None,
         )
 
+    def _open_broker(self) -> Broker:
+        s = self.settings
+        defaults = TopicConfig(
+            segment_bytes=s.segment_bytes,
+            max_record_bytes=s.max_record_bytes,
+            sync=s.sync,  # type: ignore[arg-type]  # checked by ServerSettings
+        )
+        return Broker(
+            s.data_dir,
+            defaults=defaults,
+            sync_interval_ms=s.sync_interval_ms,
+            node_id=s.server_id or s.grpc_addr,
+        )
+
     def _fail_stop(self, exc: BaseException) -> None:
         """The node's storage failed: unhealthy at once (readyz 503, health NOT_SERVING),
         then a graceful shutdown and a non-zero exit (a supervisor restarts the process)."""
@@ -169,17 +187,20 @@ class Agent:
 
     def _make_backend(self) -> SingleNodeBackend | RaftBackend:
         if self.cluster is not None:
+            self.topics = SingleLogTopics(self.cluster.backend, TopicConfig().as_strings())
             return self.cluster.backend
-        assert self._log is not None
-        backend = self._backend = SingleNodeBackend(
-            self._log,
+        assert self._broker is not None
+        topics = self._broker_backend = BrokerBackend(
+            self._broker,
             server_id=self.settings.server_id,
             rpc_addr=self.settings.grpc_addr,
             on_appended=self.metrics.on_appended,
             on_storage_failure=self._fail_stop,
             max_batch_records=self.settings.max_batch_records,
         )
-        backend.start()
+        topics.start()
+        self.topics = topics
+        backend = self._backend = topics.default
         return backend
 
     async def _start_servers(self) -> None:
@@ -214,10 +235,8 @@ class Agent:
             raise ConfigError(f"cannot listen for gRPC on {s.grpc_addr}")
         await server.start()
         self.grpc_address = _join(host, port)
-        if isinstance(backend, SingleNodeBackend):
-            backend.rpc_addr = self.grpc_address
-            if not s.server_id:
-                backend.server_id = self.grpc_address
+        if self._broker_backend is not None:
+            self._broker_backend.set_address(s.server_id or self.grpc_address, self.grpc_address)
         elif self.cluster is not None:
             self.cluster.start(self.grpc_address, s.join)
         serving = health_pb2.HealthCheckResponse.SERVING
@@ -262,8 +281,8 @@ class Agent:
             self._http_state.draining = True
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
-        if self._backend is not None:
-            self._backend.begin_shutdown()  # refuses new appends, ends tailing streams
+        if self._broker_backend is not None:
+            self._broker_backend.begin_shutdown()  # refuses new appends, ends tailing streams
         if self.cluster is not None:
             self.cluster.backend.begin_shutdown()
             self.cluster.close_streams()
@@ -273,10 +292,10 @@ class Agent:
             await self._runner.cleanup()
         if self.cluster is not None:
             await self.cluster.stop()
-        if self._backend is not None:
-            await self._backend.close()
-        elif self._log is not None:
-            await asyncio.to_thread(self._log.close)
+        if self._broker_backend is not None:
+            await self._broker_backend.close()
+        elif self._broker is not None:
+            await asyncio.to_thread(self._broker.close)
         log.info("stopped")
 
 

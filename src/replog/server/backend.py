@@ -137,8 +137,11 @@ class SingleNodeBackend:
         on_appended: Callable[[int, int], None] | None = None,
         on_storage_failure: Callable[[BaseException], None] | None = None,
         max_batch_records: int = 32768,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
-        """``on_storage_failure`` hears of a failed write or fsync: the Log refuses every
+        """``executor`` runs the appends (shared by many partitions; one append of this
+        backend at a time, so its order holds); by default the backend has its own thread.
+        ``on_storage_failure`` hears of a failed write or fsync: the Log refuses every
         later append, so the owner stops the server (fail-stop, as a cluster node does).
         A request of more than ``max_batch_records`` records is refused, as a cluster
         node refuses it."""
@@ -156,7 +159,10 @@ class SingleNodeBackend:
         self._wakeup = asyncio.Event()
         self._appended = asyncio.Event()
         self._closing = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replog-append")
+        self._owns_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="replog-append"
+        )
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -182,7 +188,8 @@ class SingleNodeBackend:
         if self._task is not None:
             await self._task
         await asyncio.get_running_loop().run_in_executor(self._executor, self._log.close)
-        self._executor.shutdown(wait=True)
+        if self._owns_executor:
+            self._executor.shutdown(wait=True)
 
     # -- appends ---------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from replog.errors import (
     ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
+    UnsupportedError,
 )
 
 __all__ = ["grpc_code_for", "http_status_for", "metadata_for"]
@@ -31,6 +32,8 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, AlreadyExistsError):
         return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(exc, UnsupportedError):
+        return grpc.StatusCode.UNIMPLEMENTED
     if isinstance(exc, InvalidArgumentError | ConfigError):  # a topic's config key or value
         return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, UnavailableError | LogClosedError):
@@ -69,6 +72,8 @@ def http_status_for(exc: ReplogError) -> int:
         return 404
     if isinstance(exc, AlreadyExistsError):
         return 409
+    if isinstance(exc, UnsupportedError):
+        return 501
     if isinstance(exc, RecordTooLargeError | BatchTooLargeError):
         return 413
     if isinstance(exc, InvalidArgumentError | ConfigError):

@@ -1,0 +1,378 @@
+"""TopicsBackends: a single node's over its embedded Broker, and a one-log adapter.
+
+``BrokerBackend`` gives every partition of the Broker its own ``SingleNodeBackend`` (group
+commit per partition; the appends of all partitions share one small thread pool) and
+applies retention in the background. ``SingleLogTopics`` serves one replicated log as the
+topic ``default`` with one partition (what a cluster offers until it hosts partition groups).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from replog.broker.broker import Broker
+from replog.broker.model import PartitionDescription, TopicDescription
+from replog.broker.names import DEFAULT_TOPIC, check_topic_name
+from replog.errors import (
+    InvalidArgumentError,
+    UnknownPartitionError,
+    UnknownTopicError,
+    UnsupportedError,
+)
+from replog.server.backend import LogBackend, SingleNodeBackend
+from replog.storage import Log
+
+__all__ = ["BrokerBackend", "SingleLogTopics", "check_replication_factor"]
+
+log = logging.getLogger("replog.server.topics")
+
+
+def check_replication_factor(replication_factor: int, nodes: int) -> int:
+    """The replication factor to use (0 = as many as there are nodes, at most 3), or
+    InvalidArgumentError when it is negative or above the node count."""
+    if type(replication_factor) is not int or replication_factor < 0:
+        raise InvalidArgumentError(
+            f"a replication factor is a whole number, got {replication_factor!r}"
+        )
+    if replication_factor == 0:
+        return min(3, nodes)
+    if replication_factor > nodes:
+        plural = "node" if nodes == 1 else "nodes"
+        raise InvalidArgumentError(
+            f"replication factor {replication_factor} is larger than the {nodes} {plural} "
+            "of the cluster"
+        )
+    return replication_factor
+
+
+def _topic_name(topic: str) -> str:
+    return topic or DEFAULT_TOPIC
+
+
+class BrokerBackend:
+    """A single node's topics: the embedded Broker behind the APIs.
+
+    Call ``start()`` from the event loop, ``close()`` to finish queued appends and close the
+    Broker. Retention runs every ``retention_check_interval_ms`` and never deletes a record
+    at or after a partition's high watermark.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        server_id: str,
+        rpc_addr: str,
+        on_appended: Callable[[int, int], None] | None = None,
+        on_storage_failure: Callable[[BaseException], None] | None = None,
+        max_batch_records: int = 32768,
+        retention_check_interval_ms: int = 60_000,
+    ) -> None:
+        self.broker = broker
+        self._server_id = server_id
+        self._rpc_addr = rpc_addr
+        self._on_appended = on_appended
+        self._on_storage_failure = on_storage_failure
+        self._max_batch_records = max_batch_records
+        self._retention_interval_s = retention_check_interval_ms / 1000
+        self._executor = ThreadPoolExecutor(
+            max_workers=min(8, 2 * (os.cpu_count() or 1)), thread_name_prefix="replog-append"
+        )
+        self._partitions: dict[str, list[SingleNodeBackend]] = {}
+        self._admin = asyncio.Lock()
+        self._retention: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a backend for every partition and the retention task."""
+        for name in self.broker.topics():
+            self._partitions[name] = [
+                self._make(name, p) for p in range(self.broker.partition_count(name))
+            ]
+        self._retention = asyncio.get_running_loop().create_task(
+            self._retain_forever(), name="replog-retention"
+        )
+
+    def _make(self, topic: str, partition: int) -> SingleNodeBackend:
+        backend = SingleNodeBackend(
+            self.broker.log(topic, partition),
+            server_id=self._server_id,
+            rpc_addr=self._rpc_addr,
+            on_appended=self._on_appended,
+            on_storage_failure=self._on_storage_failure,
+            max_batch_records=self._max_batch_records,
+            executor=self._executor,
+        )
+        backend.start()
+        return backend
+
+    def set_address(self, server_id: str, rpc_addr: str) -> None:
+        """The server's id and gRPC address, once it is listening."""
+        self._server_id, self._rpc_addr = server_id, rpc_addr
+        self.broker.node_id = server_id
+        for backends in self._partitions.values():
+            for backend in backends:
+                backend.server_id, backend.rpc_addr = server_id, rpc_addr
+
+    @property
+    def default(self) -> SingleNodeBackend:
+        """The backend of ``default``'s partition 0 (the log of the routes without a topic)."""
+        return self._partitions[DEFAULT_TOPIC][0]
+
+    def begin_shutdown(self) -> None:
+        """Refuse new appends on every partition and wake every waiter."""
+        self._closing = True
+        for backends in self._partitions.values():
+            for backend in backends:
+                backend.begin_shutdown()
+
+    async def close(self) -> None:
+        """Finish queued appends, close every partition and the Broker."""
+        self.begin_shutdown()
+        if self._retention is not None:
+            self._retention.cancel()
+            await asyncio.gather(self._retention, return_exceptions=True)
+        for backends in self._partitions.values():
+            for backend in backends:
+                await backend.close()
+        await asyncio.to_thread(self.broker.close)
+        self._executor.shutdown(wait=True)
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def partition(self, topic: str, partition: int) -> LogBackend:
+        """The backend of one partition ("" is ``default``)."""
+        name = _topic_name(topic)
+        backends = self._partitions.get(name)
+        if backends is None:
+            raise UnknownTopicError(name)
+        if type(partition) is not int or not 0 <= partition < len(backends):
+            raise UnknownPartitionError(name, partition, len(backends))
+        return backends[partition]
+
+    def partition_for(self, topic: str, key: bytes | None) -> int:
+        """The partition a record with ``key`` goes to (murmur2; sticky without a key)."""
+        name = _topic_name(topic)
+        if name not in self._partitions:
+            raise UnknownTopicError(name)
+        return self.broker.partition_for(name, key)
+
+    def next_batch(self, topic: str) -> None:
+        """A keyless batch ended: the sticky partition may move on."""
+        self.broker.next_batch(_topic_name(topic))
+
+    # -- administration -----------------------------------------------------------------------
+
+    async def create_topic(
+        self, name: str, partitions: int, replication_factor: int, config: Mapping[str, str]
+    ) -> TopicDescription:
+        """Create a topic (replication factor 1, or 0 for the default, on a single node)."""
+        check_topic_name(name)
+        check_replication_factor(replication_factor, 1)
+        async with self._admin:
+            description = await asyncio.to_thread(
+                self.broker.create_topic, name, partitions or 1, dict(config)
+            )
+            self._partitions[name] = [self._make(name, p) for p in range(partitions or 1)]
+        log.info("topic created", extra={"topic": name, "partitions": partitions or 1})
+        return description
+
+    async def delete_topic(self, name: str) -> None:
+        """Delete a topic: its appends in flight finish, then its data is removed."""
+        async with self._admin:
+            backends = self._partitions.get(name)
+            if backends is None:
+                raise UnknownTopicError(name)
+            del self._partitions[name]
+            for backend in backends:
+                await backend.close()
+            await asyncio.to_thread(self.broker.delete_topic, name)
+        log.info("topic deleted", extra={"topic": name})
+
+    def list_topics(self) -> list[TopicDescription]:
+        """Every topic, by name."""
+        return self._with_watermarks(self.broker.list_topics())
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """One topic with each partition's offsets."""
+        return self._with_watermarks([self.broker.describe_topic(name)])[0]
+
+    def _with_watermarks(self, topics: list[TopicDescription]) -> list[TopicDescription]:
+        """Descriptions whose next offsets are what readers see (acknowledged records)."""
+        out = []
+        for topic in topics:
+            backends = self._partitions.get(topic.name, [])
+            parts = tuple(
+                _with_next(p, backends[p.partition].high_watermark)
+                if p.partition < len(backends)
+                else p
+                for p in topic.partitions
+            )
+            out.append(TopicDescription(topic.name, topic.config, 1, parts))
+        return out
+
+    async def alter_topic_config(
+        self, name: str, set_: Mapping[str, str], delete: Sequence[str]
+    ) -> TopicDescription:
+        """Change a topic's configuration; partitions whose Log settings change reopen."""
+        async with self._admin:
+            backends = self._partitions.get(name)
+            if backends is None:
+                raise UnknownTopicError(name)
+            old = self.broker.log_config(self.broker.topic_config(name))
+            # Validated first: a refused change must not disturb the partitions.
+            new = self.broker.log_config(self.broker.altered_config(name, set_, delete))
+            if new == old:
+                return await asyncio.to_thread(self.broker.alter_topic_config, name, set_, delete)
+            for backend in backends:  # the Logs reopen: drain their appends first
+                await backend.close()
+            try:
+                description = await asyncio.to_thread(
+                    self.broker.alter_topic_config, name, set_, delete
+                )
+            finally:
+                self._partitions[name] = [
+                    self._make(name, p) for p in range(self.broker.partition_count(name))
+                ]
+            return description
+
+    async def create_partitions(self, name: str, count: int) -> TopicDescription:
+        """Grow a topic to ``count`` partitions."""
+        async with self._admin:
+            backends = self._partitions.get(name)
+            if backends is None:
+                raise UnknownTopicError(name)
+            description = await asyncio.to_thread(self.broker.create_partitions, name, count)
+            have = len(backends)
+            self._partitions[name] = backends + [
+                self._make(name, p) for p in range(have, self.broker.partition_count(name))
+            ]
+            return description
+
+    # -- retention ----------------------------------------------------------------------------
+
+    async def _retain_forever(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self._retention_interval_s)
+            try:
+                await self.apply_retention()
+            except Exception:
+                log.exception("retention failed; trying again later")
+
+    async def apply_retention(self) -> int:
+        """Apply every topic's retention now; return how many segments were deleted."""
+        async with self._admin:
+            events = await asyncio.to_thread(self.broker.apply_retention, None, self._keep_from)
+        for event in events:
+            log.info(
+                "retention deleted %d segments of %s/%d (%d bytes); lowest offset now %d",
+                event.segments_deleted,
+                event.topic,
+                event.partition,
+                event.bytes_deleted,
+                event.lowest_offset,
+            )
+        return sum(e.segments_deleted for e in events)
+
+    def _keep_from(self, topic: str, partition: int, log_: Log) -> int:
+        backends = self._partitions.get(topic)
+        if backends is None or partition >= len(backends):
+            return log_.lowest_offset
+        return backends[partition].high_watermark
+
+
+def _with_next(p: PartitionDescription, high_watermark: int) -> PartitionDescription:
+    return PartitionDescription(
+        p.partition,
+        p.leader,
+        p.replicas,
+        p.in_sync,
+        p.lowest_offset,
+        min(p.next_offset, high_watermark),
+        p.size_bytes,
+    )
+
+
+class SingleLogTopics:
+    """One log as the topic ``default`` with one partition (a cluster, for now): creating
+    or changing topics is refused with UnsupportedError."""
+
+    def __init__(self, backend: LogBackend, config: Mapping[str, str]) -> None:
+        self.backend = backend
+        self._config = dict(config)
+
+    def partition(self, topic: str, partition: int) -> LogBackend:
+        """The log, for ``default``/0."""
+        name = _topic_name(topic)
+        if name != DEFAULT_TOPIC:
+            raise UnknownTopicError(name)
+        if partition != 0:
+            raise UnknownPartitionError(name, partition, 1)
+        return self.backend
+
+    def partition_for(self, topic: str, key: bytes | None) -> int:
+        """Always 0 (``default`` has one partition)."""
+        self.partition(topic, 0)
+        return 0
+
+    def next_batch(self, topic: str) -> None:
+        """Nothing to move: one partition."""
+
+    async def create_topic(
+        self, name: str, partitions: int, replication_factor: int, config: Mapping[str, str]
+    ) -> TopicDescription:
+        """Refused: a cluster serves only ``default`` so far."""
+        check_topic_name(name)
+        raise _unsupported()
+
+    async def delete_topic(self, name: str) -> None:
+        """Refused."""
+        self.partition(name, 0)
+        raise _unsupported()
+
+    def list_topics(self) -> list[TopicDescription]:
+        """The one topic."""
+        return [self.describe_topic(DEFAULT_TOPIC)]
+
+    def describe_topic(self, name: str) -> TopicDescription:
+        """``default`` with its one partition, replicated over every server."""
+        self.partition(name, 0)
+        servers = self.backend.servers()
+        leader = next((s.id for s in servers if s.is_leader), "")
+        replicas = tuple(s.id for s in servers)
+        voters = tuple(s.id for s in servers if s.is_voter)
+        part = PartitionDescription(
+            0,
+            leader,
+            replicas,
+            voters,
+            self.backend.lowest_offset,
+            self.backend.high_watermark,
+            0,
+        )
+        return TopicDescription(DEFAULT_TOPIC, self._config, len(replicas), (part,))
+
+    async def alter_topic_config(
+        self, name: str, set_: Mapping[str, str], delete: Sequence[str]
+    ) -> TopicDescription:
+        """Refused."""
+        self.partition(name, 0)
+        raise _unsupported()
+
+    async def create_partitions(self, name: str, count: int) -> TopicDescription:
+        """Refused."""
+        self.partition(name, 0)
+        raise _unsupported()
+
+
+def _unsupported() -> UnsupportedError:
+    return UnsupportedError(
+        "this cluster serves only the topic 'default'; creating and changing topics on a "
+        "cluster arrives with partition groups (single-node servers have topics today)"
+    )
