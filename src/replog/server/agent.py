@@ -243,7 +243,7 @@ class Agent:
         await self._health.set("", serving)
         await self._health.set(SERVICE_NAME, serving)
 
-        self._http_state = HttpState(backend, self.metrics, self.cluster, limits)
+        self._http_state = HttpState(backend, self.metrics, self.cluster, limits, self.topics)
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
         # keepalive_timeout also closes a connection that never sends a whole request head:

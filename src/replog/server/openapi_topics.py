@@ -83,7 +83,7 @@ def _admin_paths() -> dict[str, Any]:
                 "requestBody": {"required": True, **json_content(ref("TopicCreate"))},
                 "responses": {
                     "201": json_content(ref("Topic"), "Created (header Location)"),
-                    **errors(400, 403, 409, 413, 503),
+                    **errors(400, 403, 409, 413, 501, 503),
                 },
             },
             "get": {
@@ -109,12 +109,15 @@ def _admin_paths() -> dict[str, Any]:
                 "summary": "Change a topic's config, or grow its partitions (admin)",
                 "parameters": [_NAME_PARAM],
                 "requestBody": {"required": True, **json_content(ref("TopicPatch"))},
-                "responses": {"200": topic, **errors(400, 403, 404, 413, 503)},
+                "responses": {"200": topic, **errors(400, 403, 404, 413, 501, 503)},
             },
             "delete": {
                 "summary": "Delete a topic and its data (admin)",
                 "parameters": [_NAME_PARAM],
-                "responses": {"204": {"description": "Deleted"}, **errors(400, 403, 404, 503)},
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    **errors(400, 403, 404, 501, 503),
+                },
             },
         },
     }
