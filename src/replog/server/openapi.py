@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from replog.server.openapi_parts import B64 as _B64
+from replog.server.openapi_parts import BATCH_BODY, RECORD_BODY
 from replog.server.openapi_parts import U64 as _U64
 from replog.server.openapi_parts import errors as _errors
 from replog.server.openapi_parts import json_content as _json
@@ -116,19 +117,20 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
+_READ = {
+    "type": "object",
+    "properties": {
+        "records": {"type": "array", "items": _ref("Record")},
+        "next_offset": _U64,
+        "high_watermark": _U64,
+    },
+}
+
+
 def record_paths(prefix: str, params: list[dict[str, Any]], *, partition: bool) -> dict[str, Any]:
     """The five record routes under ``prefix`` (with path ``params``); with ``partition``,
     produce answers also give the partition, and unknown topics or partitions are 404."""
-    record_body = {
-        "type": "object",
-        "required": ["record"],
-        "properties": {"record": _ref("RecordIn")},
-    }
-    batch_body = {
-        "type": "object",
-        "required": ["records"],
-        "properties": {"records": {"type": "array", "minItems": 1, "items": _ref("RecordIn")}},
-    }
+    record_body, batch_body = RECORD_BODY, BATCH_BODY
     where = {"partition": {"type": "integer", "minimum": 0}} if partition else {}
     topic_errors = (403, 404, 503) if partition else ()
     produced = {"type": "object", "properties": {"offset": _U64, **where}}
@@ -136,14 +138,7 @@ def record_paths(prefix: str, params: list[dict[str, Any]], *, partition: bool) 
         "type": "object",
         "properties": {"base_offset": _U64, "count": {"type": "integer"}, **where},
     }
-    read = {
-        "type": "object",
-        "properties": {
-            "records": {"type": "array", "items": _ref("Record")},
-            "next_offset": _U64,
-            "high_watermark": _U64,
-        },
-    }
+    read = _READ
     offset_param = {"name": "offset", "in": "path", "required": True, "schema": _U64}
     return {
         prefix: {

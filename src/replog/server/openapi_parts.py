@@ -4,11 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["B64", "U32", "U64", "errors", "json_content", "path_param", "query", "ref"]
+__all__ = [
+    "B64",
+    "BATCH_BODY",
+    "RECORD_BODY",
+    "U32",
+    "U64",
+    "errors",
+    "json_content",
+    "path_param",
+    "query",
+    "ref",
+]
 
 B64 = {"type": "string", "format": "byte", "description": "base64"}
 U32 = {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}
 U64 = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
+
+#: The body of a produce of one record, and of a batch.
+RECORD_BODY = {
+    "type": "object",
+    "required": ["record"],
+    "properties": {"record": {"$ref": "#/components/schemas/RecordIn"}},
+}
+BATCH_BODY = {
+    "type": "object",
+    "required": ["records"],
+    "properties": {
+        "records": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"$ref": "#/components/schemas/RecordIn"},
+        }
+    },
+}
 
 _ERROR_TEXT = {
     400: "Malformed JSON, bad base64, bad parameters, or an invalid topic setting (named)",

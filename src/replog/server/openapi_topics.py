@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from replog.server.openapi_parts import U32, U64, errors, json_content, path_param, ref
+from replog.server.openapi_parts import (
+    BATCH_BODY,
+    RECORD_BODY,
+    U32,
+    U64,
+    errors,
+    json_content,
+    path_param,
+    ref,
+)
 
 __all__ = ["TOPIC_SCHEMAS", "topic_paths"]
 
@@ -124,16 +133,7 @@ def _admin_paths() -> dict[str, Any]:
 
 
 def _keyed_paths() -> dict[str, Any]:
-    record_body = {
-        "type": "object",
-        "required": ["record"],
-        "properties": {"record": ref("RecordIn")},
-    }
-    batch_body = {
-        "type": "object",
-        "required": ["records"],
-        "properties": {"records": {"type": "array", "minItems": 1, "items": ref("RecordIn")}},
-    }
+    record_body, batch_body = RECORD_BODY, BATCH_BODY
     partition = {"type": "integer", "minimum": 0, "description": "where it was appended"}
     return {
         "/v1/topics/{name}/records": {
