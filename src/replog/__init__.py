@@ -1,10 +1,13 @@
 """replog: a distributed commit log for Python.
 
-``from replog import Log`` gives the embedded storage engine, no server needed.
+``from replog import Log`` gives the embedded storage engine, no server needed;
+``from replog import Broker`` gives topics of partitions in one directory, as a server has.
 """
 
+from replog.broker import Broker, TopicConfig, TopicDescription
 from replog.client import AsyncClient, Client, Producer
 from replog.errors import (
+    AlreadyExistsError,
     BatchTooLargeError,
     ConfigError,
     CorruptRecordError,
@@ -12,6 +15,7 @@ from replog.errors import (
     InvalidArgumentError,
     LogClosedError,
     LogLockedError,
+    NotFoundError,
     OffsetOutOfRangeError,
     PermissionDeniedError,
     RecordTooLargeError,
@@ -20,15 +24,20 @@ from replog.errors import (
     StorageIOError,
     UnauthenticatedError,
     UnavailableError,
+    UnknownPartitionError,
+    UnknownTopicError,
+    UnsupportedError,
 )
-from replog.storage import Log, LogConfig, MemoryLog
+from replog.storage import Log, LogConfig, MemoryLog, RetentionResult, SegmentInfo
 from replog.v1.record_pb2 import Header, Record
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AlreadyExistsError",
     "AsyncClient",
     "BatchTooLargeError",
+    "Broker",
     "Client",
     "ConfigError",
     "CorruptRecordError",
@@ -40,15 +49,23 @@ __all__ = [
     "LogConfig",
     "LogLockedError",
     "MemoryLog",
+    "NotFoundError",
     "OffsetOutOfRangeError",
     "PermissionDeniedError",
     "Producer",
     "Record",
     "RecordTooLargeError",
     "ReplogError",
+    "RetentionResult",
+    "SegmentInfo",
     "ServerError",
     "StorageIOError",
+    "TopicConfig",
+    "TopicDescription",
     "UnauthenticatedError",
     "UnavailableError",
+    "UnknownPartitionError",
+    "UnknownTopicError",
+    "UnsupportedError",
     "__version__",
 ]

@@ -129,6 +129,7 @@ class Broker:
             max_record_bytes=config.max_record_bytes,
             sync=config.sync,
             sync_interval_ms=self._sync_interval_ms,
+            segment_ms=None if config.segment_ms == -1 else config.segment_ms,
         )
 
     def create_topic(
@@ -347,7 +348,22 @@ class Broker:
         now: int,
         keep_from: Callable[[str, int, Log], int] | None,
     ) -> RetentionEvent | None:
-        return None  # wired to Log.apply_retention when storage retention lands
+        config = topic.config
+        log_.roll_if_due(now)
+        if config.retention_ms == -1 and config.retention_bytes == -1:
+            return None
+        keep = log_.next_offset if keep_from is None else keep_from(topic.name, p, log_)
+        result = log_.apply_retention(
+            retention_ms=None if config.retention_ms == -1 else config.retention_ms,
+            retention_bytes=None if config.retention_bytes == -1 else config.retention_bytes,
+            keep_from=keep,
+            now_ms=now,
+        )
+        if not result.segments_deleted:
+            return None
+        return RetentionEvent(
+            topic.name, p, result.segments_deleted, result.bytes_deleted, result.lowest_offset
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 

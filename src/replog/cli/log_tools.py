@@ -1,5 +1,9 @@
 """``replog log dump`` and ``replog log check``: look inside a log directory, read-only.
 
+A server's data directory holds one log per partition (``topics/<topic>/<partition>/``):
+``dump`` reads one (``--topic``, ``--partition``; ``default``/0 unless told), ``check``
+checks every one.
+
 Like Kafka's ``kafka-dump-log``, these tools never open the directory as a ``Log``: that
 takes the directory lock and may repair (cut) a torn tail. Instead a small read-only reader
 opens the segment files with ``O_RDONLY`` and parses them itself, so the tools work on a
@@ -130,11 +134,44 @@ def format_json(record: Record, position: int) -> str:
 
 # -- commands ---------------------------------------------------------------------------------
 
-DirArg = Annotated[str, typer.Argument(help="The log directory (it is only read).")]
+DirArg = Annotated[
+    str,
+    typer.Argument(help="The log directory, or a server's data directory (it is only read)."),
+]
+
+
+def partition_dirs(directory: str) -> list[tuple[str, str]] | None:
+    """``(topic/partition, path)`` of every partition when ``directory`` is a data directory
+    of topics (it has ``topics/``), in topic and partition order; None for a log directory."""
+    topics = os.path.join(directory, "topics")
+    if not os.path.isdir(topics):
+        return None
+    found = []
+    for topic in sorted(os.listdir(topics)):
+        where = os.path.join(topics, topic)
+        if not os.path.isdir(where):
+            continue
+        parts = sorted(int(p) for p in os.listdir(where) if p.isdigit())
+        found += [(f"{topic}/{p}", os.path.join(where, str(p))) for p in parts]
+    return found
+
+
+def _one_partition(directory: str, topic: str | None, partition: str | None) -> str:
+    parts = partition_dirs(directory)
+    if parts is None:
+        if topic is not None or partition is not None:
+            raise _fail(f"{directory} is one log, not a data directory of topics")
+        return directory
+    number = _parse_int("--partition", partition, 0) or 0
+    name = f"{topic or 'default'}/{number}"
+    for label, path in parts:
+        if label == name:
+            return path
+    raise _fail(f"{directory} has no partition {name}")
 
 
 @app.command()
-def dump(
+def dump(  # noqa: PLR0917  # typer passes every option as a parameter
     directory: DirArg,
     from_: Annotated[
         str | None,
@@ -146,8 +183,19 @@ def dump(
     output_format: Annotated[
         str, typer.Option("--format", metavar="text|json", help="Output format.")
     ] = "text",
+    topic: Annotated[
+        str | None,
+        typer.Option("--topic", help="In a data directory: the topic [default: default]."),
+    ] = None,
+    partition: Annotated[
+        str | None,
+        typer.Option(
+            "--partition", metavar="P", help="In a data directory: the partition [default: 0]."
+        ),
+    ] = None,
 ) -> None:
     """Print the records of a log directory, oldest first, without locking or changing it."""
+    directory = _one_partition(directory, topic, partition)
     start = _parse_int("--from", from_, 0)
     limit = _parse_int("--count", count, 0)
     if output_format not in ("text", "json"):
@@ -178,7 +226,19 @@ def dump(
 
 @app.command()
 def check(directory: DirArg) -> None:
-    """Verify CRCs, lengths, offsets and indexes of a log directory; exit 2 on corruption."""
+    """Verify CRCs, lengths, offsets and indexes of a log directory (of every partition of a
+    data directory); exit 2 on corruption."""
+    parts = partition_dirs(directory)
+    if parts is not None:
+        corrupt = [label for label, path in parts if not _check_one(path)]
+        if corrupt:
+            raise _fail(f"corrupt partitions: {', '.join(corrupt)}", 2)
+        return
+    if not _check_one(directory):
+        raise typer.Exit(2)
+
+
+def _check_one(directory: str) -> bool:
     try:
         total = sum(
             os.path.getsize(s.store_path)
@@ -202,8 +262,7 @@ def check(directory: DirArg) -> None:
     except (ReplogError, OSError) as exc:
         raise _fail(str(exc)) from None
     _print_report(directory, report)
-    if report.problems:
-        raise typer.Exit(2)
+    return not report.problems
 
 
 def _print_report(directory: str, report: CheckReport) -> None:

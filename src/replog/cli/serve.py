@@ -65,6 +65,18 @@ def serve_command(  # noqa: PLR0917  (typer options)
     sync_interval_ms: Annotated[int | None, typer.Option(help="fsync period for interval.")] = None,
     segment_bytes: Annotated[int | None, typer.Option(help="Segment store size.")] = None,
     max_record_bytes: Annotated[int | None, typer.Option(help="Largest record accepted.")] = None,
+    retention_ms: Annotated[
+        int | None, typer.Option(help="Topics' default time retention, -1 = forever.")
+    ] = None,
+    retention_bytes: Annotated[
+        int | None, typer.Option(help="Topics' default size retention per partition, -1 = none.")
+    ] = None,
+    segment_ms: Annotated[
+        int | None, typer.Option(help="Roll a segment this old (default 7 days), -1 = never.")
+    ] = None,
+    retention_check_interval_ms: Annotated[
+        int | None, typer.Option(help="How often retention runs (default 60000).")
+    ] = None,
     max_batch_records: MaxBatchRecordsOpt = None,
     max_streams_per_identity: MaxStreamsOpt = None,
     idle_timeout_s: IdleTimeoutOpt = None,
@@ -95,6 +107,10 @@ def serve_command(  # noqa: PLR0917  (typer options)
         "sync_interval_ms": sync_interval_ms,
         "segment_bytes": segment_bytes,
         "max_record_bytes": max_record_bytes,
+        "retention_ms": retention_ms,
+        "retention_bytes": retention_bytes,
+        "segment_ms": segment_ms,
+        "retention_check_interval_ms": retention_check_interval_ms,
         "max_batch_records": max_batch_records,
         "max_streams_per_identity": max_streams_per_identity,
         "idle_timeout_s": idle_timeout_s,

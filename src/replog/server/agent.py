@@ -152,14 +152,9 @@ class Agent:
 
     def _open_broker(self) -> Broker:
         s = self.settings
-        defaults = TopicConfig(
-            segment_bytes=s.segment_bytes,
-            max_record_bytes=s.max_record_bytes,
-            sync=s.sync,  # type: ignore[arg-type]  # checked by ServerSettings
-        )
         return Broker(
             s.data_dir,
-            defaults=defaults,
+            defaults=s.topic_defaults(),
             sync_interval_ms=s.sync_interval_ms,
             node_id=s.server_id or s.grpc_addr,
         )
@@ -197,6 +192,7 @@ class Agent:
             on_appended=self.metrics.on_appended,
             on_storage_failure=self._fail_stop,
             max_batch_records=self.settings.max_batch_records,
+            retention_check_interval_ms=self.settings.retention_check_interval_ms,
         )
         topics.start()
         self.topics = topics

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from replog.broker.config import TopicConfig
 from replog.errors import ConfigError
 from replog.raft.node import NodeOptions
 from replog.security.tls import TLSConfig
@@ -54,6 +55,10 @@ class ServerSettings:
     sync_interval_ms: int = 100
     segment_bytes: int = 64 * 1024 * 1024
     max_record_bytes: int = 1024 * 1024
+    retention_ms: int = -1
+    retention_bytes: int = -1
+    segment_ms: int = 7 * 24 * 3600 * 1000
+    retention_check_interval_ms: int = 60_000
     http_max_body_bytes: int = 16 * 1024 * 1024
     max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
     max_streams_per_identity: int = DEFAULT_MAX_STREAMS_PER_IDENTITY
@@ -96,6 +101,9 @@ class ServerSettings:
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s must not be negative")
         self.log_config()  # validates sync and sizes
+        self.topic_defaults()  # validates the retention settings
+        if not 10 <= self.retention_check_interval_ms <= 86_400_000:
+            raise ConfigError("retention_check_interval_ms must be between 10 and 86400000")
         self._check_security()
 
     def _check_security(self) -> None:
@@ -125,6 +133,17 @@ class ServerSettings:
         if not self.tls_cert:
             return None
         return TLSConfig(self.tls_cert, self.tls_key, self.tls_ca or None)
+
+    def topic_defaults(self) -> TopicConfig:
+        """The configuration of a topic that sets no key of its own."""
+        return TopicConfig(
+            retention_ms=self.retention_ms,
+            retention_bytes=self.retention_bytes,
+            segment_bytes=self.segment_bytes,
+            segment_ms=self.segment_ms,
+            max_record_bytes=self.max_record_bytes,
+            sync=self.sync,  # type: ignore[arg-type]  # checked by log_config
+        )
 
     def log_config(self) -> LogConfig:
         """The LogConfig these settings describe."""

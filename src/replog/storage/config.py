@@ -32,6 +32,10 @@ class LogConfig:
       share one fsync: group commit); ``"interval"`` — a background fsync every
       ``sync_interval_ms``; ``"never"`` — the OS decides. Under every policy an append
       has reached the OS (it survives the process being killed) when it returns.
+    - ``segment_ms``: when set, the active segment also rolls once its first record's
+      timestamp is ``segment_ms`` or more older than now (Kafka's ``segment.ms``), checked
+      before each append and by ``Log.roll_if_due``, so that time-based retention can
+      delete a quiet partition's old records. None: segments roll by size only.
     """
 
     max_store_bytes: int = 64 * 1024 * 1024
@@ -40,6 +44,7 @@ class LogConfig:
     initial_offset: int = 0
     sync: SyncPolicy = "always"
     sync_interval_ms: int = 100
+    segment_ms: int | None = None
 
     def __post_init__(self) -> None:
         _check_int("max_store_bytes", self.max_store_bytes, 64, _MAX_STORE_BYTES)
@@ -60,6 +65,8 @@ class LogConfig:
         if self.sync not in SYNC_POLICIES:
             raise ConfigError(f"sync must be one of {', '.join(SYNC_POLICIES)}, got {self.sync!r}")
         _check_int("sync_interval_ms", self.sync_interval_ms, 1, 3_600_000)
+        if self.segment_ms is not None:
+            _check_int("segment_ms", self.segment_ms, 1, 2**62)
 
 
 def is_offset(value: object) -> bool:

@@ -7,10 +7,19 @@ import os
 import re
 
 from replog.errors import ConfigError, LogLockedError
+from replog.storage.config import LogConfig
 from replog.storage.files import FileLock, FileSystem
-from replog.storage.segment import INDEX_SUFFIX
+from replog.storage.segment import INDEX_SUFFIX, Segment
 
-__all__ = ["LOCK_NAME", "SEGMENT_NAME", "discover_segments", "lock_directory"]
+__all__ = [
+    "LOCK_NAME",
+    "SEGMENT_NAME",
+    "discover_segments",
+    "load_segments",
+    "lock_directory",
+    "new_segment",
+    "open_segment",
+]
 
 LOCK_NAME = ".lock"
 SEGMENT_NAME = re.compile(r"^(\d{20})\.(store|index)$")
@@ -65,3 +74,40 @@ def discover_segments(fs: FileSystem, directory: str) -> list[int]:
         else:
             fs.remove(os.path.join(directory, f"{base:020d}{INDEX_SUFFIX}"))
     return bases
+
+
+def open_segment(
+    fs: FileSystem, directory: str, config: LogConfig, base: int, sealed_next: int | None
+) -> Segment:
+    """Open the segment at ``base``: sealed (ending at ``sealed_next``) or active (None)."""
+    return Segment(
+        fs,
+        directory,
+        base,
+        max_store_bytes=config.max_store_bytes,
+        max_index_bytes=config.max_index_bytes,
+        max_record_bytes=config.max_record_bytes,
+        sealed_next_offset=sealed_next,
+    )
+
+
+def new_segment(fs: FileSystem, directory: str, config: LogConfig, base: int) -> Segment:
+    """Start an empty active segment at ``base`` (emptying leftovers of a removed one)."""
+    segment = open_segment(fs, directory, config, base, None)
+    if segment.next_offset != base:  # leftover files of a removed segment
+        segment.truncate_after(base - 1)
+    return segment
+
+
+def load_segments(fs: FileSystem, directory: str, config: LogConfig) -> list[Segment]:
+    """Open every segment of ``directory``, or start its first one at the initial offset."""
+    bases = discover_segments(fs, directory)
+    if not bases:
+        segments = [new_segment(fs, directory, config, config.initial_offset)]
+        fs.sync_dir(directory)
+        return segments
+    nexts: list[int | None] = [*bases[1:], None]
+    return [
+        open_segment(fs, directory, config, base, sealed_next)
+        for base, sealed_next in zip(bases, nexts, strict=True)
+    ]

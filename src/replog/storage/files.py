@@ -190,7 +190,11 @@ class _OsFile:
         os.ftruncate(self._fd, size)
 
     def close(self) -> None:
-        os.close(self._fd)
+        # Forget the number first: the OS hands it to the next open file at once, and a late
+        # pread through it (a reader racing a segment's removal) would read that file instead.
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class _OsMapped:

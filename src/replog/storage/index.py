@@ -71,8 +71,10 @@ class Index:
         mapped = self._map
         if mapped is not None:
             return mapped.buffer[start : start + size]
-        assert self._file is not None
-        return self._file.pread(size, start)
+        file = self._file
+        if file is None:  # closed: a reader raced the segment's removal
+            raise ValueError(f"the index {self.path} is closed")
+        return file.pread(size, start)
 
     def _remap(self, size: int) -> None:
         if self._map is not None:
@@ -167,6 +169,9 @@ class Index:
         """Make the entries durable, trim the file to them (giving back its preallocated
         blocks) and switch to reading them with pread (no more appends)."""
         self.sync()
+        # The file is opened before the map goes: a concurrent reader always finds one.
+        if self._file is None:
+            self._file = self._fs.open(self.path)
         # The map is dropped, not closed (a concurrent reader may hold it); it only reads
         # entries below ``entries``, which stay inside the trimmed file.
         self._map = None
@@ -177,14 +182,18 @@ class Index:
         """Grow the file back to ``max_bytes`` so the segment can take appends again."""
         self._remap(max(self.max_bytes, self.entries * ENTRY_BYTES))
 
-    def close(self) -> None:
-        """Trim the file to its entries and unmap it; a trimmed index marks a clean close."""
-        self.sync()
+    def release(self) -> None:
+        """Close the file or map without touching the path (the segment's files are gone)."""
         if self._map is not None:
             self._map.close()
             self._map = None
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def close(self) -> None:
+        """Trim the file to its entries and unmap it; a trimmed index marks a clean close."""
+        self.sync()
+        self.release()
         if self._fs.exists(self.path):
             self._fs.resize(self.path, self.entries * ENTRY_BYTES)

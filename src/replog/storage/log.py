@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import io
 import logging
 import os
 import threading
@@ -13,10 +12,8 @@ from types import TracebackType
 
 from replog.errors import (
     ConfigError,
-    CorruptRecordError,
     InvalidArgumentError,
     LogClosedError,
-    OffsetOutOfRangeError,
     RecordTooLargeError,
     StorageIOError,
 )
@@ -28,9 +25,14 @@ from replog.storage.codec import (
     serialize_placed_records,
 )
 from replog.storage.config import MAX_OFFSET, LogConfig, is_offset
-from replog.storage.directory import discover_segments, lock_directory
+from replog.storage.directory import load_segments, lock_directory, new_segment
 from replog.storage.files import FileSystem, OsFileSystem
-from replog.storage.reader import LogReader, decode_checked, decode_checked_batch
+from replog.storage.log_reads import LogReads, describe_segment
+from replog.storage.retention import (
+    RetentionResult,
+    check_retention_limits,
+    segments_to_delete,
+)
 from replog.storage.segment import Segment
 from replog.storage.sync import GroupCommit, IntervalSync
 from replog.v1.record_pb2 import Record
@@ -39,12 +41,16 @@ __all__ = ["Log"]
 
 log = logging.getLogger("replog.storage")
 
+# How long the files of a segment removed from the front stay open (unlinked) for a reader
+# that picked the segment just before its removal; Kafka waits file.delete.delay.ms.
+_RETIRED_GRACE_S = 10.0
+
 
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Log:
+class Log(LogReads):
     """A durable, segmented, append-only log of records with dense 64-bit offsets.
 
     Opening a directory takes an exclusive lock on it (a second opener, in any process,
@@ -69,11 +75,13 @@ class Log:
         self._clock_ms = clock_ms
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
+        self._retention_lock = threading.Lock()
+        self._retired: list[tuple[float, list[Segment]]] = []
         self._closed = True
         self._failed: StorageIOError | None = None
         self._lock = lock_directory(self._fs, self.directory)
         try:
-            self._segments = self._load_segments()
+            self._segments = load_segments(self._fs, self.directory, self.config)
         except BaseException:
             self._lock.release()
             raise
@@ -84,84 +92,13 @@ class Log:
         # Read on every append: plain attributes, not lookups through the config.
         self._max_record_bytes = self.config.max_record_bytes
         self._sync_always = self.config.sync == "always"
+        self._segment_ms = self.config.segment_ms
         self._closed = False
         self._interval_sync: IntervalSync | None = None
         if self.config.sync == "interval":
             self._interval_sync = IntervalSync(
                 self._committer, lambda: self._next_offset, self.config.sync_interval_ms
             )
-
-    # -- opening ------------------------------------------------------------------------------
-
-    def _load_segments(self) -> list[Segment]:
-        bases = discover_segments(self._fs, self.directory)
-        if not bases:
-            segments = [self._new_segment(self.config.initial_offset)]
-            self._fs.sync_dir(self.directory)
-            return segments
-        nexts: list[int | None] = [*bases[1:], None]
-        return [
-            self._open_segment(base, sealed_next)
-            for base, sealed_next in zip(bases, nexts, strict=True)
-        ]
-
-    def _open_segment(self, base: int, sealed_next_offset: int | None) -> Segment:
-        config = self.config
-        return Segment(
-            self._fs,
-            self.directory,
-            base,
-            max_store_bytes=config.max_store_bytes,
-            max_index_bytes=config.max_index_bytes,
-            max_record_bytes=config.max_record_bytes,
-            sealed_next_offset=sealed_next_offset,
-        )
-
-    def _new_segment(self, base: int) -> Segment:
-        segment = self._open_segment(base, None)
-        if segment.next_offset != base:  # leftover files of a removed segment
-            segment.truncate_after(base - 1)
-        return segment
-
-    # -- properties ----------------------------------------------------------------------------
-
-    @property
-    def lowest_offset(self) -> int:
-        """The first readable offset (equal to ``next_offset`` while the log is empty)."""
-        return self._segments[0].base_offset
-
-    @property
-    def next_offset(self) -> int:
-        """The offset the next appended record gets (the log end offset)."""
-        return self._next_offset
-
-    @property
-    def recovery_bytes_truncated(self) -> int:
-        """Bytes the opening of this Log cut from a torn or corrupt tail (0 after a clean
-        close): records there were lost, acknowledged ones too if the medium was damaged."""
-        return sum(s.recovery.bytes_truncated for s in self._segments)
-
-    @property
-    def highest_offset(self) -> int | None:
-        """The last record's offset, or None while the log is empty."""
-        if self._next_offset == self.lowest_offset:
-            return None
-        return self._next_offset - 1
-
-    @property
-    def durable_offset(self) -> int:
-        """Every offset below this is known to be fsynced."""
-        return self._committer.durable_offset
-
-    @property
-    def segment_count(self) -> int:
-        """How many segments the log has."""
-        return len(self._segments)
-
-    @property
-    def size_bytes(self) -> int:
-        """The bytes held in the segments' store files."""
-        return sum(segment.store.size for segment in self._segments)
 
     # -- appends ------------------------------------------------------------------------------
 
@@ -184,10 +121,11 @@ class Log:
             if self._closed or self._failed is not None or self._committer.error is not None:
                 self._check_writable()
             offset = self._next_offset
-            payload = self._encoder.encode(value, offset, max(1, self._clock_ms()))
+            stamp = max(1, self._clock_ms())
+            payload = self._encoder.encode(value, offset, stamp)
             if len(payload) > self._max_record_bytes:
                 raise RecordTooLargeError(len(payload), self._max_record_bytes)
-            self._write([payload])
+            self._write([payload], stamp)
         if self._sync_always:
             self._committer.wait_durable(offset + 1)
         return offset
@@ -210,7 +148,7 @@ class Log:
             base = self._next_offset
             timestamp_ms = max(1, self._clock_ms())
             payloads = encode_records(values, base, timestamp_ms, self.config.max_record_bytes)
-            self._write(payloads)
+            self._write(payloads, timestamp_ms)
             end = self._next_offset
         if self.config.sync == "always":
             self._committer.wait_durable(end)
@@ -260,13 +198,18 @@ class Log:
             self._failed = self._committer.error
             raise self._failed
 
-    def _write(self, payloads: list[bytes]) -> None:
-        """Write payloads to the active segment(s), rolling as needed (holds the write lock)."""
+    def _write(self, payloads: list[bytes], stamp: int | None = None) -> None:
+        """Write payloads to the active segment(s), rolling as needed (holds the write lock).
+
+        ``stamp`` is every payload's timestamp when the log assigned it (None: replicated
+        payloads, each with its own)."""
         if self._next_offset + len(payloads) - 1 > MAX_OFFSET:
             raise InvalidArgumentError("the log has reached the largest 64-bit offset")
+        if self._segment_ms is not None and self._roll_due(self._clock_ms()):
+            self._roll()  # before the write, as Kafka rolls: the new records start the segment
         segment = self._segments[-1]
         if len(payloads) == 1 and segment.room_for_one(len(payloads[0])):
-            self._write_chunk(segment, payloads)
+            self._write_chunk(segment, payloads, stamp)
             return
         sizes = [len(payload) for payload in payloads]
         done = 0
@@ -276,10 +219,10 @@ class Log:
             if count == 0:
                 self._roll()
                 continue
-            self._write_chunk(segment, payloads[done : done + count])
+            self._write_chunk(segment, payloads[done : done + count], stamp)
             done += count
 
-    def _write_chunk(self, segment: Segment, payloads: list[bytes]) -> None:
+    def _write_chunk(self, segment: Segment, payloads: list[bytes], stamp: int | None) -> None:
         """Append payloads that fit in ``segment`` with one write, then publish them."""
         entries_before = segment.index.entries
         try:
@@ -290,14 +233,40 @@ class Log:
             self._failed = StorageIOError(f"write to {segment.store_path} failed: {exc}")
             self._committer.fail(self._failed)
             raise self._failed from exc
+        if stamp is not None:
+            segment.times.note(self._next_offset, len(payloads), stamp)
         self._next_offset = segment.next_offset
+
+    def _roll_due(self, now_ms: int) -> bool:
+        """Whether the active segment's first record is ``segment_ms`` old (write lock held)."""
+        active = self._segments[-1]
+        if self._segment_ms is None or active.index.entries == 0:
+            return False
+        times = active.times
+        if times.first_ms is None:  # not seen appended (reopened, or replicated payloads)
+            times.learn(active, self._next_offset, first_only=True)
+        first = times.first_ms
+        return first is not None and now_ms - first >= self._segment_ms
+
+    def roll_if_due(self, now_ms: int | None = None) -> bool:
+        """Roll the active segment if ``segment_ms`` says it is due, so that a partition
+        that takes no appends still rolls; return whether it rolled. ``now_ms`` defaults
+        to the log's clock. An empty active segment never rolls."""
+        if now_ms is not None and not is_offset(now_ms):
+            raise InvalidArgumentError(f"now_ms must be an integer, got {now_ms!r}")
+        with self._write_lock:
+            self._check_writable()
+            if not self._roll_due(self._clock_ms() if now_ms is None else now_ms):
+                return False
+            self._roll()
+            return True
 
     def _roll(self) -> Segment:
         """Seal the active segment (durable, index trimmed) and start a new one."""
         active = self._segments[-1]
         try:
             active.seal()
-            segment = self._new_segment(active.next_offset)
+            segment = new_segment(self._fs, self.directory, self.config, active.next_offset)
             self._fs.sync_dir(self.directory)
         except OSError as exc:
             self._failed = StorageIOError(f"rolling segment {active.base_offset} failed: {exc}")
@@ -327,76 +296,46 @@ class Log:
             raise LogClosedError("the log is closed")
         self._committer.wait_durable(self._next_offset)
 
-    # -- reads -----------------------------------------------------------------------------
+    # -- retention ----------------------------------------------------------------------------
 
-    def _segment_for(self, offset: int) -> Segment:
-        if not isinstance(offset, int) or isinstance(offset, bool):
-            raise InvalidArgumentError(f"offset must be an integer, got {type(offset).__name__}")
-        if self._closed:
-            raise LogClosedError("the log is closed")
-        segments = self._segments
-        lowest = segments[0].base_offset
-        if not lowest <= offset < self._next_offset:
-            raise OffsetOutOfRangeError(offset, lowest, self._next_offset)
-        return segments[bisect.bisect_right(self._bases, offset) - 1]
+    def apply_retention(
+        self,
+        *,
+        retention_ms: int | None,
+        retention_bytes: int | None,
+        keep_from: int,
+        now_ms: int | None = None,
+    ) -> RetentionResult:
+        """Delete the oldest segments that ``retention_ms`` / ``retention_bytes`` let go
+        (see ``retention.segments_to_delete``), never one holding an offset at or above
+        ``keep_from``; ``now_ms`` defaults to the log's clock.
 
-    def read(self, offset: int) -> Record:
-        """Return the record at ``offset``.
-
-        Raises OffsetOutOfRangeError outside ``[lowest_offset, next_offset)`` and
-        CorruptRecordError when the stored bytes fail their checks (never a wrong record).
+        Reading below the new ``lowest_offset`` raises OffsetOutOfRangeError. Safe while
+        other threads append and read. Raises InvalidArgumentError for a bad limit
+        (nothing changes) and StorageIOError if a removal fails.
         """
-        segment = self._segment_for(offset)
-        try:
-            payload = segment.read_payload(offset)
-        except (OSError, ValueError) as exc:  # a concurrent truncate closed the segment
-            raise self._range_error_or(offset, exc) from exc
-        return decode_checked(payload, offset)
-
-    def read_payloads(
-        self, offset: int, *, max_records: int = 1000, max_bytes: int = 1 << 20
-    ) -> list[bytes]:
-        """Return serialized records from ``offset``, CRC-checked but not decoded.
-
-        Returns at least one record when ``offset < next_offset`` (even one over
-        ``max_bytes``), an empty list at ``next_offset``, and stops at a segment's end.
-        Raises OffsetOutOfRangeError below ``lowest_offset`` or past ``next_offset``.
-        """
-        if not isinstance(max_records, int) or max_records < 1 or max_bytes < 1:
-            raise InvalidArgumentError("max_records and max_bytes must be positive")
-        if is_offset(offset) and offset == self._next_offset and not self._closed:
-            return []
-        segment = self._segment_for(offset)
-        count = min(max_records, self._next_offset - offset)
-        try:
-            return segment.read_payloads(offset, count, max_bytes)
-        except (OSError, ValueError) as exc:
-            raise self._range_error_or(offset, exc) from exc
-
-    def read_batch(
-        self, offset: int, *, max_records: int = 1000, max_bytes: int = 1 << 20
-    ) -> list[Record]:
-        """Like ``read_payloads`` but decoded into Records (with their offsets checked)."""
-        payloads = self.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
-        return decode_checked_batch(payloads, offset)
-
-    def _range_error_or(self, offset: int, exc: Exception) -> Exception:
-        if isinstance(exc, CorruptRecordError):
-            return exc
-        if self._closed:
-            return LogClosedError("the log was closed during the read")
-        lowest = self.lowest_offset
-        if not lowest <= offset < self._next_offset:
-            return OffsetOutOfRangeError(offset, lowest, self._next_offset)
-        return exc
-
-    def reader(self) -> io.RawIOBase:
-        """Stream the raw frames of the whole log, oldest segment first (for snapshots)."""
-        if self._closed:
-            raise LogClosedError("the log is closed")
-        with self._write_lock:
-            spans = [(segment.store, segment.store.flushed_size) for segment in self._segments]
-        return LogReader(spans)
+        check_retention_limits(
+            retention_ms=retention_ms, retention_bytes=retention_bytes, keep_from=keep_from
+        )
+        if now_ms is not None and not is_offset(now_ms):
+            raise InvalidArgumentError(f"now_ms must be an integer, got {now_ms!r}")
+        now = self._clock_ms() if now_ms is None else now_ms
+        with self._retention_lock:
+            if retention_ms is not None and retention_ms != -1:
+                self.segments()  # learns timestamps without holding up appends
+            with self._sync_lock, self._write_lock:
+                self._check_writable()
+                infos = [describe_segment(*state) for state in self._segment_states()]
+                count = segments_to_delete(
+                    infos,
+                    now_ms=now,
+                    retention_ms=retention_ms,
+                    retention_bytes=retention_bytes,
+                    keep_from=keep_from,
+                )
+                self._drop_front(count)
+                freed = sum(info.size_bytes for info in infos[:count])
+                return RetentionResult(count, freed, self.lowest_offset)
 
     # -- truncation ---------------------------------------------------------------------------
 
@@ -416,13 +355,39 @@ class Log:
             if self._segments[-1].next_offset <= lowest and self._segments[-1].index.entries:
                 self._roll()
             doomed = [s for s in self._segments[:-1] if s.end_offset <= lowest]
-            if not doomed:
-                return
-            self._segments = self._segments[len(doomed) :]
-            self._bases = self._bases[len(doomed) :]
+            self._drop_front(len(doomed))
+
+    def _drop_front(self, count: int) -> None:
+        """Remove the ``count`` oldest segments (sealed ones; both locks held).
+
+        Readers see them gone first; then each one's files are unlinked and the removal made
+        durable before the next one's, so a crash at any point leaves a contiguous log that
+        starts at one of the segment bases. The files stay open for a while (see
+        ``_RETIRED_GRACE_S``) for readers that picked a segment just before it went.
+        """
+        self._release_retired(time.monotonic() - _RETIRED_GRACE_S)
+        if count == 0:
+            return
+        doomed = self._segments[:count]
+        self._segments = self._segments[count:]
+        self._bases = self._bases[count:]
+        self._retired.append((time.monotonic(), doomed))
+        try:
             for segment in doomed:
-                segment.remove()
-            self._fs.sync_dir(self.directory)
+                segment.unlink()
+                self._fs.sync_dir(self.directory)
+        except OSError as exc:
+            # Files of removed segments may be left: the log must be reopened (which finds
+            # them again, contiguous with the rest) before it may change further.
+            self._failed = StorageIOError(f"removing old segments failed: {exc}")
+            self._committer.fail(self._failed)
+            raise self._failed from exc
+
+    def _release_retired(self, before: float) -> None:
+        """Close the files of segments removed before the monotonic time ``before``."""
+        while self._retired and self._retired[0][0] <= before:
+            for segment in self._retired.pop(0)[1]:
+                segment.release()
 
     def truncate_after(self, offset: int) -> None:
         """Remove every record after ``offset``; ``lowest_offset - 1`` empties the log.
@@ -470,7 +435,7 @@ class Log:
                 for segment in reversed(self._segments):
                     segment.remove()
                 self._fs.sync_dir(self.directory)
-                segment = self._new_segment(next_offset)
+                segment = new_segment(self._fs, self.directory, self.config, next_offset)
                 self._fs.sync_dir(self.directory)
             except OSError as exc:
                 self._failed = StorageIOError(f"reset failed: {exc}")
@@ -499,6 +464,7 @@ class Log:
             finally:
                 for segment in self._segments:
                     segment.close()
+                self._release_retired(float("inf"))
                 self._lock.release()
 
     def __enter__(self) -> Log:

@@ -13,6 +13,7 @@ from replog.storage.codec import encode_frames as _encode_frames
 from replog.storage.files import FileSystem
 from replog.storage.index import ENTRY_BYTES, Index
 from replog.storage.store import Store, StoreCorruptionError
+from replog.storage.timestamps import SegmentTimes
 
 __all__ = ["Recovery", "Segment", "segment_paths"]
 
@@ -72,6 +73,7 @@ class Segment:
         # index cannot reach were lost to corruption, not out of range.
         self.sealed_next_offset = sealed_next_offset
         self.recovery = self._recover_sealed() if sealed else self._recover_active()
+        self.times = SegmentTimes(base_offset)
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -314,6 +316,7 @@ class Segment:
         self.index.truncate(keep)
         self.index.sync()
         self.store.truncate(size)
+        self.times = SegmentTimes(self.base_offset)  # it may have seen records now gone
 
     def seal(self) -> None:
         """Make the segment durable and read-only (its index is trimmed on close)."""
@@ -337,3 +340,17 @@ class Segment:
         self.close()
         self._fs.remove(self.store_path)
         self._fs.remove(self.index_path)
+
+    def unlink(self) -> None:
+        """Delete the segment's files but keep them open: a reader that picked this segment
+        just before its removal still reads it (``release`` closes the files later)."""
+        self._fs.remove(self.store_path)
+        self._fs.remove(self.index_path)
+
+    def release(self) -> None:
+        """Close the files of an unlinked segment (no flush, no trim: its names are gone and
+        may already belong to a new segment)."""
+        try:
+            self.store.release()
+        finally:
+            self.index.release()

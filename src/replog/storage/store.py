@@ -147,6 +147,12 @@ class Store:
         self._file.sync()
         self._flushed = size
 
+    def release(self) -> None:
+        """Close the file, dropping anything unflushed (for a removed segment)."""
+        self._pending = []
+        self._pending_bytes = 0
+        self._file.close()
+
     def close(self) -> None:
         """Flush and close the file (the Log syncs first when its policy asks)."""
         try:

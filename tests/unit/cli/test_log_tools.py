@@ -266,3 +266,22 @@ def test_the_console_script_runs_the_log_group(log_dir: Path, tmp_path: Path) ->
     )
     assert missing.returncode == 1
     assert missing.stderr.strip() == f"replog: error: {tmp_path / 'nope'}: no such directory"
+
+
+def test_dump_and_check_read_the_partitions_of_a_data_directory(tmp_path: Path) -> None:
+    from replog.broker import Broker
+
+    with Broker(tmp_path) as broker:
+        broker.create_topic("orders", 2)
+        broker.append("orders", b"eu", partition=1)
+        broker.append("default", b"plain")
+    out = invoke("dump", str(tmp_path), "--format", "json")
+    assert out.exit_code == 0, out.output
+    assert [json.loads(line)["value"] for line in out.output.splitlines()] == ["plain"]
+    out = invoke("dump", str(tmp_path), "--topic", "orders", "--partition", "1")
+    assert out.exit_code == 0 and "eu" in out.output
+    out = invoke("dump", str(tmp_path), "--topic", "orders", "--partition", "2")
+    assert out.exit_code == 1 and "no partition orders/2" in out.output
+    out = invoke("check", str(tmp_path))
+    assert out.exit_code == 0, out.output
+    assert out.output.count("OK:") == 3
