@@ -34,6 +34,7 @@ from replog.server.http_records import add_record_routes
 from replog.server.http_topics import add_topic_routes
 from replog.server.openapi import openapi_document
 from replog.server.status import http_status_for
+from replog.server.topics import DEFAULT_TOPIC
 
 __all__ = [
     "HTTP_CODES",
@@ -77,8 +78,13 @@ def make_app(
 
 
 def _default_partition(request: web.Request) -> tuple[LogBackend, int | None]:
-    """The old /v1/records routes: the default topic, answering as before topics."""
-    return request.app[STATE_KEY].backend, None
+    """The old /v1/records routes: the default topic's partition 0, answering as before
+    topics. Looked up on every request: the topic may have been deleted (404) and created
+    again (a new backend), and the one the server started with is then closed."""
+    state = request.app[STATE_KEY]
+    if state.topics is None:
+        return state.backend, None
+    return state.topics.partition(DEFAULT_TOPIC, 0), None
 
 
 # -- errors and middleware ---------------------------------------------------------------------
