@@ -198,8 +198,11 @@ def _wrap_behavior(
         async def requests_behavior(requests: Any, context: Any) -> Any:
             access = await check(context, ANY_TOPIC)
             checked = _checked_messages(requests, method, action, access)
-            async for item in behavior(checked, context):
-                yield item
+            try:
+                async for item in behavior(checked, context):
+                    yield item
+            except PermissionDeniedError as exc:  # a handler that did not map it itself
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
 
         return requests_behavior
 
@@ -207,7 +210,11 @@ def _wrap_behavior(
 
         async def requests_unary_behavior(requests: Any, context: Any) -> Any:
             access = await check(context, ANY_TOPIC)
-            return await behavior(_checked_messages(requests, method, action, access), context)
+            checked = _checked_messages(requests, method, action, access)
+            try:
+                return await behavior(checked, context)
+            except PermissionDeniedError as exc:  # a handler that did not map it itself
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
 
         return requests_unary_behavior
 
