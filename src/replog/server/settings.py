@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from replog.cluster.raft_node import NodeOptions
 from replog.errors import ConfigError
-from replog.raft.node import NodeOptions
 from replog.security.tls import TLSConfig
 from replog.server.limits import (
     DEFAULT_MAX_BATCH_RECORDS,
