@@ -65,6 +65,19 @@ def test_generated_protobuf_code_is_fresh(tmp_path: Path) -> None:
     assert committed == set(generated), "src/replog/v1 has files no .proto generates"
 
 
+def test_the_import_arrows_of_the_architecture_hold() -> None:
+    """The import-linter contracts of pyproject.toml ([tool.importlinter]), as `make lint`."""
+    result = subprocess.run(
+        [str(BIN / "lint-imports"), "--no-logo", "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("path", _modules(SRC / "storage"), ids=lambda p: p.name)
 def test_storage_imports_nothing_above_it(path: Path) -> None:
     forbidden = (
