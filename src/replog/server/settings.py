@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from replog.cluster.raft_node import NodeOptions
+from replog.cluster.node_options import NodeOptions
 from replog.errors import ConfigError
 from replog.security.tls import TLSConfig
 from replog.server.limits import (
