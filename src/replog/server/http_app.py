@@ -34,7 +34,7 @@ from replog.server.status import http_status_for
 from replog.v1.record_pb2 import Header, Record
 
 if TYPE_CHECKING:
-    from replog.server.cluster import ClusterNode
+    from replog.cluster.cluster_node import ClusterNode
 
 __all__ = [
     "HTTP_CODES",
@@ -449,7 +449,7 @@ async def _admin_body(request: web.Request, *, id_required: bool) -> tuple[HttpS
 
 
 async def _admin(state: HttpState, op: Awaitable[Any]) -> Any:
-    from replog.server.cluster import AdminError
+    from replog.cluster.cluster_node import AdminError
 
     try:
         return await op
