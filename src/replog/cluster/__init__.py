@@ -1,0 +1,1 @@
+"""The replicated cluster: many topics of partitions, each partition its own Raft group."""
