@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 
 import pytest
@@ -367,3 +368,22 @@ def test_balanced_placement_after_a_restart_moves_every_displaced_leadership_hom
     assert moves == [(p, "n0") for p, r in sorted(assignments.items()) if r[0] == "n0"]
     assert len(moves) == 4
     assert leader_moves(assignments, leaders, {"n1", "n2"}) == []
+
+
+def test_follower_filling_never_needs_the_fallback_up_to_8_nodes() -> None:
+    # Every shape of partial round, with every node able to be told apart by leader load.
+    rng = random.Random(12)
+    for node_count in range(1, 9):
+        order = _nodes(node_count)
+        for rf in range(1, node_count + 1):
+            for partitions in range(1, node_count):
+                share, extra = divmod(partitions * rf, node_count)
+                slots = {node: share + (i < extra) for i, node in enumerate(order)}
+                holders = [node for node in order if slots[node]]
+                for _ in range(40):
+                    leaders = rng.sample(holders, partitions)
+                    sets = placement._fill_followers(leaders, slots, rf, order)
+                    assert sets is not None, (node_count, rf, partitions, leaders)
+                    assert [s[0] for s in sets] == leaders
+                    assert all(len(set(s)) == rf for s in sets)
+                    assert Counter(n for s in sets for n in s) == +Counter(slots)
