@@ -136,7 +136,7 @@ def _partial_round(
     sets = _fill_followers(leaders[:partitions], slots, replication_factor, order)
     if sets is not None:
         return sets
-    # Never needed so far (every leader choice up to 9 nodes, samples up to 11, and the
+    # Never needed so far (every leader subset up to 9 nodes, samples up to 11, and the
     # tests sample up to 8), but this one is proven to work: consecutive positions of the
     # cycle, and the best leaders those sets allow.
     flat = [
