@@ -107,7 +107,8 @@ def _check_assignment(
 def _check_unique(nodes: Sequence[str]) -> None:
     repeated = sorted(node for node, seen in Counter(nodes).items() if seen > 1)
     if repeated:
-        raise InvalidArgumentError(f"node ids must be unique; listed more than once: {repeated}")
+        listed = ", ".join(repeated)
+        raise InvalidArgumentError(f"node ids must be unique; listed more than once: {listed}")
 
 
 def _preference_order(nodes: Sequence[str], load: Mapping[str, int], rotation: int) -> list[str]:

@@ -205,7 +205,7 @@ def test_the_same_arguments_give_the_same_placement() -> None:
         (["a"], 3, 2, "replication factor 2 is larger than the 1 node of the cluster"),
         (["a", "b", "c"], 3, 0, "replication factor must be at least 1, not 0"),
         (["a", "b", "c"], 0, 1, "a topic has at least 1 partition, not 0"),
-        (["a", "b", "a"], 3, 1, r"node ids must be unique; listed more than once: \['a'\]"),
+        (["a", "b", "a", "b"], 3, 1, "node ids must be unique; listed more than once: a, b"),
         ([], 1, 1, "the cluster has no nodes to place replicas on"),
     ],
 )
