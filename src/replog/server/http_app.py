@@ -16,9 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from replog.api.backend import LogBackend
+from replog.api.status import http_status_for
 from replog.errors import InvalidArgumentError, ReplogError
 from replog.jsonform import record_to_json
-from replog.server.backend import LogBackend
 from replog.server.http_common import (
     HTTP_CODES,
     STATE_KEY,
@@ -33,7 +34,6 @@ from replog.server.http_common import (
 from replog.server.http_records import add_record_routes
 from replog.server.http_topics import add_topic_routes
 from replog.server.openapi import openapi_document
-from replog.server.status import http_status_for
 from replog.server.topics import DEFAULT_TOPIC
 
 __all__ = [
@@ -201,7 +201,7 @@ async def _admin_body(request: web.Request, *, id_required: bool) -> tuple[HttpS
 
 
 async def _admin(state: HttpState, op: Awaitable[Any]) -> Any:
-    from replog.server.cluster import AdminError
+    from replog.cluster.cluster_node import AdminError
 
     try:
         return await op

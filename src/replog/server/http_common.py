@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from replog.api.backend import AppendValue, LogBackend
 from replog.errors import InvalidArgumentError, UnavailableError
-from replog.server.backend import AppendValue, LogBackend
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.topics import TopicsBackend
 from replog.v1.record_pb2 import Header, Record
 
 if TYPE_CHECKING:
-    from replog.server.cluster import ClusterNode
+    from replog.cluster.cluster_node import ClusterNode
 
 __all__ = [
     "HTTP_CODES",

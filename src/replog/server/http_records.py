@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from replog.api.backend import STALL_S, AppendValue, LogBackend
 from replog.errors import (
     BatchTooLargeError,
     InvalidArgumentError,
@@ -23,7 +24,6 @@ from replog.errors import (
 )
 from replog.jsonform import record_to_json
 from replog.server.auth import http_subject
-from replog.server.backend import STALL_S, AppendValue, LogBackend
 from replog.server.http_common import (
     MAX_U64,
     STATE_KEY,

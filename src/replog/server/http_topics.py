@@ -16,12 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
+from replog.api.backend import AppendValue, LogBackend
 from replog.broker.model import TopicDescription
 from replog.errors import InvalidArgumentError, UnavailableError
 from replog.security.acl import Action
 from replog.server.acl_objects import topic_object
 from replog.server.auth import request_access
-from replog.server.backend import AppendValue, LogBackend
 from replog.server.http_common import STATE_KEY, HttpState, check_text, check_writable, json_body
 from replog.server.http_records import add_record_routes, batch_values, one_value
 from replog.server.topics import TopicsBackend

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from replog.api.wire import MalformedRequest
 from replog.security.acl import ANY_TOPIC, CLUSTER, Action, Authorizer
 from replog.server.acl_objects import grpc_object, http_permission, topic_object
-from replog.server.wire import MalformedRequest
 from replog.v1.admin_pb2 import CreateTopicRequest, ListTopicsRequest
 from replog.v1.log_pb2 import ConsumeRequest, ProduceBatchRequest, ProduceRequest
 from replog.v1.record_pb2 import Record
