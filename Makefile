@@ -30,12 +30,13 @@ run: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/python -m replog.demo $(DATA_DIR)-demo
 
-## test: lint, type-check and run the whole test suite (what CI runs)
+## test: lint (ruff, import-linter), type-check and run the whole test suite (what CI runs)
 test: lint typecheck pytest
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-logo
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix src tests bench
@@ -87,4 +88,4 @@ bench-raft: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_raft.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache .grimp_cache

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from replog.server.cluster import ClusterNode
+from replog.cluster.cluster_node import ClusterNode
 from tests.integration.conftest import ThreadedServer, process_factory, wait_until
 
 FAST = {"raft_tick_ms": 50, "election_ticks": 10}

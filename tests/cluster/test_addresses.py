@@ -10,7 +10,7 @@ import time
 import pytest
 
 from replog.client import Client
-from replog.server.members import join_pending
+from replog.cluster.members import join_pending
 from tests.cluster.conftest import Cluster, Node, wait_until
 
 

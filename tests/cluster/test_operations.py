@@ -12,8 +12,8 @@ from typing import Any
 import grpc
 
 from replog.client import Client, Producer
+from replog.cluster.members import join_pending
 from replog.raft.messages import EntryKind
-from replog.server.members import join_pending
 from replog.v1 import cluster_pb2
 from replog.v1.record_pb2 import Record
 from tests.cluster.conftest import Cluster, Node, wait_until

@@ -10,11 +10,11 @@ from urllib.request import urlopen
 import grpc
 import pytest
 
-from replog.raft.log_store import ReplogLogStore
+from replog.cluster.cluster_node import ClusterNode
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.members import raft_id
+from replog.cluster.transport import RAFT_SERVICE
 from replog.raft.messages import Entry, EntryKind, HardState, Membership, MessageType
-from replog.raft.transport import RAFT_SERVICE
-from replog.server.cluster import ClusterNode
-from replog.server.members import raft_id
 from replog.storage import LogConfig
 from replog.v1 import cluster_pb2, raft_pb2
 from tests.cluster.conftest import Cluster

@@ -21,8 +21,8 @@ import contextlib
 import random
 from dataclasses import dataclass, field, replace
 
+from replog.cluster.log_store import ReplogLogStore
 from replog.errors import ReplogError
-from replog.raft.log_store import ReplogLogStore
 from replog.raft.messages import Entry, HardState, Membership
 from replog.storage import LogConfig
 from replog.storage.config import SyncPolicy

@@ -18,7 +18,7 @@ import random
 
 import pytest
 
-from replog.raft import log_store
+from replog.cluster import log_store
 from replog.storage.config import SyncPolicy
 from replog.storage.faultfs import FaultyFileSystem
 from replog.storage.store import Store

@@ -1,8 +1,9 @@
 """Which partition a record goes to: Kafka's default partitioner, bit for bit.
 
-A record with a key goes to ``to_positive(murmur2(key)) % partitions``, the same partition a
-Kafka producer (Java client or librdkafka's ``murmur2_random``) picks for the same key bytes
-and partition count, so keyed data written by either lands together. A record without a key
+A record with a key goes to ``to_positive(murmur2(key)) % partitions``, the partition the
+Kafka Java producer picks for the same key bytes and partition count (and librdkafka with
+``partitioner=murmur2_random``; librdkafka's own default hashes with CRC32 instead), so
+keyed data written by either lands together. A record without a key
 has no partition of its own; the ``StickyPartitioner`` keeps such records on one partition
 for a whole batch and then moves on, as Kafka's producer does since KIP-480.
 

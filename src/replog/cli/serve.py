@@ -48,6 +48,20 @@ IdleTimeoutOpt = Annotated[
 ]
 
 
+RetentionMsOpt = Annotated[
+    int | None, typer.Option(help="Topics' default time retention, -1 = forever.")
+]
+RetentionBytesOpt = Annotated[
+    int | None, typer.Option(help="Topics' default size retention per partition, -1 = none.")
+]
+SegmentMsOpt = Annotated[
+    int | None, typer.Option(help="Roll a segment this old (default 7 days), -1 = never.")
+]
+RetentionCheckOpt = Annotated[
+    int | None, typer.Option(help="How often retention runs (default 60000).")
+]
+
+
 def serve_command(  # noqa: PLR0917  (typer options)
     data_dir: Annotated[Path | None, typer.Option(help="Log directory [default: ./data].")] = None,
     grpc_addr: Annotated[
@@ -65,18 +79,10 @@ def serve_command(  # noqa: PLR0917  (typer options)
     sync_interval_ms: Annotated[int | None, typer.Option(help="fsync period for interval.")] = None,
     segment_bytes: Annotated[int | None, typer.Option(help="Segment store size.")] = None,
     max_record_bytes: Annotated[int | None, typer.Option(help="Largest record accepted.")] = None,
-    retention_ms: Annotated[
-        int | None, typer.Option(help="Topics' default time retention, -1 = forever.")
-    ] = None,
-    retention_bytes: Annotated[
-        int | None, typer.Option(help="Topics' default size retention per partition, -1 = none.")
-    ] = None,
-    segment_ms: Annotated[
-        int | None, typer.Option(help="Roll a segment this old (default 7 days), -1 = never.")
-    ] = None,
-    retention_check_interval_ms: Annotated[
-        int | None, typer.Option(help="How often retention runs (default 60000).")
-    ] = None,
+    retention_ms: RetentionMsOpt = None,
+    retention_bytes: RetentionBytesOpt = None,
+    segment_ms: SegmentMsOpt = None,
+    retention_check_interval_ms: RetentionCheckOpt = None,
     max_batch_records: MaxBatchRecordsOpt = None,
     max_streams_per_identity: MaxStreamsOpt = None,
     idle_timeout_s: IdleTimeoutOpt = None,

@@ -11,7 +11,7 @@ import casbin
 
 from replog.errors import ConfigError
 
-__all__ = ["ACL_MODEL", "Action", "Authorizer"]
+__all__ = ["ACL_MODEL", "ANY_TOPIC", "CLUSTER", "Action", "Authorizer"]
 
 log = logging.getLogger("replog.security")
 
@@ -21,12 +21,22 @@ class Action(StrEnum):
 
     PRODUCE = "produce"
     CONSUME = "consume"
-    ADMIN = "admin"  # cluster membership, leadership transfer
+    ADMIN = "admin"  # topic administration; on "*": cluster membership, leadership transfer
     REPLICATE = "replicate"  # node-to-node Raft traffic
 
 
-#: The casbin model: a policy line grants (subject, object, action); "*" matches any
-#: subject or object. Objects are "*" until topics exist. Anything not granted is denied.
+#: The request object of a call about the cluster as a whole (membership, leadership,
+#: replication): only a rule whose object is exactly ``*`` grants it, never a topic pattern.
+CLUSTER = "*"
+#: The request object of a cluster-wide read that any topic grant allows (GetServers,
+#: Cluster/Status, listing topics): a rule for the action on any object grants it.
+ANY_TOPIC = "<any>"
+
+#: The casbin model: a policy line grants (subject, object, action). "*" as the subject
+#: matches any identity. The object is a topic name, matched against the rule's object with
+#: casbin's globMatch (``*`` any run of characters, ``?`` one, ``[a-z]`` a set; topic names
+#: hold no ``/``, the one character globMatch's wildcards skip); a rule object of "*" matches
+#: everything, including CLUSTER. Anything not granted is denied.
 ACL_MODEL = """
 [request_definition]
 r = sub, obj, act
@@ -38,7 +48,8 @@ p = sub, obj, act
 e = some(where (p.eft == allow))
 
 [matchers]
-m = (p.sub == "*" || r.sub == p.sub) && (p.obj == "*" || r.obj == p.obj) && r.act == p.act
+m = (p.sub == "*" || r.sub == p.sub) && r.act == p.act && \\
+    (p.obj == "*" || r.obj == "<any>" || (r.obj != "*" && globMatch(r.obj, p.obj)))
 """
 
 
@@ -83,8 +94,9 @@ class Authorizer:
         log.info("ACL reloaded from %s", self.policy_file)
         return True
 
-    def allowed(self, subject: str, action: Action, obj: str = "*") -> bool:
-        """Whether ``subject`` may perform ``action`` on ``obj``."""
+    def allowed(self, subject: str, action: Action, obj: str = CLUSTER) -> bool:
+        """Whether ``subject`` may perform ``action`` on ``obj``: a topic name, CLUSTER or
+        ANY_TOPIC."""
         with self._lock:
             enforcer = self._enforcer
         return bool(enforcer.enforce(subject, obj, action.value))

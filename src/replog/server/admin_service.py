@@ -16,12 +16,12 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from replog.api.status import grpc_code_for, metadata_for
+from replog.api.wire import check_parsed, request_parser
 from replog.broker.model import TopicDescription
 from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
 from replog.server.metrics import ServerMetrics
-from replog.server.status import grpc_code_for, metadata_for
 from replog.server.topics import TopicsBackend
-from replog.server.wire import check_parsed, request_parser
 from replog.v1 import admin_pb2
 
 __all__ = ["ADMIN_SERVICE_NAME", "AdminService", "topic_info"]

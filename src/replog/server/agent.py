@@ -19,7 +19,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
-from replog.broker import Broker, TopicConfig
+from replog.broker import Broker
+from replog.cluster.backend import RaftBackend
+from replog.cluster.cluster_node import ClusterNode
+from replog.cluster.members import is_clustered, resolve_node_id
 from replog.errors import ConfigError, StorageIOError
 from replog.security.acl import Authorizer
 from replog.security.tls import (
@@ -31,13 +34,10 @@ from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
 from replog.server.broker_backend import BrokerBackend, SingleLogTopics
-from replog.server.cluster import ClusterNode
-from replog.server.cluster_backend import RaftBackend
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
 from replog.server.limits import Limits
-from replog.server.members import is_clustered, resolve_node_id
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
 
@@ -184,7 +184,8 @@ class Agent:
 
     def _make_backend(self) -> SingleNodeBackend | RaftBackend:
         if self.cluster is not None:
-            self.topics = SingleLogTopics(self.cluster.backend, TopicConfig().as_strings())
+            defaults = self.settings.topic_defaults().as_strings()
+            self.topics = SingleLogTopics(self.cluster.backend, defaults)
             return self.cluster.backend
         assert self._broker is not None
         topics = self._broker_backend = BrokerBackend(
@@ -249,7 +250,7 @@ class Agent:
         await self._health.set(SERVICE_NAME, serving)
         await self._health.set(ADMIN_SERVICE_NAME, serving)
 
-        self._http_state = HttpState(backend, self.metrics, self.cluster, limits)
+        self._http_state = HttpState(backend, self.metrics, self.cluster, limits, self.topics)
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
         # keepalive_timeout also closes a connection that never sends a whole request head:

@@ -1,32 +1,41 @@
 """Authentication and authorization at the edges: a gRPC interceptor and an HTTP middleware.
 
 Both find the caller's identity in its verified client certificate and hand it, with the
-action the call needs, to one function: :meth:`Gatekeeper.check`. No identity (no
-certificate) is UNAUTHENTICATED / 401; an identity the ACL does not grant is
-PERMISSION_DENIED / 403. A denied call never reaches a handler, so it changes nothing.
+action the call needs and the topic it addresses (``server/acl_objects.py``), to one
+function: :meth:`Gatekeeper.check`. No identity (no certificate) is UNAUTHENTICATED / 401;
+an identity the ACL does not grant is PERMISSION_DENIED / 403. A denied call never reaches
+a handler, so it changes nothing; a ProduceStream message for a topic the caller may not
+write ends the stream before anything of it is appended.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from aiohttp import web
 
-from replog.security.acl import Action, Authorizer
+from replog.errors import PermissionDeniedError
+from replog.security.acl import ANY_TOPIC, CLUSTER, Action, Authorizer
 from replog.security.identity import subject_from_der, subject_from_grpc_auth
+from replog.server.acl_objects import grpc_object, http_permission
+from replog.v1.admin_pb2 import ListTopicsResponse
 
 __all__ = [
+    "ACCESS_KEY",
     "GRPC_ACTIONS",
+    "Access",
     "Decision",
     "Gatekeeper",
     "GrpcAuthInterceptor",
     "grpc_action",
     "http_action",
     "http_auth_middleware",
+    "http_subject",
+    "request_access",
 ]
 
 log = logging.getLogger("replog.security")
@@ -47,7 +56,7 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Cluster/Status": Action.CONSUME,
     "/replog.v1.Cluster/Remove": Action.ADMIN,
     "/replog.v1.Cluster/TransferLeader": Action.ADMIN,
-    # Admin: changing topics is admin; reading their descriptions is like GetServers.
+    # Admin: changing a topic is admin on it; reading topics is like reading records.
     "/replog.v1.Admin/CreateTopic": Action.ADMIN,
     "/replog.v1.Admin/DeleteTopic": Action.ADMIN,
     "/replog.v1.Admin/AlterTopicConfig": Action.ADMIN,
@@ -90,6 +99,14 @@ class Decision:
     message: str = ""
 
 
+def _denied(subject: str, action: Action, obj: str) -> str:
+    if obj == CLUSTER:
+        return f"{subject!r} may not {action.value}"
+    if obj == ANY_TOPIC:
+        return f"{subject!r} may not {action.value} any topic"
+    return f"{subject!r} may not {action.value} topic {obj!r}"
+
+
 class Gatekeeper:
     """Applies the ACL to identities. Without an ACL, every caller is allowed.
 
@@ -99,47 +116,139 @@ class Gatekeeper:
     def __init__(self, authorizer: Authorizer | None) -> None:
         self.authorizer = authorizer
 
-    def check(self, subject: str | None, action: Action, peer: str) -> Decision:
-        """Decide whether ``subject`` may do ``action``; log every denial."""
+    def check(self, subject: str | None, action: Action, peer: str, obj: str = CLUSTER) -> Decision:
+        """Decide whether ``subject`` may do ``action`` on ``obj`` (a topic name, CLUSTER or
+        ANY_TOPIC); log every denial."""
         if self.authorizer is None:
             return Decision(True)
         if subject is None:
             log.warning("denied: no client identity, action=%s peer=%s", action, peer)
             return Decision(False, 401, "a client certificate is required")
-        if self.authorizer.allowed(subject, action):
+        if self.authorizer.allowed(subject, action, obj):
             return Decision(True)
-        log.warning("denied: subject=%s action=%s peer=%s", subject, action, peer)
-        return Decision(False, 403, f"{subject!r} may not {action.value}")
+        log.warning("denied: subject=%s action=%s peer=%s object=%s", subject, action, peer, obj)
+        return Decision(False, 403, _denied(subject, action, obj))
+
+
+class Access:
+    """One authenticated caller's permissions, for a handler that learns the topic only
+    from the request body (creating a topic) or filters what it answers (listing topics)."""
+
+    def __init__(self, gate: Gatekeeper, subject: str | None, peer: str) -> None:
+        self._gate = gate
+        self._subject = subject
+        self._peer = peer
+
+    def may(self, action: Action, obj: str) -> bool:
+        """Whether the caller may do ``action`` on ``obj`` (no log: for filtering)."""
+        authorizer = self._gate.authorizer
+        if authorizer is None:
+            return True
+        return self._subject is not None and authorizer.allowed(self._subject, action, obj)
+
+    def require(self, action: Action, obj: str) -> None:
+        """Raise PermissionDeniedError unless the caller may do ``action`` on ``obj``."""
+        decision = self._gate.check(self._subject, action, self._peer, obj)
+        if not decision.allowed:
+            raise PermissionDeniedError(decision.message)
+
+
+#: Where the HTTP middleware leaves the caller's :class:`Access` for the handler.
+ACCESS_KEY = web.RequestKey("replog_access", Access)
+
+
+def _grpc_code(decision: Decision) -> grpc.StatusCode:
+    if decision.status == 401:
+        return grpc.StatusCode.UNAUTHENTICATED
+    return grpc.StatusCode.PERMISSION_DENIED
+
+
+def _visible_topics(response: Any, access: Access) -> Any:
+    """A ListTopics answer without the topics the caller may not consume."""
+    message = ListTopicsResponse.FromString(response) if isinstance(response, bytes) else response
+    if not isinstance(message, ListTopicsResponse):
+        return response
+    kept = [t for t in message.topics if access.may(Action.CONSUME, t.name)]
+    if len(kept) == len(message.topics):
+        return response
+    filtered = ListTopicsResponse(topics=kept)
+    return filtered.SerializeToString() if isinstance(response, bytes) else filtered
 
 
 def _wrap_behavior(
-    behavior: Callable[..., Any], gate: Gatekeeper, action: Action, streaming_response: bool
+    behavior: Callable[..., Any],
+    gate: Gatekeeper,
+    method: str,
+    action: Action,
+    kind: str,
 ) -> Callable[..., Any]:
-    async def check(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        subject = subject_from_grpc_auth(context.auth_context())
-        decision = gate.check(subject, action, context.peer())
-        if not decision.allowed:
-            code = (
-                grpc.StatusCode.UNAUTHENTICATED
-                if decision.status == 401
-                else grpc.StatusCode.PERMISSION_DENIED
-            )
-            await context.abort(code, decision.message)
+    """``behavior`` behind the check of ``action`` on the topic its request names. ``kind``
+    is how the call streams: "unary", "stream" (server streaming) or "requests" (a request
+    stream: each message's topic is checked as it arrives, see ``_checked_messages``)."""
 
-    if streaming_response:
+    async def check(context: grpc.aio.ServicerContext[Any, Any], obj: str) -> Access:
+        subject = subject_from_grpc_auth(context.auth_context())
+        decision = gate.check(subject, action, context.peer(), obj)
+        if not decision.allowed:
+            await context.abort(_grpc_code(decision), decision.message)
+        return Access(gate, subject, context.peer())
+
+    if kind == "requests":
+
+        async def requests_behavior(requests: Any, context: Any) -> Any:
+            access = await check(context, ANY_TOPIC)
+            checked = _checked_messages(requests, method, action, access)
+            try:
+                async for item in behavior(checked, context):
+                    yield item
+            except PermissionDeniedError as exc:  # a handler that did not map it itself
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
+        return requests_behavior
+
+    if kind == "requests-unary":
+
+        async def requests_unary_behavior(requests: Any, context: Any) -> Any:
+            access = await check(context, ANY_TOPIC)
+            checked = _checked_messages(requests, method, action, access)
+            try:
+                return await behavior(checked, context)
+            except PermissionDeniedError as exc:  # a handler that did not map it itself
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
+        return requests_unary_behavior
+
+    if kind == "stream":
 
         async def stream_behavior(request: Any, context: Any) -> Any:
-            await check(context)
+            await check(context, grpc_object(method, request))
             async for item in behavior(request, context):
                 yield item
 
         return stream_behavior
 
     async def unary_behavior(request: Any, context: Any) -> Any:
-        await check(context)
-        return await behavior(request, context)
+        access = await check(context, grpc_object(method, request))
+        response = await behavior(request, context)
+        if method == "/replog.v1.Admin/ListTopics":
+            response = _visible_topics(response, access)
+        return response
 
     return unary_behavior
+
+
+async def _checked_messages(
+    requests: AsyncIterator[Any], method: str, action: Action, access: Access
+) -> AsyncIterator[Any]:
+    """The messages of a request stream, each one checked before the handler sees it.
+
+    The first refused one raises PermissionDeniedError where the handler reads its next
+    message: it answers the messages before it and ends the call with PERMISSION_DENIED,
+    and nothing of the refused message is appended.
+    """
+    async for message in requests:
+        access.require(action, grpc_object(method, message))
+        yield message
 
 
 class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -158,41 +267,40 @@ class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         action = grpc_action(details.method)
         if handler is None or action is None or self._gate.authorizer is None:
             return handler
-        gate = self._gate
+        gate, method = self._gate, details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_behavior(handler.unary_unary, gate, action, False),
+                _wrap_behavior(handler.unary_unary, gate, method, action, "unary"),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_behavior(handler.unary_stream, gate, action, True),
+                _wrap_behavior(handler.unary_stream, gate, method, action, "stream"),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_behavior(handler.stream_unary, gate, action, False),
+                _wrap_behavior(handler.stream_unary, gate, method, action, "requests-unary"),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_behavior(handler.stream_stream, gate, action, True),
+            _wrap_behavior(handler.stream_stream, gate, method, action, "requests"),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
 
-def http_action(method: str, path: str) -> Action | None:
-    """The action an HTTP request needs (None for probes, metrics and the API document)."""
-    if path in _OPEN_HTTP_PATHS:
+def http_action(request: web.Request) -> tuple[Action, str] | None:
+    """The (action, object) an HTTP request needs (None for probes, metrics and the API
+    document): see ``acl_objects.http_permission``."""
+    if request.path in _OPEN_HTTP_PATHS:
         return None
-    if path.startswith("/v1/records"):
-        return Action.PRODUCE if method == "POST" else Action.CONSUME
-    if path.startswith("/v1/cluster") and method != "GET":
-        return Action.ADMIN
-    return Action.CONSUME
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else None
+    return http_permission(request.method, route, request.match_info.get("name"))
 
 
 def http_subject(request: web.Request) -> str | None:
@@ -222,12 +330,19 @@ def http_auth_middleware(
     async def middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        action = http_action(request.method, request.path)
-        if action is not None and gate.authorizer is not None:
-            decision = gate.check(http_subject(request), action, _http_peer(request))
+        needs = http_action(request)
+        if needs is not None and gate.authorizer is not None:
+            subject, peer = http_subject(request), _http_peer(request)
+            decision = gate.check(subject, needs[0], peer, needs[1])
             if not decision.allowed:
                 code = "UNAUTHENTICATED" if decision.status == 401 else "PERMISSION_DENIED"
                 return error_response(decision.status, code, decision.message)
+            request[ACCESS_KEY] = Access(gate, subject, peer)
         return await handler(request)
 
     return middleware
+
+
+def request_access(request: web.Request) -> Access | None:
+    """The caller's permissions the auth middleware left on ``request`` (None: no ACL)."""
+    return request.get(ACCESS_KEY)

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from replog.api.backend import LogBackend
 from replog.broker.broker import Broker
 from replog.broker.model import PartitionDescription, TopicDescription
 from replog.broker.names import DEFAULT_TOPIC, check_topic_name
@@ -23,7 +24,7 @@ from replog.errors import (
     UnknownTopicError,
     UnsupportedError,
 )
-from replog.server.backend import LogBackend, SingleNodeBackend
+from replog.server.backend import SingleNodeBackend
 from replog.storage import Log
 
 __all__ = ["BrokerBackend", "SingleLogTopics", "check_replication_factor"]

@@ -20,19 +20,9 @@ from typing import Any, TypeVar
 import grpc
 from grpc import aio
 
-from replog.errors import (
-    OffsetOutOfRangeError,
-    ReplogError,
-    UnavailableError,
-)
-from replog.security.identity import subject_from_grpc_auth
-from replog.server.backend import STALL_S, LogBackend, ReadResult, ServerInfo
-from replog.server.limits import Limits
-from replog.server.metrics import ServerMetrics
-from replog.server.routing import end_sticky, keys_of, produce_target, read_target
-from replog.server.status import grpc_code_for, metadata_for
-from replog.server.topics import DEFAULT_TOPIC, TopicsBackend
-from replog.server.wire import (
+from replog.api.backend import STALL_S, LogBackend, ReadResult, ServerInfo
+from replog.api.status import grpc_code_for, metadata_for
+from replog.api.wire import (
     check_parsed,
     encode_batch_response,
     encode_consume_response,
@@ -40,6 +30,16 @@ from replog.server.wire import (
     produce_value,
     request_parser,
 )
+from replog.errors import (
+    OffsetOutOfRangeError,
+    ReplogError,
+    UnavailableError,
+)
+from replog.security.identity import subject_from_grpc_auth
+from replog.server.limits import Limits
+from replog.server.metrics import ServerMetrics
+from replog.server.routing import end_sticky, keys_of, produce_target, read_target
+from replog.server.topics import DEFAULT_TOPIC, TopicsBackend
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 

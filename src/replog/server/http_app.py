@@ -1,40 +1,40 @@
-"""The HTTP/JSON API (aiohttp) over the same LogBackend as the gRPC service.
+"""The HTTP/JSON API (aiohttp) over the same backends as the gRPC service.
 
 Values, keys and header values are base64 in JSON; offsets are JSON numbers. Every error is
 ``{"error": {"code": ..., "message": ...}}``; no traceback reaches a client. With an ACL, the
-auth middleware (``replog.server.auth``) answers 401/403 before any handler runs.
+auth middleware (``replog.server.auth``) answers 401/403 before any handler runs. The record
+routes are in ``http_records``, the topic routes in ``http_topics``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from replog.errors import (
-    BatchTooLargeError,
-    InvalidArgumentError,
-    OffsetOutOfRangeError,
-    ReplogError,
-)
+from replog.api.backend import LogBackend
+from replog.api.status import http_status_for
+from replog.errors import InvalidArgumentError, ReplogError
 from replog.jsonform import record_to_json
-from replog.server.auth import http_subject
-from replog.server.backend import STALL_S, AppendValue, LogBackend
-from replog.server.limits import Limits
-from replog.server.metrics import ServerMetrics
+from replog.server.http_common import (
+    HTTP_CODES,
+    STATE_KEY,
+    HttpState,
+    check_text,
+    check_writable,
+    error_response,
+    json_body,
+    read_body,
+    record_from_json,
+)
+from replog.server.http_records import add_record_routes
+from replog.server.http_topics import add_topic_routes
 from replog.server.openapi import openapi_document
-from replog.server.status import http_status_for
-from replog.v1.record_pb2 import Header, Record
-
-if TYPE_CHECKING:
-    from replog.server.cluster import ClusterNode
+from replog.server.topics import DEFAULT_TOPIC
 
 __all__ = [
     "HTTP_CODES",
@@ -47,35 +47,7 @@ __all__ = [
 
 log = logging.getLogger("replog.server.http")
 
-MAX_U64 = 2**64 - 1
-MAX_RECORDS_LIMIT = 10_000
-MAX_WAIT_MS_LIMIT = 60_000
-KEEPALIVE_S = 15.0
-READ_MAX_BYTES = 4 << 20
-#: An event stream reads this much at a time: what it holds while its client is slow.
-STREAM_READ_BYTES = 1 << 20
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class HttpState:
-    """What the handlers share: the backend, metrics and the draining flag."""
-
-    def __init__(
-        self,
-        backend: LogBackend,
-        metrics: ServerMetrics,
-        cluster: ClusterNode | None = None,
-        limits: Limits | None = None,
-    ) -> None:
-        self.backend = backend
-        self.metrics = metrics
-        self.cluster = cluster
-        self.limits = limits or Limits()
-        self.draining = False
-
-
-STATE_KEY = web.AppKey("replog_state", HttpState)
 
 
 def make_app(
@@ -92,11 +64,8 @@ def make_app(
     middlewares: list[Any] = [_middleware] if auth is None else [_middleware, auth]
     app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     app[STATE_KEY] = state
-    app.router.add_post("/v1/records", _produce)
-    app.router.add_post("/v1/records:batch", _produce_batch)
-    app.router.add_get("/v1/records:stream", _stream)
-    app.router.add_get("/v1/records/{offset}", _consume_one)
-    app.router.add_get("/v1/records", _consume)
+    add_record_routes(app.router, "/v1/records", _default_partition)
+    add_topic_routes(app.router)
     app.router.add_get("/v1/servers", _servers)
     app.router.add_get("/v1/cluster", _cluster_status)
     app.router.add_post("/v1/cluster:remove", _cluster_remove)
@@ -108,38 +77,17 @@ def make_app(
     return app
 
 
+def _default_partition(request: web.Request) -> tuple[LogBackend, int | None]:
+    """The old /v1/records routes: the default topic's partition 0, answering as before
+    topics. Looked up on every request: the topic may have been deleted (404) and created
+    again (a new backend), and the one the server started with is then closed."""
+    state = request.app[STATE_KEY]
+    if state.topics is None:
+        return state.backend, None
+    return state.topics.partition(DEFAULT_TOPIC, 0), None
+
+
 # -- errors and middleware ---------------------------------------------------------------------
-
-
-def error_response(status: int, code: str, message: str) -> web.Response:
-    """A JSON error body with ``status``."""
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-HTTP_CODES = {
-    400: "BAD_REQUEST",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "REQUEST_TOO_LARGE",
-    500: "INTERNAL",
-    504: "DEADLINE_EXCEEDED",
-}
-
-
-def _check_json_size(body: bytes, max_batch_records: int) -> None:
-    """Refuse a body that would parse into more JSON values than a full batch needs.
-
-    json.loads builds an object of 50-100 bytes per value, from 2 bytes of body (``[0,0,...``):
-    16 MiB took ~660 MiB. Every value but the first of its array or object follows a comma,
-    and a member is a key and a value, so this bound (C-speed counts) is never below the truth.
-    """
-    bound = 1 + 2 * (body.count(b",") + body.count(b"{") + body.count(b"["))
-    most = 8 * max_batch_records + 1000
-    if bound > most:
-        raise InvalidArgumentError(
-            f"the request body holds too many JSON values (at most {most}; "
-            f"a batch holds at most {max_batch_records} records)"
-        )
 
 
 @web.middleware
@@ -173,201 +121,7 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         state.metrics.observe("http", method, str(status), time.perf_counter() - started)
 
 
-# -- JSON <-> Record ---------------------------------------------------------------------------
-
-
-def _b64(obj: Any, where: str) -> bytes:
-    if not isinstance(obj, str):
-        raise InvalidArgumentError(f"{where} must be a base64 string")
-    try:
-        return base64.b64decode(obj, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidArgumentError(f"{where} is not valid base64") from None
-
-
-def record_from_json(obj: Any, where: str = "record") -> AppendValue:
-    """Parse ``{"value": b64, "key": b64, "headers": [{"key": str, "value": b64}]}``."""
-    if not isinstance(obj, dict):
-        raise InvalidArgumentError(f"{where} must be an object")
-    if "value" not in obj:
-        raise InvalidArgumentError(f"{where}.value is required")
-    value = _b64(obj["value"], f"{where}.value")
-    key = _b64(obj["key"], f"{where}.key") if obj.get("key") is not None else b""
-    headers_obj = obj.get("headers") or []
-    if not isinstance(headers_obj, list):
-        raise InvalidArgumentError(f"{where}.headers must be a list")
-    headers = []
-    for i, h in enumerate(headers_obj):
-        if not isinstance(h, dict) or not isinstance(h.get("key"), str):
-            raise InvalidArgumentError(
-                f"{where}.headers[{i}] must be {{key: string, value: base64}}"
-            )
-        _check_text(h["key"], f"{where}.headers[{i}].key")
-        headers.append(
-            Header(key=h["key"], value=_b64(h.get("value", ""), f"{where}.headers[{i}].value"))
-        )
-    if not key and not headers:
-        return value
-    return Record(value=value, key=key, headers=headers)
-
-
-def _check_text(text: str, where: str) -> None:
-    # JSON's "\ud800" escape gives a lone surrogate, which no UTF-8 (so no protobuf
-    # string) can hold: refuse it here, not with a 500 when the field is set.
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            raise InvalidArgumentError(f"{where} holds a lone UTF-16 surrogate") from None
-
-
-async def _read_body(request: web.Request) -> bytes:
-    try:
-        return await request.read()  # 413 from aiohttp over client_max_size
-    except web.RequestPayloadError:  # a bad chunk or Content-Encoding in the body
-        raise InvalidArgumentError(
-            "the request body is malformed (bad chunk or encoding)"
-        ) from None
-
-
-async def _json_body(request: web.Request) -> Any:
-    body = await _read_body(request)
-    _check_json_size(body, request.app[STATE_KEY].limits.max_batch_records)
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # ValueError: bad JSON, bad UTF-8, huge integers
-        raise InvalidArgumentError("the request body is not valid JSON") from None
-
-
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isascii() or not raw.isdigit():
-        raise InvalidArgumentError(f"{name} must be a non-negative integer, got {raw!r}")
-    if len(raw) > 20:  # longer than any u64; int() of thousands of digits raises
-        raise InvalidArgumentError(f"{name} must be between {low} and {high}")
-    value = int(raw)
-    if not low <= value <= high:
-        raise InvalidArgumentError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _check_writable(state: HttpState) -> None:
-    if state.draining:
-        from replog.errors import UnavailableError
-
-        raise UnavailableError("the server is shutting down", certainly_not_applied=True)
-
-
-# -- handlers ----------------------------------------------------------------------------------
-
-
-async def _produce(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    _check_writable(state)
-    body = await _json_body(request)
-    if not isinstance(body, dict) or "record" not in body:
-        raise InvalidArgumentError('the body must be {"record": {...}}')
-    value = record_from_json(body["record"])
-    offset = await state.backend.submit([value])
-    return web.json_response({"offset": offset})
-
-
-async def _produce_batch(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    _check_writable(state)
-    body = await _json_body(request)
-    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-        raise InvalidArgumentError('the body must be {"records": [{...}, ...]}')
-    records = body["records"]
-    if not records:
-        raise InvalidArgumentError("records must hold at least one record")
-    if len(records) > state.limits.max_batch_records:
-        raise BatchTooLargeError(len(records), state.limits.max_batch_records)
-    values = [record_from_json(r, f"records[{i}]") for i, r in enumerate(records)]
-    base = await state.backend.submit(values)
-    return web.json_response({"base_offset": base, "count": len(values)})
-
-
-def _read(
-    state: HttpState, offset: int, max_records: int, max_bytes: int = READ_MAX_BYTES
-) -> tuple[list[Record], int]:
-    """Records from ``offset`` and the offset the next read starts at (past control records)."""
-    backend = state.backend
-    lowest, high = backend.lowest_offset, backend.high_watermark
-    if not lowest <= offset <= high:
-        raise OffsetOutOfRangeError(offset, lowest, high)
-    payloads, next_offset = backend.read_from(offset, max_records, max_bytes)
-    state.metrics.on_read("http", len(payloads), sum(map(len, payloads)))
-    return [Record.FromString(p) for p in payloads], next_offset
-
-
-async def _consume_one(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    raw = request.match_info["offset"]
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or int(raw) > MAX_U64:
-        raise InvalidArgumentError(f"offset must be a non-negative 64-bit integer, got {raw!r}")
-    offset = int(raw)
-    records, _ = _read(state, offset, 1)
-    if not records or records[0].offset != offset:  # a read skips control records
-        backend = state.backend
-        raise OffsetOutOfRangeError(offset, backend.lowest_offset, backend.high_watermark)
-    return web.json_response({"record": record_to_json(records[0])})
-
-
-async def _consume(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    offset = _int_param(request, "offset", 0, 0, MAX_U64)
-    max_records = _int_param(request, "max_records", 100, 1, MAX_RECORDS_LIMIT)
-    wait_ms = _int_param(request, "wait_ms", 0, 0, MAX_WAIT_MS_LIMIT)
-    records, next_offset = _read(state, offset, max_records)
-    if not records and wait_ms and await state.backend.wait_for_data(next_offset, wait_ms / 1000):
-        records, next_offset = _read(state, next_offset, max_records)
-    return web.json_response(
-        {
-            "records": [record_to_json(r) for r in records],
-            "next_offset": next_offset,
-            "high_watermark": state.backend.high_watermark,
-        }
-    )
-
-
-async def _stream(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE_KEY]
-    offset = _int_param(request, "offset", 0, 0, MAX_U64)
-    _read(state, offset, 1)  # range check before the 200 goes out
-    with state.limits.streams.hold(http_subject(request)):  # else 429 before the 200
-        return await _send_events(request, state, offset)
-
-
-async def _send_events(request: web.Request, state: HttpState, offset: int) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-    )
-    await response.prepare(request)
-    try:
-        woken = False
-        while not state.draining:  # each turn writes, moves past control records, or waits
-            records, next_offset = _read(state, offset, 1000, STREAM_READ_BYTES)
-            if records:
-                chunk = "".join(
-                    f"id: {r.offset}\nevent: record\ndata: {json.dumps(record_to_json(r))}\n\n"
-                    for r in records
-                )
-                await response.write(chunk.encode())
-            elif next_offset <= offset:
-                if woken:  # woken, yet nothing to read: a backend bug must not spin the loop
-                    await asyncio.sleep(STALL_S)
-                woken = await state.backend.wait_for_data(offset, KEEPALIVE_S)
-                if not woken:
-                    await response.write(b": keep-alive\n\n")
-                continue
-            woken = False
-            offset = max(offset, next_offset)
-    except (ReplogError, ConnectionResetError):
-        pass  # shutting down, or the client went away: end the stream
-    return response
+# -- servers and cluster (admin) -------------------------------------------------------------
 
 
 async def _servers(request: web.Request) -> web.Response:
@@ -378,8 +132,6 @@ async def _servers(request: web.Request) -> web.Response:
     ]
     return web.json_response({"servers": servers})
 
-
-# -- cluster (admin) ---------------------------------------------------------------------------
 
 _ADMIN_HTTP_STATUS = {
     "NOT_LEADER": 503,
@@ -435,12 +187,12 @@ async def _cluster_status(request: web.Request) -> web.Response:
 
 async def _admin_body(request: web.Request, *, id_required: bool) -> tuple[HttpState, str]:
     state = request.app[STATE_KEY]
-    _check_writable(state)
-    body = await _json_body(request) if (await _read_body(request)).strip() else {}
+    check_writable(state)
+    body = await json_body(request) if (await read_body(request)).strip() else {}
     if not isinstance(body, dict) or not isinstance(body.get("id", ""), str):
         raise InvalidArgumentError('the body must be {"id": "<node id>"}')
     node_id = body.get("id", "")
-    _check_text(node_id, "id")
+    check_text(node_id, "id")
     if id_required and not node_id:
         raise InvalidArgumentError('"id" (the member to remove) is required')
     if state.cluster is None:
@@ -449,7 +201,7 @@ async def _admin_body(request: web.Request, *, id_required: bool) -> tuple[HttpS
 
 
 async def _admin(state: HttpState, op: Awaitable[Any]) -> Any:
-    from replog.server.cluster import AdminError
+    from replog.cluster.cluster_node import AdminError
 
     try:
         return await op

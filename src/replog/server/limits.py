@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from replog.api.wire import MAX_BATCH_RECORDS_LIMIT
 from replog.errors import ResourceExhaustedError
 
 __all__ = [
@@ -24,8 +25,6 @@ __all__ = [
 #: request is one atomic batch, built and proposed in one turn of a Raft node's loop, so this
 #: bounds how long that turn runs (a 300k-record batch cost the leader its heartbeats).
 DEFAULT_MAX_BATCH_RECORDS = 32768
-#: The most ``max_batch_records`` may be set to; a follower's forwarded batch is held to it.
-MAX_BATCH_RECORDS_LIMIT = 1_000_000
 #: Streams (ConsumeStream, ConsumeBatchStream, ProduceStream, HTTP event streams) one identity
 #: may hold open at once by default; an unread stream holds about 3 MiB of the server's memory.
 DEFAULT_MAX_STREAMS_PER_IDENTITY = 100

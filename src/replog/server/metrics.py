@@ -90,7 +90,7 @@ class ServerMetrics:
             self.bytes_read.labels(api).inc(nbytes)
 
     def on_raft_dropped(self, reason: str, count: int) -> None:
-        """Count Raft messages dropped for ``reason`` (see ``cluster_inbox.DROP_REASONS``)."""
+        """Count Raft messages dropped for ``reason`` (``cluster.inbox.DROP_REASONS``)."""
         self.raft_dropped.labels(reason).inc(count)
 
     def observe(self, api: str, method: str, status: str, seconds: float) -> None:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["openapi_document"]
+from replog.server.openapi_parts import B64 as _B64
+from replog.server.openapi_parts import BATCH_BODY, RECORD_BODY
+from replog.server.openapi_parts import U64 as _U64
+from replog.server.openapi_parts import errors as _errors
+from replog.server.openapi_parts import json_content as _json
+from replog.server.openapi_parts import query as _query
+from replog.server.openapi_parts import ref as _ref
+from replog.server.openapi_topics import TOPIC_SCHEMAS, topic_paths
 
-_B64 = {"type": "string", "format": "byte", "description": "base64"}
-_U64 = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
+__all__ = ["openapi_document", "record_paths"]
+
 
 _SCHEMAS: dict[str, Any] = {
     "Header": {
@@ -96,134 +103,93 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    text = {
-        400: "Malformed JSON, bad base64 or bad parameters",
-        403: "The caller lacks the permission (admin for cluster changes)",
-        404: "Offset out of range (the message gives the valid range), or no such member",
-        409: "The change is not possible now (e.g. no other voter, a change in progress)",
-        413: "Body or record too large",
-        429: "The caller's identity already holds the most open streams allowed",
-        503: "The server is shutting down, or is not the leader (header Replog-Leader)",
-        504: "The change did not finish in time",
-    }
-    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
-
-
-def _query(name: str, description: str, maximum: int | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "integer", "minimum": 0}
-    if maximum is not None:
-        schema["maximum"] = maximum
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0 description of every HTTP route."""
     return {
         "openapi": "3.0.3",
         "info": {"title": "replog HTTP API", "version": "v1"},
-        "paths": {**_record_paths(), **_read_paths(), **_other_paths()},
-        "components": {"schemas": _SCHEMAS},
+        "paths": {
+            **record_paths("/v1/records", [], partition=False),
+            **topic_paths(record_paths),
+            **_other_paths(),
+        },
+        "components": {"schemas": {**_SCHEMAS, **TOPIC_SCHEMAS}},
     }
 
 
-def _record_paths() -> dict[str, Any]:
-    record_body = {
+_READ = {
+    "type": "object",
+    "properties": {
+        "records": {"type": "array", "items": _ref("Record")},
+        "next_offset": _U64,
+        "high_watermark": _U64,
+    },
+}
+
+
+def record_paths(prefix: str, params: list[dict[str, Any]], *, partition: bool) -> dict[str, Any]:
+    """The five record routes under ``prefix`` (with path ``params``); with ``partition``,
+    produce answers also give the partition, and unknown topics or partitions are 404."""
+    record_body, batch_body = RECORD_BODY, BATCH_BODY
+    where = {"partition": {"type": "integer", "minimum": 0}} if partition else {}
+    topic_errors = (403, 404, 503) if partition else ()
+    produced = {"type": "object", "properties": {"offset": _U64, **where}}
+    batch_produced = {
         "type": "object",
-        "required": ["record"],
-        "properties": {"record": _ref("RecordIn")},
+        "properties": {"base_offset": _U64, "count": {"type": "integer"}, **where},
     }
-    batch_body = {
-        "type": "object",
-        "required": ["records"],
-        "properties": {"records": {"type": "array", "minItems": 1, "items": _ref("RecordIn")}},
-    }
+    read = _READ
+    offset_param = {"name": "offset", "in": "path", "required": True, "schema": _U64}
     return {
-        "/v1/records": {
+        prefix: {
             "post": {
                 "summary": "Append one record",
+                "parameters": params,
                 "requestBody": {"required": True, **_json(record_body)},
-                "responses": {
-                    "200": _json({"type": "object", "properties": {"offset": _U64}}),
-                    **_errors(400, 413, 503),
-                },
+                "responses": {"200": _json(produced), **_errors(400, *topic_errors, 413, 503)},
             },
             "get": {
                 "summary": "Read records from an offset (long-polls up to wait_ms at the end)",
                 "parameters": [
+                    *params,
                     _query("offset", "First offset (default 0)"),
                     _query("max_records", "At most this many (1..10000, default 100)", 10_000),
                     _query("wait_ms", "Wait this long for new records at the end", 60_000),
                 ],
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "records": {"type": "array", "items": _ref("Record")},
-                                "next_offset": _U64,
-                                "high_watermark": _U64,
-                            },
-                        }
-                    ),
-                    **_errors(400, 404),
-                },
+                "responses": {"200": _json(read), **_errors(400, *topic_errors, 404)},
             },
         },
-        "/v1/records:batch": {
+        f"{prefix}:batch": {
             "post": {
                 "summary": "Append records atomically at contiguous offsets",
+                "parameters": params,
                 "requestBody": {"required": True, **_json(batch_body)},
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {"base_offset": _U64, "count": {"type": "integer"}},
-                        }
-                    ),
-                    **_errors(400, 413, 503),
+                    "200": _json(batch_produced),
+                    **_errors(400, *topic_errors, 413, 503),
                 },
             }
         },
-    }
-
-
-def _read_paths() -> dict[str, Any]:
-    return {
-        "/v1/records/{offset}": {
+        f"{prefix}/{{offset}}": {
             "get": {
                 "summary": "Read the record at an offset",
-                "parameters": [{"name": "offset", "in": "path", "required": True, "schema": _U64}],
+                "parameters": [*params, offset_param],
                 "responses": {
                     "200": _json({"type": "object", "properties": {"record": _ref("Record")}}),
-                    **_errors(400, 404),
+                    **_errors(400, *topic_errors, 404),
                 },
             }
         },
-        "/v1/records:stream": {
+        f"{prefix}:stream": {
             "get": {
                 "summary": "Server-Sent Events: one 'record' event per record, tailing new ones",
-                "parameters": [_query("offset", "First offset (default 0)")],
+                "parameters": [*params, _query("offset", "First offset (default 0)")],
                 "responses": {
                     "200": {
                         "description": "event: record, id: offset, data: Record as JSON",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
-                    **_errors(400, 404, 429),
+                    **_errors(400, *topic_errors, 404, 429),
                 },
             }
         },

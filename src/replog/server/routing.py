@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from replog.api.backend import AppendValue, LogBackend
 from replog.errors import InvalidArgumentError
-from replog.server.backend import AppendValue, LogBackend
 from replog.server.topics import DEFAULT_TOPIC, TopicsBackend
 from replog.v1.record_pb2 import Record
 

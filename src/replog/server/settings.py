@@ -21,8 +21,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from replog.broker.config import TopicConfig
+from replog.cluster.node_options import NodeOptions
 from replog.errors import ConfigError
-from replog.raft.node import NodeOptions
 from replog.security.tls import TLSConfig
 from replog.server.limits import (
     DEFAULT_MAX_BATCH_RECORDS,

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from replog.api.backend import LogBackend
 from replog.broker.model import TopicDescription
-from replog.server.backend import LogBackend
 
 __all__ = ["DEFAULT_TOPIC", "TopicsBackend"]
 

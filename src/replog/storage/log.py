@@ -75,6 +75,7 @@ class Log(LogReads):
         self._clock_ms = clock_ms
         self._write_lock = threading.Lock()
         self._sync_lock = threading.Lock()
+        # Serialises everything that removes segment files (taken before the other two).
         self._retention_lock = threading.Lock()
         self._retired: list[tuple[float, list[Segment]]] = []
         self._closed = True
@@ -205,7 +206,7 @@ class Log(LogReads):
         payloads, each with its own)."""
         if self._next_offset + len(payloads) - 1 > MAX_OFFSET:
             raise InvalidArgumentError("the log has reached the largest 64-bit offset")
-        if self._segment_ms is not None and self._roll_due(self._clock_ms()):
+        if self._segment_ms is not None and self._roll_due(stamp or self._clock_ms()):
             self._roll()  # before the write, as Kafka rolls: the new records start the segment
         segment = self._segments[-1]
         if len(payloads) == 1 and segment.room_for_one(len(payloads[0])):
@@ -320,22 +321,34 @@ class Log(LogReads):
         if now_ms is not None and not is_offset(now_ms):
             raise InvalidArgumentError(f"now_ms must be an integer, got {now_ms!r}")
         now = self._clock_ms() if now_ms is None else now_ms
+        limits = {"retention_ms": retention_ms, "retention_bytes": retention_bytes}
         with self._retention_lock:
             if retention_ms is not None and retention_ms != -1:
-                self.segments()  # learns timestamps without holding up appends
+                self._learn_front(now, keep_from, limits)
             with self._sync_lock, self._write_lock:
                 self._check_writable()
                 infos = [describe_segment(*state) for state in self._segment_states()]
-                count = segments_to_delete(
-                    infos,
-                    now_ms=now,
-                    retention_ms=retention_ms,
-                    retention_bytes=retention_bytes,
-                    keep_from=keep_from,
-                )
-                self._drop_front(count)
-                freed = sum(info.size_bytes for info in infos[:count])
-                return RetentionResult(count, freed, self.lowest_offset)
+                count = segments_to_delete(infos, now_ms=now, keep_from=keep_from, **limits)
+                doomed = self._drop_front(count)
+            self._unlink(doomed)
+            freed = sum(info.size_bytes for info in infos[:count])
+            return RetentionResult(count, freed, self.lowest_offset)
+
+    def _learn_front(self, now: int, keep_from: int, limits: dict[str, int | None]) -> None:
+        """Learn the largest timestamps of the oldest segments, without the write lock, as
+        far as retention could go: up to the first segment it keeps once that is known."""
+        if self._closed:
+            raise LogClosedError("the log is closed")
+        with self._write_lock:
+            states = self._segment_states()
+        infos = [describe_segment(*state) for state in states]
+        while True:
+            kept = segments_to_delete(infos, now_ms=now, keep_from=keep_from, **limits)
+            segment, end, _, sealed = states[kept]
+            if not sealed or end > keep_from or segment.times.known(end):
+                return  # the first segment kept is kept whatever its timestamp
+            segment.times.learn(segment, end)
+            infos[kept] = describe_segment(*states[kept])
 
     # -- truncation ---------------------------------------------------------------------------
 
@@ -345,32 +358,40 @@ class Log(LogReads):
         Offsets stay as they are; ``lowest_offset`` becomes the base of the first remaining
         segment (at most ``lowest``). ``lowest`` may be ``next_offset``, which empties the log.
         """
-        with self._sync_lock, self._write_lock:
-            self._check_writable()
-            # A bool is an int to isinstance, but truncate(True) is a caller's bug.
-            if not is_offset(lowest) or not 0 <= lowest <= self._next_offset:
-                raise InvalidArgumentError(
-                    f"truncate needs an offset between 0 and {self._next_offset}, got {lowest!r}"
-                )
-            if self._segments[-1].next_offset <= lowest and self._segments[-1].index.entries:
-                self._roll()
-            doomed = [s for s in self._segments[:-1] if s.end_offset <= lowest]
-            self._drop_front(len(doomed))
+        with self._retention_lock:
+            with self._sync_lock, self._write_lock:
+                doomed = self._drop_front(self._truncation_count(lowest))
+            self._unlink(doomed)
 
-    def _drop_front(self, count: int) -> None:
-        """Remove the ``count`` oldest segments (sealed ones; both locks held).
+    def _truncation_count(self, lowest: int) -> int:
+        """How many segments ``truncate(lowest)`` removes (rolling first if all must go)."""
+        self._check_writable()
+        # A bool is an int to isinstance, but truncate(True) is a caller's bug.
+        if not is_offset(lowest) or not 0 <= lowest <= self._next_offset:
+            raise InvalidArgumentError(
+                f"truncate needs an offset between 0 and {self._next_offset}, got {lowest!r}"
+            )
+        if self._segments[-1].next_offset <= lowest and self._segments[-1].index.entries:
+            self._roll()
+        return len([s for s in self._segments[:-1] if s.end_offset <= lowest])
 
-        Readers see them gone first; then each one's files are unlinked and the removal made
-        durable before the next one's, so a crash at any point leaves a contiguous log that
-        starts at one of the segment bases. The files stay open for a while (see
-        ``_RETIRED_GRACE_S``) for readers that picked a segment just before it went.
-        """
-        self._release_retired(time.monotonic() - _RETIRED_GRACE_S)
-        if count == 0:
-            return
+    def _drop_front(self, count: int) -> list[Segment]:
+        """Take the ``count`` oldest (sealed) segments out of the log and return them (both
+        locks held): readers see them gone before ``_unlink`` removes their files."""
         doomed = self._segments[:count]
         self._segments = self._segments[count:]
         self._bases = self._bases[count:]
+        return doomed
+
+    def _unlink(self, doomed: list[Segment]) -> None:
+        """Remove the files of segments taken from the front (the retention lock held, not
+        the write lock: appends go on), oldest first, each removal made durable before the
+        next one's, so a crash at any point leaves a contiguous log starting at one of the
+        segment bases. The files stay open for a while (``_RETIRED_GRACE_S``) for readers
+        that picked a segment just before it went."""
+        self._release_retired(time.monotonic() - _RETIRED_GRACE_S)
+        if not doomed:
+            return
         self._retired.append((time.monotonic(), doomed))
         try:
             for segment in doomed:
@@ -394,7 +415,7 @@ class Log(LogReads):
 
         Raft uses it to drop a conflicting tail. The cut is durable when it returns.
         """
-        with self._sync_lock, self._write_lock:
+        with self._retention_lock, self._sync_lock, self._write_lock:
             self._check_writable()
             lowest = self.lowest_offset
             if not is_offset(offset) or not lowest - 1 <= offset < self._next_offset:
@@ -427,7 +448,7 @@ class Log(LogReads):
     def reset(self, next_offset: int) -> None:
         """Discard every record; the empty log continues at ``next_offset`` (snapshot install).
         The removal is durable when it returns."""
-        with self._sync_lock, self._write_lock:
+        with self._retention_lock, self._sync_lock, self._write_lock:
             self._check_writable()
             if not is_offset(next_offset) or not 0 <= next_offset <= MAX_OFFSET:
                 raise InvalidArgumentError(f"reset needs an offset, got {next_offset!r}")
@@ -454,7 +475,7 @@ class Log(LogReads):
             return
         if self._interval_sync is not None:
             self._interval_sync.stop()
-        with self._sync_lock, self._write_lock:
+        with self._retention_lock, self._sync_lock, self._write_lock:
             if self._closed:
                 return
             self._closed = True

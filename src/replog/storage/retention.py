@@ -31,7 +31,8 @@ class SegmentInfo:
 
 @dataclass(frozen=True, slots=True)
 class RetentionResult:
-    """What a retention pass removed, and the log's first offset after it."""
+    """What a retention pass removed (segments, and the bytes of their store files, as
+    ``Log.size_bytes`` counts them) and the log's first offset after it."""
 
     segments_deleted: int
     bytes_deleted: int

@@ -45,10 +45,15 @@ class SegmentTimes:
         self.unreadable = False
 
     def note(self, first_offset: int, count: int, timestamp_ms: int) -> None:
-        """Record that ``count`` records from ``first_offset`` carry ``timestamp_ms``."""
-        with self._lock:
-            if first_offset == self.covered:  # else a gap: a later scan fills it
-                self._merge(first_offset + count, timestamp_ms, timestamp_ms)
+        """Record that ``count`` records from ``first_offset`` carry ``timestamp_ms`` (>= 1)."""
+        with self._lock:  # on every append: _merge inlined
+            if first_offset != self.covered:
+                return  # a gap (records appended unnoted): a later scan fills it
+            self.covered = first_offset + count
+            if self.first_ms is None:
+                self.first_ms = timestamp_ms
+            if self.largest_ms is None or timestamp_ms > self.largest_ms:
+                self.largest_ms = timestamp_ms
 
     def _merge(self, end: int, first_ms: int | None, largest_ms: int | None) -> None:
         """Fold in what is known of ``[start, end)`` for a ``start <= covered`` (holds the lock).
@@ -96,6 +101,11 @@ class SegmentTimes:
             if unreadable:
                 self.unreadable = True
                 self.covered = max(self.covered, end)
+
+    def known(self, end: int) -> bool:
+        """Whether scanning up to ``end`` would learn nothing more."""
+        with self._lock:
+            return self.unreadable or self.covered >= end
 
     def largest_known(self, end: int) -> int | None:
         """The largest timestamp over ``[base, end)``, or None when it is not known (not

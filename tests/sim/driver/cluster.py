@@ -19,9 +19,9 @@ import dataclasses
 import random
 from collections.abc import Callable, Sequence
 
+from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, HardState, Membership, Message
-from replog.raft.node import NodeOptions, RaftNode
 from replog.raft.ready import Role
 from replog.raft.storage import ENTRY_OVERHEAD_BYTES, MemoryRaftStorage
 from tests.sim.driver.history import Promotion

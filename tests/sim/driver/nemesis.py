@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import random
 
+from replog.cluster.raft_node import RaftNode
 from replog.raft.core import Raft
 from replog.raft.membership import ConfChange, ConfChangeOp
-from replog.raft.node import RaftNode
 from tests.sim.driver.cluster import DriverCluster
 from tests.sim.driver.plan import Event
 from tests.sim.driver.workload import Operator

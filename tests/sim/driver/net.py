@@ -12,8 +12,8 @@ import asyncio
 import random
 from collections.abc import Callable, Iterable, Sequence
 
+from replog.cluster.raft_node import RaftNode
 from replog.raft.messages import Message
-from replog.raft.node import RaftNode
 
 Route = Callable[[int], RaftNode | None]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from replog.cluster.raft_node import RaftNode
 from replog.raft.messages import Entry, EntryKind
-from replog.raft.node import RaftNode
 from replog.v1.record_pb2 import Record
 from tests.sim.driver.history import Attempt
 

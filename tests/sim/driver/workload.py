@@ -15,9 +15,9 @@ import functools
 import random
 from typing import Any
 
+from replog.cluster.raft_node import NotLeaderNodeError, RaftNode
 from replog.raft.errors import RaftError
 from replog.raft.membership import ConfChange
-from replog.raft.node import NotLeaderNodeError, RaftNode
 from replog.v1.record_pb2 import Record
 from tests.sim.driver.cluster import DriverCluster, SimNode
 from tests.sim.driver.history import (

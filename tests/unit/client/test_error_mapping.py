@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from replog.api.status import grpc_code_for, metadata_for
 from replog.client.core import error_from_status
 from replog.errors import (
     AlreadyExistsError,
@@ -16,7 +17,6 @@ from replog.errors import (
     UnknownTopicError,
     UnsupportedError,
 )
-from replog.server.status import grpc_code_for, metadata_for
 
 
 def _round_trip(exc: ReplogError) -> ReplogError:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from replog.server.backend import ReadResult, SingleNodeBackend
+from replog.api.backend import ReadResult
+from replog.server.backend import SingleNodeBackend
 from replog.server.broker_backend import SingleLogTopics
 from replog.server.grpc_service import LogService
 from replog.server.metrics import ServerMetrics

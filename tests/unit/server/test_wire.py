@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from replog.api import wire
+from replog.api.wire import produce_batch_request, produce_batch_values
 from replog.client.core import encode_batch_request, encode_record
 from replog.client.producer import _value_head
 from replog.errors import InvalidArgumentError
-from replog.server import wire
-from replog.server.wire import produce_batch_request, produce_batch_values
 from replog.v1.log_pb2 import ProduceBatchRequest
 from replog.v1.record_pb2 import Header, Record
 

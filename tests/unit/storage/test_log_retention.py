@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import threading
 
 import pytest
 
@@ -16,7 +17,8 @@ from replog.errors import (
 )
 from replog.storage import Log, LogConfig, RetentionResult, SegmentInfo
 from replog.storage.faultfs import FaultyFileSystem
-from replog.storage.segment import segment_paths
+from replog.storage.segment import Segment, segment_paths
+from replog.storage.timestamps import SegmentTimes
 from replog.v1.record_pb2 import Record
 
 SMALL = LogConfig(max_store_bytes=512, max_index_bytes=120, max_record_bytes=200)
@@ -281,3 +283,48 @@ def test_a_failed_removal_fails_the_log_and_reopening_finds_a_contiguous_log(
         assert 0 < lowest < 60
         values = [log.read(o).value for o in range(lowest, 60)]
         assert values == [b"record-%03d" % i for i in range(lowest, 60)]
+
+
+def test_time_retention_reads_only_the_segments_it_may_delete_and_the_first_it_keeps(
+    log_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    with Log(log_dir, SMALL, clock_ms=clock) as log:
+        while log.segment_count < 3:
+            log.append(b"old")
+        clock.now += 10 * MINUTE
+        while log.segment_count < 12:
+            log.append(b"new")
+        infos = log.segments()
+    learnt: list[int] = []
+    real_learn = SegmentTimes.learn
+
+    def spy(self: SegmentTimes, segment: Segment, end: int, **kwargs: bool) -> None:
+        learnt.append(segment.base_offset)
+        real_learn(self, segment, end, **kwargs)
+
+    monkeypatch.setattr(SegmentTimes, "learn", spy)
+    with Log(log_dir, SMALL, clock_ms=clock) as log:  # reopened: nothing known yet
+        result = log.apply_retention(retention_ms=MINUTE, retention_bytes=None, keep_from=10**6)
+        assert result.segments_deleted == 2
+        assert learnt == [infos[0].base_offset, infos[1].base_offset, infos[2].base_offset]
+
+
+def test_appends_go_on_while_retention_removes_files(
+    log_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Log(log_dir, SMALL) as log:
+        log.append_batch([b"record-%03d" % i for i in range(60)])
+        appended: list[int] = []
+        real_unlink = Segment.unlink
+
+        def unlink_while_appending(segment: Segment) -> None:
+            thread = threading.Thread(target=lambda: appended.append(log.append(b"during")))
+            thread.start()
+            thread.join(timeout=10)  # would time out if the unlink held the write lock
+            real_unlink(segment)
+
+        monkeypatch.setattr(Segment, "unlink", unlink_while_appending)
+        result = log.apply_retention(retention_ms=None, retention_bytes=0, keep_from=60)
+        assert len(appended) == result.segments_deleted > 0
+        assert appended == list(range(60, 60 + len(appended)))

@@ -14,9 +14,14 @@ from grpc import aio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from replog.cluster.transport import (
+    RAFT_SERVICE,
+    RaftTransport,
+    message_from_proto,
+    message_to_proto,
+)
 from replog.raft.messages import Entry, Membership, Message, MessageType, SnapshotMeta
 from replog.raft.records import messages_within
-from replog.raft.transport import RAFT_SERVICE, RaftTransport, message_from_proto, message_to_proto
 from replog.v1 import raft_pb2
 
 _entries = st.lists(

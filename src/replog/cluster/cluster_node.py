@@ -18,19 +18,9 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from replog.errors import ReplogError, UnavailableError
-from replog.raft.errors import ConfChangeError, NotLeaderError
-from replog.raft.log_store import ReplogLogStore
-from replog.raft.membership import ConfChange, ConfChangeOp
-from replog.raft.messages import Membership, Message
-from replog.raft.node import NodeOptions, RaftNode
-from replog.raft.ready import Role
-from replog.raft.transport import (
-    RAFT_SERVICE,
-    RaftTransport,
-    message_from_proto,
-)
-from replog.server.cluster_admin import (
+from replog.api.status import grpc_code_for, metadata_for
+from replog.api.wire import produce_batch_values, request_parser
+from replog.cluster.admin import (
     CLUSTER_SERVICE,
     AdminError,
     NodeChannel,
@@ -38,11 +28,10 @@ from replog.server.cluster_admin import (
     cluster_call,
     leader_hint,
 )
-from replog.server.cluster_backend import RaftBackend
-from replog.server.cluster_inbox import Inbox
-from replog.server.cluster_snapshot import receive_snapshot, send_snapshot
-from replog.server.cluster_transfer import hand_over, transfer_to
-from replog.server.members import (
+from replog.cluster.backend import RaftBackend
+from replog.cluster.inbox import Inbox
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.members import (
     AddressBook,
     clear_join_pending,
     is_clustered,
@@ -55,14 +44,25 @@ from replog.server.members import (
     raise_start_epoch,
     save_cluster_id,
 )
-from replog.server.status import grpc_code_for, metadata_for
-from replog.server.wire import produce_batch_values, request_parser
+from replog.cluster.raft_node import NodeOptions, RaftNode
+from replog.cluster.snapshot import receive_snapshot, send_snapshot
+from replog.cluster.transfer import hand_over, transfer_to
+from replog.cluster.transport import (
+    RAFT_SERVICE,
+    RaftTransport,
+    message_from_proto,
+)
+from replog.errors import ReplogError, UnavailableError
+from replog.raft.errors import ConfChangeError, NotLeaderError
+from replog.raft.membership import ConfChange, ConfChangeOp
+from replog.raft.messages import Membership, Message
+from replog.raft.ready import Role
 from replog.storage import LogConfig
 from replog.v1 import cluster_pb2, log_pb2, raft_pb2
 
 __all__ = ["CLUSTER_SERVICE", "AdminError", "ClusterNode", "is_clustered", "raft_id"]
 
-log = logging.getLogger("replog.server.cluster")
+log = logging.getLogger("replog.cluster")
 
 
 class ClusterNode:

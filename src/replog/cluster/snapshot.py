@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from replog.raft.log_store import ReplogLogStore
+from replog.cluster.admin import NodeChannel
+from replog.cluster.inbox import Inbox
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.transport import RAFT_SERVICE, message_to_proto
 from replog.raft.messages import Message
-from replog.raft.transport import RAFT_SERVICE, message_to_proto
-from replog.server.cluster_admin import NodeChannel
-from replog.server.cluster_inbox import Inbox
 from replog.storage import Log
 from replog.v1 import raft_pb2
 

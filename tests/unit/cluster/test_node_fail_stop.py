@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from replog.errors import StorageIOError, UnavailableError
-from replog.raft.log_store import ReplogLogStore
-from replog.raft.membership import ConfChange, ConfChangeOp
-from replog.raft.messages import Membership
-from replog.raft.node import NodeOptions, RaftNode
-from replog.server.members import (
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.members import (
     clear_join_pending,
     is_clustered,
     join_incarnation,
     join_pending,
     mark_join_pending,
 )
+from replog.cluster.raft_node import NodeOptions, RaftNode
+from replog.errors import StorageIOError, UnavailableError
+from replog.raft.membership import ConfChange, ConfChangeOp
+from replog.raft.messages import Membership
 
 
 async def _leader(tmp_path: Path) -> RaftNode:

@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from replog.raft.transport import open_channel
-from replog.server.wire import MalformedRequest
+from replog.api.wire import MalformedRequest
+from replog.cluster.transport import open_channel
 
 __all__ = [
     "CLUSTER_SERVICE",

@@ -9,8 +9,8 @@ import secrets
 import time
 from pathlib import Path
 
+from replog.cluster.log_store import write_atomically
 from replog.errors import ConfigError
-from replog.raft.log_store import write_atomically
 from replog.storage.files import make_private_dir
 
 __all__ = [

@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 import grpc
 from grpc import aio
 
+from replog.api.backend import AppendValue, ReadResult, ServerInfo
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.raft_node import NotLeaderNodeError, RaftNode
+from replog.cluster.transport import open_channel
 from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, UnavailableError
-from replog.raft.log_store import ReplogLogStore
-from replog.raft.node import NotLeaderNodeError, RaftNode
 from replog.raft.ready import Role
-from replog.raft.transport import open_channel
-from replog.server.backend import AppendValue, ReadResult, ServerInfo
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 

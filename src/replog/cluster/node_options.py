@@ -1,4 +1,5 @@
-"""What the asyncio driver (``replog.raft.node``) is configured with, and its not-leader error."""
+"""What the asyncio driver (``replog.cluster.raft_node``) is configured with, and its
+not-leader error."""
 
 from __future__ import annotations
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from replog.errors import ConfigError
-from replog.server.members import (
+from replog.cluster.members import (
     CLUSTER_ID_FILE,
     START_EPOCH_FILE,
     AddressBook,
@@ -23,6 +22,7 @@ from replog.server.members import (
     raise_start_epoch,
     save_cluster_id,
 )
+from replog.errors import ConfigError
 
 
 def test_the_address_of_the_latest_epoch_wins_in_any_order(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ __all__ = [
     "open_channel",
 ]
 
-log = logging.getLogger("replog.raft.transport")
+log = logging.getLogger("replog.cluster.transport")
 
 RAFT_SERVICE = "replog.v1.Raft"
 _QUEUE_MAX_MESSAGES = 8192

@@ -29,15 +29,15 @@ from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from typing import Any
 
+from replog.cluster.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
+from replog.cluster.node_options import NodeOptions, NotLeaderNodeError
 from replog.errors import BatchTooLargeError, ReplogError, UnavailableError
 from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError, RaftError
 from replog.raft.leader import learner_to_promote
-from replog.raft.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, Message, MessageType
-from replog.raft.node_options import NodeOptions, NotLeaderNodeError
 from replog.raft.ready import Ready, Role
 from replog.raft.records import messages_within, proposal_groups, turn_share
 from replog.raft.storage import data_bytes
@@ -47,7 +47,7 @@ from replog.v1.record_pb2 import Record
 
 __all__ = ["MEMBER_RECORD_TYPE", "NodeOptions", "NotLeaderNodeError", "RaftNode"]
 
-log = logging.getLogger("replog.raft.node")
+log = logging.getLogger("replog.cluster.raft_node")
 
 _PROMOTE_MAX_LAG = 256
 _LEADER_APPENDS = frozenset({MessageType.APP, MessageType.HEARTBEAT})

@@ -6,10 +6,10 @@ import asyncio
 import functools
 import time
 
+from replog.cluster.admin import AdminError
+from replog.cluster.raft_node import RaftNode
 from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError
-from replog.raft.node import RaftNode
-from replog.server.cluster_admin import AdminError
 
 __all__ = ["hand_over", "successors", "transfer_to"]
 

@@ -14,14 +14,14 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from replog.cluster.members import AddressBook
+from replog.cluster.transport import message_from_proto
 from replog.raft.messages import Message
-from replog.raft.transport import message_from_proto
-from replog.server.members import AddressBook
 from replog.v1 import raft_pb2
 
 __all__ = ["DROP_REASONS", "Inbox"]
 
-log = logging.getLogger("replog.server.cluster")
+log = logging.getLogger("replog.cluster")
 
 DROP_REASONS = ("cluster", "destination", "unconfirmed")
 """Why a message was dropped: another cluster's, another node's, or this node does not know

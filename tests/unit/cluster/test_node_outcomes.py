@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.errors import UnavailableError
-from replog.raft.log_store import ReplogLogStore
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Membership, Message
-from replog.raft.node import NodeOptions, RaftNode
 
 OPTIONS = NodeOptions(tick_s=0.01, election_ticks=10)
 DEADLINE_S = 10.0

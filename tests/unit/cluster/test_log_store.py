@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from replog.cluster.log_store import _CACHE_ENTRY_COST, MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft import (
     CONTINUES,
     CompactedError,
@@ -16,7 +17,6 @@ from replog.raft import (
     Membership,
     MemoryRaftStorage,
 )
-from replog.raft.log_store import _CACHE_ENTRY_COST, MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.raft.messages import SnapshotMeta
 from replog.storage import LogConfig
 from replog.v1.record_pb2 import Record

@@ -1,0 +1,94 @@
+"""Building blocks of the OpenAPI document: common schemas, responses and parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "B64",
+    "BATCH_BODY",
+    "RECORD_BODY",
+    "U32",
+    "U64",
+    "errors",
+    "json_content",
+    "path_param",
+    "query",
+    "ref",
+]
+
+B64 = {"type": "string", "format": "byte", "description": "base64"}
+U32 = {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}
+U64 = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
+
+#: The body of a produce of one record, and of a batch.
+RECORD_BODY = {
+    "type": "object",
+    "required": ["record"],
+    "properties": {"record": {"$ref": "#/components/schemas/RecordIn"}},
+}
+BATCH_BODY = {
+    "type": "object",
+    "required": ["records"],
+    "properties": {
+        "records": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"$ref": "#/components/schemas/RecordIn"},
+        }
+    },
+}
+
+_ERROR_TEXT = {
+    400: "Malformed JSON, bad base64, bad parameters, or an invalid topic setting (named)",
+    403: "The caller lacks the permission (admin for cluster and topic changes)",
+    404: "Offset out of range (the message gives the valid range), no such topic or "
+    "partition, or no such member",
+    409: "The change is not possible now (e.g. no other voter, a change in progress), "
+    "or a topic of that name exists",
+    413: "Body or record too large",
+    429: "The caller's identity already holds the most open streams allowed",
+    501: "Not supported here (a cluster serves only the topic default for now)",
+    503: "The server is shutting down, or is not the leader (header Replog-Leader)",
+    504: "The change did not finish in time",
+}
+
+
+def json_content(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    """A response (or request body) of JSON matching ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """The error responses of these statuses, each an Error body."""
+    return {str(s): json_content(ref("Error"), _ERROR_TEXT[s]) for s in statuses}
+
+
+def query(name: str, description: str, maximum: int | None = None) -> dict[str, Any]:
+    """An optional non-negative integer query parameter."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": 0}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def path_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A path parameter."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
