@@ -200,22 +200,22 @@ class Producer:
         returned in the values' order. A value of the wrong type raises InvalidArgumentError
         before anything is queued.
         """
-        runs: list[tuple[_Route, list[bytes]]] = [(None, [])]  # (route, head, record, ...)
+        parts: list[bytes] = []  # head, record, head, record, ... of the current route
+        runs: list[tuple[_Route, list[bytes]]] = [(None, parts)]
         heads = _VALUE_HEADS
         for value in values:
-            if type(value) is bytes and len(value) < _HEADS_CACHED:
-                pair: tuple[bytes, bytes] = (heads[len(value)], value)
-                route = None
-            else:
-                route = self._route(value, None)
-                record = encode_record(value)
-                pair = (field_header(len(record)), record)
+            if type(value) is bytes and len(value) < _HEADS_CACHED:  # keyless: joins any run
+                parts += (heads[len(value)], value)
+                continue
+            route = self._route(value, None)
+            record = encode_record(value)
             if route is not None and runs[-1][0] != route:
-                if runs[-1][0] is None:  # keyless records so far join this route
-                    runs[-1] = (route, runs[-1][1])
+                if runs[-1][0] is None:  # the keyless records so far join this route
+                    runs[-1] = (route, parts)
                 else:
-                    runs.append((route, []))
-            runs[-1][1].extend(pair)
+                    parts = []
+                    runs.append((route, parts))
+            parts += (field_header(len(record)), record)
         futures: list[RecordFuture] = []
         step = 2 * self.max_batch_records
         for route, parts in runs:
