@@ -155,9 +155,15 @@ class Broker:
             return self._describe(topic)
 
     def delete_topic(self, name: str) -> None:
-        """Delete a topic and all its data; raises UnknownTopicError."""
+        """Delete a topic and all its data; raises UnknownTopicError, or InvalidArgumentError
+        for ``default`` (the topic of every request that names none)."""
         with self._lock:
             topic = self._topic(name)
+            if name == DEFAULT_TOPIC:
+                raise InvalidArgumentError(
+                    "the topic 'default' takes every request that names no topic; "
+                    "it cannot be deleted"
+                )
             del self._topics[name]
             for log_ in topic.logs:
                 log_.close()

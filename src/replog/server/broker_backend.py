@@ -190,6 +190,8 @@ class BrokerBackend:
             backends = self._partitions.get(name)
             if backends is None:
                 raise UnknownTopicError(name)
+            if name == DEFAULT_TOPIC:
+                self.broker.delete_topic(name)  # refuses, with the reason
             del self._partitions[name]
             for backend in backends:
                 await backend.close()

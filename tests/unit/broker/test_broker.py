@@ -285,3 +285,11 @@ def test_closed_broker_refuses_work(tmp_path: Path) -> None:
     broker.close()
     with pytest.raises(Exception, match="closed"):
         broker.append("default", b"x")
+
+
+def test_the_default_topic_cannot_be_deleted(tmp_path: Path) -> None:
+    with Broker(tmp_path) as broker:
+        broker.append("default", b"x")
+        with pytest.raises(InvalidArgumentError, match="names no topic"):
+            broker.delete_topic("default")
+        assert broker.read("default", 0, 0).value == b"x"
