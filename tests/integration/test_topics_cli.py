@@ -135,6 +135,7 @@ def test_produce_and_consume_by_topic_key_and_partition(server: ThreadedServer) 
         (["topic", "describe", "ghost"], 1, "'ghost' does not exist"),
         (["topic", "describe", "default", "--format", "yaml"], 2, "--format"),
         (["topic", "delete", "ghost", "--yes"], 1, "'ghost' does not exist"),
+        (["topic", "delete", "default", "--yes"], 1, "cannot be deleted"),
         (["topic", "alter", "ghost", "--set", "retention_ms=1"], 1, "'ghost' does not exist"),
         (["topic", "alter", "default"], 2, "--set"),
         (["topic", "alter", "default", "--set", "=1"], 2, "KEY=VALUE"),

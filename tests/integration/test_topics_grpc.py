@@ -354,3 +354,13 @@ def test_the_async_client_administers_and_addresses_topics(server: ThreadedServe
                 await client.create_topic("default")
 
     asyncio.run(run())
+
+
+def test_the_default_topic_cannot_be_deleted(client: Client, channel: grpc.Channel) -> None:
+    client.produce(b"kept")
+    with pytest.raises(InvalidArgumentError, match="cannot be deleted"):
+        client.delete_topic("default")
+    request = admin_pb2.DeleteTopicRequest(name="default")
+    code, _ = _code(channel, "Admin", "DeleteTopic", request, admin_pb2.DeleteTopicResponse)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert client.consume(0).value == b"kept"
