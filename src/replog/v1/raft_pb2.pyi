@@ -123,6 +123,7 @@ class RaftMessage(_message.Message):
     ENTRY_SIZES_FIELD_NUMBER: _builtins.int
     ENTRY_DATA_FIELD_NUMBER: _builtins.int
     LOST_ENTRIES_FIELD_NUMBER: _builtins.int
+    QUIESCE_FIELD_NUMBER: _builtins.int
     type: _builtins.int
     src: _builtins.int
     dst: _builtins.int
@@ -144,6 +145,11 @@ class RaftMessage(_message.Message):
     lost_entries: _builtins.bool
     """On a rejected append: the follower's log lost entries it had acknowledged (its recovery
     cut them), so the leader moves its match for it back to `reject_hint` and resends.
+    """
+    quiesce: _builtins.bool
+    """On a heartbeat: the leader has nothing in flight and stops ticking this group until
+    something happens (quiescence, see docs/multiraft.md); the follower may stop its
+    election timer while the leader's node is live.
     """
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftEntry]: ...
@@ -176,10 +182,11 @@ class RaftMessage(_message.Message):
         entry_sizes: _abc.Iterable[_builtins.int] | None = ...,
         entry_data: _builtins.bytes = ...,
         lost_entries: _builtins.bool = ...,
+        quiesce: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "dst", b"dst", "entries", b"entries", "entry_data", b"entry_data", "entry_kinds", b"entry_kinds", "entry_sizes", b"entry_sizes", "entry_terms", b"entry_terms", "first_index", b"first_index", "index", b"index", "log_term", b"log_term", "lost_entries", b"lost_entries", "reject", b"reject", "reject_hint", b"reject_hint", "snapshot", b"snapshot", "src", b"src", "term", b"term", "transfer", b"transfer", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit", b"commit", "dst", b"dst", "entries", b"entries", "entry_data", b"entry_data", "entry_kinds", b"entry_kinds", "entry_sizes", b"entry_sizes", "entry_terms", b"entry_terms", "first_index", b"first_index", "index", b"index", "log_term", b"log_term", "lost_entries", b"lost_entries", "quiesce", b"quiesce", "reject", b"reject", "reject_hint", b"reject_hint", "snapshot", b"snapshot", "src", b"src", "term", b"term", "transfer", b"transfer", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -197,6 +204,7 @@ class RaftBatch(_message.Message):
     FROM_EPOCH_FIELD_NUMBER: _builtins.int
     ADDRESSES_FIELD_NUMBER: _builtins.int
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
     from_id: _builtins.str
     """The sender's user-facing id and Raft address, so a receiver can answer a node it has not
     yet learnt from the replicated address book (a joining learner).
@@ -211,6 +219,10 @@ class RaftBatch(_message.Message):
     """The cluster the sender belongs to (drawn when the cluster was bootstrapped; empty for a
     cluster created before cluster ids existed). A receiver drops a batch of another cluster
     and every message whose `dst` is not itself.
+    """
+    group: _builtins.str
+    """The Raft group of `messages`: "" = the controller group (which also carries the topic
+    default's partition 0), "<topic>/<partition>" = a partition group.
     """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftMessage]: ...
@@ -229,10 +241,11 @@ class RaftBatch(_message.Message):
         from_epoch: _builtins.int = ...,
         addresses: _abc.Iterable[Global___NodeAddress] | None = ...,
         cluster_id: _builtins.str = ...,
+        group: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "cluster_id", b"cluster_id", "from_addr", b"from_addr", "from_epoch", b"from_epoch", "from_id", b"from_id", "messages", b"messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "cluster_id", b"cluster_id", "from_addr", b"from_addr", "from_epoch", b"from_epoch", "from_id", b"from_id", "group", b"group", "messages", b"messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -297,6 +310,7 @@ class SnapshotChunk(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     ADDRESS_BOOK_FIELD_NUMBER: _builtins.int
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
     from_id: _builtins.str
     from_addr: _builtins.str
     first_offset: _builtins.int
@@ -306,6 +320,8 @@ class SnapshotChunk(_message.Message):
     """The sender's cluster (see RaftBatch.cluster_id), in the first chunk: a stream of another
     cluster is refused before anything is staged.
     """
+    group: _builtins.str
+    """The Raft group the snapshot is of (see RaftBatch.group), in the first chunk."""
     @_builtins.property
     def payloads(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     @_builtins.property
@@ -320,10 +336,11 @@ class SnapshotChunk(_message.Message):
         message: Global___RaftMessage | None = ...,
         address_book: _builtins.bytes = ...,
         cluster_id: _builtins.str = ...,
+        group: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_book", b"address_book", "cluster_id", b"cluster_id", "first_offset", b"first_offset", "from_addr", b"from_addr", "from_id", b"from_id", "message", b"message", "payloads", b"payloads"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_book", b"address_book", "cluster_id", b"cluster_id", "first_offset", b"first_offset", "from_addr", b"from_addr", "from_id", b"from_id", "group", b"group", "message", b"message", "payloads", b"payloads"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
