@@ -12,7 +12,7 @@ from replog.broker.config import TopicConfig, check_keys, normalize_key
 from replog.broker.layout import TopicMeta, TopicsDirectory
 from replog.broker.model import PartitionDescription, TopicDescription
 from replog.broker.names import DEFAULT_TOPIC, check_partition_count, check_topic_name
-from replog.broker.partitioner import StickyPartitioner, partition_for_key
+from replog.broker.partitioner import StickyPartitioner, batch_partition, partition_for_key
 from replog.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -300,16 +300,8 @@ class Broker:
         return p, base
 
     def _batch_partition(self, topic: str, values: Sequence[RecordInput]) -> int:
-        chosen: int | None = None
-        for value in values:
-            if isinstance(value, Record) and value.key:
-                p = self.partition_for(topic, value.key)
-                if chosen is not None and p != chosen:
-                    raise InvalidArgumentError(
-                        f"the records' keys map to partitions {chosen} and {p}; a batch goes "
-                        "to one partition: send one batch per partition or name the partition"
-                    )
-                chosen = p
+        count = self.partition_count(topic)
+        chosen = batch_partition(values, lambda key: partition_for_key(key, count))
         return self.partition_for(topic, None) if chosen is None else chosen
 
     def read(self, topic: str, partition: int, offset: int) -> Record:

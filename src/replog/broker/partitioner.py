@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from replog.errors import InvalidArgumentError
+from replog.v1.record_pb2 import Record
 
 __all__ = [
+    "batch_partition",
     "RandomSource",
     "StickyPartitioner",
     "murmur2",
@@ -142,3 +144,34 @@ class StickyPartitioner:
         if chosen >= previous:
             chosen += 1
         self._current[topic] = (partitions, chosen)
+
+
+def batch_partition(
+    values: Iterable[bytes | Record], partition_for: Callable[[bytes], int]
+) -> int | None:
+    """The one partition the keyed records among ``values`` map to (``partition_for`` maps a
+    key), or None when none has a key (the caller then takes the sticky partition).
+
+    A batch is appended atomically to one partition, so keys that map to two partitions are
+    refused with InvalidArgumentError naming two such records. Bare values and records with
+    an empty key are keyless.
+    """
+    chosen: tuple[int, int] | None = None  # (record index, partition)
+    seen: set[bytes] = set()
+    for i, value in enumerate(values):
+        key = value.key if isinstance(value, Record) else b""
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        partition = partition_for(key)
+        if chosen is None:
+            chosen = (i, partition)
+        elif partition != chosen[1]:
+            low, high = sorted((chosen[1], partition))
+            raise InvalidArgumentError(
+                f"records[{chosen[0]}] maps to partition {chosen[1]} and records[{i}] to "
+                f"partition {partition}, so the keys map to partitions {low} and {high}; a "
+                "batch is appended to one partition: send one batch per partition, or name "
+                "the partition"
+            )
+    return None if chosen is None else chosen[1]

@@ -38,7 +38,7 @@ from replog.errors import (
 from replog.security.identity import subject_from_grpc_auth
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
-from replog.server.routing import end_sticky, keys_of, produce_target, read_target
+from replog.server.routing import end_sticky, produce_target, read_target
 from replog.server.topics import DEFAULT_TOPIC, TopicsBackend
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
@@ -230,8 +230,7 @@ class LogService:
         partition)."""
         value = produce_value(request)  # refuses a malformed message first
         partition = request.partition if request.HasField("partition") else None
-        key = request.record.key
-        target = produce_target(self.topics, request.topic, partition, [key] if key else [])
+        target = produce_target(self.topics, request.topic, partition, [value])
         future = target.backend.submit([value])
         end_sticky(self.topics, request.topic, target)
         return future, target.partition
@@ -246,7 +245,7 @@ class LogService:
         self, request: bytes, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.ProduceBatchResponse:
         values, topic, partition = produce_batch_request(request, self.limits.max_batch_records)
-        target = produce_target(self.topics, topic, partition, keys_of(values))
+        target = produce_target(self.topics, topic, partition, values)
         future = target.backend.submit(values)
         end_sticky(self.topics, topic, target)
         base = await future

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from replog.api.backend import AppendValue, LogBackend
+from replog.api.backend import LogBackend
 from replog.broker.model import TopicDescription
 from replog.errors import InvalidArgumentError, UnavailableError
 from replog.security.acl import Action
@@ -24,8 +24,8 @@ from replog.server.acl_objects import topic_object
 from replog.server.auth import request_access
 from replog.server.http_common import STATE_KEY, HttpState, check_text, check_writable, json_body
 from replog.server.http_records import add_record_routes, batch_values, one_value
+from replog.server.routing import end_sticky, produce_target
 from replog.server.topics import TopicsBackend
-from replog.v1.record_pb2 import Record
 
 __all__ = ["add_topic_routes", "topic_json"]
 
@@ -192,43 +192,15 @@ async def _delete(request: web.Request) -> web.Response:
 # -- produce with the partitioner -------------------------------------------------------------
 
 
-def _key(value: AppendValue) -> bytes | None:
-    return value.key or None if isinstance(value, Record) else None
-
-
-def _batch_partition(topics: TopicsBackend, name: str, values: list[AppendValue]) -> int | None:
-    """The one partition a batch's keys map to (None: no record has a key)."""
-    chosen: tuple[int, int] | None = None  # (record index, partition)
-    seen: set[bytes] = set()
-    for i, value in enumerate(values):
-        key = _key(value)
-        if key is None or key in seen:
-            continue
-        seen.add(key)
-        partition = topics.partition_for(name, key)
-        if chosen is None:
-            chosen = (i, partition)
-        elif partition != chosen[1]:
-            raise InvalidArgumentError(
-                f"records[{chosen[0]}] maps to partition {chosen[1]} and records[{i}] to "
-                f"partition {partition}: a batch is appended to one partition; send each "
-                "partition's records in their own batch, or name the partition "
-                f"(/v1/topics/{name}/partitions/P/records:batch)"
-            )
-    return None if chosen is None else chosen[1]
-
-
 async def _produce_keyed(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     check_writable(state)
     topics, name = _topics(state), request.match_info["name"]
     value = one_value(await json_body(request))
-    key = _key(value)
-    partition = topics.partition_for(name, key)
-    future = topics.partition(name, partition).submit([value])
-    if key is None:
-        topics.next_batch(name)  # the next keyless request may go elsewhere
-    return web.json_response({"offset": await future, "partition": partition})
+    target = produce_target(topics, name, None, [value])
+    future = target.backend.submit([value])
+    end_sticky(topics, name, target)  # the next keyless request may go elsewhere
+    return web.json_response({"offset": await future, "partition": target.partition})
 
 
 async def _produce_keyed_batch(request: web.Request) -> web.Response:
@@ -236,12 +208,10 @@ async def _produce_keyed_batch(request: web.Request) -> web.Response:
     check_writable(state)
     topics, name = _topics(state), request.match_info["name"]
     values = batch_values(state, await json_body(request))
-    partition = _batch_partition(topics, name, values)
-    sticky = partition is None
-    if partition is None:
-        partition = topics.partition_for(name, None)
-    future = topics.partition(name, partition).submit(values)
-    if sticky:
-        topics.next_batch(name)
+    target = produce_target(topics, name, None, values)
+    future = target.backend.submit(values)
+    end_sticky(topics, name, target)
     base = await future
-    return web.json_response({"base_offset": base, "count": len(values), "partition": partition})
+    return web.json_response(
+        {"base_offset": base, "count": len(values), "partition": target.partition}
+    )

@@ -14,11 +14,10 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from replog.api.backend import AppendValue, LogBackend
-from replog.errors import InvalidArgumentError
+from replog.broker.partitioner import batch_partition
 from replog.server.topics import DEFAULT_TOPIC, TopicsBackend
-from replog.v1.record_pb2 import Record
 
-__all__ = ["Target", "end_sticky", "keys_of", "produce_target", "read_target", "topic_name"]
+__all__ = ["Target", "end_sticky", "produce_target", "read_target", "topic_name"]
 
 
 class Target(NamedTuple):
@@ -40,35 +39,19 @@ def read_target(topics: TopicsBackend, topic: str, partition: int) -> LogBackend
     return topics.partition(topic_name(topic), partition)
 
 
-def keys_of(values: Iterable[AppendValue]) -> list[bytes]:
-    """The non-empty keys among produce values (a bare value has none)."""
-    return [v.key for v in values if isinstance(v, Record) and v.key]
-
-
 def produce_target(
-    topics: TopicsBackend, topic: str, partition: int | None, keys: Iterable[bytes]
+    topics: TopicsBackend, topic: str, partition: int | None, values: Iterable[AppendValue]
 ) -> Target:
-    """The partition a produce of records with these keys goes to.
+    """The partition a produce of ``values`` goes to.
 
-    ``partition`` given: that one. Else the partition the keys map to (all of them must map
-    to one: InvalidArgumentError naming two partitions they map to), or the sticky
-    partition when there is no key. Raises UnknownTopicError/UnknownPartitionError.
+    ``partition`` given: that one. Else the partition their keys map to (all of them must
+    map to one: InvalidArgumentError naming two records that do not), or the sticky
+    partition when no record has a key. Raises UnknownTopicError/UnknownPartitionError.
     """
     name = topic_name(topic)
     if partition is not None:
         return Target(topics.partition(name, partition), partition, False)
-    chosen: int | None = None
-    for key in set(keys):
-        mapped = topics.partition_for(name, key)
-        if chosen is None:
-            chosen = mapped
-        elif mapped != chosen:
-            low, high = sorted((chosen, mapped))
-            raise InvalidArgumentError(
-                f"the keys of this batch map to partitions {low} and {high} of topic "
-                f"{name!r}; a batch is appended to one partition: send one batch per "
-                "partition, or name the partition"
-            )
+    chosen = batch_partition(values, lambda key: topics.partition_for(name, key))
     if chosen is not None:
         return Target(topics.partition(name, chosen), chosen, False)
     sticky = topics.partition_for(name, None)

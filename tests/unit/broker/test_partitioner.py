@@ -238,3 +238,18 @@ def test_a_partitioner_without_an_rng_draws_its_own() -> None:
 def test_key_less_records_cannot_go_to_a_topic_without_partitions(partitions: int) -> None:
     with pytest.raises(InvalidArgumentError, match="at least 1 partition"):
         StickyPartitioner().partition("t", partitions)
+
+
+def test_batch_partition_is_the_one_partition_of_the_keyed_records() -> None:
+    from replog.broker.partitioner import batch_partition
+    from replog.v1.record_pb2 import Record
+
+    def by_first_byte(key: bytes) -> int:
+        return key[0] % 4
+
+    assert batch_partition([b"bare", Record(value=b"v")], by_first_byte) is None
+    keyed = [b"bare", Record(value=b"v", key=b"\x01a"), Record(value=b"v", key=b"\x05b")]
+    assert batch_partition(keyed, by_first_byte) == 1
+    mixed = [b"bare", Record(value=b"v", key=b"\x01"), Record(value=b"v", key=b"\x02")]
+    with pytest.raises(InvalidArgumentError, match=r"records\[1\] .* records\[2\]"):
+        batch_partition(mixed, by_first_byte)
