@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 
-.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-cluster bench-raft sim-soak fault-soak clean
+.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-cluster bench-partitions bench-raft sim-soak fault-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,10 @@ fault-soak: $(VENV)/.installed-dev
 ## bench-cluster: three local nodes: throughput, commit latency, failover, join catch-up
 bench-cluster: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_cluster.py --records 100000 --runs 3 --catchup-gib 1
+
+## bench-partitions: one node holding a topic of 1,000 partitions: create time, RSS, fds, idle CPU
+bench-partitions: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_partitions.py --partitions 1000 --runs 3
 
 ## bench-raft: the Raft core's commit throughput in the simulator (no faults)
 bench-raft: $(VENV)/.installed-dev

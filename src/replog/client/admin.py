@@ -27,6 +27,10 @@ __all__ = [
     "topic_from",
 ]
 
+#: Creating, deleting or changing a topic opens or closes every partition's files: a
+#: minute by default (Kafka's admin client waits as long), not the 10 s of a produce.
+ADMIN_TIMEOUT = 60.0
+
 _PREFIX = "/replog.v1.Admin/"
 CREATE, DELETE, LIST, DESCRIBE, ALTER, GROW = (
     _PREFIX + name
@@ -170,7 +174,7 @@ class AdminMethods:
         replication_factor: int = 0,
         config: Mapping[str, str] | None = None,
         *,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        timeout: float | None = ADMIN_TIMEOUT,
     ) -> TopicDescription:
         """Create a topic of ``partitions`` partitions (``replication_factor`` 0: the
         server's default) with per-topic ``config``; InvalidArgumentError (a name, count or
@@ -178,7 +182,7 @@ class AdminMethods:
         request = create_request(name, partitions, replication_factor, config)
         return topic_from(self._admin(CREATE, request, False, timeout).topic)
 
-    def delete_topic(self, name: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+    def delete_topic(self, name: str, *, timeout: float | None = ADMIN_TIMEOUT) -> None:
         """Delete a topic and its data; UnknownTopicError if there is none."""
         self._admin(DELETE, admin_pb2.DeleteTopicRequest(name=_name(name)), False, timeout)
 
@@ -200,7 +204,7 @@ class AdminMethods:
         set: Mapping[str, str] | None = None,
         delete: Sequence[str] = (),
         *,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        timeout: float | None = ADMIN_TIMEOUT,
     ) -> TopicDescription:
         """Set config keys and reset ``delete``'s to the server default; ConfigError naming
         a bad key or value, UnknownTopicError (nothing changes)."""
@@ -208,7 +212,7 @@ class AdminMethods:
         return topic_from(self._admin(ALTER, request, False, timeout).topic)
 
     def create_partitions(
-        self, name: str, count: int, *, timeout: float | None = DEFAULT_TIMEOUT
+        self, name: str, count: int, *, timeout: float | None = ADMIN_TIMEOUT
     ) -> TopicDescription:
         """Grow a topic to ``count`` partitions in all (it never shrinks)."""
         request = admin_pb2.CreatePartitionsRequest(name=_name(name), count=_u32("count", count))
@@ -235,13 +239,13 @@ class AsyncAdminMethods:
         replication_factor: int = 0,
         config: Mapping[str, str] | None = None,
         *,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        timeout: float | None = ADMIN_TIMEOUT,
     ) -> TopicDescription:
         """Create a topic (see ``AdminMethods.create_topic``)."""
         request = create_request(name, partitions, replication_factor, config)
         return topic_from((await self._admin(CREATE, request, False, timeout)).topic)
 
-    async def delete_topic(self, name: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+    async def delete_topic(self, name: str, *, timeout: float | None = ADMIN_TIMEOUT) -> None:
         """Delete a topic and its data; UnknownTopicError if there is none."""
         await self._admin(DELETE, admin_pb2.DeleteTopicRequest(name=_name(name)), False, timeout)
 
@@ -265,14 +269,14 @@ class AsyncAdminMethods:
         set: Mapping[str, str] | None = None,
         delete: Sequence[str] = (),
         *,
-        timeout: float | None = DEFAULT_TIMEOUT,
+        timeout: float | None = ADMIN_TIMEOUT,
     ) -> TopicDescription:
         """Set and reset config keys (see ``AdminMethods.alter_topic_config``)."""
         request = alter_request(name, set, delete)
         return topic_from((await self._admin(ALTER, request, False, timeout)).topic)
 
     async def create_partitions(
-        self, name: str, count: int, *, timeout: float | None = DEFAULT_TIMEOUT
+        self, name: str, count: int, *, timeout: float | None = ADMIN_TIMEOUT
     ) -> TopicDescription:
         """Grow a topic to ``count`` partitions in all (it never shrinks)."""
         request = admin_pb2.CreatePartitionsRequest(name=_name(name), count=_u32("count", count))

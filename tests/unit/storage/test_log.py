@@ -247,3 +247,25 @@ def test_a_closed_log_refuses_every_call(log_dir: str) -> None:
     ):
         with pytest.raises(LogClosedError):
             call()
+
+
+def test_opening_a_new_log_reads_nothing_of_its_presized_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read of a fresh sparse index faults a page in: a topic of 1,000 partitions took
+    # 22 s and 541 MiB to create while every new segment searched its zeros for entries.
+    from replog.storage.index import Index
+
+    reads: list[int] = []
+    original = Index._read
+
+    def counting(self: Index, start: int, size: int) -> bytes | bytearray:
+        reads.append(start)
+        return original(self, start, size)
+
+    monkeypatch.setattr(Index, "_read", counting)
+    with Log(tmp_path / "new") as log:
+        assert reads == []
+        log.append(b"x")
+    with Log(tmp_path / "new") as log:  # an existing segment is still recovered as before
+        assert log.read(0).value == b"x"
