@@ -196,7 +196,7 @@ def parse_json(data: bytes, what: str) -> dict[str, Any]:
 def check_version(body: Mapping[str, Any], what: str, known: int) -> None:
     """UnsupportedError unless ``body["v"]`` is the version ``known``."""
     version = body.get("v")
-    if version != known:
+    if type(version) is not int or version != known:
         raise UnsupportedError(
             f"this node reads {what} version {known}, not {version!r}: "
             "upgrade it before it applies this cluster's metadata"
