@@ -60,3 +60,53 @@ def test_a_retention_setting_on_the_server_is_every_topics_default(
     config = _topics(server).describe_topic("default").config
     assert config["retention_ms"] == "3600000"
     assert config["segment_ms"] == "60000"
+
+
+def test_a_produce_that_races_a_topic_deletion_hears_the_topic_is_gone(
+    server_factory: Callable[..., ThreadedServer],
+) -> None:
+    from replog.errors import UnavailableError, UnknownTopicError
+
+    server = server_factory()
+    topics = _topics(server)
+    server.call(topics.create_topic("doomed", 1, 1, {}))
+    held = topics.partition("doomed", 0)  # routed before the delete, as a request may be
+    server.call(topics.delete_topic("doomed"))
+
+    async def produce() -> BaseException | None:
+        try:
+            await held.submit([b"late"])
+        except (UnknownTopicError, UnavailableError) as exc:
+            return exc
+        return None
+
+    refusal = server.call(produce())
+    assert isinstance(refusal, UnknownTopicError), refusal
+
+
+def test_a_produce_that_races_a_reconfiguration_is_told_to_retry(
+    server_factory: Callable[..., ThreadedServer],
+) -> None:
+    from replog.errors import UnavailableError
+
+    server = server_factory()
+    topics = _topics(server)
+    server.call(topics.create_topic("moving", 1, 1, {}))
+    held = topics.partition("moving", 0)
+    server.call(topics.alter_topic_config("moving", {"sync": "never"}, []))
+
+    async def produce() -> BaseException | None:
+        try:
+            await held.submit([b"late"])
+        except UnavailableError as exc:
+            return exc
+        return None
+
+    refusal = server.call(produce())
+    assert isinstance(refusal, UnavailableError) and refusal.certainly_not_applied
+    assert "reconfigured" in str(refusal), refusal
+
+    async def produce_again() -> int:
+        return await topics.partition("moving", 0).submit([b"after"])
+
+    assert server.call(produce_again()) == 0  # the reopened partition takes appends

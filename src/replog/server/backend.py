@@ -17,6 +17,7 @@ from replog.errors import (
     BatchTooLargeError,
     InvalidArgumentError,
     OffsetOutOfRangeError,
+    ReplogError,
     StorageIOError,
     UnavailableError,
 )
@@ -73,6 +74,7 @@ class SingleNodeBackend:
         self._wakeup = asyncio.Event()
         self._appended = asyncio.Event()
         self._closing = False
+        self._refusal: Callable[[], ReplogError] = _shutting_down
         self._owns_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="replog-append"
@@ -90,15 +92,19 @@ class SingleNodeBackend:
         """True once shutdown began."""
         return self._closing
 
-    def begin_shutdown(self) -> None:
-        """Refuse new appends and wake every waiter (tailing streams end)."""
+    def begin_shutdown(self, refusal: Callable[[], ReplogError] | None = None) -> None:
+        """Refuse new appends and wake every waiter (tailing streams end). ``refusal``
+        makes the error they get (default: the server is shutting down)."""
+        if refusal is not None:
+            self._refusal = refusal
         self._closing = True
         self._wakeup.set()
         self._notify()
 
-    async def close(self) -> None:
-        """Finish queued appends, then flush, fsync and close the Log."""
-        self.begin_shutdown()
+    async def close(self, refusal: Callable[[], ReplogError] | None = None) -> None:
+        """Finish queued appends, then flush, fsync and close the Log (later appends get
+        ``refusal``'s error, see ``begin_shutdown``)."""
+        self.begin_shutdown(refusal)
         if self._task is not None:
             await self._task
         await asyncio.get_running_loop().run_in_executor(self._executor, self._log.close)
@@ -111,7 +117,7 @@ class SingleNodeBackend:
         """Queue values for appending; the future resolves to the first offset."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self._closing:
-            future.set_exception(_shutting_down())
+            future.set_exception(self._refusal())
         elif not values:
             future.set_exception(InvalidArgumentError("a batch needs at least one record"))
         elif len(values) > self._max_batch_records:
@@ -225,7 +231,7 @@ class SingleNodeBackend:
         deadline = None if timeout_s is None else loop.time() + timeout_s
         while self._visible <= offset:
             if self._closing:
-                raise _shutting_down()
+                raise self._refusal()
             event = self._appended
             if deadline is None:
                 await event.wait()

@@ -20,6 +20,7 @@ from replog.broker.model import PartitionDescription, TopicDescription
 from replog.broker.names import DEFAULT_TOPIC, check_topic_name
 from replog.errors import (
     InvalidArgumentError,
+    UnavailableError,
     UnknownPartitionError,
     UnknownTopicError,
     UnsupportedError,
@@ -193,8 +194,8 @@ class BrokerBackend:
             if name == DEFAULT_TOPIC:
                 self.broker.delete_topic(name)  # refuses, with the reason
             del self._partitions[name]
-            for backend in backends:
-                await backend.close()
+            for backend in backends:  # a request routed before the delete hears it
+                await backend.close(lambda: UnknownTopicError(name))
             await asyncio.to_thread(self.broker.delete_topic, name)
         log.info("topic deleted", extra={"topic": name})
 
@@ -234,7 +235,7 @@ class BrokerBackend:
             if new == old:
                 return await asyncio.to_thread(self.broker.alter_topic_config, name, set_, delete)
             for backend in backends:  # the Logs reopen: drain their appends first
-                await backend.close()
+                await backend.close(lambda: _reconfiguring(name))
             try:
                 description = await asyncio.to_thread(
                     self.broker.alter_topic_config, name, set_, delete
@@ -288,6 +289,12 @@ class BrokerBackend:
         if backends is None or partition >= len(backends):
             return log_.lowest_offset
         return backends[partition].high_watermark
+
+
+def _reconfiguring(topic: str) -> UnavailableError:
+    return UnavailableError(
+        f"topic {topic!r} is being reconfigured; retry", certainly_not_applied=True
+    )
 
 
 def _with_next(p: PartitionDescription, high_watermark: int) -> PartitionDescription:
