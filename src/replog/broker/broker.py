@@ -142,7 +142,7 @@ class Broker:
         """
         check_topic_name(name)
         check_partition_count(partitions)
-        effective = self.defaults.with_values(config or {})
+        self.defaults.with_values(config or {})  # refuses a bad key or value before any file
         overrides = {k: str(v) for k, v in _normalized(config or {}).items()}
         with self._lock:
             self._check_open()
@@ -150,9 +150,7 @@ class Broker:
                 raise AlreadyExistsError(name)
             meta = TopicMeta(name, partitions, overrides)
             self._dir.create(meta)
-            topic = self._open_topic(meta)
-            assert topic.config == effective
-            return self._describe(topic)
+            return self._describe(self._open_topic(meta))
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and all its data; raises UnknownTopicError, or InvalidArgumentError
