@@ -7,6 +7,7 @@ import ipaddress
 import json
 import logging
 import os
+import resource
 import signal
 import ssl
 import sys
@@ -361,11 +362,27 @@ def _write_ready_file(path: str, agent: Agent) -> None:
     os.replace(tmp, path)
 
 
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit (every partition
+    holds four descriptors; the usual soft limit of 1,024 is ~200 partitions), as Go's
+    runtime does for its servers. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:  # a container may refuse; keep the soft limit
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
+            return soft
+        return hard
+    return soft
+
+
 async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run a server until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully.
 
     SIGHUP re-reads the ACL policy (a broken one is logged and the old one kept).
     """
+    raise_open_file_limit()
     agent = Agent(settings)
     stop = stop or asyncio.Event()
     agent.on_failure = stop.set
