@@ -13,8 +13,9 @@ Ready's write. A turn steps at most 8 MiB of received entries.
 
 User records are built on the leader right before ``propose`` (``proposals``); the payload
 is the entry's data, so the entry is stored byte-identically everywhere. With
-``NodeOptions.quiesce`` an idle group stops ticking until something wakes it (``quiescence``). Member entries (kind 3, stored as records of
-type 3) carry the replicated address book: ``{"id": name, "addr": address}``.
+``NodeOptions.quiesce`` an idle group stops ticking until something wakes it (``quiescence``).
+Member entries (kind 3, stored as records of type 3) carry the replicated address book:
+``{"id": name, "addr": address}``.
 """
 
 from __future__ import annotations
