@@ -32,3 +32,4 @@ class NodeOptions:
     max_batch_records: int = 32768
     wall_clock_ns: Callable[[], int] = time.time_ns  # record timestamps (a simulation fakes it)
     monotonic: Callable[[], float] = time.monotonic  # last_contact
+    quiesce: bool = False  # idle groups stop ticking (cluster/quiescence.py); needs liveness

@@ -11,10 +11,11 @@ index + 1, resolve producers whose entry committed with the term it was proposed
 10.2.1), and committed entries already stored by an earlier Ready are applied before this
 Ready's write. A turn steps at most 8 MiB of received entries.
 
-User records are built here, on the leader, right before ``propose``: offset = the index the
-entry gets, term = the current term, type 0, a timestamp. The payload is the entry's data, so
-the entry is stored byte-identically everywhere. Member entries (kind 3, stored as records of
-type 3) carry the replicated address book: ``{"id": name, "addr": address}``.
+User records are built on the leader right before ``propose`` (``proposals``); the payload
+is the entry's data, so the entry is stored byte-identically everywhere. With
+``NodeOptions.quiesce`` an idle group stops ticking until something wakes it (``quiescence``).
+Member entries (kind 3, stored as records of type 3) carry the replicated address book:
+``{"id": name, "addr": address}``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 
 from replog.cluster.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
 from replog.cluster.node_options import NodeOptions, NotLeaderNodeError
+from replog.cluster.proposals import Proposal, propose_group
+from replog.cluster.quiescence import Quiescence
 from replog.errors import BatchTooLargeError, ReplogError, UnavailableError
 from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.core import Raft
@@ -41,8 +44,7 @@ from replog.raft.messages import Entry, Message, MessageType
 from replog.raft.ready import Ready, Role
 from replog.raft.records import messages_within, proposal_groups, turn_share
 from replog.raft.storage import data_bytes
-from replog.raft.waiters import IndexWaiters, ProduceWaiters, VoteGate, Waiter
-from replog.storage.codec import encode_records
+from replog.raft.waiters import IndexWaiters, ProduceWaiters, VoteGate
 from replog.v1.record_pb2 import Record
 
 __all__ = ["MEMBER_RECORD_TYPE", "NodeOptions", "NotLeaderNodeError", "RaftNode"]
@@ -56,8 +58,6 @@ _TURN_MAX_BYTES = 8 << 20
 _TURN_MAX_RECORDS = 32768
 
 
-Proposal = tuple[Sequence[bytes | Record], asyncio.Future[int]]
-"""A produce request waiting to be proposed: its values and the future of its first offset."""
 Sender = Callable[[Sequence[Message]], None]
 SnapshotSender = Callable[[Message], None]
 
@@ -105,6 +105,9 @@ class RaftNode:
         self.on_commit: Callable[[], None] = lambda: None
         self.on_leader_change: Callable[[int | None], None] = lambda leader: None
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
+        self.leader_live: Callable[[int], bool] = lambda leader: True
+        """Whether node liveness holds the leader's node live (a follower quiesces only then)."""
+        self.quiescence = Quiescence(o.quiesce)
         self.failure: BaseException | None = None
         """Why the loop stopped on its own (storage failed): the node is fail-stopped."""
         self.last_contact: dict[int, float] = {}
@@ -262,6 +265,12 @@ class RaftNode:
             raise NotLeaderNodeError(exc.leader_hint) from None
         await self._wait_own_entry(index, term, f"the address of {name}", timeout_s)
 
+    def unquiesce(self) -> None:
+        """Make a quiesced group tick again (the host's answer to its leader's node being
+        reported down; a follower then campaigns after its election timeout)."""
+        self.quiescence.request_wake()
+        self._wakeup.set()
+
     def report_snapshot(self, to: int, *, ok: bool) -> None:
         """Tell the core a snapshot transfer to ``to`` finished (or failed)."""
         self._ops.append(lambda: self.raft.report_snapshot(to, ok=ok))
@@ -275,12 +284,15 @@ class RaftNode:
         next_tick = loop.time() + tick_s
         while not self._stopping:
             timeout = next_tick - loop.time()
-            if timeout > 0 and not self._wakeup.is_set():
+            if self.quiescence.quiet:
+                await self._wakeup.wait()  # quiesced: no tick until something wakes the group
+            elif timeout > 0 and not self._wakeup.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
             self._wakeup.clear()
             try:
-                await self._turn(loop, next_tick)
+                if await self._turn(loop, next_tick):
+                    next_tick = loop.time() + tick_s  # woken from quiescence: ticks restart
             except Exception as exc:
                 self._fail_stop(exc)
                 return
@@ -288,11 +300,14 @@ class RaftNode:
             if now >= next_tick:
                 next_tick = max(next_tick + tick_s, now + tick_s / 2)
 
-    async def _turn(self, loop: asyncio.AbstractEventLoop, next_tick: float) -> None:
+    async def _turn(self, loop: asyncio.AbstractEventLoop, next_tick: float) -> bool:
+        """One turn (see the module docstring); return whether it woke a quiesced group."""
         inbox = self._take_inbox()
+        q = self.quiescence
+        woke = q.before_step(self.raft, inbox, bool(self._proposals or self._ops))
         for m in inbox:
             self.raft.step(m)
-        if loop.time() >= next_tick:
+        if not (q.quiet or woke) and loop.time() >= next_tick:
             self.raft.tick()
             self._maybe_promote()
         ops, self._ops = self._ops, []
@@ -301,6 +316,15 @@ class RaftNode:
         self._propose_queued()
         if self.raft.has_ready():
             await self._perform(loop, self.raft.ready())
+        if beats := q.settle(self.raft, idle=self._idle(), leader_live=self.leader_live):
+            self.send(beats)
+        return woke
+
+    def _idle(self) -> bool:
+        """Nothing queued, to persist or to apply, and (on a leader) no producer waiting."""
+        busy = self._inbox or self._proposals or self._ops or self._calls or self.raft.has_ready()
+        waiting = self._waiters and self.raft.role is Role.LEADER
+        return not (busy or waiting) and self.high_watermark > self.raft.log.committed
 
     def _take_inbox(self) -> list[Message]:
         """The queued messages up to ``_TURN_MAX_BYTES`` of entries (at least one); the rest
@@ -316,6 +340,7 @@ class RaftNode:
     async def _perform(self, loop: asyncio.AbstractEventLoop, rd: Ready) -> None:
         messages = rd.messages
         committed = rd.committed_entries
+        self.quiescence.sent(self.raft, messages)
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
             if committed and rd.snapshot is None:
                 # Entries this node already stored and that a majority holds may be applied
@@ -413,44 +438,7 @@ class RaftNode:
             self._wakeup.set()
         o = self.options
         for group in proposal_groups(taken, o.max_proposal_bytes, _TURN_MAX_RECORDS):
-            self._propose_group(group)
-
-    def _propose_group(self, group: list[Proposal]) -> None:
-        raft = self.raft
-        if raft.role is not Role.LEADER or raft.lead_transferee is not None:
-            for _, future in group:
-                _fail(future, NotLeaderNodeError(raft.lead_transferee or raft.lead))
-            return
-        term, next_index = raft.term, raft.log.last_index() + 1
-        timestamp_ms = max(1, self.options.wall_clock_ns() // 1_000_000)
-        limit = self.options.max_record_bytes - len(_BATCH_CONTINUES)
-        payloads: list[bytes] = []
-        waiters: list[Waiter] = []
-        for values, future in group:
-            try:
-                built = encode_records(
-                    values, next_index + len(payloads), timestamp_ms, limit, term=term
-                )
-            except ReplogError as exc:
-                _fail(future, exc)
-                continue
-            first = next_index + len(payloads)
-            payloads.extend(built)
-            waiters.append(Waiter(first, first + len(built) - 1, term, future))
-        if not payloads:
-            return
-        # One proposal, one atomic batch: the core marks every entry but the last CONTINUES,
-        # and so does each stored record (``batch_continues``), so a restarted node knows too.
-        last = len(payloads) - 1
-        payloads[:last] = [p + _BATCH_CONTINUES for p in payloads[:last]]
-        try:
-            first, _ = raft.propose(payloads)
-        except NotLeaderError as exc:
-            for _, future in group:
-                _fail(future, NotLeaderNodeError(exc.leader_hint))
-            return
-        assert first == next_index, (first, next_index)
-        self._waiters.add(waiters)
+            self._waiters.add(propose_group(self.raft, group, o))
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -499,8 +487,6 @@ class RaftNode:
 
 _kind_of = itemgetter(2)
 _LOST_COMMIT = "raft node %s: recovery cut committed entries up to %d; not voting until back"
-_BATCH_CONTINUES = b"\x40\x01"
-"""Record field 8 (``batch_continues``) = true, appended to a serialized Record."""
 
 
 def _index_of(entry: Entry) -> int:

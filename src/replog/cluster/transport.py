@@ -74,6 +74,7 @@ def message_to_proto(m: Message) -> raft_pb2.RaftMessage:
         reject_hint=m.reject_hint,
         transfer=m.transfer,
         lost_entries=m.lost_entries,
+        quiesce=m.quiesce,
     )
     entries = m.entries
     if entries:
@@ -121,6 +122,7 @@ def message_from_proto(pb: raft_pb2.RaftMessage) -> Message:
         snapshot=snapshot,
         transfer=pb.transfer,
         lost_entries=pb.lost_entries,
+        quiesce=pb.quiesce,
     )
 
 

@@ -127,7 +127,9 @@ class Message:
       match, with ``log_term`` set to the follower's term at that index (fast backtracking);
     - ``transfer``: a vote requested because of a leadership transfer, which bypasses leases;
     - ``lost_entries``: on a rejected APP_RESP, the follower's log lost entries it had
-      acknowledged (recovery cut them after media damage): the leader resends from the hint.
+      acknowledged (recovery cut them after media damage): the leader resends from the hint;
+    - ``quiesce``: on a HEARTBEAT, the leader has nothing in flight and stops ticking (a hint
+      for the driver, see ``replog.raft.quiesce``; the core handles the heartbeat as any other).
     """
 
     type: MessageType
@@ -143,3 +145,4 @@ class Message:
     snapshot: SnapshotMeta | None = None
     transfer: bool = False
     lost_entries: bool = False
+    quiesce: bool = False

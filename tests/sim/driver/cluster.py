@@ -41,6 +41,7 @@ class Monitor:
         self.persisted_commit: dict[int, int] = {}
         self.checked: dict[int, int] = {}
         self.leaders: dict[int, int] = {}
+        self.elected: list[tuple[float, int, int]] = []  # (virtual time, term, node)
         self.violations: list[str] = []
 
     def on_hard_state(self, node: int, store: MemoryRaftStorage, state: HardState) -> None:
@@ -64,6 +65,7 @@ class Monitor:
     def on_leader(self, node: int, term: int) -> None:
         """``node`` leads ``term``: no other node may have led it."""
         first = self.leaders.setdefault(term, node)
+        self.elected.append((asyncio.get_running_loop().time(), term, node))
         if first != node:
             self.violations.append(f"Election Safety: nodes {first} and {node} both lead {term}")
 
@@ -143,6 +145,7 @@ class DriverCluster:
         self.monitor = monitor
         self.promotions: list[Promotion] = []
         self.unexpected: list[str] = []
+        self.unquiesced: list[tuple[float, int]] = []  # (virtual time, node) woken by liveness
         self.on_append: Callable[[RaftNode | None, Sequence[Entry]], None] = lambda n, e: None
         self.on_commit: Callable[[RaftNode], None] = lambda node: None
         self.net = Network(
@@ -200,6 +203,7 @@ class DriverCluster:
             election_ticks=ELECTION_TICKS,
             wall_clock_ns=loop.wall_clock_ns,
             monotonic=loop.time,
+            quiesce=self.swarm.quiesce,
         )
         rng = random.Random(f"driver-{self.seed}-{node_id}-{sim.incarnation}")
         node = RaftNode(sim.store, node_id, rng, options)  # type: ignore[arg-type]
@@ -210,6 +214,7 @@ class DriverCluster:
         node.send_snapshot = self._unexpected_snapshot
         node.on_leader_change = self._leader_watcher(node)
         node.on_commit = lambda: self.on_commit(node)
+        node.leader_live = lambda leader: self.reachable(node_id, leader)
         self._watch_promotions(node)
         sim.node, sim.down = node, loop.create_future()
         node.start()
@@ -227,6 +232,23 @@ class DriverCluster:
         sim.down.set_result(None)
         sim.node = None
         return True
+
+    def reachable(self, a: int, b: int) -> bool:
+        """Whether node liveness on ``a`` holds ``b`` live: ``b`` is up and no link between
+        them is cut (the simulation's stand-in for liveness pings)."""
+        blocked = self.net.blocked
+        return self.live(b) is not None and (a, b) not in blocked and (b, a) not in blocked
+
+    def report_liveness(self) -> None:
+        """Node liveness after a fault: every live node whose leader it now holds down
+        unquiesces (``RaftNode.unquiesce``), as the host does on a liveness report."""
+        for sim in self.nodes.values():
+            node = sim.node
+            lead = node.raft.lead if node is not None else None
+            if node is not None and lead is not None and not self.reachable(node.id, lead):
+                if node.quiescence.quiet:
+                    self.unquiesced.append((asyncio.get_running_loop().time(), node.id))
+                node.unquiesce()
 
     def _leader_watcher(self, node: RaftNode) -> Callable[[int | None], None]:
         def changed(leader: int | None) -> None:

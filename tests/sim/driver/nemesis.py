@@ -32,6 +32,8 @@ class Nemesis:
         """Perform ``ev`` now and note it (with the cluster's state before it) in the trace."""
         self.trace.append(f"{ev}  [{self.cluster.describe()}]")
         getattr(self, "_ev_" + ev.kind.replace("-", "_"))(ev)
+        if self.cluster.swarm.quiesce:
+            self.cluster.report_liveness()
 
     def _ev_crash(self, ev: Event) -> None:
         up = [s.id for s in self.cluster.nodes.values() if s.node is not None]

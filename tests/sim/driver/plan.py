@@ -64,6 +64,7 @@ class Profile:
     max_msg_bytes: tuple[int, ...]
     ghost_learners: float  # probability that an added learner's process never starts
     changes_on_every_leader: bool  # the operator also asks nodes that only think they lead
+    quiesce: bool = False  # NodeOptions.quiesce, with the nemesis standing in for liveness
 
 
 # Per profile, one weight per KINDS entry:
@@ -74,6 +75,7 @@ WEIGHTS = {
     "churn": (0, 2, 1, 0, 8, 1, 1, 8, 0, 0),
     "conf": (0, 2, 0, 1, 8, 1, 1, 0, 6, 4),
     "ghost": (1, 3, 1, 1, 1, 3, 1, 0, 6, 3),
+    "quiesce": (3, 4, 4, 3, 4, 4, 2, 1, 1, 1),
 }
 
 
@@ -136,6 +138,22 @@ PROFILES = {
             ghost_learners=1.0,
             changes_on_every_leader=False,
         ),
+        # Idle groups quiesce (NodeOptions.quiesce): producers think long enough for the
+        # group to go quiet between batches, and the faults strike quiet groups; the nemesis
+        # unquiesces the nodes whose leader it crashed or cut off (node liveness's job).
+        Profile(
+            name="quiesce",
+            mean_gap_s=(1.0, 2.5),
+            cut_s=(0.5, 5.0),
+            batch_records=(1, 20),
+            clients=(1, 3),
+            think_s=1.5,
+            client_timeout_s=(3.0, 10.0),
+            max_msg_bytes=(1 << 20, 2048),
+            ghost_learners=0.0,
+            changes_on_every_leader=False,
+            quiesce=True,
+        ),
     )
 }
 
@@ -154,6 +172,7 @@ class Swarm:
     client_timeout_s: float
     ghost_learners: float
     changes_on_every_leader: bool
+    quiesce: bool
 
     @staticmethod
     def draw(rng: random.Random, profile: Profile) -> Swarm:
@@ -169,6 +188,7 @@ class Swarm:
             client_timeout_s=rng.choice(profile.client_timeout_s),
             ghost_learners=profile.ghost_learners,
             changes_on_every_leader=profile.changes_on_every_leader,
+            quiesce=profile.quiesce,
         )
 
 

@@ -40,6 +40,8 @@ class Result:
     counts: dict[str, int] = field(default_factory=dict)
     commit: int = 0
     digest: str = ""  # of the committed log
+    elected: list[tuple[float, int, int]] = field(default_factory=list)  # (time, term, node)
+    unquiesced: list[tuple[float, int]] = field(default_factory=list)  # (time, node) by liveness
 
     @property
     def ok(self) -> bool:
@@ -77,6 +79,7 @@ async def _run(seed: int, swarm: Swarm, result: Result, safety_s: float) -> None
     history = History()
     cluster = DriverCluster(seed, swarm, result.voters, monitor)
     cluster.promotions = history.promotions
+    result.elected, result.unquiesced = monitor.elected, cluster.unquiesced
     trace = result.trace
     operator = Operator(cluster, history, trace)
     producers = Producers(seed, cluster, swarm, history, trace)

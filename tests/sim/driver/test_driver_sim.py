@@ -20,6 +20,7 @@ import pytest
 
 from tests.sim.driver import runner
 from tests.sim.driver.__main__ import main, reproduce
+from tests.sim.driver.cluster import DriverCluster
 from tests.sim.driver.plan import KINDS, PROFILES, Event, make_plan
 from tests.sim.driver.runner import run_seed
 
@@ -29,6 +30,7 @@ BATCHES = [
     ("conf", range(0, 16)),
     ("ghost", range(0, 6)),
     ("default", range(0, 20)),
+    ("quiesce", range(0, 20)),
 ]
 
 
@@ -114,3 +116,33 @@ def test_command_line_reports_ok_and_a_failing_seed_with_a_shrunk_plan(
     assert "fabricated: a crash happened" in out
     assert "shrunk to 1 of" in out and "crash-leader" in out
     assert f"python -m tests.sim.driver --seed {seed} --profile default" in out
+
+
+FAILOVER_BOUND_S = 3.0  # liveness (at once here) + an election timeout (1-2 s) + a vote round
+
+
+def _failover_s(seed: int) -> tuple[float | None, bool]:
+    """Crash the leader at 6 s of a ``quiesce`` run: how long until a new term's leader, and
+    whether liveness woke a quiesced node for it."""
+    crash_at = 6.0
+    result = run_seed(seed, "quiesce", events=[Event(crash_at, "crash-leader")], safety_s=12.0)
+    assert result.ok, result.violations
+    before = max(term for at, term, _ in result.elected if at < crash_at)
+    after = [at for at, term, _ in result.elected if at >= crash_at and term > before]
+    woke = any(at == crash_at for at, _ in result.unquiesced)
+    return (min(after) - crash_at if after else None), woke
+
+
+def test_a_quiesced_groups_dead_leader_is_replaced_within_the_failover_bound() -> None:
+    outcomes = [_failover_s(seed) for seed in range(8)]
+    assert any(woke for _, woke in outcomes), "no run crashed the leader of a quiet group"
+    for seed, (took, _) in enumerate(outcomes):
+        assert took is not None and took <= FAILOVER_BOUND_S, (seed, took)
+
+
+def test_without_liveness_a_quiesced_groups_dead_leader_is_not_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(DriverCluster, "report_liveness", lambda self: None)
+    outcomes = [_failover_s(seed) for seed in range(8)]
+    assert any(took is None or took > FAILOVER_BOUND_S for took, _ in outcomes), outcomes
