@@ -154,6 +154,7 @@ class ClusterNode:
         """The Raft node stopped on a storage failure: refuse everything, tell the owner."""
         self.backend.begin_shutdown()
         self.close_streams()
+        self.transport.stop_pings()  # so that peers find this node down
         self.on_fatal(exc)
 
     def _spawn(self, coro: Any) -> None:

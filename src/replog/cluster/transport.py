@@ -312,12 +312,20 @@ class RaftTransport:
         self._peers: dict[int, _Peer] = {}
         self._pinger: asyncio.Task[None] | None = None
         self._closed = False
+        self._closed_pings = False
 
     def start(self) -> None:
         """Start the liveness pings and checks (call from the event loop)."""
-        if self._pinger is None and not self._closed:
+        if self._pinger is None and not self._closed and not self._closed_pings:
             loop = asyncio.get_running_loop()
             self._pinger = loop.create_task(self._ping_loop(), name="raft-liveness")
+
+    def stop_pings(self) -> None:
+        """Send no more pings (this node fail-stopped: its peers must find it down, though
+        its streams still carry what is already queued)."""
+        if self._pinger is not None:
+            self._pinger.cancel()
+        self._closed_pings = True
 
     def send(self, group: str, messages: Sequence[Message]) -> None:
         """Queue ``messages`` of ``group`` for their destinations (never blocks; may drop on
@@ -349,7 +357,7 @@ class RaftTransport:
         """One liveness round: ping each peer node that was sent nothing since the last
         round (one empty batch per node, whatever its number of groups), then report the
         peers silent for too long."""
-        if self._closed:
+        if self._closed or self._closed_pings:
             return
         for peer_id in {*self._peers, *self.peers()}:
             peer = self._peer(peer_id)

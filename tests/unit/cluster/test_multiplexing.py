@@ -340,3 +340,24 @@ async def test_a_snapshot_is_staged_in_its_own_groups_store_and_one_of_no_hosted
     finally:
         for store in stores.values():
             store.close()
+
+
+async def test_a_node_that_stops_pinging_is_reported_down_by_its_peer(tmp_path: Path) -> None:
+    liveness = {"liveness_interval_s": 0.05, "liveness_timeout_s": 0.3}
+    a, b = Host(tmp_path, "a", **liveness), Host(tmp_path, "b", **liveness)
+    for h in (a, b):
+        await h.start()
+    a.knows(b)
+    b.knows(a)
+    down: list[int] = []
+    b.transport.on_peer_down(down.append)
+    a.transport.start()
+    b.transport.start()
+    try:
+        await _until(lambda: b.transport.live(a.id), "b to hear a's pings")
+        a.transport.stop_pings()  # what a fail-stopped node does; its server still runs
+        await _until(lambda: down == [a.id], "a reported down")
+        assert a.transport.live(b.id)  # b still pings a
+    finally:
+        await a.stop()
+        await b.stop()
