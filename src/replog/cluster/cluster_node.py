@@ -29,6 +29,7 @@ from replog.cluster.admin import (
     leader_hint,
 )
 from replog.cluster.backend import RaftBackend
+from replog.cluster.groups import GroupHost
 from replog.cluster.inbox import Inbox
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import (
@@ -45,7 +46,7 @@ from replog.cluster.members import (
     save_cluster_id,
 )
 from replog.cluster.raft_node import NodeOptions, RaftNode
-from replog.cluster.snapshot import receive_snapshot, send_snapshot
+from replog.cluster.snapshot import receive_snapshot
 from replog.cluster.transfer import hand_over, transfer_to
 from replog.cluster.transport import (
     RAFT_SERVICE,
@@ -55,7 +56,7 @@ from replog.cluster.transport import (
 from replog.errors import ReplogError, UnavailableError
 from replog.raft.errors import ConfChangeError, NotLeaderError
 from replog.raft.membership import ConfChange, ConfChangeOp
-from replog.raft.messages import Membership, Message
+from replog.raft.messages import Membership
 from replog.raft.ready import Role
 from replog.storage import LogConfig
 from replog.v1 import cluster_pb2, log_pb2, raft_pb2
@@ -93,6 +94,7 @@ class ClusterNode:
         self.store = ReplogLogStore(data_dir, log_config, bootstrap=seed)
         self.book = AddressBook(Path(data_dir) / "members.json")
         self.node = RaftNode(self.store, self.id, random.Random(), options)
+        o = self.node.options
         self.transport = RaftTransport(
             name=name,
             addr="",
@@ -101,10 +103,14 @@ class ClusterNode:
             epoch=self.epoch,
             gossip=self.book.gossip,
             cluster_id=cluster_id or "",
+            peers=self._peer_nodes,
+            liveness_interval_s=o.liveness_interval_ms / 1000,
+            liveness_timeout_s=o.liveness_timeout_ms / 1000,
         )
-        self.inbox = Inbox(self.id, cluster_id, self.book, self.node.deliver)
-        self.node.send = self.transport.send
-        self.node.send_snapshot = self._start_snapshot
+        self.inbox = Inbox(self.id, cluster_id, self.book)
+        self.inbox.on_heard = self.transport.heard
+        self.groups = GroupHost(self.transport, self.inbox, self.book, credentials, self._spawn)
+        self.groups.host("", self.node, self.store)  # the controller group
         self.node.on_member = self.book.set
         self.node.on_fatal = self._fail_stop
         self.backend = RaftBackend(
@@ -134,6 +140,7 @@ class ClusterNode:
             self.node.votes.block("fresh-join")
         self.incarnation = join_incarnation(self.data_dir)
         self.node.start()
+        self.transport.start()
         self._spawn(self._announce_when_leader())
         others = [a for i, (_, a) in self.book.entries.items() if i != self.id]
         if join or (fresh_join and others):
@@ -147,6 +154,7 @@ class ClusterNode:
         """The Raft node stopped on a storage failure: refuse everything, tell the owner."""
         self.backend.begin_shutdown()
         self.close_streams()
+        self.transport.stop_pings()  # so that peers find this node down
         self.on_fatal(exc)
 
     def _spawn(self, coro: Any) -> None:
@@ -224,6 +232,10 @@ class ClusterNode:
 
     # -- views ----------------------------------------------------------------------------
 
+    def _peer_nodes(self) -> list[int]:
+        """The other nodes of the cluster (every member is one of the controller group)."""
+        return [m for m in self.node.raft.config.members() if m != self.id]
+
     def members(self) -> list[tuple[int, str, str, bool]]:
         """(raft id, name, address, voter) of every member of the latest configuration."""
         config = self.node.raft.config
@@ -263,31 +275,6 @@ class ClusterNode:
             members=out,
             role=raft.role.value,
         )
-
-    # -- snapshots (leader side) ------------------------------------------------------------
-
-    def _start_snapshot(self, message: Message) -> None:
-        self._spawn(self._send_snapshot(message))
-
-    async def _send_snapshot(self, message: Message) -> None:
-        addr = self.book.address(message.dst)
-        book = {n: a for n, a in self.book.entries.values()}
-        ok = False
-        try:
-            if addr:
-                ok = await send_snapshot(
-                    addr,
-                    message,
-                    self.store.log,
-                    self.credentials,
-                    self.name,
-                    self.addr,
-                    book,
-                    cluster_id=self.transport.cluster_id,
-                )
-        except (grpc.RpcError, ReplogError, OSError) as exc:
-            log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)
-        self.node.report_snapshot(message.dst, ok=ok)
 
     # -- gRPC services --------------------------------------------------------------------
 
@@ -380,10 +367,11 @@ class ClusterNode:
         requests: AsyncIterator[raft_pb2.SnapshotChunk],
         context: aio.ServicerContext[Any, Any],
     ) -> raft_pb2.SnapshotAck:
-        final = await receive_snapshot(requests, self.store, self.inbox)
-        if final is None:
+        received = await receive_snapshot(requests, self.inbox)
+        if received is None:
             return raft_pb2.SnapshotAck(ok=False)
-        self.node.deliver([message_from_proto(final)])
+        target, final = received
+        target.deliver([message_from_proto(final)])
         return raft_pb2.SnapshotAck(ok=True)
 
     # -- admin operations (shared by the gRPC Cluster service and the HTTP routes) ---------

@@ -6,6 +6,12 @@ for only for that node's log, and another cluster's leader knows nothing of this
 A node that does not know its cluster yet (a fresh joiner until the leader answered its
 ``Join``) accepts nothing; Raft retransmits what it dropped. A cluster created before
 cluster ids existed has the id "" on every node.
+
+Every accepted batch goes to the group it names (``RaftBatch.group``): the registry maps a
+group id to its RaftNode's ``deliver`` (and its store, for snapshot installs). A batch of a
+group this node does not host is dropped and counted (reason "group"); it may be created a
+moment later, and Raft retransmits. An accepted batch, even an empty one (a liveness ping),
+is reported to ``on_heard`` with the sender's Raft id.
 """
 
 from __future__ import annotations
@@ -13,20 +19,31 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from replog.cluster.members import AddressBook
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.members import AddressBook, raft_id
 from replog.cluster.transport import message_from_proto
 from replog.raft.messages import Message
 from replog.v1 import raft_pb2
 
-__all__ = ["DROP_REASONS", "Inbox"]
+__all__ = ["DROP_REASONS", "GroupTarget", "Inbox"]
 
 log = logging.getLogger("replog.cluster")
 
-DROP_REASONS = ("cluster", "destination", "unconfirmed")
-"""Why a message was dropped: another cluster's, another node's, or this node does not know
-its cluster yet."""
+DROP_REASONS = ("cluster", "destination", "unconfirmed", "group")
+"""Why a message was dropped: another cluster's, another node's, this node does not know its
+cluster yet, or of a group this node does not host."""
 _LOGGED_MAX = 256
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTarget:
+    """Where a hosted group's traffic goes: its node's ``deliver``, and the store a snapshot
+    of the group is staged in (None: the group takes no snapshots)."""
+
+    deliver: Callable[[Sequence[Message]], None]
+    store: ReplogLogStore | None = None
 
 
 class Inbox:
@@ -37,45 +54,77 @@ class Inbox:
         node_id: int,
         cluster_id: str | None,
         book: AddressBook,
-        deliver: Callable[[Sequence[Message]], None],
     ) -> None:
-        """``cluster_id`` None: not known yet (set the attribute once it is)."""
+        """``cluster_id`` None: not known yet (set the attribute once it is). No group is
+        hosted until ``register``."""
         self.id = node_id
         self.cluster_id = cluster_id
         self.book = book
-        self.deliver = deliver
         self.dropped: Counter[str] = Counter()
         """Messages dropped so far, by reason (one of ``DROP_REASONS``)."""
         self.on_drop: Callable[[str, int], None] = lambda reason, count: None
+        self.on_heard: Callable[[int], None] = lambda peer: None
+        """Called with the sender's Raft id for every batch of this cluster (liveness)."""
+        self._groups: dict[str, GroupTarget] = {}
         self._logged: set[tuple[str, str]] = set()
+
+    def register(
+        self,
+        group: str,
+        deliver: Callable[[Sequence[Message]], None],
+        store: ReplogLogStore | None = None,
+    ) -> None:
+        """Deliver ``group``'s messages to ``deliver`` from now on (its snapshots to
+        ``store``); replaces an earlier registration of the group."""
+        self._groups[group] = GroupTarget(deliver, store)
+
+    def unregister(self, group: str) -> None:
+        """Host ``group`` no more: its later traffic is dropped (reason "group")."""
+        self._groups.pop(group, None)
+
+    def target(self, group: str) -> GroupTarget | None:
+        """Where ``group``'s traffic goes, if this node hosts it."""
+        return self._groups.get(group)
+
+    @property
+    def groups(self) -> list[str]:
+        """The ids of the hosted groups."""
+        return list(self._groups)
 
     def receive(self, batch: raft_pb2.RaftBatch) -> None:
         """Take one ``RaftBatch``: learn the addresses it carries and deliver the messages
-        meant for this node, if it is of this cluster."""
+        meant for this node to their group, if it is of this cluster and a hosted group."""
         if not self.of_this_cluster(batch.cluster_id, batch.from_id, len(batch.messages)):
             return
+        self.on_heard(raft_id(batch.from_id))
         self.book.learn(batch.from_id, batch.from_addr, batch.from_epoch)
         for a in batch.addresses:
             self.book.learn(a.id, a.addr, a.epoch)
+        if not batch.messages:
+            return  # a liveness ping
+        target = self._groups.get(batch.group)
+        if target is None:
+            self.drop("group", batch.from_id, len(batch.messages))
+            return
         mine = [m for m in batch.messages if m.dst == self.id]
         if len(mine) < len(batch.messages):
-            self._drop("destination", batch.from_id, len(batch.messages) - len(mine))
+            self.drop("destination", batch.from_id, len(batch.messages) - len(mine))
         try:
             messages = [message_from_proto(m) for m in mine]
         except ValueError as exc:  # a peer on another protocol version, or a bug
             log.warning("dropping a malformed batch from %s: %s", batch.from_id, exc)
             return
         if messages:
-            self.deliver(messages)
+            target.deliver(messages)
 
     def of_this_cluster(self, cluster_id: str, sender: str, count: int = 1) -> bool:
         """Whether traffic marked ``cluster_id`` (from ``sender``) is this cluster's; if not,
         its ``count`` messages are counted as dropped."""
         if self.cluster_id is None:
-            self._drop("unconfirmed", sender, count)
+            self.drop("unconfirmed", sender, count)
             return False
         if cluster_id != self.cluster_id:
-            self._drop("cluster", sender, count)
+            self.drop("cluster", sender, count)
             return False
         return True
 
@@ -83,10 +132,11 @@ class Inbox:
         """Whether ``message`` names this node as its destination (counted if not)."""
         if message.dst == self.id:
             return True
-        self._drop("destination", sender, 1)
+        self.drop("destination", sender, 1)
         return False
 
-    def _drop(self, reason: str, sender: str, count: int) -> None:
+    def drop(self, reason: str, sender: str, count: int) -> None:
+        """Count ``count`` messages from ``sender`` as dropped for ``reason``."""
         if not count:
             return
         self.dropped[reason] += count

@@ -22,7 +22,9 @@ class NotLeaderNodeError(UnavailableError):
 
 @dataclass(frozen=True, slots=True)
 class NodeOptions:
-    """Timing, limits, clocks: ``tick_s`` x ``election_ticks`` is the election timeout."""
+    """Timing, limits, clocks: ``tick_s`` x ``election_ticks`` is the election timeout; the
+    transport pings each peer node every ``liveness_interval_ms`` and reports one silent for
+    ``liveness_timeout_ms`` as down."""
 
     tick_s: float = 0.1
     election_ticks: int = 10
@@ -30,6 +32,8 @@ class NodeOptions:
     max_record_bytes: int = 1 << 20
     max_proposal_bytes: int = 8 << 20
     max_batch_records: int = 32768
+    liveness_interval_ms: int = 250
+    liveness_timeout_ms: int = 1000
     wall_clock_ns: Callable[[], int] = time.time_ns  # record timestamps (a simulation fakes it)
     monotonic: Callable[[], float] = time.monotonic  # last_contact
     quiesce: bool = False  # idle groups stop ticking (cluster/quiescence.py); needs liveness

@@ -1,5 +1,7 @@
 """Snapshot transfers (``Raft/InstallSnapshot``): the leader streams its retained records up
-to the snapshot index, the follower stages them and installs only a complete stream."""
+to the snapshot index, the follower stages them and installs only a complete stream.
+``SnapshotChunk.group`` names the group (absent = the controller group), whose store the
+receiver looks up in the inbox's registry."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from replog.cluster.admin import NodeChannel
-from replog.cluster.inbox import Inbox
-from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.inbox import GroupTarget, Inbox
 from replog.cluster.transport import RAFT_SERVICE, message_to_proto
 from replog.raft.messages import Message
 from replog.storage import Log
@@ -31,6 +32,7 @@ async def snapshot_chunks(
     addr: str,
     book: dict[str, str],
     cluster_id: str = "",
+    group: str = "",
 ) -> AsyncIterator[raft_pb2.SnapshotChunk]:
     """The sender's id, cluster and address book, its retained records up to the snapshot
     index, then the SNAPSHOT message itself (the receiver installs only a complete stream)."""
@@ -42,6 +44,7 @@ async def snapshot_chunks(
         first_offset=offset,
         address_book=json.dumps(book).encode(),
         cluster_id=cluster_id,
+        group=group,
     )
     while offset <= last:
         payloads = await asyncio.to_thread(
@@ -65,6 +68,7 @@ async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
     book: dict[str, str],
     *,
     cluster_id: str = "",
+    group: str = "",
 ) -> bool:
     """Stream the snapshot ``message`` names to the node at ``addr``; whether it took it."""
     async with NodeChannel(addr, credentials) as channel:
@@ -74,40 +78,50 @@ async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
             response_deserializer=raft_pb2.SnapshotAck.FromString,
         )
         chunks = snapshot_chunks(
-            log, message, name=name, addr=own_addr, book=book, cluster_id=cluster_id
+            log, message, name=name, addr=own_addr, book=book, cluster_id=cluster_id, group=group
         )
         ack = await call(chunks, timeout=300)
         return bool(ack.ok)
 
 
 async def receive_snapshot(
-    requests: AsyncIterator[raft_pb2.SnapshotChunk], store: ReplogLogStore, inbox: Inbox
-) -> raft_pb2.RaftMessage | None:
-    """Stage a leader's snapshot stream; the SNAPSHOT message to step once it is complete
-    (None if the stream ended early, is of another cluster or for another node: the staged
-    records are never used)."""
+    requests: AsyncIterator[raft_pb2.SnapshotChunk], inbox: Inbox
+) -> tuple[GroupTarget, raft_pb2.RaftMessage] | None:
+    """Stage a leader's snapshot stream in its group's store; that group and the SNAPSHOT
+    message to step once it is complete (None if the stream ended early, is of another
+    cluster, for another node, or of a group not hosted here, also if the group stopped being
+    hosted meanwhile: the staged records are never used)."""
     staged = None
     final: raft_pb2.RaftMessage | None = None
     book = inbox.book
-    sender = ""
+    sender = group = ""
+    target = None
     try:
         async for chunk in requests:
-            if staged is None:
-                sender = chunk.from_id
+            if target is None:
+                sender, group = chunk.from_id, chunk.group
                 if not inbox.of_this_cluster(chunk.cluster_id, sender):
                     return None  # before anything is staged or learnt
-                staged = await asyncio.to_thread(store.stage_snapshot, chunk.first_offset)
+                target = inbox.target(group)
+                if target is None or target.store is None:
+                    inbox.drop("group", sender, 1)
+                    return None
+                staged = await asyncio.to_thread(target.store.stage_snapshot, chunk.first_offset)
                 for name, addr in json.loads(chunk.address_book or b"{}").items():
                     book.set(name, addr)
             if chunk.payloads:
+                assert staged is not None
                 await asyncio.to_thread(staged.append_payloads, list(chunk.payloads))
             if chunk.HasField("message"):
                 final = chunk.message
-        if staged is None or final is None or not inbox.addressed_here(final, sender):
+        if target is None or target.store is None or staged is None or final is None:
             return None
-        await asyncio.to_thread(store.finish_staging, staged)
+        if not inbox.addressed_here(final, sender) or inbox.target(group) is not target:
+            return None
+        await asyncio.to_thread(target.store.finish_staging, staged)
         staged = None
     finally:
-        if staged is not None:  # incomplete: its records must never be swapped in
-            await asyncio.to_thread(store.discard_staging, staged)
-    return final
+        if staged is not None and target is not None and target.store is not None:
+            # incomplete: its records must never be swapped in
+            await asyncio.to_thread(target.store.discard_staging, staged)
+    return target, final

@@ -1,11 +1,18 @@
-"""Raft messages over gRPC: conversion to ``replog.v1.raft`` and one outgoing stream per peer.
+"""Raft messages over gRPC: conversion to ``replog.v1.raft`` and one outgoing stream per peer
+node, shared by every Raft group of this process (docs/multiraft.md).
 
-Theory of operation: ``RaftTransport.send`` never blocks the node loop. Messages are queued
-per destination; one task per peer keeps a client-streaming ``Raft/Stream`` call open and
-writes what is queued as ``RaftBatch`` messages of up to 4 MiB of entries (batching), awaiting
-gRPC flow control (backpressure). Entries travel as columns (``RaftMessage.entry_*``). A full
-queue drops new messages and a broken stream drops what was queued: Raft tolerates lost
-messages and retransmits, so the transport needs no acknowledgements.
+Theory of operation: ``RaftTransport.send(group, messages)`` never blocks the node loop.
+Messages are queued per destination and group; one task per peer keeps a client-streaming
+``Raft/Stream`` call open and writes what is queued as ``RaftBatch`` messages, each of one
+group (``RaftBatch.group``; "" = the controller group, absent on the wire as before groups
+existed) and up to 4 MiB of entries (batching), the groups taking turns, awaiting gRPC flow
+control (backpressure). Entries travel as columns (``RaftMessage.entry_*``). A full queue
+drops new messages and a broken stream drops what was queued: Raft tolerates lost messages
+and retransmits, so the transport needs no acknowledgements. Node liveness: every
+``liveness_interval_s`` a peer that was sent nothing gets one empty batch (a ping, which
+every receiver, old ones included, takes as a batch of no messages); the receiving side
+reports each batch through ``heard``, and ``live``/``on_peer_down``/``on_peer_up`` give the
+verdict (``cluster/liveness.py``).
 Node-to-node TLS uses the node's own certificate (identity ``replog-node``).
 """
 
@@ -17,11 +24,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from itertools import accumulate, repeat
 
 import grpc
 from grpc import aio
 
+from replog.cluster.liveness import Liveness
 from replog.raft.messages import Entry, Membership, Message, MessageType, SnapshotMeta
 from replog.raft.storage import data_bytes
 from replog.v1 import raft_pb2
@@ -145,31 +154,58 @@ def _entries_from_columns(pb: raft_pb2.RaftMessage) -> list[Entry]:
 
 
 class _Peer:
-    """The outgoing stream to one peer."""
+    """The outgoing stream to one peer node, shared by every group: one queue per group with
+    something to send, served round-robin a batch at a time (a batch holds one group's
+    messages, in the order they were sent)."""
 
     def __init__(self, transport: RaftTransport, peer_id: int) -> None:
         self.transport = transport
         self.peer_id = peer_id
-        self.queue: deque[tuple[raft_pb2.RaftMessage, int]] = deque()  # (message, data bytes)
+        self.queues: dict[str, deque[tuple[raft_pb2.RaftMessage, int]]] = {}  # (msg, bytes)
+        self.ready: deque[str] = deque()  # the groups whose queue is not empty, in turn
+        self.queued = 0  # messages in all queues: the bound is per peer, not per group
+        self.ping_due = False  # send a batch even if nothing is queued
+        self.sent_messages = False  # since the last liveness tick (which then skips the ping)
         self.wakeup = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"raft-peer-{peer_id}")
         self.connected_addr = ""
 
-    def enqueue(self, messages: Iterable[Message]) -> None:
-        room = _QUEUE_MAX_MESSAGES - len(self.queue)
+    def enqueue(self, group: str, messages: Iterable[Message]) -> None:
+        room = _QUEUE_MAX_MESSAGES - self.queued
+        queue = self.queues.get(group)
+        if queue is None:
+            queue = self.queues[group] = deque()
+        was_empty = not queue
         for m in messages:
             if room <= 0:
                 break  # the rest is dropped: Raft retransmits
-            self.queue.append((message_to_proto(m), data_bytes(m.entries)))
+            queue.append((message_to_proto(m), data_bytes(m.entries)))
             room -= 1
+        self.queued = _QUEUE_MAX_MESSAGES - room
+        if not queue:
+            del self.queues[group]
+        elif was_empty:
+            self.ready.append(group)
         self.wakeup.set()
+
+    def ping(self) -> None:
+        """Send one (empty) batch soon, so the peer hears of this node."""
+        self.ping_due = True
+        self.wakeup.set()
+
+    def clear(self) -> None:
+        """Drop everything queued (Raft retransmits)."""
+        self.queues.clear()
+        self.ready.clear()
+        self.queued = 0
+        self.ping_due = False
 
     async def _run(self) -> None:
         while True:
             await self.wakeup.wait()
             addr = self.transport.resolve(self.peer_id)
             if not addr:
-                self.queue.clear()
+                self.clear()
                 self.wakeup.clear()
                 continue
             try:
@@ -178,20 +214,27 @@ class _Peer:
                 raise
             except Exception as exc:
                 log.debug("stream to %s (%s) broke: %s", self.peer_id, addr, exc)
-            self.queue.clear()
+            self.clear()
             await asyncio.sleep(_RECONNECT_S)
 
-    def _take(self) -> list[raft_pb2.RaftMessage]:
-        """Queued messages up to ``_BATCH_MAX_BYTES`` of entry data (at least one): smaller
-        batches keep a catching-up follower writing while the next ones are on the way."""
-        queue = self.queue
+    def _take(self) -> tuple[str, list[raft_pb2.RaftMessage]]:
+        """The next group in turn and its queued messages up to ``_BATCH_MAX_BYTES`` of entry
+        data (at least one): smaller batches keep a catching-up follower writing while the
+        next ones are on the way, and let other groups' batches in between."""
+        group = self.ready.popleft()
+        queue = self.queues[group]
         messages: list[raft_pb2.RaftMessage] = []
         size = 0
         while queue and (not messages or size + queue[0][1] <= _BATCH_MAX_BYTES):
             message, nbytes = queue.popleft()
             messages.append(message)
             size += nbytes
-        return messages
+        if queue:
+            self.ready.append(group)
+        else:
+            del self.queues[group]
+        self.queued -= len(messages)
+        return group, messages
 
     async def _stream(self, addr: str) -> None:
         channel = open_channel(addr, self.transport.credentials)
@@ -204,14 +247,19 @@ class _Peer:
             t = self.transport
             gossiped_at = -_GOSSIP_S
             while self.transport.resolve(self.peer_id) == addr:
-                if not self.queue:
+                if not self.ready and not self.ping_due:
                     self.wakeup.clear()
                     await self.wakeup.wait()
                     continue
                 batch = raft_pb2.RaftBatch(
                     from_id=t.name, from_addr=t.addr, from_epoch=t.epoch, cluster_id=t.cluster_id
                 )
-                batch.messages.extend(self._take())
+                if self.ready:
+                    group, messages = self._take()
+                    batch.group = group  # "" is not on the wire: old peers read it as before
+                    batch.messages.extend(messages)
+                    self.sent_messages = True
+                self.ping_due = False  # any batch tells the peer we are alive
                 now = time.monotonic()
                 if now - gossiped_at >= _GOSSIP_S:
                     gossiped_at = now
@@ -225,7 +273,10 @@ class _Peer:
 
 
 class RaftTransport:
-    """Sends core messages to peers by Raft id; ``resolve`` maps an id to its address."""
+    """Sends core messages of any group to peers by Raft id over one stream per peer node;
+    ``resolve`` maps an id to its address. Once started, it also pings every peer node each
+    ``liveness_interval_s`` that nothing else was sent to, and judges peers' liveness from
+    what the receiving side reports through ``heard``."""
 
     def __init__(
         self,
@@ -237,10 +288,14 @@ class RaftTransport:
         epoch: int = 0,
         gossip: Callable[[], list[tuple[str, str, int]]] = list,
         cluster_id: str = "",
+        peers: Callable[[], Iterable[int]] = tuple,
+        liveness_interval_s: float = 0.25,
+        liveness_timeout_s: float = 1.0,
     ) -> None:
         """``name``/``addr``/``epoch``/``cluster_id``: this node's user-facing id, Raft
         address, start epoch and cluster (sent along; settable); ``gossip()``: the (name,
-        address, epoch) it knows, sent about once a second on each stream."""
+        address, epoch) it knows, sent about once a second on each stream; ``peers()``: the
+        Raft ids of the other nodes to keep pinging (besides those sent to)."""
         self.name = name
         self.addr = addr
         self.resolve = resolve
@@ -248,28 +303,81 @@ class RaftTransport:
         self.epoch = epoch
         self.gossip = gossip
         self.cluster_id = cluster_id
+        self.peers = peers
+        self.liveness_interval_s = liveness_interval_s
+        self.liveness = Liveness(liveness_timeout_s)
+        self.heard = self.liveness.heard
+        """Tell the transport something of peer ``id`` arrived (the inbox does, per batch)."""
+        self.live = self.liveness.live
+        self.on_peer_down = self.liveness.on_peer_down
+        self.on_peer_up = self.liveness.on_peer_up
         self._peers: dict[int, _Peer] = {}
+        self._pinger: asyncio.Task[None] | None = None
         self._closed = False
+        self._closed_pings = False
 
-    def send(self, messages: Sequence[Message]) -> None:
-        """Queue ``messages`` for their destinations (never blocks; may drop on overload)."""
+    def start(self) -> None:
+        """Start the liveness pings and checks (call from the event loop)."""
+        if self._pinger is None and not self._closed and not self._closed_pings:
+            loop = asyncio.get_running_loop()
+            self._pinger = loop.create_task(self._ping_loop(), name="raft-liveness")
+
+    def stop_pings(self) -> None:
+        """Send no more pings (this node fail-stopped: its peers must find it down, though
+        its streams still carry what is already queued)."""
+        if self._pinger is not None:
+            self._pinger.cancel()
+        self._closed_pings = True
+
+    def send(self, group: str, messages: Sequence[Message]) -> None:
+        """Queue ``messages`` of ``group`` for their destinations (never blocks; may drop on
+        overload)."""
         if self._closed:
             return
         by_peer: dict[int, list[Message]] = {}
         for m in messages:
             by_peer.setdefault(m.dst, []).append(m)
-        for dst, group in by_peer.items():
-            peer = self._peers.get(dst)
-            if peer is None:
-                peer = self._peers[dst] = _Peer(self, dst)
-            peer.enqueue(group)
+        for dst, some in by_peer.items():
+            self._peer(dst).enqueue(group, some)
+
+    def sender(self, group: str) -> Callable[[Sequence[Message]], None]:
+        """A ``send`` for ``group``'s messages only (what a group's RaftNode is given)."""
+        return partial(self.send, group)
+
+    def _peer(self, peer_id: int) -> _Peer:
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            peer = self._peers[peer_id] = _Peer(self, peer_id)
+        return peer
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.liveness_interval_s)
+            self.tick()
+
+    def tick(self) -> None:
+        """One liveness round: ping each peer node that was sent nothing since the last
+        round (one empty batch per node, whatever its number of groups), then report the
+        peers silent for too long."""
+        if self._closed or self._closed_pings:
+            return
+        for peer_id in {*self._peers, *self.peers()}:
+            peer = self._peer(peer_id)
+            if peer.sent_messages:
+                peer.sent_messages = False
+            else:
+                peer.ping()
+        self.liveness.check()
 
     async def close(self) -> None:
-        """Stop every peer stream; later sends are dropped."""
+        """Stop every peer stream and the pings; later sends are dropped."""
         self._closed = True
-        peers, self._peers = list(self._peers.values()), {}
-        for peer in peers:
-            peer.task.cancel()
-        for peer in peers:
+        tasks = [p.task for p in self._peers.values()]
+        self._peers = {}
+        if self._pinger is not None:
+            tasks.append(self._pinger)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await peer.task
+                await task

@@ -68,7 +68,7 @@ class ServerMetrics:
         self.raft_dropped = Counter(
             "replog_raft_messages_dropped",
             "Raft messages received and dropped unstepped: of another cluster, for another "
-            "node, or before this node knew its cluster.",
+            "node, before this node knew its cluster, or of a group this node does not host.",
             ["reason"],
             registry=r,
         )

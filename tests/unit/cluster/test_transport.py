@@ -124,7 +124,7 @@ async def test_a_large_backlog_goes_out_in_bounded_batches_in_order() -> None:
     )
     try:
         sent = [_app(i, 1 << 20) for i in range(1, 13)]  # 12 MiB queued at once
-        transport.send(sent)
+        transport.send("", sent)
         for _ in range(500):
             if sum(len(b.messages) for b in received) == len(sent):
                 break

@@ -1,0 +1,93 @@
+"""The Raft groups one node hosts over its one transport and inbox (docs/multiraft.md).
+
+Hosting a group wires its RaftNode to the shared parts: its messages go out through the
+transport's stream per peer marked with the group, incoming batches and snapshot installs
+of the group reach it through the inbox's registry, and its snapshots to followers are sent
+as that group's. Today a node hosts the controller group ("") only; partition groups are
+hosted the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import grpc
+
+from replog.cluster.inbox import Inbox
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.members import AddressBook
+from replog.cluster.raft_node import RaftNode
+from replog.cluster.snapshot import send_snapshot
+from replog.cluster.transport import RaftTransport
+from replog.errors import ReplogError
+from replog.raft.messages import Message
+
+__all__ = ["GroupHost"]
+
+log = logging.getLogger("replog.cluster")
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+class GroupHost:
+    """Hosts Raft groups on ``transport`` and ``inbox``; ``spawn`` runs a background task
+    that the owner cancels when it stops."""
+
+    def __init__(
+        self,
+        transport: RaftTransport,
+        inbox: Inbox,
+        book: AddressBook,
+        credentials: grpc.ChannelCredentials | None,
+        spawn: Spawn,
+    ) -> None:
+        """Host nothing yet (see ``host``)."""
+        self.transport = transport
+        self.inbox = inbox
+        self.book = book
+        self.credentials = credentials
+        self.spawn = spawn
+        self.nodes: dict[str, RaftNode] = {}
+
+    def host(self, group: str, node: RaftNode, store: ReplogLogStore) -> None:
+        """Run ``group`` on ``node`` (over ``store``) here: wire its traffic both ways."""
+        node.send = self.transport.sender(group)
+        node.send_snapshot = lambda message: self.spawn(
+            self._send_snapshot(group, node, store, message)
+        )
+        self.inbox.register(group, node.deliver, store)
+        self.nodes[group] = node
+
+    def unhost(self, group: str) -> None:
+        """Stop routing ``group``'s traffic (its node is the caller's to stop)."""
+        self.inbox.unregister(group)
+        node = self.nodes.pop(group, None)
+        if node is not None:
+            node.send = lambda messages: None
+            node.send_snapshot = lambda message: None
+
+    async def _send_snapshot(
+        self, group: str, node: RaftNode, store: ReplogLogStore, message: Message
+    ) -> None:
+        addr = self.book.address(message.dst)
+        book = {n: a for n, a in self.book.entries.values()}
+        t = self.transport
+        ok = False
+        try:
+            if addr:
+                ok = await send_snapshot(
+                    addr,
+                    message,
+                    store.log,
+                    self.credentials,
+                    t.name,
+                    t.addr,
+                    book,
+                    cluster_id=t.cluster_id,
+                    group=group,
+                )
+        except (grpc.RpcError, ReplogError, OSError) as exc:
+            log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)
+        node.report_snapshot(message.dst, ok=ok)
