@@ -103,3 +103,47 @@ async def _watch(node: Node, peer: int, events: list[tuple[str, int]]) -> None:
     t = node.cluster.transport
     t.on_peer_down(lambda p: events.append(("down", p)) if p == peer else None)
     t.on_peer_up(lambda p: events.append(("up", p)) if p == peer else None)
+
+
+async def _host_quiescing_group(node: Node, group: str, voters: Membership) -> RaftNode:
+    """Like ``_host_group``, with quiescence on."""
+    import dataclasses
+
+    cluster = node.cluster
+    store = ReplogLogStore(node.data_dir / "topics" / group, bootstrap=voters, commit_flush_s=0)
+    options = dataclasses.replace(cluster.node.options, quiesce=True)
+    raft = RaftNode(store, cluster.id, random.Random(), options)
+    cluster.groups.host(group, raft, store)
+    raft.start()
+    return raft
+
+
+async def _quiet(raft: RaftNode) -> bool:
+    return raft.quiescence.quiet
+
+
+def test_a_quiet_group_whose_leaders_node_dies_elects_a_new_leader(three: Cluster) -> None:
+    nodes = three.running()
+    voters = Membership(frozenset(n.cluster.id for n in nodes))
+    groups = {n.name: n.call(_host_quiescing_group(n, "idle/0", voters)) for n in nodes}
+    survivors: list[Node] = []
+    try:
+
+        def leader_of(among: list[Node]) -> Node | None:
+            leaders = [n for n in among if n.call(_is_leader(groups[n.name]))]
+            return leaders[0] if len(leaders) == 1 else None
+
+        first: Node = wait_until(lambda: leader_of(nodes), 10, "a leader of idle/0")
+        first.call(_submit(groups[first.name], [b"x"]))
+        wait_until(
+            lambda: all(n.call(_quiet(groups[n.name])) for n in nodes), 10, "idle/0 to go quiet"
+        )
+        survivors = [n for n in nodes if n is not first]
+        first.call(_stop_group(first, "idle/0"))
+        first.stop()  # the whole node: its pings stop, liveness reports it down
+        second: Node = wait_until(lambda: leader_of(survivors), 10, "a new leader of idle/0")
+        offset = second.call(_submit(groups[second.name], [b"after"]))
+        assert offset > 0
+    finally:
+        for n in survivors or nodes:
+            n.call(_stop_group(n, "idle/0"))

@@ -50,10 +50,13 @@ class GroupHost:
         self.credentials = credentials
         self.spawn = spawn
         self.nodes: dict[str, RaftNode] = {}
+        # Node liveness stands in for the heartbeats a quiet group no longer sends.
+        transport.on_peer_down(self._peer_down)
 
     def host(self, group: str, node: RaftNode, store: ReplogLogStore) -> None:
         """Run ``group`` on ``node`` (over ``store``) here: wire its traffic both ways."""
         node.send = self.transport.sender(group)
+        node.leader_live = self.transport.live
         node.send_snapshot = lambda message: self.spawn(
             self._send_snapshot(group, node, store, message)
         )
@@ -67,6 +70,12 @@ class GroupHost:
         if node is not None:
             node.send = lambda messages: None
             node.send_snapshot = lambda message: None
+
+    def _peer_down(self, peer: int) -> None:
+        """Wake every group led on ``peer``: its quiet followers must campaign."""
+        for node in self.nodes.values():
+            if node.leader == peer:
+                node.unquiesce()
 
     async def _send_snapshot(
         self, group: str, node: RaftNode, store: ReplogLogStore, message: Message
