@@ -150,6 +150,14 @@ def _config_entries(node: Node) -> int:
     return sum(Record.FromString(p).type == EntryKind.CONFIG for p in payloads)
 
 
+def _last_config(node: Node) -> bytes:
+    """The value of the last configuration entry in ``node``'s log."""
+    log = node.cluster.store.log
+    payloads = log.read_payloads(log.lowest_offset, max_records=1 << 20, max_bytes=1 << 30)
+    configs = [r for r in map(Record.FromString, payloads) if r.type == EntryKind.CONFIG]
+    return configs[-1].value if configs else b""
+
+
 def test_a_retried_fresh_join_is_not_removed_again(three: Cluster) -> None:
     leader = three.leader()
     victim = three.followers()[0]
@@ -160,6 +168,10 @@ def test_a_retried_fresh_join_is_not_removed_again(three: Cluster) -> None:
     wiped.start()
     wait_until(lambda: not join_pending(str(wiped.data_dir)), 20, "the fresh join to be confirmed")
     wait_until(lambda: leader.is_voter(wiped), 20, "the wiped node to be a voter again")
+    # The core takes a configuration when it appends it, a moment before the leader's own
+    # write: count the entries once the promotion is in the leader's log.
+    promoted = b"promote %d " % wiped.cluster.id
+    wait_until(lambda: _last_config(leader).startswith(promoted), 20, "the promotion stored")
     incarnation = wiped.cluster.incarnation
     assert incarnation, "a fresh join carries a token"
     before = _config_entries(leader)
