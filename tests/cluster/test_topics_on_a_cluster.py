@@ -23,6 +23,7 @@ def test_a_cluster_describes_default_and_refuses_other_topics_without_changing_a
         described = client.describe_topic("default")
         assert described.partition_count == 1 and len(described.partitions[0].replicas) == 3
         assert described.partitions[0].leader == leader.name
+        assert described.partitions[0].size_bytes > 0  # the replicated log holds the record
         with pytest.raises(UnsupportedError) as info:
             client.create_topic("orders", 3)
         assert "only the topic 'default'" in str(info.value)

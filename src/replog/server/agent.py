@@ -186,8 +186,9 @@ class Agent:
     def _make_backend(self) -> SingleNodeBackend | RaftBackend:
         if self.cluster is not None:
             defaults = self.settings.topic_defaults().as_strings()
-            self.topics = SingleLogTopics(self.cluster.backend, defaults)
-            return self.cluster.backend
+            raft_backend = self.cluster.backend
+            self.topics = SingleLogTopics(raft_backend, defaults, lambda: raft_backend.size_bytes)
+            return raft_backend
         assert self._broker is not None
         topics = self._broker_backend = BrokerBackend(
             self._broker,

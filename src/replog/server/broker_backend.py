@@ -313,9 +313,16 @@ class SingleLogTopics:
     """One log as the topic ``default`` with one partition (a cluster, for now): creating
     or changing topics is refused with UnsupportedError."""
 
-    def __init__(self, backend: LogBackend, config: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        backend: LogBackend,
+        config: Mapping[str, str],
+        size_bytes: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """``size_bytes`` tells the log's size on this node (describe shows it)."""
         self.backend = backend
         self._config = dict(config)
+        self._size_bytes = size_bytes
 
     def partition(self, topic: str, partition: int) -> LogBackend:
         """The log, for ``default``/0."""
@@ -364,7 +371,7 @@ class SingleLogTopics:
             voters,
             self.backend.lowest_offset,
             self.backend.high_watermark,
-            0,
+            self._size_bytes(),
         )
         return TopicDescription(DEFAULT_TOPIC, self._config, len(replicas), (part,))
 
