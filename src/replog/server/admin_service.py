@@ -7,19 +7,17 @@ trailing metadata a client rebuilds the exact error from; the backend changes no
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc import aio
 
-from replog.api.status import grpc_code_for, metadata_for
-from replog.api.wire import check_parsed, request_parser
+from replog.api.wire import request_parser
 from replog.broker.model import TopicDescription
-from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
+from replog.errors import InvalidArgumentError
+from replog.server.grpc_unary import unary_handler
 from replog.server.metrics import ServerMetrics
 from replog.server.topics import TopicsBackend
 from replog.v1 import admin_pb2
@@ -84,35 +82,7 @@ class AdminService:
         return grpc.method_handlers_generic_handler(ADMIN_SERVICE_NAME, handlers)
 
     def _unary(self, method: str, fn: _Handler) -> _Handler:
-        async def handle(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            status = "OK"
-            try:
-                if self.draining:
-                    raise UnavailableError(
-                        "the server is shutting down", certainly_not_applied=True
-                    )
-                check_parsed(request)
-                return await fn(request, context)
-            except ReplogError as exc:
-                status = grpc_code_for(exc).name
-                await context.abort(
-                    grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc)
-                )
-            except asyncio.CancelledError:
-                status = "CANCELLED"
-                raise
-            except Exception:
-                if context.code() is not None:  # an abort from inside the handler
-                    status = str(context.code().name)
-                    raise
-                status = "INTERNAL"
-                log.exception("unexpected error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
-            finally:
-                self.metrics.observe("grpc", method, status, time.perf_counter() - started)
-
-        return handle
+        return unary_handler(method, fn, self.metrics, lambda: self.draining, log)
 
     async def _create(
         self, request: admin_pb2.CreateTopicRequest, context: Any

@@ -36,6 +36,7 @@ from replog.errors import (
     UnavailableError,
 )
 from replog.security.identity import subject_from_grpc_auth
+from replog.server.grpc_unary import unary_handler
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.routing import end_sticky, produce_target, read_target
@@ -154,33 +155,7 @@ class LogService:
     def _unary(
         self, method: str, fn: Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]
     ) -> Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]:
-        async def handle(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            status = "OK"
-            try:
-                if self.draining:
-                    raise UnavailableError(
-                        "the server is shutting down", certainly_not_applied=True
-                    )
-                check_parsed(request)
-                return await fn(request, context)
-            except ReplogError as exc:
-                status = grpc_code_for(exc).name
-                await _abort(context, exc)
-            except asyncio.CancelledError:
-                status = "CANCELLED"
-                raise
-            except Exception:
-                if context.code() is not None:  # an abort from inside the handler
-                    status = str(context.code().name)
-                    raise
-                status = "INTERNAL"
-                log.exception("unexpected error in %s", method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
-            finally:
-                self.metrics.observe("grpc", method, status, time.perf_counter() - started)
-
-        return handle
+        return unary_handler(method, fn, self.metrics, lambda: self.draining, log)
 
     def _stream(
         self, method: str, fn: Callable[[Any, aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
