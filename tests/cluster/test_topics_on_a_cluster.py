@@ -1,38 +1,88 @@
-"""A cluster serves the topic ``default`` over the Admin service and the topic fields, and
-refuses other topics clearly (UNIMPLEMENTED) until it hosts partition groups."""
+"""Topics on a cluster: each partition its own Raft group over its replicas, created,
+described, written, read and deleted through any node."""
 
 from __future__ import annotations
 
 import pytest
 from typer.testing import CliRunner
 
+from replog.broker.partitioner import partition_for_key
 from replog.cli import topics
 from replog.client import Client
-from replog.errors import UnknownPartitionError, UnknownTopicError, UnsupportedError
-from tests.cluster.conftest import Cluster
+from replog.errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    UnknownPartitionError,
+    UnknownTopicError,
+)
+from tests.cluster.conftest import Cluster, wait_until
 
 
-def test_a_cluster_describes_default_and_refuses_other_topics_without_changing_anything(
+def _addrs(cluster: Cluster) -> str:
+    return ",".join(n.grpc_address for n in cluster.running())
+
+
+def test_a_topic_of_a_cluster_takes_keyed_records_on_murmur2_partitions_through_any_node(
     three: Cluster,
 ) -> None:
-    leader = three.leader()
-    addrs = ",".join(n.grpc_address for n in three.running())
-    with Client(addrs) as client:
-        offset = client.produce(b"x", topic="default")
-        assert offset.partition == 0
-        described = client.describe_topic("default")
-        assert described.partition_count == 1 and len(described.partitions[0].replicas) == 3
-        assert described.partitions[0].leader == leader.name
-        assert described.partitions[0].size_bytes > 0  # the replicated log holds the record
-        with pytest.raises(UnsupportedError) as info:
-            client.create_topic("orders", 3)
-        assert "only the topic 'default'" in str(info.value)
+    with Client(_addrs(three)) as client:
+        created = client.create_topic("orders", 6, replication_factor=3)
+        assert created.partition_count == 6
+        assert all(len(p.replicas) == 3 for p in created.partitions)
+        offsets = {}
+        for i in range(30):
+            key = f"customer-{i}".encode()
+            offsets[key] = client.produce(b"v%d" % i, key=key, topic="orders")
+            assert offsets[key].partition == partition_for_key(key, 6)
+        for node in three.running():  # every node serves every partition's records
+            with Client(node.grpc_address) as one:
+                for key, offset in offsets.items():
+                    record = one.consume(offset, topic="orders", partition=offset.partition)
+                    assert record.key == key
+        described = client.describe_topic("orders")
+        leaders = [p.leader for p in described.partitions]
+        assert all(leaders), leaders
+        names = {n.name for n in three.running()}
+        assert set(leaders) <= names
+
+
+def test_a_cluster_refuses_bad_topic_requests_and_changes_nothing(three: Cluster) -> None:
+    with Client(_addrs(three)) as client:
+        client.create_topic("events", 2, replication_factor=2)
+        with pytest.raises(AlreadyExistsError):
+            client.create_topic("events", 2)
+        with pytest.raises(InvalidArgumentError, match="replication factor 4"):
+            client.create_topic("big", 1, replication_factor=4)
+        with pytest.raises(InvalidArgumentError):
+            client.create_topic("bad/name", 1)
         with pytest.raises(UnknownTopicError):
-            client.produce(b"x", topic="orders")
+            client.produce(b"x", topic="nope")
         with pytest.raises(UnknownPartitionError):
-            client.consume_batch(0, partition=1)
-        assert [t.name for t in client.list_topics()] == ["default"]
-        assert client.consume(offset, topic="default").value == b"x"
-    result = CliRunner().invoke(topics.app, ["create", "orders", "--server", leader.grpc_address])
-    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
-    assert "only the topic 'default'" in result.stderr
+            client.produce(b"x", topic="events", partition=2)
+        assert [t.name for t in client.list_topics()] == ["default", "events"]
+
+
+def test_deleting_a_topic_of_a_cluster_removes_its_data_on_every_replica(three: Cluster) -> None:
+    with Client(_addrs(three)) as client:
+        client.create_topic("gone", 3, replication_factor=3)
+        client.produce(b"x", topic="gone", partition=1)
+        dirs = [n.data_dir / "topics" / "gone" for n in three.running()]
+        wait_until(lambda: all(d.exists() for d in dirs), 10, "partition dirs")
+        client.delete_topic("gone")
+        wait_until(lambda: not any(d.exists() for d in dirs), 10, "the data to go")
+        with pytest.raises(UnknownTopicError):
+            client.produce(b"x", topic="gone")
+        client.create_topic("gone", 1, replication_factor=3)  # a new incarnation, empty
+        offset = client.produce(b"new", topic="gone")
+        assert client.consume(offset, topic="gone").value == b"new"
+
+
+def test_the_cli_creates_and_describes_a_topic_of_a_cluster(three: Cluster) -> None:
+    server = _addrs(three)
+    result = CliRunner().invoke(
+        topics.app, ["create", "logs", "--partitions", "3", "--server", server]
+    )
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(topics.app, ["describe", "logs", "--format", "json", "--server", server])
+    assert result.exit_code == 0, result.output
+    assert '"partition": 2' in result.stdout

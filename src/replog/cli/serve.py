@@ -60,6 +60,13 @@ SegmentMsOpt = Annotated[
 RetentionCheckOpt = Annotated[
     int | None, typer.Option(help="How often retention runs (default 60000).")
 ]
+LeaderBalancingOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--leader-balancing/--no-leader-balancing",
+        help="Hand partitions back to their preferred leaders (cluster; default on).",
+    ),
+]
 
 
 def serve_command(  # noqa: PLR0917  (typer options)
@@ -100,6 +107,7 @@ def serve_command(  # noqa: PLR0917  (typer options)
     node_id: NodeIdOpt = None,
     bootstrap: BootstrapOpt = None,
     join: JoinOpt = None,
+    leader_balancing: LeaderBalancingOpt = None,
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 
@@ -123,6 +131,7 @@ def serve_command(  # noqa: PLR0917  (typer options)
         "server_id": node_id or server_id,
         "bootstrap": bootstrap,
         "join": join,
+        "leader_balancing": leader_balancing,
         "log_level": log_level,
         "log_format": log_format,
         "ready_file": str(ready_file) if ready_file else None,

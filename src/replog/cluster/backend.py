@@ -19,23 +19,19 @@ import bisect
 from collections.abc import Callable, Sequence
 
 import grpc
-from grpc import aio
 
 from replog.api.backend import AppendValue, ReadResult, ServerInfo
+from replog.cluster.forward import Forwarder
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.raft_node import NotLeaderNodeError, RaftNode
-from replog.cluster.transport import open_channel
 from replog.errors import InvalidArgumentError, OffsetOutOfRangeError, UnavailableError
 from replog.raft.ready import Role
-from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 
 __all__ = ["RaftBackend"]
 
 _FORWARD_ATTEMPTS = 20
-_FORWARD_TIMEOUT_S = 10.0
 _NO_LEADER_WAIT_S = 0.1
-_CONNECT_FAILURES = ("failed to connect", "connection refused", "no route to host")
 
 
 class RaftBackend:
@@ -50,15 +46,22 @@ class RaftBackend:
         members: Callable[[], list[tuple[int, str, str, bool]]],
         address_of: Callable[[int], str | None],
         credentials: grpc.ChannelCredentials | None = None,
+        topic: str = "",
+        partition: int = 0,
+        forwarder: Forwarder | None = None,
     ) -> None:
-        """``members()`` gives (raft id, name, address, voter) of every member."""
+        """``members()`` gives (raft id, name, address, voter) of every member; ``topic`` and
+        ``partition`` name the partition the group holds ("" and 0: the controller group)."""
+        self.topic = topic
+        self.partition = partition
         self.node = node
         self.store = store
         self.server_id = name
         self._members = members
         self._address_of = address_of
         self._credentials = credentials
-        self._channels: dict[str, aio.Channel] = {}
+        self._forwarder = forwarder or Forwarder(credentials)
+        self._own_forwarder = forwarder is None
         self._committed = asyncio.Event()
         self._closing = False
         node.on_commit = self._notify
@@ -78,9 +81,8 @@ class RaftBackend:
     async def close(self) -> None:
         """Close the forwarding channels (the node is stopped by its owner)."""
         self.begin_shutdown()
-        channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
-            await channel.close(None)
+        if self._own_forwarder:
+            await self._forwarder.close()
 
     def _notify(self) -> None:
         event, self._committed = self._committed, asyncio.Event()
@@ -125,34 +127,7 @@ class RaftBackend:
         raise UnavailableError("no leader is known", certainly_not_applied=True)
 
     async def _forward(self, addr: str, values: Sequence[AppendValue]) -> int:
-        channel = self._channels.get(addr)
-        if channel is None:
-            channel = self._channels[addr] = open_channel(addr, self._credentials)
-        records = [Record(value=v) if isinstance(v, bytes) else v for v in values]
-        call = channel.unary_unary(
-            "/replog.v1.Raft/Forward",  # authorised as this node (replicate)
-            request_serializer=log_pb2.ProduceBatchRequest.SerializeToString,
-            response_deserializer=log_pb2.ProduceBatchResponse.FromString,
-        )
-        try:
-            response = await call(
-                log_pb2.ProduceBatchRequest(records=records), timeout=_FORWARD_TIMEOUT_S
-            )
-        except grpc.RpcError as exc:
-            code = exc.code() if isinstance(exc, aio.AioRpcError) else None
-            if code is grpc.StatusCode.INVALID_ARGUMENT and isinstance(exc, aio.AioRpcError):
-                raise InvalidArgumentError(str(exc.details())) from None
-            trailing = exc.trailing_metadata() if isinstance(exc, aio.AioRpcError) else None
-            details = str(exc.details() if isinstance(exc, aio.AioRpcError) else exc).lower()
-            never_connected = code is grpc.StatusCode.UNAVAILABLE and any(
-                s in details for s in _CONNECT_FAILURES
-            )  # a dead leader: nothing reached it
-            not_applied = never_connected or ("replog-not-applied", "1") in tuple(trailing or ())
-            raise UnavailableError(
-                f"forwarding to the leader at {addr} failed: {code}",
-                certainly_not_applied=not_applied,
-            ) from None
-        return int(response.base_offset)
+        return await self._forwarder.forward(addr, values, self.topic, self.partition)
 
     # -- reads -----------------------------------------------------------------------------
 

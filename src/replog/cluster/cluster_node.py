@@ -19,7 +19,9 @@ import grpc
 from grpc import aio
 
 from replog.api.status import grpc_code_for, metadata_for
-from replog.api.wire import produce_batch_values, request_parser
+from replog.api.wire import produce_batch_request, request_parser
+from replog.broker.config import TopicConfig
+from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.admin import (
     CLUSTER_SERVICE,
     AdminError,
@@ -30,6 +32,7 @@ from replog.cluster.admin import (
 )
 from replog.cluster.backend import RaftBackend
 from replog.cluster.groups import GroupHost
+from replog.cluster.hosting import TopicsHost
 from replog.cluster.inbox import Inbox
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import (
@@ -47,6 +50,7 @@ from replog.cluster.members import (
 )
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.cluster.snapshot import receive_snapshot
+from replog.cluster.status import cluster_status
 from replog.cluster.transfer import hand_over, transfer_to
 from replog.cluster.transport import (
     RAFT_SERVICE,
@@ -57,7 +61,6 @@ from replog.errors import ReplogError, UnavailableError
 from replog.raft.errors import ConfChangeError, NotLeaderError
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Membership
-from replog.raft.ready import Role
 from replog.storage import LogConfig
 from replog.v1 import cluster_pb2, log_pb2, raft_pb2
 
@@ -78,9 +81,13 @@ class ClusterNode:
         bootstrap: bool = False,
         options: NodeOptions | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        topic_defaults: TopicConfig | None = None,
+        leader_balancing: bool = True,
+        retention_interval_s: float = 60.0,
     ) -> None:
         """Open (or create) the node's data; ``bootstrap`` makes a brand-new node the sole
-        voter of a new cluster. Call ``start`` once the gRPC server is listening."""
+        voter of a new cluster; ``topic_defaults`` is a topic's configuration where it sets
+        no key. Call ``start`` once the gRPC server is listening."""
         self.name = name
         self.id = raft_id(name)
         self.addr = ""
@@ -121,6 +128,24 @@ class ClusterNode:
             address_of=self.book.address,
             credentials=credentials,
         )
+        self.topics_host = TopicsHost(
+            name=name,
+            data_dir=data_dir,
+            node=self.node,
+            store=self.store,
+            controller=self.backend,
+            book=self.book,
+            groups=self.groups,
+            transport=self.transport,
+            options=self.node.options,
+            defaults=topic_defaults or TopicConfig(),
+            sync_interval_ms=log_config.sync_interval_ms,
+            credentials=credentials,
+            on_fatal=self._fail_stop,
+            leader_balancing=leader_balancing,
+            retention_interval_s=retention_interval_s,
+        )
+        self.topics = self.topics_host.topics
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rejoined: dict[int, str] = {}  # node -> the fresh incarnation re-added as it
         self._joining = asyncio.Lock()
@@ -141,6 +166,7 @@ class ClusterNode:
         self.incarnation = join_incarnation(self.data_dir)
         self.node.start()
         self.transport.start()
+        self.topics_host.start(self._spawn)
         self._spawn(self._announce_when_leader())
         others = [a for i, (_, a) in self.book.entries.items() if i != self.id]
         if join or (fresh_join and others):
@@ -227,6 +253,7 @@ class ClusterNode:
         for task in list(self._tasks):
             task.cancel()
         await self.backend.close()
+        await self.topics_host.close()
         await self.node.stop()
         await self.transport.close()
 
@@ -246,35 +273,7 @@ class ClusterNode:
 
     def status(self) -> cluster_pb2.StatusResponse:
         """This node's view of the cluster."""
-        raft = self.node.raft
-        now = asyncio.get_running_loop().time()
-        lead = raft.lead
-        out = []
-        for m, name, addr, voter in self.members():
-            pr = raft.progress.get(m) if raft.role is Role.LEADER else None
-            match = raft.log.last_index() if m == self.id else (pr.match if pr else 0)
-            contact = self.node.last_contact.get(m)
-            role = "leader" if m == lead else ("follower" if voter else "learner")
-            out.append(
-                cluster_pb2.Member(
-                    id=name,
-                    rpc_addr=addr,
-                    role=role,
-                    voter=voter,
-                    is_leader=m == lead,
-                    match_index=match,
-                    lag=max(0, raft.log.committed - match) if match else 0,
-                    last_contact_s=-1.0 if contact is None or m == self.id else now - contact,
-                )
-            )
-        return cluster_pb2.StatusResponse(
-            node_id=self.name,
-            leader_id=self.book.name(lead) if lead is not None else "",
-            term=raft.term,
-            commit_index=raft.log.committed,
-            members=out,
-            role=raft.role.value,
-        )
+        return cluster_status(self.node, self.name, self.book, self.members())
 
     # -- gRPC services --------------------------------------------------------------------
 
@@ -346,21 +345,34 @@ class ClusterNode:
     ) -> log_pb2.ProduceBatchResponse:
         """A produce a follower forwarded: append here if leading, never forward again."""
         try:
-            values = produce_batch_values(request)
-            if self.backend.closing:
+            batch = produce_batch_request(request)
+            target = self._forward_target(batch.topic, batch.partition or 0)
+            if target.closing:
                 raise UnavailableError("the node is stopping", certainly_not_applied=True)
-            if not self.node.is_leader:
-                lead = self.node.leader
+            node = target.node
+            if not node.is_leader:
+                lead = node.leader
                 raise UnavailableError(
                     "not the leader",
                     certainly_not_applied=True,
                     leader_addr=(self.book.address(lead) or "") if lead is not None else "",
                 )
-            base = await self.node.submit(values)
+            base = await node.submit(batch.values)
         except ReplogError as exc:
             await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
             raise
-        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(values))
+        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(batch.values))
+
+    def _forward_target(self, topic: str, partition: int) -> RaftBackend:
+        """The group a forwarded produce is for, if this node holds a replica of it."""
+        if topic in ("", DEFAULT_TOPIC):
+            return self.backend
+        backend = self.topics_host.local(topic, partition)
+        if backend is None:
+            raise UnavailableError(
+                f"this node holds no replica of {topic}/{partition}", certainly_not_applied=True
+            )
+        return backend
 
     async def _install_snapshot(
         self,

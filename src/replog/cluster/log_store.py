@@ -35,6 +35,7 @@ from dataclasses import replace
 from operator import itemgetter
 from pathlib import Path
 
+from replog.cluster.controller_commands import METADATA_RECORD_TYPE
 from replog.raft.errors import CompactedError
 from replog.raft.messages import (
     CONTINUES,
@@ -51,12 +52,19 @@ from replog.storage.codec import decode_records
 from replog.storage.files import FileSystem, OsFileSystem
 from replog.v1.record_pb2 import Record
 
-__all__ = ["MEMBER_RECORD_TYPE", "STATE_FILE", "ReplogLogStore", "entry_payload"]
+__all__ = [
+    "MEMBER_RECORD_TYPE",
+    "METADATA_RECORD_TYPE",
+    "STATE_FILE",
+    "ReplogLogStore",
+    "entry_payload",
+]
 
 STATE_FILE = "raft-state.json"
 MEMBER_RECORD_TYPE = 3
 """Entry kind and record type of an address-book update, JSON ``{"id": name, "addr": address}``
 (consumers skip every type but 0)."""
+
 _kind_of = itemgetter(2)
 _new_tuple = tuple.__new__
 _STAGING = "snapshot"
@@ -199,6 +207,12 @@ class ReplogLogStore:
         else:
             self._run_starts.append(index)
             ends.append(index)
+
+    def control_entries(self, kind: int, up_to: int) -> list[tuple[int, bytes]]:
+        """(index, data) of the retained entries of ``kind`` at indexes up to ``up_to``,
+        in order (metadata entries to fold again on a restart)."""
+        indexes = [i for i in sorted(self._kinds) if i <= up_to and self._kinds[i] == kind]
+        return [(i, self.log.read(i).value) for i in indexes]
 
     # -- RaftStorage ----------------------------------------------------------------------
 

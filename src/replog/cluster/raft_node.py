@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from typing import Any
 
-from replog.cluster.log_store import MEMBER_RECORD_TYPE, ReplogLogStore
+from replog.cluster.log_store import MEMBER_RECORD_TYPE, METADATA_RECORD_TYPE, ReplogLogStore
 from replog.cluster.node_options import NodeOptions, NotLeaderNodeError
 from replog.cluster.proposals import Proposal, propose_group
 from replog.cluster.quiescence import Quiescence
@@ -71,8 +71,12 @@ class RaftNode:
         raft_id: int,
         rng: RandomSource,
         options: NodeOptions | None = None,
+        *,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
-        """Create the core from the store's durable state (call ``start`` to run it)."""
+        """Create the core from the store's durable state (call ``start`` to run it).
+        ``executor`` runs the big writes (shared by the groups of one process; each group
+        awaits its own write, so its writes stay in order); by default one of its own."""
         self.options = o = options or NodeOptions()
         self.store = store
         self.id = raft_id
@@ -102,6 +106,8 @@ class RaftNode:
         self.send: Sender = lambda messages: None
         self.send_snapshot: SnapshotSender = lambda message: None
         self.on_member: Callable[[str, str, int], None] = lambda name, addr, epoch: None
+        self.on_metadata: Callable[[int, bytes], None] = lambda index, data: None
+        """Called with each committed metadata entry (kind ``METADATA_RECORD_TYPE``)."""
         self.on_commit: Callable[[], None] = lambda: None
         self.on_leader_change: Callable[[int | None], None] = lambda leader: None
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
@@ -118,7 +124,8 @@ class RaftNode:
         self._waiters = ProduceWaiters()
         self._index_waiters = IndexWaiters()
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-persist")
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="raft-persist")
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._durable_term_vote = (state.term, state.vote)
@@ -142,7 +149,8 @@ class RaftNode:
             if self.failure is None:
                 raise
             log.warning("closing the failed store: %s", exc)  # already fail-stopped
-        self._executor.shutdown(wait=True)
+        if self._own_executor:
+            self._executor.shutdown(wait=True)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -255,15 +263,22 @@ class RaftNode:
         """Replicate ``name -> addr`` (of the node's start ``epoch``) in the address book and
         wait until it is applied."""
         value = json.dumps({"id": name, "addr": addr, "epoch": epoch}).encode()
+        await self.propose_control(MEMBER_RECORD_TYPE, value, f"the address of {name}", timeout_s)
+
+    async def propose_control(
+        self, kind: int, value: bytes, what: str, timeout_s: float = 10.0
+    ) -> int:
+        """Replicate one entry of application ``kind`` (member, metadata) and wait until it
+        is applied here; its index. Raises NotLeaderNodeError (certainly not applied) or
+        UnavailableError (see ``propose_change``)."""
         if not self.is_leader:
             raise NotLeaderNodeError(self.raft.lead)
         try:
-            index, term = await self.call(
-                lambda r: (r.propose([value], MEMBER_RECORD_TYPE)[0], r.term)
-            )
+            index, term = await self.call(lambda r: (r.propose([value], kind)[0], r.term))
         except NotLeaderError as exc:
             raise NotLeaderNodeError(exc.leader_hint) from None
-        await self._wait_own_entry(index, term, f"the address of {name}", timeout_s)
+        await self._wait_own_entry(index, term, what, timeout_s)
+        return int(index)
 
     def unquiesce(self) -> None:
         """Make a quiesced group tick again (the host's answer to its leader's node being
@@ -448,6 +463,8 @@ class RaftNode:
                 if e.kind == MEMBER_RECORD_TYPE:
                     doc = json.loads(e.data)
                     self.on_member(str(doc["id"]), str(doc["addr"]), int(doc.get("epoch", 0)))
+                elif e.kind == METADATA_RECORD_TYPE:
+                    self.on_metadata(e.index, e.data)
         self._waiters.resolve(entries, self._stored_term, self._not_written)
         self._advance_watermark(entries[-1].index + 1)
 

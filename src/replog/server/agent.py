@@ -24,6 +24,7 @@ from replog.broker import Broker
 from replog.cluster.backend import RaftBackend
 from replog.cluster.cluster_node import ClusterNode
 from replog.cluster.members import is_clustered, resolve_node_id
+from replog.cluster.topics import ClusterTopics
 from replog.errors import ConfigError, StorageIOError
 from replog.security.acl import Authorizer
 from replog.security.tls import (
@@ -34,7 +35,7 @@ from replog.security.tls import (
 from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
-from replog.server.broker_backend import BrokerBackend, SingleLogTopics
+from replog.server.broker_backend import BrokerBackend
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
@@ -79,7 +80,7 @@ class Agent:
         self._broker: Broker | None = None
         self._backend: SingleNodeBackend | None = None
         self._broker_backend: BrokerBackend | None = None
-        self.topics: BrokerBackend | SingleLogTopics | None = None
+        self.topics: BrokerBackend | ClusterTopics | None = None
         """The topics behind the APIs, once started."""
         self.cluster: ClusterNode | None = None
         self._grpc: aio.Server | None = None
@@ -151,6 +152,9 @@ class Agent:
             bootstrap=s.bootstrap,
             options=s.node_options(),
             credentials=grpc_channel_credentials(tls) if tls is not None else None,
+            topic_defaults=s.topic_defaults(),
+            leader_balancing=s.leader_balancing,
+            retention_interval_s=s.retention_check_interval_ms / 1000,
         )
 
     def _open_broker(self) -> Broker:
@@ -185,10 +189,8 @@ class Agent:
 
     def _make_backend(self) -> SingleNodeBackend | RaftBackend:
         if self.cluster is not None:
-            defaults = self.settings.topic_defaults().as_strings()
-            raft_backend = self.cluster.backend
-            self.topics = SingleLogTopics(raft_backend, defaults, lambda: raft_backend.size_bytes)
-            return raft_backend
+            self.topics = self.cluster.topics
+            return self.cluster.backend
         assert self._broker is not None
         topics = self._broker_backend = BrokerBackend(
             self._broker,

@@ -59,6 +59,7 @@ class ServerSettings:
     retention_bytes: int = -1
     segment_ms: int = 7 * 24 * 3600 * 1000
     retention_check_interval_ms: int = 60_000
+    leader_balancing: bool = True
     http_max_body_bytes: int = 16 * 1024 * 1024
     max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
     max_streams_per_identity: int = DEFAULT_MAX_STREAMS_PER_IDENTITY

@@ -1,0 +1,275 @@
+"""The topics of a cluster node: metadata, partition groups, registration, leader balance.
+
+``TopicsHost`` is what a ``ClusterNode`` adds for topics (docs/multiraft.md):
+- ``Metadata`` follows the controller log and ``PartitionGroups`` runs the groups it wants;
+- the controller leader registers every voter of the controller group as a node (the
+  node list placement uses), and refreshes an address that changed;
+- leader balancing: each node that leads a partition group whose preferred leader (its
+  first replica) is another node, live and caught up, hands leadership to it, a few
+  groups per round, so leaderships return to their preferred nodes after a failover;
+- retention on every replica: each round, every hosted partition deletes the segments
+  its topic's retention lets go, never at or above its commit index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import grpc
+
+from replog.broker.config import TopicConfig
+from replog.cluster.backend import RaftBackend
+from replog.cluster.controller_commands import RegisterNode
+from replog.cluster.forward import Forwarder
+from replog.cluster.groups import GroupHost
+from replog.cluster.log_store import ReplogLogStore
+from replog.cluster.members import AddressBook, raft_id
+from replog.cluster.metadata import Metadata
+from replog.cluster.partitions import HostedPartition, PartitionGroups
+from replog.cluster.raft_node import NodeOptions, RaftNode
+from replog.cluster.remote import RemotePartition
+from replog.cluster.topics import ClusterTopics
+from replog.cluster.transport import RaftTransport
+from replog.errors import ReplogError, UnavailableError
+from replog.raft.core import Raft
+from replog.raft.ready import Role
+from replog.storage import LogConfig
+
+__all__ = ["TopicsHost"]
+
+log = logging.getLogger("replog.cluster.topics")
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+_REGISTER_EVERY_S = 0.5
+_BALANCE_MAX_PER_ROUND = 16
+_BALANCE_MAX_LAG = 64
+
+
+class TopicsHost:
+    """A cluster node's topics; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        data_dir: str,
+        node: RaftNode,
+        store: ReplogLogStore,
+        controller: RaftBackend,
+        book: AddressBook,
+        groups: GroupHost,
+        transport: RaftTransport,
+        options: NodeOptions,
+        defaults: TopicConfig,
+        sync_interval_ms: int,
+        credentials: grpc.ChannelCredentials | None,
+        on_fatal: Callable[[BaseException], None],
+        leader_balancing: bool = True,
+        balance_interval_s: float = 5.0,
+        retention_interval_s: float = 60.0,
+    ) -> None:
+        """Follow the controller group ``node`` (over ``store``)."""
+        self.name = name
+        self.node = node
+        self.book = book
+        self.transport = transport
+        self.defaults = defaults
+        self._sync_interval_ms = sync_interval_ms
+        self.leader_balancing = leader_balancing
+        self.balance_interval_s = balance_interval_s
+        self.retention_interval_s = retention_interval_s
+        self.metadata = Metadata(node, store, book.address)
+        self.partitions = PartitionGroups(
+            name=name,
+            data_dir=data_dir,
+            log_config=self._log_config,
+            options=options,
+            groups=groups,
+            book=book,
+            members=controller._members,
+            credentials=credentials,
+            on_fatal=on_fatal,
+        )
+        self.metadata.listeners.append(self.partitions.want)
+        self.forwarder = Forwarder(credentials)
+        self._last_leader: dict[tuple[str, int], str] = {}
+        self.topics = ClusterTopics(
+            self.metadata,
+            self.partitions,
+            controller,
+            defaults,
+            remote=self._remote,
+            register=self._register_voters,
+        )
+
+    def topic_config(self, topic: str) -> TopicConfig:
+        """A topic's effective configuration (the defaults under its overrides)."""
+        info = self.metadata.state.topics.get(topic)
+        return self.defaults.with_values(info.config if info is not None else {})
+
+    def _log_config(self, topic: str) -> LogConfig:
+        config = self.topic_config(topic)
+        return LogConfig(
+            max_store_bytes=config.segment_bytes,
+            max_record_bytes=config.max_record_bytes,
+            sync=config.sync,
+            sync_interval_ms=self._sync_interval_ms,
+            segment_ms=None if config.segment_ms == -1 else config.segment_ms,
+        )
+
+    def _remote(self, topic: str, partition: int, replicas: tuple[str, ...]) -> RemotePartition:
+        state = self.metadata.state
+        return RemotePartition(
+            topic,
+            partition,
+            replicas,
+            address_of=lambda n: state.nodes[n].address if n in state.nodes else None,
+            forwarder=self.forwarder,
+            servers=self.topics.controller.servers,
+            last_leader=self._last_leader,
+        )
+
+    def local(self, topic: str, partition: int) -> RaftBackend | None:
+        """The group of a partition this node holds a replica of, if it runs here."""
+        for ref, hosted in self.partitions.hosted.items():
+            if ref.topic == topic and ref.partition == partition:
+                return hosted.backend
+        return None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, spawn: Spawn) -> None:
+        """Rebuild the metadata, open the wanted groups and run the background tasks."""
+        self.metadata.rebuild()
+        self.partitions.want(None, self.metadata.state)
+        spawn(self.partitions.run())
+        spawn(self._register_loop())
+        spawn(self._balance_loop())
+        spawn(self._retention_loop())
+
+    async def close(self) -> None:
+        """Stop every partition group (their data stays) and the forwarding channels."""
+        await self.partitions.close()
+        await self.forwarder.close()
+
+    # -- registration ---------------------------------------------------------------------
+
+    async def _register_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_REGISTER_EVERY_S)
+            if self.metadata.is_leader:
+                await self._register_voters()
+
+    async def _register_voters(self) -> None:
+        """Register each voter whose name or address the metadata does not have yet."""
+        nodes = self.metadata.state.nodes
+        for voter in sorted(self.node.raft.config.voters):
+            name, addr = self.book.name(voter), self.book.address(voter)
+            if not addr or name == str(voter):
+                continue  # its address is not in the book yet
+            known = nodes.get(name)
+            if known is not None and known.address == addr:
+                continue
+            try:
+                await self.metadata.propose(RegisterNode(name, addr))
+            except ReplogError as exc:
+                log.debug("registering %s failed: %s", name, exc)
+                return
+
+    # -- leader balancing -----------------------------------------------------------------
+
+    async def _balance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.balance_interval_s)
+            if self.leader_balancing:
+                self.balance_leaders()
+
+    def balance_leaders(self) -> int:
+        """Hand leadership of up to a few groups back to their live, caught-up preferred
+        leaders; how many transfers began."""
+        state = self.metadata.state
+        moved = 0
+        for ref, hosted in sorted(self.partitions.hosted.items()):
+            if moved >= _BALANCE_MAX_PER_ROUND:
+                break
+            topic = state.topics.get(ref.topic)
+            if topic is None or ref.partition >= len(topic.partitions):
+                continue
+            replicas = topic.partitions[ref.partition].replicas
+            if not replicas or replicas[0] == self.name or not hosted.node.is_leader:
+                continue
+            preferred = raft_id(replicas[0])
+            if self._may_take_over(hosted, preferred):
+                future = hosted.node.call(functools.partial(_transfer, to=preferred))
+                future.add_done_callback(_ignore_result)
+                moved += 1
+        if moved:
+            log.info("leader balancing: handing %d partitions to their preferred leaders", moved)
+        return moved
+
+    def _may_take_over(self, hosted: HostedPartition, preferred: int) -> bool:
+        raft = hosted.node.raft
+        if raft.role is not Role.LEADER or raft.lead_transferee is not None:
+            return False
+        if preferred not in raft.config.voters or not self.transport.live(preferred):
+            return False
+        progress = raft.progress.get(preferred)
+        return progress is not None and raft.log.last_index() - progress.match <= _BALANCE_MAX_LAG
+
+    # -- retention ------------------------------------------------------------------------
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.retention_interval_s)
+            await self.apply_retention()
+
+    async def apply_retention(self, now_ms: int | None = None) -> int:
+        """Apply each hosted partition's retention (below its commit index); how many
+        segments were deleted."""
+        deleted = 0
+        for ref, hosted in sorted(self.partitions.hosted.items()):
+            config = self.topic_config(ref.topic)
+            if config.retention_ms == -1 and config.retention_bytes == -1:
+                continue
+            with contextlib.suppress(UnavailableError):
+                deleted += await hosted.node.call(
+                    functools.partial(_retain, hosted=hosted, config=config, now_ms=now_ms)
+                )
+        return deleted
+
+
+def _transfer(raft: Raft, *, to: int) -> None:
+    raft.transfer_leadership(to)
+
+
+def _retain(raft: Raft, *, hosted: HostedPartition, config: TopicConfig, now_ms: int | None) -> int:
+    """Delete what retention lets go of one partition (on its node's loop, so the store
+    is not used by anyone else meanwhile); the number of segments deleted."""
+    store = hosted.store
+    result = store.log.apply_retention(
+        retention_ms=config.retention_ms,
+        retention_bytes=config.retention_bytes,
+        keep_from=hosted.node.high_watermark,
+        now_ms=now_ms,
+    )
+    if result.segments_deleted:
+        store.compact(store.log.lowest_offset)
+        log.info(
+            "retention deleted %d segments of %s/%d; its records now start at %d",
+            result.segments_deleted,
+            hosted.ref.topic,
+            hosted.ref.partition,
+            store.log.lowest_offset,
+        )
+    return int(result.segments_deleted)
+
+
+def _ignore_result(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,130 @@
+"""``RemotePartition``: a partition this node holds no replica of.
+
+Produce is forwarded to the partition's replicas (the one that answered last first, then
+the preferred leader and the others; a replica that is not the leader answers with the
+leader's address, which is tried next), so every node accepts every produce. Reads are
+refused with ``UNAVAILABLE`` carrying a replica's address (clients retry there): this
+node has none of the partition's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from replog.api.backend import AppendValue, ReadResult, ServerInfo
+from replog.cluster.forward import Forwarder
+from replog.errors import InvalidArgumentError, UnavailableError
+from replog.v1.record_pb2 import Record
+
+__all__ = ["RemotePartition"]
+
+_ATTEMPTS = 10
+_RETRY_WAIT_S = 0.1
+
+
+class RemotePartition:
+    """A LogBackend for a partition held elsewhere; see the module docstring."""
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        replicas: Sequence[str],
+        *,
+        address_of: Callable[[str], str | None],
+        forwarder: Forwarder,
+        servers: Callable[[], list[ServerInfo]],
+        last_leader: dict[tuple[str, int], str],
+    ) -> None:
+        """``address_of(node name)``; ``last_leader`` remembers, per partition, the address
+        that accepted the last forward (shared by every RemotePartition of the node)."""
+        self.topic = topic
+        self.partition = partition
+        self.replicas = tuple(replicas)
+        self._address_of = address_of
+        self._forwarder = forwarder
+        self._servers = servers
+        self._last = last_leader
+
+    def _candidates(self) -> list[str]:
+        addrs = [a for a in map(self._address_of, self.replicas) if a]
+        last = self._last.get((self.topic, self.partition))
+        if last:
+            addrs = [last, *(a for a in addrs if a != last)]
+        return addrs
+
+    def submit(self, values: Sequence[AppendValue]) -> asyncio.Future[int]:
+        """Forward to the partition's leader (see the module docstring)."""
+        return asyncio.ensure_future(self._submit(values))
+
+    async def _submit(self, values: Sequence[AppendValue]) -> int:
+        if not values:
+            raise InvalidArgumentError("a batch needs at least one record")
+        key = (self.topic, self.partition)
+        for attempt in range(_ATTEMPTS):
+            candidates = self._candidates()
+            if not candidates:
+                break
+            addr = candidates[attempt % len(candidates)]
+            try:
+                base = await self._forwarder.forward(addr, values, self.topic, self.partition)
+            except UnavailableError as exc:
+                if not exc.certainly_not_applied:
+                    raise
+                if exc.leader_addr:
+                    self._last[key] = exc.leader_addr
+                else:
+                    self._last.pop(key, None)
+                await asyncio.sleep(_RETRY_WAIT_S if attempt else 0)
+                continue
+            self._last[key] = addr
+            return base
+        raise UnavailableError(
+            f"no replica of {self.topic}/{self.partition} accepted the records",
+            certainly_not_applied=True,
+        )
+
+    def _not_here(self) -> UnavailableError:
+        candidates = self._candidates()
+        return UnavailableError(
+            f"this node holds no replica of {self.topic}/{self.partition}; "
+            f"its replicas are {', '.join(self.replicas)}",
+            certainly_not_applied=True,
+            leader_addr=candidates[0] if candidates else "",
+        )
+
+    def read_from(self, offset: int, max_records: int, max_bytes: int) -> ReadResult:
+        """Refused: UnavailableError naming a replica's address."""
+        raise self._not_here()
+
+    def read(self, offset: int) -> Record:
+        """Refused: UnavailableError naming a replica's address."""
+        raise self._not_here()
+
+    @property
+    def lowest_offset(self) -> int:
+        """Refused: UnavailableError naming a replica's address."""
+        raise self._not_here()
+
+    @property
+    def high_watermark(self) -> int:
+        """Refused: UnavailableError naming a replica's address."""
+        raise self._not_here()
+
+    async def wait_for_data(self, offset: int, timeout_s: float | None) -> bool:
+        """Refused: UnavailableError naming a replica's address."""
+        raise self._not_here()
+
+    async def wait_committed(self, offset: int, timeout_s: float | None) -> bool:
+        """Refused: UnavailableError naming a replica's address."""
+        raise self._not_here()
+
+    def servers(self) -> list[ServerInfo]:
+        """The cluster's servers."""
+        return self._servers()
+
+    @property
+    def closing(self) -> bool:
+        """Never closing itself (each forward is its own call)."""
+        return False
