@@ -6,7 +6,13 @@ import re
 
 from replog.errors import InvalidArgumentError
 
-__all__ = ["DEFAULT_TOPIC", "MAX_PARTITIONS", "check_partition_count", "check_topic_name"]
+__all__ = [
+    "DEFAULT_TOPIC",
+    "MAX_PARTITIONS",
+    "check_partition_count",
+    "check_replication_factor",
+    "check_topic_name",
+]
 
 #: The topic of a request that names none; created with one partition on first start.
 DEFAULT_TOPIC = "default"
@@ -46,3 +52,21 @@ def check_partition_count(count: object, *, at_least: int = 1) -> int:
             f"a topic has {at_least} to {MAX_PARTITIONS} partitions, got {count}"
         )
     return count
+
+
+def check_replication_factor(replication_factor: int, nodes: int) -> int:
+    """The replication factor to use (0 = as many as there are nodes, at most 3), or
+    InvalidArgumentError when it is negative or above the node count."""
+    if type(replication_factor) is not int or replication_factor < 0:
+        raise InvalidArgumentError(
+            f"a replication factor is a whole number, got {replication_factor!r}"
+        )
+    if replication_factor == 0:
+        return min(3, nodes)
+    if replication_factor > nodes:
+        plural = "node" if nodes == 1 else "nodes"
+        raise InvalidArgumentError(
+            f"replication factor {replication_factor} is larger than the {nodes} {plural} "
+            "of the cluster"
+        )
+    return replication_factor

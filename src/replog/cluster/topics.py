@@ -19,7 +19,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from replog.api.backend import LogBackend
 from replog.broker.config import TopicConfig
 from replog.broker.model import PartitionDescription, TopicDescription
-from replog.broker.names import DEFAULT_TOPIC, check_partition_count, check_topic_name
+from replog.broker.names import (
+    DEFAULT_TOPIC,
+    check_partition_count,
+    check_replication_factor,
+    check_topic_name,
+)
 from replog.broker.partitioner import StickyPartitioner, partition_for_key
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_commands import (
@@ -34,34 +39,15 @@ from replog.cluster.metadata import Metadata
 from replog.cluster.partitions import PartitionGroups
 from replog.cluster.remote import RemotePartition
 from replog.errors import (
-    InvalidArgumentError,
     UnavailableError,
     UnknownPartitionError,
     UnknownTopicError,
 )
 
-__all__ = ["ClusterTopics", "check_replication_factor"]
+__all__ = ["ClusterTopics"]
 
 #: How long a topic change waits for this node's groups to follow it.
 _SETTLE_S = 10.0
-
-
-def check_replication_factor(replication_factor: int, nodes: int) -> int:
-    """The replication factor to use (0 = as many as there are nodes, at most 3), or
-    InvalidArgumentError when it is negative or above the node count."""
-    if type(replication_factor) is not int or replication_factor < 0:
-        raise InvalidArgumentError(
-            f"a replication factor is a whole number, got {replication_factor!r}"
-        )
-    if replication_factor == 0:
-        return min(3, nodes)
-    if replication_factor > nodes:
-        plural = "node" if nodes == 1 else "nodes"
-        raise InvalidArgumentError(
-            f"replication factor {replication_factor} is larger than the {nodes} {plural} "
-            "of the cluster"
-        )
-    return replication_factor
 
 
 class ClusterTopics:

@@ -2,8 +2,8 @@
 
 ``BrokerBackend`` gives every partition of the Broker its own ``SingleNodeBackend`` (group
 commit per partition; the appends of all partitions share one small thread pool) and
-applies retention in the background. ``SingleLogTopics`` serves one replicated log as the
-topic ``default`` with one partition (what a cluster offers until it hosts partition groups).
+applies retention in the background. ``SingleLogTopics`` serves any one LogBackend as the
+topic ``default`` with one partition (a cluster's topics are ``cluster/topics.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from replog.api.backend import LogBackend
 from replog.broker.broker import Broker
 from replog.broker.model import PartitionDescription, TopicDescription
-from replog.broker.names import DEFAULT_TOPIC, check_topic_name
+from replog.broker.names import DEFAULT_TOPIC, check_replication_factor, check_topic_name
 from replog.errors import (
-    InvalidArgumentError,
     UnavailableError,
     UnknownPartitionError,
     UnknownTopicError,
@@ -31,24 +30,6 @@ from replog.storage import Log
 __all__ = ["BrokerBackend", "SingleLogTopics", "check_replication_factor"]
 
 log = logging.getLogger("replog.server.topics")
-
-
-def check_replication_factor(replication_factor: int, nodes: int) -> int:
-    """The replication factor to use (0 = as many as there are nodes, at most 3), or
-    InvalidArgumentError when it is negative or above the node count."""
-    if type(replication_factor) is not int or replication_factor < 0:
-        raise InvalidArgumentError(
-            f"a replication factor is a whole number, got {replication_factor!r}"
-        )
-    if replication_factor == 0:
-        return min(3, nodes)
-    if replication_factor > nodes:
-        plural = "node" if nodes == 1 else "nodes"
-        raise InvalidArgumentError(
-            f"replication factor {replication_factor} is larger than the {nodes} {plural} "
-            "of the cluster"
-        )
-    return replication_factor
 
 
 def _topic_name(topic: str) -> str:
@@ -310,8 +291,9 @@ def _with_next(p: PartitionDescription, high_watermark: int) -> PartitionDescrip
 
 
 class SingleLogTopics:
-    """One log as the topic ``default`` with one partition (a cluster, for now): creating
-    or changing topics is refused with UnsupportedError."""
+    """Any one LogBackend served as the topic ``default`` with one partition (to put a
+    custom backend behind the APIs): creating or changing topics is refused with
+    UnsupportedError."""
 
     def __init__(
         self,
@@ -390,6 +372,5 @@ class SingleLogTopics:
 
 def _unsupported() -> UnsupportedError:
     return UnsupportedError(
-        "this cluster serves only the topic 'default'; creating and changing topics on a "
-        "cluster arrives with partition groups (single-node servers have topics today)"
+        "this server serves only the topic 'default'; it cannot create or change topics"
     )
