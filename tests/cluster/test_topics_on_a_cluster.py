@@ -83,6 +83,42 @@ def test_the_cli_creates_and_describes_a_topic_of_a_cluster(three: Cluster) -> N
         topics.app, ["create", "logs", "--partitions", "3", "--server", server]
     )
     assert result.exit_code == 0, result.output
-    result = CliRunner().invoke(topics.app, ["describe", "logs", "--format", "json", "--server", server])
+    args = ["describe", "logs", "--format", "json", "--server", server]
+    result = CliRunner().invoke(topics.app, args)
     assert result.exit_code == 0, result.output
     assert '"partition": 2' in result.stdout
+
+
+def test_a_restarted_node_rebuilds_its_topics_and_catches_its_partitions_up(
+    three: Cluster,
+) -> None:
+    with Client(_addrs(three)) as client:
+        client.create_topic("kept", 4, replication_factor=3)
+        before = [client.produce(b"before-%d" % p, topic="kept", partition=p) for p in range(4)]
+    victim = three.followers()[0]
+    victim.stop()
+    with Client(_addrs(three)) as client:
+        during = [client.produce(b"during-%d" % p, topic="kept", partition=p) for p in range(4)]
+        client.create_topic("later", 2, replication_factor=3)  # created while it was down
+    victim.start()
+    topics_of = victim.cluster.topics_host
+    wait_until(
+        lambda: {"kept", "later"} <= set(topics_of.metadata.state.topics), 20, "the metadata"
+    )
+    wait_until(lambda: len(topics_of.partitions.hosted) == 6, 20, "its groups to open")
+    hosted = {r.topic: r for r in topics_of.partitions.hosted}
+    assert set(hosted) == {"kept", "later"}
+
+    def caught_up() -> bool:
+        for offset in during:
+            backend = topics_of.local("kept", offset.partition)
+            if backend is None or backend.high_watermark <= offset:
+                return False
+        return True
+
+    wait_until(caught_up, 20, "its partitions to catch up")
+    with Client(victim.grpc_address) as one:  # served from the restarted node's own replicas
+        for offsets, what in ((before, b"before"), (during, b"during")):
+            for offset in offsets:
+                record = one.consume(offset, topic="kept", partition=offset.partition)
+                assert record.value == b"%s-%d" % (what, offset.partition)

@@ -60,6 +60,9 @@ SegmentMsOpt = Annotated[
 RetentionCheckOpt = Annotated[
     int | None, typer.Option(help="How often retention runs (default 60000).")
 ]
+GrpcAddrOpt = Annotated[
+    str | None, typer.Option(help="gRPC listen HOST:PORT [default: 127.0.0.1:7400].")
+]
 LeaderBalancingOpt = Annotated[
     bool | None,
     typer.Option(
@@ -71,9 +74,7 @@ LeaderBalancingOpt = Annotated[
 
 def serve_command(  # noqa: PLR0917  (typer options)
     data_dir: Annotated[Path | None, typer.Option(help="Log directory [default: ./data].")] = None,
-    grpc_addr: Annotated[
-        str | None, typer.Option(help="gRPC listen HOST:PORT [default: 127.0.0.1:7400].")
-    ] = None,
+    grpc_addr: GrpcAddrOpt = None,
     http_addr: Annotated[
         str | None, typer.Option(help="HTTP listen HOST:PORT [default: 127.0.0.1:7401].")
     ] = None,

@@ -13,6 +13,8 @@ from replog.api.wire import MalformedRequest
 from replog.cluster.transport import open_channel
 
 __all__ = [
+    "identity_bytes",
+    "serialize_message",
     "CLUSTER_SERVICE",
     "AdminError",
     "NodeChannel",
@@ -99,3 +101,14 @@ def leader_hint(exc: grpc.RpcError) -> str | None:
         if key == "replog-leader" and value:
             return str(value)
     return None
+
+
+def identity_bytes(data: bytes) -> bytes:
+    """A request "deserializer" that keeps the bytes (the handler parses them itself)."""
+    return data
+
+
+def serialize_message(message: Any) -> bytes:
+    """A protobuf message's bytes (a response serializer)."""
+    data: bytes = message.SerializeToString()
+    return data

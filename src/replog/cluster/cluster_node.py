@@ -28,7 +28,9 @@ from replog.cluster.admin import (
     NodeChannel,
     admin_rpc,
     cluster_call,
+    identity_bytes,
     leader_hint,
+    serialize_message,
 )
 from replog.cluster.backend import RaftBackend
 from replog.cluster.groups import GroupHost
@@ -128,22 +130,8 @@ class ClusterNode:
             address_of=self.book.address,
             credentials=credentials,
         )
-        self.topics_host = TopicsHost(
-            name=name,
-            data_dir=data_dir,
-            node=self.node,
-            store=self.store,
-            controller=self.backend,
-            book=self.book,
-            groups=self.groups,
-            transport=self.transport,
-            options=self.node.options,
-            defaults=topic_defaults or TopicConfig(),
-            sync_interval_ms=log_config.sync_interval_ms,
-            credentials=credentials,
-            on_fatal=self._fail_stop,
-            leader_balancing=leader_balancing,
-            retention_interval_s=retention_interval_s,
+        self.topics_host = self._host_topics(
+            topic_defaults or TopicConfig(), log_config, leader_balancing, retention_interval_s
         )
         self.topics = self.topics_host.topics
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -151,6 +139,31 @@ class ClusterNode:
         self._joining = asyncio.Lock()
         self.incarnation = ""
         self._closed = asyncio.Event()
+
+    def _host_topics(
+        self,
+        defaults: TopicConfig,
+        log_config: LogConfig,
+        leader_balancing: bool,
+        retention_interval_s: float,
+    ) -> TopicsHost:
+        return TopicsHost(
+            name=self.name,
+            data_dir=self.data_dir,
+            node=self.node,
+            store=self.store,
+            controller=self.backend,
+            book=self.book,
+            groups=self.groups,
+            transport=self.transport,
+            options=self.node.options,
+            defaults=defaults,
+            sync_interval_ms=log_config.sync_interval_ms,
+            credentials=self.credentials,
+            on_fatal=self._fail_stop,
+            leader_balancing=leader_balancing,
+            retention_interval_s=retention_interval_s,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -296,8 +309,8 @@ class ClusterNode:
                 ),
                 "Forward": uu(
                     self._forwarded,
-                    request_deserializer=_identity,  # parsed by wire.produce_batch_values
-                    response_serializer=_serialize,
+                    request_deserializer=identity_bytes,  # parsed by wire.produce_batch_values
+                    response_serializer=serialize_message,
                 ),
             },
         )
@@ -314,7 +327,7 @@ class ClusterNode:
                 name: uu(
                     admin_rpc(fn),
                     request_deserializer=request_parser(req),
-                    response_serializer=_serialize,
+                    response_serializer=serialize_message,
                 )
                 for name, (fn, req) in admin.items()
             },
@@ -499,12 +512,3 @@ class ClusterNode:
 
     async def _admin_status(self, request: cluster_pb2.StatusRequest) -> cluster_pb2.StatusResponse:
         return self.status()
-
-
-def _identity(data: bytes) -> bytes:
-    return data
-
-
-def _serialize(message: Any) -> bytes:
-    data: bytes = message.SerializeToString()
-    return data

@@ -35,6 +35,7 @@ from dataclasses import replace
 from operator import itemgetter
 from pathlib import Path
 
+from replog.cluster.atomic import write_atomically
 from replog.cluster.controller_commands import METADATA_RECORD_TYPE
 from replog.raft.errors import CompactedError
 from replog.raft.messages import (
@@ -498,21 +499,6 @@ def _staged_up_to(path: Path) -> int:
         return int((path / _STAGING_DONE).read_text())
     except (OSError, ValueError):
         return -1
-
-
-def write_atomically(path: Path, data: bytes, fs: FileSystem | None = None) -> None:
-    """Replace ``path`` with ``data`` durably: temp file, fsync, rename, fsync the directory."""
-    fs = fs or OsFileSystem()
-    tmp = str(path.with_name(path.name + ".tmp"))
-    handle = fs.open(tmp)
-    try:
-        handle.truncate(0)  # a temp file a crash left behind
-        handle.append(data)
-        handle.sync()
-    finally:
-        handle.close()
-    fs.replace(tmp, str(path))
-    fs.sync_dir(str(path.parent))
 
 
 def _fsync_dir(path: Path) -> None:

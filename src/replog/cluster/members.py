@@ -9,7 +9,7 @@ import secrets
 import time
 from pathlib import Path
 
-from replog.cluster.log_store import write_atomically
+from replog.cluster.atomic import write_atomically
 from replog.errors import ConfigError
 from replog.storage.files import make_private_dir
 

@@ -37,11 +37,12 @@ from pathlib import Path
 import grpc
 
 from replog.broker.names import DEFAULT_TOPIC
+from replog.cluster.atomic import write_atomically
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_queries import PartitionRef, partitions_of
 from replog.cluster.controller_state import ControllerState
 from replog.cluster.groups import GroupHost
-from replog.cluster.log_store import ReplogLogStore, write_atomically
+from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook, raft_id
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.raft.messages import Membership
