@@ -3,6 +3,8 @@ described, written, read and deleted through any node."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -122,3 +124,46 @@ def test_a_restarted_node_rebuilds_its_topics_and_catches_its_partitions_up(
             for offset in offsets:
                 record = one.consume(offset, topic="kept", partition=offset.partition)
                 assert record.value == b"%s-%d" % (what, offset.partition)
+
+
+def test_a_replica_down_while_its_topic_was_deleted_removes_the_data_when_back(
+    three: Cluster,
+) -> None:
+    with Client(_addrs(three)) as client:
+        client.create_topic("old", 2, replication_factor=3)
+        client.produce(b"x", topic="old", partition=0)
+    victim = three.followers()[0]
+    directory = victim.data_dir / "topics" / "old"
+    wait_until((directory / "1").exists, 10, "its replica directories")
+    victim.stop()
+    with Client(_addrs(three)) as client:
+        client.delete_topic("old")
+    assert directory.exists()  # it was down: nothing removed it yet
+    victim.start()
+    wait_until(lambda: not directory.exists(), 20, "the deleted topic's data to go")
+    assert not victim.cluster.topics_host.partitions.hosted
+
+
+def test_a_crash_before_a_deleted_topic_was_removed_removes_it_at_the_next_start(
+    three: Cluster,
+) -> None:
+    with Client(_addrs(three)) as client:
+        client.create_topic("old", 1, replication_factor=3)
+        client.produce(b"x", topic="old")
+    victim = three.followers()[0]
+    host = victim.cluster.topics_host
+    topic_id = host.metadata.state.topics["old"].topic_id
+    directory = victim.data_dir / "topics" / "old" / "0"
+    left = (directory / "group.json").read_bytes()
+    with Client(_addrs(three)) as client:
+        client.delete_topic("old")
+    wait_until(lambda: "old" not in host.metadata.state.topics, 10, "the delete to apply")
+    version = host.metadata.state.version
+    wait_until(lambda: not directory.exists(), 10, "the removal")
+    victim.stop()  # saves the commit index: the restart rebuilds a state without "old"
+    assert json.loads((victim.data_dir / "raft-state.json").read_bytes())["commit"] >= version
+    directory.mkdir(parents=True)  # what a crash right before the removal leaves
+    (directory / "group.json").write_bytes(left)
+    assert json.loads(left)["topic_id"] == topic_id
+    victim.start()
+    wait_until(lambda: not directory.exists(), 20, "the stale directory to go")

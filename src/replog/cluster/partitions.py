@@ -117,10 +117,24 @@ class PartitionGroups:
         if old is not None:
             before = {r for r in partitions_of(old, self.name) if r.topic != DEFAULT_TOPIC}
             self._removed |= before - wanted
+        else:  # starting: directories of incarnations the state knows and no longer wants
+            # (the rebuild replays a deletion whose entry is still in the controller log;
+            # this also covers one folded into the state some other way)
+            self._removed |= {r for r in self._on_disk() if r.topic_id <= new.version} - wanted
         self._removed -= wanted
         self._state, self._wanted = new, wanted
         self._idle.clear()
         self._kick.set()
+
+    def _on_disk(self) -> set[PartitionRef]:
+        """The partition incarnations whose directories are here (by their markers)."""
+        found: set[PartitionRef] = set()
+        for marker in self.root.glob(f"*/*/{GROUP_FILE}"):
+            topic_id = _topic_id(marker)
+            partition = marker.parent.name
+            if topic_id is not None and partition.isdigit():
+                found.add(PartitionRef(marker.parent.parent.name, int(partition), topic_id))
+        return found
 
     def backend(self, ref: PartitionRef) -> RaftBackend | None:
         """The running group of ``ref`` (None while it is not open here)."""
