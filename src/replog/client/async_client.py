@@ -12,18 +12,20 @@ from typing import Any, Self
 import grpc
 from grpc import aio
 
-from replog.client.admin import AsyncAdminMethods
-from replog.client.client import (
+from replog.client.admin import DESCRIBE, AsyncAdminMethods, TopicDescription, topic_from
+from replog.client.base import (
     _CHANNEL_OPTIONS,
     _CONSUME,
     _DEFAULT,
     _PRODUCE,
+    _REFRESH_TIMEOUT_S,
     ServerAddress,
     _ClientBase,
     _members,
     _refresh_timeout,
     _servers,
     _stubs,
+    _to_error,
 )
 from replog.client.core import (
     Batch,
@@ -41,7 +43,9 @@ from replog.client.core import (
     encode_values,
 )
 from replog.client.picker import DEFAULT_REFRESH_S
-from replog.v1 import log_pb2
+from replog.client.routes import merge_descriptions, merge_routes, needs_more
+from replog.errors import PermissionDeniedError
+from replog.v1 import admin_pb2, log_pb2
 from replog.v1.record_pb2 import Record
 
 __all__ = ["AsyncClient"]
@@ -101,17 +105,67 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
                 picker.refresh_failed(time.monotonic(), retry_after_s=retry_after_s)
 
     async def _call(
-        self, method: str, request: Any, *, idempotent: bool, timeout: Any, route: str = _CONSUME
+        self,
+        method: str,
+        request: Any,
+        *,
+        idempotent: bool,
+        timeout: Any,
+        route: str = _CONSUME,
+        topic: str = "",
+        partition: int | None = None,
     ) -> Any:
         timeout = self.timeout if timeout is _DEFAULT else timeout
         delays = self.retry.delays()
         while True:
             await self._refresh(timeout)
-            addr = self._pick(route)
+            if partition is not None and self._routes_due(topic):
+                await self._fetch_routes(topic)
+            addr = self._pick(route, topic, partition)
             try:
                 return await self._stub(addr, method)(request, timeout=timeout)
             except grpc.RpcError as exc:
-                await asyncio.sleep(self._delay_after(addr, exc, delays, idempotent=idempotent))
+                delay = self._delay_after(
+                    addr, exc, delays, idempotent=idempotent, topic=topic, partition=partition
+                )
+                await asyncio.sleep(delay)
+
+    async def _fetch_routes(self, topic: str) -> None:
+        """Learn ``topic``'s partition leaders and replicas (see ``replog.client.routes``)."""
+        answers, denied = await self._describe_answers(topic, stop_when_known=True)
+        routes = merge_routes(answers, self._route_answers()[1]) if answers else []
+        self.routes.update(topic, routes, time.monotonic(), hold=denied and not routes)
+
+    async def _describe_answers(
+        self, topic: str, *, stop_when_known: bool
+    ) -> tuple[list[tuple[str, TopicDescription]], bool]:
+        """(node id, its description of ``topic``) from the servers in turn (the leader
+        first; with ``stop_when_known``, until every partition's leader is known), and
+        whether one refused for lack of permission."""
+        asked, addresses = self._route_answers()
+        names = {a: n for n, a in addresses.items()}
+        answers: list[tuple[str, TopicDescription]] = []
+        denied = False
+        for addr in asked:
+            try:
+                response = await self._stub(addr, DESCRIBE)(
+                    admin_pb2.DescribeTopicRequest(name=topic), timeout=_REFRESH_TIMEOUT_S
+                )
+            except grpc.RpcError as exc:
+                denied = denied or isinstance(_to_error(exc), PermissionDeniedError)
+                continue
+            answers.append((names.get(addr, addr), topic_from(response.topic)))
+            if stop_when_known and not needs_more(merge_routes(answers, addresses)):
+                break
+        return answers, denied
+
+    async def _complete(self, description: TopicDescription) -> TopicDescription:
+        """A description one node gave, completed by the others' for the partitions whose
+        leader it does not know (a cluster node knows only the partitions it holds)."""
+        if all(p.leader for p in description.partitions) or len(self.picker.members) < 2:
+            return description
+        answers, _ = await self._describe_answers(description.name, stop_when_known=False)
+        return merge_descriptions(answers) if answers else description
 
     async def produce(
         self,
@@ -127,7 +181,13 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         ``partition`` says where it went."""
         request = encode_produce_request(encode_record(value, key, headers), topic, partition)
         response = await self._call(
-            "Produce", request, idempotent=False, timeout=timeout, route=_PRODUCE
+            "Produce",
+            request,
+            idempotent=False,
+            timeout=timeout,
+            route=_PRODUCE,
+            topic=topic,
+            partition=self._partition_of(topic, partition, key),
         )
         return self._acknowledged(response.offset, 1, topic, response.partition)
 
@@ -143,7 +203,13 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         ``(base_offset, count)`` (see ``Client.produce_batch``)."""
         request = encode_batch_request(encode_values(values), topic, partition)
         response = await self._call(
-            "ProduceBatch", request, idempotent=False, timeout=timeout, route=_PRODUCE
+            "ProduceBatch",
+            request,
+            idempotent=False,
+            timeout=timeout,
+            route=_PRODUCE,
+            topic=topic,
+            partition=partition,
         )
         count = int(response.count)
         return self._acknowledged(response.base_offset, count, topic, response.partition), count
@@ -160,7 +226,9 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         """The record at ``offset`` of ``topic`` ``partition`` (see ``Client.consume``)."""
         floor = self.picker.read_floor(min_offset, topic, partition)
         request = consume_request(offset, floor, topic, partition)
-        response = await self._call("Consume", request, idempotent=True, timeout=timeout)
+        response = await self._call(
+            "Consume", request, idempotent=True, timeout=timeout, topic=topic, partition=partition
+        )
         record: Record = response.record
         return record
 
@@ -183,7 +251,14 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         )
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
-        response = await self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)
+        response = await self._call(
+            "ConsumeBatch",
+            request,
+            idempotent=True,
+            timeout=timeout,
+            topic=topic,
+            partition=partition,
+        )
         return batch_from(response)
 
     async def stream_batches(
@@ -196,7 +271,9 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         while True:
             request = consume_batch_request(next_offset, max_records, 0, 0, 0, topic, partition)
             await self._refresh(self.timeout)
-            addr = self.picker.for_consume()
+            if self._routes_due(topic):
+                await self._fetch_routes(topic)
+            addr = self._pick(_CONSUME, topic, partition)
             call = self._stub(addr, "ConsumeBatchStream")(request)
             try:
                 async for response in call:
@@ -207,7 +284,9 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
                     yield batch
                 return
             except grpc.RpcError as exc:
-                delay = self._delay_after(addr, exc, delays, idempotent=True)
+                delay = self._delay_after(
+                    addr, exc, delays, idempotent=True, topic=topic, partition=partition
+                )
             finally:
                 call.cancel()
             await asyncio.sleep(delay)

@@ -10,6 +10,13 @@ Leader-aware: the client is given one or more bootstrap addresses, learns the me
 leader and spreads reads over the followers. A call that fails with UNAVAILABLE marks that
 member as failed and is retried on another one when the retry policy allows it (reads
 always; produces only when certainly not applied).
+
+Partition-aware: a call for a partition of a topic other than ``default`` goes where that
+partition lives (``replog.client.routes``): produces to its leader, reads to its replicas
+in turn, learnt from ``DescribeTopic`` and refreshed after a failure; a keyed record's
+partition is computed with Kafka's murmur2 once the topic's partition count is known.
+Without routes (not yet fetched, or describing is not allowed) calls go as above, and the
+server forwards a produce to the partition's leader.
 """
 
 from __future__ import annotations
@@ -17,17 +24,33 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 
 import grpc
 
-from replog.client.admin import ADMIN_METHODS, AdminMethods
+from replog.client.admin import (
+    DESCRIBE,
+    AdminMethods,
+    TopicDescription,
+    topic_from,
+)
+from replog.client.base import (
+    _CHANNEL_OPTIONS,
+    _CONSUME,
+    _DEFAULT,
+    _PRODUCE,
+    _REFRESH_TIMEOUT_S,
+    ServerAddress,
+    _ClientBase,
+    _members,
+    _refresh_timeout,
+    _servers,
+    _stubs,
+    _to_error,
+)
 from replog.client.core import (
-    DEFAULT_SERVER,
-    DEFAULT_TIMEOUT,
-    METHOD_PREFIX,
     Batch,
     HeadersInput,
     Offset,
@@ -41,169 +64,16 @@ from replog.client.core import (
     encode_produce_request,
     encode_record,
     encode_values,
-    error_from_status,
 )
-from replog.client.picker import DEFAULT_REFRESH_S, Member, Picker, parse_bootstrap
-from replog.errors import DeadlineExceededError, ReplogError, UnavailableError
-from replog.security.tls import TLSConfig, grpc_channel_credentials
-from replog.v1 import log_pb2
+from replog.client.picker import DEFAULT_REFRESH_S
+from replog.client.routes import merge_descriptions, merge_routes, needs_more
+from replog.errors import (
+    PermissionDeniedError,
+)
+from replog.v1 import admin_pb2, log_pb2
 from replog.v1.record_pb2 import Record
 
 __all__ = ["Client", "ServerAddress"]
-
-_DEFAULT: Final[Any] = DEFAULT_TIMEOUT
-_PRODUCE, _CONSUME = "produce", "consume"
-_REFRESH_TIMEOUT_S = 2.0
-_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
-_CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
-
-
-def _identity(data: bytes) -> bytes:
-    return data
-
-
-# name -> (kind, request serializer, response deserializer)
-_METHODS: dict[str, tuple[str, Callable[[Any], bytes], Callable[[bytes], Any]]] = {
-    "Produce": ("uu", _identity, log_pb2.ProduceResponse.FromString),
-    "ProduceBatch": ("uu", _identity, log_pb2.ProduceBatchResponse.FromString),
-    "Consume": (
-        "uu",
-        log_pb2.ConsumeRequest.SerializeToString,
-        log_pb2.ConsumeResponse.FromString,
-    ),
-    "ConsumeBatch": (
-        "uu",
-        log_pb2.ConsumeBatchRequest.SerializeToString,
-        log_pb2.ConsumeBatchResponse.FromString,
-    ),
-    "ConsumeBatchStream": (
-        "us",
-        log_pb2.ConsumeBatchRequest.SerializeToString,
-        log_pb2.ConsumeBatchResponse.FromString,
-    ),
-    "GetServers": (
-        "uu",
-        log_pb2.GetServersRequest.SerializeToString,
-        log_pb2.GetServersResponse.FromString,
-    ),
-}
-
-
-class ServerAddress:
-    """One server as ``servers()`` reports it."""
-
-    __slots__ = ("id", "is_leader", "is_voter", "rpc_addr")
-
-    def __init__(self, id: str, rpc_addr: str, is_leader: bool, is_voter: bool = True) -> None:
-        self.id = id
-        self.rpc_addr = rpc_addr
-        self.is_leader = is_leader
-        self.is_voter = is_voter
-
-    def __repr__(self) -> str:
-        return (
-            f"ServerAddress(id={self.id!r}, rpc_addr={self.rpc_addr!r}, "
-            f"is_leader={self.is_leader}, is_voter={self.is_voter})"
-        )
-
-
-def _to_error(exc: grpc.RpcError) -> ReplogError:
-    code = exc.code() if hasattr(exc, "code") else None
-    details = exc.details() if hasattr(exc, "details") else str(exc)
-    metadata = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
-    return error_from_status(code.name if code is not None else "UNKNOWN", details or "", metadata)
-
-
-def _targets(server: str | Sequence[str] | None) -> list[str]:
-    return parse_bootstrap(server or os.environ.get("REPLOG_SERVER") or DEFAULT_SERVER)
-
-
-def _stubs(channel: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, (kind, ser, de) in (_METHODS | ADMIN_METHODS).items():
-        factory = channel.unary_unary if kind == "uu" else channel.unary_stream
-        path = name if name.startswith("/") else METHOD_PREFIX + name
-        out[name] = factory(path, request_serializer=ser, response_deserializer=de)
-    return out
-
-
-def _members(response: log_pb2.GetServersResponse) -> list[Member]:
-    return [Member(s.id, s.rpc_addr, s.is_leader, s.is_voter) for s in response.servers]
-
-
-def _refresh_timeout(timeout: float | None) -> float:
-    return _REFRESH_TIMEOUT_S if timeout is None else min(timeout, _REFRESH_TIMEOUT_S)
-
-
-def _credentials(
-    ca: str | os.PathLike[str] | None,
-    cert: str | os.PathLike[str] | None,
-    key: str | os.PathLike[str] | None,
-) -> grpc.ChannelCredentials | None:
-    """Channel credentials for TLS (None for plaintext, when no path is given)."""
-    if ca is None and cert is None and key is None:
-        return None
-    paths = (None if p is None else os.fspath(p) for p in (cert, key, ca))
-    return grpc_channel_credentials(TLSConfig(*paths))
-
-
-def _servers(response: log_pb2.GetServersResponse) -> list[ServerAddress]:
-    return [ServerAddress(s.id, s.rpc_addr, s.is_leader, s.is_voter) for s in response.servers]
-
-
-class _ClientBase:
-    """What ``Client`` and ``AsyncClient`` share: their state and the decisions of their
-    retry and refresh loops. The twins add only the I/O (blocking or awaited calls)."""
-
-    def __init__(
-        self,
-        server: str | Sequence[str] | None,
-        *,
-        timeout: float | None,
-        retry: RetryPolicy | None,
-        ca: str | os.PathLike[str] | None,
-        cert: str | os.PathLike[str] | None,
-        key: str | os.PathLike[str] | None,
-        refresh_s: float,
-    ) -> None:
-        bootstrap = _targets(server)
-        self.server = bootstrap[0]
-        self.timeout = timeout
-        self.retry = retry or RetryPolicy()
-        self.picker = Picker(bootstrap, refresh_s=refresh_s)
-        self._creds = _credentials(ca, cert, key)
-        self._conns: dict[str, dict[str, Any]] = {}
-
-    def _acknowledged(self, base: int, count: int, topic: str, partition: int) -> Offset:
-        """Note an acknowledged produce of ``count`` records from ``base`` (read-your-writes)
-        and give its base offset."""
-        self.picker.note_written(int(base) + count - 1, topic, int(partition))
-        return Offset(int(base), int(partition))
-
-    def _pick(self, route: str) -> str:
-        return self.picker.for_produce() if route == _PRODUCE else self.picker.for_consume()
-
-    def _delay_after(
-        self, addr: str, exc: grpc.RpcError, delays: Iterator[float], *, idempotent: bool
-    ) -> float:
-        """After a failed call to ``addr``: how long to wait before retrying, or raise."""
-        error = _to_error(exc)
-        if isinstance(error, UnavailableError):
-            self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
-        delay = next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
-        if delay is None:
-            raise error
-        return delay
-
-    @staticmethod
-    def _ask_another(exc: grpc.RpcError) -> bool:
-        """Whether a failed GetServers is worth asking another member (else stop refreshing)."""
-        return isinstance(_to_error(exc), UnavailableError | DeadlineExceededError)
 
 
 class Client(_ClientBase, AdminMethods):
@@ -273,17 +143,67 @@ class Client(_ClientBase, AdminMethods):
                 picker.refresh_failed(time.monotonic(), retry_after_s=retry_after_s)
 
     def _call(
-        self, method: str, request: Any, *, idempotent: bool, timeout: Any, route: str = _CONSUME
+        self,
+        method: str,
+        request: Any,
+        *,
+        idempotent: bool,
+        timeout: Any,
+        route: str = _CONSUME,
+        topic: str = "",
+        partition: int | None = None,
     ) -> Any:
         timeout = self.timeout if timeout is _DEFAULT else timeout
         delays = self.retry.delays()
         while True:
             self._refresh(timeout)
-            addr = self._pick(route)
+            if partition is not None and self._routes_due(topic):
+                self._fetch_routes(topic)
+            addr = self._pick(route, topic, partition)
             try:
                 return self._stub(addr, method)(request, timeout=timeout)
             except grpc.RpcError as exc:
-                time.sleep(self._delay_after(addr, exc, delays, idempotent=idempotent))
+                delay = self._delay_after(
+                    addr, exc, delays, idempotent=idempotent, topic=topic, partition=partition
+                )
+                time.sleep(delay)
+
+    def _fetch_routes(self, topic: str) -> None:
+        """Learn ``topic``'s partition leaders and replicas (see ``replog.client.routes``)."""
+        answers, denied = self._describe_answers(topic, stop_when_known=True)
+        routes = merge_routes(answers, self._route_answers()[1]) if answers else []
+        self.routes.update(topic, routes, time.monotonic(), hold=denied and not routes)
+
+    def _describe_answers(
+        self, topic: str, *, stop_when_known: bool
+    ) -> tuple[list[tuple[str, TopicDescription]], bool]:
+        """(node id, its description of ``topic``) from the servers in turn (the leader
+        first; with ``stop_when_known``, until every partition's leader is known), and
+        whether one refused for lack of permission."""
+        asked, addresses = self._route_answers()
+        names = {a: n for n, a in addresses.items()}
+        answers: list[tuple[str, TopicDescription]] = []
+        denied = False
+        for addr in asked:
+            try:
+                response = self._stub(addr, DESCRIBE)(
+                    admin_pb2.DescribeTopicRequest(name=topic), timeout=_REFRESH_TIMEOUT_S
+                )
+            except grpc.RpcError as exc:
+                denied = denied or isinstance(_to_error(exc), PermissionDeniedError)
+                continue
+            answers.append((names.get(addr, addr), topic_from(response.topic)))
+            if stop_when_known and not needs_more(merge_routes(answers, addresses)):
+                break
+        return answers, denied
+
+    def _complete(self, description: TopicDescription) -> TopicDescription:
+        """A description one node gave, completed by the others' for the partitions whose
+        leader it does not know (a cluster node knows only the partitions it holds)."""
+        if all(p.leader for p in description.partitions) or len(self.picker.members) < 2:
+            return description
+        answers, _ = self._describe_answers(description.name, stop_when_known=False)
+        return merge_descriptions(answers) if answers else description
 
     def produce(
         self,
@@ -303,7 +223,15 @@ class Client(_ClientBase, AdminMethods):
         UnknownPartitionError when the topic or partition does not exist.
         """
         request = encode_produce_request(encode_record(value, key, headers), topic, partition)
-        response = self._call("Produce", request, idempotent=False, timeout=timeout, route=_PRODUCE)
+        response = self._call(
+            "Produce",
+            request,
+            idempotent=False,
+            timeout=timeout,
+            route=_PRODUCE,
+            topic=topic,
+            partition=self._partition_of(topic, partition, key),
+        )
         return self._acknowledged(response.offset, 1, topic, response.partition)
 
     def produce_batch(
@@ -335,7 +263,13 @@ class Client(_ClientBase, AdminMethods):
         """``produce_batch`` of already serialized Records (see ``core.encode_record``)."""
         request = encode_batch_request(records, topic, partition)
         response = self._call(
-            "ProduceBatch", request, idempotent=False, timeout=timeout, route=_PRODUCE
+            "ProduceBatch",
+            request,
+            idempotent=False,
+            timeout=timeout,
+            route=_PRODUCE,
+            topic=topic,
+            partition=partition,
         )
         count = int(response.count)
         return self._acknowledged(response.base_offset, count, topic, response.partition), count
@@ -359,7 +293,9 @@ class Client(_ClientBase, AdminMethods):
         """
         floor = self.picker.read_floor(min_offset, topic, partition)
         request = consume_request(offset, floor, topic, partition)
-        response = self._call("Consume", request, idempotent=True, timeout=timeout)
+        response = self._call(
+            "Consume", request, idempotent=True, timeout=timeout, topic=topic, partition=partition
+        )
         record: Record = response.record
         return record
 
@@ -384,7 +320,14 @@ class Client(_ClientBase, AdminMethods):
         )
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
-        response = self._call("ConsumeBatch", request, idempotent=True, timeout=timeout)
+        response = self._call(
+            "ConsumeBatch",
+            request,
+            idempotent=True,
+            timeout=timeout,
+            topic=topic,
+            partition=partition,
+        )
         return batch_from(response)
 
     def stream_batches(
@@ -400,7 +343,9 @@ class Client(_ClientBase, AdminMethods):
         while True:
             request = consume_batch_request(next_offset, max_records, 0, 0, 0, topic, partition)
             self._refresh(self.timeout)
-            addr = self.picker.for_consume()
+            if self._routes_due(topic):
+                self._fetch_routes(topic)
+            addr = self._pick(_CONSUME, topic, partition)
             call = self._stub(addr, "ConsumeBatchStream")(request)
             try:
                 for response in call:
@@ -411,7 +356,9 @@ class Client(_ClientBase, AdminMethods):
                     yield batch
                 return
             except grpc.RpcError as exc:
-                delay = self._delay_after(addr, exc, delays, idempotent=True)
+                delay = self._delay_after(
+                    addr, exc, delays, idempotent=True, topic=topic, partition=partition
+                )
             finally:
                 call.cancel()
             time.sleep(delay)

@@ -156,6 +156,11 @@ class Picker:
         else:
             self.mark_failed(addr, now)
 
+    def is_failed(self, addr: str) -> bool:
+        """Whether a call to ``addr`` failed lately (it is avoided)."""
+        with self._lock:
+            return addr in self._failed
+
     def mark_failed(self, addr: str, now: float) -> None:
         """A call to ``addr`` failed as if it were down: avoid it and refresh the view."""
         with self._lock:

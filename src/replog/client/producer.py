@@ -43,7 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
-from replog.client.client import _PRODUCE, Client
+from replog.client.base import _PRODUCE
+from replog.client.client import Client
 from replog.client.core import (
     DEFAULT_TOPIC,
     HeadersInput,
@@ -424,6 +425,8 @@ class Producer:
                 idempotent=False,
                 timeout=self.client.timeout,
                 route=_PRODUCE,  # straight to the leader, not via a follower's forward
+                topic=self.topic,
+                partition=route if isinstance(route, int) else self.partition,
             )
             base, partition = int(response.base_offset), int(response.partition)
         except (RecordTooLargeError, BatchTooLargeError) as exc:

@@ -95,6 +95,8 @@ class PartitionGroups:
         self._log_config = log_config
         self._options = dataclasses.replace(options, quiesce=True)
         self._groups = groups
+        self.live = groups.transport.live
+        """Whether node liveness holds a peer (by Raft id) live."""
         self.book = book
         self._members = members
         self._credentials = credentials

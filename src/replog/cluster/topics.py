@@ -35,6 +35,7 @@ from replog.cluster.controller_commands import (
 )
 from replog.cluster.controller_queries import PartitionRef, describe
 from replog.cluster.controller_state import active_nodes
+from replog.cluster.members import raft_id
 from replog.cluster.metadata import Metadata
 from replog.cluster.partitions import PartitionGroups
 from replog.cluster.remote import RemotePartition
@@ -46,6 +47,8 @@ from replog.errors import (
 
 __all__ = ["ClusterTopics"]
 
+#: How many entries behind the leader a replica may be and still count as in sync.
+_IN_SYNC_LAG = 1000
 #: How long a topic change waits for this node's groups to follow it.
 _SETTLE_S = 10.0
 
@@ -188,7 +191,7 @@ class ClusterTopics:
         info = state.topics[name]
         for p in description.partitions:
             backend = self.groups.backend(PartitionRef(name, p.partition, info.topic_id))
-            parts.append(p if backend is None else _with_offsets(p, backend))
+            parts.append(p if backend is None else self._with_offsets(p, backend))
         return TopicDescription(
             name, description.config, description.replication_factor, tuple(parts)
         )
@@ -212,14 +215,32 @@ class ClusterTopics:
         )
         return TopicDescription(DEFAULT_TOPIC, description.config, len(replicas), (part,))
 
-
-def _with_offsets(p: PartitionDescription, backend: RaftBackend) -> PartitionDescription:
-    return PartitionDescription(
-        p.partition,
-        p.leader,
-        p.replicas,
-        p.in_sync,
-        backend.lowest_offset,
-        backend.high_watermark,
-        backend.size_bytes,
-    )
+    def _with_offsets(self, p: PartitionDescription, backend: RaftBackend) -> PartitionDescription:
+        """``p`` with this replica's offsets and size, and, on the leader, the replicas that
+        are in sync (Kafka's ISR: caught up within ``_IN_SYNC_LAG`` entries and heard from
+        live by node liveness; a quiet group's followers send nothing, yet are in sync)."""
+        in_sync = p.in_sync
+        node = backend.node
+        if node.is_leader:
+            raft, book = node.raft, self.groups.book
+            last = raft.log.last_index()
+            caught_up = []
+            for name in p.replicas:
+                member = raft_id(name)
+                progress = raft.progress.get(member)
+                if member == node.id or (
+                    progress is not None
+                    and last - progress.match <= _IN_SYNC_LAG
+                    and self.groups.live(member)
+                ):
+                    caught_up.append(book.name(member))
+            in_sync = tuple(caught_up)
+        return PartitionDescription(
+            p.partition,
+            p.leader,
+            p.replicas,
+            in_sync,
+            backend.lowest_offset,
+            backend.high_watermark,
+            backend.size_bytes,
+        )

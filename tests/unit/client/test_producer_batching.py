@@ -34,11 +34,21 @@ class FakeClient(Client):
         self.lock = threading.Lock()
 
     def _call(
-        self, method: str, request: Any, *, idempotent: bool, timeout: Any, route: str = ""
+        self,
+        method: str,
+        request: Any,
+        *,
+        idempotent: bool,
+        timeout: Any,
+        route: str = "",
+        topic: str = "",
+        partition: int | None = None,
     ) -> Any:
         assert method == "ProduceBatch" and isinstance(request, bytes)
         assert route == "produce", "a producer's batches go to the leader"
         parsed = ProduceBatchRequest.FromString(request)
+        assert topic == parsed.topic  # routed as the request says: that partition's leader
+        assert partition == (parsed.partition if parsed.HasField("partition") else None)
         values = [r.value for r in parsed.records]
         with self.lock:
             self.batches.append(values)

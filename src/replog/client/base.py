@@ -1,0 +1,231 @@
+"""What ``Client`` and ``AsyncClient`` share: the method table, the channel options, error
+mapping, and ``_ClientBase`` (their state and the decisions of their retry, refresh and
+routing loops). See ``replog.client.client``."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final
+
+import grpc
+
+from replog.client.admin import (
+    ADMIN_METHODS,
+)
+from replog.client.core import (
+    DEFAULT_SERVER,
+    DEFAULT_TIMEOUT,
+    METHOD_PREFIX,
+    Offset,
+    RetryPolicy,
+    error_from_status,
+)
+from replog.client.partitioner import partition_for_key
+from replog.client.picker import Member, Picker, parse_bootstrap
+from replog.client.routes import PartitionRoutes
+from replog.errors import (
+    DeadlineExceededError,
+    ReplogError,
+    UnavailableError,
+)
+from replog.security.tls import TLSConfig, grpc_channel_credentials
+from replog.v1 import log_pb2
+
+__all__ = ["ServerAddress"]
+
+_DEFAULT: Final[Any] = DEFAULT_TIMEOUT
+_PRODUCE, _CONSUME = "produce", "consume"
+_REFRESH_TIMEOUT_S = 2.0
+_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+# name -> (kind, request serializer, response deserializer)
+_METHODS: dict[str, tuple[str, Callable[[Any], bytes], Callable[[bytes], Any]]] = {
+    "Produce": ("uu", _identity, log_pb2.ProduceResponse.FromString),
+    "ProduceBatch": ("uu", _identity, log_pb2.ProduceBatchResponse.FromString),
+    "Consume": (
+        "uu",
+        log_pb2.ConsumeRequest.SerializeToString,
+        log_pb2.ConsumeResponse.FromString,
+    ),
+    "ConsumeBatch": (
+        "uu",
+        log_pb2.ConsumeBatchRequest.SerializeToString,
+        log_pb2.ConsumeBatchResponse.FromString,
+    ),
+    "ConsumeBatchStream": (
+        "us",
+        log_pb2.ConsumeBatchRequest.SerializeToString,
+        log_pb2.ConsumeBatchResponse.FromString,
+    ),
+    "GetServers": (
+        "uu",
+        log_pb2.GetServersRequest.SerializeToString,
+        log_pb2.GetServersResponse.FromString,
+    ),
+}
+
+
+class ServerAddress:
+    """One server as ``servers()`` reports it."""
+
+    __slots__ = ("id", "is_leader", "is_voter", "rpc_addr")
+
+    def __init__(self, id: str, rpc_addr: str, is_leader: bool, is_voter: bool = True) -> None:
+        self.id = id
+        self.rpc_addr = rpc_addr
+        self.is_leader = is_leader
+        self.is_voter = is_voter
+
+    def __repr__(self) -> str:
+        return (
+            f"ServerAddress(id={self.id!r}, rpc_addr={self.rpc_addr!r}, "
+            f"is_leader={self.is_leader}, is_voter={self.is_voter})"
+        )
+
+
+def _to_error(exc: grpc.RpcError) -> ReplogError:
+    code = exc.code() if hasattr(exc, "code") else None
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    metadata = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    return error_from_status(code.name if code is not None else "UNKNOWN", details or "", metadata)
+
+
+def _targets(server: str | Sequence[str] | None) -> list[str]:
+    return parse_bootstrap(server or os.environ.get("REPLOG_SERVER") or DEFAULT_SERVER)
+
+
+def _stubs(channel: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (kind, ser, de) in (_METHODS | ADMIN_METHODS).items():
+        factory = channel.unary_unary if kind == "uu" else channel.unary_stream
+        path = name if name.startswith("/") else METHOD_PREFIX + name
+        out[name] = factory(path, request_serializer=ser, response_deserializer=de)
+    return out
+
+
+def _members(response: log_pb2.GetServersResponse) -> list[Member]:
+    return [Member(s.id, s.rpc_addr, s.is_leader, s.is_voter) for s in response.servers]
+
+
+def _refresh_timeout(timeout: float | None) -> float:
+    return _REFRESH_TIMEOUT_S if timeout is None else min(timeout, _REFRESH_TIMEOUT_S)
+
+
+def _credentials(
+    ca: str | os.PathLike[str] | None,
+    cert: str | os.PathLike[str] | None,
+    key: str | os.PathLike[str] | None,
+) -> grpc.ChannelCredentials | None:
+    """Channel credentials for TLS (None for plaintext, when no path is given)."""
+    if ca is None and cert is None and key is None:
+        return None
+    paths = (None if p is None else os.fspath(p) for p in (cert, key, ca))
+    return grpc_channel_credentials(TLSConfig(*paths))
+
+
+def _servers(response: log_pb2.GetServersResponse) -> list[ServerAddress]:
+    return [ServerAddress(s.id, s.rpc_addr, s.is_leader, s.is_voter) for s in response.servers]
+
+
+class _ClientBase:
+    """What ``Client`` and ``AsyncClient`` share: their state and the decisions of their
+    retry and refresh loops. The twins add only the I/O (blocking or awaited calls)."""
+
+    def __init__(
+        self,
+        server: str | Sequence[str] | None,
+        *,
+        timeout: float | None,
+        retry: RetryPolicy | None,
+        ca: str | os.PathLike[str] | None,
+        cert: str | os.PathLike[str] | None,
+        key: str | os.PathLike[str] | None,
+        refresh_s: float,
+    ) -> None:
+        bootstrap = _targets(server)
+        self.server = bootstrap[0]
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.picker = Picker(bootstrap, refresh_s=refresh_s)
+        self.routes = PartitionRoutes()
+        self._creds = _credentials(ca, cert, key)
+        self._conns: dict[str, dict[str, Any]] = {}
+
+    def _acknowledged(self, base: int, count: int, topic: str, partition: int) -> Offset:
+        """Note an acknowledged produce of ``count`` records from ``base`` (read-your-writes)
+        and give its base offset."""
+        self.picker.note_written(int(base) + count - 1, topic, int(partition))
+        return Offset(int(base), int(partition))
+
+    def _pick(self, route: str, topic: str = "", partition: int | None = None) -> str:
+        if partition is not None and self.routes.routed(topic):
+            routes = self.routes
+            addr = (
+                routes.leader(topic, partition)
+                if route == _PRODUCE
+                else routes.replica(topic, partition)
+            )
+            if addr and not self.picker.is_failed(addr):
+                return addr
+        return self.picker.for_produce() if route == _PRODUCE else self.picker.for_consume()
+
+    def _partition_of(self, topic: str, partition: int | None, key: bytes | None) -> int | None:
+        """The partition a call goes to, as far as the client can tell before sending it
+        (the key's murmur2 partition once the topic's partition count is known)."""
+        if partition is not None or not key or not self.routes.routed(topic):
+            return partition
+        count = self.routes.partitions(topic)
+        return partition_for_key(key, count) if count else None
+
+    def _routes_due(self, topic: str) -> bool:
+        return self.routes.routed(topic) and self.routes.due(topic, time.monotonic())
+
+    def _route_answers(self) -> tuple[list[str], dict[str, str]]:
+        """Whom to ask for a topic's routes (the leader first), and node id -> address."""
+        members = list(self.picker.members)
+        addresses = {m.id: m.addr for m in members}
+        ordered = sorted(members, key=lambda m: not m.is_leader)
+        return [m.addr for m in ordered] or list(self.picker.bootstrap), addresses
+
+    def _delay_after(
+        self,
+        addr: str,
+        exc: grpc.RpcError,
+        delays: Iterator[float],
+        *,
+        idempotent: bool,
+        topic: str = "",
+        partition: int | None = None,
+    ) -> float:
+        """After a failed call to ``addr``: how long to wait before retrying, or raise."""
+        error = _to_error(exc)
+        if isinstance(error, UnavailableError):
+            hint = error.leader_addr if error.leader_addr != addr else ""
+            if partition is not None and self.routes.routed(topic):
+                self.routes.failed(topic, partition, hint)  # a partition's answer, not the
+                if not hint:  # controller's: the node is the one to avoid, if any
+                    self.picker.on_unavailable(addr, time.monotonic())
+            else:
+                self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
+        delay = next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
+        if delay is None:
+            raise error
+        return delay
+
+    @staticmethod
+    def _ask_another(exc: grpc.RpcError) -> bool:
+        """Whether a failed GetServers is worth asking another member (else stop refreshing)."""
+        return isinstance(_to_error(exc), UnavailableError | DeadlineExceededError)

@@ -1,0 +1,83 @@
+"""Clients route each partition's calls: produces to its leader, reads to its replicas, even
+when a node holds no replica of the partition (4 nodes, replication factor 2)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from replog.client import AsyncClient, Client
+from tests.cluster.conftest import Cluster, wait_until
+
+
+def _leaders(cluster: Cluster, topic: str) -> dict[int, str]:
+    """Partition -> address of its leader, from the nodes' own groups."""
+    out = {}
+    for node in cluster.running():
+        for ref, hosted in node.cluster.topics_host.partitions.hosted.items():
+            if ref.topic == topic and hosted.node.is_leader:
+                out[ref.partition] = node.grpc_address
+    return out
+
+
+def test_produces_go_to_each_partition_leader_and_reads_to_its_replicas(
+    cluster: Cluster,
+) -> None:
+    cluster.bootstrap(4)
+    nodes = cluster.running()
+    with Client(nodes[0].grpc_address) as admin:
+        admin.create_topic("spread", 4, replication_factor=2)
+    wait_until(lambda: len(_leaders(cluster, "spread")) == 4, 20, "every partition to lead")
+    for node in nodes:  # whichever node a client starts from
+        with Client(node.grpc_address) as client:
+            offsets = [client.produce(b"%d" % p, topic="spread", partition=p) for p in range(4)]
+            leaders = _leaders(cluster, "spread")
+            for p in range(4):
+                assert client.routes.leader("spread", p) == leaders[p]
+                record = client.consume(offsets[p], topic="spread", partition=p)
+                assert record.value == b"%d" % p
+                batch = client.consume_batch(offsets[p], 1, topic="spread", partition=p)
+                assert [r.value for r in batch.records] == [b"%d" % p]
+
+
+def test_a_read_sent_to_a_node_without_a_replica_follows_its_hint(cluster: Cluster) -> None:
+    cluster.bootstrap(4)
+    nodes = cluster.running()
+    with Client(nodes[0].grpc_address) as admin:
+        admin.create_topic("far", 1, replication_factor=2)
+        offset = admin.produce(b"x", topic="far", partition=0)
+    holders = set(
+        cluster.leader().cluster.topics_host.metadata.state.topics["far"].partitions[0].replicas
+    )
+    outsider = next(n for n in nodes if n.name not in holders)
+    with Client(outsider.grpc_address) as client:
+        client.routes.update("far", [], now=0.0, hold=True)  # as if it may not describe
+        client.picker.set_leader(outsider.grpc_address)
+        for _ in range(3):  # the outsider is asked, answers with a replica's address
+            assert client.consume(offset, topic="far", partition=0).value == b"x"
+
+    async def read() -> bytes:
+        async with AsyncClient(outsider.grpc_address) as aclient:
+            return (await aclient.consume(offset, topic="far", partition=0)).value
+
+    assert asyncio.run(read()) == b"x"
+
+
+def test_describe_through_one_node_shows_every_partition_as_its_leader_sees_it(
+    cluster: Cluster,
+) -> None:
+    cluster.bootstrap(4)
+    nodes = cluster.running()
+    with Client(nodes[0].grpc_address) as client:
+        client.create_topic("wide", 6, replication_factor=2)
+        wait_until(lambda: len(_leaders(cluster, "wide")) == 6, 20, "every partition to lead")
+        for p in range(6):
+            client.produce(b"x", topic="wide", partition=p)
+        names = {n.grpc_address: n.name for n in nodes}
+        leaders = {p: names[a] for p, a in _leaders(cluster, "wide").items()}
+        for node in nodes:
+            with Client(node.grpc_address) as one:
+                described = one.describe_topic("wide")
+                assert [p.leader for p in described.partitions] == [leaders[p] for p in range(6)]
+                for p in described.partitions:
+                    assert p.next_offset > 0 and p.size_bytes > 0  # a replica's own figures
+                    assert set(p.in_sync) == set(p.replicas)
