@@ -83,8 +83,8 @@ class _TracedClient(Client):
 
     last_addr = ""
 
-    def _pick(self, route: str) -> str:
-        addr = super()._pick(route)
+    def _pick(self, route: str, topic: str = "", partition: int | None = None) -> str:
+        addr = super()._pick(route, topic, partition)
         self.last_addr = addr
         return addr
 
