@@ -17,6 +17,7 @@ from replog.client import Client
 from replog.errors import ReplogError
 from replog.v1 import cluster_pb2
 from tests.cluster.conftest import Cluster, Node, admin_call, wait_until
+from tests.cluster.test_leader_aware_client import _http
 
 
 class Producer(threading.Thread):
@@ -223,3 +224,64 @@ def test_bad_moves_are_refused_with_a_clear_error_and_change_nothing(three: Clus
     )
     assert result.exit_code == 1
     assert "nope" in result.stderr and "Traceback" not in result.output
+    status, body = _http(leader, "POST", "/v1/cluster:decommission", {"id": "nope"})
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND", body
+    status, body = _http(leader, "POST", "/v1/cluster:decommission", {"id": "n2"})
+    assert status == 400 and "kept" in body["error"]["message"], body
+    status, body = _http(leader, "POST", "/v1/cluster:decommission", {})
+    assert status == 400, body
+    assert _state(leader).version == version
+    status, view = _http(follower, "GET", "/v1/cluster")
+    assert status == 200 and view["moves"] == []
+    assert {n["id"]: n["state"] for n in view["nodes"]} == dict.fromkeys(
+        ("n1", "n2", "n3"), "active"
+    )
+
+
+def test_a_move_resumes_after_its_group_leader_restarts_and_its_new_replica_comes_back(
+    cluster: Cluster,
+) -> None:
+    nodes = cluster.bootstrap(5)
+    with Client(_addrs(nodes)) as client:
+        created = client.create_topic("resumed", 1, replication_factor=3)
+        before = list(created.partitions[0].replicas)
+        acked = {
+            (0, int(client.produce(b"a%d" % i, topic="resumed"))): b"a%d" % i for i in range(30)
+        }
+    spare = _node(cluster, next(n.name for n in nodes if n.name not in before))
+    spare.stop()  # the learner cannot catch up: the move stops half-way
+    target = [*before[:2], spare.name]
+    server = cluster.leader().grpc_address
+    request = cluster_pb2.ReassignPartitionRequest(topic="resumed", partition=0, replicas=target)
+    admin_call(server, "ReassignPartition", request, cluster_pb2.ReassignPartitionResponse, 10)
+
+    def group_leader() -> Node | None:
+        for name in before:
+            group = _node(cluster, name).cluster.topics_host.local("resumed", 0)
+            if group is not None and group.node.is_leader:
+                return _node(cluster, name)
+        return None
+
+    def learner_added() -> bool:
+        lead = group_leader()
+        group = lead.cluster.topics_host.local("resumed", 0) if lead is not None else None
+        return group is not None and spare.cluster.id in group.node.raft.config.learners
+
+    wait_until(learner_added, 30, "the new replica to be added as a learner")
+    old_leader = group_leader()
+    assert old_leader is not None
+    old_leader.stop()
+    wait_until(group_leader, 30, "another replica to lead the group")
+    old_leader.start()
+    spare.start()
+    with Client(_addrs(cluster.running())) as client:
+        for i in range(10):
+            value = b"b%d" % i
+            acked[(0, int(client.produce(value, topic="resumed")))] = value
+
+    def moved() -> bool:
+        part = _state(cluster.leader()).topics["resumed"].partitions[0]
+        return part.target is None and list(part.replicas) == target
+
+    wait_until(moved, 60, "the move to complete")
+    _check_records(spare, "resumed", acked)
