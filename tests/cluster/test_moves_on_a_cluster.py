@@ -153,6 +153,9 @@ def test_decommissioning_the_controller_leader_moves_its_replicas_and_removes_it
         return bool(mine) and mine[0].state == "decommissioned" and leader.name not in members
 
     wait_until(gone, 120, f"{leader.name} to be decommissioned")
+    shown = CliRunner().invoke(cluster_cli.app, ["status", "--server", others[0].grpc_address])
+    assert shown.exit_code == 0, shown.output
+    assert "decommissioned" in shown.stdout
     seen = producer.count()
     wait_until(lambda: producer.count() >= seen + 20, 20, "records after the decommission")
     producer.stop()

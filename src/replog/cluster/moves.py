@@ -218,8 +218,8 @@ class MoveDriver:
                 await _take(hosted.node, step, where)
         except (ConfChangeError, RaftError, ReplogError) as exc:
             log.debug("move of %s: step postponed: %s", where, exc)
-        except Exception as exc:  # a failed RPC to the controller leader: try again later
-            log.info("move of %s: %s", where, exc)
+        except Exception as exc:  # never kill the driver: the next round tries again
+            log.warning("move of %s: unexpected error", where, exc_info=exc)
 
     # -- the controller group ---------------------------------------------------------------
 
