@@ -71,8 +71,9 @@ def _state(node: Node) -> Any:
     return node.cluster.topics_host.metadata.state
 
 
-def _check_records(node: Node, topic: str, acked: dict[tuple[int, int], bytes]) -> None:
-    """Every acknowledged record of ``topic`` is at its offset on ``node``'s replica."""
+def _check_records(node: Any, topic: str, acked: dict[tuple[int, int], bytes]) -> None:
+    """Every acknowledged record of ``topic`` is at its offset on ``node``'s replica (a
+    ``Node`` or a ``ProcNode``: its ``name`` and ``grpc_address``)."""
     partitions = sorted({p for p, _ in acked})
     with Client(node.grpc_address, timeout=10) as client:
         for p in partitions:

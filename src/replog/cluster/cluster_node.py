@@ -420,6 +420,8 @@ class ClusterNode:
         joiner of another ``cluster_id`` is refused; one that knows none learns ours."""
         self._require_leader()
         node_id = raft_id(name)
+        if node_id not in self.node.raft.config.members():
+            self.topics_host.move_admin.refuse_rejoin(name)
         if cluster_id and cluster_id != self.inbox.cluster_id:
             raise AdminError("FAILED_PRECONDITION", f"{name} is a member of another cluster")
         if fresh and node_id == self.id:

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from replog.broker.names import DEFAULT_TOPIC
-from replog.cluster.admin import NodeChannel, cluster_call
+from replog.cluster.admin import AdminError, NodeChannel, cluster_call
 from replog.cluster.controller import removable
 from replog.cluster.controller_commands import (
     CompleteReassignment,
@@ -100,6 +100,17 @@ class MoveAdmin:
         except grpc.RpcError as exc:
             details = exc.details() if hasattr(exc, "details") else str(exc)
             raise UnavailableError(f"the controller leader did not record it: {details}") from None
+
+    def refuse_rejoin(self, node_id: str) -> None:
+        """Raise AdminError (FAILED_PRECONDITION) if ``node_id``, not a member of the
+        controller group, was decommissioned: it must not come back (a restart on a new
+        address asks to join again)."""
+        info = self.metadata.state.nodes.get(node_id)
+        if info is not None and info.state != "active":
+            raise AdminError(
+                "FAILED_PRECONDITION",
+                f"{node_id} was decommissioned; it cannot join again under that id",
+            )
 
     # -- the gRPC methods -------------------------------------------------------------------
 
