@@ -170,7 +170,7 @@ class MoveDriver:
 
     def round(self) -> bool:
         """Start a step for every led group with a move not busy yet; whether any move
-        (or decommission) exists in the state."""
+        exists in the state (a decommission is its moves, the controller group's included)."""
         state = self._state()
         moving = False
         for ref, hosted in sorted(self._partitions.hosted.items()):
@@ -186,8 +186,6 @@ class MoveDriver:
             if hosted.node.is_leader:
                 command = CompleteReassignment(ref.topic, ref.partition, ref.topic_id, part.target)
                 self._start(f"{ref.topic}/{ref.partition}", self._step_group(hosted, command))
-        if any(n.state == "decommissioning" for n in state.nodes.values()):
-            moving = True
         default = state.topics.get(DEFAULT_TOPIC)
         if default is not None and default.partitions[0].target is not None:
             moving = True
