@@ -31,7 +31,7 @@ from replog.v1 import cluster_pb2
 
 __all__ = ["MoveAdmin", "progress"]
 
-#: A partition number or a node list this long is not a request of ours.
+#: No replica set is longer (a request naming more is refused before it is proposed).
 _MAX_REPLICAS = 255
 
 

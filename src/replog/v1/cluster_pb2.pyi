@@ -294,7 +294,9 @@ class MetadataNode(_message.Message):
     controller group).
     """
     partitions: _builtins.int
-    """How many partitions list it as a replica or in a move's target."""
+    """How many partitions of the topics other than `default` list it (as a replica or in a
+    move's target).
+    """
     def __init__(
         self,
         *,
