@@ -74,13 +74,20 @@ def _state(node: Node) -> Any:
 def _check_records(node: Any, topic: str, acked: dict[tuple[int, int], bytes]) -> None:
     """Every acknowledged record of ``topic`` is at its offset on ``node``'s replica (a
     ``Node`` or a ``ProcNode``: its ``name`` and ``grpc_address``)."""
+    _check_records_from(node, topic, acked, 0)
+
+
+def _check_records_from(
+    node: Any, topic: str, acked: dict[tuple[int, int], bytes], start: int
+) -> None:
+    """``_check_records`` of the records from offset ``start`` on."""
     partitions = sorted({p for p, _ in acked})
     with Client(node.grpc_address, timeout=10) as client:
         for p in partitions:
             mine = {o: v for (q, o), v in acked.items() if q == p}
             top = max(mine)
             got: dict[int, bytes] = {}
-            offset = 0
+            offset = start
             while offset <= top:
                 batch = client.consume_batch(offset, 1000, topic=topic, partition=p, min_offset=top)
                 assert batch.records, f"{topic}/{p} on {node.name} ends before {top}"
@@ -289,3 +296,41 @@ def test_a_move_resumes_after_its_group_leader_restarts_and_its_new_replica_come
 
     wait_until(moved, 60, "the move to complete")
     _check_records(spare, "resumed", acked)
+
+
+def test_a_new_replica_of_a_partition_whose_start_retention_deleted_catches_up_by_snapshot(
+    cluster: Cluster,
+) -> None:
+    nodes = cluster.bootstrap(4)
+    config = {"segment_bytes": "4096", "max_record_bytes": "1024", "retention_bytes": "8192"}
+    with Client(_addrs(nodes)) as client:
+        created = client.create_topic("kept-short", 1, replication_factor=3, config=config)
+        acked = {}
+        for i in range(300):
+            value = b"r%04d" % i + b"." * 90
+            acked[(0, int(client.produce(value, topic="kept-short")))] = value
+    before = list(created.partitions[0].replicas)
+    holders = [_node(cluster, n) for n in before]
+    for node in holders:
+        node.call(node.cluster.topics_host.apply_retention())
+
+    def lowest() -> int:
+        group = holders[0].cluster.topics_host.local("kept-short", 0)
+        assert group is not None
+        return int(group.lowest_offset)
+
+    start = wait_until(lowest, 10, "retention to delete the first segments")
+    spare = next(n for n in nodes if n.name not in before)
+    target = [*before[:2], spare.name]
+    request = cluster_pb2.ReassignPartitionRequest(topic="kept-short", partition=0, replicas=target)
+    server = cluster.leader().grpc_address
+    admin_call(server, "ReassignPartition", request, cluster_pb2.ReassignPartitionResponse, 10)
+
+    def moved() -> bool:
+        part = _state(cluster.leader()).topics["kept-short"].partitions[0]
+        return part.target is None and list(part.replicas) == target
+
+    wait_until(moved, 60, "the move to complete")
+    kept = {k: v for k, v in acked.items() if k[1] >= start}
+    assert kept and len(kept) < len(acked)
+    _check_records_from(spare, "kept-short", kept, start)
