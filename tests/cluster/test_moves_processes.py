@@ -5,6 +5,8 @@ partition is still on its new replicas."""
 
 from __future__ import annotations
 
+import time
+
 from typer.testing import CliRunner
 
 from replog.cli import cluster as cluster_cli
@@ -27,6 +29,7 @@ def test_decommission_under_load_survives_a_kill_9_of_the_leaving_node(
     try:
         wait_until(lambda: producer.count() >= 40, 30, "records before the decommission")
         server = procs.nodes[others[0]].grpc_address
+        began = time.monotonic()
         result = CliRunner().invoke(cluster_cli.app, ["decommission", victim, "--server", server])
         assert result.exit_code == 0, result.output
         moving = sum(victim in p.replicas for p in placed) + 1  # and the controller group
@@ -59,6 +62,8 @@ def test_decommission_under_load_survives_a_kill_9_of_the_leaving_node(
         except AssertionError:
             print(f"status: {status()}")
             raise
+        print(f"\ndecommission of {victim} under load (kill -9 and restart on the way): "
+              f"{time.monotonic() - began:.1f} s")  # fmt: skip
         # Restarted on a new port, it asks to join again: the leader refuses.
         log_path = procs.nodes[victim].log_path
         wait_until(lambda: "cannot join again" in log_path.read_text(), 30, "the refusal")
