@@ -1,4 +1,5 @@
-"""``replog cluster``: status, remove and transfer-leader against a replicated cluster."""
+"""``replog cluster``: status, remove, transfer-leader and decommission against a replicated
+cluster."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def _call(  # noqa: PLR0917  (the CLI's TLS options travel together)
         "Status": cluster_pb2.StatusResponse,
         "Remove": cluster_pb2.RemoveResponse,
         "TransferLeader": cluster_pb2.TransferLeaderResponse,
+        "Decommission": cluster_pb2.DecommissionResponse,
+        "ReassignPartition": cluster_pb2.ReassignPartitionResponse,
     }
     for _ in range(2):
         if ca or cert:
@@ -57,7 +60,8 @@ def _call(  # noqa: PLR0917  (the CLI's TLS options travel together)
 def status_command(
     server: ServerOpt = _DEFAULT_SERVER, ca: CaOpt = None, cert: CertOpt = None, key: KeyOpt = None
 ) -> None:
-    """Show every member: role, address, match index, lag, last contact (leader's view)."""
+    """Show every member: role, address, match index, lag, last contact (leader's view);
+    the nodes of the metadata with their state, and the moves in progress."""
     from rich.console import Console
     from rich.table import Table
 
@@ -77,7 +81,25 @@ def status_command(
             str(m.lag),
             contact,
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if answer.nodes:
+        nodes = Table("id", "address", "state", "partitions", title="nodes")
+        for n in answer.nodes:
+            nodes.add_row(n.id, n.rpc_addr, n.state, str(n.partitions))
+        console.print(nodes)
+    if answer.moves:
+        console.print(moves_table(answer.moves))
+
+
+def moves_table(moves: Any) -> Any:
+    """A table of partition moves (topic, partition, replicas -> target)."""
+    from rich.table import Table
+
+    table = Table("topic", "partition", "replicas", "target", title="moves in progress")
+    for m in moves:
+        table.add_row(m.topic, str(m.partition), ",".join(m.replicas), ",".join(m.target))
+    return table
 
 
 @app.command("remove")
@@ -106,3 +128,24 @@ def transfer_command(
         server, ca, cert, key, "TransferLeader", cluster_pb2.TransferLeaderRequest(node_id=node_id)
     )
     print(f"leader is now {answer.leader_id}")
+
+
+@app.command("decommission")
+def decommission_command(
+    node_id: str,
+    server: ServerOpt = _DEFAULT_SERVER,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Move every replica of NODE_ID to other nodes, then remove it from the cluster.
+
+    Returns once the decommission is recorded; `replog cluster status` shows the moves
+    and, at the end, the node as decommissioned."""
+    from rich.console import Console
+
+    request = cluster_pb2.DecommissionRequest(node_id=node_id)
+    answer = _call(server, ca, cert, key, "Decommission", request)
+    print(f"decommissioning {node_id}: {len(answer.moves)} partitions to move")
+    if answer.moves:
+        Console().print(moves_table(answer.moves))

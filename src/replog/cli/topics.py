@@ -228,3 +228,35 @@ def add_partitions_command(  # noqa: PLR0917  (typer options)
     with _errors(), _client(server, ca, cert, key) as client:
         topic = client.create_partitions(name, count)
     print(f"{_summary(topic)}")
+
+
+@app.command("reassign")
+def reassign_command(  # noqa: PLR0917  (typer options)
+    name: str,
+    partition: int,
+    replicas: Annotated[
+        str, typer.Option(help="The new replica set, preferred leader first: a,b,c.")
+    ],
+    server: ServerOpt = _DEFAULT_SERVER,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+) -> None:
+    """Move PARTITION of topic NAME to the nodes REPLICAS (a cluster only).
+
+    Returns once the move is recorded; `replog cluster status` shows it until done."""
+    from replog.cli.cluster import _call
+    from replog.v1 import cluster_pb2
+
+    nodes = [n.strip() for n in replicas.split(",") if n.strip()]
+    if not nodes:
+        raise _usage("--replicas: give at least one node id")
+    if not 0 <= partition < 2**32:
+        raise _usage(f"partition {partition} is out of range")
+    request = cluster_pb2.ReassignPartitionRequest(topic=name, partition=partition, replicas=nodes)
+    answer = _call(server, ca, cert, key, "ReassignPartition", request)
+    move = answer.move
+    if move.target:
+        print(f"moving {name}/{partition}: {','.join(move.replicas)} -> {','.join(move.target)}")
+    else:
+        print(f"{name}/{partition} stays on {','.join(move.replicas)}")

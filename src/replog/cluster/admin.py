@@ -9,8 +9,10 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from replog.api.status import grpc_code_for, metadata_for
 from replog.api.wire import MalformedRequest
 from replog.cluster.transport import open_channel
+from replog.errors import ReplogError
 
 __all__ = [
     "identity_bytes",
@@ -56,7 +58,8 @@ def admin_rpc(
     operation: Callable[[Any], Awaitable[Any]],
 ) -> Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]]:
     """A gRPC handler running ``operation(request)``; an AdminError ends the call with its
-    status (see :func:`abort_admin`); bytes that did not parse (``wire.request_parser``),
+    status (see :func:`abort_admin`), a ReplogError (a refused metadata command) its
+    error's status and details; bytes that did not parse (``wire.request_parser``),
     INVALID_ARGUMENT."""
 
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
@@ -66,6 +69,9 @@ def admin_rpc(
             return await operation(request)
         except AdminError as exc:
             await abort_admin(context, exc)
+            raise
+        except ReplogError as exc:
+            await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
             raise
 
     return handler

@@ -50,6 +50,7 @@ from replog.cluster.members import (
     raise_start_epoch,
     save_cluster_id,
 )
+from replog.cluster.move_admin import progress
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.cluster.snapshot import receive_snapshot
 from replog.cluster.status import cluster_status
@@ -286,7 +287,9 @@ class ClusterNode:
 
     def status(self) -> cluster_pb2.StatusResponse:
         """This node's view of the cluster."""
-        return cluster_status(self.node, self.name, self.book, self.members())
+        answer = cluster_status(self.node, self.name, self.book, self.members())
+        progress(answer, self.topics_host.metadata.state)
+        return answer
 
     # -- gRPC services --------------------------------------------------------------------
 
@@ -320,6 +323,7 @@ class ClusterNode:
             "Remove": (self._admin_remove, pb.RemoveRequest),
             "TransferLeader": (self._admin_transfer, pb.TransferLeaderRequest),
             "Status": (self._admin_status, pb.StatusRequest),
+            **self.topics_host.move_admin.methods(),
         }
         cluster = grpc.method_handlers_generic_handler(
             CLUSTER_SERVICE,
@@ -429,6 +433,8 @@ class ClusterNode:
         joiner of another ``cluster_id`` is refused; one that knows none learns ours."""
         self._require_leader()
         node_id = raft_id(name)
+        if node_id not in self.node.raft.config.members():
+            self.topics_host.move_admin.refuse_rejoin(name)
         if cluster_id and cluster_id != self.inbox.cluster_id:
             raise AdminError("FAILED_PRECONDITION", f"{name} is a member of another cluster")
         if fresh and node_id == self.id:

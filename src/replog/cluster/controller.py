@@ -155,6 +155,8 @@ def _register(state: ControllerState, command: RegisterNode) -> ControllerState:
         first = default.partitions[0]
         if command.node_id not in first.replicas:
             grown = dataclasses.replace(first, replicas=(*first.replicas, command.node_id))
+            if first.target is not None:  # the controller group is shrinking: it stays
+                grown = dataclasses.replace(grown, target=(*first.target, command.node_id))
             topics[DEFAULT_TOPIC] = _with_partition(default, 0, grown)
     return dataclasses.replace(state, nodes=nodes, topics=topics)
 

@@ -77,6 +77,7 @@ def _check_decommission(state: ControllerState, command: Command) -> None:
     _known_node(state, command.node_id)
     if state.nodes[command.node_id].state != "active":
         raise InvalidArgumentError(f"node {command.node_id!r} is already being decommissioned")
+    _check_not_being_added(state, command.node_id)
     remaining = [n for n in active_nodes(state) if n != command.node_id]
     if not remaining:
         raise InvalidArgumentError(
@@ -91,6 +92,17 @@ def _check_decommission(state: ControllerState, command: Command) -> None:
             placement.reassign_without(wanted, command.node_id, [*remaining, command.node_id])
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(f"topic {name!r}: {exc}") from exc
+
+
+def _check_not_being_added(state: ControllerState, node_id: str) -> None:
+    """Refuse to take a node out of a move that is adding it (see ``_check_reassign``)."""
+    for name in sorted(state.topics):
+        for p, part in enumerate(state.topics[name].partitions):
+            if part.target is not None and node_id in part.target and node_id not in part.replicas:
+                raise InvalidArgumentError(
+                    f"partition {p} of topic {name!r} is being moved to {list(part.target)}; "
+                    f"wait until that move completes before decommissioning {node_id!r}"
+                )
 
 
 def _check_replication_factor(state: ControllerState, replication_factor: int) -> None:
@@ -183,6 +195,14 @@ def _check_reassign(state: ControllerState, command: Command) -> None:
             raise InvalidArgumentError(
                 f"node {node_id!r} is being decommissioned and takes no new replicas"
             )
+    part = state.topics[command.topic].partitions[command.partition]
+    if part.target is not None and part.target != replicas:
+        # The nodes the move adds may already hold the group's data or vote in it: a
+        # state that no longer listed them would make them drop it.
+        raise InvalidArgumentError(
+            f"partition {command.partition} of topic {command.topic!r} is being moved to "
+            f"{list(part.target)}; wait until that move completes"
+        )
 
 
 def _check_complete(state: ControllerState, command: Command) -> None:

@@ -30,6 +30,8 @@ from replog.cluster.groups import GroupHost
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook, raft_id
 from replog.cluster.metadata import Metadata
+from replog.cluster.move_admin import MoveAdmin
+from replog.cluster.moves import MoveDriver
 from replog.cluster.partitions import HostedPartition, PartitionGroups
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.cluster.remote import RemotePartition
@@ -97,6 +99,16 @@ class TopicsHost:
             on_fatal=on_fatal,
         )
         self.metadata.listeners.append(self.partitions.want)
+        self.move_admin = MoveAdmin(self.metadata, book, credentials)
+        self.moves = MoveDriver(
+            name=name,
+            state=lambda: self.metadata.state,
+            partitions=self.partitions,
+            controller=node,
+            controller_leader=lambda: self.metadata.is_leader,
+            complete=self.move_admin.complete_on_leader,
+        )
+        self.metadata.listeners.append(self.moves.kick)
         self.forwarder = Forwarder(credentials)
         self._last_leader: dict[tuple[str, int], str] = {}
         self.topics = ClusterTopics(
@@ -152,6 +164,7 @@ class TopicsHost:
         spawn(self._register_loop())
         spawn(self._balance_loop())
         spawn(self._retention_loop())
+        spawn(self.moves.run())
 
     async def close(self) -> None:
         """Stop every partition group (their data stays) and the forwarding channels."""
@@ -201,7 +214,8 @@ class TopicsHost:
             topic = state.topics.get(ref.topic)
             if topic is None or ref.partition >= len(topic.partitions):
                 continue
-            replicas = topic.partitions[ref.partition].replicas
+            part = topic.partitions[ref.partition]
+            replicas = part.target or part.replicas  # a move's new preferred leader
             if not replicas or replicas[0] == self.name or not hosted.node.is_leader:
                 continue
             preferred = raft_id(replicas[0])

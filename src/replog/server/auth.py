@@ -56,6 +56,10 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Cluster/Status": Action.CONSUME,
     "/replog.v1.Cluster/Remove": Action.ADMIN,
     "/replog.v1.Cluster/TransferLeader": Action.ADMIN,
+    "/replog.v1.Cluster/Decommission": Action.ADMIN,
+    "/replog.v1.Cluster/ReassignPartition": Action.ADMIN,
+    # A partition leader tells the controller leader its move finished: node to node.
+    "/replog.v1.Cluster/CompleteReassignment": Action.REPLICATE,
     # Admin: changing a topic is admin on it; reading topics is like reading records.
     "/replog.v1.Admin/CreateTopic": Action.ADMIN,
     "/replog.v1.Admin/DeleteTopic": Action.ADMIN,

@@ -70,6 +70,7 @@ def make_app(
     app.router.add_get("/v1/cluster", _cluster_status)
     app.router.add_post("/v1/cluster:remove", _cluster_remove)
     app.router.add_post("/v1/cluster:transfer-leader", _cluster_transfer)
+    app.router.add_post("/v1/cluster:decommission", _cluster_decommission)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -181,8 +182,22 @@ async def _cluster_status(request: web.Request) -> web.Response:
             "term": answer.term,
             "commit_index": answer.commit_index,
             "members": members,
+            "nodes": [
+                {"id": n.id, "rpc_addr": n.rpc_addr, "state": n.state, "partitions": n.partitions}
+                for n in answer.nodes
+            ],
+            "moves": [_move_json(m) for m in answer.moves],
         }
     )
+
+
+def _move_json(move: Any) -> dict[str, Any]:
+    return {
+        "topic": move.topic,
+        "partition": move.partition,
+        "replicas": list(move.replicas),
+        "target": list(move.target),
+    }
 
 
 async def _admin_body(request: web.Request, *, id_required: bool) -> tuple[HttpState, str]:
@@ -229,6 +244,15 @@ async def _cluster_transfer(request: web.Request) -> web.Response:
     if isinstance(result, web.Response):
         return result
     return web.json_response({"leader_id": result})
+
+
+async def _cluster_decommission(request: web.Request) -> web.Response:
+    state, node_id = await _admin_body(request, id_required=True)
+    assert state.cluster is not None
+    moves = await state.cluster.topics_host.move_admin.decommission(node_id)
+    return web.json_response(
+        {"decommissioning": node_id, "moves": [_move_json(m) for m in moves]}, status=202
+    )
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -98,6 +98,31 @@ _SCHEMAS: dict[str, Any] = {
             "term": _U64,
             "commit_index": _U64,
             "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
+            "nodes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "rpc_addr": {"type": "string"},
+                        "state": {
+                            "type": "string",
+                            "enum": ["active", "decommissioning", "decommissioned"],
+                        },
+                        "partitions": {"type": "integer"},
+                    },
+                },
+            },
+            "moves": {"type": "array", "items": {"$ref": "#/components/schemas/PartitionMove"}},
+        },
+    },
+    "PartitionMove": {
+        "type": "object",
+        "properties": {
+            "topic": {"type": "string"},
+            "partition": {"type": "integer"},
+            "replicas": {"type": "array", "items": {"type": "string"}},
+            "target": {"type": "array", "items": {"type": "string"}},
         },
     },
 }
@@ -264,6 +289,25 @@ def _cluster_paths() -> dict[str, Any]:
                         {"type": "object", "properties": {"leader_id": {"type": "string"}}}
                     ),
                     **_errors(400, 403, 404, 409, 503, 504),
+                },
+            }
+        },
+        "/v1/cluster:decommission": {
+            "post": {
+                "summary": "Move every replica of node id elsewhere, then remove it (admin; on "
+                "the controller leader); answers once recorded, GET /v1/cluster shows progress",
+                "requestBody": {"required": True, **_json({**id_body, "required": ["id"]})},
+                "responses": {
+                    "202": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "decommissioning": {"type": "string"},
+                                "moves": {"type": "array", "items": _ref("PartitionMove")},
+                            },
+                        }
+                    ),
+                    **_errors(400, 403, 404, 503),
                 },
             }
         },

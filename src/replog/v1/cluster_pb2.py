@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17replog/v1/cluster.proto\x12\treplog.v1\"\x90\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\x08\x12\x11\n\tis_leader\x18\x05 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x06 \x01(\x04\x12\x0b\n\x03lag\x18\x07 \x01(\x04\x12\x16\n\x0elast_contact_s\x18\x08 \x01(\x01\"w\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\r\n\x05\x66resh\x18\x03 \x01(\x08\x12\x13\n\x0bincarnation\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"h\n\x0cJoinResponse\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.replog.v1.Member\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x12\n\ncluster_id\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\" \n\rRemoveRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x10\n\x0eRemoveResponse\"(\n\x15TransferLeaderRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"+\n\x16TransferLeaderResponse\x12\x11\n\tleader_id\x18\x01 \x01(\t\"\x0f\n\rStatusRequest\"\x8a\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x04\x12\"\n\x07members\x18\x05 \x03(\x0b\x32\x11.replog.v1.Member\x12\x0c\n\x04role\x18\x06 \x01(\t2\x97\x02\n\x07\x43luster\x12\x37\n\x04Join\x12\x16.replog.v1.JoinRequest\x1a\x17.replog.v1.JoinResponse\x12=\n\x06Remove\x12\x18.replog.v1.RemoveRequest\x1a\x19.replog.v1.RemoveResponse\x12U\n\x0eTransferLeader\x12 .replog.v1.TransferLeaderRequest\x1a!.replog.v1.TransferLeaderResponse\x12=\n\x06Status\x12\x18.replog.v1.StatusRequest\x1a\x19.replog.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17replog/v1/cluster.proto\x12\treplog.v1\"\x90\x01\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\x08\x12\x11\n\tis_leader\x18\x05 \x01(\x08\x12\x13\n\x0bmatch_index\x18\x06 \x01(\x04\x12\x0b\n\x03lag\x18\x07 \x01(\x04\x12\x16\n\x0elast_contact_s\x18\x08 \x01(\x01\"w\n\x0bJoinRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\r\n\x05\x66resh\x18\x03 \x01(\x08\x12\x13\n\x0bincarnation\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\x04\x12\x12\n\ncluster_id\x18\x06 \x01(\t\"h\n\x0cJoinResponse\x12\"\n\x07members\x18\x01 \x03(\x0b\x32\x11.replog.v1.Member\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x12\n\ncluster_id\x18\x03 \x01(\t\x12\r\n\x05\x65poch\x18\x04 \x01(\x04\" \n\rRemoveRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"\x10\n\x0eRemoveResponse\"(\n\x15TransferLeaderRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"+\n\x16TransferLeaderResponse\x12\x11\n\tleader_id\x18\x01 \x01(\t\"\x0f\n\rStatusRequest\"\xdb\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x04\x12\"\n\x07members\x18\x05 \x03(\x0b\x32\x11.replog.v1.Member\x12\x0c\n\x04role\x18\x06 \x01(\t\x12&\n\x05nodes\x18\x07 \x03(\x0b\x32\x17.replog.v1.MetadataNode\x12\'\n\x05moves\x18\x08 \x03(\x0b\x32\x18.replog.v1.PartitionMove\"O\n\x0cMetadataNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x12\n\npartitions\x18\x04 \x01(\r\"S\n\rPartitionMove\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x10\n\x08replicas\x18\x03 \x03(\t\x12\x0e\n\x06target\x18\x04 \x03(\t\"&\n\x13\x44\x65\x63ommissionRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\"?\n\x14\x44\x65\x63ommissionResponse\x12\'\n\x05moves\x18\x01 \x03(\x0b\x32\x18.replog.v1.PartitionMove\"N\n\x18ReassignPartitionRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x10\n\x08replicas\x18\x03 \x03(\t\"C\n\x19ReassignPartitionResponse\x12&\n\x04move\x18\x01 \x01(\x0b\x32\x18.replog.v1.PartitionMove\"c\n\x1b\x43ompleteReassignmentRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x10\n\x08topic_id\x18\x03 \x01(\x04\x12\x10\n\x08replicas\x18\x04 \x03(\t\"\x1e\n\x1c\x43ompleteReassignmentResponse2\xb1\x04\n\x07\x43luster\x12\x37\n\x04Join\x12\x16.replog.v1.JoinRequest\x1a\x17.replog.v1.JoinResponse\x12=\n\x06Remove\x12\x18.replog.v1.RemoveRequest\x1a\x19.replog.v1.RemoveResponse\x12U\n\x0eTransferLeader\x12 .replog.v1.TransferLeaderRequest\x1a!.replog.v1.TransferLeaderResponse\x12=\n\x06Status\x12\x18.replog.v1.StatusRequest\x1a\x19.replog.v1.StatusResponse\x12O\n\x0c\x44\x65\x63ommission\x12\x1e.replog.v1.DecommissionRequest\x1a\x1f.replog.v1.DecommissionResponse\x12^\n\x11ReassignPartition\x12#.replog.v1.ReassignPartitionRequest\x1a$.replog.v1.ReassignPartitionResponse\x12g\n\x14\x43ompleteReassignment\x12&.replog.v1.CompleteReassignmentRequest\x1a\'.replog.v1.CompleteReassignmentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,7 +48,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=551
   _globals['_STATUSREQUEST']._serialized_end=566
   _globals['_STATUSRESPONSE']._serialized_start=569
-  _globals['_STATUSRESPONSE']._serialized_end=707
-  _globals['_CLUSTER']._serialized_start=710
-  _globals['_CLUSTER']._serialized_end=989
+  _globals['_STATUSRESPONSE']._serialized_end=788
+  _globals['_METADATANODE']._serialized_start=790
+  _globals['_METADATANODE']._serialized_end=869
+  _globals['_PARTITIONMOVE']._serialized_start=871
+  _globals['_PARTITIONMOVE']._serialized_end=954
+  _globals['_DECOMMISSIONREQUEST']._serialized_start=956
+  _globals['_DECOMMISSIONREQUEST']._serialized_end=994
+  _globals['_DECOMMISSIONRESPONSE']._serialized_start=996
+  _globals['_DECOMMISSIONRESPONSE']._serialized_end=1059
+  _globals['_REASSIGNPARTITIONREQUEST']._serialized_start=1061
+  _globals['_REASSIGNPARTITIONREQUEST']._serialized_end=1139
+  _globals['_REASSIGNPARTITIONRESPONSE']._serialized_start=1141
+  _globals['_REASSIGNPARTITIONRESPONSE']._serialized_end=1208
+  _globals['_COMPLETEREASSIGNMENTREQUEST']._serialized_start=1210
+  _globals['_COMPLETEREASSIGNMENTREQUEST']._serialized_end=1309
+  _globals['_COMPLETEREASSIGNMENTRESPONSE']._serialized_start=1311
+  _globals['_COMPLETEREASSIGNMENTRESPONSE']._serialized_end=1341
+  _globals['_CLUSTER']._serialized_start=1344
+  _globals['_CLUSTER']._serialized_end=1905
 # @@protoc_insertion_point(module_scope)

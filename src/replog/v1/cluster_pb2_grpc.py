@@ -54,6 +54,21 @@ class ClusterStub:
                 request_serializer=replog_dot_v1_dot_cluster__pb2.StatusRequest.SerializeToString,
                 response_deserializer=replog_dot_v1_dot_cluster__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.Decommission = channel.unary_unary(
+                '/replog.v1.Cluster/Decommission',
+                request_serializer=replog_dot_v1_dot_cluster__pb2.DecommissionRequest.SerializeToString,
+                response_deserializer=replog_dot_v1_dot_cluster__pb2.DecommissionResponse.FromString,
+                _registered_method=True)
+        self.ReassignPartition = channel.unary_unary(
+                '/replog.v1.Cluster/ReassignPartition',
+                request_serializer=replog_dot_v1_dot_cluster__pb2.ReassignPartitionRequest.SerializeToString,
+                response_deserializer=replog_dot_v1_dot_cluster__pb2.ReassignPartitionResponse.FromString,
+                _registered_method=True)
+        self.CompleteReassignment = channel.unary_unary(
+                '/replog.v1.Cluster/CompleteReassignment',
+                request_serializer=replog_dot_v1_dot_cluster__pb2.CompleteReassignmentRequest.SerializeToString,
+                response_deserializer=replog_dot_v1_dot_cluster__pb2.CompleteReassignmentResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -84,6 +99,27 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Decommission(self, request, context):
+        """Move every replica of a node elsewhere, then remove it from the cluster; returns once
+        proposed (Status shows the progress).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReassignPartition(self, request, context):
+        """Move one partition to a new replica set; returns once proposed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteReassignment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +142,21 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=replog_dot_v1_dot_cluster__pb2.StatusRequest.FromString,
                     response_serializer=replog_dot_v1_dot_cluster__pb2.StatusResponse.SerializeToString,
+            ),
+            'Decommission': grpc.unary_unary_rpc_method_handler(
+                    servicer.Decommission,
+                    request_deserializer=replog_dot_v1_dot_cluster__pb2.DecommissionRequest.FromString,
+                    response_serializer=replog_dot_v1_dot_cluster__pb2.DecommissionResponse.SerializeToString,
+            ),
+            'ReassignPartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReassignPartition,
+                    request_deserializer=replog_dot_v1_dot_cluster__pb2.ReassignPartitionRequest.FromString,
+                    response_serializer=replog_dot_v1_dot_cluster__pb2.ReassignPartitionResponse.SerializeToString,
+            ),
+            'CompleteReassignment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteReassignment,
+                    request_deserializer=replog_dot_v1_dot_cluster__pb2.CompleteReassignmentRequest.FromString,
+                    response_serializer=replog_dot_v1_dot_cluster__pb2.CompleteReassignmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -216,6 +267,87 @@ class Cluster:
             '/replog.v1.Cluster/Status',
             replog_dot_v1_dot_cluster__pb2.StatusRequest.SerializeToString,
             replog_dot_v1_dot_cluster__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Decommission(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/replog.v1.Cluster/Decommission',
+            replog_dot_v1_dot_cluster__pb2.DecommissionRequest.SerializeToString,
+            replog_dot_v1_dot_cluster__pb2.DecommissionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReassignPartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/replog.v1.Cluster/ReassignPartition',
+            replog_dot_v1_dot_cluster__pb2.ReassignPartitionRequest.SerializeToString,
+            replog_dot_v1_dot_cluster__pb2.ReassignPartitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteReassignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/replog.v1.Cluster/CompleteReassignment',
+            replog_dot_v1_dot_cluster__pb2.CompleteReassignmentRequest.SerializeToString,
+            replog_dot_v1_dot_cluster__pb2.CompleteReassignmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -36,6 +36,13 @@ class ClusterStub:
     Remove: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.RemoveRequest, _cluster_pb2.RemoveResponse]
     TransferLeader: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.TransferLeaderRequest, _cluster_pb2.TransferLeaderResponse]
     Status: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.StatusRequest, _cluster_pb2.StatusResponse]
+    Decommission: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.DecommissionRequest, _cluster_pb2.DecommissionResponse]
+    """Move every replica of a node elsewhere, then remove it from the cluster; returns once
+    proposed (Status shows the progress).
+    """
+    ReassignPartition: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.ReassignPartitionRequest, _cluster_pb2.ReassignPartitionResponse]
+    """Move one partition to a new replica set; returns once proposed."""
+    CompleteReassignment: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.CompleteReassignmentRequest, _cluster_pb2.CompleteReassignmentResponse]
 
 @_typing.type_check_only
 class ClusterAsyncStub(ClusterStub):
@@ -45,6 +52,13 @@ class ClusterAsyncStub(ClusterStub):
     Remove: _aio.UnaryUnaryMultiCallable[_cluster_pb2.RemoveRequest, _cluster_pb2.RemoveResponse]  # type: ignore[assignment]
     TransferLeader: _aio.UnaryUnaryMultiCallable[_cluster_pb2.TransferLeaderRequest, _cluster_pb2.TransferLeaderResponse]  # type: ignore[assignment]
     Status: _aio.UnaryUnaryMultiCallable[_cluster_pb2.StatusRequest, _cluster_pb2.StatusResponse]  # type: ignore[assignment]
+    Decommission: _aio.UnaryUnaryMultiCallable[_cluster_pb2.DecommissionRequest, _cluster_pb2.DecommissionResponse]  # type: ignore[assignment]
+    """Move every replica of a node elsewhere, then remove it from the cluster; returns once
+    proposed (Status shows the progress).
+    """
+    ReassignPartition: _aio.UnaryUnaryMultiCallable[_cluster_pb2.ReassignPartitionRequest, _cluster_pb2.ReassignPartitionResponse]  # type: ignore[assignment]
+    """Move one partition to a new replica set; returns once proposed."""
+    CompleteReassignment: _aio.UnaryUnaryMultiCallable[_cluster_pb2.CompleteReassignmentRequest, _cluster_pb2.CompleteReassignmentResponse]  # type: ignore[assignment]
 
 class ClusterServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -75,5 +89,30 @@ class ClusterServicer(metaclass=_abc_1.ABCMeta):
         request: _cluster_pb2.StatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cluster_pb2.StatusResponse, _abc.Awaitable[_cluster_pb2.StatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Decommission(
+        self,
+        request: _cluster_pb2.DecommissionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.DecommissionResponse, _abc.Awaitable[_cluster_pb2.DecommissionResponse]]:
+        """Move every replica of a node elsewhere, then remove it from the cluster; returns once
+        proposed (Status shows the progress).
+        """
+
+    @_abc_1.abstractmethod
+    def ReassignPartition(
+        self,
+        request: _cluster_pb2.ReassignPartitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.ReassignPartitionResponse, _abc.Awaitable[_cluster_pb2.ReassignPartitionResponse]]:
+        """Move one partition to a new replica set; returns once proposed."""
+
+    @_abc_1.abstractmethod
+    def CompleteReassignment(
+        self,
+        request: _cluster_pb2.CompleteReassignmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.CompleteReassignmentResponse, _abc.Awaitable[_cluster_pb2.CompleteReassignmentResponse]]: ...
 
 def add_ClusterServicer_to_server(servicer: ClusterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -234,12 +234,32 @@ def test_a_reassignment_records_a_target_until_it_completes() -> None:
     assert done.topics["orders"].partitions[0].target is None
 
 
-def test_naming_the_current_replicas_cancels_a_move() -> None:
+def test_a_move_in_progress_is_neither_cancelled_nor_redirected_away_from_a_node_it_adds() -> None:
+    # The node being added may already hold the group's data (or be a voter of its Raft
+    # configuration); a state that no longer listed it would make it drop that data.
     state = _with_topic()
     current = state.topics["orders"].partitions[0].replicas
     moving = _run(state, ReassignPartition("orders", 0, ("n0", "n1", "n2")))
-    cancelled = _run(moving, ReassignPartition("orders", 0, current))
-    assert cancelled.topics["orders"].partitions[0].target is None
+    added = next(n for n in ("n0", "n1", "n2") if n not in current)
+    for replicas in (current, tuple(n for n in ("n0", "n1", "n2") if n != added)):
+        result = apply_reporting(moving, ReassignPartition("orders", 0, replicas), 9)
+        assert isinstance(result.refused, InvalidArgumentError), replicas
+        assert "being moved" in str(result.refused)
+        assert result.state.topics == moving.topics
+    again = _run(moving, ReassignPartition("orders", 0, ("n0", "n1", "n2")))
+    assert again.topics == moving.topics
+    with pytest.raises(InvalidArgumentError, match="being moved"):
+        validate(moving, DecommissionNode(added))
+
+
+def test_a_node_registered_while_the_controller_group_shrinks_stays_in_it() -> None:
+    state = _run(_cluster(3), DecommissionNode("n2"))
+    state = _run(state, RegisterNode("n3", "h:3"))
+    default = state.topics["default"].partitions[0]
+    assert default.target is not None and "n3" in default.target
+    state = _run(state, CompleteReassignment("default", 0, 0, default.target))
+    assert state.topics["default"].partitions[0].replicas == ("n0", "n1", "n3")
+    assert removable(state, "n2")
 
 
 def test_completing_a_move_of_a_deleted_and_re_created_topic_is_refused() -> None:

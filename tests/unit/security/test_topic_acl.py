@@ -129,6 +129,7 @@ def test_grpc_requests_are_checked_against_the_topic_they_name() -> None:
         ("GET", "/v1/servers", None, (Action.CONSUME, ANY_TOPIC)),
         ("GET", "/v1/cluster", None, (Action.CONSUME, ANY_TOPIC)),
         ("POST", "/v1/cluster:remove", None, (Action.ADMIN, CLUSTER)),
+        ("POST", "/v1/cluster:decommission", None, (Action.ADMIN, CLUSTER)),
         ("GET", None, None, (Action.CONSUME, ANY_TOPIC)),
     ],
 )
@@ -136,3 +137,12 @@ def test_http_routes_are_checked_against_the_topic_in_their_path(
     method: str, route: str | None, name: str | None, needs: tuple[Action, str]
 ) -> None:
     assert http_permission(method, route, name) == needs
+
+
+def test_moving_replicas_is_admin_and_recording_a_finished_move_is_a_nodes_call() -> None:
+    from replog.server.auth import grpc_action
+
+    assert grpc_action("/replog.v1.Cluster/Decommission") is Action.ADMIN
+    assert grpc_action("/replog.v1.Cluster/ReassignPartition") is Action.ADMIN
+    assert grpc_action("/replog.v1.Cluster/CompleteReassignment") is Action.REPLICATE
+    assert grpc_object("/replog.v1.Cluster/Decommission", None) == CLUSTER
