@@ -18,6 +18,7 @@ from replog.errors import (
     UnknownTopicError,
 )
 from tests.cluster.conftest import Cluster, wait_until
+from tests.integration.test_http_bad_input import post
 
 
 def _addrs(cluster: Cluster) -> str:
@@ -167,3 +168,27 @@ def test_a_crash_before_a_deleted_topic_was_removed_removes_it_at_the_next_start
     assert json.loads(left)["topic_id"] == topic_id
     victim.start()
     wait_until(lambda: not directory.exists(), 20, "the stale directory to go")
+
+
+def test_a_follower_hands_topic_changes_to_the_controller_leader(three: Cluster) -> None:
+    follower = three.followers()[0]
+    with Client(follower.grpc_address) as client:
+        client.picker.set_leader(follower.grpc_address)  # as if it took it for the leader
+        before = three.leader().cluster.topics_host.metadata.state.version
+        created = client.create_topic(
+            "via", 3, replication_factor=3, config={"retention.ms": "60000"}
+        )
+        assert created.partition_count == 3 and created.config["retention_ms"] == "60000"
+        assert all(p.leader for p in created.partitions)  # ready when the call returns
+        grown = client.create_partitions("via", 4)
+        assert grown.partition_count == 4
+        client.delete_topic("via")
+    leader_host = three.leader().cluster.topics_host
+    assert (
+        leader_host.metadata.state.version > before
+        and "via" not in leader_host.metadata.state.topics
+    )
+    raw = json.dumps({"name": "web", "partitions": 2}).encode()
+    status, _, body = post(follower, "/v1/topics", raw)  # curl at any node works too
+    assert status in (200, 201), body
+    assert json.loads(body)["name"] == "web"

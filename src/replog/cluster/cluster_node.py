@@ -18,10 +18,8 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from replog.api.status import grpc_code_for, metadata_for
-from replog.api.wire import produce_batch_request, request_parser
+from replog.api.wire import request_parser
 from replog.broker.config import TopicConfig
-from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.admin import (
     CLUSTER_SERVICE,
     AdminError,
@@ -65,7 +63,7 @@ from replog.raft.errors import ConfChangeError, NotLeaderError
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Membership
 from replog.storage import LogConfig
-from replog.v1 import cluster_pb2, log_pb2, raft_pb2
+from replog.v1 import cluster_pb2, raft_pb2
 
 __all__ = ["CLUSTER_SERVICE", "AdminError", "ClusterNode", "is_clustered", "raft_id"]
 
@@ -311,7 +309,7 @@ class ClusterNode:
                     response_serializer=raft_pb2.SnapshotAck.SerializeToString,
                 ),
                 "Forward": uu(
-                    self._forwarded,
+                    self.topics_host.serve_forwarded,
                     request_deserializer=identity_bytes,  # parsed by wire.produce_batch_values
                     response_serializer=serialize_message,
                 ),
@@ -324,6 +322,7 @@ class ClusterNode:
             "TransferLeader": (self._admin_transfer, pb.TransferLeaderRequest),
             "Status": (self._admin_status, pb.StatusRequest),
             **self.topics_host.move_admin.methods(),
+            **self.topics_host.forwarding.methods(),
         }
         cluster = grpc.method_handlers_generic_handler(
             CLUSTER_SERVICE,
@@ -356,40 +355,6 @@ class ClusterNode:
     async def _receive(self, requests: AsyncIterator[raft_pb2.RaftBatch]) -> None:
         async for batch in requests:
             self.inbox.receive(batch)
-
-    async def _forwarded(
-        self, request: bytes, context: aio.ServicerContext[Any, Any]
-    ) -> log_pb2.ProduceBatchResponse:
-        """A produce a follower forwarded: append here if leading, never forward again."""
-        try:
-            batch = produce_batch_request(request)
-            target = self._forward_target(batch.topic, batch.partition or 0)
-            if target.closing:
-                raise UnavailableError("the node is stopping", certainly_not_applied=True)
-            node = target.node
-            if not node.is_leader:
-                lead = node.leader
-                raise UnavailableError(
-                    "not the leader",
-                    certainly_not_applied=True,
-                    leader_addr=(self.book.address(lead) or "") if lead is not None else "",
-                )
-            base = await node.submit(batch.values)
-        except ReplogError as exc:
-            await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
-            raise
-        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(batch.values))
-
-    def _forward_target(self, topic: str, partition: int) -> RaftBackend:
-        """The group a forwarded produce is for, if this node holds a replica of it."""
-        if topic in ("", DEFAULT_TOPIC):
-            return self.backend
-        backend = self.topics_host.local(topic, partition)
-        if backend is None:
-            raise UnavailableError(
-                f"this node holds no replica of {topic}/{partition}", certainly_not_applied=True
-            )
-        return backend
 
     async def _install_snapshot(
         self,

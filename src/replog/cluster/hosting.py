@@ -21,8 +21,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
+from grpc import aio
 
+from replog.api.status import grpc_code_for, metadata_for
+from replog.api.wire import produce_batch_request
 from replog.broker.config import TopicConfig
+from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_commands import RegisterNode
 from replog.cluster.forward import Forwarder
@@ -30,6 +34,7 @@ from replog.cluster.groups import GroupHost
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook, raft_id
 from replog.cluster.metadata import Metadata
+from replog.cluster.metadata_forward import MetadataForwarding
 from replog.cluster.move_admin import MoveAdmin
 from replog.cluster.moves import MoveDriver
 from replog.cluster.partitions import HostedPartition, PartitionGroups
@@ -41,6 +46,7 @@ from replog.errors import ReplogError, UnavailableError
 from replog.raft.core import Raft
 from replog.raft.ready import Role
 from replog.storage import LogConfig
+from replog.v1 import log_pb2
 
 __all__ = ["TopicsHost"]
 
@@ -110,6 +116,9 @@ class TopicsHost:
         )
         self.metadata.listeners.append(self.moves.kick)
         self.forwarder = Forwarder(credentials)
+        self.forwarding = MetadataForwarding(
+            self.metadata, book, credentials, self._register_voters
+        )
         self._last_leader: dict[tuple[str, int], str] = {}
         self.topics = ClusterTopics(
             self.metadata,
@@ -117,7 +126,7 @@ class TopicsHost:
             controller,
             defaults,
             remote=self._remote,
-            register=self._register_voters,
+            propose=self.forwarding.propose,
         )
 
     def topic_config(self, topic: str) -> TopicConfig:
@@ -146,6 +155,41 @@ class TopicsHost:
             servers=self.topics.controller.servers,
             last_leader=self._last_leader,
         )
+
+    async def serve_forwarded(
+        self, request: bytes, context: aio.ServicerContext[Any, Any]
+    ) -> log_pb2.ProduceBatchResponse:
+        """``Raft/Forward``: a produce another node forwarded; appended here if this node
+        leads the partition's group, never forwarded again."""
+        try:
+            batch = produce_batch_request(request)
+            target = self._forward_target(batch.topic, batch.partition or 0)
+            if target.closing:
+                raise UnavailableError("the node is stopping", certainly_not_applied=True)
+            node = target.node
+            if not node.is_leader:
+                lead = node.leader
+                raise UnavailableError(
+                    "not the leader",
+                    certainly_not_applied=True,
+                    leader_addr=(self.book.address(lead) or "") if lead is not None else "",
+                )
+            base = await node.submit(batch.values)
+        except ReplogError as exc:
+            await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
+            raise
+        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(batch.values))
+
+    def _forward_target(self, topic: str, partition: int) -> RaftBackend:
+        """The group a forwarded produce is for, if this node holds a replica of it."""
+        if topic in ("", DEFAULT_TOPIC):
+            return self.topics.controller
+        backend = self.local(topic, partition)
+        if backend is None:
+            raise UnavailableError(
+                f"this node holds no replica of {topic}/{partition}", certainly_not_applied=True
+            )
+        return backend
 
     def local(self, topic: str, partition: int) -> RaftBackend | None:
         """The group of a partition this node holds a replica of, if it runs here."""

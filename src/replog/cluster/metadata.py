@@ -20,6 +20,7 @@ state it meets there, and a refusal then is given to the proposer too.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -131,6 +132,21 @@ class Metadata:
 
         Raises the validation error (nothing appended), NotControllerError, or
         UnavailableError when the outcome is unknown (not committed in time)."""
+        await self.propose_at(command, timeout_s)
+        return self.state
+
+    async def wait_version(self, index: int, timeout_s: float) -> bool:
+        """Wait until this node applied the metadata entry at ``index``; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.state.version < index:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def propose_at(self, command: Command, timeout_s: float = 10.0) -> int:
+        """``propose``, giving the log index the command applied at."""
         self.require_leader()
         validate(self.state, command)
         try:
@@ -144,7 +160,7 @@ class Metadata:
         refused = self._refusals.pop(index, None)
         if refused is not None:
             raise refused
-        return self.state
+        return index
 
 
 def _describe(command: Command) -> str:

@@ -1,8 +1,9 @@
 """``ClusterTopics``: a cluster node's TopicsBackend (the APIs' view of its topics).
 
 Metadata comes from the controller state this node applied (``cluster/metadata.py``);
-administration is proposed to the controller group by its leader (another node answers
-``UNAVAILABLE`` with the leader's address, which the clients follow). A partition resolves
+administration is proposed to the controller group by its leader (another node hands it
+to the leader: ``cluster/metadata_forward.py``) and returns once this node applied it and
+opened its groups. A partition resolves
 to:
 - ``default``/0: the controller group's log (as before topics);
 - a partition this node holds a replica of: its group's RaftBackend (produce on a follower
@@ -29,12 +30,12 @@ from replog.broker.partitioner import StickyPartitioner, partition_for_key
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_commands import (
     AlterTopicConfig,
+    Command,
     CreatePartitions,
     CreateTopic,
     DeleteTopic,
 )
 from replog.cluster.controller_queries import PartitionRef, describe
-from replog.cluster.controller_state import active_nodes
 from replog.cluster.members import raft_id
 from replog.cluster.metadata import Metadata
 from replog.cluster.partitions import PartitionGroups
@@ -49,6 +50,8 @@ __all__ = ["ClusterTopics"]
 
 #: How many entries behind the leader a replica may be and still count as in sync.
 _IN_SYNC_LAG = 1000
+#: A node count no replication factor reaches (to check a factor's shape only).
+_ANY_COUNT = 1 << 30
 #: How long a topic change waits for this node's groups to follow it.
 _SETTLE_S = 10.0
 
@@ -64,12 +67,12 @@ class ClusterTopics:
         defaults: TopicConfig,
         *,
         remote: Callable[[str, int, tuple[str, ...]], RemotePartition],
-        register: Callable[[], Awaitable[None]] | None = None,
+        propose: Callable[[Command], Awaitable[int]] | None = None,
     ) -> None:
         """``remote(topic, partition, replicas)`` makes the backend of a partition this node
-        holds no replica of; ``register()`` registers the voters not registered yet (so a
-        topic created right after a node joined may be placed on it)."""
-        self._register = register
+        holds no replica of; ``propose(command)`` has a topic command applied by the controller
+        (its index; default: ``metadata.propose_at``, on the controller leader only)."""
+        self._propose = propose or metadata.propose_at  # (CreateTopic's factor resolved)
         self.metadata = metadata
         self.groups = groups
         self.controller = controller
@@ -128,11 +131,9 @@ class ClusterTopics:
         as many nodes as there are, at most 3)."""
         check_topic_name(name)
         check_partition_count(partitions or 1)
-        self.metadata.require_leader()
-        if self._register is not None:
-            await self._register()
-        rf = check_replication_factor(replication_factor, len(active_nodes(self.metadata.state)))
-        command = CreateTopic(name, partitions or 1, rf, dict(config))
+        check_replication_factor(replication_factor, _ANY_COUNT)  # its shape; the controller
+        # leader resolves 0 and checks it against the nodes it knows (see metadata_forward)
+        command = CreateTopic(name, partitions or 1, replication_factor, dict(config))
         await self._change(command)
         return self.describe_topic(name)
 
@@ -158,7 +159,8 @@ class ClusterTopics:
     async def _change(
         self, command: CreateTopic | DeleteTopic | AlterTopicConfig | CreatePartitions
     ) -> None:
-        await self.metadata.propose(command)
+        index = await self._propose(command)
+        await self.metadata.wait_version(index, _SETTLE_S)
         await self.groups.settled(_SETTLE_S)
         await self._leaders_known(command, _SETTLE_S)
 

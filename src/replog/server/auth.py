@@ -60,6 +60,8 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Cluster/ReassignPartition": Action.ADMIN,
     # A partition leader tells the controller leader its move finished: node to node.
     "/replog.v1.Cluster/CompleteReassignment": Action.REPLICATE,
+    # A node hands a topic change it authorised for its caller to the controller leader.
+    "/replog.v1.Cluster/ProposeMetadata": Action.REPLICATE,
     # Admin: changing a topic is admin on it; reading topics is like reading records.
     "/replog.v1.Admin/CreateTopic": Action.ADMIN,
     "/replog.v1.Admin/DeleteTopic": Action.ADMIN,

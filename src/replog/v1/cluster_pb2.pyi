@@ -479,3 +479,47 @@ class CompleteReassignmentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteReassignmentResponse: _TypeAlias = CompleteReassignmentResponse  # noqa: Y015
+
+@_typing.final
+class ProposeMetadataRequest(_message.Message):
+    """Node to node: a node that is not the controller leader hands a topic change it was asked
+    for (already authorised there) to the controller leader, which validates and proposes it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMAND_FIELD_NUMBER: _builtins.int
+    command: _builtins.bytes
+    """One controller command in its canonical encoding (replog.cluster.controller_commands)."""
+    def __init__(
+        self,
+        *,
+        command: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeMetadataRequest: _TypeAlias = ProposeMetadataRequest  # noqa: Y015
+
+@_typing.final
+class ProposeMetadataResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """The controller log index the command applied at."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeMetadataResponse: _TypeAlias = ProposeMetadataResponse  # noqa: Y015

@@ -69,6 +69,11 @@ class ClusterStub:
                 request_serializer=replog_dot_v1_dot_cluster__pb2.CompleteReassignmentRequest.SerializeToString,
                 response_deserializer=replog_dot_v1_dot_cluster__pb2.CompleteReassignmentResponse.FromString,
                 _registered_method=True)
+        self.ProposeMetadata = channel.unary_unary(
+                '/replog.v1.Cluster/ProposeMetadata',
+                request_serializer=replog_dot_v1_dot_cluster__pb2.ProposeMetadataRequest.SerializeToString,
+                response_deserializer=replog_dot_v1_dot_cluster__pb2.ProposeMetadataResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServicer:
@@ -120,6 +125,12 @@ class ClusterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProposeMetadata(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +168,11 @@ def add_ClusterServicer_to_server(servicer, server):
                     servicer.CompleteReassignment,
                     request_deserializer=replog_dot_v1_dot_cluster__pb2.CompleteReassignmentRequest.FromString,
                     response_serializer=replog_dot_v1_dot_cluster__pb2.CompleteReassignmentResponse.SerializeToString,
+            ),
+            'ProposeMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeMetadata,
+                    request_deserializer=replog_dot_v1_dot_cluster__pb2.ProposeMetadataRequest.FromString,
+                    response_serializer=replog_dot_v1_dot_cluster__pb2.ProposeMetadataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +364,33 @@ class Cluster:
             '/replog.v1.Cluster/CompleteReassignment',
             replog_dot_v1_dot_cluster__pb2.CompleteReassignmentRequest.SerializeToString,
             replog_dot_v1_dot_cluster__pb2.CompleteReassignmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/replog.v1.Cluster/ProposeMetadata',
+            replog_dot_v1_dot_cluster__pb2.ProposeMetadataRequest.SerializeToString,
+            replog_dot_v1_dot_cluster__pb2.ProposeMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,7 @@ class ClusterStub:
     ReassignPartition: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.ReassignPartitionRequest, _cluster_pb2.ReassignPartitionResponse]
     """Move one partition to a new replica set; returns once proposed."""
     CompleteReassignment: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.CompleteReassignmentRequest, _cluster_pb2.CompleteReassignmentResponse]
+    ProposeMetadata: _grpc.UnaryUnaryMultiCallable[_cluster_pb2.ProposeMetadataRequest, _cluster_pb2.ProposeMetadataResponse]
 
 @_typing.type_check_only
 class ClusterAsyncStub(ClusterStub):
@@ -59,6 +60,7 @@ class ClusterAsyncStub(ClusterStub):
     ReassignPartition: _aio.UnaryUnaryMultiCallable[_cluster_pb2.ReassignPartitionRequest, _cluster_pb2.ReassignPartitionResponse]  # type: ignore[assignment]
     """Move one partition to a new replica set; returns once proposed."""
     CompleteReassignment: _aio.UnaryUnaryMultiCallable[_cluster_pb2.CompleteReassignmentRequest, _cluster_pb2.CompleteReassignmentResponse]  # type: ignore[assignment]
+    ProposeMetadata: _aio.UnaryUnaryMultiCallable[_cluster_pb2.ProposeMetadataRequest, _cluster_pb2.ProposeMetadataResponse]  # type: ignore[assignment]
 
 class ClusterServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -114,5 +116,12 @@ class ClusterServicer(metaclass=_abc_1.ABCMeta):
         request: _cluster_pb2.CompleteReassignmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cluster_pb2.CompleteReassignmentResponse, _abc.Awaitable[_cluster_pb2.CompleteReassignmentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ProposeMetadata(
+        self,
+        request: _cluster_pb2.ProposeMetadataRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cluster_pb2.ProposeMetadataResponse, _abc.Awaitable[_cluster_pb2.ProposeMetadataResponse]]: ...
 
 def add_ClusterServicer_to_server(servicer: ClusterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
