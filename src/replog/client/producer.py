@@ -13,12 +13,13 @@ partition. Otherwise a batch is appended to one partition, so no batch may hold 
 whose keys map to two. The producer learns the topic's partition count (``describe_topic``,
 when the first keyed record is sent and again after ``METADATA_MAX_AGE_S``: ``send`` may
 block for that call, as a Kafka producer's does for metadata), computes each key's
-partition with Kafka's murmur2 and names it: a keyed record of another partition than the
-open batch's closes that batch. Keyless records join any batch (alone, the server's sticky
-partition takes them). When the count cannot be learned (an ACL without ``consume``, an
-older server) the key itself decides: a record of another key closes the batch, and the
-server places each batch. A record's future tells its ``partition`` once resolved. One
-open batch per partition at once waits for the multi-partition cluster work.
+partition with Kafka's murmur2 and names it. One batch is open per partition, so records
+of interleaved keys still batch up per partition; each goes out when full or ``linger_ms``
+after its first record. Keyless records join the batch most recently written to (alone,
+the server's sticky partition takes them). When the count cannot be learned (an ACL
+without ``consume``, an older server) the key itself decides: a record of another key
+closes the current batch (keys are not parked: there may be millions), and the server
+places each batch. A record's future tells its ``partition`` once resolved.
 
 A failed batch fails every future in it, with one exception: when the server rejects a
 batch because a record is over its size limit (``RecordTooLargeError``, so nothing was
@@ -141,7 +142,10 @@ class Producer:
         self._futures_condition = threading.Condition()  # shared by every RecordFuture
         self._open = _Batch(self._futures_condition)
         self._full: deque[_Batch] = deque()  # closed to new records, waiting for a slot
-        self._buffered = 0  # records in _open and _full
+        # Open batches of other routes than the current one's (one per route, so every
+        # partition's records batch up however keys interleave).
+        self._parked: dict[_Route, _Batch] = {}
+        self._buffered = 0  # records in _open, _parked and _full
         self._in_flight = 0
         self._flushing = 0
         self._closed = False
@@ -170,12 +174,9 @@ class Producer:
         with self._lock:
             if self._buffered >= self.max_buffered_records or self._closed:
                 self._wait_for_room()
-            batch = self._open
+            batch = self._open if route is None else self._batch_for(route)
             index = batch.count
-            if index and (
-                batch.size + size > self.max_batch_bytes
-                or (route is not None and batch.route not in (None, route))
-            ):
+            if index and batch.size + size > self.max_batch_bytes:
                 batch = self._close_open_batch()
                 index = 0
             if route is not None:
@@ -263,9 +264,7 @@ class Producer:
         with self._lock:
             if self._buffered + count > self.max_buffered_records or self._closed:
                 self._wait_for_room(count)
-            batch = self._open
-            if batch.count and route is not None and batch.route not in (None, route):
-                batch = self._close_open_batch()
+            batch = self._open if route is None else self._batch_for(route)
             if route is not None:
                 batch.route = route
             index = batch.count
@@ -313,6 +312,29 @@ class Producer:
             self._room.wait()
         if self._closed:
             raise InvalidArgumentError("the producer is closed")
+
+    def _batch_for(self, route: _Route) -> _Batch:
+        """The open batch records of ``route`` join, made the current one (holds the lock).
+
+        One batch is open per route: switching routes parks the current batch (it goes out
+        when its linger ends or it fills) instead of cutting it short. Keyless records join
+        the current batch, so a batch of keyless records only takes the next route; if that
+        route has a parked batch, the keyless one goes out first, as the server places it
+        (two open batches of one route would break the route's order)."""
+        current = self._open
+        if current.route == route or (current.route is None and route not in self._parked):
+            return current
+        if isinstance(route, bytes) or isinstance(current.route, bytes):
+            return self._close_open_batch() if current.count else current  # keys: not parked
+        if current.count:
+            if current.route is None:
+                self._full.append(current)
+                self._wake.notify()
+            else:
+                self._parked[current.route] = current
+        batch = self._parked.pop(route, None) or _Batch(self._futures_condition)
+        self._open = batch
+        return batch
 
     def _close_open_batch(self) -> _Batch:
         """Queue the open batch for sending and open a new one (holds the lock)."""
@@ -377,11 +399,12 @@ class Producer:
                 if self._full:
                     batch = self._full.popleft()
                     break
-                batch = self._open
-                if batch.count:
-                    wait = batch.first_at + self.linger_s - time.monotonic()
+                oldest = self._oldest_open()
+                if oldest is not None:
+                    wait = oldest.first_at + self.linger_s - time.monotonic()
                     if wait <= 0 or self._flushing or self._closed:
-                        self._open = _Batch(self._futures_condition)
+                        self._unpark(oldest)
+                        batch = oldest
                         break
                     self._wake.wait(wait)
                 elif self._closed:
@@ -392,6 +415,21 @@ class Producer:
             self._in_flight += 1
             self._room.notify_all()
             return batch
+
+    def _oldest_open(self) -> _Batch | None:
+        """The open batch (current or parked) whose linger ends first, if any holds records."""
+        oldest: _Batch | None = self._open if self._open.count else None
+        for batch in self._parked.values():
+            if oldest is None or batch.first_at < oldest.first_at:
+                oldest = batch
+        return oldest
+
+    def _unpark(self, batch: _Batch) -> None:
+        """Take an open batch out of the producer's hands to send it (holds the lock)."""
+        if batch is self._open:
+            self._open = _Batch(self._futures_condition)
+        else:
+            del self._parked[batch.route]
 
     def _run(self) -> None:
         while True:

@@ -168,21 +168,45 @@ def test_a_producer_for_one_partition_names_it_and_batches_every_key_together(
     assert fake.picker.read_floor(None) == 0  # another partition's offsets
 
 
-def test_with_the_partition_count_batches_are_cut_by_partition_and_name_it(
+def test_with_the_partition_count_interleaved_keys_batch_up_per_partition_in_order(
     fake: FakeClient,
 ) -> None:
     fake.partitions = 4
     keys = [b"k%d" % i for i in range(40)]
+    assert any(
+        partition_for_key(a, 4) != partition_for_key(b, 4) for a, b in itertools.pairwise(keys)
+    )  # the keys interleave partitions: one open batch per partition keeps them together
     with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
         futures = [p.send(b"%d" % i, key) for i, key in enumerate(keys)]
     for request in fake.requests:
         partitions = {partition_for_key(r.key, 4) for r in request.records}
         assert partitions == {request.partition}, request
-    runs = 1 + sum(
-        partition_for_key(a, 4) != partition_for_key(b, 4) for a, b in itertools.pairwise(keys)
-    )
-    assert len(fake.requests) == runs and fake.described == 1
+    wanted = {partition_for_key(k, 4) for k in keys}
+    assert sorted(r.partition for r in fake.requests) == sorted(wanted)  # one batch each
+    assert fake.described == 1
+    for partition in wanted:  # each partition's records in send order
+        sent = [k for k in keys if partition_for_key(k, 4) == partition]
+        (request,) = [r for r in fake.requests if r.partition == partition]
+        assert [r.key for r in request.records] == sent
     assert [f.partition for f in futures] == [partition_for_key(k, 4) for k in keys]
+
+
+def test_a_parked_partition_batch_still_goes_out_after_its_linger(fake: FakeClient) -> None:
+    fake.partitions = 4
+    a, b = (
+        b"k0",
+        next(
+            k
+            for k in (b"k%d" % i for i in range(1, 50))
+            if partition_for_key(k, 4) != partition_for_key(b"k0", 4)
+        ),
+    )
+    with Producer(fake, linger_ms=20, topic="orders") as p:
+        first = p.send(b"a", a)  # parked when the next record goes to another partition
+        second = p.send(b"b", b)
+        # no flush: the linger sent both (the fake numbers one log for every partition)
+        assert {first.result(5), second.result(5)} == {0, 1}
+    assert len(fake.requests) == 2
 
 
 def test_on_a_topic_of_one_partition_records_of_many_keys_share_a_batch(fake: FakeClient) -> None:
