@@ -219,6 +219,25 @@ class ProcNode:
         self.proc.wait(10)
         self.paused = False
 
+    def terminate(self) -> None:
+        """SIGTERM by PID (a graceful stop: what it stored is all on disk once it exited)."""
+        if self.running:
+            if self.paused:
+                _os.kill(self.pid, _signal.SIGCONT)
+                self.paused = False
+            _os.kill(self.pid, _signal.SIGTERM)
+
+    def wait_exited(self, timeout: float = 20) -> int:
+        """Wait for the process to exit (SIGKILL by PID after ``timeout``); its exit status."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except _subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"{self.name} did not stop in {timeout} s: {self.tail()}"
+            ) from None
+
     def pause(self) -> None:
         """SIGSTOP by PID."""
         _os.kill(self.pid, _signal.SIGSTOP)
@@ -385,6 +404,14 @@ class ProcCluster:
     def kill_all(self) -> None:
         for node in self.nodes.values():
             node.kill()
+
+    def stop_all(self, timeout: float = 20) -> None:
+        """SIGTERM every running node at once, then wait for each to exit."""
+        running = [n for n in self.nodes.values() if n.running]
+        for node in running:
+            node.terminate()
+        for node in running:
+            node.wait_exited(timeout)
 
     def log_dirs(self) -> dict[str, Path]:
         return {name: node.data_dir / "log" for name, node in self.nodes.items()}

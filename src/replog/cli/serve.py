@@ -60,6 +60,10 @@ SegmentMsOpt = Annotated[
 RetentionCheckOpt = Annotated[
     int | None, typer.Option(help="How often retention runs (default 60000).")
 ]
+BalanceIntervalOpt = Annotated[
+    int | None,
+    typer.Option(help="How often leader balancing runs, in ms (cluster; default 5000)."),
+]
 LeaderBalancingOpt = Annotated[
     bool | None,
     typer.Option(
@@ -108,6 +112,7 @@ def serve_command(  # noqa: PLR0917  (typer options)
     bootstrap: BootstrapOpt = None,
     join: JoinOpt = None,
     leader_balancing: LeaderBalancingOpt = None,
+    leader_balance_interval_ms: BalanceIntervalOpt = None,
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 
@@ -132,6 +137,7 @@ def serve_command(  # noqa: PLR0917  (typer options)
         "bootstrap": bootstrap,
         "join": join,
         "leader_balancing": leader_balancing,
+        "leader_balance_interval_ms": leader_balance_interval_ms,
         "log_level": log_level,
         "log_format": log_format,
         "ready_file": str(ready_file) if ready_file else None,

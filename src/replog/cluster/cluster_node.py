@@ -83,6 +83,7 @@ class ClusterNode:
         credentials: grpc.ChannelCredentials | None = None,
         topic_defaults: TopicConfig | None = None,
         leader_balancing: bool = True,
+        balance_interval_s: float = 5.0,
         retention_interval_s: float = 60.0,
     ) -> None:
         """Open (or create) the node's data; ``bootstrap`` makes a brand-new node the sole
@@ -143,6 +144,7 @@ class ClusterNode:
             credentials=credentials,
             on_fatal=self._fail_stop,
             leader_balancing=leader_balancing,
+            balance_interval_s=balance_interval_s,
             retention_interval_s=retention_interval_s,
         )
         self.topics = self.topics_host.topics
