@@ -411,3 +411,31 @@ def test_retention_deletes_segments_on_every_replica_and_a_follower_down_meanwhi
     assert mine.lowest_offset > stopped_at, mine  # it got a snapshot of the segments
     records = read_all(procs.nodes[follower], RETAINED, 0, mine.lowest_offset, end)
     assert records == {o: v for o, v in acked.items() if o >= mine.lowest_offset}
+
+
+def test_deleting_a_topic_removes_its_data_on_every_replica_even_one_down_meanwhile(
+    procs: ProcCluster,
+) -> None:
+    procs.bootstrap(3, *BALANCE)
+    create_topic(procs, "gone", 3)
+    with Client(procs.addresses(), timeout=10) as client:
+        for p in range(3):
+            client.produce(b"x", topic="gone", partition=p)
+    dirs = {n: procs.nodes[n].data_dir / "topics" / "gone" for n in procs.names}
+    for name, directory in dirs.items():
+        assert sorted(d.name for d in directory.iterdir()) == ["0", "1", "2"], name
+    down = next(n for n in procs.names if n != procs.leader())
+    procs.nodes[down].kill()
+    with Client(procs.addresses(), timeout=10) as client:
+        client.delete_topic("gone")
+        assert [t.name for t in client.list_topics()] == ["default"]
+    wait_until(lambda: not any(dirs[n].exists() for n in dirs if n != down), 10,
+               "the data to go on the running replicas")  # fmt: skip
+    assert dirs[down].exists()  # it was down: it learns of the deletion when it is back
+    procs.nodes[down].start()
+    node = procs.nodes[down]
+    wait_until(lambda: not dirs[down].exists() or not node.running, 20, f"{down} to remove it")
+    # It once failed here: the restarted node applied the deletion while it was opening the
+    # topic's groups, failed on the newer state and stopped (fail-stop) with its data left.
+    assert node.running, f"{down} stopped: {node.tail()}"
+    assert not dirs[down].exists()
