@@ -226,24 +226,6 @@ def create_topic(procs: ProcCluster, name: str, partitions: int, **config: str) 
 # -- the tests ----------------------------------------------------------------------------
 
 
-def test_keyed_records_land_on_murmur2_partitions_and_leaders_are_spread(
-    procs: ProcCluster,
-) -> None:
-    procs.bootstrap(3, *BALANCE)
-    create_topic(procs, TOPIC, PARTITIONS)
-    with Client(procs.addresses(), timeout=10) as client:
-        for i in range(40):
-            key = f"customer-{i}".encode()
-            offset = client.produce(b"v%d" % i, key=key, topic=TOPIC)
-            assert offset.partition == partition_for_key(key, PARTITIONS)
-            record = client.consume(offset, topic=TOPIC, partition=offset.partition)
-            assert (record.key, record.value) == (key, b"v%d" % i)
-    found = wait_until(lambda: balanced(procs, TOPIC), 20, "the leaders to be spread")
-    counts = Counter(found.values())
-    print(f"\nleaders per node: {dict(sorted(counts.items()))}")
-    assert set(counts) == set(procs.names), counts
-
-
 def test_kill_9_of_a_node_under_load_leaves_every_partition_writable_and_loses_nothing(
     procs: ProcCluster,
 ) -> None:
@@ -413,27 +395,35 @@ def test_retention_deletes_segments_on_every_replica_and_a_follower_down_meanwhi
     assert records == {o: v for o, v in acked.items() if o >= mine.lowest_offset}
 
 
-def test_deleting_a_topic_removes_its_data_on_every_replica_even_one_down_meanwhile(
+def test_keyed_records_land_on_murmur2_partitions_leaders_spread_and_deletion_reaches_all(
     procs: ProcCluster,
 ) -> None:
     procs.bootstrap(3, *BALANCE)
-    create_topic(procs, "gone", 3)
+    create_topic(procs, TOPIC, PARTITIONS)
     with Client(procs.addresses(), timeout=10) as client:
-        for p in range(3):
-            client.produce(b"x", topic="gone", partition=p)
-    dirs = {n: procs.nodes[n].data_dir / "topics" / "gone" for n in procs.names}
+        for i in range(40):
+            key = f"customer-{i}".encode()
+            offset = client.produce(b"v%d" % i, key=key, topic=TOPIC)
+            assert offset.partition == partition_for_key(key, PARTITIONS)
+            record = client.consume(offset, topic=TOPIC, partition=offset.partition)
+            assert (record.key, record.value) == (key, b"v%d" % i)
+    found = wait_until(lambda: balanced(procs, TOPIC), 20, "the leaders to be spread")
+    counts = Counter(found.values())
+    print(f"\nleaders per node: {dict(sorted(counts.items()))}")
+    assert set(counts) == set(procs.names), counts
+    # Deleting the topic removes its data on every replica, one down meanwhile included.
+    dirs = {n: procs.nodes[n].data_dir / "topics" / TOPIC for n in procs.names}
     for name, directory in dirs.items():
-        assert sorted(d.name for d in directory.iterdir()) == ["0", "1", "2"], name
+        assert {d.name for d in directory.iterdir()} == {str(p) for p in range(PARTITIONS)}, name
     down = next(n for n in procs.names if n != procs.leader())
     procs.nodes[down].kill()
     with Client(procs.addresses(), timeout=10) as client:
-        client.delete_topic("gone")
+        client.delete_topic(TOPIC)
         assert [t.name for t in client.list_topics()] == ["default"]
     wait_until(lambda: not any(dirs[n].exists() for n in dirs if n != down), 10,
                "the data to go on the running replicas")  # fmt: skip
     assert dirs[down].exists()  # it was down: it learns of the deletion when it is back
-    procs.nodes[down].start()
-    node = procs.nodes[down]
+    node = procs.nodes[down].start()
     wait_until(lambda: not dirs[down].exists() or not node.running, 20, f"{down} to remove it")
     # It once failed here: the restarted node applied the deletion while it was opening the
     # topic's groups, failed on the newer state and stopped (fail-stop) with its data left.
