@@ -52,6 +52,12 @@ soak = pytest.mark.skipif(
 )
 
 
+@pytest.fixture
+def procs(direct_procs: ProcCluster) -> ProcCluster:
+    """The processes talk straight to each other: these tests inject no network fault."""
+    return direct_procs
+
+
 # -- views of the cluster -----------------------------------------------------------------
 
 
@@ -131,7 +137,8 @@ def partition_dir(node: ProcNode, topic: str, partition: int) -> Path:
 
 
 def start_workloads(procs: ProcCluster, topic: str, count: int) -> list[Workload]:
-    """One workload per partition: two producers each, a consumer on every third one."""
+    """One workload per partition: two producers each (they race on one partition), a
+    consumer on every fourth."""
 
     def targets() -> list[tuple[str, str]]:
         return [(n.name, n.grpc_address) for n in procs.up()]
@@ -140,7 +147,7 @@ def start_workloads(procs: ProcCluster, topic: str, count: int) -> list[Workload
         Workload(
             targets,
             producers=2,
-            consumers=1 if p % 3 == 0 else 0,
+            consumers=1 if p % 4 == 0 else 0,
             max_batch=10,
             timeout_s=2.0,
             seed=p,
@@ -152,8 +159,22 @@ def start_workloads(procs: ProcCluster, topic: str, count: int) -> list[Workload
 
 
 def wait_every_partition_acked(workloads: Sequence[Workload], more: int, what: str) -> None:
-    for w in workloads:
-        w.wait_acked(more, 20, f"on partition {w.partition} {what}")
+    """Wait until each partition's workload had ``more`` further batches acknowledged."""
+    bases = [len(w.acked()) for w in workloads]
+
+    def behind() -> list[int]:
+        return [
+            w.partition for w, b in zip(workloads, bases, strict=True) if len(w.acked()) < b + more
+        ]
+
+    try:
+        wait_until(lambda: not behind(), 30, f"{more} batches on every partition {what}")
+    except AssertionError:
+        stuck = behind()
+        raise AssertionError(
+            f"partitions {stuck} took fewer than {more} batches {what}; last attempts:\n"
+            + "\n".join(workloads[p].timeline(8) for p in stuck[:2])
+        ) from None
 
 
 def writable_again(workloads: Sequence[Workload], since: float, timeout: float) -> list[float]:
@@ -217,6 +238,18 @@ def finish(procs: ProcCluster, topic: str, workloads: Sequence[Workload]) -> lis
     return summaries
 
 
+class Phases:
+    """Prints how long each phase of a test took (the report of a slow run)."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        now = time.monotonic()
+        print(f"  [{now - self.last:5.1f} s] {what}")
+        self.last = now
+
+
 def create_topic(procs: ProcCluster, name: str, partitions: int, **config: str) -> None:
     with Client(procs.addresses(), timeout=10) as client:
         created = client.create_topic(name, partitions, replication_factor=3, config=config)
@@ -229,11 +262,14 @@ def create_topic(procs: ProcCluster, name: str, partitions: int, **config: str) 
 def test_kill_9_of_a_node_under_load_leaves_every_partition_writable_and_loses_nothing(
     procs: ProcCluster,
 ) -> None:
+    phase = Phases()
     procs.bootstrap(3, *BALANCE)
     create_topic(procs, TOPIC, PARTITIONS)
     before = wait_until(lambda: balanced(procs, TOPIC), 20, "the leaders to be spread")
+    phase("bootstrap, topic created, leaders spread")
     workloads = start_workloads(procs, TOPIC, PARTITIONS)
     wait_every_partition_acked(workloads, 3, "before the kill")
+    phase("workload on every partition")
     victim = procs.leader()  # the controller's leader too: the metadata fails over as well
     assert victim is not None
     killed_at = time.monotonic()
@@ -246,12 +282,16 @@ def test_kill_9_of_a_node_under_load_leaves_every_partition_writable_and_loses_n
     assert max(took) < WRITABLE_WITHIN_S, took
     after = wait_until(lambda: leaders(procs, TOPIC), 10, "a leader for every partition")
     assert victim not in after.values()
+    phase("every partition writable without the victim")
     procs.nodes[victim].start()
     back = wait_until(lambda: balanced(procs, TOPIC, must_lead=victim), 30,
                       f"{victim} to lead again")  # fmt: skip
+    phase("restarted, leaderships back")
     print(f"after the restart: leaders per node {dict(sorted(Counter(back.values()).items()))}")
     wait_every_partition_acked(workloads, 2, "after the restart")
+    phase("written after the restart")
     finish(procs, TOPIC, workloads)
+    phase("converged, stopped, checked")
 
 
 @soak
