@@ -194,7 +194,10 @@ class PartitionGroups:
         seed = None
         if fresh and self.name in part.replicas:  # a member of the first configuration
             seed = Membership(frozenset(raft_id(n) for n in part.replicas))
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Each level with its own mode: mkdir(parents=True) gives the parents the umask's
+        # (0755), and what a node writes is private.
+        for level in (self.root, directory.parent, directory):
+            level.mkdir(mode=0o700, exist_ok=True)
         store = ReplogLogStore(directory, self._log_config(ref.topic), bootstrap=seed)
         if fresh:
             doc = {"topic": ref.topic, "partition": ref.partition, "topic_id": ref.topic_id}
