@@ -128,7 +128,24 @@ class ClusterTopics:
         self.metadata.require_leader()
         if self._register is not None:
             await self._register()
-        rf = check_replication_factor(replication_factor, len(active_nodes(self.metadata.state)))
+        state = self.metadata.state
+        active = len(active_nodes(state))
+        # A voter becomes a node of the metadata a moment after it joined (or bootstrapped):
+        # until then a default or larger replication factor would be judged against too few
+        # nodes (refused as invalid, or placed on fewer replicas), so ask for a retry.
+        unregistered = [
+            s.id for s in self.controller.servers() if s.is_voter and s.id not in state.nodes
+        ]
+        if (
+            unregistered
+            and type(replication_factor) is int
+            and (replication_factor == 0 or replication_factor > active)
+        ):
+            raise UnavailableError(
+                "not every node of the cluster is registered yet; retry",
+                certainly_not_applied=True,
+            )
+        rf = check_replication_factor(replication_factor, active)
         command = CreateTopic(name, partitions or 1, rf, dict(config))
         await self._change(command)
         return self.describe_topic(name)
