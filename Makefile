@@ -75,10 +75,9 @@ sim-soak: $(VENV)/.installed-dev
 	for p in default churn conf ghost; do \
 		$(BIN)/python -m tests.sim.driver --soak --no-shrink --seeds 0-500 --profile $$p; done
 
-## fault-soak: mixed faults on 5-process clusters, 50 seeds (~12 s each; CI runs seed 7); 5-node partition faults
+## fault-soak: mixed faults on 5-process clusters, 50 seeds (~12 s each; CI runs seed 7)
 fault-soak: $(VENV)/.installed-dev
 	REPLOG_FAULT_SEEDS=1-50 $(BIN)/pytest -q tests/cluster/test_faults_mixed.py
-	REPLOG_SOAK=1 $(BIN)/pytest -q tests/cluster/test_partitions_faults.py
 
 ## bench-cluster: three local nodes: throughput, commit latency, failover, join catch-up
 bench-cluster: $(VENV)/.installed-dev

@@ -26,7 +26,6 @@ __all__ = [
 
 CI_ALLOWED_SKIPS: dict[str, str] = {
     "root ignores directory permissions": "CI runs as root; the simulated variant covers it",
-    "soak:": "too long for CI's budget; a faster variant of the same test runs there",
 }
 """Skip reasons (prefixes) that are expected in CI, each with why it is fine there."""
 
