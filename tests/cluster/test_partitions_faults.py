@@ -8,14 +8,15 @@ partitions with replication factor 3, each partition its own Raft group.
   checker of tests/cluster/checker.py, run per partition on every replica's log after the
   cluster stopped, finds nothing acknowledged lost, duplicated or reordered; the node comes
   back and gets leaderships back (leader balancing);
-- five nodes: placement puts three distinct nodes in every replica set, evenly;
+- five nodes: placement puts three distinct nodes in every replica set, evenly, and a
+  kill -9 there too leaves every partition writable and loses nothing;
 - retention deletes old segments on every replica, never a record younger than the limit,
   and a follower that was down meanwhile catches up by a segment snapshot;
 - deleting a topic removes its data on every replica, one that was down included.
 
 Timing: 50 ms ticks x 10 (the fault tests' conftest), leader balancing every 300 ms; the
 nodes talk straight to each other (no network fault here, so no proxy in the test's
-process). The file takes about 80 s on a 2-core machine.
+process). The file takes about 70 s on a 2-core machine.
 """
 
 from __future__ import annotations
