@@ -154,6 +154,8 @@ class ProcNode:
         self.common: tuple[str, ...] = ()
         self.starts = 0
         self.log_path = workdir / f"{name}.log"
+        self.proxied = True
+        """Whether its node-to-node traffic goes through the proxy (else straight)."""
 
     def spawn(self, *extra: str) -> ProcNode:
         """Start the process (without waiting for it to listen)."""
@@ -161,8 +163,9 @@ class ProcNode:
         self.starts += 1
         self.ready_file = self.workdir / f"{self.name}-ready-{self.starts}.json"
         env = {k: v for k, v in _os.environ.items() if k.lower() not in _PROXY_ENV}
+        if self.proxied:
+            env["grpc_proxy"] = self.proxy_url
         env |= {
-            "grpc_proxy": self.proxy_url,
             "REPLOG_RAFT_TICK_MS": str(PROC_TICK_MS),
             "REPLOG_ELECTION_TICKS": str(PROC_ELECTION_TICKS),
         }
@@ -219,6 +222,25 @@ class ProcNode:
         self.proc.wait(10)
         self.paused = False
 
+    def terminate(self) -> None:
+        """SIGTERM by PID (a graceful stop: what it stored is all on disk once it exited)."""
+        if self.running:
+            if self.paused:
+                _os.kill(self.pid, _signal.SIGCONT)
+                self.paused = False
+            _os.kill(self.pid, _signal.SIGTERM)
+
+    def wait_exited(self, timeout: float = 20) -> int:
+        """Wait for the process to exit (SIGKILL by PID after ``timeout``); its exit status."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except _subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"{self.name} did not stop in {timeout} s: {self.tail()}"
+            ) from None
+
     def pause(self) -> None:
         """SIGSTOP by PID."""
         _os.kill(self.pid, _signal.SIGSTOP)
@@ -255,9 +277,12 @@ class ProcNode:
 class ProcCluster:
     """Named ``replog serve`` processes behind a :class:`NetProxy`."""
 
-    def __init__(self, root: Path, net: NetProxy) -> None:
+    def __init__(self, root: Path, net: NetProxy, *, proxied: bool = True) -> None:
         self.root = root
         self.net = net
+        self.proxied = proxied
+        """False: nodes talk straight to each other (no network faults, and no proxy in the
+        test's process, where the workload's threads would slow every Raft message)."""
         self.nodes: dict[str, ProcNode] = {}
         self.common: tuple[str, ...] = ()
         """Flags every node gets at every start (e.g. a small ``--segment-bytes``)."""
@@ -266,6 +291,7 @@ class ProcCluster:
         if name not in self.nodes:
             node = self.nodes[name] = ProcNode(name, self.root / name, self.root, self.net)
             node.common = self.common
+            node.proxied = self.proxied
         return self.nodes[name]
 
     @property
@@ -289,6 +315,8 @@ class ProcCluster:
         for node in joiners:
             node.wait_ready()
         self.wait_voters(size)
+        if not self.proxied:
+            return self
         leader = self.leader()
         for other in self.names:  # the leader and each follower talk through the proxy
             if other != leader:
@@ -386,6 +414,14 @@ class ProcCluster:
         for node in self.nodes.values():
             node.kill()
 
+    def stop_all(self, timeout: float = 20) -> None:
+        """SIGTERM every running node at once, then wait for each to exit."""
+        running = [n for n in self.nodes.values() if n.running]
+        for node in running:
+            node.terminate()
+        for node in running:
+            node.wait_exited(timeout)
+
     def log_dirs(self) -> dict[str, Path]:
         return {name: node.data_dir / "log" for name, node in self.nodes.items()}
 
@@ -404,7 +440,16 @@ def net() -> Iterator[NetProxy]:
 @pytest.fixture
 def procs(tmp_path: Path, net: NetProxy) -> Iterator[ProcCluster]:
     """An empty cluster of processes; every one is killed by PID at the end."""
-    cluster = ProcCluster(tmp_path, net)
+    yield from _proc_cluster(ProcCluster(tmp_path, net))
+
+
+@pytest.fixture
+def direct_procs(tmp_path: Path, net: NetProxy) -> Iterator[ProcCluster]:
+    """``procs`` whose nodes talk straight to each other (no network faults)."""
+    yield from _proc_cluster(ProcCluster(tmp_path, net, proxied=False))
+
+
+def _proc_cluster(cluster: ProcCluster) -> Iterator[ProcCluster]:
     started = _time.monotonic()
     try:
         yield cluster

@@ -90,9 +90,10 @@ class _TracedClient(Client):
 
 
 class _NodeReader:
-    """ConsumeBatch on exactly one node (no leader search, no retries)."""
+    """ConsumeBatch of one partition on exactly one node (no leader search, no retries)."""
 
-    def __init__(self, addr: str) -> None:
+    def __init__(self, addr: str, topic: str = "", partition: int = 0) -> None:
+        self._topic, self._partition = topic, partition
         self._channel = grpc.insecure_channel(addr, options=[("grpc.enable_http_proxy", 0)])
         self._consume = self._channel.unary_unary(
             "/replog.v1.Log/ConsumeBatch",
@@ -101,7 +102,9 @@ class _NodeReader:
         )
 
     def consume(self, offset: int, timeout: float) -> list[Record] | None:
-        request = log_pb2.ConsumeBatchRequest(offset=offset, max_records=200)
+        request = log_pb2.ConsumeBatchRequest(
+            offset=offset, max_records=200, topic=self._topic, partition=self._partition
+        )
         try:
             return list(self._consume(request, timeout=timeout).records)
         except grpc.RpcError:
@@ -128,6 +131,9 @@ class Workload:
     """Pad each value to this size (big batches span several AppendEntries)."""
     max_attempts: int = 5
     seed: int = 0
+    topic: str = ""
+    partition: int = 0
+    """The partition every batch goes to and the consumers read ("" = ``default``/0)."""
     ops: list[Attempt] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
 
@@ -268,7 +274,9 @@ class Workload:
         started = time.monotonic()
         kind, offset, why = OK, None, ""
         try:
-            offset, count = client.produce_batch(list(values))
+            offset, count = client.produce_batch(
+                list(values), topic=self.topic, partition=self.partition if self.topic else None
+            )
             assert count == len(values), f"acknowledged {count} of {len(values)} records"
         except ReplogError as exc:
             kind, why = classify(exc), f"{type(exc).__name__}: {exc}"
@@ -290,7 +298,8 @@ class Workload:
             with self._lock:
                 reader = self._readers.get(addr)
                 if reader is None:
-                    reader = self._readers[addr] = _NodeReader(addr)
+                    reader = _NodeReader(addr, self.topic, self.partition)
+                    self._readers[addr] = reader
             records = reader.consume(positions.get(name, 0), self.timeout_s)
             if records is None:
                 self._stop.wait(0.02)

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from replog.client import Client
 from replog.v1 import log_pb2, log_pb2_grpc
 from replog.v1.record_pb2 import Record
 from tests.cluster.conftest import Cluster
@@ -89,4 +90,22 @@ def test_an_existing_world_readable_data_directory_is_tightened_on_open(
     server = server_factory(data)
     produce_some(server.grpc_address, 3)
     server.stop()
+    assert loose_modes(data) == []
+
+
+def test_a_cluster_node_writes_its_topics_partitions_privately_under_umask_022(
+    umask_022: None, tmp_path: Path
+) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        node = cluster.start_node("n1", bootstrap=True, **SMALL_SEGMENTS)
+        wait_until(node.is_leader, 10, "n1 to lead")
+        with Client(node.grpc_address) as client:
+            client.create_topic("orders", 2, replication_factor=1)
+            for p in range(2):
+                client.produce(b"secret", topic="orders", partition=p)
+    finally:
+        cluster.stop_all()
+    data = tmp_path / "n1"
+    assert (data / "topics" / "orders" / "1" / "raft-state.json").exists()
     assert loose_modes(data) == []

@@ -63,6 +63,10 @@ RetentionCheckOpt = Annotated[
 GrpcAddrOpt = Annotated[
     str | None, typer.Option(help="gRPC listen HOST:PORT [default: 127.0.0.1:7400].")
 ]
+BalanceIntervalOpt = Annotated[
+    int | None,
+    typer.Option(help="How often leader balancing runs, in ms (cluster; default 5000)."),
+]
 LeaderBalancingOpt = Annotated[
     bool | None,
     typer.Option(
@@ -109,6 +113,7 @@ def serve_command(  # noqa: PLR0917  (typer options)
     bootstrap: BootstrapOpt = None,
     join: JoinOpt = None,
     leader_balancing: LeaderBalancingOpt = None,
+    leader_balance_interval_ms: BalanceIntervalOpt = None,
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 
@@ -133,6 +138,7 @@ def serve_command(  # noqa: PLR0917  (typer options)
         "bootstrap": bootstrap,
         "join": join,
         "leader_balancing": leader_balancing,
+        "leader_balance_interval_ms": leader_balance_interval_ms,
         "log_level": log_level,
         "log_format": log_format,
         "ready_file": str(ready_file) if ready_file else None,

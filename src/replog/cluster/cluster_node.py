@@ -84,6 +84,7 @@ class ClusterNode:
         credentials: grpc.ChannelCredentials | None = None,
         topic_defaults: TopicConfig | None = None,
         leader_balancing: bool = True,
+        balance_interval_s: float = 5.0,
         retention_interval_s: float = 60.0,
     ) -> None:
         """Open (or create) the node's data; ``bootstrap`` makes a brand-new node the sole
@@ -130,7 +131,10 @@ class ClusterNode:
             credentials=credentials,
         )
         self.topics_host = self._host_topics(
-            topic_defaults or TopicConfig(), log_config, leader_balancing, retention_interval_s
+            topic_defaults or TopicConfig(),
+            log_config,
+            (leader_balancing, balance_interval_s),
+            retention_interval_s,
         )
         self.topics = self.topics_host.topics
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -143,9 +147,10 @@ class ClusterNode:
         self,
         defaults: TopicConfig,
         log_config: LogConfig,
-        leader_balancing: bool,
+        balancing: tuple[bool, float],
         retention_interval_s: float,
     ) -> TopicsHost:
+        """The node's topics (``balancing``: leader balancing on, and its interval)."""
         return TopicsHost(
             name=self.name,
             data_dir=self.data_dir,
@@ -160,7 +165,8 @@ class ClusterNode:
             sync_interval_ms=log_config.sync_interval_ms,
             credentials=self.credentials,
             on_fatal=self._fail_stop,
-            leader_balancing=leader_balancing,
+            leader_balancing=balancing[0],
+            balance_interval_s=balancing[1],
             retention_interval_s=retention_interval_s,
         )
 

@@ -63,10 +63,7 @@ class MetadataForwarding:
         certainly was not)."""
         if self.metadata.is_leader:
             if isinstance(command, CreateTopic):
-                await self._before_create()
-                nodes = len(active_nodes(self.metadata.state))
-                factor = check_replication_factor(command.replication_factor, nodes)
-                command = dataclasses.replace(command, replication_factor=factor)
+                command = await self._placed(command)
             return await self.metadata.propose_at(command)
         lead = self.metadata.node.leader
         addr = self.book.address(lead) if lead is not None else None
@@ -90,6 +87,26 @@ class MetadataForwarding:
                 raise error from None
             return int(response.index)
         raise UnavailableError("the controller leader kept moving", certainly_not_applied=True)
+
+    async def _placed(self, command: CreateTopic) -> CreateTopic:
+        """``command`` with its replication factor resolved against the registered nodes
+        (0: min(3, nodes)). A voter becomes a node of the metadata a moment after it joined
+        (or bootstrapped): until then a default or larger factor would be judged against
+        too few nodes (refused as invalid, or placed on fewer replicas), so the caller is
+        asked to retry (UNAVAILABLE, certainly not applied)."""
+        await self._before_create()
+        state = self.metadata.state
+        active = len(active_nodes(state))
+        voters = self.metadata.node.raft.config.voters
+        unregistered = [v for v in voters if self.book.name(v) not in state.nodes]
+        factor = command.replication_factor
+        if unregistered and type(factor) is int and (factor == 0 or factor > active):
+            raise UnavailableError(
+                "not every node of the cluster is registered yet; retry",
+                certainly_not_applied=True,
+            )
+        resolved = check_replication_factor(factor, active)
+        return dataclasses.replace(command, replication_factor=resolved)
 
     def methods(self) -> dict[str, tuple[Callable[[Any], Awaitable[Any]], Any]]:
         """The Cluster service's method for this: name -> (handler, request type)."""

@@ -175,43 +175,56 @@ class PartitionGroups:
         for ref in sorted(self._removed - set(self.hosted)):
             await asyncio.to_thread(_remove_dir, self._dir(ref), ref.topic_id)
             self._removed.discard(ref)
-        missing = sorted(self._wanted - set(self.hosted))
+        # The groups to open and the state that places them, taken together: ``want`` may
+        # replace both while a chunk opens in a worker thread (a node catching up its
+        # controller log after a restart applies a topic's deletion then), and the newer
+        # state may not know the topic any more. The next pass drops what this one opened.
+        state, wanted = self._state, self._wanted
+        missing = sorted(wanted - set(self.hosted))
         for start in range(0, len(missing), _OPEN_CHUNK):
             chunk = missing[start : start + _OPEN_CHUNK]
-            stores = await asyncio.to_thread(self._open_stores, chunk)
+            stores = await asyncio.to_thread(self._open_stores, chunk, state)
             for ref, store in zip(chunk, stores, strict=True):
-                self._start_group(ref, store)
+                self._start_group(ref, store, state)
             if self._kick.is_set():
                 return
 
     def _dir(self, ref: PartitionRef) -> Path:
         return self.root / ref.topic / str(ref.partition)
 
-    def _open_stores(self, refs: list[PartitionRef]) -> list[ReplogLogStore]:
-        return [self._open_store(ref) for ref in refs]
+    def _open_stores(
+        self, refs: list[PartitionRef], state: ControllerState | None
+    ) -> list[ReplogLogStore]:
+        return [self._open_store(ref, state) for ref in refs]
 
-    def _open_store(self, ref: PartitionRef) -> ReplogLogStore:
-        """Open (or create) the partition's store; runs in a worker thread."""
-        assert self._state is not None
+    def _open_store(self, ref: PartitionRef, state: ControllerState | None) -> ReplogLogStore:
+        """Open (or create) the partition's store as ``state`` places it; runs in a worker
+        thread."""
+        assert state is not None
         directory = self._dir(ref)
         marker = directory / GROUP_FILE
         if directory.exists() and _topic_id(marker) != ref.topic_id:
             log.info("removing %s: left by another incarnation of %s", directory, ref.topic)
             shutil.rmtree(directory)
         fresh = not directory.exists()
-        part = self._state.topics[ref.topic].partitions[ref.partition]
+        part = state.topics[ref.topic].partitions[ref.partition]
         seed = None
         if fresh and self.name in part.replicas:  # a member of the first configuration
             seed = Membership(frozenset(raft_id(n) for n in part.replicas))
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Each level with its own mode: mkdir(parents=True) gives the parents the umask's
+        # (0755), and what a node writes is private.
+        for level in (self.root, directory.parent, directory):
+            level.mkdir(mode=0o700, exist_ok=True)
         store = ReplogLogStore(directory, self._log_config(ref.topic), bootstrap=seed)
         if fresh:
             doc = {"topic": ref.topic, "partition": ref.partition, "topic_id": ref.topic_id}
             write_atomically(marker, json.dumps(doc).encode())
         return store
 
-    def _start_group(self, ref: PartitionRef, store: ReplogLogStore) -> None:
-        assert self._state is not None
+    def _start_group(
+        self, ref: PartitionRef, store: ReplogLogStore, state: ControllerState | None
+    ) -> None:
+        assert state is not None
         node = RaftNode(store, self.id, random.Random(), self._options, executor=self._executor)
         node.on_fatal = self._on_fatal
         self._groups.host(group_id(ref), node, store)
@@ -227,7 +240,7 @@ class PartitionGroups:
             partition=ref.partition,
         )
         self.hosted[ref] = HostedPartition(ref, node, store, backend)
-        replicas = self._state.topics[ref.topic].partitions[ref.partition].replicas
+        replicas = state.topics[ref.topic].partitions[ref.partition].replicas
         if store.initial_state().term == 0 and replicas and replicas[0] == self.name:
             node.call(lambda r: r.campaign())  # the preferred leader leads from the start
 

@@ -154,6 +154,7 @@ class Agent:
             credentials=grpc_channel_credentials(tls) if tls is not None else None,
             topic_defaults=s.topic_defaults(),
             leader_balancing=s.leader_balancing,
+            balance_interval_s=s.leader_balance_interval_ms / 1000,
             retention_interval_s=s.retention_check_interval_ms / 1000,
         )
 

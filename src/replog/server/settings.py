@@ -60,6 +60,7 @@ class ServerSettings:
     segment_ms: int = 7 * 24 * 3600 * 1000
     retention_check_interval_ms: int = 60_000
     leader_balancing: bool = True
+    leader_balance_interval_ms: int = 5_000
     http_max_body_bytes: int = 16 * 1024 * 1024
     max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
     max_streams_per_identity: int = DEFAULT_MAX_STREAMS_PER_IDENTITY
@@ -105,6 +106,8 @@ class ServerSettings:
         self.topic_defaults()  # validates the retention settings
         if not 10 <= self.retention_check_interval_ms <= 86_400_000:
             raise ConfigError("retention_check_interval_ms must be between 10 and 86400000")
+        if not 10 <= self.leader_balance_interval_ms <= 86_400_000:
+            raise ConfigError("leader_balance_interval_ms must be between 10 and 86400000")
         self._check_security()
 
     def _check_security(self) -> None:
