@@ -119,33 +119,10 @@ def serve_command(  # noqa: PLR0917  (typer options)
 
     Settings: flags > REPLOG_* environment > TOML file > defaults. SIGHUP reloads the ACL.
     """
-    flags = {
-        "data_dir": str(data_dir) if data_dir else None,
-        "grpc_addr": grpc_addr,
-        "http_addr": http_addr,
-        "sync": sync,
-        "sync_interval_ms": sync_interval_ms,
-        "segment_bytes": segment_bytes,
-        "max_record_bytes": max_record_bytes,
-        "retention_ms": retention_ms,
-        "retention_bytes": retention_bytes,
-        "segment_ms": segment_ms,
-        "retention_check_interval_ms": retention_check_interval_ms,
-        "max_batch_records": max_batch_records,
-        "max_streams_per_identity": max_streams_per_identity,
-        "idle_timeout_s": idle_timeout_s,
-        "server_id": node_id or server_id,
-        "bootstrap": bootstrap,
-        "join": join,
-        "leader_balancing": leader_balancing,
-        "leader_balance_interval_ms": leader_balance_interval_ms,
-        "log_level": log_level,
-        "log_format": log_format,
-        "ready_file": str(ready_file) if ready_file else None,
-    }
-    files = {"tls_cert": tls_cert, "tls_key": tls_key, "tls_ca": tls_ca}
-    files |= {"acl_policy": acl_policy, "acl_model": acl_model}
-    flags |= {name: str(path) if path else None for name, path in files.items()}
+    options = dict(locals())
+    options["server_id"] = options.pop("node_id") or server_id
+    options.pop("config")
+    flags = {k: str(v) if isinstance(v, Path) else v for k, v in options.items()}
     _serve(flags, config)
 
 
