@@ -4,6 +4,7 @@ described, written, read and deleted through any node."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -192,3 +193,41 @@ def test_a_follower_hands_topic_changes_to_the_controller_leader(three: Cluster)
     status, _, body = post(follower, "/v1/topics", raw)  # curl at any node works too
     assert status in (200, 201), body
     assert json.loads(body)["name"] == "web"
+
+
+def test_a_node_stopping_gracefully_hands_its_partitions_to_other_replicas_first(
+    three: Cluster,
+) -> None:
+    with Client(_addrs(three)) as client:
+        client.create_topic("handed", 6, replication_factor=3)
+    leaders = {n.name: 0 for n in three.running()}
+
+    def spread() -> bool:
+        for name in leaders:
+            leaders[name] = 0
+        for node in three.running():
+            for ref, hosted in node.cluster.topics_host.partitions.hosted.items():
+                if ref.topic == "handed" and hosted.node.is_leader:
+                    leaders[node.name] += 1
+        return sum(leaders.values()) == 6
+
+    wait_until(spread, 10, "every partition to have a leader")
+    victim = next(n for n in three.running() if leaders[n.name] > 0)
+    victim.stop()
+    stopped = time.monotonic()
+    others = three.running()
+
+    def led_elsewhere() -> bool:
+        return all(
+            any(
+                h.node.is_leader
+                for n in others
+                for r, h in n.cluster.topics_host.partitions.hosted.items()
+                if r.topic == "handed" and r.partition == p
+            )
+            for p in range(6)
+        )
+
+    # Without the hand-over they would wait for node liveness (1 s) and an election.
+    wait_until(led_elsewhere, 0.8, "the partitions to be led by the others at once")
+    assert time.monotonic() - stopped < 0.8

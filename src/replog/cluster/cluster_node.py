@@ -257,9 +257,11 @@ class ClusterNode:
             await asyncio.sleep(0.2)
 
     async def shutdown_transfer(self, timeout_s: float = 5.0) -> None:
-        """If leading, hand leadership to another voter first (graceful stop), then wait for
-        our producers' entries to commit."""
-        await hand_over(self.node, timeout_s)
+        """Hand leadership of the controller and of every partition group this node leads to
+        another voter first (graceful stop), then wait for our producers' entries to commit."""
+        await asyncio.gather(
+            hand_over(self.node, timeout_s), self.topics_host.hand_over_all(timeout_s)
+        )
 
     def close_streams(self) -> None:
         """End the peers' incoming streams and refuse new ones (the server is stopping)."""

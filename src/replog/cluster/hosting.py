@@ -41,6 +41,7 @@ from replog.cluster.partitions import HostedPartition, PartitionGroups
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.cluster.remote import RemotePartition
 from replog.cluster.topics import ClusterTopics
+from replog.cluster.transfer import hand_over
 from replog.cluster.transport import RaftTransport
 from replog.errors import ReplogError, UnavailableError
 from replog.raft.core import Raft
@@ -209,6 +210,12 @@ class TopicsHost:
         spawn(self._balance_loop())
         spawn(self._retention_loop())
         spawn(self.moves.run())
+
+    async def hand_over_all(self, timeout_s: float) -> None:
+        """Hand leadership of every partition group this node leads to another replica
+        (a graceful stop: its partitions need not wait for a liveness timeout)."""
+        leading = [h.node for h in self.partitions.hosted.values() if h.node.is_leader]
+        await asyncio.gather(*(hand_over(node, timeout_s) for node in leading))
 
     async def close(self) -> None:
         """Stop every partition group (their data stays) and the forwarding channels."""
