@@ -3,6 +3,7 @@ described, written, read and deleted through any node."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -12,9 +13,11 @@ from typer.testing import CliRunner
 from replog.broker.partitioner import partition_for_key
 from replog.cli import topics
 from replog.client import Client
+from replog.cluster.forward import Forwarder
 from replog.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
+    UnavailableError,
     UnknownPartitionError,
     UnknownTopicError,
 )
@@ -231,3 +234,34 @@ def test_a_node_stopping_gracefully_hands_its_partitions_to_other_replicas_first
     # Without the hand-over they would wait for node liveness (1 s) and an election.
     wait_until(led_elsewhere, 0.8, "the partitions to be led by the others at once")
     assert time.monotonic() - stopped < 0.8
+
+
+def test_a_forwarded_produce_for_another_incarnation_of_a_topic_is_refused_unapplied(
+    three: Cluster,
+) -> None:
+    with Client(_addrs(three)) as client:
+        client.create_topic("again", 1, replication_factor=3)
+    node = three.leader()
+    host = node.cluster.topics_host
+    wait_until(lambda: host.local("again", 0) is not None, 10, "the group")
+    backend = host.local("again", 0)
+    assert backend is not None and backend.topic_id is not None
+    leader = next(
+        n
+        for n in three.running()
+        if n.cluster.topics_host.local("again", 0).node.is_leader  # type: ignore[union-attr]
+    )
+    before = backend.high_watermark
+
+    async def forward(topic_id: int) -> int:
+        forwarder = Forwarder(None)
+        try:
+            return await forwarder.forward(leader.grpc_address, [b"r"], "again", 0, topic_id)
+        finally:
+            await forwarder.close()
+
+    with pytest.raises(UnavailableError) as info:
+        asyncio.run(forward(backend.topic_id + 1))  # as a node that saw it created again
+    assert info.value.certainly_not_applied and "another incarnation" in str(info.value)
+    assert backend.high_watermark == before  # nothing appended
+    assert asyncio.run(forward(backend.topic_id)) >= before

@@ -48,11 +48,13 @@ class RaftBackend:
         credentials: grpc.ChannelCredentials | None = None,
         topic: str = "",
         partition: int = 0,
+        topic_id: int | None = None,
         forwarder: Forwarder | None = None,
     ) -> None:
         """``members()`` gives (raft id, name, address, voter) of every member; ``topic`` and
         ``partition`` name the partition the group holds ("" and 0: the controller group)."""
         self.topic = topic
+        self.topic_id = topic_id
         self.partition = partition
         self.node = node
         self.store = store
@@ -127,7 +129,9 @@ class RaftBackend:
         raise UnavailableError("no leader is known", certainly_not_applied=True)
 
     async def _forward(self, addr: str, values: Sequence[AppendValue]) -> int:
-        return await self._forwarder.forward(addr, values, self.topic, self.partition)
+        return await self._forwarder.forward(
+            addr, values, self.topic, self.partition, self.topic_id
+        )
 
     # -- reads -----------------------------------------------------------------------------
 

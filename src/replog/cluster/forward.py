@@ -19,9 +19,13 @@ from replog.errors import InvalidArgumentError, UnavailableError
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 
-__all__ = ["FORWARD_TIMEOUT_S", "Forwarder"]
+__all__ = ["FORWARD_TIMEOUT_S", "TOPIC_ID_KEY", "Forwarder"]
 
 FORWARD_TIMEOUT_S = 10.0
+#: Call metadata naming the topic incarnation a forwarded produce is for: a topic deleted
+#: and created again has the same name, and a node still running the old one's group must
+#: not take records meant for the new one.
+TOPIC_ID_KEY = "replog-topic-id"
 _CONNECT_FAILURES = ("failed to connect", "connection refused", "no route to host")
 
 
@@ -34,10 +38,16 @@ class Forwarder:
         self._channels: dict[str, aio.Channel] = {}
 
     async def forward(
-        self, addr: str, values: Sequence[AppendValue], topic: str, partition: int
+        self,
+        addr: str,
+        values: Sequence[AppendValue],
+        topic: str,
+        partition: int,
+        topic_id: int | None = None,
     ) -> int:
-        """Append ``values`` to ``topic``/``partition`` through the node at ``addr``; the
-        first offset. Raises InvalidArgumentError or UnavailableError (see the module)."""
+        """Append ``values`` to ``topic``/``partition`` (of the incarnation ``topic_id``,
+        when given: a node whose group is of another one refuses) through the node at
+        ``addr``; the first offset. Raises InvalidArgumentError or UnavailableError."""
         channel = self._channels.get(addr)
         if channel is None:
             channel = self._channels[addr] = open_channel(addr, self._credentials)
@@ -49,7 +59,8 @@ class Forwarder:
         )
         request = log_pb2.ProduceBatchRequest(records=records, topic=topic, partition=partition)
         try:
-            response = await call(request, timeout=FORWARD_TIMEOUT_S)
+            metadata = None if topic_id is None else ((TOPIC_ID_KEY, str(topic_id)),)
+            response = await call(request, timeout=FORWARD_TIMEOUT_S, metadata=metadata)
         except grpc.RpcError as exc:
             raise _error(addr, exc) from None
         return int(response.base_offset)
@@ -67,14 +78,15 @@ def _error(addr: str, exc: grpc.RpcError) -> Exception:
     if code is grpc.StatusCode.INVALID_ARGUMENT and aio_error is not None:
         return InvalidArgumentError(str(aio_error.details()))
     trailing = tuple(aio_error.trailing_metadata() or ()) if aio_error is not None else ()
-    details = str(aio_error.details() if aio_error is not None else exc).lower()
+    said = str(aio_error.details() if aio_error is not None else exc)
+    details = said.lower()
     never_connected = code is grpc.StatusCode.UNAVAILABLE and any(
         s in details for s in _CONNECT_FAILURES
     )  # a dead leader: nothing reached it
     not_applied = never_connected or ("replog-not-applied", "1") in trailing
     leader = next((str(v) for k, v in trailing if k == "replog-leader"), "")
     return UnavailableError(
-        f"forwarding to the node at {addr} failed: {code}",
+        f"forwarding to the node at {addr} failed: {said}",
         certainly_not_applied=not_applied,
         leader_addr=leader,
     )

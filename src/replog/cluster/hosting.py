@@ -29,7 +29,7 @@ from replog.broker.config import TopicConfig
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_commands import RegisterNode
-from replog.cluster.forward import Forwarder
+from replog.cluster.forward import TOPIC_ID_KEY, Forwarder
 from replog.cluster.groups import GroupHost
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook, raft_id
@@ -155,6 +155,7 @@ class TopicsHost:
             forwarder=self.forwarder,
             servers=self.topics.controller.servers,
             last_leader=self._last_leader,
+            topic_id=state.topics[topic].topic_id if topic in state.topics else None,
         )
 
     async def serve_forwarded(
@@ -165,6 +166,17 @@ class TopicsHost:
         try:
             batch = produce_batch_request(request)
             target = self._forward_target(batch.topic, batch.partition or 0)
+            wanted = dict(context.invocation_metadata() or ()).get(TOPIC_ID_KEY)
+            if (
+                wanted is not None
+                and str(target.topic_id) != wanted
+                and target.topic_id is not None
+            ):
+                raise UnavailableError(
+                    f"this node's {batch.topic}/{batch.partition or 0} is another incarnation "
+                    "of the topic (deleted or created again); retry",
+                    certainly_not_applied=True,
+                )
             if target.closing:
                 raise UnavailableError("the node is stopping", certainly_not_applied=True)
             node = target.node

@@ -238,6 +238,7 @@ class PartitionGroups:
             credentials=self._credentials,
             topic=ref.topic,
             partition=ref.partition,
+            topic_id=ref.topic_id,
         )
         self.hosted[ref] = HostedPartition(ref, node, store, backend)
         replicas = state.topics[ref.topic].partitions[ref.partition].replicas

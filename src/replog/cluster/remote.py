@@ -36,12 +36,14 @@ class RemotePartition:
         forwarder: Forwarder,
         servers: Callable[[], list[ServerInfo]],
         last_leader: dict[tuple[str, int], str],
+        topic_id: int | None = None,
     ) -> None:
         """``address_of(node name)``; ``last_leader`` remembers, per partition, the address
         that accepted the last forward (shared by every RemotePartition of the node)."""
         self.topic = topic
         self.partition = partition
         self.replicas = tuple(replicas)
+        self.topic_id = topic_id
         self._address_of = address_of
         self._forwarder = forwarder
         self._servers = servers
@@ -62,20 +64,25 @@ class RemotePartition:
         if not values:
             raise InvalidArgumentError("a batch needs at least one record")
         key = (self.topic, self.partition)
+        turn = 0
         for attempt in range(_ATTEMPTS):
             candidates = self._candidates()
             if not candidates:
                 break
-            addr = candidates[attempt % len(candidates)]
+            addr = candidates[turn % len(candidates)]
             try:
-                base = await self._forwarder.forward(addr, values, self.topic, self.partition)
+                base = await self._forwarder.forward(
+                    addr, values, self.topic, self.partition, self.topic_id
+                )
             except UnavailableError as exc:
                 if not exc.certainly_not_applied:
                     raise
                 if exc.leader_addr:
-                    self._last[key] = exc.leader_addr
+                    self._last[key] = exc.leader_addr  # tried next (it comes first)
+                    turn = 0
                 else:
                     self._last.pop(key, None)
+                    turn += 1
                 await asyncio.sleep(_RETRY_WAIT_S if attempt else 0)
                 continue
             self._last[key] = addr
