@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from replog.broker.partitioner import partition_for_key
 from replog.client import AsyncClient, Client
 from tests.cluster.conftest import Cluster, wait_until
 
@@ -81,3 +82,19 @@ def test_describe_through_one_node_shows_every_partition_as_its_leader_sees_it(
                 for p in described.partitions:
                     assert p.next_offset > 0 and p.size_bytes > 0  # a replica's own figures
                     assert set(p.in_sync) == set(p.replicas)
+
+
+def test_a_keyed_produce_learns_the_routes_and_goes_to_its_partition_leader(
+    cluster: Cluster,
+) -> None:
+    cluster.bootstrap(4)
+    nodes = cluster.running()
+    with Client(nodes[0].grpc_address) as admin:
+        admin.create_topic("keyed", 4, replication_factor=2)
+    wait_until(lambda: len(_leaders(cluster, "keyed")) == 4, 20, "every partition to lead")
+    with Client(nodes[-1].grpc_address) as client:
+        offset = client.produce(b"v", key=b"customer-7", topic="keyed")
+        assert client.routes.partitions("keyed") == 4  # learnt before the first keyed produce
+        assert offset.partition == partition_for_key(b"customer-7", 4)
+        leader = _leaders(cluster, "keyed")[offset.partition]
+        assert client.routes.leader("keyed", offset.partition) == leader

@@ -180,6 +180,9 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         """Append one record to ``topic`` (see ``Client.produce``); return its offset, whose
         ``partition`` says where it went."""
         request = encode_produce_request(encode_record(value, key, headers), topic, partition)
+        if key and partition is None and self._routes_due(topic):
+            await self._refresh(self.timeout if timeout is _DEFAULT else timeout)
+            await self._fetch_routes(topic)  # the partition count places the key
         response = await self._call(
             "Produce",
             request,

@@ -96,6 +96,16 @@ class ServerAddress:
         )
 
 
+_UNREACHABLE = ("failed to connect", "connection refused", "socket closed", "unreachable")
+
+
+def _unreachable(error: ReplogError) -> bool:
+    """Whether an UNAVAILABLE came from the transport (the node is down or unreachable),
+    not from a node that answered (a partition electing, starting, or held elsewhere)."""
+    text = str(error).lower()
+    return any(s in text for s in _UNREACHABLE)
+
+
 def _to_error(exc: grpc.RpcError) -> ReplogError:
     code = exc.code() if hasattr(exc, "code") else None
     details = exc.details() if hasattr(exc, "details") else str(exc)
@@ -214,9 +224,10 @@ class _ClientBase:
         error = _to_error(exc)
         if isinstance(error, UnavailableError):
             hint = error.leader_addr if error.leader_addr != addr else ""
-            if partition is not None and self.routes.routed(topic):
-                self.routes.failed(topic, partition, hint)  # a partition's answer, not the
-                if not hint:  # controller's: the node is the one to avoid, if any
+            if self.routes.routed(topic):  # a partition's answer, not the controller's
+                if partition is not None:
+                    self.routes.failed(topic, partition, hint)
+                if _unreachable(error):  # only then is the node itself to avoid
                     self.picker.on_unavailable(addr, time.monotonic())
             else:
                 self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)

@@ -223,6 +223,9 @@ class Client(_ClientBase, AdminMethods):
         UnknownPartitionError when the topic or partition does not exist.
         """
         request = encode_produce_request(encode_record(value, key, headers), topic, partition)
+        if key and partition is None and self._routes_due(topic):
+            self._refresh(self.timeout if timeout is _DEFAULT else timeout)
+            self._fetch_routes(topic)  # the partition count places the key
         response = self._call(
             "Produce",
             request,

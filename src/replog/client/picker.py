@@ -19,6 +19,7 @@ reports the address it bound, which may not be the one clients reach it by.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -157,9 +158,10 @@ class Picker:
             self.mark_failed(addr, now)
 
     def is_failed(self, addr: str) -> bool:
-        """Whether a call to ``addr`` failed lately (it is avoided)."""
+        """Whether a call to ``addr`` failed lately (it is avoided for a few seconds)."""
         with self._lock:
-            return addr in self._failed
+            at = self._failed.get(addr)
+        return at is not None and time.monotonic() - at < _FAILED_TTL_S
 
     def mark_failed(self, addr: str, now: float) -> None:
         """A call to ``addr`` failed as if it were down: avoid it and refresh the view."""

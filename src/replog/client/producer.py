@@ -60,10 +60,12 @@ from replog.client.record_future import RecordFuture, _Batch
 from replog.errors import (
     BatchTooLargeError,
     InvalidArgumentError,
+    PermissionDeniedError,
     RecordTooLargeError,
     ReplogError,
     ServerError,
     UnknownTopicError,
+    UnsupportedError,
 )
 from replog.v1.record_pb2 import Record
 
@@ -76,8 +78,14 @@ _Route = int | bytes | None
 _HEADS_CACHED = 1 << 14
 #: How old the partition count a producer routes keys with may get (Kafka: 5 minutes).
 METADATA_MAX_AGE_S = 30.0
+#: How soon the count is asked again after a passing failure to learn it.
+_RECOUNT_AFTER_ERROR_S = 1.0
 # The request-field header of a record holding only a value, by the value's length.
 _VALUE_HEADS: list[bytes] = []
+
+
+def _first_at(batch: _Batch) -> float:
+    return batch.first_at
 
 
 def _value_head(size: int) -> bytes:
@@ -250,8 +258,12 @@ class Producer:
         except UnknownTopicError:
             self._counted_at = None
             raise
-        except ReplogError:
+        except (PermissionDeniedError, UnsupportedError):
             self._partitions = None  # not allowed to ask, or not offered: route by key
+        except ReplogError:
+            # A passing failure (an election, a timeout): keep routing as before. Switching
+            # to key routes would let new batches overtake a partition's parked ones.
+            self._counted_at = now - METADATA_MAX_AGE_S + _RECOUNT_AFTER_ERROR_S
         else:
             self._partitions = topic.partition_count
         return self._partitions
@@ -319,8 +331,9 @@ class Producer:
         One batch is open per route: switching routes parks the current batch (it goes out
         when its linger ends or it fills) instead of cutting it short. Keyless records join
         the current batch, so a batch of keyless records only takes the next route; if that
-        route has a parked batch, the keyless one goes out first, as the server places it
-        (two open batches of one route would break the route's order)."""
+        route has a parked batch, every parked batch goes out, then the keyless one, which
+        the server places (two open batches of one route would break the route's order, and
+        the keyless records may land on any partition: after its earlier records)."""
         current = self._open
         if current.route == route or (current.route is None and route not in self._parked):
             return current
@@ -328,6 +341,10 @@ class Producer:
             return self._close_open_batch() if current.count else current  # keys: not parked
         if current.count:
             if current.route is None:
+                # Keyless records: the server places them, maybe on a partition whose
+                # parked batch holds earlier records, so those go first (oldest first).
+                self._full.extend(sorted(self._parked.values(), key=_first_at))
+                self._parked.clear()
                 self._full.append(current)
                 self._wake.notify()
             else:
@@ -404,6 +421,13 @@ class Producer:
                     wait = oldest.first_at + self.linger_s - time.monotonic()
                     if wait <= 0 or self._flushing or self._closed:
                         self._unpark(oldest)
+                        if oldest.route is None and self._parked:
+                            # The server places keyless records, maybe on a partition
+                            # whose parked batch holds earlier records: those go first.
+                            self._full.extend(sorted(self._parked.values(), key=_first_at))
+                            self._parked.clear()
+                            self._full.append(oldest)
+                            continue
                         batch = oldest
                         break
                     self._wake.wait(wait)

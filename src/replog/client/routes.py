@@ -125,7 +125,10 @@ class PartitionRoutes:
         with self._lock:
             if routes:
                 self._routes[topic] = routes
-                self._fetched[topic] = now
+                if needs_more(routes):  # a leader unknown (an election): ask again soon
+                    self._fetched.pop(topic, None)
+                else:
+                    self._fetched[topic] = now
                 return
             self._routes.pop(topic, None)
             if hold:

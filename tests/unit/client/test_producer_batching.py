@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from replog import Client, Producer, RecordTooLargeError, ServerError, UnavailableError
 from replog.client.admin import PartitionDescription, TopicDescription
 from replog.client.partitioner import partition_for_key
+from replog.client.producer import METADATA_MAX_AGE_S
 from replog.errors import UnsupportedError
 from replog.v1.log_pb2 import ProduceBatchRequest, ProduceBatchResponse
 from replog.v1.record_pb2 import Record
@@ -30,6 +32,7 @@ class FakeClient(Client):
         self.requests: list[ProduceBatchRequest] = []
         self.partitions: int | None = None  # what describe_topic tells; None: refused
         self.described = 0
+        self.describe_fail: Exception | None = None
         self.fail: Exception | None = None
         self.lock = threading.Lock()
 
@@ -65,6 +68,8 @@ class FakeClient(Client):
 
     def describe_topic(self, name: str, *, timeout: Any = None) -> TopicDescription:
         self.described += 1
+        if self.describe_fail is not None:
+            raise self.describe_fail
         if self.partitions is None:
             raise UnsupportedError("this fake does not describe topics")
         parts = tuple(
@@ -216,3 +221,19 @@ def test_on_a_topic_of_one_partition_records_of_many_keys_share_a_batch(fake: Fa
         futures.append(p.send(b"keyless"))
     assert len(fake.requests) == 1 and fake.requests[0].partition == 0
     assert [f.result() for f in futures] == list(range(51))
+
+
+def test_a_passing_failure_to_learn_the_count_keeps_routing_by_partition(
+    fake: FakeClient,
+) -> None:
+    fake.partitions = 4
+    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+        p.send(b"a", b"k1")
+        fake.describe_fail = UnavailableError("an election is under way")
+        p._counted_at = time.monotonic() - METADATA_MAX_AGE_S - 1  # the count is due again
+        p.send(b"b", b"k1")
+        fake.describe_fail = None
+    assert fake.described == 2
+    # Both records still named their partition: one batch, not a keyed one overtaking it.
+    assert [r.partition for r in fake.requests] == [partition_for_key(b"k1", 4)]
+    assert [rec.value for rec in fake.requests[0].records] == [b"a", b"b"]
