@@ -182,11 +182,11 @@ class _ClientBase:
 
     def _pick(self, route: str, topic: str = "", partition: int | None = None) -> str:
         if partition is not None and self.routes.routed(topic):
-            routes = self.routes
+            routes, now = self.routes, time.monotonic()
             addr = (
-                routes.leader(topic, partition)
+                routes.leader(topic, partition, now)
                 if route == _PRODUCE
-                else routes.replica(topic, partition)
+                else routes.replica(topic, partition, now)
             )
             if addr and not self.picker.is_failed(addr):
                 return addr
@@ -222,11 +222,15 @@ class _ClientBase:
     ) -> float:
         """After a failed call to ``addr``: how long to wait before retrying, or raise."""
         error = _to_error(exc)
+        routed = partition is not None and self.routes.routed(topic)
+        if routed and isinstance(error, DeadlineExceededError):
+            assert partition is not None
+            self.routes.failed(topic, partition, addr=addr, now=time.monotonic())
         if isinstance(error, UnavailableError):
             hint = error.leader_addr if error.leader_addr != addr else ""
             if self.routes.routed(topic):  # a partition's answer, not the controller's
                 if partition is not None:
-                    self.routes.failed(topic, partition, hint)
+                    self.routes.failed(topic, partition, hint, addr=addr, now=time.monotonic())
                 if _unreachable(error):  # only then is the node itself to avoid
                     self.picker.on_unavailable(addr, time.monotonic())
             else:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from replog.client.admin import TopicDescription
 
 __all__ = [
+    "AVOID_S",
     "DEFAULT_TOPIC",
     "RETRY_S",
     "PartitionRoutes",
@@ -34,6 +35,8 @@ __all__ = [
 DEFAULT_TOPIC = "default"
 #: The least time between two fetches of one topic's routes.
 RETRY_S = 0.5
+#: How long a partition's calls avoid an address where one failed without a hint.
+AVOID_S = 3.0
 
 
 @dataclass(slots=True)
@@ -103,6 +106,7 @@ class PartitionRoutes:
         self._routes: dict[str, list[Route]] = {}
         self._fetched: dict[str, float] = {}
         self._tried: dict[str, float] = {}
+        self._avoid: dict[tuple[str, int, str], float] = {}
 
     @staticmethod
     def routed(topic: str) -> bool:
@@ -142,20 +146,31 @@ class PartitionRoutes:
             routes = self._routes.get(topic)
             return len(routes) if routes else None
 
-    def leader(self, topic: str, partition: int) -> str | None:
-        """The address to send a produce for the partition to, if known."""
+    def leader(self, topic: str, partition: int, now: float = 0.0) -> str | None:
+        """The address to send a produce for the partition to, if known (and not avoided
+        at ``now`` after a failure there)."""
         with self._lock:
             route = self._route(topic, partition)
-            return route.leader or None if route is not None else None
+            addr = route.leader if route is not None else ""
+            return addr if addr and not self._avoided(topic, partition, addr, now) else None
 
-    def replica(self, topic: str, partition: int) -> str | None:
-        """An address to read the partition from (its replicas in turn), if known."""
+    def replica(self, topic: str, partition: int, now: float = 0.0) -> str | None:
+        """An address to read the partition from (its replicas in turn, skipping one
+        avoided at ``now``), if known."""
         with self._lock:
             route = self._route(topic, partition)
             if route is None or not route.replicas:
                 return None
-            route.turn += 1
-            return route.replicas[route.turn % len(route.replicas)]
+            for _ in route.replicas:
+                route.turn += 1
+                addr = route.replicas[route.turn % len(route.replicas)]
+                if not self._avoided(topic, partition, addr, now):
+                    return addr
+            return None
+
+    def _avoided(self, topic: str, partition: int, addr: str, now: float) -> bool:
+        until = self._avoid.get((topic, partition, addr))
+        return until is not None and now < until
 
     def _route(self, topic: str, partition: int) -> Route | None:
         routes = self._routes.get(topic)
@@ -163,10 +178,17 @@ class PartitionRoutes:
             return None
         return routes[partition]
 
-    def failed(self, topic: str, partition: int, hint: str = "") -> None:
-        """A routed call failed: with ``hint`` (an address the server named), send the
-        partition's calls there; else forget the topic's routes (fetched again soon)."""
+    def failed(
+        self, topic: str, partition: int, hint: str = "", *, addr: str = "", now: float = 0.0
+    ) -> None:
+        """A routed call to ``addr`` failed: with ``hint`` (an address the server named),
+        send the partition's calls there; else avoid ``addr`` for that partition for
+        ``AVOID_S`` (a leader cut off from its group still says it leads, and its calls
+        time out: the others forward to the new one) and fetch the routes again soon."""
         with self._lock:
+            if addr and not hint:
+                self._avoid = {k: t for k, t in self._avoid.items() if t > now}
+                self._avoid[(topic, partition, addr)] = now + AVOID_S
             route = self._route(topic, partition)
             if hint and route is not None:
                 route.leader = hint

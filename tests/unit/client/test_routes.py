@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from replog.client.admin import PartitionDescription, TopicDescription
 from replog.client.routes import (
+    AVOID_S,
     RETRY_S,
     PartitionRoutes,
     Route,
@@ -80,3 +81,15 @@ def test_merged_descriptions_take_each_partition_from_its_leader_then_a_replica(
     merged = merge_descriptions([("c", from_c), ("a", from_a), ("b", from_b)])
     assert [p.next_offset for p in merged.partitions] == [9, 5]
     assert [p.leader for p in merged.partitions] == ["a", "b"]
+
+
+def test_an_address_that_failed_without_a_hint_is_avoided_for_that_partition_a_while() -> None:
+    routes = PartitionRoutes()
+    table = [Route("h:1", ("h:1", "h:2")), Route("h:1", ("h:1",))]
+    routes.update("t", table, now=0.0)
+    routes.failed("t", 0, addr="h:1", now=10.0)  # e.g. a cut-off leader timing out
+    routes.update("t", [Route("h:1", ("h:1", "h:2")), Route("h:1", ("h:1",))], now=10.5)
+    assert routes.leader("t", 0, now=11.0) is None  # the caller falls back to any node
+    assert routes.replica("t", 0, now=11.0) == "h:2"
+    assert routes.leader("t", 1, now=11.0) == "h:1"  # other partitions are not affected
+    assert routes.leader("t", 0, now=10.0 + AVOID_S + 0.1) == "h:1"
