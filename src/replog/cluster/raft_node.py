@@ -376,7 +376,8 @@ class RaftNode:
                 # turn, i.e. after this persist finished, since this loop awaits it.
                 self.send([m for m in messages if m.type in _LEADER_APPENDS])
                 messages = [m for m in messages if m.type not in _LEADER_APPENDS]
-            if rd.snapshot is None and data_bytes(rd.entries) <= _INLINE_PERSIST_BYTES:
+            small = rd.snapshot is None and data_bytes(rd.entries) <= _INLINE_PERSIST_BYTES
+            if small and self.options.persist_inline:
                 # A small write and its fsync take less time than handing them to the worker
                 # thread and back (which waits on the GIL), so they run on the loop; the sends
                 # queued above leave first.
