@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
 
-.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-cluster bench-partitions bench-raft sim-soak fault-soak clean
+.PHONY: run demo test lint format typecheck pytest proto bench bench-storage bench-server bench-cluster bench-partitions bench-cluster-partitions bench-raft sim-soak fault-soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,7 +64,7 @@ bench-storage: $(VENV)/.installed-dev
 
 ## bench-server: single-node server benchmarks (Producer, streams, HTTP, latency)
 bench-server: $(VENV)/.installed-dev
-	$(BIN)/python bench/bench_server.py --records 300000 --runs 3
+	$(BIN)/python bench/bench_server.py --records 300000 --runs 3 --idle-runs 3
 
 ## sim-soak: the long Raft simulation run (CI runs a short one)
 sim-soak: $(VENV)/.installed-dev
@@ -85,7 +85,12 @@ bench-cluster: $(VENV)/.installed-dev
 
 ## bench-partitions: one node holding a topic of 1,000 partitions: create time, RSS, fds, idle CPU
 bench-partitions: $(VENV)/.installed-dev
-	$(BIN)/python bench/bench_partitions.py --partitions 1000 --runs 3
+	$(BIN)/python bench/bench_partitions.py --partitions 1000 --runs 3 --idle-runs 3
+
+## bench-cluster-partitions: three local nodes: 6 partitions vs 1 (throughput), 1,000 idle
+## partitions (CPU, RSS, create time), kill -9 of the busiest leader (failover per partition)
+bench-cluster-partitions: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_cluster_partitions.py --runs 3 --idle-runs 3
 
 ## bench-raft: the Raft core's commit throughput in the simulator (no faults)
 bench-raft: $(VENV)/.installed-dev

@@ -73,9 +73,12 @@ class GroupHost:
 
     def _peer_down(self, peer: int) -> None:
         """Wake every group led on ``peer``: its quiet followers must campaign."""
+        woken = 0
         for node in self.nodes.values():
             if node.leader == peer:
                 node.unquiesce()
+                woken += 1
+        log.info("node %s reported down: woke the %d groups it led here", peer, woken)
 
     async def _send_snapshot(
         self, group: str, node: RaftNode, store: ReplogLogStore, message: Message

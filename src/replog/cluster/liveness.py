@@ -3,7 +3,9 @@
 A peer is *live* while something of it (a Raft batch of this cluster, a transport ping)
 arrived within the timeout. Every group shares the one verdict per node, so a quiesced group
 (no heartbeats, see docs/multiraft.md) still learns that its leader's node died. A peer
-never heard is not live, and is not reported down: its first batch reports it up.
+never heard is not live, and is not reported down: its first batch reports it up. A check
+that runs more than ``stall_s`` (default: half the timeout) after the previous one reports
+nobody: this node's own loop stalled, and what its peers sent meanwhile is not read yet.
 """
 
 from __future__ import annotations
@@ -23,14 +25,23 @@ PeerHook = Callable[[int], None]
 class Liveness:
     """Per-peer last-heard times with a ``timeout_s`` verdict and transition hooks."""
 
-    def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        """``clock``: monotonic seconds (a test may fake it)."""
+    def __init__(
+        self,
+        timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        stall_s: float | None = None,
+    ) -> None:
+        """``clock``: monotonic seconds (a test may fake it); ``stall_s``: a longer gap
+        between two checks means this node stalled (see the module docstring)."""
         self.timeout_s = timeout_s
+        self.stall_s = timeout_s / 2 if stall_s is None else stall_s
         self.clock = clock
         self._heard: dict[int, float] = {}
         self._live: set[int] = set()
         self._on_down: list[PeerHook] = []
         self._on_up: list[PeerHook] = []
+        self._checked_at: float | None = None
 
     def on_peer_down(self, callback: PeerHook) -> None:
         """Call ``callback(peer)`` once each time a live peer is found silent for too long."""
@@ -54,9 +65,12 @@ class Liveness:
 
     def check(self) -> None:
         """Report every live peer silent for longer than the timeout as down (once)."""
+        now = self.clock()
+        checked_at, self._checked_at = self._checked_at, now
+        if checked_at is not None and now - checked_at > self.stall_s:
+            return  # this node stalled: its peers' batches wait unread (see the docstring)
         if not self._live:
             return
-        now = self.clock()
         silent = [p for p in self._live if now - self._heard[p] > self.timeout_s]
         for peer in silent:
             self._live.discard(peer)

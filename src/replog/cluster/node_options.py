@@ -37,3 +37,6 @@ class NodeOptions:
     wall_clock_ns: Callable[[], int] = time.time_ns  # record timestamps (a simulation fakes it)
     monotonic: Callable[[], float] = time.monotonic  # last_contact
     quiesce: bool = False  # idle groups stop ticking (cluster/quiescence.py); needs liveness
+    # Small writes (and their fsync) run on the event loop: quicker for one group. Off for
+    # the many groups of one loop, whose fsyncs would queue behind each other on the loop.
+    persist_inline: bool = True

@@ -93,7 +93,7 @@ class PartitionGroups:
         self.id = raft_id(name)
         self.root = Path(data_dir) / "topics"
         self._log_config = log_config
-        self._options = dataclasses.replace(options, quiesce=True)
+        self._options = dataclasses.replace(options, quiesce=True, persist_inline=False)
         self._groups = groups
         self.live = groups.transport.live
         """Whether node liveness holds a peer (by Raft id) live."""

@@ -305,7 +305,9 @@ class RaftTransport:
         self.cluster_id = cluster_id
         self.peers = peers
         self.liveness_interval_s = liveness_interval_s
-        self.liveness = Liveness(liveness_timeout_s)
+        # Checks come every interval: a gap of two means this node's loop stalled.
+        stall_s = max(liveness_timeout_s / 2, 2 * liveness_interval_s)
+        self.liveness = Liveness(liveness_timeout_s, stall_s=stall_s)
         self.heard = self.liveness.heard
         """Tell the transport something of peer ``id`` arrived (the inbox does, per batch)."""
         self.live = self.liveness.live

@@ -86,3 +86,26 @@ def test_a_forgotten_peer_is_not_reported() -> None:
     liveness.check()
     assert events == [("up", 3)]
     assert not liveness.live(3)
+
+
+def test_a_check_that_runs_late_reports_no_peer_down_until_the_next_on_time() -> None:
+    # The checking node's own loop stalled (busy, or starved of CPU) for longer than the
+    # timeout: the batches its peers sent meanwhile wait unread behind the check, so their
+    # silence is this node's, not theirs. Reporting them down woke every group they led
+    # and, on a loaded 3-node cluster of 1,000 partitions, started an election storm.
+    liveness, clock, events = _liveness()
+    liveness.heard(7)
+    liveness.check()
+    clock.now += 0.25
+    liveness.check()
+    clock.now += 1.5  # the loop stalled: no check, nothing read
+    liveness.check()
+    assert events == [("up", 7)]
+    liveness.heard(7)  # the batches that waited are read now
+    clock.now += 0.25
+    liveness.check()
+    assert events == [("up", 7)]
+    for _ in range(5):  # checked on time, and 7 really is silent
+        clock.now += 0.25
+        liveness.check()
+    assert events == [("up", 7), ("down", 7)]
