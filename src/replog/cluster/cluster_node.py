@@ -270,8 +270,10 @@ class ClusterNode:
     async def stop(self) -> None:
         """Stop the background tasks, the node and the transport."""
         self.close_streams()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # e.g. the reconciler, mid-open
         await self.backend.close()
         await self.topics_host.close()
         await self.node.stop()

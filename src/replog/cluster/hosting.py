@@ -106,6 +106,7 @@ class TopicsHost:
             on_fatal=on_fatal,
         )
         self.metadata.listeners.append(self.partitions.want)
+        self.partitions.may_remove = self._metadata_current
         self.move_admin = MoveAdmin(self.metadata, book, credentials)
         self.moves = MoveDriver(
             name=name,
@@ -129,6 +130,12 @@ class TopicsHost:
             remote=self._remote,
             propose=self.forwarding.propose,
         )
+
+    def _metadata_current(self) -> bool:
+        """Whether this node follows a controller leader and applied all it knows to be
+        committed (after a restart: once the leader's commit index reached it)."""
+        node = self.node
+        return node.leader is not None and node.high_watermark > node.raft.log.committed
 
     def topic_config(self, topic: str) -> TopicConfig:
         """A topic's effective configuration (the defaults under its overrides)."""

@@ -54,6 +54,7 @@ log = logging.getLogger("replog.cluster.partitions")
 
 GROUP_FILE = "group.json"
 _OPEN_CHUNK = 16
+_REMOVE_RETRY_S = 0.5
 _PERSIST_THREADS = 4
 
 
@@ -102,6 +103,10 @@ class PartitionGroups:
         self._credentials = credentials
         self._on_fatal = on_fatal
         self.hosted: dict[PartitionRef, HostedPartition] = {}
+        self.may_remove: Callable[[], bool] = lambda: True
+        """Whether this node's metadata is current enough to remove a partition's data: a
+        node restarted rebuilds the state only up to its saved commit index, and a later
+        entry it applied before (a move making it a replica) may still want the data."""
         self._state: ControllerState | None = None
         self._wanted: set[PartitionRef] = set()
         self._removed: set[PartitionRef] = set()
@@ -168,13 +173,19 @@ class PartitionGroups:
                 self._idle.set()
 
     async def _reconcile(self) -> None:
+        # Data is removed only once this node's metadata is current (see ``may_remove``);
+        # until then groups are only stopped, and the removal is retried.
+        allowed = self.may_remove()
         for ref in sorted(set(self.hosted) - self._wanted):
-            await self._drop(ref, remove=ref in self._removed)
+            await self._drop(ref, remove=allowed and ref in self._removed)
             if self._kick.is_set():
                 return  # the state moved on: start over from the newest
-        for ref in sorted(self._removed - set(self.hosted)):
-            await asyncio.to_thread(_remove_dir, self._dir(ref), ref.topic_id)
-            self._removed.discard(ref)
+        if allowed:
+            for ref in sorted(self._removed - set(self.hosted)):
+                await asyncio.to_thread(_remove_dir, self._dir(ref), ref.topic_id)
+                self._removed.discard(ref)
+        elif self._removed:
+            asyncio.get_running_loop().call_later(_REMOVE_RETRY_S, self._kick.set)
         # The groups to open and the state that places them, taken together: ``want`` may
         # replace both while a chunk opens in a worker thread (a node catching up its
         # controller log after a restart applies a topic's deletion then), and the newer
@@ -246,10 +257,11 @@ class PartitionGroups:
             node.call(lambda r: r.campaign())  # the preferred leader leads from the start
 
     async def _drop(self, ref: PartitionRef, *, remove: bool) -> None:
-        hosted = self.hosted.pop(ref)
+        hosted = self.hosted[ref]
         self._groups.unhost(group_id(ref))
         await hosted.backend.close()
         await hosted.node.stop()
+        self.hosted.pop(ref, None)  # only now: a drop cut short is done again by close()
         if remove:
             await asyncio.to_thread(_remove_dir, self._dir(ref), ref.topic_id)
             self._removed.discard(ref)

@@ -26,7 +26,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from replog.cluster.log_store import MEMBER_RECORD_TYPE, METADATA_RECORD_TYPE, ReplogLogStore
@@ -127,6 +127,7 @@ class RaftNode:
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="raft-persist")
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped = False
         self._durable_term_vote = (state.term, state.vote)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -136,7 +137,10 @@ class RaftNode:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="raft-node")
 
     async def stop(self) -> None:
-        """Stop the loop, fail every waiting producer, close the store."""
+        """Stop the loop, fail every waiting producer, close the store (once)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stopping = True
         self._wakeup.set()
         if self._task is not None:
@@ -506,11 +510,8 @@ class RaftNode:
 
 
 _kind_of = itemgetter(2)
+_index_of = attrgetter("index")
 _LOST_COMMIT = "raft node %s: recovery cut committed entries up to %d; not voting until back"
-
-
-def _index_of(entry: Entry) -> int:
-    return entry.index
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
