@@ -326,7 +326,7 @@ class SingleLogTopics:
     async def create_topic(
         self, name: str, partitions: int, replication_factor: int, config: Mapping[str, str]
     ) -> TopicDescription:
-        """Refused: a cluster serves only ``default`` so far."""
+        """Refused: this adapter serves only ``default``."""
         check_topic_name(name)
         raise _unsupported()
 

@@ -48,7 +48,7 @@ _ERROR_TEXT = {
     "or a topic of that name exists",
     413: "Body or record too large",
     429: "The caller's identity already holds the most open streams allowed",
-    501: "Not supported here (a cluster serves only the topic default for now)",
+    501: "Not supported by this server",
     503: "The server is shutting down, or is not the leader (header Replog-Leader)",
     504: "The change did not finish in time",
 }
