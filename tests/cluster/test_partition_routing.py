@@ -7,7 +7,7 @@ import asyncio
 
 from replog.broker.partitioner import partition_for_key
 from replog.client import AsyncClient, Client
-from tests.cluster.conftest import Cluster, wait_until
+from tests.cluster.conftest import Cluster, Node, wait_until
 
 
 def _leaders(cluster: Cluster, topic: str) -> dict[int, str]:
@@ -20,14 +20,20 @@ def _leaders(cluster: Cluster, topic: str) -> dict[int, str]:
     return out
 
 
-def test_produces_go_to_each_partition_leader_and_reads_to_its_replicas(
-    cluster: Cluster,
-) -> None:
+def _four_nodes_with(cluster: Cluster, topic: str, partitions: int) -> list[Node]:
+    """A 4-node cluster with ``topic`` (replication factor 2), every partition led."""
     cluster.bootstrap(4)
     nodes = cluster.running()
     with Client(nodes[0].grpc_address) as admin:
-        admin.create_topic("spread", 4, replication_factor=2)
-    wait_until(lambda: len(_leaders(cluster, "spread")) == 4, 20, "every partition to lead")
+        admin.create_topic(topic, partitions, replication_factor=2)
+    wait_until(lambda: len(_leaders(cluster, topic)) == partitions, 20, "every partition to lead")
+    return nodes
+
+
+def test_produces_go_to_each_partition_leader_and_reads_to_its_replicas(
+    cluster: Cluster,
+) -> None:
+    nodes = _four_nodes_with(cluster, "spread", 4)
     for node in nodes:  # whichever node a client starts from
         with Client(node.grpc_address) as client:
             offsets = [client.produce(b"%d" % p, topic="spread", partition=p) for p in range(4)]
@@ -66,11 +72,8 @@ def test_a_read_sent_to_a_node_without_a_replica_follows_its_hint(cluster: Clust
 def test_describe_through_one_node_shows_every_partition_as_its_leader_sees_it(
     cluster: Cluster,
 ) -> None:
-    cluster.bootstrap(4)
-    nodes = cluster.running()
+    nodes = _four_nodes_with(cluster, "wide", 6)
     with Client(nodes[0].grpc_address) as client:
-        client.create_topic("wide", 6, replication_factor=2)
-        wait_until(lambda: len(_leaders(cluster, "wide")) == 6, 20, "every partition to lead")
         for p in range(6):
             client.produce(b"x", topic="wide", partition=p)
         names = {n.grpc_address: n.name for n in nodes}
@@ -87,11 +90,7 @@ def test_describe_through_one_node_shows_every_partition_as_its_leader_sees_it(
 def test_a_keyed_produce_learns_the_routes_and_goes_to_its_partition_leader(
     cluster: Cluster,
 ) -> None:
-    cluster.bootstrap(4)
-    nodes = cluster.running()
-    with Client(nodes[0].grpc_address) as admin:
-        admin.create_topic("keyed", 4, replication_factor=2)
-    wait_until(lambda: len(_leaders(cluster, "keyed")) == 4, 20, "every partition to lead")
+    nodes = _four_nodes_with(cluster, "keyed", 4)
     with Client(nodes[-1].grpc_address) as client:
         offset = client.produce(b"v", key=b"customer-7", topic="keyed")
         assert client.routes.partitions("keyed") == 4  # learnt before the first keyed produce
