@@ -40,7 +40,7 @@ def test_mixed_faults_keep_every_acknowledged_record_of_every_partition(
     with Client(procs.addresses(), timeout=10) as client:
         created = client.create_topic(TOPIC, PARTITIONS, replication_factor=5)
     assert len({p.replicas[0] for p in created.partitions}) == PARTITIONS  # leaders apart
-    workloads = start_workloads(procs, TOPIC, PARTITIONS)
+    workloads = start_workloads(procs, TOPIC, PARTITIONS, max_s=220.0)
     nemesis = Nemesis(procs, net, rng)
     started = time.monotonic()
     try:

@@ -134,9 +134,12 @@ def partition_dir(node: ProcNode, topic: str, partition: int) -> Path:
 # -- the workload and its judgement -------------------------------------------------------
 
 
-def start_workloads(procs: ProcCluster, topic: str, count: int) -> list[Workload]:
+def start_workloads(
+    procs: ProcCluster, topic: str, count: int, max_s: float = 60.0
+) -> list[Workload]:
     """One workload per partition: two producers each (they race on one partition), a
-    consumer on every fourth."""
+    consumer on every fourth; they run until stopped or ``max_s`` has passed (never out of
+    batches before that)."""
 
     def targets() -> list[tuple[str, str]]:
         return [(n.name, n.grpc_address) for n in procs.up()]
@@ -147,6 +150,8 @@ def start_workloads(procs: ProcCluster, topic: str, count: int) -> list[Workload
             producers=2,
             consumers=1 if p % 4 == 0 else 0,
             max_batch=10,
+            max_ops=1_000_000,
+            max_s=max_s,
             timeout_s=2.0,
             seed=p,
             topic=topic,
@@ -169,6 +174,8 @@ def wait_every_partition_acked(workloads: Sequence[Workload], more: int, what: s
         wait_until(lambda: not behind(), 30, f"{more} batches on every partition {what}")
     except AssertionError:
         stuck = behind()
+        ended = [p for p in stuck if not workloads[p].producing()]
+        assert not ended, f"the workloads of partitions {ended} ended {what}: the test outran them"
         raise AssertionError(
             f"partitions {stuck} took fewer than {more} batches {what}; last attempts:\n"
             + "\n".join(workloads[p].timeline(8) for p in stuck[:2])

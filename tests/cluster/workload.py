@@ -177,6 +177,10 @@ class Workload:
         assert not self.errors, self.errors
         return self
 
+    def producing(self) -> bool:
+        """Whether a producer is still running (not stopped, nor out of ``max_ops``/``max_s``)."""
+        return any(t.is_alive() for t in self._threads if t.name.startswith("_produce"))
+
     def acked(self) -> list[Attempt]:
         with self._lock:
             return [op for op in self.ops if op.kind == OK]
