@@ -23,7 +23,13 @@ and the CLI to a one-line message and a non-zero exit.
     ├── ServerError                 the server failed in an unexpected way (HTTP 500 / INTERNAL)
     ├── PermissionDeniedError       the ACL does not grant the caller's identity this action (403)
     ├── ResourceExhaustedError      the caller holds all it may (e.g. open streams) (HTTP 429)
-    └── UnauthenticatedError        the server needs a verified client certificate (HTTP 401)
+    ├── UnauthenticatedError        the server needs a verified client certificate (HTTP 401)
+    └── PreconditionFailedError     a produce's condition did not hold; nothing was appended
+        ├── OutOfOrderSequenceError   an idempotent producer's batch does not follow its last
+        ├── ProducerFencedError       a newer epoch of the producer id exists
+        ├── UnknownProducerError      the partition holds no state of that producer id
+        ├── ExpectedOffsetError       the partition's next offset is not the expected one
+        └── ExpectedKeyOffsetError    the key's latest record is not at the expected offset
 """
 
 from __future__ import annotations
@@ -50,6 +56,14 @@ __all__ = [
     "ServerError",
     "PermissionDeniedError",
     "UnauthenticatedError",
+    "PreconditionFailedError",
+    "OutOfOrderSequenceError",
+    "ProducerFencedError",
+    "UnknownProducerError",
+    "ExpectedOffsetError",
+    "ExpectedKeyOffsetError",
+    "precondition_details",
+    "precondition_error",
 ]
 
 
@@ -246,3 +260,113 @@ class UnauthenticatedError(ReplogError):
     """The server checks an ACL and the call carried no verified client identity."""
 
     code = "UNAUTHENTICATED"
+
+
+class PreconditionFailedError(ReplogError):
+    """A produce carried a condition (a producer sequence, an expected offset) that did not
+    hold on the partition's leader; nothing of the batch was appended (gRPC
+    FAILED_PRECONDITION, HTTP 409)."""
+
+    code = "FAILED_PRECONDITION"
+
+
+class OutOfOrderSequenceError(PreconditionFailedError):
+    """An idempotent producer's batch does not follow the last one the partition appended
+    for it: ``expected`` is the sequence the partition waits for, ``got`` the batch's. The
+    producer resends its batches in order from ``expected``."""
+
+    code = "OUT_OF_ORDER_SEQUENCE"
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"out-of-order sequence: expected {expected}, got {got}")
+        self.expected = expected
+        self.got = got
+
+
+class ProducerFencedError(PreconditionFailedError):
+    """The producer id was taken over by a newer epoch (``current``); this producer may not
+    append any more."""
+
+    code = "PRODUCER_FENCED"
+
+    def __init__(self, epoch: int, current: int) -> None:
+        super().__init__(f"producer epoch {epoch} is fenced by epoch {current}")
+        self.epoch = epoch
+        self.current = current
+
+
+class UnknownProducerError(PreconditionFailedError):
+    """The partition holds no state of this producer id (it expired after
+    ``producer_id_expiration_ms`` of silence) and the batch does not start its sequence at
+    0; the producer gets a new id."""
+
+    code = "UNKNOWN_PRODUCER_ID"
+
+    def __init__(self, producer_id: int) -> None:
+        super().__init__(f"the partition holds no state of producer {producer_id}")
+        self.producer_id = producer_id
+
+
+class ExpectedOffsetError(PreconditionFailedError):
+    """``expected_offset`` was not the partition's next offset (``actual``)."""
+
+    code = "EXPECTED_OFFSET_MISMATCH"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected the next offset to be {expected}, it is {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class ExpectedKeyOffsetError(PreconditionFailedError):
+    """``expected_key_offset`` was not the offset of the key's latest record in the
+    partition (``actual``; -1: the key has no record)."""
+
+    code = "EXPECTED_KEY_OFFSET_MISMATCH"
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected the key's latest record at {expected}, it is at {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+def precondition_details(exc: PreconditionFailedError) -> str:
+    """The numbers a precondition error carries, as text for a wire (see
+    ``precondition_error``)."""
+    if isinstance(exc, OutOfOrderSequenceError):
+        return f"{exc.expected},{exc.got}"
+    if isinstance(exc, ProducerFencedError):
+        return f"{exc.epoch},{exc.current}"
+    if isinstance(exc, UnknownProducerError):
+        return str(exc.producer_id)
+    if isinstance(exc, ExpectedOffsetError | ExpectedKeyOffsetError):
+        return f"{exc.expected},{exc.actual}"
+    return ""
+
+
+def precondition_error(code: str, message: str, details: str) -> PreconditionFailedError:
+    """The precondition error a server reported as ``code`` (an error class's ``code``),
+    ``message`` and ``details`` (``precondition_details``); a plain PreconditionFailedError
+    when they do not parse."""
+    try:
+        numbers = [int(n) for n in details.split(",")] if details else []
+    except ValueError:
+        numbers = []
+    built: PreconditionFailedError | None = None
+    if len(numbers) == 2:
+        kinds: dict[str, type[_TwoNumbers]] = {
+            OutOfOrderSequenceError.code: OutOfOrderSequenceError,
+            ProducerFencedError.code: ProducerFencedError,
+            ExpectedOffsetError.code: ExpectedOffsetError,
+            ExpectedKeyOffsetError.code: ExpectedKeyOffsetError,
+        }
+        kind = kinds.get(code)
+        built = kind(numbers[0], numbers[1]) if kind is not None else None
+    elif len(numbers) == 1 and code == UnknownProducerError.code:
+        built = UnknownProducerError(numbers[0])
+    return built if built is not None else PreconditionFailedError(message)
+
+
+_TwoNumbers = (
+    OutOfOrderSequenceError | ProducerFencedError | ExpectedOffsetError | ExpectedKeyOffsetError
+)

@@ -13,6 +13,7 @@ from replog.errors import (
     NotFoundError,
     OffsetOutOfRangeError,
     PermissionDeniedError,
+    PreconditionFailedError,
     RecordTooLargeError,
     ReplogError,
     ResourceExhaustedError,
@@ -21,6 +22,7 @@ from replog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
     UnsupportedError,
+    precondition_details,
 )
 
 __all__ = ["grpc_code_for", "http_status_for", "metadata_for"]
@@ -46,6 +48,8 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
         return grpc.StatusCode.UNAUTHENTICATED
     if isinstance(exc, ResourceExhaustedError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if isinstance(exc, PreconditionFailedError):
+        return grpc.StatusCode.FAILED_PRECONDITION
     return grpc.StatusCode.INTERNAL
 
 
@@ -71,6 +75,8 @@ def metadata_for(exc: ReplogError) -> tuple[tuple[str, str | bytes], ...]:
         items.append(("replog-not-applied", "1" if applied else "0"))
         if isinstance(exc, UnavailableError) and exc.leader_addr:
             items.append(("replog-leader", exc.leader_addr))
+    elif isinstance(exc, PreconditionFailedError):
+        items.append(("replog-precondition", precondition_details(exc)))
     return tuple(items)
 
 
@@ -96,4 +102,6 @@ def http_status_for(exc: ReplogError) -> int:
         return 401
     if isinstance(exc, ResourceExhaustedError):
         return 429
+    if isinstance(exc, PreconditionFailedError):
+        return 409
     return 500

@@ -36,6 +36,7 @@ from replog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
     UnsupportedError,
+    precondition_error,
 )
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Header, Record
@@ -338,6 +339,10 @@ def error_from_status(
         return UnauthenticatedError(f"unauthenticated: {details}")
     if code == "RESOURCE_EXHAUSTED":
         return ResourceExhaustedError(details)
+    if code == "FAILED_PRECONDITION":
+        return precondition_error(
+            meta.get("replog-error-code", ""), details, meta.get("replog-precondition", "")
+        )
     if code == "UNIMPLEMENTED":  # e.g. topics on a cluster, or a server without the method
         if "replog-error-code" not in meta:
             details = f"the server does not offer this call ({details})"

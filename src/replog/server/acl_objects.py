@@ -39,6 +39,7 @@ GRPC_OBJECTS: Mapping[str, str] = {
     "/replog.v1.Log/ConsumeStream": "topic",
     "/replog.v1.Log/ConsumeBatchStream": "topic",
     "/replog.v1.Log/GetServers": ANY_TOPIC,
+    "/replog.v1.Log/InitProducerId": ANY_TOPIC,
     "/replog.v1.Cluster/Status": ANY_TOPIC,
     "/replog.v1.Admin/CreateTopic": "name",
     "/replog.v1.Admin/DeleteTopic": "name",

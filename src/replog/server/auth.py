@@ -50,6 +50,8 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Log/ConsumeStream": Action.CONSUME,
     "/replog.v1.Log/ConsumeBatchStream": Action.CONSUME,
     "/replog.v1.Log/GetServers": Action.CONSUME,
+    # An id for idempotent produces: whoever may produce to some topic (Kafka: Write on any).
+    "/replog.v1.Log/InitProducerId": Action.PRODUCE,
     # Cluster: joining is what a node does (its identity holds ``replicate``); reading the
     # status is like GetServers / GET /v1/cluster; changing membership or leadership is admin.
     "/replog.v1.Cluster/Join": Action.REPLICATE,

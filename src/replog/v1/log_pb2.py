@@ -25,35 +25,41 @@ _sym_db = _symbol_database.Default()
 from replog.v1 import record_pb2 as replog_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13replog/v1/log.proto\x12\treplog.v1\x1a\x16replog/v1/record.proto\"h\n\x0eProduceRequest\x12!\n\x06record\x18\x01 \x01(\x0b\x32\x11.replog.v1.Record\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x16\n\tpartition\x18\x03 \x01(\rH\x00\x88\x01\x01\x42\x0c\n\n_partition\"4\n\x0fProduceResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x11\n\tpartition\x18\x02 \x01(\r\"n\n\x13ProduceBatchRequest\x12\"\n\x07records\x18\x01 \x03(\x0b\x32\x11.replog.v1.Record\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x16\n\tpartition\x18\x03 \x01(\rH\x00\x88\x01\x01\x42\x0c\n\n_partition\"M\n\x14ProduceBatchResponse\x12\x13\n\x0b\x62\x61se_offset\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x11\n\tpartition\x18\x03 \x01(\r\"V\n\x0e\x43onsumeRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x12\n\nmin_offset\x18\x02 \x01(\x04\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"4\n\x0f\x43onsumeResponse\x12!\n\x06record\x18\x01 \x01(\x0b\x32\x11.replog.v1.Record\"\x98\x01\n\x13\x43onsumeBatchRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x13\n\x0bmax_records\x18\x02 \x01(\r\x12\x11\n\tmax_bytes\x18\x03 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x04 \x01(\r\x12\x12\n\nmin_offset\x18\x05 \x01(\x04\x12\r\n\x05topic\x18\x06 \x01(\t\x12\x11\n\tpartition\x18\x07 \x01(\r\"g\n\x14\x43onsumeBatchResponse\x12\"\n\x07records\x18\x01 \x03(\x0b\x32\x11.replog.v1.Record\x12\x16\n\x0ehigh_watermark\x18\x02 \x01(\x04\x12\x13\n\x0bnext_offset\x18\x03 \x01(\x04\"\x13\n\x11GetServersRequest\"K\n\x06Server\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x11\n\tis_leader\x18\x03 \x01(\x08\x12\x10\n\x08is_voter\x18\x04 \x01(\x08\"8\n\x12GetServersResponse\x12\"\n\x07servers\x18\x01 \x03(\x0b\x32\x11.replog.v1.Server2\xe5\x04\n\x03Log\x12@\n\x07Produce\x12\x19.replog.v1.ProduceRequest\x1a\x1a.replog.v1.ProduceResponse\x12O\n\x0cProduceBatch\x12\x1e.replog.v1.ProduceBatchRequest\x1a\x1f.replog.v1.ProduceBatchResponse\x12J\n\rProduceStream\x12\x19.replog.v1.ProduceRequest\x1a\x1a.replog.v1.ProduceResponse(\x01\x30\x01\x12@\n\x07\x43onsume\x12\x19.replog.v1.ConsumeRequest\x1a\x1a.replog.v1.ConsumeResponse\x12O\n\x0c\x43onsumeBatch\x12\x1e.replog.v1.ConsumeBatchRequest\x1a\x1f.replog.v1.ConsumeBatchResponse\x12H\n\rConsumeStream\x12\x19.replog.v1.ConsumeRequest\x1a\x1a.replog.v1.ConsumeResponse0\x01\x12W\n\x12\x43onsumeBatchStream\x12\x1e.replog.v1.ConsumeBatchRequest\x1a\x1f.replog.v1.ConsumeBatchResponse0\x01\x12I\n\nGetServers\x12\x1c.replog.v1.GetServersRequest\x1a\x1d.replog.v1.GetServersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13replog/v1/log.proto\x12\treplog.v1\x1a\x16replog/v1/record.proto\"\xd4\x01\n\x0eProduceRequest\x12!\n\x06record\x18\x01 \x01(\x0b\x32\x11.replog.v1.Record\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x16\n\tpartition\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x1c\n\x0f\x65xpected_offset\x18\x04 \x01(\x04H\x01\x88\x01\x01\x12 \n\x13\x65xpected_key_offset\x18\x05 \x01(\x03H\x02\x88\x01\x01\x42\x0c\n\n_partitionB\x12\n\x10_expected_offsetB\x16\n\x14_expected_key_offset\"4\n\x0fProduceResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x11\n\tpartition\x18\x02 \x01(\r\"\xbd\x02\n\x13ProduceBatchRequest\x12\"\n\x07records\x18\x01 \x03(\x0b\x32\x11.replog.v1.Record\x12\r\n\x05topic\x18\x02 \x01(\t\x12\x16\n\tpartition\x18\x03 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x0bproducer_id\x18\x04 \x01(\x04\x12\x16\n\x0eproducer_epoch\x18\x05 \x01(\r\x12\x15\n\rbase_sequence\x18\x06 \x01(\r\x12\x1c\n\x0f\x65xpected_offset\x18\x07 \x01(\x04H\x01\x88\x01\x01\x12 \n\x13\x65xpected_key_offset\x18\x08 \x01(\x03H\x02\x88\x01\x01\x12\x1d\n\x04\x61\x63ks\x18\t \x01(\x0e\x32\x0f.replog.v1.AcksB\x0c\n\n_partitionB\x12\n\x10_expected_offsetB\x16\n\x14_expected_key_offset\"`\n\x14ProduceBatchResponse\x12\x13\n\x0b\x62\x61se_offset\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"\x17\n\x15InitProducerIdRequest\"E\n\x16InitProducerIdResponse\x12\x13\n\x0bproducer_id\x18\x01 \x01(\x04\x12\x16\n\x0eproducer_epoch\x18\x02 \x01(\r\"V\n\x0e\x43onsumeRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x12\n\nmin_offset\x18\x02 \x01(\x04\x12\r\n\x05topic\x18\x03 \x01(\t\x12\x11\n\tpartition\x18\x04 \x01(\r\"4\n\x0f\x43onsumeResponse\x12!\n\x06record\x18\x01 \x01(\x0b\x32\x11.replog.v1.Record\"\x98\x01\n\x13\x43onsumeBatchRequest\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x13\n\x0bmax_records\x18\x02 \x01(\r\x12\x11\n\tmax_bytes\x18\x03 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x04 \x01(\r\x12\x12\n\nmin_offset\x18\x05 \x01(\x04\x12\r\n\x05topic\x18\x06 \x01(\t\x12\x11\n\tpartition\x18\x07 \x01(\r\"g\n\x14\x43onsumeBatchResponse\x12\"\n\x07records\x18\x01 \x03(\x0b\x32\x11.replog.v1.Record\x12\x16\n\x0ehigh_watermark\x18\x02 \x01(\x04\x12\x13\n\x0bnext_offset\x18\x03 \x01(\x04\"\x13\n\x11GetServersRequest\"K\n\x06Server\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08rpc_addr\x18\x02 \x01(\t\x12\x11\n\tis_leader\x18\x03 \x01(\x08\x12\x10\n\x08is_voter\x18\x04 \x01(\x08\"8\n\x12GetServersResponse\x12\"\n\x07servers\x18\x01 \x03(\x0b\x32\x11.replog.v1.Server*%\n\x04\x41\x63ks\x12\x0c\n\x08\x41\x43KS_ALL\x10\x00\x12\x0f\n\x0b\x41\x43KS_LEADER\x10\x01\x32\xbc\x05\n\x03Log\x12@\n\x07Produce\x12\x19.replog.v1.ProduceRequest\x1a\x1a.replog.v1.ProduceResponse\x12O\n\x0cProduceBatch\x12\x1e.replog.v1.ProduceBatchRequest\x1a\x1f.replog.v1.ProduceBatchResponse\x12J\n\rProduceStream\x12\x19.replog.v1.ProduceRequest\x1a\x1a.replog.v1.ProduceResponse(\x01\x30\x01\x12@\n\x07\x43onsume\x12\x19.replog.v1.ConsumeRequest\x1a\x1a.replog.v1.ConsumeResponse\x12O\n\x0c\x43onsumeBatch\x12\x1e.replog.v1.ConsumeBatchRequest\x1a\x1f.replog.v1.ConsumeBatchResponse\x12H\n\rConsumeStream\x12\x19.replog.v1.ConsumeRequest\x1a\x1a.replog.v1.ConsumeResponse0\x01\x12W\n\x12\x43onsumeBatchStream\x12\x1e.replog.v1.ConsumeBatchRequest\x1a\x1f.replog.v1.ConsumeBatchResponse0\x01\x12I\n\nGetServers\x12\x1c.replog.v1.GetServersRequest\x1a\x1d.replog.v1.GetServersResponse\x12U\n\x0eInitProducerId\x12 .replog.v1.InitProducerIdRequest\x1a!.replog.v1.InitProducerIdResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'replog.v1.log_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRODUCEREQUEST']._serialized_start=58
-  _globals['_PRODUCEREQUEST']._serialized_end=162
-  _globals['_PRODUCERESPONSE']._serialized_start=164
-  _globals['_PRODUCERESPONSE']._serialized_end=216
-  _globals['_PRODUCEBATCHREQUEST']._serialized_start=218
-  _globals['_PRODUCEBATCHREQUEST']._serialized_end=328
-  _globals['_PRODUCEBATCHRESPONSE']._serialized_start=330
-  _globals['_PRODUCEBATCHRESPONSE']._serialized_end=407
-  _globals['_CONSUMEREQUEST']._serialized_start=409
-  _globals['_CONSUMEREQUEST']._serialized_end=495
-  _globals['_CONSUMERESPONSE']._serialized_start=497
-  _globals['_CONSUMERESPONSE']._serialized_end=549
-  _globals['_CONSUMEBATCHREQUEST']._serialized_start=552
-  _globals['_CONSUMEBATCHREQUEST']._serialized_end=704
-  _globals['_CONSUMEBATCHRESPONSE']._serialized_start=706
-  _globals['_CONSUMEBATCHRESPONSE']._serialized_end=809
-  _globals['_GETSERVERSREQUEST']._serialized_start=811
-  _globals['_GETSERVERSREQUEST']._serialized_end=830
-  _globals['_SERVER']._serialized_start=832
-  _globals['_SERVER']._serialized_end=907
-  _globals['_GETSERVERSRESPONSE']._serialized_start=909
-  _globals['_GETSERVERSRESPONSE']._serialized_end=965
-  _globals['_LOG']._serialized_start=968
-  _globals['_LOG']._serialized_end=1581
+  _globals['_ACKS']._serialized_start=1399
+  _globals['_ACKS']._serialized_end=1436
+  _globals['_PRODUCEREQUEST']._serialized_start=59
+  _globals['_PRODUCEREQUEST']._serialized_end=271
+  _globals['_PRODUCERESPONSE']._serialized_start=273
+  _globals['_PRODUCERESPONSE']._serialized_end=325
+  _globals['_PRODUCEBATCHREQUEST']._serialized_start=328
+  _globals['_PRODUCEBATCHREQUEST']._serialized_end=645
+  _globals['_PRODUCEBATCHRESPONSE']._serialized_start=647
+  _globals['_PRODUCEBATCHRESPONSE']._serialized_end=743
+  _globals['_INITPRODUCERIDREQUEST']._serialized_start=745
+  _globals['_INITPRODUCERIDREQUEST']._serialized_end=768
+  _globals['_INITPRODUCERIDRESPONSE']._serialized_start=770
+  _globals['_INITPRODUCERIDRESPONSE']._serialized_end=839
+  _globals['_CONSUMEREQUEST']._serialized_start=841
+  _globals['_CONSUMEREQUEST']._serialized_end=927
+  _globals['_CONSUMERESPONSE']._serialized_start=929
+  _globals['_CONSUMERESPONSE']._serialized_end=981
+  _globals['_CONSUMEBATCHREQUEST']._serialized_start=984
+  _globals['_CONSUMEBATCHREQUEST']._serialized_end=1136
+  _globals['_CONSUMEBATCHRESPONSE']._serialized_start=1138
+  _globals['_CONSUMEBATCHRESPONSE']._serialized_end=1241
+  _globals['_GETSERVERSREQUEST']._serialized_start=1243
+  _globals['_GETSERVERSREQUEST']._serialized_end=1262
+  _globals['_SERVER']._serialized_start=1264
+  _globals['_SERVER']._serialized_end=1339
+  _globals['_GETSERVERSRESPONSE']._serialized_start=1341
+  _globals['_GETSERVERSRESPONSE']._serialized_end=1397
+  _globals['_LOG']._serialized_start=1439
+  _globals['_LOG']._serialized_end=2139
 # @@protoc_insertion_point(module_scope)

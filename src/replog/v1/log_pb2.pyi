@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from replog.v1 import record_pb2 as _record_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,34 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Acks:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AcksEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Acks.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACKS_ALL: _Acks.ValueType  # 0
+    """Once a majority of the partition's replicas hold the batch durably (committed): survives
+    the loss of any minority of replicas.
+    """
+    ACKS_LEADER: _Acks.ValueType  # 1
+    """Once the partition's leader holds the batch durably, before it is committed: lost if the
+    leader fails before a follower has it and another replica becomes leader.
+    """
+
+class Acks(_Acks, metaclass=_AcksEnumTypeWrapper):
+    """When a produce answers."""
+
+ACKS_ALL: Acks.ValueType  # 0
+"""Once a majority of the partition's replicas hold the batch durably (committed): survives
+the loss of any minority of replicas.
+"""
+ACKS_LEADER: Acks.ValueType  # 1
+"""Once the partition's leader holds the batch durably, before it is committed: lost if the
+leader fails before a follower has it and another replica becomes leader.
+"""
+Global___Acks: _TypeAlias = Acks  # noqa: Y015
+
 @_typing.final
 class ProduceRequest(_message.Message):
     """Produce one record; the server assigns its offset and timestamp."""
@@ -28,12 +57,17 @@ class ProduceRequest(_message.Message):
     RECORD_FIELD_NUMBER: _builtins.int
     TOPIC_FIELD_NUMBER: _builtins.int
     PARTITION_FIELD_NUMBER: _builtins.int
+    EXPECTED_OFFSET_FIELD_NUMBER: _builtins.int
+    EXPECTED_KEY_OFFSET_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
     """The topic ("" = "default")."""
     partition: _builtins.int
     """The partition; unset = chosen by the record's key (Kafka's murmur2 partitioner) or, for
     a record without a key, a sticky partition.
     """
+    expected_offset: _builtins.int
+    """Conditional appends (see ProduceBatchRequest)."""
+    expected_key_offset: _builtins.int
     @_builtins.property
     def record(self) -> _record_pb2.Record: ...
     def __init__(
@@ -42,13 +76,24 @@ class ProduceRequest(_message.Message):
         record: _record_pb2.Record | None = ...,
         topic: _builtins.str = ...,
         partition: _builtins.int | None = ...,
+        expected_offset: _builtins.int | None = ...,
+        expected_key_offset: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_partition", b"_partition", "partition", b"partition", "record", b"record"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_key_offset", b"_expected_key_offset", "_expected_offset", b"_expected_offset", "_partition", b"_partition", "expected_key_offset", b"expected_key_offset", "expected_offset", b"expected_offset", "partition", b"partition", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partition", b"_partition", "partition", b"partition", "record", b"record", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_key_offset", b"_expected_key_offset", "_expected_offset", b"_expected_offset", "_partition", b"_partition", "expected_key_offset", b"expected_key_offset", "expected_offset", b"expected_offset", "partition", b"partition", "record", b"record", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_key_offset: _TypeAlias = _typing.Literal["expected_key_offset"]  # noqa: Y015
+    _WhichOneofArgType__expected_key_offset: _TypeAlias = _typing.Literal["_expected_key_offset", b"_expected_key_offset"]  # noqa: Y015
+    _WhichOneofReturnType__expected_offset: _TypeAlias = _typing.Literal["expected_offset"]  # noqa: Y015
+    _WhichOneofArgType__expected_offset: _TypeAlias = _typing.Literal["_expected_offset", b"_expected_offset"]  # noqa: Y015
     _WhichOneofReturnType__partition: _TypeAlias = _typing.Literal["partition"]  # noqa: Y015
     _WhichOneofArgType__partition: _TypeAlias = _typing.Literal["_partition", b"_partition"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_key_offset) -> _WhichOneofReturnType__expected_key_offset | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_offset) -> _WhichOneofReturnType__expected_offset | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__partition) -> _WhichOneofReturnType__partition | None: ...
 
 Global___ProduceRequest: _TypeAlias = ProduceRequest  # noqa: Y015
@@ -86,12 +131,38 @@ class ProduceBatchRequest(_message.Message):
     RECORDS_FIELD_NUMBER: _builtins.int
     TOPIC_FIELD_NUMBER: _builtins.int
     PARTITION_FIELD_NUMBER: _builtins.int
+    PRODUCER_ID_FIELD_NUMBER: _builtins.int
+    PRODUCER_EPOCH_FIELD_NUMBER: _builtins.int
+    BASE_SEQUENCE_FIELD_NUMBER: _builtins.int
+    EXPECTED_OFFSET_FIELD_NUMBER: _builtins.int
+    EXPECTED_KEY_OFFSET_FIELD_NUMBER: _builtins.int
+    ACKS_FIELD_NUMBER: _builtins.int
     topic: _builtins.str
     """The topic ("" = "default")."""
     partition: _builtins.int
     """The partition; unset = the partition of the records' keys (they must all map to one:
     a batch is appended atomically to one partition), or a sticky one when none has a key.
     """
+    producer_id: _builtins.int
+    """Idempotence (producer_id from InitProducerId; 0 = none): the partition's leader appends
+    the batch only when base_sequence follows the last sequence it appended for this
+    producer, answers a retry of one of the producer's last 5 batches with that batch's
+    offsets (duplicate = true) and refuses anything else with FAILED_PRECONDITION
+    (replog-error-code OUT_OF_ORDER_SEQUENCE, PRODUCER_FENCED or UNKNOWN_PRODUCER_ID).
+    """
+    producer_epoch: _builtins.int
+    base_sequence: _builtins.int
+    expected_offset: _builtins.int
+    """Conditional append: only when the partition's next offset is expected_offset, else
+    FAILED_PRECONDITION (EXPECTED_OFFSET_MISMATCH, replog-precondition "expected,actual").
+    """
+    expected_key_offset: _builtins.int
+    """Conditional append per key: only when the latest record of the batch's key (every record
+    of the batch has that key) in the partition is at this offset (-1: the key has none
+    yet), else FAILED_PRECONDITION (EXPECTED_KEY_OFFSET_MISMATCH).
+    """
+    acks: Global___Acks.ValueType
+    """When the call answers (see Acks)."""
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[_record_pb2.Record]: ...
     def __init__(
@@ -100,13 +171,28 @@ class ProduceBatchRequest(_message.Message):
         records: _abc.Iterable[_record_pb2.Record] | None = ...,
         topic: _builtins.str = ...,
         partition: _builtins.int | None = ...,
+        producer_id: _builtins.int = ...,
+        producer_epoch: _builtins.int = ...,
+        base_sequence: _builtins.int = ...,
+        expected_offset: _builtins.int | None = ...,
+        expected_key_offset: _builtins.int | None = ...,
+        acks: Global___Acks.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_partition", b"_partition", "partition", b"partition"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_key_offset", b"_expected_key_offset", "_expected_offset", b"_expected_offset", "_partition", b"_partition", "expected_key_offset", b"expected_key_offset", "expected_offset", b"expected_offset", "partition", b"partition"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partition", b"_partition", "partition", b"partition", "records", b"records", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_key_offset", b"_expected_key_offset", "_expected_offset", b"_expected_offset", "_partition", b"_partition", "acks", b"acks", "base_sequence", b"base_sequence", "expected_key_offset", b"expected_key_offset", "expected_offset", b"expected_offset", "partition", b"partition", "producer_epoch", b"producer_epoch", "producer_id", b"producer_id", "records", b"records", "topic", b"topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_key_offset: _TypeAlias = _typing.Literal["expected_key_offset"]  # noqa: Y015
+    _WhichOneofArgType__expected_key_offset: _TypeAlias = _typing.Literal["_expected_key_offset", b"_expected_key_offset"]  # noqa: Y015
+    _WhichOneofReturnType__expected_offset: _TypeAlias = _typing.Literal["expected_offset"]  # noqa: Y015
+    _WhichOneofArgType__expected_offset: _TypeAlias = _typing.Literal["_expected_offset", b"_expected_offset"]  # noqa: Y015
     _WhichOneofReturnType__partition: _TypeAlias = _typing.Literal["partition"]  # noqa: Y015
     _WhichOneofArgType__partition: _TypeAlias = _typing.Literal["_partition", b"_partition"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_key_offset) -> _WhichOneofReturnType__expected_key_offset | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_offset) -> _WhichOneofReturnType__expected_offset | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__partition) -> _WhichOneofReturnType__partition | None: ...
 
 Global___ProduceBatchRequest: _TypeAlias = ProduceBatchRequest  # noqa: Y015
@@ -118,25 +204,68 @@ class ProduceBatchResponse(_message.Message):
     BASE_OFFSET_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     PARTITION_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
     base_offset: _builtins.int
     """The offset of the first record; the rest follow it."""
     count: _builtins.int
     partition: _builtins.int
     """The partition the batch was appended to."""
+    duplicate: _builtins.bool
+    """The batch was a producer's retry of a batch appended before; the offsets are that one's."""
     def __init__(
         self,
         *,
         base_offset: _builtins.int = ...,
         count: _builtins.int = ...,
         partition: _builtins.int = ...,
+        duplicate: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_offset", b"base_offset", "count", b"count", "partition", b"partition"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_offset", b"base_offset", "count", b"count", "duplicate", b"duplicate", "partition", b"partition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProduceBatchResponse: _TypeAlias = ProduceBatchResponse  # noqa: Y015
+
+@_typing.final
+class InitProducerIdRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InitProducerIdRequest: _TypeAlias = InitProducerIdRequest  # noqa: Y015
+
+@_typing.final
+class InitProducerIdResponse(_message.Message):
+    """An idempotent producer's identity: unique in the cluster (63 random bits), epoch 0."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCER_ID_FIELD_NUMBER: _builtins.int
+    PRODUCER_EPOCH_FIELD_NUMBER: _builtins.int
+    producer_id: _builtins.int
+    producer_epoch: _builtins.int
+    def __init__(
+        self,
+        *,
+        producer_id: _builtins.int = ...,
+        producer_epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["producer_epoch", b"producer_epoch", "producer_id", b"producer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InitProducerIdResponse: _TypeAlias = InitProducerIdResponse  # noqa: Y015
 
 @_typing.final
 class ConsumeRequest(_message.Message):

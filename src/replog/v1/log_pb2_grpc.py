@@ -74,6 +74,11 @@ class LogStub:
                 request_serializer=replog_dot_v1_dot_log__pb2.GetServersRequest.SerializeToString,
                 response_deserializer=replog_dot_v1_dot_log__pb2.GetServersResponse.FromString,
                 _registered_method=True)
+        self.InitProducerId = channel.unary_unary(
+                '/replog.v1.Log/InitProducerId',
+                request_serializer=replog_dot_v1_dot_log__pb2.InitProducerIdRequest.SerializeToString,
+                response_deserializer=replog_dot_v1_dot_log__pb2.InitProducerIdResponse.FromString,
+                _registered_method=True)
 
 
 class LogServicer:
@@ -131,6 +136,13 @@ class LogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InitProducerId(self, request, context):
+        """A producer id for idempotent produces (ProduceBatchRequest.producer_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +185,11 @@ def add_LogServicer_to_server(servicer, server):
                     servicer.GetServers,
                     request_deserializer=replog_dot_v1_dot_log__pb2.GetServersRequest.FromString,
                     response_serializer=replog_dot_v1_dot_log__pb2.GetServersResponse.SerializeToString,
+            ),
+            'InitProducerId': grpc.unary_unary_rpc_method_handler(
+                    servicer.InitProducerId,
+                    request_deserializer=replog_dot_v1_dot_log__pb2.InitProducerIdRequest.FromString,
+                    response_serializer=replog_dot_v1_dot_log__pb2.InitProducerIdResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -391,6 +408,33 @@ class Log:
             '/replog.v1.Log/GetServers',
             replog_dot_v1_dot_log__pb2.GetServersRequest.SerializeToString,
             replog_dot_v1_dot_log__pb2.GetServersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InitProducerId(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/replog.v1.Log/InitProducerId',
+            replog_dot_v1_dot_log__pb2.InitProducerIdRequest.SerializeToString,
+            replog_dot_v1_dot_log__pb2.InitProducerIdResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,8 @@ class LogStub:
     ConsumeBatchStream: _grpc.UnaryStreamMultiCallable[_log_pb2.ConsumeBatchRequest, _log_pb2.ConsumeBatchResponse]
     """Like ConsumeStream, in batches (max_wait_ms is ignored; the stream tails)."""
     GetServers: _grpc.UnaryUnaryMultiCallable[_log_pb2.GetServersRequest, _log_pb2.GetServersResponse]
+    InitProducerId: _grpc.UnaryUnaryMultiCallable[_log_pb2.InitProducerIdRequest, _log_pb2.InitProducerIdResponse]
+    """A producer id for idempotent produces (ProduceBatchRequest.producer_id)."""
 
 @_typing.type_check_only
 class LogAsyncStub(LogStub):
@@ -59,6 +61,8 @@ class LogAsyncStub(LogStub):
     ConsumeBatchStream: _aio.UnaryStreamMultiCallable[_log_pb2.ConsumeBatchRequest, _log_pb2.ConsumeBatchResponse]  # type: ignore[assignment]
     """Like ConsumeStream, in batches (max_wait_ms is ignored; the stream tails)."""
     GetServers: _aio.UnaryUnaryMultiCallable[_log_pb2.GetServersRequest, _log_pb2.GetServersResponse]  # type: ignore[assignment]
+    InitProducerId: _aio.UnaryUnaryMultiCallable[_log_pb2.InitProducerIdRequest, _log_pb2.InitProducerIdResponse]  # type: ignore[assignment]
+    """A producer id for idempotent produces (ProduceBatchRequest.producer_id)."""
 
 class LogServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -120,5 +124,13 @@ class LogServicer(metaclass=_abc_1.ABCMeta):
         request: _log_pb2.GetServersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_log_pb2.GetServersResponse, _abc.Awaitable[_log_pb2.GetServersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def InitProducerId(
+        self,
+        request: _log_pb2.InitProducerIdRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_log_pb2.InitProducerIdResponse, _abc.Awaitable[_log_pb2.InitProducerIdResponse]]:
+        """A producer id for idempotent produces (ProduceBatchRequest.producer_id)."""
 
 def add_LogServicer_to_server(servicer: LogServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16replog/v1/record.proto\x12\treplog.v1\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xa3\x01\n\x06Record\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x0c\n\x04type\x18\x04 \x01(\r\x12\x14\n\x0ctimestamp_ms\x18\x05 \x01(\x04\x12\x0b\n\x03key\x18\x06 \x01(\x0c\x12\"\n\x07headers\x18\x07 \x03(\x0b\x32\x11.replog.v1.Header\x12\x17\n\x0f\x62\x61tch_continues\x18\x08 \x01(\x08\"1\n\x0bRecordBatch\x12\"\n\x07records\x18\x01 \x03(\x0b\x32\x11.replog.v1.Recordb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16replog/v1/record.proto\x12\treplog.v1\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\xf9\x01\n\x06Record\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x0c\n\x04type\x18\x04 \x01(\r\x12\x14\n\x0ctimestamp_ms\x18\x05 \x01(\x04\x12\x0b\n\x03key\x18\x06 \x01(\x0c\x12\"\n\x07headers\x18\x07 \x03(\x0b\x32\x11.replog.v1.Header\x12\x17\n\x0f\x62\x61tch_continues\x18\x08 \x01(\x08\x12\x13\n\x0bproducer_id\x18\t \x01(\x04\x12\x16\n\x0eproducer_epoch\x18\n \x01(\r\x12\x10\n\x08sequence\x18\x0b \x01(\r\x12\x15\n\rbatch_records\x18\x0c \x01(\r\"1\n\x0bRecordBatch\x12\"\n\x07records\x18\x01 \x03(\x0b\x32\x11.replog.v1.Recordb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEADER']._serialized_start=37
   _globals['_HEADER']._serialized_end=73
   _globals['_RECORD']._serialized_start=76
-  _globals['_RECORD']._serialized_end=239
-  _globals['_RECORDBATCH']._serialized_start=241
-  _globals['_RECORDBATCH']._serialized_end=290
+  _globals['_RECORD']._serialized_end=325
+  _globals['_RECORDBATCH']._serialized_start=327
+  _globals['_RECORDBATCH']._serialized_end=376
 # @@protoc_insertion_point(module_scope)

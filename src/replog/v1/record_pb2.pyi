@@ -56,6 +56,10 @@ class Record(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     BATCH_CONTINUES_FIELD_NUMBER: _builtins.int
+    PRODUCER_ID_FIELD_NUMBER: _builtins.int
+    PRODUCER_EPOCH_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    BATCH_RECORDS_FIELD_NUMBER: _builtins.int
     value: _builtins.bytes
     """The user's payload."""
     offset: _builtins.int
@@ -72,6 +76,15 @@ class Record(_message.Message):
     """Set on every record of an atomically appended batch but its last (replicated logs only):
     the records from here to the next record without it were committed together, all or none.
     """
+    producer_id: _builtins.int
+    """Idempotent producers: set on the first record of a batch appended for a producer id (see
+    InitProducerId; 0 = none). The batch's records carry the consecutive sequences from
+    `sequence` on, so its last is sequence + batch_records - 1 (modulo 2^31, as Kafka's).
+    A partition rebuilds its producers' state from these fields.
+    """
+    producer_epoch: _builtins.int
+    sequence: _builtins.int
+    batch_records: _builtins.int
     @_builtins.property
     def headers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Header]: ...
     def __init__(
@@ -85,10 +98,14 @@ class Record(_message.Message):
         key: _builtins.bytes = ...,
         headers: _abc.Iterable[Global___Header] | None = ...,
         batch_continues: _builtins.bool = ...,
+        producer_id: _builtins.int = ...,
+        producer_epoch: _builtins.int = ...,
+        sequence: _builtins.int = ...,
+        batch_records: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_continues", b"batch_continues", "headers", b"headers", "key", b"key", "offset", b"offset", "term", b"term", "timestamp_ms", b"timestamp_ms", "type", b"type", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_continues", b"batch_continues", "batch_records", b"batch_records", "headers", b"headers", "key", b"key", "offset", b"offset", "producer_epoch", b"producer_epoch", "producer_id", b"producer_id", "sequence", b"sequence", "term", b"term", "timestamp_ms", b"timestamp_ms", "type", b"type", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

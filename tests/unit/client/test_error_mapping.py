@@ -10,10 +10,16 @@ from replog.client.core import error_from_status
 from replog.errors import (
     AlreadyExistsError,
     ConfigError,
+    ExpectedKeyOffsetError,
+    ExpectedOffsetError,
     InvalidArgumentError,
     NotFoundError,
+    OutOfOrderSequenceError,
+    PreconditionFailedError,
+    ProducerFencedError,
     ReplogError,
     UnknownPartitionError,
+    UnknownProducerError,
     UnknownTopicError,
     UnsupportedError,
 )
@@ -73,3 +79,32 @@ def test_an_unsupported_call_is_an_unsupported_error() -> None:
     assert type(rebuilt) is UnsupportedError and str(rebuilt) == str(exc)
     old_server = error_from_status("UNIMPLEMENTED", "Method not found!", ())
     assert isinstance(old_server, UnsupportedError) and "does not offer" in str(old_server)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OutOfOrderSequenceError(7, 12),
+        ProducerFencedError(1, 3),
+        UnknownProducerError(2**62 + 5),
+        ExpectedOffsetError(10, 14),
+        ExpectedKeyOffsetError(-1, 92),
+        PreconditionFailedError("some other condition"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_precondition_error_is_rebuilt_exactly_with_its_numbers(exc: ReplogError) -> None:
+    assert grpc_code_for(exc).name == "FAILED_PRECONDITION"
+    rebuilt = _round_trip(exc)
+    assert type(rebuilt) is type(exc)
+    assert str(rebuilt) == str(exc)
+    assert vars(rebuilt) == vars(exc)
+
+
+def test_a_precondition_error_whose_numbers_do_not_parse_keeps_the_servers_words() -> None:
+    error = error_from_status(
+        "FAILED_PRECONDITION",
+        "expected something",
+        [("replog-error-code", "OUT_OF_ORDER_SEQUENCE"), ("replog-precondition", "x,1")],
+    )
+    assert type(error) is PreconditionFailedError and str(error) == "expected something"
