@@ -91,3 +91,22 @@ def test_a_new_partition_leader_deduplicates_a_retry_of_its_predecessors_batch(
         "the restarted replica to catch up",
     )
     assert _batch(back, 10, pid, "orders", 1).base_offset == nxt.base_offset
+
+
+def test_an_acks_leader_produce_is_answered_and_then_committed_like_any_other(
+    three: Cluster,
+) -> None:
+    request = log_pb2.ProduceBatchRequest(
+        records=[Record(value=b"quick")], partition=0, acks=log_pb2.ACKS_LEADER
+    )
+    with grpc.insecure_channel(three.followers()[0].grpc_address) as channel:  # forwarded
+        call = channel.unary_unary(
+            "/replog.v1.Log/ProduceBatch",
+            request_serializer=log_pb2.ProduceBatchRequest.SerializeToString,
+            response_deserializer=log_pb2.ProduceBatchResponse.FromString,
+        )
+        response = call(request, timeout=10)
+    with Client([n.grpc_address for n in three.running()]) as client:
+        assert client.consume(response.base_offset, min_offset=response.base_offset).value == (
+            b"quick"
+        )

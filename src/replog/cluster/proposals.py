@@ -85,7 +85,7 @@ def propose_group(
             overlay().record(conditions.producer_id, conditions.producer_epoch, batch, timestamp_ms)
             noted = True
         payloads.extend(built)
-        waiters.append(Waiter(first, first + len(built) - 1, term, future))
+        waiters.append(Waiter(first, first + len(built) - 1, term, future, conditions.acks_leader))
     if not payloads:
         return waiters
     # One proposal, one atomic batch: the core marks every entry but the last CONTINUES,
