@@ -138,20 +138,21 @@ class KeyIndex:
         self._next = state.next_offset
 
     def _open(self) -> None:
-        state, cut = None, None
         try:
             state = read_checkpoint(self._fs, self.directory)
             cut = read_cut(self._fs, self.directory)
+            if state is not None and state.identity != self._identity:
+                log.warning("%s: key index made with another hash; rebuilding", self.directory)
+                state = None
+            if state is not None:
+                self._adopt(state)
         except (CheckpointDamagedError, ValueError) as exc:
             log.warning("%s: key index checkpoint unusable (%s); rebuilding", self.directory, exc)
             state = None
-        if state is not None and state.identity != self._identity:
-            log.warning("%s: key index made with another hash; rebuilding", self.directory)
-            state = None
+            self._reset(self._source.lowest_offset)
         if state is None:
             self.rebuilt = True
         else:
-            self._adopt(state)
             self._checkpoint_next = state.next_offset
             if cut is not None and cut < self._next - 1:
                 self._cut = cut
@@ -252,6 +253,9 @@ class KeyIndex:
             return
         again = self._journal.undo_after(offset, self._table)
         self._next = offset + 1
+        if again is not None and again < self._source.lowest_offset:
+            self._rebuild(offset + 1)  # retention took the cut batch's first records
+            return
         if again is not None:  # a batch cut in its middle: add its kept records again
             self._next = again
             self._replay(again, offset + 1)

@@ -237,6 +237,19 @@ def test_a_key_whose_latest_record_retention_removed_keeps_its_offset(
         assert reopened.latest(b"old") == 0
 
 
+def test_records_the_log_lost_before_the_index_saw_them_are_reported_as_a_gap(
+    tmp_path: Path, log: Log
+) -> None:
+    source = LogKeySource(log)
+    with KeyIndex(tmp_path / "ki", source) as index:
+        append(log, index, [b"a", b"b"])
+    log.reset(100)  # a snapshot install while the index was closed
+    log.append_batch([Record(key=b"b", value=b"v")])
+    with KeyIndex(tmp_path / "ki", source) as reopened:
+        assert reopened.gap == (2, 100)
+        assert_exact(reopened, {b"a": 0, b"b": 100}, [b"c"])
+
+
 def test_its_files_are_private(tmp_path: Path, log: Log) -> None:
     with KeyIndex(tmp_path / "ki", LogKeySource(log)) as index:
         append(log, index, [b"a"])
