@@ -126,7 +126,7 @@ def _add(
 def _lookups(index: KeyIndex, name: str, distinct: int, absent: bool) -> dict[str, float]:
     rng = random.Random(9)
     prefix = b"absent" if absent else b"key"
-    keys = [b"%s-%d" % (prefix, rng.randrange(distinct)) for _ in range(200_000)]
+    keys = [b"%s-%d" % (prefix, rng.randrange(distinct)) for _ in range(min(200_000, distinct))]
     clock = _Clock()
     with clock:
         for key in keys:
@@ -136,7 +136,8 @@ def _lookups(index: KeyIndex, name: str, distinct: int, absent: bool) -> dict[st
 
 def memory_run(distinct: int, root: str) -> dict[str, float]:
     """One run of the memory, rate and checkpoint figures on ``distinct`` keys."""
-    updates = 1_000_000
+    updates = min(1_000_000, distinct)  # smaller runs (the smoke test) scale down
+    single = min(200_000, distinct) // 100 * 100
     source = _Synthetic(distinct, updates)
     base_rss = _rss_now()
     index = KeyIndex(os.path.join(root, "index"), source)
@@ -146,7 +147,7 @@ def memory_run(distinct: int, root: str) -> dict[str, float]:
     result["base_rss_mib"] = base_rss / _MIB
     result["bytes_per_key"] = (peak - base_rss) / distinct
     result |= _add(index, source, "existing_keys_per_s", updates, _BATCH)
-    result |= _add(index, source, "one_key_records_per_s", 200_000, 100)
+    result |= _add(index, source, "one_key_records_per_s", single, 100)
     result |= _lookups(index, "lookups_hit_per_s", distinct, absent=False)
     result |= _lookups(index, "lookups_absent_per_s", distinct, absent=True)
     began = time.perf_counter()

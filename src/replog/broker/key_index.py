@@ -46,7 +46,12 @@ from replog.broker.key_index_file import (
 from replog.broker.key_journal import KeyJournal
 from replog.broker.key_source import KeySource
 from replog.broker.key_table import KeyTable
-from replog.errors import InvalidArgumentError, LogClosedError, LogLockedError
+from replog.errors import (
+    ExpectedKeyOffsetError,
+    InvalidArgumentError,
+    LogClosedError,
+    LogLockedError,
+)
 from replog.storage.files import FileSystem, OsFileSystem
 
 __all__ = ["DEFAULT_JOURNAL_ENTRIES", "KeyIndex", "hash_key_blake2b"]
@@ -287,6 +292,13 @@ class KeyIndex:
                 return offset
             self._resolve({h})
             return self._exact.get(key, -1)
+
+    def expect(self, key: bytes, expected_offset: int) -> None:
+        """Check a conditional append: raise ExpectedKeyOffsetError (with the actual offset)
+        unless ``key``'s latest record is at ``expected_offset`` (-1: it has none)."""
+        actual = self.latest(key)
+        if actual != expected_offset:
+            raise ExpectedKeyOffsetError(expected_offset, actual)
 
     def _resolve(self, hashes: set[int]) -> None:
         """Learn every key in the log whose hash is in ``hashes``, exactly."""

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from replog.errors import OffsetOutOfRangeError
 from replog.storage.codec import decode_records
 from replog.storage.log import Log
 
-__all__ = ["KeySource", "LogKeySource"]
+__all__ = ["KeySource", "LogKeySource", "keys_of_payloads"]
 
 _SCAN_RECORDS = 4096
 _SCAN_BYTES = 4 << 20
+
+
+def keys_of_payloads(payloads: Sequence[bytes]) -> list[bytes]:
+    """The keys of serialized records (b"" for none), for ``KeyIndex.add_batch`` on the
+    replication path, where a follower appends payloads it never decoded."""
+    return [record.key for record in decode_records(payloads)]
 
 
 class KeySource(Protocol):
@@ -72,5 +78,5 @@ class LogKeySource:
             )
             if not payloads:
                 raise OffsetOutOfRangeError(offset, self._log.lowest_offset, self._log.next_offset)
-            yield offset, [record.key for record in decode_records(payloads)]
+            yield offset, keys_of_payloads(payloads)
             offset += len(payloads)

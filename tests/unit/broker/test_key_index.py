@@ -11,8 +11,13 @@ import pytest
 
 from replog.broker.key_index import KeyIndex
 from replog.broker.key_index_file import CHECKPOINT_NAME
-from replog.broker.key_source import LogKeySource
-from replog.errors import InvalidArgumentError, LogClosedError, LogLockedError
+from replog.broker.key_source import LogKeySource, keys_of_payloads
+from replog.errors import (
+    ExpectedKeyOffsetError,
+    InvalidArgumentError,
+    LogClosedError,
+    LogLockedError,
+)
 from replog.storage import Log, LogConfig
 from replog.v1.record_pb2 import Record
 
@@ -61,6 +66,31 @@ def test_a_key_without_records_is_minus_one_and_a_key_with_records_is_at_its_las
         append(log, index, [b"c", b"", b"b"])
         assert_exact(index, {b"a": 2, b"b": 5, b"c": 3}, [b"d"])
         assert index.next_offset == 6
+
+
+def test_expect_passes_the_latest_offset_and_refuses_any_other_with_the_actual_one(
+    tmp_path: Path, log: Log
+) -> None:
+    with KeyIndex(tmp_path / "ki", LogKeySource(log)) as index:
+        index.expect(b"order-1", -1)
+        append(log, index, [b"order-1", b"order-1"])
+        index.expect(b"order-1", 1)
+        with pytest.raises(ExpectedKeyOffsetError) as refused:
+            index.expect(b"order-1", 0)
+        assert (refused.value.expected, refused.value.actual) == (0, 1)
+        with pytest.raises(ExpectedKeyOffsetError) as refused:
+            index.expect(b"order-2", 1)
+        assert refused.value.actual == -1
+
+
+def test_a_follower_indexes_the_payloads_it_appends(tmp_path: Path, log: Log) -> None:
+    with Log(tmp_path / "leader") as leader:
+        leader.append_batch([Record(key=b"a", value=b"1"), Record(value=b"2")])
+        payloads = leader.read_payloads(0)
+    with KeyIndex(tmp_path / "ki", LogKeySource(log)) as index:
+        index.add_batch(log.append_payloads(payloads), keys_of_payloads(payloads))
+        assert_exact(index, {b"a": 0}, [b"b"])
+        assert index.next_offset == 2
 
 
 def test_records_without_keys_advance_the_index_but_are_never_found(
