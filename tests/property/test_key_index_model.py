@@ -51,6 +51,9 @@ class Run:
         self.directory = root / "ki"
         self.index = self.open()
         self.history: list[bytes] = []
+        # Raft cuts only uncommitted entries and retention removes only committed ones, so a
+        # cut never reaches records appended before the last retention pass.
+        self.retained_at = 0
 
     def open(self) -> KeyIndex:
         return KeyIndex(self.directory, LogKeySource(self.log), **self.options)  # type: ignore[arg-type]
@@ -63,7 +66,7 @@ class Run:
             index.add_batch(base, keys)
             self.history.extend(keys)
         elif name == "truncate_after":
-            low = log.lowest_offset - 1
+            low = max(log.lowest_offset, self.retained_at) - 1
             cut = low + int(float(arg) * (log.next_offset - 1 - low))  # type: ignore[arg-type]
             log.truncate_after(cut)
             index.truncate_after(cut)
@@ -71,6 +74,7 @@ class Run:
         elif name == "retain":
             index.checkpoint()  # the owner's rule: checkpoint before the front is deleted
             log.truncate(int(float(arg) * log.next_offset))  # type: ignore[arg-type]
+            self.retained_at = log.next_offset
         elif name == "reopen":
             index.close(checkpoint=bool(arg))  # False: a crash after the last checkpoint
             self.index = self.open()

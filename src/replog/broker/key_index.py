@@ -18,7 +18,8 @@ for millions of keys in little memory (see docs/architecture.md, "Key index"):
   table as of an offset) plus a replay of the log after it, and is rebuilt from the log
   when the checkpoint is missing, damaged or made with another hash function.
 - ``truncate_after`` forgets a suffix (a Raft follower's log losing uncommitted entries)
-  through an undo journal of the last batches; deeper cuts rebuild from the log.
+  through an undo journal of the last batches; deeper cuts reload the checkpoint (when it
+  is older than the cut) or rebuild from the log.
 
 The owner feeds every appended batch, in log order and after the log append, on every
 replica: the index never reads ahead of the log, and identical logs give identical
@@ -187,6 +188,18 @@ class KeyIndex:
             self._next = lowest
 
     def _rebuild(self, end: int) -> None:
+        """Index the log up to ``end`` afresh: from the checkpoint on disk when it is not past
+        ``end`` (it remembers keys whose records retention removed), else from the log."""
+        if self._cut is None and 0 <= self._checkpoint_next <= end:
+            try:
+                state = read_checkpoint(self._fs, self.directory)
+            except CheckpointDamagedError:
+                state = None
+            usable = state is not None and state.identity == self._identity
+            if state is not None and usable and self._source.lowest_offset <= state.next_offset:
+                self._adopt(state)
+                self._replay(self._next, end)
+                return
         self.rebuilt = True
         self._reset(self._source.lowest_offset)
         self._replay(self._next, end)

@@ -158,6 +158,23 @@ def test_a_truncation_beyond_the_journal_rebuilds_from_the_log(tmp_path: Path, l
         assert_exact(index, truth(log), [b"k5"])
 
 
+def test_a_deep_truncation_reloads_the_checkpoint_and_keeps_retained_away_keys(
+    tmp_path: Path, log: Log
+) -> None:
+    with KeyIndex(tmp_path / "ki", LogKeySource(log), journal_entries=4) as index:
+        append(log, index, [b"old"])
+        for i in range(300):
+            append(log, index, [b"k%d" % i])
+        index.checkpoint()  # before retention deletes the front
+        log.truncate(250)
+        assert log.lowest_offset > 0
+        for i in range(10):
+            append(log, index, [b"late-%d" % i, b"k1"])
+        log.truncate_after(302)  # deeper than the 4-entry journal, above the checkpoint
+        index.truncate_after(302)
+        assert_exact(index, {b"old": 0, b"k1": 302, b"late-0": 301}, [b"late-1"])
+
+
 def test_a_truncation_to_before_the_first_record_empties_the_index(
     tmp_path: Path, log: Log
 ) -> None:
