@@ -161,8 +161,10 @@ class KeyIndex:
         else:
             self._checkpoint_next = state.next_offset
             if cut is not None and cut < self._next - 1:
+                # What the checkpoint holds past the cut is not the log's (the log may since
+                # have lost even more, in a crash: wind back to whichever is lower).
                 self._cut = cut
-                self._truncate(cut)  # what the checkpoint holds past the cut is not the log's
+                self._truncate(min(cut, self._source.next_offset - 1))
             self._reconcile()
         self._replay(self._next, self._source.next_offset)
         if self.rebuilt:
@@ -172,6 +174,9 @@ class KeyIndex:
         """Line the adopted checkpoint up with the log it belongs to."""
         lowest, end = self._source.lowest_offset, self._source.next_offset
         if self._next > end:  # the log lost a tail the checkpoint had seen
+            # Like a cut: the log will put other records at those offsets, which the
+            # checkpoint on disk must not be taken for after another crash.
+            self._mark_cut(end - 1)
             if end - 1 >= self._journal.floor:
                 self._truncate(end - 1)
             else:

@@ -229,6 +229,22 @@ def test_records_that_replaced_a_cut_tail_are_not_mistaken_for_the_checkpointed_
         assert_exact(reopened, {b"c": 0}, [b"a", b"b"])
 
 
+def test_records_that_replaced_a_tail_lost_while_closed_are_not_mistaken_after_a_crash(
+    tmp_path: Path, log: Log
+) -> None:
+    source = LogKeySource(log)
+    index = KeyIndex(tmp_path / "ki", source)
+    append(log, index, [b"a", b"b"])
+    append(log, index, [b"c", b"d"])
+    index.close()  # the checkpoint knows c at 2, d at 3
+    log.truncate_after(1)  # the log lost its tail (unsynced, in a crash)
+    index = KeyIndex(tmp_path / "ki", source)  # winds the checkpoint back to 1
+    append(log, index, [b"e", b"f"])  # the same offsets, other records
+    index.close(checkpoint=False)  # a crash: the checkpoint on disk still says c, d
+    with KeyIndex(tmp_path / "ki", source) as reopened:
+        assert_exact(reopened, {b"a": 0, b"b": 1, b"e": 2, b"f": 3}, [b"c", b"d"])
+
+
 @pytest.mark.parametrize("damage", ["flip", "cut", "remove", "garbage"])
 def test_a_damaged_or_missing_checkpoint_is_rebuilt_from_the_log(
     tmp_path: Path, log: Log, damage: str
