@@ -52,6 +52,7 @@ from replog.errors import (
     InvalidArgumentError,
     LogClosedError,
     LogLockedError,
+    StorageIOError,
 )
 from replog.storage.files import FileSystem, OsFileSystem
 
@@ -111,6 +112,7 @@ class KeyIndex:
         except BlockingIOError as exc:
             raise LogLockedError(f"{self.directory} is open in another key index") from exc
         self._closed = False
+        self._failed: StorageIOError | None = None
         #: Whether the index was built from the log alone (a new one, or no usable checkpoint).
         self.rebuilt = False
         #: Offsets ``[a, b)`` removed from the log before the index saw them (a log reset
@@ -268,7 +270,12 @@ class KeyIndex:
         """Make a cut durable before the log can grow past it again: the checkpoint may hold
         records after ``offset`` that the log is about to replace with others."""
         self._cut = offset if self._cut is None else min(self._cut, offset)
-        write_cut(self._fs, self.directory, self._cut)
+        try:
+            write_cut(self._fs, self.directory, self._cut)
+        except OSError as exc:
+            # The index can no longer follow the log: refuse further use until reopened.
+            self._failed = StorageIOError(f"key index: recording a cut failed: {exc}")
+            raise self._failed from exc
 
     def _truncate(self, offset: int) -> None:
         if offset < self._journal.floor:
@@ -351,8 +358,11 @@ class KeyIndex:
             self._exact,
             self._collided,
         )
-        write_checkpoint(self._fs, self.directory, state)
-        clear_cut(self._fs, self.directory)  # the new checkpoint has no records past a cut
+        try:
+            write_checkpoint(self._fs, self.directory, state)
+            clear_cut(self._fs, self.directory)  # the new checkpoint has no records past a cut
+        except OSError as exc:  # the old checkpoint (or none) stays; the index is intact
+            raise StorageIOError(f"key index: writing the checkpoint failed: {exc}") from exc
         self._cut = None
         self._checkpoint_next = self._next
 
@@ -370,6 +380,8 @@ class KeyIndex:
     def _check_open(self) -> None:
         if self._closed:
             raise LogClosedError("the key index is closed")
+        if self._failed is not None:
+            raise self._failed
 
     def close(self, *, checkpoint: bool = True) -> None:
         """Write a checkpoint (unless told not to) and release the directory. Idempotent."""
@@ -378,7 +390,7 @@ class KeyIndex:
                 return
             self._closed = True
             try:
-                if checkpoint:
+                if checkpoint and self._failed is None:
                     self._write_checkpoint()
             finally:
                 self._lock.release()

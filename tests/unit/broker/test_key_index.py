@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -17,8 +18,10 @@ from replog.errors import (
     InvalidArgumentError,
     LogClosedError,
     LogLockedError,
+    StorageIOError,
 )
 from replog.storage import Log, LogConfig
+from replog.storage.faultfs import FaultyFileSystem
 from replog.v1.record_pb2 import Record
 
 
@@ -333,3 +336,39 @@ def test_a_closed_index_refuses_further_use(tmp_path: Path, log: Log) -> None:
         index.latest(b"a")
     with pytest.raises(LogClosedError):
         index.add_batch(0, [b"a"])
+
+
+def test_a_disk_error_writing_a_checkpoint_keeps_the_old_one_and_the_index_usable() -> None:
+    fs = FaultyFileSystem()
+    with Log("/log", LogConfig(max_store_bytes=4096, max_record_bytes=1024), fs=fs) as log:
+        index = KeyIndex("/ki", LogKeySource(log), fs=fs)
+        append(log, index, [b"a"])
+        index.checkpoint()
+        append(log, index, [b"b"])
+        fs.fail("write", errno.ENOSPC, path_contains="key-index.ckpt")
+        with pytest.raises(StorageIOError):
+            index.checkpoint()
+        assert index.latest(b"b") == 1
+        fs.heal()
+        index.close(checkpoint=False)
+        with KeyIndex("/ki", LogKeySource(log), fs=fs) as reopened:
+            assert not reopened.rebuilt  # the old checkpoint, and a replay after it
+            assert_exact(reopened, {b"a": 0, b"b": 1}, [b"c"])
+
+
+def test_a_cut_that_cannot_be_recorded_stops_the_index_until_it_is_reopened() -> None:
+    fs = FaultyFileSystem()
+    with Log("/log", LogConfig(max_store_bytes=4096, max_record_bytes=1024), fs=fs) as log:
+        index = KeyIndex("/ki", LogKeySource(log), fs=fs)
+        append(log, index, [b"a", b"b"])
+        index.checkpoint()
+        log.truncate_after(0)
+        fs.fail("write", errno.EIO, path_contains="key-index.cut")
+        with pytest.raises(StorageIOError):
+            index.truncate_after(0)
+        with pytest.raises(StorageIOError):
+            index.latest(b"a")
+        index.close()  # writes no checkpoint of a state that no longer follows the log
+        fs.heal()
+        with KeyIndex("/ki", LogKeySource(log), fs=fs) as reopened:
+            assert_exact(reopened, {b"a": 0}, [b"b"])
