@@ -255,8 +255,10 @@ class KeyIndex:
         self._next = end
 
     def truncate_after(self, offset: int) -> None:
-        """Forget every record after ``offset`` (call it after the log's own
-        ``truncate_after``); a cut beyond the undo journal rebuilds from the log."""
+        """Forget every record after ``offset`` (call it right after the log's own
+        ``truncate_after``). A cut beyond the undo journal reloads the checkpoint when that
+        is older than the cut, else rebuilds from the log. Raises StorageIOError when the
+        cut cannot be recorded (the index then refuses every call until reopened)."""
         with self._mutex:
             self._check_open()
             if not isinstance(offset, int) or offset < -1:
