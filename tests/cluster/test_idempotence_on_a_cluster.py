@@ -12,7 +12,7 @@ import pytest
 
 from replog.client import Client
 from replog.client.core import error_from_status
-from replog.errors import OutOfOrderSequenceError
+from replog.errors import OutOfOrderSequenceError, UnsupportedError
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 from tests.cluster.conftest import Cluster, Node, wait_until
@@ -110,3 +110,10 @@ def test_an_acks_leader_produce_is_answered_and_then_committed_like_any_other(
         assert client.consume(response.base_offset, min_offset=response.base_offset).value == (
             b"quick"
         )
+
+
+def test_a_cluster_refuses_a_key_index_it_would_not_keep(three: Cluster) -> None:
+    with Client([n.grpc_address for n in three.running()]) as client:
+        with pytest.raises(UnsupportedError, match="key_index"):
+            client.create_topic("events", 1, config={"key_index": "true"})
+        assert "events" not in {t.name for t in client.list_topics()}

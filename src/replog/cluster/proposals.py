@@ -16,7 +16,7 @@ from replog.broker.admission import admit
 from replog.broker.producer_state import BatchMeta, Overlay
 from replog.cluster.idempotence import GroupProducers
 from replog.cluster.node_options import NodeOptions, NotLeaderNodeError
-from replog.errors import ReplogError
+from replog.errors import ReplogError, UnsupportedError
 from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError
 from replog.raft.ready import Role
@@ -112,6 +112,8 @@ def _admit(
     applied_end: int,
 ) -> Sequence[bytes | Record] | Waiter | DuplicateOffset:
     """The values to propose, or how to answer a retry of a batch already in the log."""
+    if c.expected_key_offset is not None:
+        raise UnsupportedError("expected_key_offset is not offered on a cluster yet")
     decided = admit(values, c, overlay=overlay, next_offset=next_offset)
     if not isinstance(decided, BatchMeta):
         return decided
