@@ -1,0 +1,203 @@
+"""``replog produce`` against a real server: it reports what was and was not acknowledged,
+keeps stdin's order, and shows a progress line only when stderr is a terminal."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner, Result
+
+from replog.cli import client_commands, topics
+from replog.client import Client
+from tests.integration.conftest import ServerProcess, ThreadedServer, wait_until
+
+MAX_RECORD_BYTES = 1000
+CLI = [sys.executable, "-c", "from replog.cli.app import main; main()"]
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    client_commands.register(app)
+    app.add_typer(topics.app, name="topic")
+    return app
+
+
+def _produce(server: ThreadedServer, *args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(_app(), ["produce", "-s", server.grpc_address, *args], input=stdin)
+
+
+def _records(address: str, topic: str = "", partition: int = 0) -> list[tuple[int, bytes]]:
+    """Every (offset, value) of a partition, in log order."""
+    found: list[tuple[int, bytes]] = []
+    with Client(address) as client:
+        while True:
+            start = found[-1][0] + 1 if found else 0
+            batch = client.consume_batch(start, max_records=5000, topic=topic, partition=partition)
+            if not batch.records:
+                return found
+            found += [(r.offset, r.value) for r in batch.records]
+
+
+def _count(address: str) -> int:
+    with Client(address) as client:
+        return int(client.consume_batch(0, max_records=1).high_watermark)
+
+
+def test_produce_exits_non_zero_and_counts_the_lines_the_server_refused(server_factory) -> None:
+    # Issue 13: it looked at the first and last futures only, and printed
+    # "produced 3000 records (offsets 0..2997)" with exit status 0.
+    server = server_factory(max_record_bytes=MAX_RECORD_BYTES)
+    oversized = "x" * (2 * MAX_RECORD_BYTES)
+    lines = [oversized if i in (1000, 2000) else str(i) for i in range(3000)]
+    result = _produce(server, stdin="\n".join(lines) + "\n")
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output, result.stderr
+    assert result.stderr.startswith("replog: error: 2 of 3000 records were not acknowledged")
+    assert "(first: line 1001, record of" in result.stderr and "over the limit" in result.stderr
+    assert result.stderr.endswith("; 2998 were, offsets 0..2997\n"), result.stderr
+    good = [line.encode() for line in lines if line != oversized]
+    assert [value for _, value in _records(server.grpc_address)] == good
+
+
+def test_produce_of_values_prints_the_acknowledged_offsets_and_counts_the_refused(
+    server_factory,
+) -> None:
+    server = server_factory(max_record_bytes=MAX_RECORD_BYTES)
+    result = _produce(server, "small", "x" * (2 * MAX_RECORD_BYTES), "also small")
+    assert result.exit_code == 1, result.output
+    assert result.stdout.split() == ["0", "1"]
+    assert result.stderr.startswith("replog: error: 1 of 3 records were not acknowledged")
+    assert "(first: value 2, " in result.stderr
+    assert result.stderr.endswith("; 2 were, offsets 0..1\n"), result.stderr
+
+
+def test_produce_summary_names_the_partition_when_one_is_given(server: ThreadedServer) -> None:
+    assert (
+        CliRunner()
+        .invoke(
+            _app(), ["topic", "create", "events", "--partitions", "3", "-s", server.grpc_address]
+        )
+        .exit_code
+        == 0
+    )
+    result = _produce(server, "-t", "events", "--partition", "2", stdin="a\nb\nc\n")
+    assert (result.exit_code, result.stdout) == (0, "")
+    assert result.stderr == "produced 3 records (offsets 0..2 of partition 2)\n"
+    assert _produce(server, "-q", stdin="a\n").stderr == ""
+    assert _produce(server, stdin="").stderr == "no records produced\n"
+
+
+def test_seq_piped_into_produce_keeps_line_order_and_prints_one_clean_line(
+    server: ThreadedServer,
+) -> None:
+    lines = b"".join(b"%d\n" % i for i in range(1, 20_001))
+    done = subprocess.run(
+        [*CLI, "produce", "-s", server.grpc_address],
+        input=lines,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # stderr is not a terminal: the summary only, no progress line or escape codes.
+    assert (done.stdout, done.stderr) == (b"", b"produced 20000 records (offsets 0..19999)\n")
+    records = _records(server.grpc_address)
+    assert [value for _, value in records] == [b"%d" % i for i in range(1, 20_001)]
+    offsets = [offset for offset, _ in records]
+    assert all(a < b for a, b in itertools.pairwise(offsets))
+
+
+def test_produce_exits_non_zero_when_the_server_is_killed_mid_run(
+    tmp_path: Path, process_factory: Callable[..., ServerProcess]
+) -> None:
+    server = process_factory(tmp_path / "data")
+    cli = subprocess.Popen(
+        [*CLI, "produce", "-s", server.grpc_address],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert cli.stdin is not None
+        cli.stdin.write(b"".join(b"%d\n" % i for i in range(1, 1001)))
+        cli.stdin.flush()
+        wait_until(lambda: _count(server.grpc_address) == 1000, 30, "the first 1000 lines")
+        server.kill()  # SIGKILL, by PID
+        rest = b"".join(b"%d\n" % i for i in range(1001, 2001))
+        stdout, stderr = cli.communicate(rest, timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(10)
+    text = stderr.decode()
+    assert cli.returncode == 1, text
+    assert stdout == b"" and text.count("\n") == 1 and "Traceback" not in text, text
+    found = re.match(r"replog: error: (\d+) of (\d+) records were not acknowledged", text)
+    assert found, text
+    failed, told = int(found[1]), int(found[2])
+    assert failed == told - 1000 and 1000 < told <= 2000, text
+    assert "(first: line 1001, " in text and "; 1000 were, offsets 0..999" in text, text
+
+
+def _read_terminal(master: int, seen: bytearray) -> bool:
+    """Append what the terminal shows now to ``seen``; False once the writer is gone."""
+    ready, _, _ = select.select([master], [], [], 0.05)
+    if not ready:
+        return True
+    try:
+        chunk = os.read(master, 65536)
+    except OSError:  # EIO: every writer closed the terminal
+        return False
+    seen += chunk
+    return bool(chunk)
+
+
+def test_a_terminal_sees_a_live_progress_line_on_piped_input_erased_at_the_end(
+    server: ThreadedServer,
+) -> None:
+    master, terminal = pty.openpty()
+    cli = subprocess.Popen(
+        [*CLI, "produce", "-s", server.grpc_address],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    seen = bytearray()
+    try:
+        assert cli.stdin is not None and cli.stdout is not None
+        cli.stdin.write(b"".join(b"%d\n" % i for i in range(100)))
+        cli.stdin.flush()
+        # stdin stays open: the line is redrawn while the producer waits for more input.
+        wait_until(
+            lambda: _read_terminal(master, seen) and b"100 acknowledged" in seen,
+            30,
+            "the progress line",
+        )
+        cli.stdin.close()
+        assert cli.wait(60) == 0
+        deadline = time.monotonic() + 10
+        while _read_terminal(master, seen) and time.monotonic() < deadline:
+            pass
+        assert cli.stdout.read() == b""
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(10)
+        cli.stdout.close()  # type: ignore[union-attr]
+        os.close(master)
+    text = seen.decode()
+    assert re.search(r"\r100 records sent, 100 acknowledged, [\d,]+ records/s\x1b\[K", text), text
+    # Erased, then the summary on a line of its own (the terminal turns \n into \r\n).
+    assert text.endswith("\r\x1b[Kproduced 100 records (offsets 0..99)\r\n"), repr(text)
