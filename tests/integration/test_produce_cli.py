@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -201,3 +202,27 @@ def test_a_terminal_sees_a_live_progress_line_on_piped_input_erased_at_the_end(
     assert re.search(r"\r100 records sent, 100 acknowledged, [\d,]+ records/s\x1b\[K", text), text
     # Erased, then the summary on a line of its own (the terminal turns \n into \r\n).
     assert text.endswith("\r\x1b[Kproduced 100 records (offsets 0..99)\r\n"), repr(text)
+
+
+def test_an_interrupted_produce_reports_what_was_acknowledged_and_exits_130(
+    server: ThreadedServer,
+) -> None:
+    cli = subprocess.Popen(
+        [*CLI, "produce", "-s", server.grpc_address],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert cli.stdin is not None
+        cli.stdin.write(b"".join(b"%d\n" % i for i in range(100)))
+        cli.stdin.flush()
+        wait_until(lambda: _count(server.grpc_address) == 100, 30, "the 100 lines")
+        cli.send_signal(signal.SIGINT)  # stdin still open: as Ctrl-C on `tail -f | ...`
+        stdout, stderr = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(10)
+    assert cli.returncode == 130, stderr
+    assert (stdout, stderr) == (b"", b"replog: interrupted: produced 100 records (offsets 0..99)\n")
