@@ -3,6 +3,7 @@ keeps stdin's order, and shows a progress line only when stderr is a terminal.""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pty
@@ -12,8 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from subprocess import PIPE, Popen
 
 import typer
 from typer.testing import CliRunner, Result
@@ -119,28 +121,32 @@ def test_seq_piped_into_produce_keeps_line_order_and_prints_one_clean_line(
     assert all(a < b for a, b in itertools.pairwise(offsets))
 
 
+@contextlib.contextmanager
+def _producing(address: str, lines: range, stderr: int = subprocess.PIPE) -> Iterator[Popen[bytes]]:
+    """``replog produce`` as a process, sent ``lines`` (numbers, one a line) on a stdin left
+    open; killed by PID at the end if it still runs."""
+    cmd = [*CLI, "produce", "-s", address]
+    with subprocess.Popen(cmd, stdin=PIPE, stdout=PIPE, stderr=stderr) as cli:
+        try:
+            assert cli.stdin is not None
+            cli.stdin.write(b"".join(b"%d\n" % i for i in lines))
+            cli.stdin.flush()
+            yield cli
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.wait(10)
+
+
 def test_produce_exits_non_zero_when_the_server_is_killed_mid_run(
     tmp_path: Path, process_factory: Callable[..., ServerProcess]
 ) -> None:
     server = process_factory(tmp_path / "data")
-    cli = subprocess.Popen(
-        [*CLI, "produce", "-s", server.grpc_address],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert cli.stdin is not None
-        cli.stdin.write(b"".join(b"%d\n" % i for i in range(1, 1001)))
-        cli.stdin.flush()
+    with _producing(server.grpc_address, range(1, 1001)) as cli:
         wait_until(lambda: _count(server.grpc_address) == 1000, 30, "the first 1000 lines")
         server.kill()  # SIGKILL, by PID
         rest = b"".join(b"%d\n" % i for i in range(1001, 2001))
         stdout, stderr = cli.communicate(rest, timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait(10)
     text = stderr.decode()
     assert cli.returncode == 1, text
     assert stdout == b"" and text.count("\n") == 1 and "Traceback" not in text, text
@@ -168,35 +174,24 @@ def test_a_terminal_sees_a_live_progress_line_on_piped_input_erased_at_the_end(
     server: ThreadedServer,
 ) -> None:
     master, terminal = pty.openpty()
-    cli = subprocess.Popen(
-        [*CLI, "produce", "-s", server.grpc_address],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=terminal,
-    )
-    os.close(terminal)
     seen = bytearray()
     try:
-        assert cli.stdin is not None and cli.stdout is not None
-        cli.stdin.write(b"".join(b"%d\n" % i for i in range(100)))
-        cli.stdin.flush()
-        # stdin stays open: the line is redrawn while the producer waits for more input.
-        wait_until(
-            lambda: _read_terminal(master, seen) and b"100 acknowledged" in seen,
-            30,
-            "the progress line",
-        )
-        cli.stdin.close()
-        assert cli.wait(60) == 0
-        deadline = time.monotonic() + 10
-        while _read_terminal(master, seen) and time.monotonic() < deadline:
-            pass
-        assert cli.stdout.read() == b""
+        with _producing(server.grpc_address, range(100), stderr=terminal) as cli:
+            os.close(terminal)
+            # stdin stays open: the line is redrawn while the producer waits for more input.
+            wait_until(
+                lambda: _read_terminal(master, seen) and b"100 acknowledged" in seen,
+                30,
+                "the progress line",
+            )
+            assert cli.stdin is not None and cli.stdout is not None
+            cli.stdin.close()
+            assert cli.wait(60) == 0
+            deadline = time.monotonic() + 10
+            while _read_terminal(master, seen) and time.monotonic() < deadline:
+                pass
+            assert cli.stdout.read() == b""
     finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait(10)
-        cli.stdout.close()  # type: ignore[union-attr]
         os.close(master)
     text = seen.decode()
     assert re.search(r"\r100 records sent, 100 acknowledged, [\d,]+ records/s\x1b\[K", text), text
@@ -207,22 +202,9 @@ def test_a_terminal_sees_a_live_progress_line_on_piped_input_erased_at_the_end(
 def test_an_interrupted_produce_reports_what_was_acknowledged_and_exits_130(
     server: ThreadedServer,
 ) -> None:
-    cli = subprocess.Popen(
-        [*CLI, "produce", "-s", server.grpc_address],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert cli.stdin is not None
-        cli.stdin.write(b"".join(b"%d\n" % i for i in range(100)))
-        cli.stdin.flush()
+    with _producing(server.grpc_address, range(100)) as cli:
         wait_until(lambda: _count(server.grpc_address) == 100, 30, "the 100 lines")
         cli.send_signal(signal.SIGINT)  # stdin still open: as Ctrl-C on `tail -f | ...`
         stdout, stderr = cli.communicate(timeout=60)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait(10)
     assert cli.returncode == 130, stderr
     assert (stdout, stderr) == (b"", b"replog: interrupted: produced 100 records (offsets 0..99)\n")
