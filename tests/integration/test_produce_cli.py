@@ -208,3 +208,25 @@ def test_an_interrupted_produce_reports_what_was_acknowledged_and_exits_130(
         stdout, stderr = cli.communicate(timeout=60)
     assert cli.returncode == 130, stderr
     assert (stdout, stderr) == (b"", b"replog: interrupted: produced 100 records (offsets 0..99)\n")
+
+
+def test_lines_typed_on_a_terminal_get_no_progress_line_over_their_echo(
+    server: ThreadedServer,
+) -> None:
+    master, terminal = pty.openpty()
+    seen = bytearray()
+    cmd = [*CLI, "produce", "-s", server.grpc_address]
+    try:
+        with Popen(cmd, stdin=terminal, stdout=PIPE, stderr=terminal) as cli:
+            os.close(terminal)
+            os.write(master, b"typed\n")
+            wait_until(lambda: _count(server.grpc_address) == 1, 30, "the typed line")
+            os.write(master, b"\x04")  # Ctrl-D: end of input
+            assert cli.wait(60) == 0
+            deadline = time.monotonic() + 10
+            while _read_terminal(master, seen) and time.monotonic() < deadline:
+                pass
+    finally:
+        os.close(master)
+    assert b"records sent" not in seen and b"\x1b[K" not in seen, seen
+    assert seen.endswith(b"produced 1 record (offsets 0..0)\r\n"), seen

@@ -278,7 +278,8 @@ def _produce_stdin(
     window = _Window(tally)
     run = _StdinRun(window, time.monotonic(), _file_size(stdin))
     stopped = interrupted = False
-    show = not quiet and sys.stderr.isatty()
+    # Not while a user types the lines: the redrawn line would overwrite their echo.
+    show = not quiet and sys.stderr.isatty() and not stdin.isatty()
     progress = _ProgressLine(sys.stderr, run.progress) if show else contextlib.nullcontext()
     with progress, Producer(client, **options) as producer:
         lines = window.lines(stdin)
