@@ -101,6 +101,16 @@ def test_produce_summary_names_the_partition_when_one_is_given(server: ThreadedS
     assert _produce(server, stdin="").stderr == "no records produced\n"
 
 
+def test_a_line_that_cannot_be_sent_stops_the_input_and_is_counted(server: ThreadedServer) -> None:
+    # A keyed record makes send() ask for the topic's partition count: it raises at once.
+    result = _produce(server, "-t", "ghost", "--record-key", "k", stdin="a\nb\n")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "replog: error: 1 of 1 records were not acknowledged (first: line 1, topic 'ghost' "
+        "does not exist); none was; input not read past line 1\n"
+    )
+
+
 def test_seq_piped_into_produce_keeps_line_order_and_prints_one_clean_line(
     server: ThreadedServer,
 ) -> None:

@@ -47,7 +47,7 @@ EXIT_INTERRUPTED = 130  # Ctrl-C: what was sent is flushed and reported first
 # waits for the oldest.
 _WINDOW_RECORDS = 100_000
 _WINDOW_BYTES = 64 * 1024 * 1024
-_CHUNK = 512  # records added between looks at finished futures (and at a fatal error)
+_READ_BYTES = 64 * 1024  # stdin is read this much at a time (or what a pipe has)
 _PROGRESS_INTERVAL_S = 0.1  # the progress line is redrawn at most ten times a second
 
 
@@ -73,9 +73,9 @@ def _tell(tally: DeliveryTally, future: RecordFuture, *, block: bool = True) -> 
 
 
 class _Window:
-    """The futures of sent records, oldest first, told to a tally in send order.
+    """The futures of sent records, in chunks, oldest first, told to a tally in send order.
 
-    The reading thread holds ``lock`` except while it waits for a line (see ``lines``), so
+    The reading thread holds ``lock`` except while it waits for input (see ``blocks``), so
     the progress thread can count the outcomes that arrive while stdin is idle.
     """
 
@@ -83,69 +83,73 @@ class _Window:
         self.tally = tally
         self.lock = threading.Lock()
         self._chunks: deque[tuple[list[RecordFuture], int]] = deque()  # (futures, bytes)
-        self._chunk: list[RecordFuture] = []  # the open chunk, still being added to
-        self._chunk_bytes = 0
         self._told = 0  # futures of the oldest chunk already told
         self._records = 0  # futures not yet told
         self._bytes = 0  # bytes of the values of the chunks not yet told
 
-    def lines(self, stream: IO[bytes]) -> Generator[bytes, None, None]:
-        """The lines of ``stream`` as read (with their newline); ``lock`` is held while
-        the caller handles each and released while the next is awaited."""
-        readline, lock = stream.readline, self.lock
+    def blocks(self, stream: IO[bytes]) -> Generator[tuple[list[bytes], int], None, None]:
+        """The lines of ``stream`` without their newline, as many as a read brings, with
+        the bytes they took. ``lock`` is held while the caller handles them and released
+        while more input is awaited."""
+        read, lock = getattr(stream, "read1", stream.read), self.lock
+        started: list[bytes] = []  # pieces of a line not ended yet
         lock.acquire()
         try:
             while True:
                 lock.release()
                 try:
-                    raw = readline()
+                    data = read(_READ_BYTES)
                 finally:
                     lock.acquire()
-                if not raw:
+                if not data:
+                    if started:  # a last line without a newline
+                        line = b"".join(started)
+                        yield [line], len(line)
                     return
-                yield raw
+                end = data.rfind(b"\n")
+                if end < 0:
+                    started.append(data)
+                    continue
+                started.append(data[:end])
+                text = b"".join(started)
+                started = [data[end + 1 :]] if end + 1 < len(data) else []
+                yield text.split(b"\n"), len(text) + 1
         finally:
             lock.release()
 
-    def add(self, future: RecordFuture, size: int) -> None:
-        """Watch one more record's future (``size``: its value's bytes); ``lock`` held."""
-        chunk = self._chunk
-        chunk.append(future)
-        self._chunk_bytes += size
-        self._records += 1
-        if len(chunk) >= _CHUNK:
-            over = self._records > _WINDOW_RECORDS or self._bytes > _WINDOW_BYTES
-            self.collect(block=over)
+    def add(self, futures: list[RecordFuture], size: int) -> None:
+        """Watch the futures of records sent (``size``: the bytes of their values)."""
+        self._chunks.append((futures, size))
+        self._records += len(futures)
+        self._bytes += size
 
-    def collect(self, *, block: bool = False, everything: bool = False) -> None:
+    def collect(self, *, bounded: bool = True, everything: bool = False) -> None:
         """Tell the outcomes known, oldest first, up to a record still in flight; with
-        ``block``, wait until the window is within its bounds; with ``everything``, until
-        every outcome is told. ``lock`` held."""
-        if self._chunk:
-            self._chunks.append((self._chunk, self._chunk_bytes))
-            self._bytes += self._chunk_bytes
-            self._chunk, self._chunk_bytes = [], 0
+        ``bounded``, first wait until the window is within its bounds; with
+        ``everything``, until every outcome is told. ``lock`` held."""
         chunks, tally = self._chunks, self.tally
         while chunks:
             futures, size = chunks[0]
-            wait_for = everything or (
-                block and (self._records > _WINDOW_RECORDS or self._bytes > _WINDOW_BYTES)
+            block = everything or (
+                bounded and (self._records > _WINDOW_RECORDS or self._bytes > _WINDOW_BYTES)
             )
-            for index in range(self._told, len(futures)):
-                if not _tell(tally, futures[index], block=wait_for):
-                    self._records -= index - self._told
+            told = self._told
+            for index in range(told, len(futures)):
+                if not _tell(tally, futures[index], block=block):
+                    self._records -= index - told
                     self._told = index
                     return
-            self._records -= len(futures) - self._told
+            self._records -= len(futures) - told
             chunks.popleft()
             self._told = 0
             self._bytes -= size
 
     def collect_now(self) -> None:
-        """``collect`` from another thread: unless the reader holds the window."""
+        """``collect`` from another thread, never waiting: unless the reader holds the
+        window, tell the outcomes known."""
         if self.lock.acquire(blocking=False):
             try:
-                self.collect()
+                self.collect(bounded=False)
             finally:
                 self.lock.release()
 
@@ -228,8 +232,8 @@ def produce_command(  # noqa: PLR0917  (typer options)
     to that partition; otherwise the key's partition, or a sticky one for keyless records.
     Offsets of VALUE arguments are printed as OFFSET, or PARTITION:OFFSET when a topic or
     partition is given; for stdin a summary goes to stderr, with a progress line when
-    stderr is a terminal. Exits 1 if any record was not acknowledged, saying how many were
-    not and which offsets the others got; 130 when interrupted.
+    stderr is a terminal (and stdin is not). Exits 1 if any record was not acknowledged,
+    saying how many were not and which offsets the others got; 130 when interrupted.
     """
     named = bool(topic) or partition is not None
     with _errors(), _client(server, ca, cert, key) as client:
@@ -278,27 +282,38 @@ def _produce_stdin(
     window = _Window(tally)
     run = _StdinRun(window, time.monotonic(), _file_size(stdin))
     stopped = interrupted = False
+    unsent: ReplogError | None = None  # why send() refused the last line read
     # Not while a user types the lines: the redrawn line would overwrite their echo.
     show = not quiet and sys.stderr.isatty() and not stdin.isatty()
     progress = _ProgressLine(sys.stderr, run.progress) if show else contextlib.nullcontext()
     with progress, Producer(client, **options) as producer:
-        lines = window.lines(stdin)
+        blocks = window.blocks(stdin)
+        send = producer.send
         try:
-            for raw in lines:
-                line = raw[:-1] if raw.endswith(b"\n") else raw
-                window.add(producer.send(line, key), len(raw))
-                run.sent += 1
-                run.read_bytes += len(raw)
+            for lines, size in blocks:
+                futures: list[RecordFuture] = []
+                try:
+                    for line in lines:
+                        futures.append(send(line, key))
+                finally:  # watched even if a send raised
+                    window.add(futures, size)
+                run.sent += len(futures)
+                run.read_bytes += size
+                window.collect()
                 if tally.fatal:  # the server is gone, or refuses us: stop reading
                     stopped = True
                     break
         except KeyboardInterrupt:
             stopped = interrupted = True
+        except ReplogError as exc:  # e.g. the topic's metadata could not be refreshed
+            stopped, unsent = True, exc
         finally:
-            lines.close()  # releases the window's lock
+            blocks.close()  # releases the window's lock
         producer.flush()
         with window.lock:
             window.collect(everything=True)
+    if unsent is not None:
+        tally.refused(unsent)  # the line after every one sent
     _finish(tally, named=named, quiet=quiet, stopped=stopped, interrupted=interrupted)
 
 
