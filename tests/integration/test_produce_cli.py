@@ -4,14 +4,17 @@ keeps stdin's order, and shows a progress line only when stderr is a terminal.""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import pty
 import re
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -180,20 +183,18 @@ def _read_terminal(master: int, seen: bytearray) -> bool:
     return bool(chunk)
 
 
-def test_a_terminal_sees_a_live_progress_line_on_piped_input_erased_at_the_end(
-    server: ThreadedServer,
-) -> None:
+def _terminal_session(address: str, until: bytes, columns: int = 0) -> str:
+    """What a terminal of ``columns`` (0: one that does not say) shows on stderr while
+    ``replog produce`` is piped 100 lines, stdin left open until the screen shows ``until``."""
     master, terminal = pty.openpty()
+    if columns:
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     seen = bytearray()
     try:
-        with _producing(server.grpc_address, range(100), stderr=terminal) as cli:
+        with _producing(address, range(100), stderr=terminal) as cli:
             os.close(terminal)
             # stdin stays open: the line is redrawn while the producer waits for more input.
-            wait_until(
-                lambda: _read_terminal(master, seen) and b"100 acknowledged" in seen,
-                30,
-                "the progress line",
-            )
+            wait_until(lambda: _read_terminal(master, seen) and until in seen, 30, repr(until))
             assert cli.stdin is not None and cli.stdout is not None
             cli.stdin.close()
             assert cli.wait(60) == 0
@@ -203,10 +204,24 @@ def test_a_terminal_sees_a_live_progress_line_on_piped_input_erased_at_the_end(
             assert cli.stdout.read() == b""
     finally:
         os.close(master)
-    text = seen.decode()
+    return seen.decode()
+
+
+def test_a_terminal_sees_a_live_progress_line_on_piped_input_erased_at_the_end(
+    server: ThreadedServer,
+) -> None:
+    text = _terminal_session(server.grpc_address, b"100 acknowledged")
     assert re.search(r"\r100 records sent, 100 acknowledged, [\d,]+ records/s\x1b\[K", text), text
     # Erased, then the summary on a line of its own (the terminal turns \n into \r\n).
     assert text.endswith("\r\x1b[Kproduced 100 records (offsets 0..99)\r\n"), repr(text)
+
+
+def test_the_progress_line_is_cut_to_a_narrow_terminal_so_it_never_wraps(
+    server: ThreadedServer,
+) -> None:
+    text = _terminal_session(server.grpc_address, b"\r100 records sent, 100 acknowl\x1b[K", 30)
+    drawn = re.findall(r"\r([^\r\x1b]*)\x1b\[K", text)
+    assert drawn and max(len(line) for line in drawn) == 29, drawn
 
 
 def test_an_interrupted_produce_reports_what_was_acknowledged_and_exits_130(

@@ -194,7 +194,12 @@ class _ProgressLine:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
-            self._write(f"\r{self._text()}\x1b[K")
+            try:  # a wrapped line could not be redrawn in place: cut it to the width
+                width = os.get_terminal_size(self._stream.fileno()).columns
+            except (OSError, ValueError):
+                width = 0
+            width = width or 80  # 0: a terminal that does not say
+            self._write(f"\r{self._text()[: width - 1]}\x1b[K")
 
     def _write(self, text: str) -> None:
         with contextlib.suppress(OSError, ValueError):
