@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import sys
 import threading
@@ -72,6 +73,32 @@ def _tell(tally: DeliveryTally, future: RecordFuture, *, block: bool = True) -> 
     return True
 
 
+class _Interrupts:
+    """Ctrl-C (SIGINT) while records are being sent or counted: noted, and acted on once
+    the current block is sent (a KeyboardInterrupt inside ``send`` could leave a batch
+    half-written, one inside a count could count a record twice). While input or
+    acknowledgements are awaited, and at a second Ctrl-C, it raises KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.pending = False  # a Ctrl-C is waiting to be acted on
+        self.raising = True  # a Ctrl-C now raises KeyboardInterrupt
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.raising or self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+
 class _Window:
     """The futures of sent records, in chunks, oldest first, told to a tally in send order.
 
@@ -87,19 +114,23 @@ class _Window:
         self._records = 0  # futures not yet told
         self._bytes = 0  # bytes of the values of the chunks not yet told
 
-    def blocks(self, stream: IO[bytes]) -> Generator[tuple[list[bytes], int], None, None]:
+    def blocks(
+        self, stream: IO[bytes], interrupts: _Interrupts
+    ) -> Generator[tuple[list[bytes], int], None, None]:
         """The lines of ``stream`` without their newline, as many as a read brings, with
         the bytes they took. ``lock`` is held while the caller handles them and released
-        while more input is awaited."""
+        while more input is awaited (when a Ctrl-C raises, see ``_Interrupts``)."""
         read, lock = getattr(stream, "read1", stream.read), self.lock
         started: list[bytes] = []  # pieces of a line not ended yet
         lock.acquire()
         try:
             while True:
                 lock.release()
+                interrupts.raising = True
                 try:
                     data = read(_READ_BYTES)
                 finally:
+                    interrupts.raising = False
                     lock.acquire()
                 if not data:
                     if started:  # a last line without a newline
@@ -291,8 +322,8 @@ def _produce_stdin(
     # Not while a user types the lines: the redrawn line would overwrite their echo.
     show = not quiet and sys.stderr.isatty() and not stdin.isatty()
     progress = _ProgressLine(sys.stderr, run.progress) if show else contextlib.nullcontext()
-    with progress, Producer(client, **options) as producer:
-        blocks = window.blocks(stdin)
+    with progress, _Interrupts() as interrupts, Producer(client, **options) as producer:
+        blocks = window.blocks(stdin, interrupts)
         send = producer.send
         try:
             for lines, size in blocks:
@@ -305,8 +336,8 @@ def _produce_stdin(
                 run.sent += len(futures)
                 run.read_bytes += size
                 window.collect()
-                if tally.fatal:  # the server is gone, or refuses us: stop reading
-                    stopped = True
+                if tally.fatal or interrupts.pending:  # the server is gone, refuses us, or ^C
+                    stopped, interrupted = True, interrupts.pending
                     break
         except KeyboardInterrupt:
             stopped = interrupted = True
@@ -314,7 +345,9 @@ def _produce_stdin(
             stopped, unsent = True, exc
         finally:
             blocks.close()  # releases the window's lock
+        interrupts.raising = True  # a Ctrl-C stops the wait for acknowledgements
         producer.flush()
+        interrupts.raising = False
         with window.lock:
             window.collect(everything=True)
     if unsent is not None:
