@@ -128,7 +128,7 @@ class RaftNode:
         self._wakeup = asyncio.Event()
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="raft-persist")
-        self.producers = GroupProducers(store, self._executor)
+        self.producers = GroupProducers(store, self._executor, key_index=o.key_index)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = False
@@ -450,7 +450,7 @@ class RaftNode:
     def _persist(self, rd: Ready) -> None:
         if rd.snapshot is not None:
             self.store.apply_snapshot(rd.snapshot)
-            self.producers.rebuild(rd.snapshot.index + 1)  # the log was replaced
+            self.producers.rebuild(rd.snapshot.index + 1, replaced=True)
         if rd.entries:
             self.store.append(rd.entries)
         if rd.hard_state is not None:

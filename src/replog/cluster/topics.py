@@ -134,7 +134,6 @@ class ClusterTopics:
         check_partition_count(partitions or 1)
         check_replication_factor(replication_factor, _ANY_COUNT)  # its shape; the controller
         # leader resolves 0 and checks it against the nodes it knows (see metadata_forward)
-        _refuse_key_index(config)
         command = CreateTopic(name, partitions or 1, replication_factor, dict(config))
         await self._change(command)
         return self.describe_topic(name)
@@ -147,9 +146,11 @@ class ClusterTopics:
     async def alter_topic_config(
         self, name: str, set_: Mapping[str, str], delete: Sequence[str]
     ) -> TopicDescription:
-        """Set keys and reset others to the server defaults."""
+        """Set keys and reset others to the server defaults (``key_index`` only at creation:
+        every replica keeps it from its partition's first record)."""
         self._ref(name, 0)
-        _refuse_key_index(set_)
+        if any(k.replace(".", "_").strip() == "key_index" for k in (*set_, *delete)):
+            raise UnsupportedError("a cluster topic's key_index is set when it is created")
         await self._change(AlterTopicConfig(name, dict(set_), tuple(delete)))
         return self.describe_topic(name)
 
@@ -249,15 +250,3 @@ class ClusterTopics:
             backend.high_watermark,
             backend.size_bytes,
         )
-
-
-def _refuse_key_index(config: Mapping[str, str]) -> None:
-    """A cluster has no per-key index yet: refuse key_index=true rather than accept a
-    setting that would do nothing."""
-    for key, value in config.items():
-        if key.replace(".", "_").replace("-", "_").strip() == "key_index" and (
-            str(value).strip().lower() != "false"
-        ):
-            raise UnsupportedError(
-                "key_index (per-key conditional appends) is not offered on a cluster yet"
-            )
