@@ -234,10 +234,11 @@ class _Placement:
             heapq.heappop(heap)
         return heap[0][1]
 
-    def direct_move(self) -> tuple[str, str, str] | None:
+    def direct_move(self, fresh_only: bool) -> tuple[str, str, str] | None:
         """The single move (topic, from, to) off the most loaded member that can give one
         to a subscriber of its topic loaded 2 or more below it, to the least loaded such;
-        None when no member can. Lowest ids and topic names win ties."""
+        None when no member can. ``fresh_only``: only moves of partitions the member did
+        not own. Lowest ids and topic names win ties."""
         heap = self._heaviest
         lightest = self._lightest
         if not lightest:
@@ -255,7 +256,9 @@ class _Placement:
             looked.append(entry)
             if load - floor < 2:
                 break  # nobody loaded this or less can give
-            lowest = min((self.load[self.least(t)], t) for t in self._held[member_id])
+            held = self._held[member_id]
+            topics = [t for t in held if held[t].fresh or not fresh_only]
+            lowest = min(((self.load[self.least(t)], t) for t in topics), default=(load, ""))
             if load - lowest[0] >= 2:
                 found = (lowest[1], member_id, self.least(lowest[1]))
         for entry in looked:
@@ -266,6 +269,11 @@ class _Placement:
         """Assign the unowned ``tp`` to ``member_id``."""
         self._add(tp, member_id)
         self._touch(member_id)
+
+    def gives_fresh(self, member_id: str, topic: str) -> bool:
+        """Whether ``member_id`` holds a partition of ``topic`` it did not own."""
+        holding = self._held[member_id].get(topic)
+        return holding is not None and bool(holding.fresh)
 
     def move(self, topic: str, source: str, target: str) -> None:
         """Move one of ``source``'s partitions of ``topic`` to ``target``: a fresh one if it
@@ -299,16 +307,18 @@ def _fill(placement: _Placement, partitions: Mapping[str, int]) -> None:
                 placement.give(tp, placement.least(topic))
 
 
-def _balance_directly(placement: _Placement) -> None:
+def _balance_directly(placement: _Placement, fresh_only: bool) -> None:
     """Move single partitions off the most loaded member that can give one, to the least
     loaded subscriber of its topic, while their loads differ by 2 or more. Each move
     lowers the sum of squared loads, so this ends; O(moves T log(P + M)) when members
     share subscriptions (the most loaded member can then always give)."""
-    while (move := placement.direct_move()) is not None:
+    while (move := placement.direct_move(fresh_only)) is not None:
         placement.move(*move)
 
 
-def _chain_into(placement: _Placement, level: int) -> list[tuple[str, str, str]] | None:
+def _chain_into(
+    placement: _Placement, level: int, fresh_only: bool
+) -> list[tuple[str, str, str]] | None:
     """A chain of moves (topic, from, to) that takes one partition off a member loaded
     ``level + 2`` or more and puts one on a member loaded ``level`` or less, every member
     in between keeping its load; None if there is none. Breadth first, backwards from
@@ -326,6 +336,8 @@ def _chain_into(placement: _Placement, level: int) -> list[tuple[str, str, str]]
                 continue
             expanded.add(topic)
             for giver in sorted(placement.holders[topic] - seen):
+                if fresh_only and not placement.gives_fresh(giver, topic):
+                    continue
                 seen.add(giver)
                 toward[giver] = (topic, receiver)
                 if load[giver] >= level + 2:
@@ -345,19 +357,20 @@ def _chain_from(giver: str, toward: Mapping[str, tuple[str, str]]) -> list[tuple
     return chain
 
 
-def _balance_by_chains(placement: _Placement) -> None:
+def _balance_by_chains(placement: _Placement, fresh_only: bool) -> None:
     """Apply chains of moves until none exists: the assignment is then an optimal
     semi-matching (see ``CooperativeStickyAssignor``). A no-op after ``_balance_directly``
     when all loads are within 1, which is always so when members share subscriptions."""
     while True:
-        loads = sorted(set(placement.load.values()))
+        group = placement.group
+        loads = sorted({placement.load[m] for m in group.members if group.topics[m]})
         if not loads or loads[-1] - loads[0] < 2:
             return
         chain = None
         for level in loads:
             if level > loads[-1] - 2:
                 break
-            chain = _chain_into(placement, level)
+            chain = _chain_into(placement, level, fresh_only)
             if chain is not None:
                 break
         if chain is None:
@@ -382,24 +395,31 @@ class CooperativeStickyAssignor:
        among every valid assignment. In particular two members with the same
        subscriptions differ by at most 1, and when all members subscribe to the same
        topics every load is ``P // M`` or ``P // M + 1``.
-    3. **Sticky.** A member keeps each partition it owns whose topic it still subscribes
-       to, unless balance needs it moved. When all members share their subscriptions the
-       number of owned partitions taken away is the minimum any balanced assignment
-       needs, and an input that already satisfies 2 comes back unchanged (with differing
-       subscriptions this also holds for 2; the count of moves is then what greedy moves
-       and chains give, small but not proven minimal).
+    3. **Sticky.** Owned partitions (the valid claims, see 4) move only when balance
+       needs it. An input whose owned sets already are an assignment satisfying 1 and 2
+       comes back unchanged. Unowned partitions (new ones, a leaver's) are placed first,
+       and an owned one moves only when no assignment satisfying 2 keeps every owned
+       partition where it is: after a member leaves, the others keep all they hold
+       whenever balance allows (with shared subscriptions, always). When all members
+       share their subscriptions, the number of owned partitions taken away is the
+       minimum any balanced assignment needs (the ``P mod M`` larger shares stay with
+       the members owning the most). With differing subscriptions the owned partitions
+       taken away are those single moves and chains pick: few, not proven minimal.
     4. **Conflicts.** An owned partition claimed by two members (one of them stale) stays
        with the lowest member id; claims on a topic the member no longer subscribes to,
        a missing topic, or a partition number outside the topic are dropped.
     5. **Deterministic.** Same content in, same assignment out, in any input order;
-       ties go to the lowest member id.
+       ties go to the lowest member id (and topic name); a moved partition is the
+       giver's highest-numbered one of the topic it did not own, else its highest.
 
     How: keep the valid owned partitions; give each unowned one to the least loaded
-    subscriber of its topic; move single partitions from the most to the least loaded
-    while that narrows a gap of 2 or more (fresh partitions first, so an owned one moves
-    only when needed); then resolve the chains only differing subscriptions leave.
-    Complexity: O((P + M) T log(P + M)) for T topics per member, plus, only when
-    subscriptions differ and single moves are not enough, O(L (M + H)) per chain, L the
+    subscriber of its topic (topics with the fewest subscribers first); then balance,
+    first moving only partitions no member owned, then any: single moves off the most
+    loaded member that can give one, to the least loaded subscriber of the topic, while
+    that narrows a gap of 2 or more, then chains of moves, which only differing
+    subscriptions need. Complexity, P partitions, M members, T topics per member: with
+    shared subscriptions O(P log P + M log M + (P + moves) T log(P + M)); with differing
+    ones a single move may look at O(M) members, and each chain costs O(L (M + H)), L the
     number of distinct loads and H the (member, topic) holdings.
     """
 
@@ -412,8 +432,9 @@ class CooperativeStickyAssignor:
         placement = _Placement(_group(members, partitions))
         placement.keep_owned(partitions)
         _fill(placement, partitions)
-        _balance_directly(placement)
-        _balance_by_chains(placement)
+        for fresh_only in (True, False):
+            _balance_directly(placement, fresh_only)
+            _balance_by_chains(placement, fresh_only)
         return placement.result()
 
 
