@@ -30,6 +30,7 @@ __all__ = ["KEY_INDEX_DIR", "GroupKeys"]
 
 KEY_INDEX_DIR = "key-index"
 _READ_BYTES = 64 << 20
+_FIRST_INDEX = 1  # a Raft log's first entry
 
 log = logging.getLogger("replog.cluster")
 
@@ -82,11 +83,17 @@ class GroupKeys:
         self._pending: dict[bytes, int] = {}
         self._pending_term = 0
         self._failed: BaseException | None = None
+        self._forgetful = False
 
     def open(self, applied_end: int) -> None:
-        """Open (or rebuild) the index of the records below ``applied_end`` (blocking)."""
+        """Open (or rebuild) the index of the records below ``applied_end`` (blocking). An
+        index rebuilt from a log whose first records are gone (retention on this replica,
+        or on the leader whose snapshot it installed) may have forgotten keys: it refuses
+        per-key conditions rather than answer -1 for them."""
         self._source = _AppliedSource(self._store.log, applied_end)
         self._index = KeyIndex(self._directory, self._source)
+        if self._index.rebuilt and self._store.log.lowest_offset > _FIRST_INDEX:
+            self._forgetful = True
 
     def reopen(self, applied_end: int) -> None:
         """The log was replaced (a snapshot): rebuild the index from it."""
@@ -115,14 +122,12 @@ class GroupKeys:
         """How the leader of ``term`` learns a key's latest offset, its pending proposals
         included; raises UnavailableError when the index cannot answer exactly."""
         index = self._index
-        if index is None or self._failed is not None or index.gap is not None:
+        if index is None or self._failed is not None or index.gap is not None or self._forgetful:
             raise UnavailableError(
                 "this partition's key index cannot answer now (see the server's log)",
                 certainly_not_applied=True,
             )
-        if self._pending_term != term:
-            self._pending = self._pending_from_log(applied_end)
-            self._pending_term = term
+        self._current(term, applied_end)
         pending = self._pending
 
         def latest(key: bytes) -> int:
@@ -131,6 +136,14 @@ class GroupKeys:
 
         return latest
 
+    def _current(self, term: int, applied_end: int) -> None:
+        """Make the pending keys the ones of ``term``'s leader: rebuilt from the log at the
+        term's first keyed proposal (when all the log's earlier entries are stored), then
+        kept by ``note_pending``."""
+        if self._pending_term != term:
+            self._pending_from_log(applied_end)
+            self._pending_term = term
+
     def _pending_from_log(self, applied_end: int) -> dict[bytes, int]:
         self._pending = {}
         lo, hi = applied_end, self._store.last_index() + 1
@@ -138,12 +151,16 @@ class GroupKeys:
             entries = self._store.entries(lo, hi, _READ_BYTES)
             if not entries:
                 break
-            self.note_pending(entries[0].index, _keys(entries))
+            self._note(entries[0].index, _keys(entries))
             lo = entries[-1].index + 1
         return self._pending
 
-    def note_pending(self, first: int, keys: Sequence[bytes]) -> None:
-        """The leader proposed records with ``keys`` from offset ``first``."""
+    def note_pending(self, term: int, applied_end: int, first: int, keys: Sequence[bytes]) -> None:
+        """The leader of ``term`` proposed records with ``keys`` from offset ``first``."""
+        self._current(term, applied_end)
+        self._note(first, keys)
+
+    def _note(self, first: int, keys: Sequence[bytes]) -> None:
         for i, key in enumerate(keys):
             if key:
                 self._pending[key] = first + i

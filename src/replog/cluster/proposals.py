@@ -88,7 +88,7 @@ def propose_group(
             overlay().record(conditions.producer_id, conditions.producer_epoch, batch, timestamp_ms)
             noted = True
         if producers.keys is not None:
-            producers.keys.note_pending(first, keys_of(values))
+            producers.keys.note_pending(term, applied_end, first, keys_of(values))
             noted = True
         payloads.extend(built)
         waiters.append(Waiter(first, first + len(built) - 1, term, future, conditions.acks_leader))
