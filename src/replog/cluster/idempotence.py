@@ -160,6 +160,19 @@ class GroupProducers:
             data = self.producers.snapshot()
             asyncio.get_running_loop().run_in_executor(self._executor, self._write, data)
 
+    async def before_retention(self, applied_end: int) -> int:
+        """Checkpoint the producer state and the key index before retention deletes
+        records; return the offset they cover records below (retention keeps the rest)."""
+        loop = asyncio.get_running_loop()
+        if self.keys is not None:
+            await loop.run_in_executor(self._executor, self.keys.checkpoint)
+        self.producers.covered = applied_end
+        if self._store.directory is None or not len(self.producers.states):
+            return applied_end
+        data = self.producers.snapshot()
+        await loop.run_in_executor(self._executor, self._write, data)
+        return applied_end
+
     async def checkpoint(self, applied_end: int) -> None:
         """Write a checkpoint of the applied state now (on stopping), and close the key
         index."""
