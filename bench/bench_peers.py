@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_peers.py            # full run (~15 min): installs missing
                                                      # peers, writes docs/benchmarks.md + docs/img
     .venv/bin/python bench/bench_peers.py --quick    # small counts, 1 run, temp output, no installs
-                                                     # (a smoke run of the harness, not a measurement)
+                                                     # (a smoke run of the harness, no figures)
 
 Every system runs on 127.0.0.1 in a fresh temporary directory with fresh ports, once per
 (value size, run); every server is stopped by PID in a ``finally`` block. The client side of
