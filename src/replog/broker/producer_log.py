@@ -53,16 +53,23 @@ class PartitionProducers:
         self.covered = 0
         """The offset after the last record the state reflects."""
         self._checkpointed = 0
+        self.skip_below = 0
+        """Records below this offset are in the state already (a checkpoint from ahead)."""
         self._write_lock = threading.Lock()
         self._written = -1  # the offset of the newest checkpoint written
 
     # -- opening ------------------------------------------------------------------------------
 
-    def rebuild(self, read: ReadPayloads, lowest: int, end: int) -> int:
+    def rebuild(self, read: ReadPayloads, lowest: int, end: int, *, ahead: bool = False) -> int:
         """Load the checkpoint and replay the records of ``[lowest, end)`` after it;
-        return how many records were read."""
+        return how many records were read. ``ahead``: the checkpoint is another replica's
+        (sent with a snapshot), which may cover records past ``end``: then it is the state,
+        and those records, when this replica applies them, are skipped (``skip_below``)."""
         start = lowest
         loaded = self._load()
+        if ahead and loaded is not None and loaded > end:
+            self.covered = self.skip_below = self._checkpointed = loaded
+            return 0
         if loaded is not None and loaded <= end:
             start = max(loaded, lowest)
         else:

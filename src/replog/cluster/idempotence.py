@@ -89,9 +89,8 @@ class GroupProducers:
             return [e.data if e.kind & ~CONTINUES == EntryKind.DATA else b"" for e in entries]
 
         try:
-            self.producers.rebuild(
-                read, store.first_index(), min(applied_end, store.last_index() + 1)
-            )
+            end = min(applied_end, store.last_index() + 1)
+            self.producers.rebuild(read, store.first_index(), end, ahead=replaced)
         except (ReplogError, RaftError) as exc:  # unreadable: produces fail on it anyway
             log.error("producer state of %s not rebuilt: %s", store.directory, exc)
         self._overlay = None
@@ -108,6 +107,8 @@ class GroupProducers:
             self._overlay.prune(entries[-1].index)
 
     def _note(self, entry: Entry) -> None:
+        if entry.index < self.producers.skip_below:  # in the state already
+            return
         try:
             fields = producer_fields(entry.data)
         except DecodeError:  # not a Record: not a producer's
