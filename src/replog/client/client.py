@@ -168,6 +168,25 @@ class Client(_ClientBase, AdminMethods):
                 )
                 time.sleep(delay)
 
+    def _start_call(
+        self, method: str, request: Any, *, timeout: float | None, topic: str, partition: int
+    ) -> tuple[str, grpc.Future[Any]]:
+        """Start one produce-routed call of ``method`` without waiting for it (no retry):
+        the address it went to and its gRPC future (see ``_failed_call`` for its error)."""
+        self._refresh(timeout)
+        if self._routes_due(topic):
+            self._fetch_routes(topic)
+        addr = self._pick(_PRODUCE, topic, partition)
+        return addr, self._stub(addr, method).future(request, timeout=timeout)
+
+    def init_producer_id(self, *, timeout: float | None = _DEFAULT) -> tuple[int, int]:
+        """A fresh ``(producer_id, producer_epoch)`` for idempotent produces (see
+        ``Producer``); UnsupportedError from a server that does not hand them out."""
+        response = self._call(
+            "InitProducerId", log_pb2.InitProducerIdRequest(), idempotent=True, timeout=timeout
+        )
+        return int(response.producer_id), int(response.producer_epoch)
+
     def _fetch_routes(self, topic: str) -> None:
         """Learn ``topic``'s partition leaders and replicas (see ``replog.client.routes``)."""
         answers, denied = self._describe_answers(topic, stop_when_known=True)

@@ -86,7 +86,13 @@ def fake() -> Iterator[FakeClient]:
 
 
 def test_batches_are_cut_at_the_record_limit(fake: FakeClient) -> None:
-    with Producer(fake, max_batch_records=4, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+    with Producer(
+        fake,
+        enable_idempotence=False,
+        max_batch_records=4,
+        linger_ms=LONG_LINGER_MS,
+        max_in_flight=1,
+    ) as p:
         futures = [p.send(b"%d" % i) for i in range(10)]
     assert [len(b) for b in fake.batches] == [4, 4, 2]
     assert [f.result() for f in futures] == list(range(10))
@@ -96,14 +102,26 @@ def test_batches_are_cut_at_the_record_limit(fake: FakeClient) -> None:
 @pytest.mark.parametrize("bulk", [False, True], ids=["send", "send_many"])
 def test_batches_are_cut_at_the_byte_limit(fake: FakeClient, bulk: bool) -> None:
     values = [b"x" * 40] * 10  # 42 bytes each in the request
-    with Producer(fake, max_batch_bytes=100, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+    with Producer(
+        fake,
+        enable_idempotence=False,
+        max_batch_bytes=100,
+        linger_ms=LONG_LINGER_MS,
+        max_in_flight=1,
+    ) as p:
         futures = p.send_many(values) if bulk else [p.send(v) for v in values]
     assert [len(b) for b in fake.batches] == [2, 2, 2, 2, 2]
     assert [f.result() for f in futures] == list(range(10))
 
 
 def test_send_many_fills_the_open_batch_then_starts_new_ones(fake: FakeClient) -> None:
-    with Producer(fake, max_batch_records=5, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+    with Producer(
+        fake,
+        enable_idempotence=False,
+        max_batch_records=5,
+        linger_ms=LONG_LINGER_MS,
+        max_in_flight=1,
+    ) as p:
         first = [p.send(b"a"), p.send(b"b")]
         rest = p.send_many([b"%d" % i for i in range(9)])
     assert [len(b) for b in fake.batches] == [5, 5, 1]
@@ -114,7 +132,7 @@ def test_an_oversized_record_is_isolated_by_splitting_its_batch(fake: FakeClient
     fake.max_value_bytes = 10
     values = [b"ok%d" % i for i in range(6)]
     values.insert(4, b"x" * 11)
-    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
         futures = p.send_many(values)
     assert isinstance(futures[4].exception(), RecordTooLargeError)
     assert [f.result() for i, f in enumerate(futures) if i != 4] == list(range(6))
@@ -123,7 +141,7 @@ def test_an_oversized_record_is_isolated_by_splitting_its_batch(fake: FakeClient
 
 def test_a_failed_batch_fails_every_future_in_it(fake: FakeClient) -> None:
     fake.fail = UnavailableError("down")
-    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS) as p:
         futures = [p.send(b"v") for _ in range(3)]
         p.flush()
     assert all(isinstance(f.exception(), UnavailableError) for f in futures)
@@ -132,13 +150,13 @@ def test_a_failed_batch_fails_every_future_in_it(fake: FakeClient) -> None:
 
 def test_an_unexpected_exception_still_resolves_the_futures(fake: FakeClient) -> None:
     fake.fail = RuntimeError("bug")
-    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS) as p:
         future = p.send(b"v")
     assert isinstance(future.exception(), ServerError)
 
 
 def test_flush_with_a_timeout_gives_up_while_a_batch_is_unanswered(fake: FakeClient) -> None:
-    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS) as p:
         with fake.lock:  # the fake server hangs until released
             future = p.send(b"v")
             with pytest.raises(TimeoutError):
@@ -150,7 +168,9 @@ def test_without_the_partition_count_a_batch_never_holds_records_of_two_keys(
     fake: FakeClient,
 ) -> None:
     keys = [b"a", b"a", b"b", None, None, b"a"]
-    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+    with Producer(
+        fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders"
+    ) as p:
         futures = [p.send(b"%d" % i, key) for i, key in enumerate(keys)]
         futures += p.send_many([Record(value=b"6", key=b"c"), Record(value=b"7", key=b"c"), b"8"])
     batches = [[r.key for r in request.records] for request in fake.requests]
@@ -164,7 +184,9 @@ def test_without_the_partition_count_a_batch_never_holds_records_of_two_keys(
 def test_a_producer_for_one_partition_names_it_and_batches_every_key_together(
     fake: FakeClient,
 ) -> None:
-    with Producer(fake, linger_ms=LONG_LINGER_MS, topic="orders", partition=2) as p:
+    with Producer(
+        fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, topic="orders", partition=2
+    ) as p:
         futures = [p.send(b"%d" % i, b"k%d" % i) for i in range(5)]
     assert len(fake.requests) == 1
     assert (fake.requests[0].topic, fake.requests[0].partition) == ("orders", 2)
@@ -181,7 +203,9 @@ def test_with_the_partition_count_interleaved_keys_batch_up_per_partition_in_ord
     assert any(
         partition_for_key(a, 4) != partition_for_key(b, 4) for a, b in itertools.pairwise(keys)
     )  # the keys interleave partitions: one open batch per partition keeps them together
-    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+    with Producer(
+        fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders"
+    ) as p:
         futures = [p.send(b"%d" % i, key) for i, key in enumerate(keys)]
     for request in fake.requests:
         partitions = {partition_for_key(r.key, 4) for r in request.records}
@@ -206,7 +230,7 @@ def test_a_parked_partition_batch_still_goes_out_after_its_linger(fake: FakeClie
             if partition_for_key(k, 4) != partition_for_key(b"k0", 4)
         ),
     )
-    with Producer(fake, linger_ms=20, topic="orders") as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=20, topic="orders") as p:
         first = p.send(b"a", a)  # parked when the next record goes to another partition
         second = p.send(b"b", b)
         # no flush: the linger sent both (the fake numbers one log for every partition)
@@ -216,7 +240,7 @@ def test_a_parked_partition_batch_still_goes_out_after_its_linger(fake: FakeClie
 
 def test_on_a_topic_of_one_partition_records_of_many_keys_share_a_batch(fake: FakeClient) -> None:
     fake.partitions = 1
-    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS) as p:
         futures = p.send_many([Record(value=b"v", key=b"k%d" % i) for i in range(50)])
         futures.append(p.send(b"keyless"))
     assert len(fake.requests) == 1 and fake.requests[0].partition == 0
@@ -227,7 +251,9 @@ def test_a_passing_failure_to_learn_the_count_keeps_routing_by_partition(
     fake: FakeClient,
 ) -> None:
     fake.partitions = 4
-    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+    with Producer(
+        fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders"
+    ) as p:
         p.send(b"a", b"k1")
         fake.describe_fail = UnavailableError("an election is under way")
         p._counted_at = time.monotonic() - METADATA_MAX_AGE_S - 1  # the count is due again

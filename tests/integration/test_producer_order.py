@@ -1,0 +1,55 @@
+"""The idempotent Producer on one real node: send order is append order, with batches in flight.
+
+``REPLOG_PRODUCER_ORDER_RUNS`` and ``REPLOG_PRODUCER_ORDER_RECORDS`` make it a soak (e.g.
+20 runs of 1,000,000 records); the defaults keep it a few seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from replog import Client, Producer
+from tests.integration.conftest import ThreadedServer
+
+RUNS = int(os.environ.get("REPLOG_PRODUCER_ORDER_RUNS", "3"))
+RECORDS = int(os.environ.get("REPLOG_PRODUCER_ORDER_RECORDS", "100000"))
+
+
+def read_values(client: Client, start: int, count: int) -> list[bytes]:
+    values: list[bytes] = []
+    for batch in client.stream_batches(start, max_records=10_000):
+        values += [r.value for r in batch.records]
+        if len(values) >= count:
+            break
+    return values
+
+
+@pytest.mark.parametrize("run", range(RUNS))
+def test_records_sent_with_four_batches_in_flight_are_appended_once_in_send_order(
+    server: ThreadedServer, run: int
+) -> None:
+    values = [b"r%d-%d" % (run, i) for i in range(RECORDS)]
+    with Producer(server.grpc_address, max_in_flight=4, max_batch_records=2_000) as producer:
+        assert producer.idempotent
+        futures = [producer.send(v) for v in values]
+    offsets = [f.result() for f in futures]
+    assert all(a < b for a, b in itertools.pairwise(offsets)), "out of send order"
+    with Client(server.grpc_address) as client:
+        assert read_values(client, offsets[0], RECORDS) == values  # nothing twice, no gap
+
+
+def test_send_many_and_keyed_sends_keep_send_order_per_partition(server: ThreadedServer) -> None:
+    with Producer(server.grpc_address, max_in_flight=4, max_batch_records=100) as producer:
+        futures = producer.send_many([b"m%d" % i for i in range(5_000)])
+        futures += [producer.send(b"k%d" % i, key=b"key-%d" % (i % 7)) for i in range(5_000)]
+    offsets = [f.result() for f in futures]
+    assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+
+
+def test_acks_leader_is_sent_and_answered(server: ThreadedServer) -> None:
+    with Producer(server.grpc_address, acks="leader") as producer:
+        futures = [producer.send(b"v%d" % i) for i in range(100)]
+    assert [f.result() for f in futures] == list(range(100))
