@@ -214,6 +214,10 @@ class Producer(_Sending):
         self.max_batch_bytes = max_batch_bytes
         self.max_in_flight = max_in_flight
         self.max_buffered_records = max(max_buffered_records, max_batch_records)
+        self._start_sender(max_in_flight)
+
+    def _start_sender(self, max_in_flight: int) -> None:
+        """Make the queue, its lock and conditions, and start the sender thread."""
         # One lock guards the queue; the conditions on it wake the sender thread (a batch
         # may be due, an answer came), blocked senders (room in the buffer) and flush() (a
         # batch answered).
