@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
+import time
 
 import pytest
 
-from replog import Client, Producer
+from replog import Client, Producer, UnavailableError
+from replog.client import RetryPolicy
 from tests.integration.conftest import ThreadedServer
 
 RUNS = int(os.environ.get("REPLOG_PRODUCER_ORDER_RUNS", "3"))
@@ -53,3 +56,19 @@ def test_acks_leader_is_sent_and_answered(server: ThreadedServer) -> None:
     with Producer(server.grpc_address, acks="leader") as producer:
         futures = [producer.send(b"v%d" % i) for i in range(100)]
     assert [f.result() for f in futures] == list(range(100))
+
+
+def test_with_no_server_a_record_fails_only_after_the_delivery_timeout_with_the_cause() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{s.getsockname()[1]}"
+    client = Client(addr, timeout=1.0, retry=RetryPolicy(max_attempts=2))
+    producer = Producer(client, delivery_timeout_ms=1_500, retry_backoff_ms=50)
+    sent = time.monotonic()
+    future = producer.send(b"v")
+    error = future.exception(timeout=30)
+    failed = time.monotonic()
+    assert isinstance(error, UnavailableError)
+    assert failed - sent >= 1.5
+    producer.close()
+    client.close()

@@ -30,7 +30,7 @@ from typing import Any
 import grpc
 
 from replog.client.client import Client
-from replog.client.core import producer_fields, routing_fields
+from replog.client.core import DEFAULT_TOPIC, producer_fields, routing_fields
 from replog.client.partitioner import partition_for_key
 from replog.client.record_future import _Batch
 from replog.client.sequencing import Ack, Action, Fail, NeedId, Send, Sequencer
@@ -246,9 +246,10 @@ class _Sending:
 
     def _run_sequenced(self, sequencer: Sequencer[_Batch]) -> None:
         while True:
-            if self.partition is None:
-                # Cached; asked again after METADATA_MAX_AGE_S. No such topic (yet): the
-                # server says so for each batch.
+            if self.partition is None and self.topic not in ("", DEFAULT_TOPIC):
+                # Keyless batches take the partitions in turn (the default topic's records
+                # all go to its partition 0). Cached; asked again after METADATA_MAX_AGE_S.
+                # No such topic (yet): the server says so for each batch.
                 with contextlib.suppress(ReplogError):
                     self._partition_count()
             with self._lock:
@@ -272,7 +273,7 @@ class _Sending:
                         self._pool.submit(self._send, batch)
                     else:
                         self._in_flight -= 1  # the core counts it from here
-                        sequencer.add(partition, batch, batch.first_at)
+                        sequencer.add(partition, batch, now)
                     continue
             actions = sequencer.poll(now)
             if actions:

@@ -30,8 +30,9 @@ So a resend is always safe, and the rules here are:
   halves that take its sequences, and the lane recovers; a single oversized record fails.
 - ProducerFencedError fails the lane's batches at once and every later one; any other
   error fails its batch at once (a hole, if later batches were numbered after it).
-- A batch not acknowledged ``delivery_timeout_s`` after its first record was sent fails
-  with the last failure seen on its lane (the cause), once no attempt of it is in flight.
+- A batch not acknowledged ``delivery_timeout_s`` after it was closed (its last record
+  sent) fails with the last failure seen on its lane (the cause), once no attempt of it is
+  in flight: no record fails before ``delivery_timeout_s`` after its ``send``.
 """
 
 from __future__ import annotations
@@ -218,11 +219,12 @@ class Sequencer(Generic[P]):
         """Batches not yet acknowledged or failed."""
         return self._pending
 
-    def add(self, partition: int, payload: P, first_at: float) -> Entry[P]:
-        """Queue a batch for ``partition`` whose first record was sent at ``first_at``; it
-        takes the lane's next sequences."""
+    def add(self, partition: int, payload: P, sent_at: float) -> Entry[P]:
+        """Queue a batch for ``partition`` whose last record was sent by ``sent_at`` (it
+        fails ``delivery_timeout_s`` after that, at the earliest); it takes the lane's next
+        sequences."""
         lane = self._lane(partition)
-        entry = Entry(payload, partition, first_at + self.delivery_timeout_s)
+        entry = Entry(payload, partition, sent_at + self.delivery_timeout_s)
         entry.base_sequence = lane.next_sequence
         lane.next_sequence = (lane.next_sequence + payload.count) % SEQUENCE_MODULUS
         lane.queue.append(entry)

@@ -10,12 +10,19 @@ from typing import Any
 
 import pytest
 
-from replog import Client, Producer, RecordTooLargeError, ServerError, UnavailableError
+from replog import (
+    Client,
+    InvalidArgumentError,
+    Producer,
+    RecordTooLargeError,
+    ServerError,
+    UnavailableError,
+)
 from replog.client.admin import PartitionDescription, TopicDescription
 from replog.client.partitioner import partition_for_key
 from replog.client.producer import METADATA_MAX_AGE_S
 from replog.errors import UnsupportedError
-from replog.v1.log_pb2 import ProduceBatchRequest, ProduceBatchResponse
+from replog.v1.log_pb2 import ACKS_LEADER, ProduceBatchRequest, ProduceBatchResponse
 from replog.v1.record_pb2 import Record
 
 LONG_LINGER_MS = 60_000
@@ -47,6 +54,8 @@ class FakeClient(Client):
         topic: str = "",
         partition: int | None = None,
     ) -> Any:
+        if method == "InitProducerId":  # an older server: no producer ids
+            raise UnsupportedError("the server does not offer this call (InitProducerId)")
         assert method == "ProduceBatch" and isinstance(request, bytes)
         assert route == "produce", "a producer's batches go to the leader"
         parsed = ProduceBatchRequest.FromString(request)
@@ -263,3 +272,31 @@ def test_a_passing_failure_to_learn_the_count_keeps_routing_by_partition(
     # Both records still named their partition: one batch, not a keyed one overtaking it.
     assert [r.partition for r in fake.requests] == [partition_for_key(b"k1", 4)]
     assert [rec.value for rec in fake.requests[0].records] == [b"a", b"b"]
+
+
+def test_a_server_without_producer_ids_gets_a_warned_not_idempotent_producer(
+    fake: FakeClient,
+) -> None:
+    with (
+        pytest.warns(RuntimeWarning, match="not idempotent"),
+        Producer(fake, linger_ms=LONG_LINGER_MS) as p,
+    ):
+        futures = [p.send(b"%d" % i) for i in range(10)]
+        p.flush()
+    assert not p.idempotent
+    assert [f.result() for f in futures] == list(range(10))
+    assert all(r.producer_id == 0 for r in fake.requests)
+
+
+def test_an_idempotent_producer_refuses_more_than_5_batches_in_flight(fake: FakeClient) -> None:
+    with pytest.raises(InvalidArgumentError, match="at most 5"):
+        Producer(fake, max_in_flight=6)
+    Producer(fake, max_in_flight=6, enable_idempotence=False).close()
+
+
+def test_acks_must_be_all_or_leader(fake: FakeClient) -> None:
+    with pytest.raises(InvalidArgumentError, match="acks"):
+        Producer(fake, acks="some")  # type: ignore[arg-type]
+    with Producer(fake, acks="leader", enable_idempotence=False) as p:
+        p.send(b"v")
+    assert fake.requests[0].acks == ACKS_LEADER
