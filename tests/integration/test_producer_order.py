@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import socket
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from replog import Client, Producer, UnavailableError
+from replog import AsyncClient, Client, Producer, UnavailableError
 from replog.client import RetryPolicy
 from tests.integration.conftest import ThreadedServer
 
@@ -72,3 +73,13 @@ def test_with_no_server_a_record_fails_only_after_the_delivery_timeout_with_the_
     assert failed - sent >= 1.5
     producer.close()
     client.close()
+
+
+def test_both_clients_get_distinct_producer_ids(server: ThreadedServer) -> None:
+    async def async_id() -> tuple[int, int]:
+        async with AsyncClient(server.grpc_address) as client:
+            return await client.init_producer_id()
+
+    with Client(server.grpc_address) as client:
+        ids = {client.init_producer_id(), client.init_producer_id(), asyncio.run(async_id())}
+    assert len(ids) == 3 and all(pid > 0 and epoch == 0 for pid, epoch in ids)
