@@ -409,7 +409,7 @@ class Sequencer(Generic[P]):
                 f"the leader no longer tells its offsets ({error})"
             )
             return [self._drop(lane, entry, lost)]
-        lane.last_error = error
+        # (The cause a batch may later fail with stays the failure that made the hole.)
         lane.fresh_needed = lane.recovering = True
         return []
 

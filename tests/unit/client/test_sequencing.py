@@ -8,6 +8,7 @@ is a table of what happens to each attempt; the time is a number the test moves.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Self
@@ -383,3 +384,53 @@ def test_each_error_is_classified_as_the_producer_treats_it(error: ReplogError, 
 def test_more_than_5_in_flight_is_refused() -> None:
     with pytest.raises(ValueError, match="max_in_flight"):
         Sequencer[Records](max_in_flight=6, delivery_timeout_s=1, retry_backoff_s=0)
+
+
+class RandomStory(Story):
+    """Attempts meet a random fate (seeded): appended, answer lost, leader down, overtaken."""
+
+    def __init__(self, seed: int, delivery_s: float) -> None:
+        super().__init__()
+        self.seq.delivery_timeout_s = delivery_s
+        self.rng = random.Random(seed)
+        self.drawn: dict[tuple[int, int], str] = {}
+        self.added_at: dict[str, float] = {}
+        self.failed_at: dict[str, float] = {}
+
+    def fate(self, send: Send[Records]) -> str | ReplogError:
+        key = (id(send.entry), send.attempt)
+        if key not in self.drawn:
+            self.drawn[key] = self.rng.choices(
+                ["ok", "lost", "down", "overtaken"], weights=[6, 1, 2, 1]
+            )[0]
+        return self.drawn[key]
+
+    def finish(self, action: Ack[Records] | Fail[Records]) -> None:
+        super().finish(action)
+        if isinstance(action, Fail):
+            self.failed_at[action.entry.payload.names[0]] = self.now
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_random_faults_never_duplicate_reorder_or_fail_early(seed: int) -> None:
+    story = RandomStory(seed, delivery_s=[0.3, 1.0, DELIVERY_S][seed % 3])
+    batches = [batch(f"b{i:02d}-", story.rng.randint(1, 3)) for i in range(40)]
+    for b in batches:
+        story.added_at[b.names[0]] = story.now
+        story.add(b)
+        if story.rng.random() < 0.5:
+            story.step()
+            story.now += story.rng.choice([0.0, 0.01, BACKOFF_S])
+    story.settle(limit=story.now + 10 * DELIVERY_S)
+    sent_order = names(*batches)
+    log = story.leader.log
+    assert len(log) == len(set(log)), "a record appended twice"
+    assert log == [n for n in sent_order if n in set(log)], "appended out of send order"
+    for b in batches:
+        first = b.names[0]
+        outcome = story.outcomes[first]
+        if isinstance(outcome, int):
+            assert log[outcome : outcome + b.count] == b.names  # its own offsets
+        else:
+            assert isinstance(outcome, UnavailableError | DeadlineExceededError)
+            assert story.failed_at[first] >= story.added_at[first] + story.seq.delivery_timeout_s
