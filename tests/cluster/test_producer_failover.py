@@ -7,6 +7,7 @@ sequences), and a future fails only after the delivery timeout.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -18,6 +19,7 @@ from tests.cluster.conftest import ProcCluster
 from tests.integration.conftest import wait_until
 
 RECORDS = 20_000
+ORDER_RECORDS = 30_000
 DELIVERY_TIMEOUT_MS = 20_000
 SERVER_SIDE = (
     "the leader's sequence check and deduplication (issue 13, the lead's server side) are "
@@ -104,13 +106,21 @@ def test_a_killed_leader_loses_no_acknowledged_record_and_duplicates_none(
     client.close()
 
 
-def test_the_producer_gets_a_producer_id_from_a_cluster(direct_procs: ProcCluster) -> None:
+def test_on_three_nodes_three_runs_of_sends_are_appended_once_in_send_order(
+    direct_procs: ProcCluster,
+) -> None:
     procs = direct_procs.bootstrap(3)
     with Client(procs.addresses()) as client:
         ids = {client.init_producer_id() for _ in range(3)}
         assert len(ids) == 3 and all(pid > 0 and epoch == 0 for pid, epoch in ids)
-        with Producer(client) as producer:
-            futures = [producer.send(b"x%d" % i) for i in range(1_000)]
-        assert producer.idempotent
-        offsets = [f.result() for f in futures]
-    assert offsets == sorted(offsets)
+        start = len(read_all(client))
+        everything: list[bytes] = []
+        for run in range(3):
+            values = [b"r%d-%06d" % (run, i) for i in range(ORDER_RECORDS)]
+            with Producer(client, max_in_flight=4, max_batch_records=1_000) as producer:
+                futures = [producer.send(v) for v in values]
+            assert producer.idempotent
+            offsets = [f.result() for f in futures]
+            assert all(a < b for a, b in itertools.pairwise(offsets)), f"run {run} out of order"
+            everything += values
+        assert read_all(client)[start:] == everything  # nothing twice, no gap
