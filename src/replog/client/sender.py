@@ -380,10 +380,24 @@ class _Sending:
         except Exception as exc:  # e.g. the channel was closed under the call
             error = ServerError(f"produce failed: {exc}")
         else:
-            base, duplicate = int(response.base_offset), bool(response.duplicate)
-            self._settle(lambda s, now: s.answered(entry, send.attempt, base, duplicate))
+            self._acknowledged(send, int(response.base_offset), bool(response.duplicate))
             return
         self._settle(lambda s, now: s.failed(entry, send.attempt, error, now))
+
+    def _acknowledged(self, send: Send[_Batch], base: int, duplicate: bool) -> None:
+        """The hot path of an answer: an attempt in flight is never answered twice, so its
+        acknowledgement is certain; its futures are resolved first and the core told in
+        one hold of the lock (every hold costs while ``send`` keeps taking it)."""
+        entry = send.entry
+        batch, partition = entry.payload, entry.partition
+        self.client.picker.note_written(base + batch.count - 1, self.topic, partition)
+        batch.resolve(base, None, partition)
+        with self._lock:
+            assert self._sequencer is not None
+            acked = self._sequencer.answered(entry, send.attempt, base, duplicate)
+            assert acked, "an attempt in flight was answered twice"
+            self._wake.notify()
+            self._answered.notify_all()
 
     def _settle(self, event: _Event) -> None:
         """Feed the core an event (``event(sequencer, now)`` -> actions) and resolve the
