@@ -152,6 +152,13 @@ class _Sending:
     # -- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._run_sender()
+        except BaseException:  # a bug: say so loudly rather than leave futures waiting silently
+            log.exception("replog Producer: the sender thread failed")
+            raise
+
+    def _run_sender(self) -> None:
         with self._lock:
             while not self._buffered and not self._closed:
                 self._wake.wait()
