@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from replog.api.backend import DuplicateOffset
 from replog.api.status import grpc_code_for, metadata_for
 from replog.api.wire import produce_batch_request
 from replog.broker.config import TopicConfig
@@ -194,11 +195,15 @@ class TopicsHost:
                     certainly_not_applied=True,
                     leader_addr=(self.book.address(lead) or "") if lead is not None else "",
                 )
-            base = await node.submit(batch.values)
+            base = await node.submit(batch.values, batch.conditions)
         except ReplogError as exc:
             await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
             raise
-        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(batch.values))
+        return log_pb2.ProduceBatchResponse(
+            base_offset=base,
+            count=len(batch.values),
+            duplicate=isinstance(base, DuplicateOffset),
+        )
 
     def _forward_target(self, topic: str, partition: int) -> RaftBackend:
         """The group a forwarded produce is for, if this node holds a replica of it."""

@@ -37,7 +37,6 @@ from pathlib import Path
 import grpc
 
 from replog.broker.names import DEFAULT_TOPIC
-from replog.cluster.atomic import write_atomically
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_queries import PartitionRef, partitions_of
 from replog.cluster.controller_state import ControllerState
@@ -47,6 +46,7 @@ from replog.cluster.members import AddressBook, raft_id
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.raft.messages import Membership
 from replog.storage import LogConfig
+from replog.storage.atomic import write_atomically
 
 __all__ = ["GROUP_FILE", "HostedPartition", "PartitionGroups", "group_id"]
 

@@ -11,9 +11,10 @@ index + 1, resolve producers whose entry committed with the term it was proposed
 10.2.1), and committed entries already stored by an earlier Ready are applied before this
 Ready's write. A turn steps at most 8 MiB of received entries.
 
-User records are built on the leader right before ``propose`` (``proposals``); the payload
-is the entry's data, so the entry is stored byte-identically everywhere. With
-``NodeOptions.quiesce`` an idle group stops ticking until something wakes it (``quiescence``).
+User records are built on the leader right before ``propose`` (``proposals``, checking
+producers' sequences and conditions: ``idempotence``); the payload is the entry's data, so
+it is stored byte-identically everywhere. With ``NodeOptions.quiesce`` an idle group stops
+ticking until something wakes it (``quiescence``).
 Member entries (kind 3, stored as records of type 3) carry the replicated address book:
 ``{"id": name, "addr": address}``.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -29,16 +31,18 @@ from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter, itemgetter
 from typing import Any
 
+from replog.api.backend import NO_CONDITIONS, Conditions
+from replog.cluster.idempotence import GroupProducers
+from replog.cluster.learners import promote_caught_up_learner
 from replog.cluster.log_store import MEMBER_RECORD_TYPE, METADATA_RECORD_TYPE, ReplogLogStore
 from replog.cluster.node_options import NodeOptions, NotLeaderNodeError
-from replog.cluster.proposals import Proposal, propose_group
+from replog.cluster.proposals import Ask, Proposal, propose_group
 from replog.cluster.quiescence import Quiescence
 from replog.errors import BatchTooLargeError, ReplogError, UnavailableError
 from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.core import Raft
-from replog.raft.errors import NotLeaderError, RaftError
-from replog.raft.leader import learner_to_promote
-from replog.raft.membership import ConfChange, ConfChangeOp
+from replog.raft.errors import NotLeaderError
+from replog.raft.membership import ConfChange
 from replog.raft.messages import Entry, Message, MessageType
 from replog.raft.ready import Ready, Role
 from replog.raft.records import messages_within, proposal_groups, turn_share
@@ -50,7 +54,6 @@ __all__ = ["MEMBER_RECORD_TYPE", "NodeOptions", "NotLeaderNodeError", "RaftNode"
 
 log = logging.getLogger("replog.cluster.raft_node")
 
-_PROMOTE_MAX_LAG = 256
 _LEADER_APPENDS = frozenset({MessageType.APP, MessageType.HEARTBEAT})
 _INLINE_PERSIST_BYTES = 64 * 1024
 _TURN_MAX_BYTES = 8 << 20
@@ -85,14 +88,13 @@ class RaftNode:
             election_ticks=o.election_ticks,
             heartbeat_ticks=o.heartbeat_ticks,
             applied=state.commit,
-            # Bound what is in flight per follower to 64 MiB (64 x 1 MiB messages): with
-            # the core's default of 256 a catching-up follower was sent 256 MiB at once and
-            # the leader spent its time re-serializing retransmissions (2 MB/s catch-up).
+            # 64 MiB in flight per follower: with the core's default of 256 x 1 MiB a lagging
+            # follower was sent 256 MiB at once, re-serialized on retransmits (2 MB/s).
             max_msg_bytes=1 << 20,
             max_inflight_msgs=64,
         )
         self.raft = Raft(config, store, rng)
-        self.votes = VoteGate(self._set_voting)
+        self.votes = VoteGate(functools.partial(setattr, self.raft, "voting"))
         """Why this node may not vote now (see VoteGate); the cluster adds a fresh join's."""
         # A recovery that cut the log's tail may have cut acknowledged entries: say so to the
         # leader (it resends them); if it cut committed ones, do not vote until they are back.
@@ -125,6 +127,7 @@ class RaftNode:
         self._wakeup = asyncio.Event()
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="raft-persist")
+        self.producers = GroupProducers(store, self._executor)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = False
@@ -146,8 +149,11 @@ class RaftNode:
         if self._task is not None:
             await self._task
         self._waiters.fail_all(UnavailableError("the node stopped before the record committed"))
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
+            if self.failure is None:
+                await self.producers.checkpoint(self.high_watermark)
+            await loop.run_in_executor(self._executor, self.store.close)
         except (ReplogError, OSError) as exc:
             if self.failure is None:
                 raise
@@ -182,8 +188,11 @@ class RaftNode:
             self.last_contact[m.src] = now
         self._wakeup.set()
 
-    def submit(self, values: Sequence[bytes | Record]) -> asyncio.Future[int]:
-        """Queue records for proposal; the future gives the first offset once committed.
+    def submit(
+        self, values: Sequence[bytes | Record], conditions: Conditions = NO_CONDITIONS
+    ) -> asyncio.Future[int]:
+        """Queue records for proposal; the future gives the first offset once committed
+        (``conditions``: see ``LogBackend.submit``).
 
         Fails with :class:`NotLeaderNodeError` on a follower, RecordTooLargeError,
         BatchTooLargeError (over ``max_batch_records``: one request is one atomic batch,
@@ -200,7 +209,7 @@ class RaftNode:
         elif not self.is_leader or self.raft.lead_transferee is not None:
             future.set_exception(NotLeaderNodeError(self.raft.lead_transferee or self.raft.lead))
         else:
-            self._proposals.append((values, future))
+            self._proposals.append((values, Ask(future, conditions)))
             self._wakeup.set()
         return future
 
@@ -298,6 +307,7 @@ class RaftNode:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        await self.producers.start(self.high_watermark)
         tick_s = self.options.tick_s
         next_tick = loop.time() + tick_s
         while not self._stopping:
@@ -330,7 +340,7 @@ class RaftNode:
             self.raft.step(m)
         if not (q.quiet or woke) and loop.time() >= next_tick:
             self.raft.tick()
-            self._maybe_promote()
+            promote_caught_up_learner(self.raft)
         ops, self._ops = self._ops, []
         for op in ops:
             op()
@@ -402,7 +412,7 @@ class RaftNode:
         if committed:
             self._apply(committed)
         if rd.soft_state is not None:
-            self._on_soft_state(rd.soft_state.leader)
+            self.on_leader_change(rd.soft_state.leader)
         self.raft.advance(rd)
         if self.store.log_lost and not self.raft.log_lost:  # an append was accepted again
             self.store.clear_log_lost()
@@ -424,8 +434,8 @@ class RaftNode:
         why = f"the node's storage failed ({exc}); the record may or may not be committed"
         self._waiters.fail_all(UnavailableError(why))
         queued, self._proposals = self._proposals, []
-        for _, future in queued:
-            _fail(future, UnavailableError("the node failed", certainly_not_applied=True))
+        for _, ask in queued:
+            _fail(ask.future, UnavailableError("the node failed", certainly_not_applied=True))
         for future in self._calls:
             _fail(future, UnavailableError("the node failed"))
         self._calls.clear()
@@ -442,6 +452,7 @@ class RaftNode:
     def _persist(self, rd: Ready) -> None:
         if rd.snapshot is not None:
             self.store.apply_snapshot(rd.snapshot)
+            self.producers.rebuild(rd.snapshot.index + 1)  # the log was replaced
         if rd.entries:
             self.store.append(rd.entries)
         if rd.hard_state is not None:
@@ -460,7 +471,9 @@ class RaftNode:
             self._wakeup.set()
         o = self.options
         for group in proposal_groups(taken, o.max_proposal_bytes, _TURN_MAX_RECORDS):
-            self._waiters.add(propose_group(self.raft, group, o))
+            self._waiters.add(
+                propose_group(self.raft, group, o, self.producers, self.high_watermark)
+            )
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -472,8 +485,10 @@ class RaftNode:
                     self.on_member(str(doc["id"]), str(doc["addr"]), int(doc.get("epoch", 0)))
                 elif e.kind == METADATA_RECORD_TYPE:
                     self.on_metadata(e.index, e.data)
+        self.producers.applied(entries)
         self._waiters.resolve(entries, self._stored_term, self._not_written)
         self._advance_watermark(entries[-1].index + 1)
+        self.producers.maybe_checkpoint(self.high_watermark)
 
     def _not_written(self) -> NotLeaderNodeError:
         return NotLeaderNodeError(self.raft.lead, "leadership changed; not written")
@@ -492,21 +507,6 @@ class RaftNode:
             log.info("raft node %s: lost entries replicated again; voting", self.id)
         self._index_waiters.release(watermark)
         self.on_commit()
-
-    def _set_voting(self, voting: bool) -> None:
-        self.raft.voting = voting
-
-    def _on_soft_state(self, leader: int | None) -> None:
-        self.on_leader_change(leader)
-
-    def _maybe_promote(self) -> None:
-        learner = learner_to_promote(self.raft, _PROMOTE_MAX_LAG)
-        if learner is not None:
-            try:
-                self.raft.propose_conf_change(ConfChange(ConfChangeOp.PROMOTE, learner))
-                log.info("promoting learner %s to voter", learner)
-            except (RaftError, ReplogError) as exc:  # e.g. the leader's no-op is not committed
-                log.debug("cannot promote %s yet: %s", learner, exc)
 
 
 _kind_of = itemgetter(2)

@@ -86,6 +86,7 @@ class SimStore(MemoryRaftStorage):
         self.appended = appended
         self.log_lost = False  # nothing here is ever torn: what it holds is durable
         self.lost_commit = 0
+        self.directory = None  # no files: producer state is rebuilt from the entries
 
     def clear_log_lost(self) -> None:
         """Nothing to clear: nothing is ever lost here."""
