@@ -11,8 +11,6 @@ import itertools
 import threading
 import time
 
-import pytest
-
 from replog import Client, Producer
 from replog.client.core import encode_batch_request, encode_record, producer_fields
 from tests.cluster.conftest import ProcCluster
@@ -21,10 +19,6 @@ from tests.integration.conftest import wait_until
 RECORDS = 20_000
 ORDER_RECORDS = 30_000
 DELIVERY_TIMEOUT_MS = 20_000
-SERVER_SIDE = (
-    "the leader's sequence check and deduplication (issue 13, the lead's server side) are "
-    "not on main yet: without them a resend after an ambiguous failure appends twice"
-)
 
 
 def read_all(client: Client) -> list[bytes]:
@@ -48,7 +42,6 @@ def produce_once(client: Client, pid: int, value: bytes) -> tuple[int, bool]:
     return int(response.base_offset), bool(response.duplicate)
 
 
-@pytest.mark.xfail(strict=True, reason=SERVER_SIDE)
 def test_a_killed_leader_loses_no_acknowledged_record_and_duplicates_none(
     direct_procs: ProcCluster,
 ) -> None:
