@@ -40,7 +40,8 @@ batches may be appended in a different order than they were sent.
 batch durably: it survives the loss of any minority. ``"leader"`` answers once the leader
 holds it durably, before it is committed: an acknowledged batch is lost if the leader
 fails before a follower has it and another replica becomes leader (and a producer then
-sees its later batches refused for the hole, and renumbers them under a fresh id).
+sees its later batches refused for the hole, and renumbers them under a fresh id). A
+server that does not distinguish them (main at 4de67db) answers ``"leader"`` as ``"all"``.
 
 Topics: ``topic=`` sends to that topic (default: ``default``), ``partition=`` to one named
 partition. Otherwise a batch is appended to one partition, so no batch may hold records
