@@ -204,6 +204,7 @@ class Producer(_Sending):
         self._counted_at: float | None = None
         self._sticky = random.randrange(1 << 16)  # keyless batches' partition, in turn
         self._warned_unrouted = False
+        self._id_refused: ReplogError | None = None  # InitProducerId's answer, if not passing
         if isinstance(client, Client) and (ca or cert or key):
             raise InvalidArgumentError("give ca/cert/key to the Client, not to the Producer")
         self._owns_client = not isinstance(client, Client)

@@ -33,7 +33,7 @@ from replog.client.client import Client
 from replog.client.core import DEFAULT_TOPIC, producer_fields, routing_fields
 from replog.client.partitioner import partition_for_key
 from replog.client.record_future import _Batch
-from replog.client.sequencing import Ack, Action, Fail, NeedId, Send, Sequencer
+from replog.client.sequencing import Ack, Action, Fail, Kind, NeedId, Send, Sequencer, classify
 from replog.errors import (
     BatchTooLargeError,
     RecordTooLargeError,
@@ -90,6 +90,7 @@ class _Sending:
     _slots: threading.Semaphore
     _pool: ThreadPoolExecutor
     _warned_unrouted: bool
+    _id_refused: ReplogError | None
 
     def _partition_count(self) -> int | None: ...
 
@@ -177,7 +178,11 @@ class _Sending:
         except UnsupportedError as exc:
             self._not_idempotent(f"the server does not hand out producer ids ({exc})")
             return
-        except Exception:  # passing: each partition asks again
+        except ReplogError as exc:
+            if classify(exc) is not Kind.RETRY:  # e.g. denied: told, not asked again
+                self._id_refused = exc
+            return  # passing: each partition asks again
+        except Exception:  # the same
             return
         with self._lock:
             assert self._sequencer is not None
@@ -335,6 +340,8 @@ class _Sending:
     def _fetch_id(self, need: NeedId) -> None:
         partition = need.partition
         try:
+            if self._id_refused is not None:
+                raise self._id_refused
             producer_id, epoch = self.client.init_producer_id()
         except Exception as exc:  # told to the core
             error = exc if isinstance(exc, ReplogError) else ServerError(f"no producer id: {exc}")
