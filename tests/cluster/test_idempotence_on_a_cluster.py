@@ -5,6 +5,7 @@ offsets."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import grpc
@@ -12,7 +13,12 @@ import pytest
 
 from replog.client import Client
 from replog.client.core import error_from_status
-from replog.errors import OutOfOrderSequenceError
+from replog.errors import (
+    ExpectedKeyOffsetError,
+    OutOfOrderSequenceError,
+    UnavailableError,
+    UnsupportedError,
+)
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 from tests.cluster.conftest import Cluster, Node, wait_until
@@ -91,3 +97,85 @@ def test_a_new_partition_leader_deduplicates_a_retry_of_its_predecessors_batch(
         "the restarted replica to catch up",
     )
     assert _batch(back, 10, pid, "orders", 1).base_offset == nxt.base_offset
+
+
+def test_an_acks_leader_produce_is_answered_and_then_committed_like_any_other(
+    three: Cluster,
+) -> None:
+    request = log_pb2.ProduceBatchRequest(
+        records=[Record(value=b"quick")], partition=0, acks=log_pb2.ACKS_LEADER
+    )
+    with grpc.insecure_channel(three.followers()[0].grpc_address) as channel:  # forwarded
+        call = channel.unary_unary(
+            "/replog.v1.Log/ProduceBatch",
+            request_serializer=log_pb2.ProduceBatchRequest.SerializeToString,
+            response_deserializer=log_pb2.ProduceBatchResponse.FromString,
+        )
+        response = call(request, timeout=10)
+    with Client([n.grpc_address for n in three.running()]) as client:
+        assert client.consume(response.base_offset, min_offset=response.base_offset).value == (
+            b"quick"
+        )
+
+
+def _keyed(node: Node, key: bytes, value: bytes, expected: int) -> Any:
+    request = log_pb2.ProduceBatchRequest(
+        records=[Record(key=key, value=value)],
+        topic="events",
+        partition=0,
+        expected_key_offset=expected,
+    )
+    with grpc.insecure_channel(node.grpc_address) as channel:
+        call = channel.unary_unary(
+            "/replog.v1.Log/ProduceBatch",
+            request_serializer=log_pb2.ProduceBatchRequest.SerializeToString,
+            response_deserializer=log_pb2.ProduceBatchResponse.FromString,
+        )
+        try:
+            return call(request, timeout=10)
+        except grpc.RpcError as exc:
+            return error_from_status(exc.code().name, exc.details(), exc.trailing_metadata())
+
+
+def _race(nodes: list[Node], round_: int, expected: int, writers: int) -> list[Any]:
+    """``writers`` conditional appends on one key, through the nodes in turn, at once."""
+    results: list[Any] = [None] * writers
+    start = threading.Barrier(writers)
+
+    def write(i: int) -> None:
+        start.wait()
+        results[i] = _keyed(nodes[i % len(nodes)], b"order-1", b"%d-%d" % (round_, i), expected)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
+def test_writers_racing_on_a_key_through_every_node_win_one_a_round_across_a_leader_change(
+    three: Cluster,
+) -> None:
+    with Client([n.grpc_address for n in three.running()]) as client:
+        client.create_topic("events", 1, replication_factor=3, config={"key_index": "true"})
+        with pytest.raises(UnsupportedError, match="key_index"):
+            client.alter_topic_config("events", {"key_index": "false"})
+    latest = -1
+    for round_ in range(30):
+        if round_ == 15:
+            _leader_of(three, "events", 0).stop()  # the new leader answers from its own index
+        nodes = three.running()
+        results = _race(nodes, round_, latest, 6)
+        won = [r for r in results if isinstance(r, log_pb2.ProduceBatchResponse)]
+        assert len(won) <= 1, (round_, results)
+        refused = [r for r in results if not isinstance(r, log_pb2.ProduceBatchResponse)]
+        assert all(isinstance(r, ExpectedKeyOffsetError | UnavailableError) for r in refused)
+        if won:
+            latest = won[0].base_offset
+        else:  # an election in the way: every writer refused, the key is unchanged
+            retry = _keyed(nodes[0], b"order-1", b"retry", latest)
+            assert isinstance(retry, log_pb2.ProduceBatchResponse), retry
+            latest = retry.base_offset
+    stale = _keyed(three.running()[0], b"order-1", b"late", latest - 1)
+    assert isinstance(stale, ExpectedKeyOffsetError) and stale.actual == latest

@@ -131,7 +131,9 @@ def record_value(record: Record) -> bytes | Record:
 
     Raises InvalidArgumentError for a record with a ``type``: non-zero types are control
     records that only replication writes (and consumers skip). Producer fields a record
-    carries are dropped (the server sets them from the request's).
+    carries are dropped (the server sets them from the request's), and so are fields this
+    server does not know (a stamped first record must end with its producer fields, which
+    is how a partition finds them again).
     """
     if record.type:
         raise InvalidArgumentError(
@@ -139,6 +141,7 @@ def record_value(record: Record) -> bytes | Record:
         )
     if not record.key and not len(record.headers):
         return record.value
+    record.DiscardUnknownFields()  # not stored: see the docstring
     if record.producer_id or record.sequence or record.batch_records or record.producer_epoch:
         # Set by the server from the request's producer fields; a client's own (e.g. a
         # consumed record produced again) would forge another producer's state.

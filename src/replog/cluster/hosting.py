@@ -341,6 +341,8 @@ def _retain(raft: Raft, *, hosted: HostedPartition, config: TopicConfig, now_ms:
     """Delete what retention lets go of one partition (on its node's loop, so the store
     is not used by anyone else meanwhile); the number of segments deleted."""
     store = hosted.store
+    if hosted.node.producers.keys is not None:  # it must remember keys about to go
+        hosted.node.producers.keys.checkpoint()
     result = store.log.apply_retention(
         retention_ms=config.retention_ms,
         retention_bytes=config.retention_bytes,

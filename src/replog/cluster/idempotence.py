@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from replog.broker.producer_log import PartitionProducers
 from replog.broker.producer_records import producer_fields
 from replog.broker.producer_state import BatchMeta, Overlay
+from replog.cluster.group_keys import GroupKeys
 from replog.errors import ReplogError
 from replog.raft.errors import RaftError
 from replog.raft.messages import CONTINUES, Entry, EntryKind
@@ -57,10 +58,12 @@ class GroupStore(Protocol):
 class GroupProducers:
     """The producer state of one partition group on this node."""
 
-    def __init__(self, store: GroupStore, executor: Executor) -> None:
-        """``executor`` runs the blocking work (the node's persist thread)."""
+    def __init__(self, store: GroupStore, executor: Executor, *, key_index: bool = False) -> None:
+        """``executor`` runs the blocking work (the node's persist thread); ``key_index``:
+        also keep the partition's key index (``GroupKeys``)."""
         self._store = store
         self._executor = executor
+        self.keys = GroupKeys(store) if key_index and store.directory is not None else None  # type: ignore[arg-type]
         self.producers = PartitionProducers(store.directory)
         self._overlay: Overlay | None = None
         self._overlay_term = 0
@@ -72,9 +75,14 @@ class GroupProducers:
             return
         await asyncio.get_running_loop().run_in_executor(self._executor, self.rebuild, applied_end)
 
-    def rebuild(self, applied_end: int) -> None:
-        """Rebuild the applied state of the entries below ``applied_end`` (blocking I/O)."""
+    def rebuild(self, applied_end: int, *, replaced: bool = False) -> None:
+        """Rebuild the applied state of the entries below ``applied_end`` (blocking I/O;
+        ``replaced``: a snapshot replaced the log)."""
         store = self._store
+        if self.keys is not None and replaced:
+            self.keys.reopen(applied_end)
+        elif self.keys is not None:
+            self.keys.open(applied_end)
 
         def read(index: int, n: int) -> list[bytes]:
             entries = store.entries(index, index + n, _OVERLAY_READ_BYTES)
@@ -90,6 +98,8 @@ class GroupProducers:
 
     def applied(self, entries: Sequence[Entry]) -> None:
         """Feed committed entries (in order) to the applied state."""
+        if self.keys is not None:
+            self.keys.applied(entries)
         note = self._note
         for entry in entries:
             if entry.kind & ~CONTINUES == EntryKind.DATA:
@@ -140,6 +150,8 @@ class GroupProducers:
     def drop_overlay(self) -> None:
         """Forget the overlay (a proposal failed; it is built again from the log)."""
         self._overlay = None
+        if self.keys is not None:
+            self.keys.drop_pending()
 
     def maybe_checkpoint(self, applied_end: int) -> None:
         """Write a checkpoint in the background when enough was applied since the last."""
@@ -149,7 +161,10 @@ class GroupProducers:
             asyncio.get_running_loop().run_in_executor(self._executor, self._write, data)
 
     async def checkpoint(self, applied_end: int) -> None:
-        """Write a checkpoint of the applied state now (on stopping)."""
+        """Write a checkpoint of the applied state now (on stopping), and close the key
+        index."""
+        if self.keys is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.keys.close)
         self.producers.covered = applied_end
         if self._store.directory is None:
             return

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import grpc
 
+from replog.broker.config import TopicConfig
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_queries import PartitionRef, partitions_of
@@ -236,7 +237,11 @@ class PartitionGroups:
         self, ref: PartitionRef, store: ReplogLogStore, state: ControllerState | None
     ) -> None:
         assert state is not None
-        node = RaftNode(store, self.id, random.Random(), self._options, executor=self._executor)
+        overrides = state.topics[ref.topic].config
+        options = dataclasses.replace(
+            self._options, key_index=TopicConfig().with_values(overrides).key_index
+        )
+        node = RaftNode(store, self.id, random.Random(), options, executor=self._executor)
         node.on_fatal = self._on_fatal
         self._groups.host(group_id(ref), node, store)
         node.start()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from replog.api.backend import NO_CONDITIONS, Conditions, DuplicateOffset
-from replog.broker.admission import admit
+from replog.broker.admission import KeyLatest, admit, keys_of
 from replog.broker.producer_state import BatchMeta, Overlay
 from replog.cluster.idempotence import GroupProducers
 from replog.cluster.node_options import NodeOptions, NotLeaderNodeError
@@ -71,7 +71,10 @@ def propose_group(
         values = requested
         try:
             if conditions is not NO_CONDITIONS:
-                decided = _admit(values, conditions, overlay(), first, applied_end)
+                latest = _key_latest(producers, conditions, term, applied_end)
+                decided = _admit(
+                    values, conditions, overlay(), first, applied_end, key_latest=latest
+                )
                 if isinstance(decided, Waiter | DuplicateOffset):
                     _answer_duplicate(future, decided, waiters)
                     continue
@@ -84,8 +87,11 @@ def propose_group(
             batch = BatchMeta(conditions.base_sequence, len(built), first, term)
             overlay().record(conditions.producer_id, conditions.producer_epoch, batch, timestamp_ms)
             noted = True
+        if producers.keys is not None:
+            producers.keys.note_pending(term, applied_end, first, keys_of(values))
+            noted = True
         payloads.extend(built)
-        waiters.append(Waiter(first, first + len(built) - 1, term, future))
+        waiters.append(Waiter(first, first + len(built) - 1, term, future, conditions.acks_leader))
     if not payloads:
         return waiters
     # One proposal, one atomic batch: the core marks every entry but the last CONTINUES,
@@ -110,15 +116,26 @@ def _admit(
     overlay: Overlay,
     next_offset: int,
     applied_end: int,
+    *,
+    key_latest: KeyLatest | None,
 ) -> Sequence[bytes | Record] | Waiter | DuplicateOffset:
     """The values to propose, or how to answer a retry of a batch already in the log."""
-    decided = admit(values, c, overlay=overlay, next_offset=next_offset)
+    decided = admit(values, c, overlay=overlay, next_offset=next_offset, key_latest=key_latest)
     if not isinstance(decided, BatchMeta):
         return decided
     if decided.last_offset < applied_end:
         return DuplicateOffset(decided.base_offset)
     waiting: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     return Waiter(decided.base_offset, decided.last_offset, decided.term, waiting)
+
+
+def _key_latest(
+    producers: GroupProducers, c: Conditions, term: int, applied_end: int
+) -> KeyLatest | None:
+    """The leader's view of keys' latest offsets, when a per-key condition needs it."""
+    if c.expected_key_offset is None or producers.keys is None:
+        return None  # admit refuses a per-key condition without one
+    return producers.keys.latest(term, applied_end)
 
 
 def _answer_duplicate(

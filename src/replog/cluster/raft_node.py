@@ -122,12 +122,13 @@ class RaftNode:
         self._proposals: list[Proposal] = []
         self._ops: list[Callable[[], None]] = []
         self._calls: set[asyncio.Future[Any]] = set()
-        self._waiters = ProduceWaiters()
+        self.waiters = ProduceWaiters()
+        """The produce requests waiting for their entries (to commit, or to persist)."""
         self._index_waiters = IndexWaiters()
         self._wakeup = asyncio.Event()
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="raft-persist")
-        self.producers = GroupProducers(store, self._executor)
+        self.producers = GroupProducers(store, self._executor, key_index=o.key_index)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = False
@@ -148,7 +149,7 @@ class RaftNode:
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        self._waiters.fail_all(UnavailableError("the node stopped before the record committed"))
+        self.waiters.fail_all(UnavailableError("the node stopped before the record committed"))
         loop = asyncio.get_running_loop()
         try:
             if self.failure is None:
@@ -172,11 +173,6 @@ class RaftNode:
     def is_leader(self) -> bool:
         """Whether this node leads now (never once fail-stopped)."""
         return self.failure is None and self.raft.role is Role.LEADER
-
-    @property
-    def pending_waiters(self) -> int:
-        """How many produce requests wait for their entries to commit."""
-        return len(self._waiters)
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -354,7 +350,7 @@ class RaftNode:
     def _idle(self) -> bool:
         """Nothing queued, to persist or to apply, and (on a leader) no producer waiting."""
         busy = self._inbox or self._proposals or self._ops or self._calls or self.raft.has_ready()
-        waiting = self._waiters and self.raft.role is Role.LEADER
+        waiting = self.waiters and self.raft.role is Role.LEADER
         return not (busy or waiting) and self.high_watermark > self.raft.log.committed
 
     def _take_inbox(self) -> list[Message]:
@@ -401,6 +397,8 @@ class RaftNode:
                 await loop.run_in_executor(self._executor, self._persist, rd)
             if rd.hard_state is not None:
                 self._durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
+            if rd.entries and self.raft.role is Role.LEADER:  # acks=leader: durable here
+                self.waiters.persisted(rd.entries[-1].index, self.raft.term)
         regular = [m for m in messages if m.type is not MessageType.SNAPSHOT]
         if regular:
             self.send(regular)
@@ -432,7 +430,7 @@ class RaftNode:
         else:
             log.critical("raft node %s: unexpected error, fail-stop", self.id, exc_info=exc)
         why = f"the node's storage failed ({exc}); the record may or may not be committed"
-        self._waiters.fail_all(UnavailableError(why))
+        self.waiters.fail_all(UnavailableError(why))
         queued, self._proposals = self._proposals, []
         for _, ask in queued:
             _fail(ask.future, UnavailableError("the node failed", certainly_not_applied=True))
@@ -452,7 +450,7 @@ class RaftNode:
     def _persist(self, rd: Ready) -> None:
         if rd.snapshot is not None:
             self.store.apply_snapshot(rd.snapshot)
-            self.producers.rebuild(rd.snapshot.index + 1)  # the log was replaced
+            self.producers.rebuild(rd.snapshot.index + 1, replaced=True)
         if rd.entries:
             self.store.append(rd.entries)
         if rd.hard_state is not None:
@@ -471,7 +469,7 @@ class RaftNode:
             self._wakeup.set()
         o = self.options
         for group in proposal_groups(taken, o.max_proposal_bytes, _TURN_MAX_RECORDS):
-            self._waiters.add(
+            self.waiters.add(
                 propose_group(self.raft, group, o, self.producers, self.high_watermark)
             )
 
@@ -486,7 +484,7 @@ class RaftNode:
                 elif e.kind == METADATA_RECORD_TYPE:
                     self.on_metadata(e.index, e.data)
         self.producers.applied(entries)
-        self._waiters.resolve(entries, self._stored_term, self._not_written)
+        self.waiters.resolve(entries, self._stored_term, self._not_written)
         self._advance_watermark(entries[-1].index + 1)
         self.producers.maybe_checkpoint(self.high_watermark)
 

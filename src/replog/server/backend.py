@@ -24,7 +24,8 @@ from replog.api.backend import (
     ReadResult,
     ServerInfo,
 )
-from replog.broker.admission import admit
+from replog.broker.admission import admit, keys_of
+from replog.broker.key_index import KeyIndex
 from replog.broker.producer_log import PartitionProducers
 from replog.broker.producer_state import BatchMeta, Overlay
 from replog.errors import (
@@ -71,14 +72,18 @@ class SingleNodeBackend:
         on_storage_failure: Callable[[BaseException], None] | None = None,
         max_batch_records: int = 32768,
         executor: ThreadPoolExecutor | None = None,
+        key_index: KeyIndex | None = None,
     ) -> None:
         """``executor`` runs the appends (shared by many partitions; one append of this
         backend at a time, so its order holds); by default the backend has its own thread.
         ``on_storage_failure`` hears of a failed write or fsync: the Log refuses every
         later append, so the owner stops the server (fail-stop, as a cluster node does).
         A request of more than ``max_batch_records`` records is refused, as a cluster
-        node refuses it."""
+        node refuses it. ``key_index`` (the topic's ``key_index``) is fed every append and
+        answers ``expected_key_offset``; the backend closes it."""
         self._log = log_
+        self._key_index = key_index
+        self._key_index_failed: BaseException | None = None
         self._max_batch_records = max_batch_records
         self._on_storage_failure = on_storage_failure
         # Readers see only acknowledged records: an append is visible once append_batch
@@ -128,6 +133,8 @@ class SingleNodeBackend:
         if self._task is not None:
             await self._task
             await self._checkpoint(loop)
+        if self._key_index is not None:
+            await loop.run_in_executor(self._executor, self._key_index.close)
         await loop.run_in_executor(self._executor, self._log.close)
         if self._owns_executor:
             self._executor.shutdown(wait=True)
@@ -199,7 +206,7 @@ class SingleNodeBackend:
         for items, _ in admitted:
             values.extend(items)
         try:
-            base = await loop.run_in_executor(self._executor, self._log.append_batch, values)
+            base = await loop.run_in_executor(self._executor, self._append, values)
         except InvalidArgumentError as exc:
             if len(group) == 1:
                 _fail(group[0][2], exc)
@@ -229,6 +236,35 @@ class SingleNodeBackend:
         if self.producers.due():
             await self._checkpoint(loop)
 
+    def _append(self, values: list[AppendValue]) -> int:
+        """Append (in the worker thread) and feed the key index; a failing index stops
+        answering per-key conditions, the append stands."""
+        base = self._log.append_batch(values)
+        index = self._key_index
+        if index is not None and self._key_index_failed is None:
+            try:
+                index.add_batch(base, keys_of(values))
+            except Exception as exc:
+                self._key_index_failed = exc
+                log.error("key index of %s failed; per-key conditions refused: %s", index, exc)
+        return base
+
+    def _key_latest(self, group: list[_Request]) -> Callable[[bytes], int] | None:
+        """How the group's per-key conditions learn a key's latest offset; None without a
+        key index, or when it failed (then those requests fail, certainly not applied)."""
+        if self._key_index is None:
+            return None
+        if self._key_index_failed is not None:
+            failed = UnavailableError(
+                "the partition's key index failed; see the server's log",
+                certainly_not_applied=True,
+            )
+            for _, c, future in group:
+                if c.expected_key_offset is not None:
+                    _fail(future, failed)
+            return None
+        return self._key_index.latest
+
     def _admit(
         self, group: list[_Request], overlay: Overlay
     ) -> tuple[list[tuple[Sequence[AppendValue], asyncio.Future[int]]], list[_Duplicate]]:
@@ -238,11 +274,27 @@ class SingleNodeBackend:
         duplicates: list[_Duplicate] = []
         offset = self._log.next_offset
         now_ms = time.time_ns() // 1_000_000
+        keyed = any(c.expected_key_offset is not None for _, c, _ in group)
+        pending: dict[bytes, int] = {}  # keys of this group's earlier batches
+        indexed = self._key_latest(group) if keyed else None
+
+        def key_latest(key: bytes) -> int:
+            if key in pending:
+                return pending[key]
+            assert indexed is not None
+            return indexed(key)
+
         for values, c, future in group:
             if future.done():  # cancelled
                 continue
             try:
-                decided = admit(values, c, overlay=overlay, next_offset=offset)
+                decided = admit(
+                    values,
+                    c,
+                    overlay=overlay,
+                    next_offset=offset,
+                    key_latest=key_latest if indexed is not None else None,
+                )
             except (PreconditionFailedError, UnsupportedError, InvalidArgumentError) as exc:
                 _fail(future, exc)
                 continue
@@ -253,6 +305,8 @@ class SingleNodeBackend:
                     batch = BatchMeta(c.base_sequence, len(decided), offset)
                     overlay.record(c.producer_id, c.producer_epoch, batch, now_ms)
                 admitted.append((decided, future))
+                if keyed:
+                    pending.update((k, offset + i) for i, k in enumerate(keys_of(decided)) if k)
                 offset += len(decided)
         return admitted, duplicates
 
@@ -262,6 +316,11 @@ class SingleNodeBackend:
             await loop.run_in_executor(self._executor, self.producers.write, data)
         except OSError as exc:  # the log itself is fine; the next open replays more
             log.warning("producer-state checkpoint of %s failed: %s", self._log.directory, exc)
+
+    def checkpoint_key_index(self) -> None:
+        """Write the key index's checkpoint (blocking; before retention deletes records)."""
+        if self._key_index is not None and self._key_index_failed is None:
+            self._key_index.checkpoint()
 
     def _notify(self) -> None:
         event, self._appended = self._appended, asyncio.Event()
