@@ -83,3 +83,17 @@ def test_both_clients_get_distinct_producer_ids(server: ThreadedServer) -> None:
     with Client(server.grpc_address) as client:
         ids = {client.init_producer_id(), client.init_producer_id(), asyncio.run(async_id())}
     assert len(ids) == 3 and all(pid > 0 and epoch == 0 for pid, epoch in ids)
+
+
+def test_keyless_batches_take_a_topics_partitions_in_turn_each_kept_in_send_order(
+    server: ThreadedServer,
+) -> None:
+    with Client(server.grpc_address) as client:
+        client.create_topic("spread", 3)
+        with Producer(client, topic="spread", max_batch_records=50) as producer:
+            futures = [producer.send(b"v%d" % i) for i in range(3_000)]
+        placed = [(f.partition, f.result()) for f in futures]
+    assert {p for p, _ in placed} == {0, 1, 2}
+    for partition in range(3):
+        offsets = [o for p, o in placed if p == partition]
+        assert offsets == list(range(len(offsets))), f"partition {partition}"
