@@ -217,7 +217,8 @@ class _Sending:
             with self._lock:
                 self._in_flight -= 1
                 self._answered.notify_all()
-                self._wake.notify()
+                if self._sequencer is not None:  # room for the sequenced sender to take more
+                    self._wake.notify()
 
     def _deliver(self, batch: _Batch) -> None:
         """Send one batch (not idempotent) and resolve its futures; never leaves one
