@@ -19,9 +19,10 @@ from replog.errors import (
     UnavailableError,
     UnsupportedError,
 )
-from replog.v1 import log_pb2
+from replog.v1 import cluster_pb2, log_pb2
 from replog.v1.record_pb2 import Record
-from tests.cluster.conftest import Cluster, Node, wait_until
+from tests.cluster.conftest import Cluster, Node, admin_call, wait_until
+from tests.cluster.test_moves_on_a_cluster import _addrs, _node
 
 
 def _batch(node: Node, seq: int, pid: int, topic: str = "", partition: int = 0) -> Any:
@@ -179,3 +180,46 @@ def test_writers_racing_on_a_key_through_every_node_win_one_a_round_across_a_lea
             latest = retry.base_offset
     stale = _keyed(three.running()[0], b"order-1", b"late", latest - 1)
     assert isinstance(stale, ExpectedKeyOffsetError) and stale.actual == latest
+
+
+def test_a_replica_that_caught_up_by_snapshot_knows_the_producers_retention_deleted(
+    cluster: Cluster,
+) -> None:
+    nodes = cluster.bootstrap(4)
+    config = {"segment_bytes": "4096", "max_record_bytes": "1024", "retention_bytes": "8192"}
+    with Client(_addrs(nodes)) as client:
+        created = client.create_topic("short", 1, replication_factor=3, config=config)
+    before = list(created.partitions[0].replicas)
+    pid = 2**60 + 3
+    first = _batch(_leader_of(cluster, "short", 0), 0, pid, "short", 0)
+    with Client(_addrs(nodes)) as client:
+        for i in range(300):  # others fill segments until retention deletes the producer's
+            client.produce(b"f%04d" % i + b"." * 90, topic="short", partition=0)
+    holders = [_node(cluster, n) for n in before]
+    for node in holders:
+        node.call(node.cluster.topics_host.apply_retention())
+
+    def deleted() -> bool:
+        group = holders[0].cluster.topics_host.local("short", 0)
+        return group is not None and group.lowest_offset > first.base_offset + 2
+
+    wait_until(deleted, 10, "retention to delete the producer's records")
+    spare = next(n for n in nodes if n.name not in before)
+    target = [*before[:2], spare.name]
+    request = cluster_pb2.ReassignPartitionRequest(topic="short", partition=0, replicas=target)
+    admin_call(
+        cluster.leader().grpc_address,
+        "ReassignPartition",
+        request,
+        cluster_pb2.ReassignPartitionResponse,
+        10,
+    )
+
+    def knows() -> Any:
+        group = spare.cluster.topics_host.local("short", 0)
+        if group is None or group.high_watermark <= first.base_offset:
+            return None
+        return group.node.producers.producers.states.check(pid, 0, 0, 3)
+
+    known = wait_until(knows, 60, "the new replica to know the producer")
+    assert known.base_offset == first.base_offset  # a retry would be answered, not appended

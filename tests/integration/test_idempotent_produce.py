@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
+from replog.client import Client
 from replog.client.core import error_from_status
 from replog.errors import (
     ExpectedOffsetError,
@@ -23,7 +24,7 @@ from replog.errors import (
 )
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
-from tests.integration.conftest import ServerProcess, ThreadedServer
+from tests.integration.conftest import ServerProcess, ThreadedServer, wait_until
 from tests.integration.test_http_bad_input import post
 
 
@@ -247,3 +248,47 @@ def test_over_http_bad_conditions_are_a_400_naming_the_field_and_append_nothing(
     status, error = _http(server, path, full)
     assert status == 400 and named in error["error"]["message"]
     assert _values(server.grpc_address) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"expected_key_offset": -2}, "expected_key_offset"),
+        ({"acks": 7}, "acks"),
+        ({"base_sequence": 3}, "producer_id"),
+        ({"producer_epoch": 1}, "producer_id"),
+        ({"producer_id": 9, "base_sequence": 2**31}, "base_sequence"),
+    ],
+)
+def test_over_grpc_bad_condition_fields_are_refused_naming_the_field_and_append_nothing(
+    address: str, fields: dict[str, int], named: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        _batch(address, [b"x"], **fields)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert named in (info.value.details() or "")
+    assert _values(address) == []
+
+
+def test_a_producer_whose_records_retention_deleted_is_still_known_after_kill_9(
+    process_factory: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "node"
+    proc = process_factory(data, "--retention-check-interval-ms", "100")
+    config = {"segment_bytes": "2048", "max_record_bytes": "1024", "retention_bytes": "1"}
+    with Client(proc.grpc_address) as client:
+        client.create_topic("t", 1, config=config)
+    pid = _producer_id(proc.grpc_address)
+    first = _batch(proc.grpc_address, [b"once"], topic="t", producer_id=pid, base_sequence=0)
+    for i in range(60):  # others roll segments until retention deletes the producer's
+        _batch(proc.grpc_address, [b"filler-%03d" % i * 8], topic="t")
+
+    def deleted() -> bool:
+        with Client(proc.grpc_address) as client:
+            return client.describe_topic("t").partitions[0].lowest_offset > first.base_offset
+
+    wait_until(deleted, 20, "retention to delete the producer's record")
+    proc.kill()  # no clean stop: only what retention checkpointed survives
+    again = process_factory(data)
+    retry = _batch(again.grpc_address, [b"once"], topic="t", producer_id=pid, base_sequence=0)
+    assert retry.duplicate and retry.base_offset == first.base_offset

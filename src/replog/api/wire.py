@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError, Message
 from replog.api.backend import NO_CONDITIONS, Conditions
 from replog.errors import BatchTooLargeError, InvalidArgumentError
 from replog.storage.codec import records_batch_bytes
-from replog.v1.log_pb2 import ACKS_LEADER, ProduceBatchRequest, ProduceRequest
+from replog.v1.log_pb2 import ACKS_ALL, ACKS_LEADER, ProduceBatchRequest, ProduceRequest
 from replog.v1.record_pb2 import Record
 
 __all__ = [
@@ -233,7 +233,10 @@ def batch_conditions(request: ProduceBatchRequest) -> tuple[Conditions, int]:
     if not (request.producer_id or request.HasField("expected_offset")) and not (
         request.HasField("expected_key_offset") or request.acks
     ):
+        if request.producer_epoch or request.base_sequence:
+            raise InvalidArgumentError("producer_epoch and base_sequence need a producer_id")
         return NO_CONDITIONS, head.ByteSize()
+    _check_conditions(request)
     conditions = Conditions(
         producer_id=request.producer_id,
         producer_epoch=request.producer_epoch,
@@ -256,12 +259,26 @@ def single_conditions(request: ProduceRequest) -> Conditions:
     """The conditional-append fields of a ProduceRequest."""
     if not request.HasField("expected_offset") and not request.HasField("expected_key_offset"):
         return NO_CONDITIONS
+    if request.HasField("expected_key_offset") and request.expected_key_offset < -1:
+        raise InvalidArgumentError("expected_key_offset must be -1 (no record) or an offset")
     return Conditions(
         expected_offset=request.expected_offset if request.HasField("expected_offset") else None,
         expected_key_offset=(
             request.expected_key_offset if request.HasField("expected_key_offset") else None
         ),
     )
+
+
+def _check_conditions(request: ProduceBatchRequest) -> None:
+    """InvalidArgumentError for condition fields out of their range."""
+    if request.HasField("expected_key_offset") and request.expected_key_offset < -1:
+        raise InvalidArgumentError("expected_key_offset must be -1 (no record) or an offset")
+    if request.acks not in (ACKS_ALL, ACKS_LEADER):
+        raise InvalidArgumentError(f"acks {request.acks} is not ACKS_ALL (0) or ACKS_LEADER (1)")
+    if not request.producer_id and (request.producer_epoch or request.base_sequence):
+        raise InvalidArgumentError("producer_epoch and base_sequence need a producer_id")
+    if request.base_sequence >= 1 << 31:
+        raise InvalidArgumentError("base_sequence must be below 2^31")
 
 
 def set_conditions(request: ProduceBatchRequest, conditions: Conditions) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,14 +53,23 @@ class PartitionProducers:
         self.covered = 0
         """The offset after the last record the state reflects."""
         self._checkpointed = 0
+        self.skip_below = 0
+        """Records below this offset are in the state already (a checkpoint from ahead)."""
+        self._write_lock = threading.Lock()
+        self._written = -1  # the offset of the newest checkpoint written
 
     # -- opening ------------------------------------------------------------------------------
 
-    def rebuild(self, read: ReadPayloads, lowest: int, end: int) -> int:
+    def rebuild(self, read: ReadPayloads, lowest: int, end: int, *, ahead: bool = False) -> int:
         """Load the checkpoint and replay the records of ``[lowest, end)`` after it;
-        return how many records were read."""
+        return how many records were read. ``ahead``: the checkpoint is another replica's
+        (sent with a snapshot), which may cover records past ``end``: then it is the state,
+        and those records, when this replica applies them, are skipped (``skip_below``)."""
         start = lowest
         loaded = self._load()
+        if ahead and loaded is not None and loaded > end:
+            self.covered = self.skip_below = self._checkpointed = loaded
+            return 0
         if loaded is not None and loaded <= end:
             start = max(loaded, lowest)
         else:
@@ -116,6 +126,11 @@ class PartitionProducers:
         """Whether enough records were fed since the last checkpoint to write one."""
         return self.covered - self._checkpointed >= CHECKPOINT_EVERY_RECORDS
 
+    @property
+    def checkpointed(self) -> int:
+        """The offset the newest checkpoint (taken) covers records below."""
+        return self._checkpointed
+
     def snapshot(self) -> bytes:
         """The checkpoint of the state now (serialize on the thread that feeds the state,
         write with ``write`` anywhere)."""
@@ -129,9 +144,16 @@ class PartitionProducers:
         return json.dumps(doc, separators=(",", ":")).encode()
 
     def write(self, data: bytes) -> None:
-        """Write a ``snapshot`` durably (a private file, replaced atomically)."""
-        if self.path is not None:
+        """Write a ``snapshot`` durably (a private file, replaced atomically). Writes are
+        serialised, and one older than the checkpoint on disk is dropped."""
+        if self.path is None:
+            return
+        offset = int(json.loads(data)["offset"])
+        with self._write_lock:
+            if offset < self._written:
+                return
             write_atomically(self.path, data)
+            self._written = offset
 
 
 def _entry_json(pid: int, entry: ProducerEntry) -> list[Any]:

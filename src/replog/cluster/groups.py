@@ -9,12 +9,14 @@ hosted the same way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
 
+from replog.broker.producer_log import CHECKPOINT_NAME
 from replog.cluster.inbox import Inbox
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook
@@ -87,7 +89,9 @@ class GroupHost:
         book = {n: a for n, a in self.book.entries.values()}
         t = self.transport
         ok = False
+        path = store.directory / CHECKPOINT_NAME
         try:
+            state = await asyncio.to_thread(path.read_bytes) if path.exists() else b""
             if addr:
                 ok = await send_snapshot(
                     addr,
@@ -99,6 +103,7 @@ class GroupHost:
                     book,
                     cluster_id=t.cluster_id,
                     group=group,
+                    producer_state=state,
                 )
         except (grpc.RpcError, ReplogError, OSError) as exc:
             log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)

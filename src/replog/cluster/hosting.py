@@ -327,8 +327,13 @@ class TopicsHost:
             if config.retention_ms == -1 and config.retention_bytes == -1:
                 continue
             with contextlib.suppress(UnavailableError):
+                # What the producer state and key index remember of the records about to
+                # go is on disk first; retention keeps what they do not cover yet.
+                covered = await hosted.node.producers.before_retention(hosted.node.high_watermark)
                 deleted += await hosted.node.call(
-                    functools.partial(_retain, hosted=hosted, config=config, now_ms=now_ms)
+                    functools.partial(
+                        _retain, hosted=hosted, config=config, now_ms=now_ms, keep_from=covered
+                    )
                 )
         return deleted
 
@@ -337,16 +342,21 @@ def _transfer(raft: Raft, *, to: int) -> None:
     raft.transfer_leadership(to)
 
 
-def _retain(raft: Raft, *, hosted: HostedPartition, config: TopicConfig, now_ms: int | None) -> int:
+def _retain(
+    raft: Raft,
+    *,
+    hosted: HostedPartition,
+    config: TopicConfig,
+    now_ms: int | None,
+    keep_from: int,
+) -> int:
     """Delete what retention lets go of one partition (on its node's loop, so the store
     is not used by anyone else meanwhile); the number of segments deleted."""
     store = hosted.store
-    if hosted.node.producers.keys is not None:  # it must remember keys about to go
-        hosted.node.producers.keys.checkpoint()
     result = store.log.apply_retention(
         retention_ms=config.retention_ms,
         retention_bytes=config.retention_bytes,
-        keep_from=hosted.node.high_watermark,
+        keep_from=min(keep_from, hosted.node.high_watermark),
         now_ms=now_ms,
     )
     if result.segments_deleted:

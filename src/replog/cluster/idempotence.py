@@ -89,9 +89,8 @@ class GroupProducers:
             return [e.data if e.kind & ~CONTINUES == EntryKind.DATA else b"" for e in entries]
 
         try:
-            self.producers.rebuild(
-                read, store.first_index(), min(applied_end, store.last_index() + 1)
-            )
+            end = min(applied_end, store.last_index() + 1)
+            self.producers.rebuild(read, store.first_index(), end, ahead=replaced)
         except (ReplogError, RaftError) as exc:  # unreadable: produces fail on it anyway
             log.error("producer state of %s not rebuilt: %s", store.directory, exc)
         self._overlay = None
@@ -108,6 +107,8 @@ class GroupProducers:
             self._overlay.prune(entries[-1].index)
 
     def _note(self, entry: Entry) -> None:
+        if entry.index < self.producers.skip_below:  # in the state already
+            return
         try:
             fields = producer_fields(entry.data)
         except DecodeError:  # not a Record: not a producer's
@@ -159,6 +160,19 @@ class GroupProducers:
         if self._store.directory is not None and self.producers.due():
             data = self.producers.snapshot()
             asyncio.get_running_loop().run_in_executor(self._executor, self._write, data)
+
+    async def before_retention(self, applied_end: int) -> int:
+        """Checkpoint the producer state and the key index before retention deletes
+        records; return the offset they cover records below (retention keeps the rest)."""
+        loop = asyncio.get_running_loop()
+        if self.keys is not None:
+            await loop.run_in_executor(self._executor, self.keys.checkpoint)
+        self.producers.covered = applied_end
+        if self._store.directory is None or not len(self.producers.states):
+            return applied_end
+        data = self.producers.snapshot()
+        await loop.run_in_executor(self._executor, self._write, data)
+        return applied_end
 
     async def checkpoint(self, applied_end: int) -> None:
         """Write a checkpoint of the applied state now (on stopping), and close the key

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from replog.broker.producer_log import CHECKPOINT_NAME
 from replog.cluster.admin import NodeChannel
 from replog.cluster.inbox import GroupTarget, Inbox
 from replog.cluster.transport import RAFT_SERVICE, message_to_proto
 from replog.raft.messages import Message
 from replog.storage import Log
+from replog.storage.atomic import write_atomically
 from replog.v1 import raft_pb2
 
 __all__ = ["receive_snapshot", "send_snapshot", "snapshot_chunks"]
@@ -33,9 +35,11 @@ async def snapshot_chunks(
     book: dict[str, str],
     cluster_id: str = "",
     group: str = "",
+    producer_state: bytes = b"",
 ) -> AsyncIterator[raft_pb2.SnapshotChunk]:
-    """The sender's id, cluster and address book, its retained records up to the snapshot
-    index, then the SNAPSHOT message itself (the receiver installs only a complete stream)."""
+    """The sender's id, cluster, address book and producer-state checkpoint, its retained
+    records up to the snapshot index, then the SNAPSHOT message itself (the receiver
+    installs only a complete stream)."""
     assert message.snapshot is not None
     offset, last = log.lowest_offset, message.snapshot.index
     yield raft_pb2.SnapshotChunk(
@@ -45,6 +49,7 @@ async def snapshot_chunks(
         address_book=json.dumps(book).encode(),
         cluster_id=cluster_id,
         group=group,
+        producer_state=producer_state,
     )
     while offset <= last:
         payloads = await asyncio.to_thread(
@@ -69,6 +74,7 @@ async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
     *,
     cluster_id: str = "",
     group: str = "",
+    producer_state: bytes = b"",
 ) -> bool:
     """Stream the snapshot ``message`` names to the node at ``addr``; whether it took it."""
     async with NodeChannel(addr, credentials) as channel:
@@ -78,7 +84,14 @@ async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
             response_deserializer=raft_pb2.SnapshotAck.FromString,
         )
         chunks = snapshot_chunks(
-            log, message, name=name, addr=own_addr, book=book, cluster_id=cluster_id, group=group
+            log,
+            message,
+            name=name,
+            addr=own_addr,
+            book=book,
+            cluster_id=cluster_id,
+            group=group,
+            producer_state=producer_state,
         )
         ack = await call(chunks, timeout=300)
         return bool(ack.ok)
@@ -92,6 +105,7 @@ async def receive_snapshot(
     cluster, for another node, or of a group not hosted here, also if the group stopped being
     hosted meanwhile: the staged records are never used)."""
     staged = None
+    producer_state = b""
     final: raft_pb2.RaftMessage | None = None
     book = inbox.book
     sender = group = ""
@@ -107,6 +121,7 @@ async def receive_snapshot(
                     inbox.drop("group", sender, 1)
                     return None
                 staged = await asyncio.to_thread(target.store.stage_snapshot, chunk.first_offset)
+                producer_state = chunk.producer_state
                 for name, addr in json.loads(chunk.address_book or b"{}").items():
                     book.set(name, addr)
             if chunk.payloads:
@@ -120,6 +135,9 @@ async def receive_snapshot(
             return None
         await asyncio.to_thread(target.store.finish_staging, staged)
         staged = None
+        if producer_state:  # read by the rebuild that installing the snapshot starts
+            path = target.store.directory / CHECKPOINT_NAME
+            await asyncio.to_thread(write_atomically, path, producer_state)
     finally:
         if staged is not None and target is not None and target.store is not None:
             # incomplete: its records must never be swapped in

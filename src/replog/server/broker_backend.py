@@ -22,6 +22,7 @@ from replog.broker.key_index import KeyIndex
 from replog.broker.key_source import LogKeySource
 from replog.broker.model import PartitionDescription, TopicDescription
 from replog.broker.names import DEFAULT_TOPIC, check_replication_factor, check_topic_name
+from replog.broker.producer_log import PartitionProducers
 from replog.errors import (
     UnavailableError,
     UnknownPartitionError,
@@ -258,8 +259,13 @@ class BrokerBackend:
 
     # -- retention ----------------------------------------------------------------------------
 
-    def _checkpoint_key_indexes(self) -> None:
-        """Key indexes remember keys whose records retention is about to delete."""
+    def _checkpoint_all(self, snapshots: list[tuple[PartitionProducers, bytes]]) -> None:
+        """Write producer-state checkpoints and key-index checkpoints (a worker thread)."""
+        for producers, data in snapshots:
+            try:
+                producers.write(data)
+            except OSError as exc:
+                log.warning("producer-state checkpoint of %s failed: %s", producers.path, exc)
         for backends in list(self._partitions.values()):
             for backend in backends:
                 backend.checkpoint_key_index()
@@ -275,7 +281,15 @@ class BrokerBackend:
     async def apply_retention(self) -> int:
         """Apply every topic's retention now; return how many segments were deleted."""
         async with self._admin:
-            await asyncio.to_thread(self._checkpoint_key_indexes)
+            # What producer states and key indexes remember of the records about to go is
+            # on disk first; retention keeps what their checkpoints do not cover yet.
+            snapshots = [
+                (b.producers, b.producers.snapshot())
+                for backends in self._partitions.values()
+                for b in backends
+                if len(b.producers.states)
+            ]
+            await asyncio.to_thread(self._checkpoint_all, snapshots)
             events = await asyncio.to_thread(self.broker.apply_retention, None, self._keep_from)
         for event in events:
             log.info(
@@ -292,7 +306,10 @@ class BrokerBackend:
         backends = self._partitions.get(topic)
         if backends is None or partition >= len(backends):
             return log_.lowest_offset
-        return backends[partition].high_watermark
+        backend = backends[partition]
+        if len(backend.producers.states):  # its producers' checkpoint covers up to here
+            return min(backend.high_watermark, backend.producers.checkpointed)
+        return backend.high_watermark
 
 
 def _reconfiguring(topic: str) -> UnavailableError:
