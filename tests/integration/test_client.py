@@ -140,7 +140,9 @@ def test_producer_batches_by_bytes_and_keeps_keys(server: ThreadedServer) -> Non
 
 
 def test_producer_fails_futures_when_the_server_is_down() -> None:
-    producer = Producer(Client(f"127.0.0.1:{free_port()}", retry=FAST_RETRY, timeout=5))
+    producer = Producer(
+        Client(f"127.0.0.1:{free_port()}", retry=FAST_RETRY, timeout=5), delivery_timeout_ms=2_000
+    )
     future = producer.send(b"a")
     with pytest.raises(UnavailableError):
         future.result(timeout=30)

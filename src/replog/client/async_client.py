@@ -313,6 +313,14 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         )
         return _servers(response)
 
+    async def init_producer_id(self, *, timeout: float | None = _DEFAULT) -> tuple[int, int]:
+        """A fresh ``(producer_id, producer_epoch)`` for idempotent produces;
+        UnsupportedError from a server that does not hand them out."""
+        response = await self._call(
+            "InitProducerId", log_pb2.InitProducerIdRequest(), idempotent=True, timeout=timeout
+        )
+        return int(response.producer_id), int(response.producer_epoch)
+
     async def close(self) -> None:
         """Close the connections. Idempotent."""
         channels, self._channels, self._conns = list(self._channels.values()), {}, {}

@@ -75,6 +75,11 @@ _METHODS: dict[str, tuple[str, Callable[[Any], bytes], Callable[[bytes], Any]]] 
         log_pb2.GetServersRequest.SerializeToString,
         log_pb2.GetServersResponse.FromString,
     ),
+    "InitProducerId": (
+        "uu",
+        log_pb2.InitProducerIdRequest.SerializeToString,
+        log_pb2.InitProducerIdResponse.FromString,
+    ),
 }
 
 
@@ -221,6 +226,17 @@ class _ClientBase:
         partition: int | None = None,
     ) -> float:
         """After a failed call to ``addr``: how long to wait before retrying, or raise."""
+        error = self._failed_call(addr, exc, topic, partition)
+        delay = next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
+        if delay is None:
+            raise error
+        return delay
+
+    def _failed_call(
+        self, addr: str, exc: grpc.RpcError, topic: str = "", partition: int | None = None
+    ) -> ReplogError:
+        """The replog error a call to ``addr`` failed with, noted against the address and
+        the partition's route (a failed member is avoided for a while)."""
         error = _to_error(exc)
         routed = partition is not None and self.routes.routed(topic)
         if routed and isinstance(error, DeadlineExceededError):
@@ -235,10 +251,7 @@ class _ClientBase:
                     self.picker.on_unavailable(addr, time.monotonic())
             else:
                 self.picker.on_unavailable(addr, time.monotonic(), error.leader_addr)
-        delay = next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
-        if delay is None:
-            raise error
-        return delay
+        return error
 
     @staticmethod
     def _ask_another(exc: grpc.RpcError) -> bool:

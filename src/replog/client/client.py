@@ -121,9 +121,12 @@ class Client(_ClientBase, AdminMethods):
         return stubs[method]
 
     def _refresh(self, timeout: float | None) -> None:
+        if self.picker.begin_refresh(time.monotonic()):
+            self._refresh_begun(timeout)
+
+    def _refresh_begun(self, timeout: float | None) -> None:
+        """Ask the members for the view (``begin_refresh`` said it is due)."""
         picker = self.picker
-        if not picker.begin_refresh(time.monotonic()):
-            return
         retry_after_s = 1.0
         try:
             for addr in picker.refresh_candidates():
@@ -167,6 +170,36 @@ class Client(_ClientBase, AdminMethods):
                     addr, exc, delays, idempotent=idempotent, topic=topic, partition=partition
                 )
                 time.sleep(delay)
+
+    def _start_call(
+        self, method: str, request: Any, *, timeout: float | None, topic: str, partition: int
+    ) -> tuple[str, grpc.Future[Any]]:
+        """Start one produce-routed call of ``method`` without waiting for it (no retry):
+        the address it went to and its gRPC future (see ``_failed_call`` for its error).
+
+        A periodic refresh of the view or of the topic's routes, while the leader is known,
+        runs on a thread of its own: the caller (a producer's only sender) does not wait."""
+        picker, now = self.picker, time.monotonic()
+        leader = picker.leader
+        if leader is None or picker.is_failed(leader):
+            self._refresh(timeout)
+        elif picker.begin_refresh(now):
+            threading.Thread(target=self._refresh_begun, args=(timeout,), daemon=True).start()
+        if self._routes_due(topic):
+            if self.routes.leader(topic, partition, now):
+                threading.Thread(target=self._fetch_routes, args=(topic,), daemon=True).start()
+            else:
+                self._fetch_routes(topic)
+        addr = self._pick(_PRODUCE, topic, partition)
+        return addr, self._stub(addr, method).future(request, timeout=timeout)
+
+    def init_producer_id(self, *, timeout: float | None = _DEFAULT) -> tuple[int, int]:
+        """A fresh ``(producer_id, producer_epoch)`` for idempotent produces (see
+        ``Producer``); UnsupportedError from a server that does not hand them out."""
+        response = self._call(
+            "InitProducerId", log_pb2.InitProducerIdRequest(), idempotent=True, timeout=timeout
+        )
+        return int(response.producer_id), int(response.producer_epoch)
 
     def _fetch_routes(self, topic: str) -> None:
         """Learn ``topic``'s partition leaders and replicas (see ``replog.client.routes``)."""

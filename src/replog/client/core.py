@@ -56,6 +56,7 @@ __all__ = [
     "error_from_status",
     "field_header",
     "normalize_target",
+    "producer_fields",
 ]
 
 DEFAULT_SERVER = "127.0.0.1:7400"
@@ -188,6 +189,17 @@ def routing_fields(topic: str = "", partition: int | None = None) -> bytes:
         check_partition(partition)
         out += b"\x18" + _varint(partition)
     return out
+
+
+def producer_fields(producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
+    """The idempotence fields (4, 5, 6) of a ProduceBatchRequest, serialized."""
+    out = b"\x20" + _varint(producer_id) if producer_id else b""
+    out += b"\x28" + _varint(producer_epoch) if producer_epoch else b""
+    return out + (b"\x30" + _varint(base_sequence) if base_sequence else b"")
+
+
+#: ``acks`` as a Producer takes it -> the ProduceBatchRequest's serialized field 9.
+ACKS_FIELDS: Final[dict[str, bytes]] = {"all": b"", "leader": b"\x48\x01"}
 
 
 def check_partition(partition: object) -> int:

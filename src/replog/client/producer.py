@@ -3,10 +3,45 @@
 ``send()`` returns at once with a ``RecordFuture`` (a ``concurrent.futures.Future``) that
 resolves to the record's offset (or fails with a replog error); ``send_many()`` queues many
 values with one call. A batch goes out when it holds ``max_batch_records`` records or
-``max_batch_bytes`` bytes, or ``linger_ms`` after its first record. With
-``max_in_flight > 1`` batches may be appended in a different order than they were sent;
-use ``max_in_flight=1`` to keep send order. Within a batch, records get consecutive offsets
-in send order.
+``max_batch_bytes`` bytes, or ``linger_ms`` after its first record; at most
+``max_in_flight`` batches are unanswered at a time. Within a batch, records get
+consecutive offsets in send order.
+
+Idempotent and ordered (``enable_idempotence=True``, the default, as Kafka's): before its
+first batch the producer gets a producer id from the server (``InitProducerId``). Each
+batch is numbered, per partition, with the sequences of its records; the partition's
+leader appends a batch only when it follows the last one appended, and answers a resent
+batch it already holds with that batch's offsets. So per partition the records of one
+producer are appended exactly once and in send order, with several batches in flight. On
+a not-leader answer, any UnavailableError (a lost connection, a node down, even when the
+batch may have been appended), a timed-out call, or a refusal caused by an earlier batch,
+the producer refreshes its view of the cluster and resends the partition's unacknowledged
+batches in order, ``retry_backoff_ms`` apart, until ``delivery_timeout_ms`` after the
+record was sent; only then does its future fail, with the last failure as the cause.
+InvalidArgumentError, PermissionDeniedError, ProducerFencedError and other errors fail at
+once. When a partition's leader forgot the producer id (UnknownProducerError), or a batch
+given up left a hole in the sequences, the partition takes a fresh producer id and its
+sequences start again at 0; this has a tiny duplicate window, as Kafka's has: an attempt
+of the old id still travelling inside the cluster could be appended after the resend.
+``replog.client.sequencing`` holds the rules, ``replog.client.sender`` the I/O.
+
+A server that does not hand out producer ids (UNIMPLEMENTED): the producer logs a warning,
+raises a ``RuntimeWarning``, sets ``idempotent`` to False and works as with
+``enable_idempotence=False`` (a log without idempotence cannot give the guarantee whatever
+the producer does; failing would make every older server unusable). Keyed records whose
+partition the producer cannot compute (the topic's partition count cannot be described)
+are sent in the same way, with a warning.
+
+``enable_idempotence=False`` is the producer of before: a failed batch is resent only when
+it certainly was not appended (see ``replog.client.core``), and with ``max_in_flight > 1``
+batches may be appended in a different order than they were sent.
+
+``acks``: ``"all"`` (default) answers once a majority of the partition's replicas hold the
+batch durably: it survives the loss of any minority. ``"leader"`` answers once the leader
+holds it durably, before it is committed: an acknowledged batch is lost if the leader
+fails before a follower has it and another replica becomes leader (and a producer then
+sees its later batches refused for the hole, and renumbers them under a fresh id). A
+server that does not distinguish them (main at 4de67db) answers ``"leader"`` as ``"all"``.
 
 Topics: ``topic=`` sends to that topic (default: ``default``), ``partition=`` to one named
 partition. Otherwise a batch is appended to one partition, so no batch may hold records
@@ -15,17 +50,15 @@ when the first keyed record is sent and again after ``METADATA_MAX_AGE_S``: ``se
 block for that call, as a Kafka producer's does for metadata), computes each key's
 partition with Kafka's murmur2 and names it. One batch is open per partition, so records
 of interleaved keys still batch up per partition; each goes out when full or ``linger_ms``
-after its first record. Keyless records join the batch most recently written to (alone,
-the server's sticky partition takes them). When the count cannot be learned (an ACL
-without ``consume``, an older server) the key itself decides: a record of another key
-closes the current batch (keys are not parked: there may be millions), and the server
+after its first record. Keyless records join the batch most recently written to; alone,
+they go to the partitions in turn, batch by batch (idempotent), or to the server's sticky
+partition. When the count cannot be learned (an ACL without ``consume``, an older server)
+the key itself decides: a record of another key closes the current batch, and the server
 places each batch. A record's future tells its ``partition`` once resolved.
 
-A failed batch fails every future in it, with one exception: when the server rejects a
-batch because a record is over its size limit (``RecordTooLargeError``, so nothing was
-appended), the batch is split and resent so that only the oversized records' futures fail.
-A retry after an ambiguous failure would be at-least-once, so it is not done (see
-``replog.client.core``).
+When the server rejects a batch because a record is over its size limit
+(``RecordTooLargeError``, so nothing was appended), the batch is split and resent so that
+only the oversized records' futures fail.
 
 Why it is shaped this way (the hot path is ``send``): a record is queued as two ready-made
 pieces of the ProduceBatchRequest body (its field header and its serialized Record), so a
@@ -36,6 +69,7 @@ is a small ``RecordFuture`` sharing its batch's state; one plain lock guards the
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections import deque
@@ -44,9 +78,9 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
-from replog.client.base import _PRODUCE
 from replog.client.client import Client
 from replog.client.core import (
+    ACKS_FIELDS,
     DEFAULT_TOPIC,
     HeadersInput,
     ValueInput,
@@ -57,13 +91,12 @@ from replog.client.core import (
 )
 from replog.client.partitioner import partition_for_key
 from replog.client.record_future import RecordFuture, _Batch
+from replog.client.sender import _first_at, _Sending
+from replog.client.sequencing import MAX_IN_FLIGHT_IDEMPOTENT, Sequencer
 from replog.errors import (
-    BatchTooLargeError,
     InvalidArgumentError,
     PermissionDeniedError,
-    RecordTooLargeError,
     ReplogError,
-    ServerError,
     UnknownTopicError,
     UnsupportedError,
 )
@@ -84,10 +117,6 @@ _RECOUNT_AFTER_ERROR_S = 1.0
 _VALUE_HEADS: list[bytes] = []
 
 
-def _first_at(batch: _Batch) -> float:
-    return batch.first_at
-
-
 def _value_head(size: int) -> bytes:
     """The bytes put before a bare value to make it a Record inside a ProduceBatchRequest."""
     if size == 0:
@@ -99,8 +128,34 @@ def _value_head(size: int) -> bytes:
 _VALUE_HEADS.extend(_value_head(n) for n in range(_HEADS_CACHED))
 
 
-class Producer:
-    """A thread-based batching producer over a ``Client`` (or a ``HOST:PORT`` to connect to)."""
+def _sequencer(
+    enable_idempotence: bool,
+    max_in_flight: int,
+    delivery_timeout_ms: float,
+    retry_backoff_ms: float,
+) -> Sequencer[_Batch] | None:
+    """The sequencing core of an idempotent producer (None when not idempotent)."""
+    if delivery_timeout_ms <= 0 or retry_backoff_ms < 0:
+        raise InvalidArgumentError(
+            "delivery_timeout_ms must be positive, retry_backoff_ms not negative"
+        )
+    if not enable_idempotence:
+        return None
+    if max_in_flight > MAX_IN_FLIGHT_IDEMPOTENT:
+        raise InvalidArgumentError(
+            f"an idempotent producer keeps at most {MAX_IN_FLIGHT_IDEMPOTENT} batches in "
+            f"flight (the batches a partition remembers), got max_in_flight={max_in_flight}"
+        )
+    return Sequencer(
+        max_in_flight=max(max_in_flight, 1),
+        delivery_timeout_s=delivery_timeout_ms / 1000,
+        retry_backoff_s=retry_backoff_ms / 1000,
+    )
+
+
+class Producer(_Sending):
+    """A thread-based batching producer over a ``Client`` (or a ``HOST:PORT`` to connect to);
+    idempotent and ordered per partition by default (see the module docstring)."""
 
     def __init__(
         self,
@@ -116,12 +171,28 @@ class Producer:
         key: str | os.PathLike[str] | None = None,
         topic: str = "",
         partition: int | None = None,
+        enable_idempotence: bool = True,
+        acks: str = "all",
+        delivery_timeout_ms: float = 120_000,
+        retry_backoff_ms: float = 100,
     ) -> None:
         """Start the sender thread. ``ca``/``cert``/``key`` make the connection TLS when the
         producer makes its own Client (a ``HOST:PORT`` or None); with a given ``Client``
         they must be left out, as that Client's own settings apply. Records go to ``topic``
-        ("" = default), to ``partition`` when given, else where the server's partitioner
-        places each batch."""
+        ("" = default), to ``partition`` when given, else to their key's partition.
+
+        ``enable_idempotence``: exactly once and in send order per partition, resending
+        until ``delivery_timeout_ms`` (``max_in_flight`` at most 5); ``acks``: ``"all"``
+        or ``"leader"`` (what each can lose: see the module docstring). InvalidArgumentError
+        for a setting out of range."""
+        self._sequencer = _sequencer(
+            enable_idempotence, max_in_flight, delivery_timeout_ms, retry_backoff_ms
+        )
+        self.idempotent = self._sequencer is not None
+        if acks not in ACKS_FIELDS:
+            raise InvalidArgumentError(f"acks must be 'all' or 'leader', got {acks!r}")
+        self.acks = acks
+        self._acks = ACKS_FIELDS[acks]
         if max_batch_records < 1 or max_batch_bytes < 1 or max_in_flight < 1 or linger_ms < 0:
             raise InvalidArgumentError("producer limits must be positive")
         if partition is not None:
@@ -131,6 +202,9 @@ class Producer:
         self._routing = routing_fields(topic, partition)  # checks the topic's type too
         self._partitions: int | None = None  # the topic's count; None: unknown
         self._counted_at: float | None = None
+        self._sticky = random.randrange(1 << 16)  # keyless batches' partition, in turn
+        self._warned_unrouted = False
+        self._id_refused: ReplogError | None = None  # InitProducerId's answer, if not passing
         if isinstance(client, Client) and (ca or cert or key):
             raise InvalidArgumentError("give ca/cert/key to the Client, not to the Producer")
         self._owns_client = not isinstance(client, Client)
@@ -140,9 +214,15 @@ class Producer:
         self.linger_s = linger_ms / 1000
         self.max_batch_records = max_batch_records
         self.max_batch_bytes = max_batch_bytes
+        self.max_in_flight = max_in_flight
         self.max_buffered_records = max(max_buffered_records, max_batch_records)
+        self._start_sender(max_in_flight)
+
+    def _start_sender(self, max_in_flight: int) -> None:
+        """Make the queue, its lock and conditions, and start the sender thread."""
         # One lock guards the queue; the conditions on it wake the sender thread (a batch
-        # may be due), blocked senders (room in the buffer) and flush() (a batch answered).
+        # may be due, an answer came), blocked senders (room in the buffer) and flush() (a
+        # batch answered).
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)
@@ -154,7 +234,8 @@ class Producer:
         # partition's records batch up however keys interleave).
         self._parked: dict[_Route, _Batch] = {}
         self._buffered = 0  # records in _open, _parked and _full
-        self._in_flight = 0
+        self._in_flight = 0  # batches taken and not yet answered, outside the sequencer
+        self._resolving = 0  # batches answered whose futures are being resolved
         self._flushing = 0
         self._closed = False
         self._slots = threading.Semaphore(max_in_flight)
@@ -259,7 +340,8 @@ class Producer:
             self._counted_at = None
             raise
         except (PermissionDeniedError, UnsupportedError):
-            self._partitions = None  # not allowed to ask, or not offered: route by key
+            if self._sequencer is None:  # (a sequenced producer keeps a count it knew)
+                self._partitions = None  # not allowed to ask, or not offered: route by key
         except ReplogError:
             # A passing failure (an election, a timeout): keep routing as before. Switching
             # to key routes would let new batches overtake a partition's parked ones.
@@ -370,13 +452,18 @@ class Producer:
             self._flushing += 1
             self._wake.notify()
             try:
-                while self._buffered or self._in_flight:
+                while self._outstanding():
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError("flush timed out")
                     self._answered.wait(remaining)
             finally:
                 self._flushing -= 1
+
+    def _outstanding(self) -> bool:
+        """Whether records are queued, in flight or being resolved (holds the lock)."""
+        pending = self._sequencer.pending() if self._sequencer is not None else 0
+        return bool(self._buffered or self._in_flight or self._resolving or pending)
 
     def close(self, timeout: float | None = None) -> None:
         """Flush, stop the background threads and close an owned client. Idempotent.
@@ -406,103 +493,3 @@ class Producer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    # -- the sender thread -------------------------------------------------------------------
-
-    def _take(self) -> _Batch | None:
-        """Wait until a batch is due and take it (None once closed and drained)."""
-        with self._lock:
-            while True:
-                if self._full:
-                    batch = self._full.popleft()
-                    break
-                oldest = self._oldest_open()
-                if oldest is not None:
-                    wait = oldest.first_at + self.linger_s - time.monotonic()
-                    if wait <= 0 or self._flushing or self._closed:
-                        self._unpark(oldest)
-                        if oldest.route is None and self._parked:
-                            # The server places keyless records, maybe on a partition
-                            # whose parked batch holds earlier records: those go first.
-                            self._full.extend(sorted(self._parked.values(), key=_first_at))
-                            self._parked.clear()
-                            self._full.append(oldest)
-                            continue
-                        batch = oldest
-                        break
-                    self._wake.wait(wait)
-                elif self._closed:
-                    return None
-                else:
-                    self._wake.wait()
-            self._buffered -= batch.count
-            self._in_flight += 1
-            self._room.notify_all()
-            return batch
-
-    def _oldest_open(self) -> _Batch | None:
-        """The open batch (current or parked) whose linger ends first, if any holds records."""
-        oldest: _Batch | None = self._open if self._open.count else None
-        for batch in self._parked.values():
-            if oldest is None or batch.first_at < oldest.first_at:
-                oldest = batch
-        return oldest
-
-    def _unpark(self, batch: _Batch) -> None:
-        """Take an open batch out of the producer's hands to send it (holds the lock)."""
-        if batch is self._open:
-            self._open = _Batch(self._futures_condition)
-        else:
-            del self._parked[batch.route]
-
-    def _run(self) -> None:
-        while True:
-            self._slots.acquire()
-            batch = self._take()
-            if batch is None:
-                self._slots.release()
-                return
-            self._pool.submit(self._send, batch)
-
-    def _send(self, batch: _Batch) -> None:
-        try:
-            self._deliver(batch)
-        finally:
-            self._slots.release()
-            with self._lock:
-                self._in_flight -= 1
-                self._answered.notify_all()
-
-    def _deliver(self, batch: _Batch) -> None:
-        """Send one batch and resolve its futures; never leaves one unresolved."""
-        try:
-            route = batch.route
-            routing = routing_fields(self.topic, route) if isinstance(route, int) else self._routing
-            request = b"".join(batch.parts) + routing
-            # The request is already serialized; the client's ProduceBatch stub passes
-            # bytes through (its request serializer is the identity).
-            response = self.client._call(
-                "ProduceBatch",
-                request,
-                idempotent=False,
-                timeout=self.client.timeout,
-                route=_PRODUCE,  # straight to the leader, not via a follower's forward
-                topic=self.topic,
-                partition=route if isinstance(route, int) else self.partition,
-            )
-            base, partition = int(response.base_offset), int(response.partition)
-        except (RecordTooLargeError, BatchTooLargeError) as exc:
-            if batch.count == 1:
-                batch.resolve(0, exc)
-                return
-            # Nothing of the batch was appended: resend it in halves until only the
-            # oversized records fail (or the halves fit the server's records per request).
-            for half in batch.split():
-                self._deliver(half)
-        except ReplogError as exc:
-            batch.resolve(0, exc)
-        except Exception as exc:  # never leave a future unresolved
-            batch.resolve(0, ServerError(f"produce failed: {exc}"))
-        else:
-            self.client.picker.note_written(base + batch.count - 1, self.topic, partition)
-            batch.resolve(base, None, partition)

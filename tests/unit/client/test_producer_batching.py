@@ -10,12 +10,19 @@ from typing import Any
 
 import pytest
 
-from replog import Client, Producer, RecordTooLargeError, ServerError, UnavailableError
+from replog import (
+    Client,
+    InvalidArgumentError,
+    Producer,
+    RecordTooLargeError,
+    ServerError,
+    UnavailableError,
+)
 from replog.client.admin import PartitionDescription, TopicDescription
 from replog.client.partitioner import partition_for_key
 from replog.client.producer import METADATA_MAX_AGE_S
 from replog.errors import UnsupportedError
-from replog.v1.log_pb2 import ProduceBatchRequest, ProduceBatchResponse
+from replog.v1.log_pb2 import ACKS_LEADER, ProduceBatchRequest, ProduceBatchResponse
 from replog.v1.record_pb2 import Record
 
 LONG_LINGER_MS = 60_000
@@ -47,6 +54,8 @@ class FakeClient(Client):
         topic: str = "",
         partition: int | None = None,
     ) -> Any:
+        if method == "InitProducerId":  # an older server: no producer ids
+            raise UnsupportedError("the server does not offer this call (InitProducerId)")
         assert method == "ProduceBatch" and isinstance(request, bytes)
         assert route == "produce", "a producer's batches go to the leader"
         parsed = ProduceBatchRequest.FromString(request)
@@ -86,7 +95,13 @@ def fake() -> Iterator[FakeClient]:
 
 
 def test_batches_are_cut_at_the_record_limit(fake: FakeClient) -> None:
-    with Producer(fake, max_batch_records=4, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+    with Producer(
+        fake,
+        enable_idempotence=False,
+        max_batch_records=4,
+        linger_ms=LONG_LINGER_MS,
+        max_in_flight=1,
+    ) as p:
         futures = [p.send(b"%d" % i) for i in range(10)]
     assert [len(b) for b in fake.batches] == [4, 4, 2]
     assert [f.result() for f in futures] == list(range(10))
@@ -96,14 +111,26 @@ def test_batches_are_cut_at_the_record_limit(fake: FakeClient) -> None:
 @pytest.mark.parametrize("bulk", [False, True], ids=["send", "send_many"])
 def test_batches_are_cut_at_the_byte_limit(fake: FakeClient, bulk: bool) -> None:
     values = [b"x" * 40] * 10  # 42 bytes each in the request
-    with Producer(fake, max_batch_bytes=100, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+    with Producer(
+        fake,
+        enable_idempotence=False,
+        max_batch_bytes=100,
+        linger_ms=LONG_LINGER_MS,
+        max_in_flight=1,
+    ) as p:
         futures = p.send_many(values) if bulk else [p.send(v) for v in values]
     assert [len(b) for b in fake.batches] == [2, 2, 2, 2, 2]
     assert [f.result() for f in futures] == list(range(10))
 
 
 def test_send_many_fills_the_open_batch_then_starts_new_ones(fake: FakeClient) -> None:
-    with Producer(fake, max_batch_records=5, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+    with Producer(
+        fake,
+        enable_idempotence=False,
+        max_batch_records=5,
+        linger_ms=LONG_LINGER_MS,
+        max_in_flight=1,
+    ) as p:
         first = [p.send(b"a"), p.send(b"b")]
         rest = p.send_many([b"%d" % i for i in range(9)])
     assert [len(b) for b in fake.batches] == [5, 5, 1]
@@ -114,7 +141,7 @@ def test_an_oversized_record_is_isolated_by_splitting_its_batch(fake: FakeClient
     fake.max_value_bytes = 10
     values = [b"ok%d" % i for i in range(6)]
     values.insert(4, b"x" * 11)
-    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, max_in_flight=1) as p:
         futures = p.send_many(values)
     assert isinstance(futures[4].exception(), RecordTooLargeError)
     assert [f.result() for i, f in enumerate(futures) if i != 4] == list(range(6))
@@ -123,7 +150,7 @@ def test_an_oversized_record_is_isolated_by_splitting_its_batch(fake: FakeClient
 
 def test_a_failed_batch_fails_every_future_in_it(fake: FakeClient) -> None:
     fake.fail = UnavailableError("down")
-    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS) as p:
         futures = [p.send(b"v") for _ in range(3)]
         p.flush()
     assert all(isinstance(f.exception(), UnavailableError) for f in futures)
@@ -132,13 +159,13 @@ def test_a_failed_batch_fails_every_future_in_it(fake: FakeClient) -> None:
 
 def test_an_unexpected_exception_still_resolves_the_futures(fake: FakeClient) -> None:
     fake.fail = RuntimeError("bug")
-    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS) as p:
         future = p.send(b"v")
     assert isinstance(future.exception(), ServerError)
 
 
 def test_flush_with_a_timeout_gives_up_while_a_batch_is_unanswered(fake: FakeClient) -> None:
-    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS) as p:
         with fake.lock:  # the fake server hangs until released
             future = p.send(b"v")
             with pytest.raises(TimeoutError):
@@ -150,7 +177,9 @@ def test_without_the_partition_count_a_batch_never_holds_records_of_two_keys(
     fake: FakeClient,
 ) -> None:
     keys = [b"a", b"a", b"b", None, None, b"a"]
-    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+    with Producer(
+        fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders"
+    ) as p:
         futures = [p.send(b"%d" % i, key) for i, key in enumerate(keys)]
         futures += p.send_many([Record(value=b"6", key=b"c"), Record(value=b"7", key=b"c"), b"8"])
     batches = [[r.key for r in request.records] for request in fake.requests]
@@ -164,7 +193,9 @@ def test_without_the_partition_count_a_batch_never_holds_records_of_two_keys(
 def test_a_producer_for_one_partition_names_it_and_batches_every_key_together(
     fake: FakeClient,
 ) -> None:
-    with Producer(fake, linger_ms=LONG_LINGER_MS, topic="orders", partition=2) as p:
+    with Producer(
+        fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, topic="orders", partition=2
+    ) as p:
         futures = [p.send(b"%d" % i, b"k%d" % i) for i in range(5)]
     assert len(fake.requests) == 1
     assert (fake.requests[0].topic, fake.requests[0].partition) == ("orders", 2)
@@ -181,7 +212,9 @@ def test_with_the_partition_count_interleaved_keys_batch_up_per_partition_in_ord
     assert any(
         partition_for_key(a, 4) != partition_for_key(b, 4) for a, b in itertools.pairwise(keys)
     )  # the keys interleave partitions: one open batch per partition keeps them together
-    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+    with Producer(
+        fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders"
+    ) as p:
         futures = [p.send(b"%d" % i, key) for i, key in enumerate(keys)]
     for request in fake.requests:
         partitions = {partition_for_key(r.key, 4) for r in request.records}
@@ -206,7 +239,7 @@ def test_a_parked_partition_batch_still_goes_out_after_its_linger(fake: FakeClie
             if partition_for_key(k, 4) != partition_for_key(b"k0", 4)
         ),
     )
-    with Producer(fake, linger_ms=20, topic="orders") as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=20, topic="orders") as p:
         first = p.send(b"a", a)  # parked when the next record goes to another partition
         second = p.send(b"b", b)
         # no flush: the linger sent both (the fake numbers one log for every partition)
@@ -216,7 +249,7 @@ def test_a_parked_partition_batch_still_goes_out_after_its_linger(fake: FakeClie
 
 def test_on_a_topic_of_one_partition_records_of_many_keys_share_a_batch(fake: FakeClient) -> None:
     fake.partitions = 1
-    with Producer(fake, linger_ms=LONG_LINGER_MS) as p:
+    with Producer(fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS) as p:
         futures = p.send_many([Record(value=b"v", key=b"k%d" % i) for i in range(50)])
         futures.append(p.send(b"keyless"))
     assert len(fake.requests) == 1 and fake.requests[0].partition == 0
@@ -227,7 +260,9 @@ def test_a_passing_failure_to_learn_the_count_keeps_routing_by_partition(
     fake: FakeClient,
 ) -> None:
     fake.partitions = 4
-    with Producer(fake, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders") as p:
+    with Producer(
+        fake, enable_idempotence=False, linger_ms=LONG_LINGER_MS, max_in_flight=1, topic="orders"
+    ) as p:
         p.send(b"a", b"k1")
         fake.describe_fail = UnavailableError("an election is under way")
         p._counted_at = time.monotonic() - METADATA_MAX_AGE_S - 1  # the count is due again
@@ -237,3 +272,31 @@ def test_a_passing_failure_to_learn_the_count_keeps_routing_by_partition(
     # Both records still named their partition: one batch, not a keyed one overtaking it.
     assert [r.partition for r in fake.requests] == [partition_for_key(b"k1", 4)]
     assert [rec.value for rec in fake.requests[0].records] == [b"a", b"b"]
+
+
+def test_a_server_without_producer_ids_gets_a_warned_not_idempotent_producer(
+    fake: FakeClient,
+) -> None:
+    with (
+        pytest.warns(RuntimeWarning, match="not idempotent"),
+        Producer(fake, linger_ms=LONG_LINGER_MS) as p,
+    ):
+        futures = [p.send(b"%d" % i) for i in range(10)]
+        p.flush()
+    assert not p.idempotent
+    assert [f.result() for f in futures] == list(range(10))
+    assert all(r.producer_id == 0 for r in fake.requests)
+
+
+def test_an_idempotent_producer_refuses_more_than_5_batches_in_flight(fake: FakeClient) -> None:
+    with pytest.raises(InvalidArgumentError, match="at most 5"):
+        Producer(fake, max_in_flight=6)
+    Producer(fake, max_in_flight=6, enable_idempotence=False).close()
+
+
+def test_acks_must_be_all_or_leader(fake: FakeClient) -> None:
+    with pytest.raises(InvalidArgumentError, match="acks"):
+        Producer(fake, acks="some")  # type: ignore[arg-type]
+    with Producer(fake, acks="leader", enable_idempotence=False) as p:
+        p.send(b"v")
+    assert fake.requests[0].acks == ACKS_LEADER
