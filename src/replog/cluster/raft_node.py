@@ -26,9 +26,11 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any
 
+from replog.cluster.failover import campaign_soon
 from replog.cluster.log_store import MEMBER_RECORD_TYPE, METADATA_RECORD_TYPE, ReplogLogStore
 from replog.cluster.node_options import NodeOptions, NotLeaderNodeError
 from replog.cluster.proposals import Proposal, propose_group
@@ -92,7 +94,7 @@ class RaftNode:
             max_inflight_msgs=64,
         )
         self.raft = Raft(config, store, rng)
-        self.votes = VoteGate(self._set_voting)
+        self.votes = VoteGate(partial(setattr, self.raft, "voting"))
         """Why this node may not vote now (see VoteGate); the cluster adds a fresh join's."""
         # A recovery that cut the log's tail may have cut acknowledged entries: say so to the
         # leader (it resends them); if it cut committed ones, do not vote until they are back.
@@ -118,7 +120,7 @@ class RaftNode:
         self.last_contact: dict[int, float] = {}
         self._inbox: list[Message] = []
         self._proposals: list[Proposal] = []
-        self._ops: list[Callable[[], None]] = []
+        self._ops: list[Callable[[], object]] = []
         self._calls: set[asyncio.Future[Any]] = set()
         self._waiters = ProduceWaiters()
         self._index_waiters = IndexWaiters()
@@ -284,10 +286,15 @@ class RaftNode:
         return int(index)
 
     def unquiesce(self) -> None:
-        """Make a quiesced group tick again (the host's answer to its leader's node being
-        reported down; a follower then campaigns after its election timeout)."""
+        """Make a quiesced group tick again (a follower campaigns after its timeout)."""
         self.quiescence.request_wake()
         self._wakeup.set()
+
+    def leader_down(self, leader: int, salt: int = 0) -> None:
+        """Node liveness reports ``leader``'s node down: wake the group and end that leader's
+        lease here; one replica campaigns soon (``cluster/failover.py``, ``salt`` spreads)."""
+        self._ops.append(partial(campaign_soon, self.raft, leader, self.leader_live, salt))
+        self.unquiesce()
 
     def report_snapshot(self, to: int, *, ok: bool) -> None:
         """Tell the core a snapshot transfer to ``to`` finished (or failed)."""
@@ -402,7 +409,7 @@ class RaftNode:
         if committed:
             self._apply(committed)
         if rd.soft_state is not None:
-            self._on_soft_state(rd.soft_state.leader)
+            self.on_leader_change(rd.soft_state.leader)
         self.raft.advance(rd)
         if self.store.log_lost and not self.raft.log_lost:  # an append was accepted again
             self.store.clear_log_lost()
@@ -492,12 +499,6 @@ class RaftNode:
             log.info("raft node %s: lost entries replicated again; voting", self.id)
         self._index_waiters.release(watermark)
         self.on_commit()
-
-    def _set_voting(self, voting: bool) -> None:
-        self.raft.voting = voting
-
-    def _on_soft_state(self, leader: int | None) -> None:
-        self.on_leader_change(leader)
 
     def _maybe_promote(self) -> None:
         learner = learner_to_promote(self.raft, _PROMOTE_MAX_LAG)
