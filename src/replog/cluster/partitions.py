@@ -148,6 +148,11 @@ class PartitionGroups:
         hosted = self.hosted.get(ref)
         return hosted.backend if hosted is not None else None
 
+    @property
+    def is_settled(self) -> bool:
+        """Whether the groups run are those wanted (nothing left to open or drop)."""
+        return self._idle.is_set()
+
     async def settled(self, timeout_s: float) -> bool:
         """Wait until the groups run are those wanted; False on timeout."""
         try:
