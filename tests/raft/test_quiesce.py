@@ -10,16 +10,9 @@ from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Message, MessageType
 from replog.raft.quiesce import follower_may_quiesce, leader_may_quiesce, quiesce_heartbeats
 from replog.v1 import raft_pb2
-from tests.raft.env import Env
+from tests.raft.env import settled_three
 
-
-def _settled() -> Env:
-    env = Env()
-    env.add_nodes([1, 2, 3])
-    env.elect(1)
-    env.nodes[1].propose([b"x"])
-    env.stabilize()
-    return env
+_settled = settled_three
 
 
 def test_a_leader_whose_log_every_member_holds_committed_may_quiesce() -> None:

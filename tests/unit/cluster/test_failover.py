@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from replog.cluster.failover import EAGER_TICKS, campaign_soon, eager_voter
 from replog.raft.ready import Role
-from tests.raft.env import Env
+from tests.raft.env import Env, settled_three
 
-
-def _settled() -> Env:
-    env = Env()
-    env.add_nodes([1, 2, 3])
-    env.elect(1)
-    env.nodes[1].propose([b"x"])
-    env.stabilize()
-    return env
+_settled = settled_three
 
 
 def _report(env: Env, dead: int, salt: int = 0) -> dict[int, bool]:
