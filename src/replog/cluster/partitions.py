@@ -54,6 +54,7 @@ log = logging.getLogger("replog.cluster.partitions")
 
 GROUP_FILE = "group.json"
 _OPEN_CHUNK = 16
+_OPEN_THREADS = 4
 _REMOVE_RETRY_S = 0.5
 _PERSIST_THREADS = 4
 # A commit-only change of a partition's hard state is written at most this often (the
@@ -204,11 +205,20 @@ class PartitionGroups:
         # state may not know the topic any more. The next pass drops what this one opened.
         state, wanted = self._state, self._wanted
         missing = sorted(wanted - set(self.hosted))
-        for start in range(0, len(missing), _OPEN_CHUNK):
-            chunk = missing[start : start + _OPEN_CHUNK]
-            stores = await asyncio.to_thread(self._open_stores, chunk, state)
-            for ref, store in zip(chunk, stores, strict=True):
-                self._start_group(ref, store, state)
+        # A few chunks at once, each in its own worker thread: opening a partition is mostly
+        # fsyncs (its marker and state file), which overlap across threads.
+        wave = _OPEN_CHUNK * _OPEN_THREADS
+        for start in range(0, len(missing), wave):
+            chunks = [
+                missing[i : i + _OPEN_CHUNK]
+                for i in range(start, min(start + wave, len(missing)), _OPEN_CHUNK)
+            ]
+            opened = await asyncio.gather(
+                *(asyncio.to_thread(self._open_stores, chunk, state) for chunk in chunks)
+            )
+            for chunk, stores in zip(chunks, opened, strict=True):
+                for ref, store in zip(chunk, stores, strict=True):
+                    self._start_group(ref, store, state)
             if self._kick.is_set():
                 return
 
