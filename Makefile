@@ -66,8 +66,9 @@ bench-storage: $(VENV)/.installed-dev
 bench-server: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_server.py --records 300000 --runs 3 --idle-runs 3
 
-## sim-soak: the long Raft simulation run (CI runs a short one)
+## sim-soak: the long Raft simulation run (CI runs fewer of tests/sim's seeds: REPLOG_SIM_FULL)
 sim-soak: $(VENV)/.installed-dev
+	REPLOG_SIM_FULL=1 $(BIN)/pytest -q tests/sim
 	$(BIN)/python -m tests.sim --soak --seeds 0-100000
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --nodes 5
 	$(BIN)/python -m tests.sim --soak --seeds 0-20000 --profile churn

@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_peers.py            # full run (~15 min): installs missing
                                                      # peers, writes docs/benchmarks.md + docs/img
     .venv/bin/python bench/bench_peers.py --quick    # small counts, 1 run, temp output, no installs
+                                                     # (a smoke run of the harness, no figures)
 
 Every system runs on 127.0.0.1 in a fresh temporary directory with fresh ports, once per
 (value size, run); every server is stopped by PID in a ``finally`` block. The client side of
@@ -44,10 +45,23 @@ class Plan:
     latency_records: int  # one-at-a-time produces per (system, size, run)
     sizes: tuple[int, ...]
     worker_timeout_s: float
+    warmup: int = 200  # untimed one-at-a-time produces before the timed ones
+    raft_tick_ms: int | None = None  # replog nodes' Raft tick (None: the server's default)
 
 
 FULL = Plan(runs=3, records=100_000, latency_records=5_000, sizes=(100, 1024), worker_timeout_s=600)
-QUICK = Plan(runs=1, records=2_000, latency_records=200, sizes=(100,), worker_timeout_s=60)
+# --quick checks that the harness works, not how fast anything is: tiny counts, and the 50 ms
+# Raft tick of the test suite's clusters so elections and graceful stops take a fraction of
+# the default's (an election timeout of 0.5 s instead of 1 s).
+QUICK = Plan(
+    runs=1,
+    records=500,
+    latency_records=50,
+    sizes=(100,),
+    worker_timeout_s=60,
+    warmup=20,
+    raft_tick_ms=50,
+)
 
 
 def run_worker(family: str, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -77,6 +91,7 @@ def one_run(system: System, size: int, plan: Plan, scratch: Path) -> dict[str, A
                 "value_bytes": size,
                 "records": plan.records,
                 "latency_records": plan.latency_records,
+                "warmup": plan.warmup,
             }
             return run_worker(system.family, spec, plan.worker_timeout_s)
     finally:
@@ -158,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     plan = Plan(**{**asdict(plan), **{k: v for k, v in overrides.items() if v}})
     install = not (args.quick or args.no_install)
+    if plan.raft_tick_ms is not None:  # the replog servers started below inherit it
+        os.environ["REPLOG_RAFT_TICK_MS"] = str(plan.raft_tick_ms)
     if args.out:
         out = Path(args.out)
     elif args.quick:

@@ -22,6 +22,10 @@ from typing import Any
 WARMUP = 200  # one-at-a-time requests before the timed ones (connections, code paths)
 
 
+def _warmup(spec: dict[str, Any]) -> int:
+    return int(spec.get("warmup", WARMUP))
+
+
 def _percentiles(samples: list[float]) -> dict[str, float]:
     samples = sorted(samples)
     n = len(samples)
@@ -32,8 +36,8 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _one_at_a_time(call: Callable[[], Any], count: int) -> dict[str, float]:
-    for _ in range(WARMUP):
+def _one_at_a_time(call: Callable[[], Any], count: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):
         call()
     clock = time.perf_counter
     samples = []
@@ -90,7 +94,9 @@ def work_replog(spec: dict[str, Any]) -> dict[str, Any]:
             seen += len(records)
         out["consume_pages_rps"] = n / (time.perf_counter() - start)
 
-        out.update(_one_at_a_time(lambda: client.produce(value), spec["latency_records"]))
+        out.update(
+            _one_at_a_time(lambda: client.produce(value), spec["latency_records"], _warmup(spec))
+        )
     return out
 
 
@@ -131,7 +137,11 @@ def work_redis(spec: dict[str, Any]) -> dict[str, Any]:
             low = "(" + page[-1][0].decode()
         out["consume_rps"] = n / (time.perf_counter() - start)
 
-        out.update(_one_at_a_time(lambda: client.xadd(stream, fields), spec["latency_records"]))
+        out.update(
+            _one_at_a_time(
+                lambda: client.xadd(stream, fields), spec["latency_records"], _warmup(spec)
+            )
+        )
     finally:
         client.close()
     return out
@@ -196,7 +206,7 @@ async def _nats(spec: dict[str, Any]) -> dict[str, Any]:
         await psub.unsubscribe()
 
         clock = time.perf_counter
-        for _ in range(WARMUP):
+        for _ in range(_warmup(spec)):
             await js.publish(subject, value)
         samples = []
         for _ in range(spec["latency_records"]):

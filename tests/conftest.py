@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from replog.storage.faultfs import FaultyFileSystem
 from tests.skip_policy import (  # noqa: F401  (hooks: the skip summary and CI's skip policy)
@@ -12,6 +13,12 @@ from tests.skip_policy import (  # noqa: F401  (hooks: the skip summary and CI's
     pytest_runtest_makereport,
     pytest_terminal_summary,
 )
+
+# Property tests judge answers, never speed: hypothesis' default 200 ms deadline per
+# example turned a loaded 2-core CI machine into failures (DeadlineExceeded) of tests whose
+# answers were right. Time limits belong to benchmarks (bench/).
+settings.register_profile("replog", deadline=None)
+settings.load_profile("replog")
 
 
 @pytest.fixture

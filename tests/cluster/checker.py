@@ -24,7 +24,10 @@ records at contiguous offsets, in order):
 - nothing from nowhere: every user record holds a value some attempt sent;
 - per producer (one batch in flight at a time), acknowledged batches are in the log in the
   order they were acknowledged;
-- every record a consumer was shown is in the committed log at its offset with its value.
+- every record a consumer was shown is in the committed log at its offset with its value;
+- with ``exactly_once`` (idempotent producers, whose retries the leader deduplicates): no
+  batch is stored more than once, whatever its attempts said, and every acknowledgement of
+  a batch (a retry's too) names the same offset.
 """
 
 from __future__ import annotations
@@ -70,10 +73,12 @@ def read_log(directory: Path) -> list[Record]:
     return [record for record, _ in iter_records(str(directory))]
 
 
-def check(workload: Workload, log_dirs: Mapping[str, Path], commit: int) -> Summary:
+def check(
+    workload: Workload, log_dirs: Mapping[str, Path], commit: int, *, exactly_once: bool = False
+) -> Summary:
     """Read every node's log and judge the workload's history against them."""
     logs = {name: read_log(path) for name, path in log_dirs.items()}
-    return check_history(workload.ops, workload.seen, logs, commit)
+    return check_history(workload.ops, workload.seen, logs, commit, exactly_once=exactly_once)
 
 
 def check_history(
@@ -81,6 +86,8 @@ def check_history(
     seen: Iterable[Seen],
     logs: Mapping[str, Sequence[Record]],
     commit: int,
+    *,
+    exactly_once: bool = False,
 ) -> Summary:
     """Assert every invariant of the module docstring; return counts for the report."""
     attempts = list(attempts)
@@ -97,6 +104,8 @@ def check_history(
     unknown_present = duplicates = 0
     for tries in batches.values():
         copies = _judge_batch(tries, reference, where, commit)
+        if exactly_once:
+            _check_once(tries, copies)
         duplicates += max(0, len(copies) - 1)
         if copies and any(t.kind == INFO for t in tries):
             unknown_present += 1
@@ -252,24 +261,37 @@ def _judge_batch(
     return copies
 
 
+def _check_once(tries: list[Attempt], copies: list[int]) -> None:
+    """An idempotent producer's batch is stored at most once, and acknowledged at it."""
+    what = _describe(tries)
+    assert len(copies) <= 1, (
+        f"{what}: an idempotent producer's batch is stored {len(copies)} times, at {copies}"
+    )
+    acked = {t.offset for t in tries if t.kind == OK}
+    assert len(acked) <= 1, f"{what}: its acknowledgements name different offsets {acked}"
+
+
 def _check_acked_apart(attempts: list[Attempt]) -> None:
-    """No two acknowledged batches share an offset (no split-brain acknowledgements)."""
-    owners: dict[int, str] = {}
+    """No two acknowledged batches share an offset (no split-brain acknowledgements); two
+    acknowledgements of one batch (an idempotent retry's) may."""
+    owners: dict[int, Attempt] = {}
     for a in attempts:
         if a.kind != OK or a.offset is None:
             continue
         for o in range(a.offset, a.offset + len(a.values)):
-            assert o not in owners, (
-                f"two acknowledged batches share offset {o}: {owners[o]} and {a.name}"
+            owner = owners.setdefault(o, a)
+            assert (owner.worker, owner.batch) == (a.worker, a.batch), (
+                f"two acknowledged batches share offset {o}: {owner.name} and {a.name}"
             )
-            owners[o] = a.name
 
 
 def _check_producer_order(attempts: list[Attempt]) -> None:
     """A producer's acknowledged batches are in the log in the order they were acknowledged."""
     by_worker: dict[int, list[Attempt]] = defaultdict(list)
-    for a in attempts:
-        if a.kind == OK:
+    first_acks: dict[tuple[int, int], Attempt] = {}
+    for a in sorted(attempts, key=lambda a: a.finished):
+        if a.kind == OK and (a.worker, a.batch) not in first_acks:
+            first_acks[a.worker, a.batch] = a
             by_worker[a.worker].append(a)
     for worker, acked in by_worker.items():
         acked.sort(key=lambda a: a.finished)

@@ -191,3 +191,35 @@ def test_logs_with_a_gap_a_short_node_or_a_divergence_are_caught() -> None:
     other = [*records[:3], Record(offset=4, term=2, value=b"p0-0-2")]
     with pytest.raises(AssertionError, match="differ at offset 4"):
         check_history(history, [], {"n1": records, "n2": other}, 4)
+
+
+# -- exactly once (idempotent producers) ---------------------------------------------------
+
+
+def test_exactly_once_refuses_the_duplicate_an_unknown_attempt_allows_otherwise() -> None:
+    history = [attempt(0, 0, INFO), attempt(0, 0, OK, 5, n=1, at=1)]
+    records = log(NOOP, values(0, 0, 3), values(0, 0, 3))
+    logs = {"n1": records, "n2": list(records), "n3": list(records)}
+    with pytest.raises(AssertionError, match="idempotent producer's batch is stored 2 times"):
+        check_history(history, (), logs, len(records), exactly_once=True)
+
+
+def test_exactly_once_accepts_a_retry_acknowledged_at_the_first_copys_offset() -> None:
+    history = [
+        attempt(0, 0, OK, 2),
+        attempt(0, 0, OK, 2, n=1, at=1),  # the leader answered the retry: a duplicate
+        attempt(0, 1, INFO, at=2),
+        attempt(0, 1, OK, 5, n=1, at=3),
+    ]
+    records = log(NOOP, values(0, 0, 3), values(0, 1, 3))
+    logs = {"n1": records, "n2": list(records)}
+    summary = check_history(history, (), logs, len(records), exactly_once=True)
+    assert (summary.acked, summary.duplicates) == (3, 0)
+
+
+def test_exactly_once_refuses_acknowledgements_of_one_batch_at_two_offsets() -> None:
+    history = [attempt(0, 0, OK, 2), attempt(0, 0, OK, 5, n=1, at=1)]
+    records = log(NOOP, values(0, 0, 3), values(0, 0, 3))
+    logs = {"n1": records}
+    with pytest.raises(AssertionError, match=r"stored 2 times|different offsets"):
+        check_history(history, (), logs, len(records), exactly_once=True)

@@ -5,6 +5,10 @@ ignores SIGTERM) whose log has segments that end in a control record: a single-n
 bootstrapped, given two records, restarted (the new leader writes a no-op), then given
 records too large to share the segment with it. Every way of reading from offset 0 must
 deliver every user record, and the node must keep answering meanwhile.
+
+The tests only read, so they share one node (started once for the module on a copy of that
+data dir); a control record it commits while they run (the controller registering it) is
+one more record to skip, which every test tolerates.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -83,16 +87,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def node(
-    template: Path, tmp_path: Path, process_factory: Callable[..., ServerProcess]
-) -> ServerProcess:
-    """A running node on a copy of the template (it writes another no-op as it starts)."""
-    data = tmp_path / "n1"
+@pytest.fixture(scope="module")
+def node(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A running node on a copy of the template (it writes another no-op as it starts),
+    shared by the module's tests (they only read); killed by PID at the end."""
+    root = tmp_path_factory.mktemp("node")
+    data = root / "n1"
     shutil.copytree(template, data)
-    proc = process_factory(data, "--node-id", "n1", *SEGMENT)
-    wait_until(lambda: _leads(proc.grpc_address), 15, "the node to lead")
-    return proc
+    proc = ServerProcess(data, root, "--node-id", "n1", *SEGMENT)
+    try:
+        wait_until(lambda: _leads(proc.grpc_address), 15, "the node to lead")
+        yield proc
+    finally:
+        proc.kill()
 
 
 def _healthy(node: ServerProcess) -> bool:

@@ -37,14 +37,20 @@ def start_workload(procs: ProcCluster, **options: object) -> Workload:
     return Workload(targets, **options).start()  # type: ignore[arg-type]
 
 
-def finish(procs: ProcCluster, workload: Workload, net: NetProxy | None = None) -> Summary:
+def finish(
+    procs: ProcCluster,
+    workload: Workload,
+    net: NetProxy | None = None,
+    *,
+    exactly_once: bool = False,
+) -> Summary:
     """Heal, let every node converge, stop them all (kill -9), check the history and logs."""
     workload.stop()
     if net is not None:
         net.heal()
     commit = procs.wait_converged()
     procs.kill_all()
-    summary = check(workload, procs.log_dirs(), commit)
+    summary = check(workload, procs.log_dirs(), commit, exactly_once=exactly_once)
     print(f"\n{summary}")
     assert summary.acked > 0
     return summary

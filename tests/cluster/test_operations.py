@@ -21,12 +21,7 @@ from tests.cluster.conftest import Cluster, Node, wait_until
 
 def _crash(node: Node) -> None:
     """Stop without handing leadership over (like a crash, minus lost page cache)."""
-
-    async def no_transfer(*_: Any, **__: Any) -> None:
-        return None
-
-    node.cluster.shutdown_transfer = no_transfer  # type: ignore[method-assign]
-    node.stop()
+    node.stop_without_hand_over()
 
 
 def _admin(node: Node, method: str, request: Any, response: Any) -> Any:

@@ -1,13 +1,31 @@
 """Clients route each partition's calls: produces to its leader, reads to its replicas, even
-when a node holds no replica of the partition (4 nodes, replication factor 2)."""
+when a node holds no replica of the partition (4 nodes, replication factor 2).
+
+The tests share one 4-node cluster (started once for the module): none stops a node or
+changes the membership, and each makes a topic of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+
+import pytest
 
 from replog.broker.partitioner import partition_for_key
 from replog.client import AsyncClient, Client
 from tests.cluster.conftest import Cluster, Node, wait_until
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A 4-node cluster for the module's tests; every node is stopped at the end."""
+    four = Cluster(tmp_path_factory.mktemp("routing"))
+    try:
+        four.bootstrap(4)
+        yield four
+    finally:
+        four.stop_all()
 
 
 def _leaders(cluster: Cluster, topic: str) -> dict[int, str]:
@@ -21,8 +39,7 @@ def _leaders(cluster: Cluster, topic: str) -> dict[int, str]:
 
 
 def _four_nodes_with(cluster: Cluster, topic: str, partitions: int) -> list[Node]:
-    """A 4-node cluster with ``topic`` (replication factor 2), every partition led."""
-    cluster.bootstrap(4)
+    """The 4 nodes, once ``topic`` (replication factor 2) is made and every partition led."""
     nodes = cluster.running()
     with Client(nodes[0].grpc_address) as admin:
         admin.create_topic(topic, partitions, replication_factor=2)
@@ -47,7 +64,6 @@ def test_produces_go_to_each_partition_leader_and_reads_to_its_replicas(
 
 
 def test_a_read_sent_to_a_node_without_a_replica_follows_its_hint(cluster: Cluster) -> None:
-    cluster.bootstrap(4)
     nodes = cluster.running()
     with Client(nodes[0].grpc_address) as admin:
         admin.create_topic("far", 1, replication_factor=2)

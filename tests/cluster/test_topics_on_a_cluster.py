@@ -256,7 +256,9 @@ def test_a_forwarded_produce_for_another_incarnation_of_a_topic_is_refused_unapp
     async def forward(topic_id: int) -> int:
         forwarder = Forwarder(None)
         try:
-            return await forwarder.forward(leader.grpc_address, [b"r"], "again", 0, topic_id)
+            return await forwarder.forward(
+                leader.grpc_address, [b"r"], "again", 0, topic_id=topic_id
+            )
         finally:
             await forwarder.close()
 

@@ -10,6 +10,11 @@ times, then move on to the next batch. So a batch may be in the log more than on
 if some attempt of it had an unknown outcome. Each producer has one batch in flight at a
 time. Every attempt is recorded (:class:`Attempt`) with the node the client sent it to.
 
+With ``idempotent`` each producer is an idempotent producer (its own producer id, the
+sequence of each batch fixed when the batch is made): it resends a batch after *any* error,
+without an attempt limit, until acknowledged or stopped, as ``replog.Producer`` does, and
+the checker then allows no duplicate at all (``check(..., exactly_once=True)``).
+
 Consumers read every node directly (a raw ConsumeBatch per node, no leader search: a stale
 read must be caught on the node that served it) and record each (offset, value) they were
 shown. :mod:`tests.cluster.checker` judges the history afterwards.
@@ -27,7 +32,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from replog.client import Client
-from replog.client.core import NO_RETRY
+from replog.client.base import _DEFAULT, _PRODUCE
+from replog.client.core import NO_RETRY, encode_batch_request, encode_values
 from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
@@ -83,6 +89,25 @@ class _TracedClient(Client):
 
     last_addr = ""
 
+    def produce_idempotent(
+        self, values: list[bytes], topic: str, partition: int, producer_id: int, sequence: int
+    ) -> tuple[int, int]:
+        """``produce_batch`` as an idempotent producer's batch (``sequence`` its first)."""
+        request = encode_batch_request(encode_values(values), topic, partition)
+        request += log_pb2.ProduceBatchRequest(
+            producer_id=producer_id, base_sequence=sequence
+        ).SerializeToString()  # a serialized message's fields may follow in any order
+        response = self._call(
+            "ProduceBatch",
+            request,
+            idempotent=False,
+            timeout=_DEFAULT,  # the client's own timeout, as produce_batch uses
+            route=_PRODUCE,
+            topic=topic,
+            partition=partition,
+        )
+        return int(response.base_offset), int(response.count)
+
     def _pick(self, route: str, topic: str = "", partition: int | None = None) -> str:
         addr = super()._pick(route, topic, partition)
         self.last_addr = addr
@@ -130,6 +155,8 @@ class Workload:
     value_bytes: int = 0
     """Pad each value to this size (big batches span several AppendEntries)."""
     max_attempts: int = 5
+    idempotent: bool = False
+    """Producer ids and sequences; retry every batch until acknowledged (no max_attempts)."""
     seed: int = 0
     topic: str = ""
     partition: int = 0
@@ -235,6 +262,8 @@ class Workload:
     def _produce(self, worker: int) -> None:
         rng = random.Random(self.seed * 1000 + worker)
         made: tuple[_TracedClient, frozenset[str]] | None = None
+        producer_id = rng.getrandbits(62) + 1 if self.idempotent else 0
+        sequence = 0
         try:
             for batch in range(self.max_ops):
                 count = rng.randint(self.min_batch, self.max_batch)
@@ -243,7 +272,7 @@ class Workload:
                     for i in range(count)
                 )
                 attempt = 0
-                while attempt < self.max_attempts and self._running():
+                while (self.idempotent or attempt < self.max_attempts) and self._running():
                     # A client that failed against a changed membership is made again from
                     # the nodes up now (a restarted node listens on a new port).
                     if made is None or (attempt and made[1] != {a for _, a in self._current()}):
@@ -253,10 +282,13 @@ class Workload:
                         if made is None:
                             self._stop.wait(0.05)
                             continue
-                    op = self._attempt(made[0], worker, batch, attempt, values)
+                    op = self._attempt(
+                        made[0], worker, batch, attempt, values, (producer_id, sequence)
+                    )
                     with self._lock:
                         self.ops.append(op)
                     if op.kind == OK:
+                        sequence += len(values)
                         break
                     attempt += 1
                     self._stop.wait(rng.uniform(0.02, 0.1))  # back off, as a client does
@@ -273,14 +305,21 @@ class Workload:
         batch: int,
         attempt: int,
         values: tuple[bytes, ...],
+        producer: tuple[int, int],
     ) -> Attempt:
         client.last_addr = ""
         started = time.monotonic()
         kind, offset, why = OK, None, ""
         try:
-            offset, count = client.produce_batch(
-                list(values), topic=self.topic, partition=self.partition if self.topic else None
-            )
+            partition = self.partition if self.topic or producer[0] else None
+            if producer[0]:
+                offset, count = client.produce_idempotent(
+                    list(values), self.topic, self.partition, *producer
+                )
+            else:
+                offset, count = client.produce_batch(
+                    list(values), topic=self.topic, partition=partition
+                )
             assert count == len(values), f"acknowledged {count} of {len(values)} records"
         except ReplogError as exc:
             kind, why = classify(exc), f"{type(exc).__name__}: {exc}"

@@ -9,13 +9,24 @@ imports the other.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from replog.v1.record_pb2 import Record
 
-__all__ = ["STALL_S", "AppendValue", "LogBackend", "ReadResult", "ServerInfo"]
+__all__ = [
+    "NO_CONDITIONS",
+    "STALL_S",
+    "new_producer_id",
+    "AppendValue",
+    "Conditions",
+    "DuplicateOffset",
+    "LogBackend",
+    "ReadResult",
+    "ServerInfo",
+]
 
 #: What an append takes: a bare value or a Record (value, key and headers are kept).
 AppendValue = bytes | Record
@@ -23,6 +34,37 @@ AppendValue = bytes | Record
 #: How long a tailing reader that ``wait_for_data`` woke with nothing to read (which it
 #: promises not to do) waits before reading again, so such a bug cannot spin a loop.
 STALL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What a produce asks of the partition besides appending (see ProduceBatchRequest):
+    an idempotent producer's identity and sequence (``producer_id`` 0 = none), and
+    conditional appends. Checked in append order on the partition's leader."""
+
+    producer_id: int = 0
+    producer_epoch: int = 0
+    base_sequence: int = 0
+    expected_offset: int | None = None
+    expected_key_offset: int | None = None
+    acks_leader: bool = False
+
+
+NO_CONDITIONS = Conditions()
+
+
+class DuplicateOffset(int):
+    """The base offset a produce answers with when its batch was a producer's retry of a
+    batch appended before (nothing was appended again)."""
+
+    __slots__ = ()
+
+
+def new_producer_id() -> int:
+    """A fresh producer id: 63 random bits (never 0, which means "no producer"), so every
+    node hands out ids unique in the cluster (collision odds ~n^2/2^64) with no
+    coordination, and each fits Kafka's positive int64."""
+    return secrets.randbits(63) or 1
 
 
 class ReadResult(NamedTuple):
@@ -50,10 +92,14 @@ class ServerInfo:
 class LogBackend(Protocol):
     """What the APIs need from the log, whether one local Log or a replicated one."""
 
-    def submit(self, values: Sequence[AppendValue]) -> asyncio.Future[int]:
-        """Queue values for appending at contiguous offsets; the future gives the first.
+    def submit(
+        self, values: Sequence[AppendValue], conditions: Conditions = NO_CONDITIONS
+    ) -> asyncio.Future[int]:
+        """Queue values for appending at contiguous offsets; the future gives the first
+        (a ``DuplicateOffset`` when ``conditions`` name a producer whose retry it was).
 
-        The future fails with UnavailableError when shutting down, or the Log's error.
+        The future fails with UnavailableError when shutting down, the Log's error, or a
+        PreconditionFailedError when ``conditions`` do not hold (nothing appended).
         Values queued earlier get lower offsets.
         """
         ...

@@ -13,12 +13,17 @@ from typing import Any, NamedTuple, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
+from replog.api.backend import NO_CONDITIONS, Conditions
 from replog.errors import BatchTooLargeError, InvalidArgumentError
 from replog.storage.codec import records_batch_bytes
-from replog.v1.log_pb2 import ProduceBatchRequest, ProduceRequest
+from replog.v1.log_pb2 import ACKS_ALL, ACKS_LEADER, ProduceBatchRequest, ProduceRequest
 from replog.v1.record_pb2 import Record
 
 __all__ = [
+    "IDEMPOTENT_NEEDS_PARTITION",
+    "single_conditions",
+    "batch_conditions",
+    "set_conditions",
     "BatchRequest",
     "MAX_BATCH_RECORDS_LIMIT",
     "MalformedRequest",
@@ -125,7 +130,10 @@ def record_value(record: Record) -> bytes | Record:
     """What to append for a produced Record: its bare value when it has no key or headers.
 
     Raises InvalidArgumentError for a record with a ``type``: non-zero types are control
-    records that only replication writes (and consumers skip).
+    records that only replication writes (and consumers skip). Producer fields a record
+    carries are dropped (the server sets them from the request's), and so are fields this
+    server does not know (a stamped first record must end with its producer fields, which
+    is how a partition finds them again).
     """
     if record.type:
         raise InvalidArgumentError(
@@ -133,6 +141,11 @@ def record_value(record: Record) -> bytes | Record:
         )
     if not record.key and not len(record.headers):
         return record.value
+    record.DiscardUnknownFields()  # not stored: see the docstring
+    if record.producer_id or record.sequence or record.batch_records or record.producer_epoch:
+        # Set by the server from the request's producer fields; a client's own (e.g. a
+        # consumed record produced again) would forge another producer's state.
+        record = Record(value=record.value, key=record.key, headers=record.headers)
     return record
 
 
@@ -160,6 +173,7 @@ class BatchRequest(NamedTuple):
     values: list[bytes | Record]
     topic: str
     partition: int | None
+    conditions: Conditions = NO_CONDITIONS
 
 
 def produce_batch_values(
@@ -193,23 +207,92 @@ def produce_batch_request(data: bytes, max_records: int = MAX_BATCH_RECORDS_LIMI
         raise BatchTooLargeError(len(records), max_records)
     partition = request.partition if request.HasField("partition") else None
     topic = request.topic
+    conditions, head_size = batch_conditions(request)
     values: list[bytes | Record] = [record.value for record in records]
-    if _value_only_total(values) + _routing_size(topic, partition) == len(data):  # type: ignore[arg-type]
-        return BatchRequest(values, topic, partition)
+    if _value_only_total(values) + head_size == len(data):  # type: ignore[arg-type]
+        return BatchRequest(values, topic, partition, conditions)
     if len(records) + sum(len(record.headers) for record in records) > 2 * max_records:
         raise _too_many_messages(max_records)
-    return BatchRequest([record_value(record) for record in records], topic, partition)
+    values = [record_value(record) for record in records]
+    return BatchRequest(values, topic, partition, conditions)
 
 
-def _routing_size(topic: str, partition: int | None) -> int:
-    """Bytes the topic and partition fields take, minimally encoded (0 when absent)."""
-    size = 0
-    if topic:
-        encoded = len(topic.encode())
-        size += 1 + len(varint(encoded)) + encoded
-    if partition is not None:
-        size += 1 + len(varint(partition))
-    return size
+def batch_conditions(request: ProduceBatchRequest) -> tuple[Conditions, int]:
+    """A ProduceBatchRequest's conditions, and the bytes its fields other than ``records``
+    take when minimally encoded."""
+    head = ProduceBatchRequest(
+        topic=request.topic,
+        producer_id=request.producer_id,
+        producer_epoch=request.producer_epoch,
+        base_sequence=request.base_sequence,
+        acks=request.acks,
+    )
+    for name in ("partition", "expected_offset", "expected_key_offset"):
+        if request.HasField(name):
+            setattr(head, name, getattr(request, name))
+    if not (request.producer_id or request.HasField("expected_offset")) and not (
+        request.HasField("expected_key_offset") or request.acks
+    ):
+        if request.producer_epoch or request.base_sequence:
+            raise InvalidArgumentError("producer_epoch and base_sequence need a producer_id")
+        return NO_CONDITIONS, head.ByteSize()
+    _check_conditions(request)
+    conditions = Conditions(
+        producer_id=request.producer_id,
+        producer_epoch=request.producer_epoch,
+        base_sequence=request.base_sequence,
+        expected_offset=request.expected_offset if request.HasField("expected_offset") else None,
+        expected_key_offset=(
+            request.expected_key_offset if request.HasField("expected_key_offset") else None
+        ),
+        acks_leader=request.acks == ACKS_LEADER,
+    )
+    return conditions, head.ByteSize()
+
+
+IDEMPOTENT_NEEDS_PARTITION = (
+    "a batch with a producer_id must name its partition (sequences are per partition)"
+)
+
+
+def single_conditions(request: ProduceRequest) -> Conditions:
+    """The conditional-append fields of a ProduceRequest."""
+    if not request.HasField("expected_offset") and not request.HasField("expected_key_offset"):
+        return NO_CONDITIONS
+    if request.HasField("expected_key_offset") and request.expected_key_offset < -1:
+        raise InvalidArgumentError("expected_key_offset must be -1 (no record) or an offset")
+    return Conditions(
+        expected_offset=request.expected_offset if request.HasField("expected_offset") else None,
+        expected_key_offset=(
+            request.expected_key_offset if request.HasField("expected_key_offset") else None
+        ),
+    )
+
+
+def _check_conditions(request: ProduceBatchRequest) -> None:
+    """InvalidArgumentError for condition fields out of their range."""
+    if request.HasField("expected_key_offset") and request.expected_key_offset < -1:
+        raise InvalidArgumentError("expected_key_offset must be -1 (no record) or an offset")
+    if request.acks not in (ACKS_ALL, ACKS_LEADER):
+        raise InvalidArgumentError(f"acks {request.acks} is not ACKS_ALL (0) or ACKS_LEADER (1)")
+    if not request.producer_id and (request.producer_epoch or request.base_sequence):
+        raise InvalidArgumentError("producer_epoch and base_sequence need a producer_id")
+    if request.base_sequence >= 1 << 31:
+        raise InvalidArgumentError("base_sequence must be below 2^31")
+
+
+def set_conditions(request: ProduceBatchRequest, conditions: Conditions) -> None:
+    """Set the ProduceBatchRequest fields that carry ``conditions`` (to forward them)."""
+    if conditions.producer_id:
+        request.producer_id = conditions.producer_id
+        request.producer_epoch = conditions.producer_epoch
+        request.base_sequence = conditions.base_sequence
+    if conditions.expected_offset is not None:
+        request.expected_offset = conditions.expected_offset
+    if conditions.expected_key_offset is not None:
+        request.expected_key_offset = conditions.expected_key_offset
+    if conditions.acks_leader:
+        request.acks = ACKS_LEADER
 
 
 # -- the size of a produce request, before it is parsed ---------------------------------------

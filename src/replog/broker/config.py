@@ -31,6 +31,9 @@ class TopicConfig:
       also works on quiet partitions); -1 = never by age. Default 7 days, as Kafka.
     - ``max_record_bytes``: the largest record a produce may append.
     - ``sync``: the durability policy (``always``, ``interval``, ``never``).
+    - ``key_index``: keep each key's latest offset per partition (``true``/``false``), for
+      per-key conditional appends (``expected_key_offset``); about 28 bytes of memory per
+      distinct key per partition, so it is off unless asked for.
     """
 
     retention_ms: int = -1
@@ -39,6 +42,7 @@ class TopicConfig:
     segment_ms: int = 7 * _DAY_MS
     max_record_bytes: int = 1024 * 1024
     sync: SyncPolicy = "always"
+    key_index: bool = False
 
     def __post_init__(self) -> None:
         _check_limit("retention_ms", self.retention_ms)
@@ -53,6 +57,8 @@ class TopicConfig:
             )
         if self.sync not in SYNC_POLICIES:
             raise ConfigError(f"sync must be one of {', '.join(SYNC_POLICIES)}, got {self.sync!r}")
+        if not isinstance(self.key_index, bool):
+            raise ConfigError(f"key_index must be true or false, got {self.key_index!r}")
 
     def with_values(self, values: Mapping[str, object]) -> TopicConfig:
         """This configuration with ``values`` set (strings as given on a command line, or
@@ -69,12 +75,12 @@ class TopicConfig:
 
     def as_strings(self) -> dict[str, str]:
         """Every key with its value as a string, in key order (what describe shows)."""
-        return {key: str(getattr(self, key)) for key in TOPIC_CONFIG_KEYS}
+        return {key: _text(getattr(self, key)) for key in TOPIC_CONFIG_KEYS}
 
     def overrides(self, base: TopicConfig) -> dict[str, str]:
         """The keys whose value differs from ``base``, as strings."""
         return {
-            key: str(getattr(self, key))
+            key: _text(getattr(self, key))
             for key in TOPIC_CONFIG_KEYS
             if getattr(self, key) != getattr(base, key)
         }
@@ -102,7 +108,21 @@ def check_keys(keys: Sequence[object]) -> list[str]:
     return [normalize_key(key) for key in keys]
 
 
+def _text(value: object) -> str:
+    """A configuration value as text (booleans as ``true``/``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _parse(key: str, raw: object) -> object:
+    if key == "key_index":
+        if isinstance(raw, bool):
+            return raw
+        text = raw.strip().lower() if isinstance(raw, str) else None
+        if text not in ("true", "false"):
+            raise ConfigError(f"key_index must be true or false, got {raw!r}")
+        return text == "true"
     if key == "sync":
         value = raw.strip() if isinstance(raw, str) else raw
         if value not in SYNC_POLICIES:

@@ -1,4 +1,5 @@
-"""``replog produce``, ``replog consume`` and ``replog servers``: the client from a shell."""
+"""``replog consume`` and ``replog servers`` (and the options every client command shares);
+``replog produce`` lives in ``replog.cli.produce``."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import os
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from replog.client import Client, Producer, RetryPolicy
-from replog.client.record_future import RecordFuture
+from replog.client import Client, RetryPolicy
 from replog.errors import ReplogError
 from replog.jsonform import record_to_json
 from replog.v1.record_pb2 import Record
@@ -61,113 +61,6 @@ def _errors() -> Iterator[None]:
 def _client(server: str, ca: Path | None, cert: Path | None, key: Path | None) -> Client:
     """A client for a command: TLS when any of ``ca``/``cert``/``key`` is given."""
     return Client(server, retry=_CLI_RETRY, ca=ca, cert=cert, key=key)
-
-
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    for line in stream:
-        yield line[:-1] if line.endswith(b"\n") else line
-
-
-def produce_command(  # noqa: PLR0917  (typer options)
-    values: Annotated[
-        list[str] | None, typer.Argument(help="Values to produce; none: one per stdin line.")
-    ] = None,
-    server: ServerOpt = _DEFAULT_SERVER,
-    record_key: Annotated[
-        str | None,
-        typer.Option(
-            "--record-key", help="Key for every record (it chooses the partition by murmur2)."
-        ),
-    ] = None,
-    linger_ms: Annotated[float, typer.Option(help="Producer batching delay.")] = 5.0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not print offsets.")] = False,
-    ca: CaOpt = None,
-    cert: CertOpt = None,
-    key: KeyOpt = None,
-    topic: TopicOpt = "",
-    partition: Annotated[
-        int | None,
-        typer.Option(help="The partition [default: by the key, or a sticky one]."),
-    ] = None,
-) -> None:
-    """Append records: the VALUE arguments, or one record per line of stdin.
-
-    With --topic, records go to that topic (an unknown one is an error); with --partition
-    to that partition; otherwise the key's partition, or a sticky one for keyless records.
-    Offsets are printed as OFFSET, or PARTITION:OFFSET when a topic or partition is given.
-    """
-    with _errors(), _client(server, ca, cert, key) as client:
-        key_bytes = record_key.encode() if record_key is not None else None
-        options = {"linger_ms": linger_ms, "topic": topic, "partition": partition}
-        if values:
-            with Producer(client, **options) as producer:  # type: ignore[arg-type]
-                futures = [producer.send(v.encode(), key_bytes) for v in values]
-            offsets = [(f.result(), f.partition) for f in futures]
-            if not quiet:
-                for offset, where in offsets:
-                    print(f"{where}:{offset}" if topic or partition is not None else offset)
-            return
-        _produce_stdin(client, key_bytes, options, quiet)
-
-
-def _produce_stdin(client: Client, key: bytes | None, options: dict[str, Any], quiet: bool) -> None:
-    stdin = sys.stdin.buffer
-    total = _file_size(stdin)
-    show = total is not None and sys.stderr.isatty()
-    count = 0
-    first: RecordFuture | None = None
-    last: RecordFuture | None = None
-    with Producer(client, **options) as producer, _progress(show, total) as advance:
-        for line in _lines(stdin):
-            last = producer.send(line, key)
-            first = first or last
-            count += 1
-            if count % 1024 == 0:
-                if last.done() and last.exception() is not None:
-                    break
-                advance(stdin)
-    if last is None or first is None:
-        if not quiet:
-            print("no records produced", file=sys.stderr)
-        return
-    first_offset, last_offset = first.result(), last.result()
-    if quiet:
-        return
-    if first.partition == last.partition:
-        where = f" of partition {last.partition}" if options["topic"] else ""
-        print(
-            f"produced {count} records (offsets {first_offset}..{last_offset}{where})",
-            file=sys.stderr,
-        )
-    else:  # keyless records spread over partitions (sticky per batch)
-        print(f"produced {count} records", file=sys.stderr)
-
-
-def _file_size(stream: IO[bytes]) -> int | None:
-    try:
-        st = os.fstat(stream.fileno())
-    except (OSError, ValueError):
-        return None
-    import stat
-
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
-
-
-@contextlib.contextmanager
-def _progress(show: bool, total: int | None) -> Iterator[Any]:
-    if not show:
-        yield lambda stream: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as progress:
-        task = progress.add_task("producing", total=total)
-
-        def advance(stream: IO[bytes]) -> None:
-            with contextlib.suppress(OSError):
-                progress.update(task, completed=stream.tell())
-
-        yield advance
 
 
 def consume_command(  # noqa: PLR0917  (typer options)
@@ -252,6 +145,8 @@ def servers_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``produce``, ``consume`` and ``servers`` to the app."""
+    from replog.cli.produce import produce_command  # it imports this module's options
+
     app.command("produce")(produce_command)
     app.command("consume")(consume_command)
     app.command("servers")(servers_command)

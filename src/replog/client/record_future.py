@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures._base import FINISHED, RUNNING
@@ -204,6 +205,33 @@ class RecordFuture(Future[int]):
     def partition(self) -> int:
         """The partition the record was appended to (once the future has its result)."""
         return self._place()[0].partition
+
+    def result(self, timeout: float | None = None) -> int:
+        """The record's offset, waiting up to ``timeout`` seconds (None: as long as it
+        takes); raises the batch's error, or TimeoutError."""
+        batch, index = self._finished(timeout)
+        if batch.error is not None:
+            raise batch.error
+        return batch.base + index
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The batch's error (None when the record was appended), waiting as ``result``."""
+        return self._finished(timeout)[0].error
+
+    def _finished(self, timeout: float | None) -> tuple[_Batch, int]:
+        # Every batch of a producer shares the condition, so a wake-up may be another
+        # batch's: wait again until this one is finished or the time is up (Future's own
+        # result() waits once and took another batch's wake-up for a timeout).
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._batch.condition:
+            while True:
+                batch, index = self._place()
+                if batch.state == FINISHED:
+                    return batch, index
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                self._batch.condition.wait(left)
 
     def set_result(self, result: int) -> None:
         """Reserved to the Producer: raises RuntimeError."""

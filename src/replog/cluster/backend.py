@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from replog.api.backend import AppendValue, ReadResult, ServerInfo
+from replog.api.backend import NO_CONDITIONS, AppendValue, Conditions, ReadResult, ServerInfo
 from replog.cluster.forward import Forwarder
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.raft_node import NotLeaderNodeError, RaftNode
@@ -92,8 +92,11 @@ class RaftBackend:
 
     # -- appends ---------------------------------------------------------------------------
 
-    def submit(self, values: Sequence[AppendValue]) -> asyncio.Future[int]:
-        """Append on the leader (forwarding from a follower); resolves once committed."""
+    def submit(
+        self, values: Sequence[AppendValue], conditions: Conditions = NO_CONDITIONS
+    ) -> asyncio.Future[int]:
+        """Append on the leader (forwarding from a follower); resolves once committed
+        (see ``LogBackend.submit``)."""
         if self._closing:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             future.set_exception(
@@ -105,14 +108,14 @@ class RaftBackend:
             future.set_exception(InvalidArgumentError("a batch needs at least one record"))
             return future
         if self.node.is_leader:
-            return self.node.submit(values)
-        return asyncio.ensure_future(self._submit_anywhere(values))
+            return self.node.submit(values, conditions)
+        return asyncio.ensure_future(self._submit_anywhere(values, conditions))
 
-    async def _submit_anywhere(self, values: Sequence[AppendValue]) -> int:
+    async def _submit_anywhere(self, values: Sequence[AppendValue], conditions: Conditions) -> int:
         for _ in range(_FORWARD_ATTEMPTS):
             if self.node.is_leader:
                 try:
-                    return await self.node.submit(values)
+                    return await self.node.submit(values, conditions)
                 except NotLeaderNodeError:
                     pass
             leader = self.node.leader
@@ -126,16 +129,18 @@ class RaftBackend:
             )
             if addr:
                 try:
-                    return await self._forward(addr, values)
+                    return await self._forward(addr, values, conditions)
                 except UnavailableError as exc:
                     if not exc.certainly_not_applied:
                         raise
             await asyncio.sleep(_NO_LEADER_WAIT_S)  # an election is under way
         raise UnavailableError("no leader is known", certainly_not_applied=True)
 
-    async def _forward(self, addr: str, values: Sequence[AppendValue]) -> int:
+    async def _forward(
+        self, addr: str, values: Sequence[AppendValue], conditions: Conditions
+    ) -> int:
         return await self._forwarder.forward(
-            addr, values, self.topic, self.partition, self.topic_id
+            addr, values, self.topic, self.partition, topic_id=self.topic_id, conditions=conditions
         )
 
     # -- reads -----------------------------------------------------------------------------

@@ -20,12 +20,18 @@ like a pre-vote after an election timeout would.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from replog.raft.core import Raft
 from replog.raft.ready import Role
 
-__all__ = ["EAGER_TICKS", "campaign_soon", "eager_voter"]
+if TYPE_CHECKING:
+    from replog.cluster.raft_node import RaftNode
+
+__all__ = ["EAGER_TICKS", "campaign_soon", "eager_voter", "leader_down"]
 
 EAGER_TICKS = 3
 """Ticks from the report to the chosen replica's pre-vote (300 ms by default: more than
@@ -55,3 +61,15 @@ def campaign_soon(
         return False
     r.election_elapsed = max(0, r.randomized_timeout - eager_ticks)
     return True
+
+
+def leader_down(node: RaftNode, leader: int, salt: int = 0) -> None:
+    """The host's answer to node liveness reporting ``leader``'s node down, for one group:
+    wake it (a quiet group wakes for any queued call) and run ``campaign_soon`` on its loop."""
+    step = functools.partial(campaign_soon, leader=leader, live=node.leader_live, salt=salt)
+    node.call(step).add_done_callback(_ignore)
+
+
+def _ignore(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # a stopping node's refusal: nothing to do

@@ -13,9 +13,15 @@ from collections.abc import Sequence
 import grpc
 from grpc import aio
 
-from replog.api.backend import AppendValue
+from replog.api.backend import NO_CONDITIONS, AppendValue, Conditions, DuplicateOffset
+from replog.api.wire import set_conditions
 from replog.cluster.transport import open_channel
-from replog.errors import InvalidArgumentError, UnavailableError
+from replog.errors import (
+    InvalidArgumentError,
+    UnavailableError,
+    UnsupportedError,
+    precondition_error,
+)
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 
@@ -43,11 +49,15 @@ class Forwarder:
         values: Sequence[AppendValue],
         topic: str,
         partition: int,
+        *,
         topic_id: int | None = None,
+        conditions: Conditions = NO_CONDITIONS,
     ) -> int:
         """Append ``values`` to ``topic``/``partition`` (of the incarnation ``topic_id``,
         when given: a node whose group is of another one refuses) through the node at
-        ``addr``; the first offset. Raises InvalidArgumentError or UnavailableError."""
+        ``addr``, with ``conditions``; the first offset (a DuplicateOffset for a producer's
+        retry). Raises InvalidArgumentError, UnsupportedError, the PreconditionFailedError
+        the leader raised, or UnavailableError."""
         channel = self._channels.get(addr)
         if channel is None:
             channel = self._channels[addr] = open_channel(addr, self._credentials)
@@ -58,11 +68,14 @@ class Forwarder:
             response_deserializer=log_pb2.ProduceBatchResponse.FromString,
         )
         request = log_pb2.ProduceBatchRequest(records=records, topic=topic, partition=partition)
+        set_conditions(request, conditions)
         try:
             metadata = None if topic_id is None else ((TOPIC_ID_KEY, str(topic_id)),)
             response = await call(request, timeout=FORWARD_TIMEOUT_S, metadata=metadata)
         except grpc.RpcError as exc:
             raise _error(addr, exc) from None
+        if response.duplicate:
+            return DuplicateOffset(response.base_offset)
         return int(response.base_offset)
 
     async def close(self) -> None:
@@ -77,7 +90,16 @@ def _error(addr: str, exc: grpc.RpcError) -> Exception:
     code = aio_error.code() if aio_error is not None else None
     if code is grpc.StatusCode.INVALID_ARGUMENT and aio_error is not None:
         return InvalidArgumentError(str(aio_error.details()))
+    if code is grpc.StatusCode.UNIMPLEMENTED and aio_error is not None:
+        return UnsupportedError(str(aio_error.details()))
     trailing = tuple(aio_error.trailing_metadata() or ()) if aio_error is not None else ()
+    if code is grpc.StatusCode.FAILED_PRECONDITION and aio_error is not None:
+        meta = {str(k): str(v) for k, v in trailing}
+        return precondition_error(
+            meta.get("replog-error-code", ""),
+            str(aio_error.details()),
+            meta.get("replog-precondition", ""),
+        )
     said = str(aio_error.details() if aio_error is not None else exc)
     details = said.lower()
     never_connected = code is grpc.StatusCode.UNAVAILABLE and any(

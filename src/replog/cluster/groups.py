@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from replog.cluster.failover import leader_down
 from replog.cluster.inbox import Inbox
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook
@@ -79,7 +80,7 @@ class GroupHost:
         woken = 0
         for group, node in self.nodes.items():
             if node.leader == peer:
-                node.leader_down(peer, zlib.crc32(group.encode()))
+                leader_down(node, peer, zlib.crc32(group.encode()))
                 woken += 1
         log.info("node %s reported down: woke the %d groups it led here", peer, woken)
 

@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from replog.api.backend import DuplicateOffset
 from replog.api.status import grpc_code_for, metadata_for
 from replog.api.wire import produce_batch_request
 from replog.broker.config import TopicConfig
@@ -194,11 +195,15 @@ class TopicsHost:
                     certainly_not_applied=True,
                     leader_addr=(self.book.address(lead) or "") if lead is not None else "",
                 )
-            base = await node.submit(batch.values)
+            base = await node.submit(batch.values, batch.conditions)
         except ReplogError as exc:
             await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
             raise
-        return log_pb2.ProduceBatchResponse(base_offset=base, count=len(batch.values))
+        return log_pb2.ProduceBatchResponse(
+            base_offset=base,
+            count=len(batch.values),
+            duplicate=isinstance(base, DuplicateOffset),
+        )
 
     def _forward_target(self, topic: str, partition: int) -> RaftBackend:
         """The group a forwarded produce is for, if this node holds a replica of it."""
@@ -328,8 +333,13 @@ class TopicsHost:
             if config.retention_ms == -1 and config.retention_bytes == -1:
                 continue
             with contextlib.suppress(UnavailableError):
+                # What the producer state and key index remember of the records about to
+                # go is on disk first; retention keeps what they do not cover yet.
+                covered = await hosted.node.producers.before_retention(hosted.node.high_watermark)
                 deleted += await hosted.node.call(
-                    functools.partial(_retain, hosted=hosted, config=config, now_ms=now_ms)
+                    functools.partial(
+                        _retain, hosted=hosted, config=config, now_ms=now_ms, keep_from=covered
+                    )
                 )
         return deleted
 
@@ -338,14 +348,21 @@ def _transfer(raft: Raft, *, to: int) -> None:
     raft.transfer_leadership(to)
 
 
-def _retain(raft: Raft, *, hosted: HostedPartition, config: TopicConfig, now_ms: int | None) -> int:
+def _retain(
+    raft: Raft,
+    *,
+    hosted: HostedPartition,
+    config: TopicConfig,
+    now_ms: int | None,
+    keep_from: int,
+) -> int:
     """Delete what retention lets go of one partition (on its node's loop, so the store
     is not used by anyone else meanwhile); the number of segments deleted."""
     store = hosted.store
     result = store.log.apply_retention(
         retention_ms=config.retention_ms,
         retention_bytes=config.retention_bytes,
-        keep_from=hosted.node.high_watermark,
+        keep_from=min(keep_from, hosted.node.high_watermark),
         now_ms=now_ms,
     )
     if result.segments_deleted:

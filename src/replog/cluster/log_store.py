@@ -35,7 +35,6 @@ from dataclasses import replace
 from operator import itemgetter
 from pathlib import Path
 
-from replog.cluster.atomic import write_atomically
 from replog.cluster.controller_commands import METADATA_RECORD_TYPE
 from replog.raft.errors import CompactedError
 from replog.raft.messages import (
@@ -49,6 +48,7 @@ from replog.raft.messages import (
 )
 from replog.raft.storage import data_bytes, limit_by_bytes
 from replog.storage import Log, LogConfig
+from replog.storage.atomic import write_atomically
 from replog.storage.codec import decode_records
 from replog.storage.files import FileSystem, OsFileSystem
 from replog.v1.record_pb2 import Record

@@ -9,8 +9,8 @@ import secrets
 import time
 from pathlib import Path
 
-from replog.cluster.atomic import write_atomically
 from replog.errors import ConfigError
+from replog.storage.atomic import write_atomically
 from replog.storage.files import make_private_dir
 
 __all__ = [

@@ -40,6 +40,7 @@ from typing import Literal
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.controller_commands import CompleteReassignment
 from replog.cluster.controller_state import ControllerState
+from replog.cluster.learners import PROMOTE_MAX_LAG
 from replog.cluster.members import raft_id
 from replog.cluster.partitions import HostedPartition, PartitionGroups
 from replog.cluster.raft_node import RaftNode
@@ -53,7 +54,6 @@ __all__ = ["MoveDriver", "Step", "plan_step"]
 log = logging.getLogger("replog.cluster.moves")
 
 #: A learner is promoted once within this many entries of the commit index (as RaftNode).
-_PROMOTE_MAX_LAG = 256
 #: At most this many groups take a step at the same time.
 _MAX_BUSY = 32
 _CHANGE_TIMEOUT_S = 10.0
@@ -105,7 +105,7 @@ def _caught_up(raft: Raft) -> Callable[[int], bool]:
         if node == raft.id:
             return True
         pr = raft.progress.get(node)
-        return pr is not None and pr.match > 0 and raft.log.committed - pr.match <= _PROMOTE_MAX_LAG
+        return pr is not None and pr.match > 0 and raft.log.committed - pr.match <= PROMOTE_MAX_LAG
 
     return check
 

@@ -40,3 +40,4 @@ class NodeOptions:
     # Small writes (and their fsync) run on the event loop: quicker for one group. Off for
     # the many groups of one loop, whose fsyncs would queue behind each other on the loop.
     persist_inline: bool = True
+    key_index: bool = False  # keep the partition's key index (its topic's key_index)

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import grpc
 
+from replog.broker.config import TopicConfig
 from replog.broker.names import DEFAULT_TOPIC
-from replog.cluster.atomic import write_atomically
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_queries import PartitionRef, partitions_of
 from replog.cluster.controller_state import ControllerState
@@ -47,6 +47,7 @@ from replog.cluster.members import AddressBook, raft_id
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.raft.messages import Membership
 from replog.storage import LogConfig
+from replog.storage.atomic import write_atomically
 
 __all__ = ["GROUP_FILE", "HostedPartition", "PartitionGroups", "group_id"]
 
@@ -260,7 +261,11 @@ class PartitionGroups:
         self, ref: PartitionRef, store: ReplogLogStore, state: ControllerState | None
     ) -> None:
         assert state is not None
-        node = RaftNode(store, self.id, random.Random(), self._options, executor=self._executor)
+        overrides = state.topics[ref.topic].config
+        options = dataclasses.replace(
+            self._options, key_index=TopicConfig().with_values(overrides).key_index
+        )
+        node = RaftNode(store, self.id, random.Random(), options, executor=self._executor)
         node.on_fatal = self._on_fatal
         self._groups.host(group_id(ref), node, store)
         node.start()

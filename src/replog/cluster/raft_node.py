@@ -11,9 +11,10 @@ index + 1, resolve producers whose entry committed with the term it was proposed
 10.2.1), and committed entries already stored by an earlier Ready are applied before this
 Ready's write. A turn steps at most 8 MiB of received entries.
 
-User records are built on the leader right before ``propose`` (``proposals``); the payload
-is the entry's data, so the entry is stored byte-identically everywhere. With
-``NodeOptions.quiesce`` an idle group stops ticking until something wakes it (``quiescence``).
+User records are built on the leader right before ``propose`` (``proposals``, checking
+producers' sequences and conditions: ``idempotence``); the payload is the entry's data, so
+it is stored byte-identically everywhere. With ``NodeOptions.quiesce`` an idle group stops
+ticking until something wakes it (``quiescence``).
 Member entries (kind 3, stored as records of type 3) carry the replicated address book:
 ``{"id": name, "addr": address}``.
 """
@@ -22,25 +23,26 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from replog.cluster.failover import campaign_soon
+from replog.api.backend import NO_CONDITIONS, Conditions
+from replog.cluster.idempotence import GroupProducers
+from replog.cluster.learners import promote_caught_up_learner
 from replog.cluster.log_store import MEMBER_RECORD_TYPE, METADATA_RECORD_TYPE, ReplogLogStore
 from replog.cluster.node_options import NodeOptions, NotLeaderNodeError
-from replog.cluster.proposals import Proposal, propose_group
+from replog.cluster.proposals import Ask, Proposal, propose_group
 from replog.cluster.quiescence import Quiescence
 from replog.errors import BatchTooLargeError, ReplogError, UnavailableError
 from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.core import Raft
-from replog.raft.errors import NotLeaderError, RaftError
-from replog.raft.leader import learner_to_promote
-from replog.raft.membership import ConfChange, ConfChangeOp
+from replog.raft.errors import NotLeaderError
+from replog.raft.membership import ConfChange
 from replog.raft.messages import Entry, Message, MessageType
 from replog.raft.ready import Ready, Role
 from replog.raft.records import messages_within, proposal_groups, turn_share
@@ -52,7 +54,6 @@ __all__ = ["MEMBER_RECORD_TYPE", "NodeOptions", "NotLeaderNodeError", "RaftNode"
 
 log = logging.getLogger("replog.cluster.raft_node")
 
-_PROMOTE_MAX_LAG = 256
 _LEADER_APPENDS = frozenset({MessageType.APP, MessageType.HEARTBEAT})
 _INLINE_PERSIST_BYTES = 64 * 1024
 _TURN_MAX_BYTES = 8 << 20
@@ -87,14 +88,13 @@ class RaftNode:
             election_ticks=o.election_ticks,
             heartbeat_ticks=o.heartbeat_ticks,
             applied=state.commit,
-            # Bound what is in flight per follower to 64 MiB (64 x 1 MiB messages): with
-            # the core's default of 256 a catching-up follower was sent 256 MiB at once and
-            # the leader spent its time re-serializing retransmissions (2 MB/s catch-up).
+            # 64 MiB in flight per follower: with the core's default of 256 x 1 MiB a lagging
+            # follower was sent 256 MiB at once, re-serialized on retransmits (2 MB/s).
             max_msg_bytes=1 << 20,
             max_inflight_msgs=64,
         )
         self.raft = Raft(config, store, rng)
-        self.votes = VoteGate(partial(setattr, self.raft, "voting"))
+        self.votes = VoteGate(functools.partial(setattr, self.raft, "voting"))
         """Why this node may not vote now (see VoteGate); the cluster adds a fresh join's."""
         # A recovery that cut the log's tail may have cut acknowledged entries: say so to the
         # leader (it resends them); if it cut committed ones, do not vote until they are back.
@@ -122,11 +122,13 @@ class RaftNode:
         self._proposals: list[Proposal] = []
         self._ops: list[Callable[[], object]] = []
         self._calls: set[asyncio.Future[Any]] = set()
-        self._waiters = ProduceWaiters()
+        self.waiters = ProduceWaiters()
+        """The produce requests waiting for their entries (to commit, or to persist)."""
         self._index_waiters = IndexWaiters()
         self._wakeup = asyncio.Event()
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="raft-persist")
+        self.producers = GroupProducers(store, self._executor, key_index=o.key_index)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._stopped = False
@@ -147,9 +149,12 @@ class RaftNode:
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        self._waiters.fail_all(UnavailableError("the node stopped before the record committed"))
+        self.waiters.fail_all(UnavailableError("the node stopped before the record committed"))
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
+            if self.failure is None:
+                await self.producers.checkpoint(self.high_watermark)
+            await loop.run_in_executor(self._executor, self.store.close)
         except (ReplogError, OSError) as exc:
             if self.failure is None:
                 raise
@@ -169,11 +174,6 @@ class RaftNode:
         """Whether this node leads now (never once fail-stopped)."""
         return self.failure is None and self.raft.role is Role.LEADER
 
-    @property
-    def pending_waiters(self) -> int:
-        """How many produce requests wait for their entries to commit."""
-        return len(self._waiters)
-
     # -- inputs ---------------------------------------------------------------------------
 
     def deliver(self, messages: Sequence[Message]) -> None:
@@ -184,8 +184,11 @@ class RaftNode:
             self.last_contact[m.src] = now
         self._wakeup.set()
 
-    def submit(self, values: Sequence[bytes | Record]) -> asyncio.Future[int]:
-        """Queue records for proposal; the future gives the first offset once committed.
+    def submit(
+        self, values: Sequence[bytes | Record], conditions: Conditions = NO_CONDITIONS
+    ) -> asyncio.Future[int]:
+        """Queue records for proposal; the future gives the first offset once committed
+        (``conditions``: see ``LogBackend.submit``).
 
         Fails with :class:`NotLeaderNodeError` on a follower, RecordTooLargeError,
         BatchTooLargeError (over ``max_batch_records``: one request is one atomic batch,
@@ -202,7 +205,7 @@ class RaftNode:
         elif not self.is_leader or self.raft.lead_transferee is not None:
             future.set_exception(NotLeaderNodeError(self.raft.lead_transferee or self.raft.lead))
         else:
-            self._proposals.append((values, future))
+            self._proposals.append((values, Ask(future, conditions)))
             self._wakeup.set()
         return future
 
@@ -290,12 +293,6 @@ class RaftNode:
         self.quiescence.request_wake()
         self._wakeup.set()
 
-    def leader_down(self, leader: int, salt: int = 0) -> None:
-        """Node liveness reports ``leader``'s node down: wake the group and end that leader's
-        lease here; one replica campaigns soon (``cluster/failover.py``, ``salt`` spreads)."""
-        self._ops.append(partial(campaign_soon, self.raft, leader, self.leader_live, salt))
-        self.unquiesce()
-
     def report_snapshot(self, to: int, *, ok: bool) -> None:
         """Tell the core a snapshot transfer to ``to`` finished (or failed)."""
         self._ops.append(lambda: self.raft.report_snapshot(to, ok=ok))
@@ -305,6 +302,7 @@ class RaftNode:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        await self.producers.start(self.high_watermark)
         tick_s = self.options.tick_s
         next_tick = loop.time() + tick_s
         while not self._stopping:
@@ -337,7 +335,7 @@ class RaftNode:
             self.raft.step(m)
         if not (q.quiet or woke) and loop.time() >= next_tick:
             self.raft.tick()
-            self._maybe_promote()
+            promote_caught_up_learner(self.raft)
         ops, self._ops = self._ops, []
         for op in ops:
             op()
@@ -351,7 +349,7 @@ class RaftNode:
     def _idle(self) -> bool:
         """Nothing queued, to persist or to apply, and (on a leader) no producer waiting."""
         busy = self._inbox or self._proposals or self._ops or self._calls or self.raft.has_ready()
-        waiting = self._waiters and self.raft.role is Role.LEADER
+        waiting = self.waiters and self.raft.role is Role.LEADER
         return not (busy or waiting) and self.high_watermark > self.raft.log.committed
 
     def _take_inbox(self) -> list[Message]:
@@ -398,6 +396,8 @@ class RaftNode:
                 await loop.run_in_executor(self._executor, self._persist, rd)
             if rd.hard_state is not None:
                 self._durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
+            if rd.entries and self.raft.role is Role.LEADER:  # acks=leader: durable here
+                self.waiters.persisted(rd.entries[-1].index, self.raft.term)
         regular = [m for m in messages if m.type is not MessageType.SNAPSHOT]
         if regular:
             self.send(regular)
@@ -429,10 +429,10 @@ class RaftNode:
         else:
             log.critical("raft node %s: unexpected error, fail-stop", self.id, exc_info=exc)
         why = f"the node's storage failed ({exc}); the record may or may not be committed"
-        self._waiters.fail_all(UnavailableError(why))
+        self.waiters.fail_all(UnavailableError(why))
         queued, self._proposals = self._proposals, []
-        for _, future in queued:
-            _fail(future, UnavailableError("the node failed", certainly_not_applied=True))
+        for _, ask in queued:
+            _fail(ask.future, UnavailableError("the node failed", certainly_not_applied=True))
         for future in self._calls:
             _fail(future, UnavailableError("the node failed"))
         self._calls.clear()
@@ -449,6 +449,7 @@ class RaftNode:
     def _persist(self, rd: Ready) -> None:
         if rd.snapshot is not None:
             self.store.apply_snapshot(rd.snapshot)
+            self.producers.rebuild(rd.snapshot.index + 1, replaced=True)
         if rd.entries:
             self.store.append(rd.entries)
         if rd.hard_state is not None:
@@ -467,7 +468,9 @@ class RaftNode:
             self._wakeup.set()
         o = self.options
         for group in proposal_groups(taken, o.max_proposal_bytes, _TURN_MAX_RECORDS):
-            self._waiters.add(propose_group(self.raft, group, o))
+            self.waiters.add(
+                propose_group(self.raft, group, o, self.producers, self.high_watermark)
+            )
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -479,8 +482,10 @@ class RaftNode:
                     self.on_member(str(doc["id"]), str(doc["addr"]), int(doc.get("epoch", 0)))
                 elif e.kind == METADATA_RECORD_TYPE:
                     self.on_metadata(e.index, e.data)
-        self._waiters.resolve(entries, self._stored_term, self._not_written)
+        self.producers.applied(entries)
+        self.waiters.resolve(entries, self._stored_term, self._not_written)
         self._advance_watermark(entries[-1].index + 1)
+        self.producers.maybe_checkpoint(self.high_watermark)
 
     def _not_written(self) -> NotLeaderNodeError:
         return NotLeaderNodeError(self.raft.lead, "leadership changed; not written")
@@ -499,15 +504,6 @@ class RaftNode:
             log.info("raft node %s: lost entries replicated again; voting", self.id)
         self._index_waiters.release(watermark)
         self.on_commit()
-
-    def _maybe_promote(self) -> None:
-        learner = learner_to_promote(self.raft, _PROMOTE_MAX_LAG)
-        if learner is not None:
-            try:
-                self.raft.propose_conf_change(ConfChange(ConfChangeOp.PROMOTE, learner))
-                log.info("promoting learner %s to voter", learner)
-            except (RaftError, ReplogError) as exc:  # e.g. the leader's no-op is not committed
-                log.debug("cannot promote %s yet: %s", learner, exc)
 
 
 _kind_of = itemgetter(2)

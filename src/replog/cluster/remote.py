@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from replog.api.backend import AppendValue, ReadResult, ServerInfo
+from replog.api.backend import NO_CONDITIONS, AppendValue, Conditions, ReadResult, ServerInfo
 from replog.cluster.forward import Forwarder
 from replog.errors import InvalidArgumentError, UnavailableError
 from replog.v1.record_pb2 import Record
@@ -56,11 +56,13 @@ class RemotePartition:
             addrs = [last, *(a for a in addrs if a != last)]
         return addrs
 
-    def submit(self, values: Sequence[AppendValue]) -> asyncio.Future[int]:
+    def submit(
+        self, values: Sequence[AppendValue], conditions: Conditions = NO_CONDITIONS
+    ) -> asyncio.Future[int]:
         """Forward to the partition's leader (see the module docstring)."""
-        return asyncio.ensure_future(self._submit(values))
+        return asyncio.ensure_future(self._submit(values, conditions))
 
-    async def _submit(self, values: Sequence[AppendValue]) -> int:
+    async def _submit(self, values: Sequence[AppendValue], conditions: Conditions) -> int:
         if not values:
             raise InvalidArgumentError("a batch needs at least one record")
         key = (self.topic, self.partition)
@@ -72,7 +74,12 @@ class RemotePartition:
             addr = candidates[turn % len(candidates)]
             try:
                 base = await self._forwarder.forward(
-                    addr, values, self.topic, self.partition, self.topic_id
+                    addr,
+                    values,
+                    self.topic,
+                    self.partition,
+                    topic_id=self.topic_id,
+                    conditions=conditions,
                 )
             except UnavailableError as exc:
                 if not exc.certainly_not_applied:

@@ -44,6 +44,7 @@ from replog.errors import (
     UnavailableError,
     UnknownPartitionError,
     UnknownTopicError,
+    UnsupportedError,
 )
 
 __all__ = ["ClusterTopics"]
@@ -145,8 +146,11 @@ class ClusterTopics:
     async def alter_topic_config(
         self, name: str, set_: Mapping[str, str], delete: Sequence[str]
     ) -> TopicDescription:
-        """Set keys and reset others to the server defaults."""
+        """Set keys and reset others to the server defaults (``key_index`` only at creation:
+        every replica keeps it from its partition's first record)."""
         self._ref(name, 0)
+        if any(k.replace(".", "_").strip() == "key_index" for k in (*set_, *delete)):
+            raise UnsupportedError("a cluster topic's key_index is set when it is created")
         await self._change(AlterTopicConfig(name, dict(set_), tuple(delete)))
         return self.describe_topic(name)
 

@@ -45,7 +45,7 @@ async def hand_over(node: RaftNode, timeout_s: float) -> None:
         try_until = min(deadline, loop.time() + per_try_s)
         while loop.time() < try_until and node.is_leader:
             await asyncio.sleep(0.01)
-    while loop.time() < deadline and node.pending_waiters:
+    while loop.time() < deadline and len(node.waiters):
         await asyncio.sleep(0.01)
 
 

@@ -49,6 +49,8 @@ class Waiter:
     last: int
     term: int
     future: Settle
+    early: bool = False
+    """Answer once the leader holds the entries durably (acks=leader), before the commit."""
 
 
 class ProduceWaiters:
@@ -57,6 +59,7 @@ class ProduceWaiters:
     def __init__(self) -> None:
         """Start with none."""
         self._queue: deque[Waiter] = deque()
+        self._early: deque[Waiter] = deque()
 
     def __len__(self) -> int:
         """How many requests wait."""
@@ -67,6 +70,7 @@ class ProduceWaiters:
         queue = self._queue
         if not waiters:
             return
+        self._early.extend(w for w in waiters if w.early)
         if not queue or queue[-1].first <= waiters[0].first:
             queue.extend(waiters)
             return
@@ -74,11 +78,21 @@ class ProduceWaiters:
         queue.clear()
         queue.extend(merged)
 
+    def persisted(self, last: int, term: int) -> None:
+        """The leader of ``term`` holds its log up to ``last`` durably: answer the early
+        requests whose entries are all there (the rest are settled as entries apply)."""
+        early = self._early
+        while early and (early[0].last <= last or early[0].future.done()):
+            w = early.popleft()
+            if w.term == term and not w.future.done():
+                w.future.set_result(w.first)
+
     def fail_all(self, exc: BaseException) -> None:
         """End every waiting request with ``exc`` (the node stopped or failed)."""
         for w in self._queue:
             _fail(w.future, exc)
         self._queue.clear()
+        self._early.clear()
 
     def resolve(
         self,

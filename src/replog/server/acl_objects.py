@@ -97,6 +97,7 @@ _HTTP_ROUTES: Mapping[tuple[str, str], tuple[Action, str]] = {
     ("POST", "/v1/topics"): (Action.ADMIN, ANY_TOPIC),  # the handler checks the body's name
     ("GET", "/v1/topics"): (Action.CONSUME, ANY_TOPIC),  # lists only what the caller may read
     ("GET", "/v1/servers"): (Action.CONSUME, ANY_TOPIC),
+    ("POST", "/v1/producers"): (Action.PRODUCE, ANY_TOPIC),
     ("GET", "/v1/cluster"): (Action.CONSUME, ANY_TOPIC),
 }
 

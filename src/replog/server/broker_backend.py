@@ -11,13 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from replog.api.backend import LogBackend
 from replog.broker.broker import Broker
+from replog.broker.key_index import KeyIndex
+from replog.broker.key_source import LogKeySource
 from replog.broker.model import PartitionDescription, TopicDescription
 from replog.broker.names import DEFAULT_TOPIC, check_replication_factor, check_topic_name
+from replog.broker.producer_log import PartitionProducers
 from replog.errors import (
     UnavailableError,
     UnknownPartitionError,
@@ -28,6 +33,9 @@ from replog.server.backend import SingleNodeBackend
 from replog.storage import Log
 
 __all__ = ["BrokerBackend", "SingleLogTopics", "check_replication_factor"]
+
+KEY_INDEX_DIR = "key-index"
+"""Where a partition keeps its key index, inside its log directory."""
 
 log = logging.getLogger("replog.server.topics")
 
@@ -83,14 +91,22 @@ class BrokerBackend:
         )
 
     def _make(self, topic: str, partition: int) -> SingleNodeBackend:
+        log_ = self.broker.log(topic, partition)
+        index_dir = Path(log_.directory) / KEY_INDEX_DIR
+        key_index = None
+        if self.broker.topic_config(topic).key_index:
+            key_index = KeyIndex(index_dir, LogKeySource(log_))
+        elif index_dir.exists():  # turned off: a later one must not trust a stale checkpoint
+            shutil.rmtree(index_dir, ignore_errors=True)
         backend = SingleNodeBackend(
-            self.broker.log(topic, partition),
+            log_,
             server_id=self._server_id,
             rpc_addr=self._rpc_addr,
             on_appended=self._on_appended,
             on_storage_failure=self._on_storage_failure,
             max_batch_records=self._max_batch_records,
             executor=self._executor,
+            key_index=key_index,
         )
         backend.start()
         return backend
@@ -210,10 +226,11 @@ class BrokerBackend:
             backends = self._partitions.get(name)
             if backends is None:
                 raise UnknownTopicError(name)
-            old = self.broker.log_config(self.broker.topic_config(name))
+            before = self.broker.topic_config(name)
             # Validated first: a refused change must not disturb the partitions.
-            new = self.broker.log_config(self.broker.altered_config(name, set_, delete))
-            if new == old:
+            after = self.broker.altered_config(name, set_, delete)
+            old, new = self.broker.log_config(before), self.broker.log_config(after)
+            if new == old and before.key_index == after.key_index:
                 return await asyncio.to_thread(self.broker.alter_topic_config, name, set_, delete)
             for backend in backends:  # the Logs reopen: drain their appends first
                 await backend.close(lambda: _reconfiguring(name))
@@ -242,6 +259,17 @@ class BrokerBackend:
 
     # -- retention ----------------------------------------------------------------------------
 
+    def _checkpoint_all(self, snapshots: list[tuple[PartitionProducers, bytes]]) -> None:
+        """Write producer-state checkpoints and key-index checkpoints (a worker thread)."""
+        for producers, data in snapshots:
+            try:
+                producers.write(data)
+            except OSError as exc:
+                log.warning("producer-state checkpoint of %s failed: %s", producers.path, exc)
+        for backends in list(self._partitions.values()):
+            for backend in backends:
+                backend.checkpoint_key_index()
+
     async def _retain_forever(self) -> None:
         while not self._closing:
             await asyncio.sleep(self._retention_interval_s)
@@ -253,6 +281,15 @@ class BrokerBackend:
     async def apply_retention(self) -> int:
         """Apply every topic's retention now; return how many segments were deleted."""
         async with self._admin:
+            # What producer states and key indexes remember of the records about to go is
+            # on disk first; retention keeps what their checkpoints do not cover yet.
+            snapshots = [
+                (b.producers, b.producers.snapshot())
+                for backends in self._partitions.values()
+                for b in backends
+                if len(b.producers.states)
+            ]
+            await asyncio.to_thread(self._checkpoint_all, snapshots)
             events = await asyncio.to_thread(self.broker.apply_retention, None, self._keep_from)
         for event in events:
             log.info(
@@ -269,7 +306,10 @@ class BrokerBackend:
         backends = self._partitions.get(topic)
         if backends is None or partition >= len(backends):
             return log_.lowest_offset
-        return backends[partition].high_watermark
+        backend = backends[partition]
+        if len(backend.producers.states):  # its producers' checkpoint covers up to here
+            return min(backend.high_watermark, backend.producers.checkpointed)
+        return backend.high_watermark
 
 
 def _reconfiguring(topic: str) -> UnavailableError:

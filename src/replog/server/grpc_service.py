@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -21,17 +20,27 @@ from typing import Any, TypeVar
 import grpc
 from grpc import aio
 
-from replog.api.backend import STALL_S, LogBackend, ReadResult, ServerInfo
+from replog.api.backend import (
+    STALL_S,
+    DuplicateOffset,
+    LogBackend,
+    ReadResult,
+    ServerInfo,
+    new_producer_id,
+)
 from replog.api.status import grpc_code_for, metadata_for
 from replog.api.wire import (
+    IDEMPOTENT_NEEDS_PARTITION,
     check_parsed,
     encode_batch_response,
     encode_consume_response,
     produce_batch_request,
     produce_value,
     request_parser,
+    single_conditions,
 )
 from replog.errors import (
+    InvalidArgumentError,
     OffsetOutOfRangeError,
     ReplogError,
     UnavailableError,
@@ -70,13 +79,6 @@ Req = TypeVar("Req")
 
 def _identity(data: bytes) -> bytes:
     return data
-
-
-def new_producer_id() -> int:
-    """A fresh producer id: 63 random bits (never 0, which means "no producer"), so every
-    node hands out ids unique in the cluster (collision odds ~n^2/2^64) with no
-    coordination, and each fits Kafka's positive int64."""
-    return secrets.randbits(63) or 1
 
 
 class LogService:
@@ -221,7 +223,7 @@ class LogService:
         value = produce_value(request)  # refuses a malformed message first
         partition = request.partition if request.HasField("partition") else None
         target = produce_target(self.topics, request.topic, partition, [value])
-        future = target.backend.submit([value])
+        future = target.backend.submit([value], single_conditions(request))
         end_sticky(self.topics, request.topic, target)
         return future, target.partition
 
@@ -234,13 +236,20 @@ class LogService:
     async def _produce_batch(
         self, request: bytes, context: aio.ServicerContext[Any, Any]
     ) -> log_pb2.ProduceBatchResponse:
-        values, topic, partition = produce_batch_request(request, self.limits.max_batch_records)
+        values, topic, partition, conditions = produce_batch_request(
+            request, self.limits.max_batch_records
+        )
+        if conditions.producer_id and partition is None:
+            raise InvalidArgumentError(IDEMPOTENT_NEEDS_PARTITION)
         target = produce_target(self.topics, topic, partition, values)
-        future = target.backend.submit(values)
+        future = target.backend.submit(values, conditions)
         end_sticky(self.topics, topic, target)
         base = await future
         return log_pb2.ProduceBatchResponse(
-            base_offset=base, count=len(values), partition=target.partition
+            base_offset=base,
+            count=len(values),
+            partition=target.partition,
+            duplicate=isinstance(base, DuplicateOffset),
         )
 
     async def _produce_stream(

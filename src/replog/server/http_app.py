@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from replog.api.backend import LogBackend
+from replog.api.backend import LogBackend, new_producer_id
 from replog.api.status import http_status_for
 from replog.errors import InvalidArgumentError, ReplogError
 from replog.jsonform import record_to_json
@@ -26,6 +26,7 @@ from replog.server.http_common import (
     HttpState,
     check_text,
     check_writable,
+    error_details,
     error_response,
     json_body,
     read_body,
@@ -67,6 +68,7 @@ def make_app(
     add_record_routes(app.router, "/v1/records", _default_partition)
     add_topic_routes(app.router)
     app.router.add_get("/v1/servers", _servers)
+    app.router.add_post("/v1/producers", _init_producer_id)
     app.router.add_get("/v1/cluster", _cluster_status)
     app.router.add_post("/v1/cluster:remove", _cluster_remove)
     app.router.add_post("/v1/cluster:transfer-leader", _cluster_transfer)
@@ -104,7 +106,7 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         return response
     except ReplogError as exc:
         status = http_status_for(exc)
-        return error_response(status, exc.code, str(exc))
+        return error_response(status, exc.code, str(exc), error_details(exc))
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:
@@ -123,6 +125,11 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 # -- servers and cluster (admin) -------------------------------------------------------------
+
+
+async def _init_producer_id(request: web.Request) -> web.Response:
+    """An idempotent producer's id (as gRPC InitProducerId)."""
+    return web.json_response({"producer_id": new_producer_id(), "producer_epoch": 0})
 
 
 async def _servers(request: web.Request) -> web.Response:

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from replog.api.backend import AppendValue, LogBackend
-from replog.errors import InvalidArgumentError, UnavailableError
+from replog.errors import (
+    ExpectedKeyOffsetError,
+    ExpectedOffsetError,
+    InvalidArgumentError,
+    OutOfOrderSequenceError,
+    ProducerFencedError,
+    ReplogError,
+    UnavailableError,
+)
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.topics import TopicsBackend
@@ -64,9 +72,24 @@ class HttpState:
 STATE_KEY = web.AppKey("replog_state", HttpState)
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    """A JSON error body with ``status``."""
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+def error_response(
+    status: int, code: str, message: str, details: dict[str, int] | None = None
+) -> web.Response:
+    """A JSON error body with ``status`` (``details``: the numbers the error carries)."""
+    error: dict[str, Any] = {"code": code, "message": message, **(details or {})}
+    return web.json_response({"error": error}, status=status)
+
+
+def error_details(exc: ReplogError) -> dict[str, int] | None:
+    """The numbers a client acts on: a refused produce's expected and actual offset or
+    sequence (``{"expected": 5, "actual": 7}``)."""
+    if isinstance(exc, OutOfOrderSequenceError):
+        return {"expected": exc.expected, "actual": exc.got}
+    if isinstance(exc, ExpectedOffsetError | ExpectedKeyOffsetError):
+        return {"expected": exc.expected, "actual": exc.actual}
+    if isinstance(exc, ProducerFencedError):
+        return {"expected": exc.current, "actual": exc.epoch}
+    return None
 
 
 HTTP_CODES = {

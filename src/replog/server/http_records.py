@@ -15,7 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from replog.api.backend import STALL_S, AppendValue, LogBackend
+from replog.api.backend import (
+    NO_CONDITIONS,
+    STALL_S,
+    AppendValue,
+    Conditions,
+    DuplicateOffset,
+    LogBackend,
+)
 from replog.errors import (
     BatchTooLargeError,
     InvalidArgumentError,
@@ -38,7 +45,9 @@ from replog.v1.record_pb2 import Record
 __all__ = [
     "Resolve",
     "add_record_routes",
+    "appended",
     "batch_values",
+    "body_conditions",
     "one_value",
     "read_records",
 ]
@@ -84,6 +93,53 @@ def batch_values(state: HttpState, body: Any) -> list[AppendValue]:
     return [record_from_json(r, f"records[{i}]") for i, r in enumerate(records)]
 
 
+_U64 = 2**64
+_CONDITION_RANGES = {
+    "producer_id": (0, 2**63),
+    "producer_epoch": (0, 2**32),
+    "base_sequence": (0, 2**31),
+    "expected_offset": (0, _U64),
+    "expected_key_offset": (-1, 2**63),
+}
+
+
+def body_conditions(body: Any, *, producer: bool) -> Conditions:
+    """The conditions of a produce body: ``expected_offset``, ``expected_key_offset`` and,
+    when ``producer`` (a batch to a named partition), an idempotent producer's
+    ``producer_id``, ``producer_epoch`` and ``base_sequence`` (see ProduceBatchRequest)."""
+    if not isinstance(body, dict):
+        return NO_CONDITIONS
+    found: dict[str, int] = {}
+    for name, (lo, hi) in _CONDITION_RANGES.items():
+        if name not in body:
+            continue
+        value = body[name]
+        if not producer and name in ("producer_id", "producer_epoch", "base_sequence"):
+            raise InvalidArgumentError(f"{name} needs a batch to one partition (.../records:batch)")
+        if type(value) is not int or not lo <= value < hi:
+            raise InvalidArgumentError(f"{name} must be an integer in [{lo}, {hi})")
+        found[name] = value
+    if not found:
+        return NO_CONDITIONS
+    return Conditions(
+        producer_id=found.get("producer_id", 0),
+        producer_epoch=found.get("producer_epoch", 0),
+        base_sequence=found.get("base_sequence", 0),
+        expected_offset=found.get("expected_offset"),
+        expected_key_offset=found.get("expected_key_offset"),
+    )
+
+
+def appended(base: int, count: int | None = None) -> dict[str, Any]:
+    """The answer to a produce: its (base) offset, and whether it was a producer's retry."""
+    answer: dict[str, Any] = {"offset": base} if count is None else {"base_offset": base}
+    if count is not None:
+        answer["count"] = count
+    if isinstance(base, DuplicateOffset):
+        answer["duplicate"] = True
+    return answer
+
+
 def _with_partition(answer: dict[str, Any], partition: int | None) -> web.Response:
     if partition is not None:
         answer["partition"] = partition
@@ -95,9 +151,10 @@ def _produce(resolve: Resolve) -> Handler:
         state = request.app[STATE_KEY]
         check_writable(state)
         backend, partition = resolve(request)
-        value = one_value(await json_body(request))
-        offset = await backend.submit([value])
-        return _with_partition({"offset": offset}, partition)
+        body = await json_body(request)
+        value = one_value(body)
+        offset = await backend.submit([value], body_conditions(body, producer=False))
+        return _with_partition(appended(offset), partition)
 
     return produce
 
@@ -107,9 +164,11 @@ def _produce_batch(resolve: Resolve) -> Handler:
         state = request.app[STATE_KEY]
         check_writable(state)
         backend, partition = resolve(request)
-        values = batch_values(state, await json_body(request))
-        base = await backend.submit(values)
-        return _with_partition({"base_offset": base, "count": len(values)}, partition)
+        body = await json_body(request)
+        values = batch_values(state, body)
+        conditions = body_conditions(body, producer=True)  # one partition: this route's
+        base = await backend.submit(values, conditions)
+        return _with_partition(appended(base, len(values)), partition)
 
     return produce_batch
 

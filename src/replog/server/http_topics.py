@@ -23,7 +23,13 @@ from replog.security.acl import Action
 from replog.server.acl_objects import topic_object
 from replog.server.auth import request_access
 from replog.server.http_common import STATE_KEY, HttpState, check_text, check_writable, json_body
-from replog.server.http_records import add_record_routes, batch_values, one_value
+from replog.server.http_records import (
+    add_record_routes,
+    appended,
+    batch_values,
+    body_conditions,
+    one_value,
+)
 from replog.server.routing import end_sticky, produce_target
 from replog.server.topics import TopicsBackend
 
@@ -196,22 +202,24 @@ async def _produce_keyed(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     check_writable(state)
     topics, name = _topics(state), request.match_info["name"]
-    value = one_value(await json_body(request))
+    body = await json_body(request)
+    value = one_value(body)
+    conditions = body_conditions(body, producer=False)
     target = produce_target(topics, name, None, [value])
-    future = target.backend.submit([value])
+    future = target.backend.submit([value], conditions)
     end_sticky(topics, name, target)  # the next keyless request may go elsewhere
-    return web.json_response({"offset": await future, "partition": target.partition})
+    return web.json_response({**appended(await future), "partition": target.partition})
 
 
 async def _produce_keyed_batch(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     check_writable(state)
     topics, name = _topics(state), request.match_info["name"]
-    values = batch_values(state, await json_body(request))
+    body = await json_body(request)
+    values = batch_values(state, body)
+    conditions = body_conditions(body, producer=False)
     target = produce_target(topics, name, None, values)
-    future = target.backend.submit(values)
+    future = target.backend.submit(values, conditions)
     end_sticky(topics, name, target)
     base = await future
-    return web.json_response(
-        {"base_offset": base, "count": len(values), "partition": target.partition}
-    )
+    return web.json_response({**appended(base, len(values)), "partition": target.partition})

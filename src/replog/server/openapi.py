@@ -56,9 +56,20 @@ _SCHEMAS: dict[str, Any] = {
                         "example": "OFFSET_OUT_OF_RANGE",
                         "description": "INVALID_ARGUMENT, RECORD_TOO_LARGE, "
                         "OFFSET_OUT_OF_RANGE, REQUEST_TOO_LARGE, NOT_FOUND, "
-                        "METHOD_NOT_ALLOWED, UNAVAILABLE, INTERNAL",
+                        "METHOD_NOT_ALLOWED, UNAVAILABLE, INTERNAL, OUT_OF_ORDER_SEQUENCE, "
+                        "PRODUCER_FENCED, UNKNOWN_PRODUCER_ID, EXPECTED_OFFSET_MISMATCH, "
+                        "EXPECTED_KEY_OFFSET_MISMATCH, ...",
                     },
                     "message": {"type": "string"},
+                    "expected": {
+                        "type": "integer",
+                        "description": "A refused produce's expected offset or sequence",
+                    },
+                    "actual": {
+                        "type": "integer",
+                        "description": "The partition's actual one (its next offset, the "
+                        "key's latest offset, or the batch's sequence)",
+                    },
                 },
             }
         },
@@ -152,17 +163,18 @@ _READ = {
 }
 
 
+_DUP = {"duplicate": {"type": "boolean", "description": "A producer's retry: not appended"}}
+_BATCH_PRODUCED = {"base_offset": _U64, "count": {"type": "integer"}, **_DUP}
+
+
 def record_paths(prefix: str, params: list[dict[str, Any]], *, partition: bool) -> dict[str, Any]:
     """The five record routes under ``prefix`` (with path ``params``); with ``partition``,
     produce answers also give the partition, and unknown topics or partitions are 404."""
     record_body, batch_body = RECORD_BODY, BATCH_BODY
     where = {"partition": {"type": "integer", "minimum": 0}} if partition else {}
     topic_errors = (403, 404, 503) if partition else ()
-    produced = {"type": "object", "properties": {"offset": _U64, **where}}
-    batch_produced = {
-        "type": "object",
-        "properties": {"base_offset": _U64, "count": {"type": "integer"}, **where},
-    }
+    produced = {"type": "object", "properties": {"offset": _U64, **_DUP, **where}}
+    batch_produced = {"type": "object", "properties": {**_BATCH_PRODUCED, **where}}
     read = _READ
     offset_param = {"name": "offset", "in": "path", "required": True, "schema": _U64}
     return {
@@ -171,7 +183,10 @@ def record_paths(prefix: str, params: list[dict[str, Any]], *, partition: bool) 
                 "summary": "Append one record",
                 "parameters": params,
                 "requestBody": {"required": True, **_json(record_body)},
-                "responses": {"200": _json(produced), **_errors(400, *topic_errors, 413, 503)},
+                "responses": {
+                    "200": _json(produced),
+                    **_errors(400, *topic_errors, 409, 413, 501, 503),
+                },
             },
             "get": {
                 "summary": "Read records from an offset (long-polls up to wait_ms at the end)",
@@ -191,7 +206,7 @@ def record_paths(prefix: str, params: list[dict[str, Any]], *, partition: bool) 
                 "requestBody": {"required": True, **_json(batch_body)},
                 "responses": {
                     "200": _json(batch_produced),
-                    **_errors(400, *topic_errors, 413, 503),
+                    **_errors(400, *topic_errors, 409, 413, 501, 503),
                 },
             }
         },
@@ -236,6 +251,7 @@ def _other_paths() -> dict[str, Any]:
                 },
             }
         },
+        **_producer_paths(),
         **_cluster_paths(),
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "OK"}}}},
         "/readyz": {
@@ -257,6 +273,27 @@ def _other_paths() -> dict[str, Any]:
         },
         "/openapi.json": {
             "get": {"summary": "This document", "responses": {"200": {"description": "OK"}}}
+        },
+    }
+
+
+def _producer_paths() -> dict[str, Any]:
+    return {
+        "/v1/producers": {
+            "post": {
+                "summary": "A new idempotent producer id (63 random bits) and epoch 0",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "producer_id": {"type": "integer"},
+                                "producer_epoch": {"type": "integer"},
+                            },
+                        }
+                    )
+                },
+            }
         },
     }
 

@@ -22,10 +22,38 @@ U32 = {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}
 U64 = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
 
 #: The body of a produce of one record, and of a batch.
+_CONDITIONS = {
+    "expected_offset": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "Append only if the partition's next offset is this (else 409, "
+        "EXPECTED_OFFSET_MISMATCH, with expected and actual)",
+    },
+    "expected_key_offset": {
+        "type": "integer",
+        "minimum": -1,
+        "description": "Append only if the key's latest record is at this offset (-1: none)",
+    },
+}
+_PRODUCER = {
+    "producer_id": {
+        "type": "integer",
+        "minimum": 1,
+        "description": "An idempotent producer's id (POST /v1/producers); batches to one "
+        "partition only",
+    },
+    "producer_epoch": {"type": "integer", "minimum": 0},
+    "base_sequence": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "The sequence of the batch's first record (409 OUT_OF_ORDER_SEQUENCE "
+        "when it does not follow the last; a retry answers duplicate: true)",
+    },
+}
 RECORD_BODY = {
     "type": "object",
     "required": ["record"],
-    "properties": {"record": {"$ref": "#/components/schemas/RecordIn"}},
+    "properties": {"record": {"$ref": "#/components/schemas/RecordIn"}, **_CONDITIONS},
 }
 BATCH_BODY = {
     "type": "object",
@@ -35,7 +63,9 @@ BATCH_BODY = {
             "type": "array",
             "minItems": 1,
             "items": {"$ref": "#/components/schemas/RecordIn"},
-        }
+        },
+        **_CONDITIONS,
+        **_PRODUCER,
     },
 }
 
@@ -45,7 +75,8 @@ _ERROR_TEXT = {
     404: "Offset out of range (the message gives the valid range), no such topic or "
     "partition, or no such member",
     409: "The change is not possible now (e.g. no other voter, a change in progress), "
-    "or a topic of that name exists",
+    "a topic of that name exists, or a produce's condition or sequence did not hold "
+    "(nothing appended; expected and actual in the body)",
     413: "Body or record too large",
     429: "The caller's identity already holds the most open streams allowed",
     501: "Not supported by this server",

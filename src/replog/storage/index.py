@@ -26,6 +26,9 @@ ENTRY_BYTES = ENTRY.size
 _FIRST_MAP_BYTES = ENTRY_BYTES * 4096
 
 
+_CHECK_ENTRIES = 1 << 16
+
+
 class Index:
     """A fixed-entry offset index over a memory map.
 
@@ -127,6 +130,21 @@ class Index:
             else:
                 high = middle
         return low
+
+    def dense_prefix(self, limit: int) -> int:
+        """Count the leading entries, of the first ``limit``, whose relative offset equals
+        their slot, checking every one. ``structural_entries`` assumes the valid entries
+        are one prefix; a power cut after ``truncate`` (which zeroes entries in the map) may
+        keep a valid entry behind a zeroed one, and only this check sees it."""
+        checked = 0
+        while checked < limit:
+            count = min(_CHECK_ENTRIES, limit - checked)
+            raw = self._read(checked * ENTRY_BYTES, count * ENTRY_BYTES)
+            relatives = struct.unpack(f">{'IQ' * count}", raw)[0::2]
+            if relatives != tuple(range(checked, checked + count)):
+                return checked + next(i for i, r in enumerate(relatives) if r != checked + i)
+            checked += count
+        return checked
 
     def _relative(self, slot: int) -> int:
         relative: int = ENTRY.unpack(self._read(slot * ENTRY_BYTES, ENTRY_BYTES))[0]

@@ -139,7 +139,9 @@ class Segment:
             # A new segment: nothing to recover, and nothing of its fresh (sparse) index is
             # read; reading it cost ~5 ms a segment, which thousands of partitions pay.
             return Recovery()
-        candidates = self.index.structural_entries()
+        # Every entry checked, not only a binary search's probes: the active segment is the
+        # one a truncate zeroed entries of, which a power cut may have half kept.
+        candidates = self.index.dense_prefix(self.index.structural_entries())
         good = self._last_good_entry(candidates, store_size)
         positions, end, stop = self._scan_from(good)
         self.index.truncate(good)

@@ -19,6 +19,7 @@ import dataclasses
 import random
 from collections.abc import Callable, Sequence
 
+from replog.cluster.failover import leader_down
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, HardState, Membership, Message
@@ -86,6 +87,7 @@ class SimStore(MemoryRaftStorage):
         self.appended = appended
         self.log_lost = False  # nothing here is ever torn: what it holds is durable
         self.lost_commit = 0
+        self.directory = None  # no files: producer state is rebuilt from the entries
 
     def clear_log_lost(self) -> None:
         """Nothing to clear: nothing is ever lost here."""
@@ -241,14 +243,14 @@ class DriverCluster:
 
     def report_liveness(self) -> None:
         """Node liveness after a fault: every live node whose leader it now holds down is
-        told (``RaftNode.leader_down``), as the host does on a liveness report."""
+        told (``failover.leader_down``), as the host does on a liveness report."""
         for sim in self.nodes.values():
             node = sim.node
             lead = node.raft.lead if node is not None else None
             if node is not None and lead is not None and not self.reachable(node.id, lead):
                 if node.quiescence.quiet:
                     self.unquiesced.append((asyncio.get_running_loop().time(), node.id))
-                node.leader_down(lead)
+                leader_down(node, lead)
 
     def _leader_watcher(self, node: RaftNode) -> Callable[[int | None], None]:
         def changed(leader: int | None) -> None:

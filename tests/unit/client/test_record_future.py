@@ -136,3 +136,32 @@ def test_only_the_producer_resolves_a_record_future() -> None:
         future.set_exception(ValueError())
     with pytest.raises(RuntimeError):
         future.set_running_or_notify_cancel()
+
+
+@pytest.mark.parametrize("method", ["result", "exception"])
+def test_a_waiter_woken_by_another_batch_of_the_producer_keeps_waiting(method: str) -> None:
+    # Every batch of a producer shares one Condition: Future.result() (no timeout) used to
+    # return from its one wait() when another batch resolved, and raise TimeoutError.
+    condition = threading.Condition()
+    other, mine = _Batch(condition), _Batch(condition)
+    other.count = mine.count = 1
+    future = RecordFuture(mine, 0)
+    outcome: list[object] = []
+
+    def wait_for_it() -> None:
+        try:
+            outcome.append(getattr(future, method)())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait_for_it)
+    waiter.start()
+    for _ in range(50):  # wake it again and again while its own batch is still in flight
+        other.resolve(1, None)
+        waiter.join(0.01)
+    assert waiter.is_alive() and outcome == [], outcome
+    mine.resolve(9, None)
+    waiter.join(30)
+    assert outcome == ([9] if method == "result" else [None])
+    with pytest.raises(TimeoutError):  # a timeout still ends the wait
+        RecordFuture(_Batch(condition), 0).result(timeout=0.05)

@@ -8,6 +8,7 @@ small in-process network that can cut links, so a test sets up a leader change e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -18,6 +19,7 @@ import pytest
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.errors import UnavailableError
+from replog.raft.errors import NotLeaderError
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Membership, Message
 
@@ -100,7 +102,8 @@ async def _lead_with(net: Net, node_id: int) -> RaftNode:
             await _until(partial(_committed_own_term, current), "the leader's no-op")
             return current
         if current is not None:
-            await current.call(lambda r: r.transfer_leadership(node_id))
+            with contextlib.suppress(NotLeaderError):  # it lost leadership meanwhile
+                await current.call(lambda r: r.transfer_leadership(node_id))
         await asyncio.sleep(0.05)
         await _until(lambda: _leader(net) is not None, "a leader after the transfer")
 

@@ -89,3 +89,29 @@ def test_a_vote_gate_opens_only_once_every_reason_is_lifted() -> None:
     assert seen[-1] is False and gate.blocked_by("fresh-join")
     gate.lift("fresh-join")
     assert seen[-1] is True
+
+
+def test_an_acks_leader_batch_answers_once_the_leader_persisted_all_its_entries() -> None:
+    waiters = ProduceWaiters()
+    early, early_future = _waiter(5, 7, 2)
+    early.early = True
+    late, late_future = _waiter(8, 8, 2)
+    waiters.add([early, late])
+    waiters.persisted(6, 2)
+    assert not early_future.done()  # entry 7 is not durable on the leader yet
+    waiters.persisted(8, 2)
+    assert early_future.result() == 5
+    assert not late_future.done()  # acks=all: only the commit answers it
+    _resolve(waiters, _entries(5, [2, 2, 2, 2]), {})
+    assert late_future.result() == 8 and len(waiters) == 0
+
+
+def test_an_acks_leader_batch_of_an_old_term_is_left_to_the_commit_to_decide() -> None:
+    waiters = ProduceWaiters()
+    early, future = _waiter(5, 5, 2)
+    early.early = True
+    waiters.add([early])
+    waiters.persisted(9, 3)  # another term's leader wrote index 5: not this batch's entry
+    assert not future.done()
+    _resolve(waiters, _entries(5, [3]), {})
+    assert isinstance(future.exception(), NotWrittenError)

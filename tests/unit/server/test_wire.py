@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from replog.api import wire
-from replog.api.wire import produce_batch_request, produce_batch_values
+from replog.api.backend import Conditions
+from replog.api.wire import produce_batch_request, produce_batch_values, set_conditions
 from replog.client.core import encode_batch_request, encode_record
 from replog.client.producer import _value_head
 from replog.errors import InvalidArgumentError
@@ -125,25 +126,45 @@ def test_a_flood_of_unknown_fields_is_refused_without_walking_all_of_it() -> Non
     st.lists(records | values, min_size=1, max_size=10),
     st.sampled_from(["", "orders", "ü" * 100]),
     st.none() | st.integers(0, 2**32 - 1),
+    st.sampled_from([0, 1, 2**63 - 1]),
+    st.none() | st.integers(0, 2**64 - 1),
+    st.none() | st.integers(-1, 2**63 - 1),
+    st.booleans(),
 )
 def test_a_batch_to_a_topic_and_partition_gives_what_a_full_parse_gives(
-    batch: list[Record | bytes], topic: str, partition: int | None
+    batch: list[Record | bytes],
+    topic: str,
+    partition: int | None,
+    producer_id: int,
+    expected_offset: int | None,
+    expected_key_offset: int | None,
+    acks_leader: bool,
 ) -> None:
-    request = ProduceBatchRequest(
+    conditions = Conditions(
+        producer_id=producer_id,
+        producer_epoch=3 if producer_id else 0,
+        base_sequence=2**31 - 1 if producer_id else 0,
+        expected_offset=expected_offset,
+        expected_key_offset=expected_key_offset,
+        acks_leader=acks_leader,
+    )
+    message = ProduceBatchRequest(
         records=[r if isinstance(r, Record) else Record(value=r) for r in batch],
         topic=topic,
         partition=partition,
-    ).SerializeToString()
-    assert produce_batch_request(request) == (reference(request), topic, partition)
+    )
+    set_conditions(message, conditions)
+    request = message.SerializeToString()
+    assert produce_batch_request(request) == (reference(request), topic, partition, conditions)
 
 
 def test_bare_values_to_a_topic_come_back_bare_and_keyed_ones_as_records() -> None:
     request = ProduceBatchRequest(
         records=[Record(value=b"a"), Record(value=b"")], topic="t", partition=0
     ).SerializeToString()
-    assert produce_batch_request(request) == ([b"a", b""], "t", 0)
+    assert produce_batch_request(request)[:3] == ([b"a", b""], "t", 0)
     keyed = ProduceBatchRequest(records=[Record(value=b"a", key=b"k")], topic="t")
-    values_, topic, partition = produce_batch_request(keyed.SerializeToString())
+    values_, topic, partition, _ = produce_batch_request(keyed.SerializeToString())
     assert isinstance(values_[0], Record) and values_[0].key == b"k"
     assert (topic, partition) == ("t", None)
 
@@ -156,4 +177,4 @@ def test_a_batch_of_bare_values_to_a_topic_is_not_inspected_record_by_record(
 
     monkeypatch.setattr(wire, "record_value", inspected)
     request = encode_batch_request([encode_record(b"v" * n) for n in (0, 1, 200)], "t", 3)
-    assert produce_batch_request(request) == ([b"", b"v", b"v" * 200], "t", 3)
+    assert produce_batch_request(request)[:3] == ([b"", b"v", b"v" * 200], "t", 3)

@@ -1,4 +1,5 @@
-"""Replacing a small state file durably (hard state, address book, group markers)."""
+"""Replacing a small state file durably (hard state, address book, group markers,
+producer-state checkpoints)."""
 
 from __future__ import annotations
 
