@@ -163,3 +163,13 @@ class Env:
         """Return and clear the accumulated trace lines."""
         out, self.out = self.out, []
         return out
+
+
+def settled_three() -> Env:
+    """Nodes 1-2-3, node 1 elected, one entry proposed and replicated to every node."""
+    env = Env()
+    env.add_nodes([1, 2, 3])
+    env.elect(1)
+    env.nodes[1].propose([b"x"])
+    env.stabilize()
+    return env

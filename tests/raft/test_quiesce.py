@@ -10,16 +10,9 @@ from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Message, MessageType
 from replog.raft.quiesce import follower_may_quiesce, leader_may_quiesce, quiesce_heartbeats
 from replog.v1 import raft_pb2
-from tests.raft.env import Env
+from tests.raft.env import settled_three
 
-
-def _settled() -> Env:
-    env = Env()
-    env.add_nodes([1, 2, 3])
-    env.elect(1)
-    env.nodes[1].propose([b"x"])
-    env.stabilize()
-    return env
+_settled = settled_three
 
 
 def test_a_leader_whose_log_every_member_holds_committed_may_quiesce() -> None:
@@ -96,3 +89,16 @@ def test_the_quiesce_flag_survives_the_wire_both_ways() -> None:
         assert pb.quiesce is flag
         wired = message_from_proto(raft_pb2.RaftMessage.FromString(pb.SerializeToString()))
         assert wired == m
+
+
+def test_a_leader_quiesces_past_a_member_its_node_liveness_holds_down_and_only_then() -> None:
+    env = _settled()
+    leader = env.nodes[1]
+    env.isolate(3)
+    leader.propose([b"y"])
+    env.stabilize()
+    assert leader.log.committed == leader.log.last_index()  # node 2 made the majority
+    assert not leader_may_quiesce(leader)  # node 3 lacks the entry
+    assert not leader_may_quiesce(leader, lambda peer: True)
+    assert leader_may_quiesce(leader, lambda peer: peer != 3)
+    assert not leader_may_quiesce(leader, lambda peer: peer != 2)  # 3, held live, lacks it

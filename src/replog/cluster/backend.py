@@ -119,8 +119,13 @@ class RaftBackend:
                 except NotLeaderNodeError:
                     pass
             leader = self.node.leader
+            # Not to a leader node liveness holds down: its followers are electing (after a
+            # kill -9, hundreds of produces each forwarded to the dead node 10 times a second
+            # loaded the survivors while they elected).
             addr = (
-                self._address_of(leader) if leader is not None and leader != self.node.id else None
+                self._address_of(leader)
+                if leader is not None and leader != self.node.id and self.node.leader_live(leader)
+                else None
             )
             if addr:
                 try:

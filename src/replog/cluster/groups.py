@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
 
 from replog.broker.producer_log import CHECKPOINT_NAME
+from replog.cluster.failover import leader_down
 from replog.cluster.inbox import Inbox
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook
@@ -54,6 +56,7 @@ class GroupHost:
         self.nodes: dict[str, RaftNode] = {}
         # Node liveness stands in for the heartbeats a quiet group no longer sends.
         transport.on_peer_down(self._peer_down)
+        transport.on_peer_up(self._peer_up)
 
     def host(self, group: str, node: RaftNode, store: ReplogLogStore) -> None:
         """Run ``group`` on ``node`` (over ``store``) here: wire its traffic both ways."""
@@ -74,13 +77,21 @@ class GroupHost:
             node.send_snapshot = lambda message: None
 
     def _peer_down(self, peer: int) -> None:
-        """Wake every group led on ``peer``: its quiet followers must campaign."""
+        """Wake every group led on ``peer`` and end its lease: one follower of each campaigns
+        soon (``cluster/failover.py``; the group id spreads them over the survivors)."""
         woken = 0
-        for node in self.nodes.values():
+        for group, node in self.nodes.items():
             if node.leader == peer:
-                node.unquiesce()
+                leader_down(node, peer, zlib.crc32(group.encode()))
                 woken += 1
         log.info("node %s reported down: woke the %d groups it led here", peer, woken)
+
+    def _peer_up(self, peer: int) -> None:
+        """Wake every group led here that ``peer`` is a member of: a leader quiesces past a
+        member reported down (``raft/quiesce.py``), and catches it up once it is back."""
+        for node in self.nodes.values():
+            if node.is_leader and peer in node.raft.progress:
+                node.unquiesce()
 
     async def _send_snapshot(
         self, group: str, node: RaftNode, store: ReplogLogStore, message: Message

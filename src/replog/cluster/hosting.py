@@ -280,7 +280,13 @@ class TopicsHost:
 
     def balance_leaders(self) -> int:
         """Hand leadership of up to a few groups back to their live, caught-up preferred
-        leaders; how many transfers began."""
+        leaders; how many transfers began. Not while this node still opens or drops groups
+        or any group here knows no leader: a transfer then competes with the elections (a
+        thousand new partitions had fewer leaders with balancing than without)."""
+        if not self.partitions.is_settled or any(
+            h.node.leader is None for h in self.partitions.hosted.values()
+        ):
+            return 0
         state = self.metadata.state
         moved = 0
         for ref, hosted in sorted(self.partitions.hosted.items()):

@@ -7,8 +7,10 @@ A node that does not know its cluster yet (a fresh joiner until the leader answe
 ``Join``) accepts nothing; Raft retransmits what it dropped. A cluster created before
 cluster ids existed has the id "" on every node.
 
-Every accepted batch goes to the group it names (``RaftBatch.group``): the registry maps a
-group id to its RaftNode's ``deliver`` (and its store, for snapshot installs). A batch of a
+The messages of an accepted batch go to their group (``RaftBatch.messages`` to the one
+``RaftBatch.group`` names, "" = the controller group; each run of ``RaftBatch.groups`` to
+its own): the registry maps a group id to its RaftNode's ``deliver`` (and its store, for
+snapshot installs). A batch of a
 group this node does not host is dropped and counted (reason "group"); it may be created a
 moment later, and Raft retransmits. An accepted batch, even an empty one (a liveness ping),
 is reported to ``on_heard`` with the sender's Raft id.
@@ -93,26 +95,31 @@ class Inbox:
 
     def receive(self, batch: raft_pb2.RaftBatch) -> None:
         """Take one ``RaftBatch``: learn the addresses it carries and deliver the messages
-        meant for this node to their group, if it is of this cluster and a hosted group."""
-        if not self.of_this_cluster(batch.cluster_id, batch.from_id, len(batch.messages)):
+        meant for this node to their groups, if it is of this cluster and a hosted group."""
+        count = len(batch.messages) + sum(len(run.messages) for run in batch.groups)
+        if not self.of_this_cluster(batch.cluster_id, batch.from_id, count):
             return
         self.on_heard(raft_id(batch.from_id))
         self.book.learn(batch.from_id, batch.from_addr, batch.from_epoch)
         for a in batch.addresses:
             self.book.learn(a.id, a.addr, a.epoch)
-        if not batch.messages:
-            return  # a liveness ping
-        target = self._groups.get(batch.group)
+        if batch.messages:  # (none: a liveness ping, or only runs of groups)
+            self._deliver(batch.group, batch.messages, batch.from_id)
+        for run in batch.groups:
+            self._deliver(run.group, run.messages, batch.from_id)
+
+    def _deliver(self, group: str, received: Sequence[raft_pb2.RaftMessage], sender: str) -> None:
+        target = self._groups.get(group)
         if target is None:
-            self.drop("group", batch.from_id, len(batch.messages))
+            self.drop("group", sender, len(received))
             return
-        mine = [m for m in batch.messages if m.dst == self.id]
-        if len(mine) < len(batch.messages):
-            self.drop("destination", batch.from_id, len(batch.messages) - len(mine))
+        mine = [m for m in received if m.dst == self.id]
+        if len(mine) < len(received):
+            self.drop("destination", sender, len(received) - len(mine))
         try:
             messages = [message_from_proto(m) for m in mine]
         except ValueError as exc:  # a peer on another protocol version, or a bug
-            log.warning("dropping a malformed batch from %s: %s", batch.from_id, exc)
+            log.warning("dropping a malformed batch from %s: %s", sender, exc)
             return
         if messages:
             target.deliver(messages)

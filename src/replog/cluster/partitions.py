@@ -55,8 +55,16 @@ log = logging.getLogger("replog.cluster.partitions")
 
 GROUP_FILE = "group.json"
 _OPEN_CHUNK = 16
+_OPEN_THREADS = 4
 _REMOVE_RETRY_S = 0.5
 _PERSIST_THREADS = 4
+# A commit-only change of a partition's hard state is written at most this often (the
+# controller group: every second). Each write is two fsyncs (file, directory), and the
+# first commit after a quiet second paid them on every replica, in the path of the append's
+# acknowledgement: 3 of 4 fsyncs of a write to an idle partition, which a few hundred
+# partitions written at once queued behind each other. The commit index is volatile in
+# Raft: a restart with an older one only re-learns it (and recovery checks less of it).
+_COMMIT_FLUSH_S = 30.0
 
 
 def group_id(ref: PartitionRef) -> str:
@@ -149,6 +157,11 @@ class PartitionGroups:
         hosted = self.hosted.get(ref)
         return hosted.backend if hosted is not None else None
 
+    @property
+    def is_settled(self) -> bool:
+        """Whether the groups run are those wanted (nothing left to open or drop)."""
+        return self._idle.is_set()
+
     async def settled(self, timeout_s: float) -> bool:
         """Wait until the groups run are those wanted; False on timeout."""
         try:
@@ -193,11 +206,20 @@ class PartitionGroups:
         # state may not know the topic any more. The next pass drops what this one opened.
         state, wanted = self._state, self._wanted
         missing = sorted(wanted - set(self.hosted))
-        for start in range(0, len(missing), _OPEN_CHUNK):
-            chunk = missing[start : start + _OPEN_CHUNK]
-            stores = await asyncio.to_thread(self._open_stores, chunk, state)
-            for ref, store in zip(chunk, stores, strict=True):
-                self._start_group(ref, store, state)
+        # A few chunks at once, each in its own worker thread: opening a partition is mostly
+        # fsyncs (its marker and state file), which overlap across threads.
+        wave = _OPEN_CHUNK * _OPEN_THREADS
+        for start in range(0, len(missing), wave):
+            chunks = [
+                missing[i : i + _OPEN_CHUNK]
+                for i in range(start, min(start + wave, len(missing)), _OPEN_CHUNK)
+            ]
+            opened = await asyncio.gather(
+                *(asyncio.to_thread(self._open_stores, chunk, state) for chunk in chunks)
+            )
+            for chunk, stores in zip(chunks, opened, strict=True):
+                for ref, store in zip(chunk, stores, strict=True):
+                    self._start_group(ref, store, state)
             if self._kick.is_set():
                 return
 
@@ -227,7 +249,9 @@ class PartitionGroups:
         # (0755), and what a node writes is private.
         for level in (self.root, directory.parent, directory):
             level.mkdir(mode=0o700, exist_ok=True)
-        store = ReplogLogStore(directory, self._log_config(ref.topic), bootstrap=seed)
+        store = ReplogLogStore(
+            directory, self._log_config(ref.topic), bootstrap=seed, commit_flush_s=_COMMIT_FLUSH_S
+        )
         if fresh:
             doc = {"topic": ref.topic, "partition": ref.partition, "topic_id": ref.topic_id}
             write_atomically(marker, json.dumps(doc).encode())

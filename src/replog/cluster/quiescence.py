@@ -85,13 +85,16 @@ class Quiescence:
 
     def settle(self, r: Raft, *, idle: bool, leader_live: Callable[[int], bool]) -> list[Message]:
         """At the end of a turn (``idle``: nothing queued, nothing to persist or apply, no
-        producer waiting): maybe go quiet; return the leader's last heartbeats to send."""
+        producer waiting): maybe go quiet; return the leader's last heartbeats to send.
+        ``leader_live`` is node liveness: a leader does not wait for peers it holds down."""
         if not self.enabled or self.quiet or not idle or self._wake_requested:
             return []
         if r.role is Role.LEADER:
             commit = r.log.committed
-            told = all(self._told.get(p, 0) >= commit for p in r.progress if p != r.id)
-            if not (told and leader_may_quiesce(r)):
+            told = all(
+                self._told.get(p, 0) >= commit for p in r.progress if p != r.id and leader_live(p)
+            )
+            if not (told and leader_may_quiesce(r, leader_live)):
                 return []
             self._go_quiet()
             return quiesce_heartbeats(r)

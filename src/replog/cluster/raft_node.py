@@ -120,7 +120,7 @@ class RaftNode:
         self.last_contact: dict[int, float] = {}
         self._inbox: list[Message] = []
         self._proposals: list[Proposal] = []
-        self._ops: list[Callable[[], None]] = []
+        self._ops: list[Callable[[], object]] = []
         self._calls: set[asyncio.Future[Any]] = set()
         self.waiters = ProduceWaiters()
         """The produce requests waiting for their entries (to commit, or to persist)."""
@@ -289,8 +289,7 @@ class RaftNode:
         return int(index)
 
     def unquiesce(self) -> None:
-        """Make a quiesced group tick again (the host's answer to its leader's node being
-        reported down; a follower then campaigns after its election timeout)."""
+        """Make a quiesced group tick again (a follower campaigns after its timeout)."""
         self.quiescence.request_wake()
         self._wakeup.set()
 

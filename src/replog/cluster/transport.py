@@ -3,12 +3,14 @@ node, shared by every Raft group of this process (docs/multiraft.md).
 
 Theory of operation: ``RaftTransport.send(group, messages)`` never blocks the node loop.
 Messages are queued per destination and group; one task per peer keeps a client-streaming
-``Raft/Stream`` call open and writes what is queued as ``RaftBatch`` messages, each of one
-group (``RaftBatch.group``; "" = the controller group, absent on the wire as before groups
-existed) and up to 4 MiB of entries (batching), the groups taking turns, awaiting gRPC flow
-control (backpressure). Entries travel as columns (``RaftMessage.entry_*``). A full queue
-drops new messages and a broken stream drops what was queued: Raft tolerates lost messages
-and retransmits, so the transport needs no acknowledgements. Node liveness: every
+``Raft/Stream`` call open and writes what is queued as ``RaftBatch`` messages of up to 4 MiB
+of entries (batching), the groups taking turns, awaiting gRPC flow control (backpressure):
+the controller group's messages in ``RaftBatch.messages`` (as before groups existed), every
+partition group's as one run of ``RaftBatch.groups`` tagged with the group, so a turn of a
+thousand groups is one write, not a thousand. Entries travel as columns
+(``RaftMessage.entry_*``). A full queue drops new messages and a broken stream drops what
+was queued: Raft tolerates lost messages and retransmits, so the transport needs no
+acknowledgements. Node liveness: every
 ``liveness_interval_s`` a peer that was sent nothing gets one empty batch (a ping, which
 every receiver, old ones included, takes as a batch of no messages); the receiving side
 reports each batch through ``heard``, and ``live``/``on_peer_down``/``on_peer_up`` give the
@@ -217,24 +219,34 @@ class _Peer:
             self.clear()
             await asyncio.sleep(_RECONNECT_S)
 
-    def _take(self) -> tuple[str, list[raft_pb2.RaftMessage]]:
-        """The next group in turn and its queued messages up to ``_BATCH_MAX_BYTES`` of entry
-        data (at least one): smaller batches keep a catching-up follower writing while the
-        next ones are on the way, and let other groups' batches in between."""
-        group = self.ready.popleft()
-        queue = self.queues[group]
-        messages: list[raft_pb2.RaftMessage] = []
-        size = 0
-        while queue and (not messages or size + queue[0][1] <= _BATCH_MAX_BYTES):
-            message, nbytes = queue.popleft()
-            messages.append(message)
-            size += nbytes
-        if queue:
-            self.ready.append(group)
-        else:
+    def _fill(self, batch: raft_pb2.RaftBatch) -> None:
+        """Move queued messages into ``batch``, the groups in turn, up to ``_BATCH_MAX_BYTES``
+        of entry data (at least one message): smaller batches keep a catching-up follower
+        writing while the next ones are on the way, and let other groups in between. The
+        controller group's messages go in ``messages`` (as before groups existed), each
+        partition group's as one run of ``groups``: a turn of many groups is one write."""
+        size = taken = 0
+        for _ in range(len(self.ready)):
+            group = self.ready[0]
+            queue = self.queues[group]
+            messages: list[raft_pb2.RaftMessage] = []
+            while queue and (not (taken or messages) or size + queue[0][1] <= _BATCH_MAX_BYTES):
+                message, nbytes = queue.popleft()
+                messages.append(message)
+                size += nbytes
+            if not messages:
+                break  # the batch is full
+            self.ready.popleft()
+            taken += len(messages)
+            if group:
+                batch.groups.add(group=group, messages=messages)
+            else:
+                batch.messages.extend(messages)
+            if queue:
+                self.ready.append(group)
+                break  # the batch is full
             del self.queues[group]
-        self.queued -= len(messages)
-        return group, messages
+        self.queued -= taken
 
     async def _stream(self, addr: str) -> None:
         channel = open_channel(addr, self.transport.credentials)
@@ -255,9 +267,7 @@ class _Peer:
                     from_id=t.name, from_addr=t.addr, from_epoch=t.epoch, cluster_id=t.cluster_id
                 )
                 if self.ready:
-                    group, messages = self._take()
-                    batch.group = group  # "" is not on the wire: old peers read it as before
-                    batch.messages.extend(messages)
+                    self._fill(batch)
                     self.sent_messages = True
                 self.ping_due = False  # any batch tells the peer we are alive
                 now = time.monotonic()

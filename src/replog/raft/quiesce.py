@@ -10,6 +10,7 @@ quiescence changes only when ticks happen, never what a message means.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from replog.raft.messages import Message, MessageType
@@ -21,10 +22,16 @@ if TYPE_CHECKING:
 __all__ = ["follower_may_quiesce", "leader_may_quiesce", "quiesce_heartbeats"]
 
 
-def leader_may_quiesce(r: Raft) -> bool:
+def _always(peer: int) -> bool:
+    return True
+
+
+def leader_may_quiesce(r: Raft, live: Callable[[int], bool] = _always) -> bool:
     """Whether ``r`` leads a group with nothing in flight: every member (voters and
-    learners) holds the whole log, the whole log is committed, and no membership change or
-    leadership transfer is pending."""
+    learners) that ``live`` holds live holds the whole log, the whole log is committed, and
+    no membership change or leadership transfer is pending. A member the driver's node
+    liveness holds down is not waited for (CockroachDB quiesces past dead replicas too): it
+    campaigns when it comes back, which wakes the group, and is caught up then."""
     if r.role is not Role.LEADER or r.lead_transferee is not None:
         return False
     last = r.log.last_index()
@@ -33,7 +40,7 @@ def leader_may_quiesce(r: Raft) -> bool:
     members = r.confs.latest.members() | {r.id}
     if members != r.progress.keys():
         return False
-    return all(pr.match == last for pr in r.progress.values())
+    return all(pr.match == last for p, pr in r.progress.items() if p == r.id or live(p))
 
 
 def quiesce_heartbeats(r: Raft) -> list[Message]:

@@ -2,11 +2,14 @@
 
 Entries are 12 bytes, ``(u32 offset relative to the segment's base, u64 store position)``,
 big-endian, one per record in offset order, so entry ``i`` describes relative offset ``i``.
-The file is pre-sized (and its blocks reserved) to ``max_index_bytes`` while its segment is
-active, and trimmed to its entries when the segment is sealed or closed cleanly. Only the
-active segment's index is mapped; a sealed one is read with pread, which keeps resident
-memory flat however many segments a log has. The index is derived data: the Segment checks
-it against the store on open and rebuilds it from the store when it does not match.
+While its segment is active the file is pre-sized (and its blocks reserved) ahead of its
+entries, growing by doubling from ``_FIRST_MAP_BYTES`` up to ``max_index_bytes`` (a
+partition that holds a few records reserves 48 KiB, not 12 MiB: thousands of partitions
+on one disk), and it is trimmed to its entries when the segment is sealed or closed
+cleanly. Only the active segment's index is mapped; a sealed one is read with pread, which
+keeps resident memory flat however many segments a log has. The index is derived data: the
+Segment checks it against the store on open and rebuilds it from the store when it does not
+match.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = ["ENTRY_BYTES", "Index"]
 
 ENTRY = struct.Struct(">IQ")
 ENTRY_BYTES = ENTRY.size
+_FIRST_MAP_BYTES = ENTRY_BYTES * 4096
 
 
 _CHECK_ENTRIES = 1 << 16
@@ -49,12 +53,29 @@ class Index:
         if sealed and existed:
             self._use_file()
         else:
-            self._remap(max(max_bytes, self.file_bytes_on_open))
+            self._remap(max(min(max_bytes, _FIRST_MAP_BYTES), self.file_bytes_on_open))
 
     @property
     def max_entries(self) -> int:
-        """How many entries the mapped file holds."""
+        """How many entries the mapped file holds now."""
         return self._mapped_bytes // ENTRY_BYTES
+
+    @property
+    def capacity(self) -> int:
+        """How many entries the index may hold (the mapped file grows up to this)."""
+        return max(self.max_bytes, self._mapped_bytes) // ENTRY_BYTES
+
+    def _make_room(self, entries: int) -> None:
+        """Grow the mapped file (doubling, at most to ``capacity``) to hold ``entries``."""
+        if entries <= self.max_entries:
+            return
+        if entries > self.capacity:
+            raise ValueError("index append past its end")
+        size = min(self.capacity, max(entries, 2 * self.max_entries)) * ENTRY_BYTES
+        # The old map is dropped, not closed: a concurrent reader may still hold it (it
+        # reads only entries below ``entries``, the same bytes of the same file).
+        self._map = self._fs.map(self.path, size)
+        self._mapped_bytes = size
 
     @property
     def is_full(self) -> bool:
@@ -148,18 +169,18 @@ class Index:
 
     def append_one(self, position: int) -> None:
         """Write the next entry, for the record at store ``position``."""
+        self._make_room(self.entries + 1)
         assert self._map is not None
-        if self.entries >= self.max_entries:
-            raise ValueError("index append past its end")
         ENTRY.pack_into(self._map.buffer, self.entries * ENTRY_BYTES, self.entries, position)
         self.entries += 1
 
     def append_many(self, first_relative: int, positions: Sequence[int]) -> None:
         """Write entries for ``positions`` from relative offset ``first_relative``."""
-        assert self._map is not None
         count = len(positions)
-        if first_relative != self.entries or self.entries + count > self.max_entries:
-            raise ValueError("index append out of order or past its end")
+        if first_relative != self.entries:
+            raise ValueError("index append out of order")
+        self._make_room(self.entries + count)
+        assert self._map is not None
         flat: list[int] = []
         for i, position in enumerate(positions):
             flat.append(first_relative + i)
@@ -197,8 +218,9 @@ class Index:
         self._use_file()
 
     def unseal(self) -> None:
-        """Grow the file back to ``max_bytes`` so the segment can take appends again."""
-        self._remap(max(self.max_bytes, self.entries * ENTRY_BYTES))
+        """Map the file again (grown ahead of its entries) so the segment can take appends."""
+        first = min(self.max_bytes, _FIRST_MAP_BYTES)
+        self._remap(max(first, min(self.max_bytes, 2 * self.entries * ENTRY_BYTES)))
 
     def release(self) -> None:
         """Close the file or map without touching the path (the segment's files are gone)."""

@@ -145,7 +145,7 @@ class Segment:
         good = self._last_good_entry(candidates, store_size)
         positions, end, stop = self._scan_from(good)
         self.index.truncate(good)
-        room = self.index.max_entries - good
+        room = self.index.capacity - good
         self.index.append_many(good, positions[:room])
         cut = store_size - end
         if len(positions) > room:  # only after max_index_bytes shrank between runs

@@ -205,6 +205,7 @@ class RaftBatch(_message.Message):
     ADDRESSES_FIELD_NUMBER: _builtins.int
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
     GROUP_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
     from_id: _builtins.str
     """The sender's user-facing id and Raft address, so a receiver can answer a node it has not
     yet learnt from the replicated address book (a joining learner).
@@ -232,6 +233,14 @@ class RaftBatch(_message.Message):
         find each other without waiting for a leader to replicate their addresses.
         """
 
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___GroupMessages]:
+        """Messages of more groups, each run tagged with its group: a sender packs what it has
+        queued for one peer of many groups into one batch (one stream write and one read for a
+        turn of a thousand groups, not a thousand). Only partition groups travel here; the
+        controller group keeps `group`/`messages`, which nodes from before this field read.
+        """
+
     def __init__(
         self,
         *,
@@ -242,14 +251,38 @@ class RaftBatch(_message.Message):
         addresses: _abc.Iterable[Global___NodeAddress] | None = ...,
         cluster_id: _builtins.str = ...,
         group: _builtins.str = ...,
+        groups: _abc.Iterable[Global___GroupMessages] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "cluster_id", b"cluster_id", "from_addr", b"from_addr", "from_epoch", b"from_epoch", "from_id", b"from_id", "group", b"group", "messages", b"messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "cluster_id", b"cluster_id", "from_addr", b"from_addr", "from_epoch", b"from_epoch", "from_id", b"from_id", "group", b"group", "groups", b"groups", "messages", b"messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RaftBatch: _TypeAlias = RaftBatch  # noqa: Y015
+
+@_typing.final
+class GroupMessages(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    group: _builtins.str
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftMessage]: ...
+    def __init__(
+        self,
+        *,
+        group: _builtins.str = ...,
+        messages: _abc.Iterable[Global___RaftMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "messages", b"messages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupMessages: _TypeAlias = GroupMessages  # noqa: Y015
 
 @_typing.final
 class NodeAddress(_message.Message):

@@ -19,6 +19,7 @@ import dataclasses
 import random
 from collections.abc import Callable, Sequence
 
+from replog.cluster.failover import leader_down
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.raft.membership import ConfChange, ConfChangeOp
 from replog.raft.messages import Entry, HardState, Membership, Message
@@ -241,15 +242,15 @@ class DriverCluster:
         return self.live(b) is not None and (a, b) not in blocked and (b, a) not in blocked
 
     def report_liveness(self) -> None:
-        """Node liveness after a fault: every live node whose leader it now holds down
-        unquiesces (``RaftNode.unquiesce``), as the host does on a liveness report."""
+        """Node liveness after a fault: every live node whose leader it now holds down is
+        told (``failover.leader_down``), as the host does on a liveness report."""
         for sim in self.nodes.values():
             node = sim.node
             lead = node.raft.lead if node is not None else None
             if node is not None and lead is not None and not self.reachable(node.id, lead):
                 if node.quiescence.quiet:
                     self.unquiesced.append((asyncio.get_running_loop().time(), node.id))
-                node.unquiesce()
+                leader_down(node, lead)
 
     def _leader_watcher(self, node: RaftNode) -> Callable[[int | None], None]:
         def changed(leader: int | None) -> None:

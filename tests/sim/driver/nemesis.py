@@ -33,7 +33,11 @@ class Nemesis:
         self.trace.append(f"{ev}  [{self.cluster.describe()}]")
         getattr(self, "_ev_" + ev.kind.replace("-", "_"))(ev)
         if self.cluster.swarm.quiesce:
-            self.cluster.report_liveness()
+            # Node liveness reports a peer down only after it was silent for longer than
+            # any message takes (1 s by default): what the peer sent before the fault has
+            # arrived by then, as here, where the report comes after the longest delay.
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.cluster.net.delay_s[1], self.cluster.report_liveness)
 
     def _ev_crash(self, ev: Event) -> None:
         up = [s.id for s in self.cluster.nodes.values() if s.node is not None]

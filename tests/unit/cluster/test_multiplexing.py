@@ -168,11 +168,34 @@ async def test_two_groups_share_one_stream_and_each_gets_only_its_messages_in_or
         assert b.streams == 1  # one gRPC stream carries both groups
         assert len(b.stream_peers) == 1  # over one connection
         batches = [raft_pb2.RaftBatch.FromString(r) for r in b.raw]
-        assert {x.group for x in batches if x.messages} == {"", "a/0"}
-        for raw, batch in zip(b.raw, batches, strict=True):
-            # the controller group's batches are byte-for-byte what a peer from before
+        assert {x.group for x in batches if x.messages} == {""}
+        assert {run.group for x in batches for run in x.groups} == {"a/0"}
+        for raw in b.raw:
+            # the controller group's messages are byte-for-byte what a peer from before
             # groups existed sends and expects: no field 7 at all
-            assert (7 in _top_level_fields(raw)) == (batch.group != "")
+            assert 7 not in _top_level_fields(raw)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_what_many_groups_queued_for_one_peer_goes_out_in_one_batch(
+    tmp_path: Path,
+) -> None:
+    a, b = await _pair(tmp_path)
+    got, deliver = _collector()
+    groups = [f"t/{p}" for p in range(100)]
+    for group in groups:
+        b.inbox.register(group, deliver)
+    try:
+        for i, group in enumerate(groups):  # one turn of a hundred groups' loops
+            a.transport.send(group, [_heartbeat(a, b, i)])
+        await _until(lambda: len(got) == len(groups), "every group's message")
+        assert sorted(m.index for m in got) == list(range(len(groups)))
+        batches = [raft_pb2.RaftBatch.FromString(r) for r in b.raw]
+        carrying = [x for x in batches if x.groups]
+        assert len(carrying) == 1, len(carrying)
+        assert [run.group for run in carrying[0].groups] == groups
     finally:
         await a.stop()
         await b.stop()

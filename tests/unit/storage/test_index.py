@@ -118,3 +118,24 @@ def test_entries_survive_a_power_cut_only_after_sync(fs: FaultyFileSystem) -> No
     index.append_many(1, [5])
     fs.power_cut()
     assert Index(fs, PATH, 4 * ENTRY_BYTES, sealed=False).structural_entries() == 1
+
+
+def test_a_large_index_reserves_little_until_its_entries_need_more(fs: FaultyFileSystem) -> None:
+    maximum = 1_000_000 * ENTRY_BYTES
+    index = Index(fs, PATH, maximum, sealed=False)
+    small = fs.file_size(PATH)
+    assert small < maximum // 100
+    positions = list(range(0, 10 * (small // ENTRY_BYTES + 1), 10))
+    index.append_many(0, positions)
+    index.append_one(len(positions) * 10)
+    assert small < fs.file_size(PATH) <= maximum
+    assert index.positions(0, len(positions) + 1) == [*positions, len(positions) * 10]
+    assert (index.capacity, index.is_full) == (1_000_000, False)
+
+
+def test_a_growing_index_stops_at_its_maximum(fs: FaultyFileSystem) -> None:
+    index = Index(fs, PATH, 5000 * ENTRY_BYTES, sealed=False)
+    index.append_many(0, list(range(5000)))
+    assert index.is_full and fs.file_size(PATH) == 5000 * ENTRY_BYTES
+    with pytest.raises(ValueError):
+        index.append_one(5000)
