@@ -81,7 +81,9 @@ def test_the_replog_command_serves_and_shuts_down_without_losing_acks(
 
     def produce_forever() -> None:
         client = Client(proc.grpc_address, retry=RetryPolicy(max_attempts=1), timeout=10)
-        with Producer(client, linger_ms=1, max_batch_records=200) as producer:
+        with Producer(
+            client, linger_ms=1, max_batch_records=200, delivery_timeout_ms=5000
+        ) as producer:
             i = 0
             while not stop.is_set():
                 value = b"value-%d" % i
@@ -104,6 +106,7 @@ def test_the_replog_command_serves_and_shuts_down_without_losing_acks(
     assert proc.terminate() == 0
     stop.set()
     thread.join(30)
+    assert not thread.is_alive(), "the producer did not finish after its delivery timeout"
     assert all(isinstance(e, ReplogError) for e in errors)
 
     # A CLI subprocess against the restarted server sees every acknowledged record.

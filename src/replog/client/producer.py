@@ -425,9 +425,12 @@ class Producer(_Sending):
             if current.route is None:
                 # Keyless records: the server places them, maybe on a partition whose
                 # parked batch holds earlier records, so those go first (oldest first).
-                self._full.extend(sorted(self._parked.values(), key=_first_at))
+                closing = [*sorted(self._parked.values(), key=_first_at), current]
+                now = time.monotonic()
+                for closed in closing:
+                    closed.closed_at = now
+                self._full.extend(closing)
                 self._parked.clear()
-                self._full.append(current)
                 self._wake.notify()
             else:
                 self._parked[current.route] = current
@@ -437,6 +440,7 @@ class Producer(_Sending):
 
     def _close_open_batch(self) -> _Batch:
         """Queue the open batch for sending and open a new one (holds the lock)."""
+        self._open.closed_at = time.monotonic()
         self._full.append(self._open)
         self._open = _Batch(self._futures_condition)
         self._wake.notify()

@@ -45,6 +45,7 @@ class _Batch:
 
     __slots__ = (
         "base",
+        "closed_at",
         "condition",
         "count",
         "error",
@@ -64,6 +65,7 @@ class _Batch:
         self.count = 0
         self.size = 0
         self.first_at = 0.0
+        self.closed_at = 0.0  # when it took its last record: its delivery timeout counts from here
         self.state = RUNNING
         self.base = 0
         self.error: BaseException | None = None

@@ -119,6 +119,8 @@ class _Sending:
                 continue
             batch = oldest
             break
+        if not batch.closed_at:  # an open batch taken now (lingered, flushed, parked)
+            batch.closed_at = now
         self._buffered -= batch.count
         self._in_flight += 1
         self._room.notify_all()
@@ -286,7 +288,10 @@ class _Sending:
                         self._pool.submit(self._send, batch)
                     else:
                         self._in_flight -= 1  # the core counts it from here
-                        sequencer.add(partition, batch, now)
+                        # The delivery timeout counts from the batch's last record, not from
+                        # when a backlog let it in: else buffered records could wait for
+                        # ever behind batches that each take a full timeout to fail.
+                        sequencer.add(partition, batch, batch.closed_at or now)
                     continue
             actions = sequencer.poll(now)
             if actions:
