@@ -5,6 +5,7 @@ survives a clean restart and kill -9; topics without the index refuse the condit
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any
 import grpc
 import pytest
 
-from replog.client import Client
+from replog.client import AsyncClient, Client
 from replog.client.core import error_from_status
-from replog.errors import ExpectedKeyOffsetError
+from replog.errors import ExpectedKeyOffsetError, ExpectedOffsetError, InvalidArgumentError
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
 from tests.integration.conftest import ServerProcess, ThreadedServer
@@ -149,3 +150,43 @@ def test_a_restart_keeps_the_key_index_right(
         stale = _produce(again.grpc_address, key, b"x", expected=offset - 1)
         assert isinstance(stale, ExpectedKeyOffsetError) and stale.actual == offset
         assert _produce(again.grpc_address, key, b"y", expected=offset).base_offset > offset
+
+
+def test_the_python_clients_send_both_conditions_and_raise_the_typed_errors(
+    server: ThreadedServer,
+) -> None:
+    _create(server.grpc_address)
+    with Client(server.grpc_address) as client:
+        first = client.produce(b"opened", b"acct-9", topic=TOPIC, expected_key_offset=-1)
+        with pytest.raises(ExpectedKeyOffsetError) as raised:
+            client.produce(b"again", b"acct-9", topic=TOPIC, expected_key_offset=-1)
+        assert raised.value.actual == first
+        base, count = client.produce_batch(
+            [Record(key=b"acct-9", value=b"a"), Record(key=b"acct-9", value=b"b")],
+            topic=TOPIC,
+            partition=0,
+            expected_key_offset=first,
+            expected_offset=first + 1,
+        )
+        assert (base, count) == (first + 1, 2)
+        with pytest.raises(ExpectedOffsetError) as stale:
+            client.produce_batch([b"x"], topic=TOPIC, partition=0, expected_offset=first)
+        assert stale.value.actual == first + 3
+        with pytest.raises(InvalidArgumentError):
+            client.produce(b"x", topic=TOPIC, expected_key_offset=-2)
+
+    async def from_async() -> int:
+        async with AsyncClient(server.grpc_address) as aclient:
+            at = await aclient.produce(
+                b"c", b"acct-9", topic=TOPIC, partition=0, expected_key_offset=first + 2
+            )
+            with pytest.raises(ExpectedKeyOffsetError):
+                await aclient.produce_batch(
+                    [Record(key=b"acct-9", value=b"d")],
+                    topic=TOPIC,
+                    partition=0,
+                    expected_key_offset=first + 2,
+                )
+            return int(at)
+
+    assert asyncio.run(from_async()) == first + 3

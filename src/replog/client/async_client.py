@@ -35,6 +35,7 @@ from replog.client.core import (
     ValueInput,
     batch_from,
     check_offset,
+    condition_fields,
     consume_batch_request,
     consume_request,
     encode_batch_request,
@@ -176,10 +177,14 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         topic: str = "",
         partition: int | None = None,
         timeout: float | None = _DEFAULT,
+        expected_offset: int | None = None,
+        expected_key_offset: int | None = None,
     ) -> Offset:
         """Append one record to ``topic`` (see ``Client.produce``); return its offset, whose
         ``partition`` says where it went."""
-        request = encode_produce_request(encode_record(value, key, headers), topic, partition)
+        request = encode_produce_request(
+            encode_record(value, key, headers), topic, partition
+        ) + condition_fields(expected_offset, expected_key_offset, batch=False)
         if key and partition is None and self._routes_due(topic):
             await self._refresh(self.timeout if timeout is _DEFAULT else timeout)
             await self._fetch_routes(topic)  # the partition count places the key
@@ -201,10 +206,13 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
         topic: str = "",
         partition: int | None = None,
         timeout: float | None = _DEFAULT,
+        expected_offset: int | None = None,
+        expected_key_offset: int | None = None,
     ) -> tuple[Offset, int]:
         """Append values atomically at contiguous offsets of one partition; return
-        ``(base_offset, count)`` (see ``Client.produce_batch``)."""
+        ``(base_offset, count)`` (see ``Client.produce_batch``, its conditions too)."""
         request = encode_batch_request(encode_values(values), topic, partition)
+        request += condition_fields(expected_offset, expected_key_offset, batch=True)
         response = await self._call(
             "ProduceBatch",
             request,

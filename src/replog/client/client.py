@@ -58,6 +58,7 @@ from replog.client.core import (
     ValueInput,
     batch_from,
     check_offset,
+    condition_fields,
     consume_batch_request,
     consume_request,
     encode_batch_request,
@@ -247,6 +248,8 @@ class Client(_ClientBase, AdminMethods):
         topic: str = "",
         partition: int | None = None,
         timeout: float | None = _DEFAULT,
+        expected_offset: int | None = None,
+        expected_key_offset: int | None = None,
     ) -> Offset:
         """Append one record to ``topic`` (default: ``default``); return its offset (an
         ``Offset``: an int whose ``partition`` says where it went) once acknowledged.
@@ -254,8 +257,14 @@ class Client(_ClientBase, AdminMethods):
         ``partition`` None: the server chooses by the key (Kafka's murmur2 partitioner),
         or a sticky partition for a record without one. UnknownTopicError and
         UnknownPartitionError when the topic or partition does not exist.
+        ``expected_offset``: append only if the partition's next offset is this, else
+        ExpectedOffsetError (its ``actual``); ``expected_key_offset``: only if the key's
+        latest record is there (-1: none yet; the topic needs ``key_index=true``), else
+        ExpectedKeyOffsetError. Nothing is appended when a condition fails.
         """
-        request = encode_produce_request(encode_record(value, key, headers), topic, partition)
+        request = encode_produce_request(
+            encode_record(value, key, headers), topic, partition
+        ) + condition_fields(expected_offset, expected_key_offset, batch=False)
         if key and partition is None and self._routes_due(topic):
             self._refresh(self.timeout if timeout is _DEFAULT else timeout)
             self._fetch_routes(topic)  # the partition count places the key
@@ -277,15 +286,24 @@ class Client(_ClientBase, AdminMethods):
         topic: str = "",
         partition: int | None = None,
         timeout: float | None = _DEFAULT,
+        expected_offset: int | None = None,
+        expected_key_offset: int | None = None,
     ) -> tuple[Offset, int]:
         """Append values atomically at contiguous offsets of one partition of ``topic``;
         return ``(base_offset, count)`` (``base_offset.partition`` is the partition).
 
         ``partition`` None: the partition of the records' keys (all keyed records must map
-        to one, else InvalidArgumentError), or a sticky one when none has a key.
+        to one, else InvalidArgumentError), or a sticky one when none has a key. The
+        conditions are those of ``produce``, for the whole batch (``expected_key_offset``:
+        every record carries the one key).
         """
         return self.produce_encoded(
-            encode_values(values), topic=topic, partition=partition, timeout=timeout
+            encode_values(values),
+            topic=topic,
+            partition=partition,
+            timeout=timeout,
+            expected_offset=expected_offset,
+            expected_key_offset=expected_key_offset,
         )
 
     def produce_encoded(
@@ -295,9 +313,13 @@ class Client(_ClientBase, AdminMethods):
         topic: str = "",
         partition: int | None = None,
         timeout: float | None = _DEFAULT,
+        expected_offset: int | None = None,
+        expected_key_offset: int | None = None,
     ) -> tuple[Offset, int]:
         """``produce_batch`` of already serialized Records (see ``core.encode_record``)."""
-        request = encode_batch_request(records, topic, partition)
+        request = encode_batch_request(records, topic, partition) + condition_fields(
+            expected_offset, expected_key_offset, batch=True
+        )
         response = self._call(
             "ProduceBatch",
             request,

@@ -229,6 +229,29 @@ def encode_batch_request(
     return b"".join(parts)
 
 
+def condition_fields(
+    expected_offset: int | None, expected_key_offset: int | None, *, batch: bool
+) -> bytes:
+    """The serialized conditional-append fields of a ProduceBatchRequest (``batch``) or a
+    ProduceRequest, appended to a request's bytes (b"" when there are none)."""
+    if expected_offset is None and expected_key_offset is None:
+        return b""
+    for name, value, low in (
+        ("expected_offset", expected_offset, 0),
+        ("expected_key_offset", expected_key_offset, -1),
+    ):
+        bad = not isinstance(value, int) or isinstance(value, bool) or not low <= value < 2**63
+        if value is not None and bad:
+            raise InvalidArgumentError(f"{name} must be an offset (>= {low}), got {value!r}")
+    kind = log_pb2.ProduceBatchRequest if batch else log_pb2.ProduceRequest
+    message = kind()
+    if expected_offset is not None:
+        message.expected_offset = int(expected_offset)
+    if expected_key_offset is not None:
+        message.expected_key_offset = int(expected_key_offset)
+    return message.SerializeToString()
+
+
 def encode_values(values: Iterable[ValueInput]) -> list[bytes]:
     """Serialized Records for a produce_batch call."""
     out = [encode_record(v) for v in values]
