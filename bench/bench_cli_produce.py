@@ -13,36 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+
+from local_server import REPLOG, local_server  # bench/ is on sys.path (run as a script)
 
 from replog.client import Client
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_until_serving(addr: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with Client(addr, timeout=1) as probe:
-                probe.servers()
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def _check_log(addr: str, records: int, ordered: bool) -> None:
@@ -58,15 +35,8 @@ def _check_log(addr: str, records: int, ordered: bool) -> None:
 
 def one_run(records: int, ordered: bool) -> tuple[float, float, float]:
     """(records/s, CPU seconds, peak RSS MiB) of one ``replog produce`` on a fresh server."""
-    data = tempfile.mkdtemp(prefix="replog-bench-cli-")
-    grpc_port, http_port = _port(), _port()
-    replog = str(Path(sys.executable).with_name("replog"))
-    args = [replog, "serve", "--data-dir", data, "--sync", "never"]
-    args += ["--grpc-addr", f"127.0.0.1:{grpc_port}", "--http-addr", f"127.0.0.1:{http_port}"]
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        addr = f"127.0.0.1:{grpc_port}"
-        _wait_until_serving(addr)
+    replog = REPLOG
+    with local_server("--sync", "never", prefix="replog-bench-cli-") as addr:
         seq = subprocess.Popen(["seq", "1", str(records)], stdout=subprocess.PIPE)
         started = time.perf_counter()
         produce = subprocess.Popen(
@@ -84,10 +54,6 @@ def one_run(records: int, ordered: bool) -> tuple[float, float, float]:
             raise SystemExit(f"replog produce exited {produce.returncode}: {summary!r}")
         _check_log(addr, records, ordered)
         return records / took, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-    finally:
-        server.kill()
-        server.wait()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> None:

@@ -12,28 +12,16 @@ Run: ``python bench/bench_conditional.py`` (``PYTHONPATH`` chooses the code meas
 from __future__ import annotations
 
 import argparse
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import grpc
+from local_server import local_server  # bench/ is on sys.path (run as a script)
 
 from replog.client import Client
 from replog.v1 import log_pb2
 from replog.v1.record_pb2 import Record
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _writer(addr: str, w: int, keys: int, batch: int, seconds: float, conditional: bool) -> int:
@@ -67,24 +55,9 @@ def _writer(addr: str, w: int, keys: int, batch: int, seconds: float, conditiona
 
 def one_run(writers: int, keys: int, batch: int, seconds: float, conditional: bool) -> float:
     """Records per second of one run against a fresh server."""
-    data = tempfile.mkdtemp(prefix="replog-bench-cond-")
-    grpc_port, http_port = _port(), _port()
-    replog = Path(sys.executable).with_name("replog")
-    args = [str(replog), "serve", "--data-dir", data, "--sync", "always"]
-    args += ["--grpc-addr", f"127.0.0.1:{grpc_port}", "--http-addr", f"127.0.0.1:{http_port}"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        addr = f"127.0.0.1:{grpc_port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with Client(addr, timeout=1) as probe:
-                    probe.create_topic("events", 1, config={"key_index": "true"})
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with local_server("--sync", "always", prefix="replog-bench-cond-") as addr:
+        with Client(addr) as client:
+            client.create_topic("events", 1, config={"key_index": "true"})
         totals: list[int] = [0] * writers
 
         def run(w: int) -> None:
@@ -97,10 +70,6 @@ def one_run(writers: int, keys: int, batch: int, seconds: float, conditional: bo
         for t in threads:
             t.join()
         return sum(totals) / (time.perf_counter() - started)
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> None:

@@ -15,36 +15,12 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+
+from local_server import local_server  # bench/ is on sys.path (run as a script)
 
 from replog.client import Client, Producer
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_listening(addr: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with Client(addr, timeout=1) as probe:
-                probe.servers()
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def _measure(client: Client, args: argparse.Namespace, idempotent: bool) -> float:
@@ -69,23 +45,13 @@ def _measure(client: Client, args: argparse.Namespace, idempotent: bool) -> floa
 
 def one_run(args: argparse.Namespace, modes: list[bool]) -> dict[bool, float]:
     """Records per second of each mode (idempotent or not) against one fresh server."""
-    data = tempfile.mkdtemp(prefix="replog-bench-keys-")
-    grpc_port, http_port = _port(), _port()
-    replog = Path(sys.executable).with_name("replog")
-    cmd = [str(replog), "serve", "--data-dir", data, "--sync", "never"]
-    cmd += ["--grpc-addr", f"127.0.0.1:{grpc_port}", "--http-addr", f"127.0.0.1:{http_port}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        addr = f"127.0.0.1:{grpc_port}"
-        _wait_listening(addr)
-        with Client(addr) as client:
-            if not args.keyless:
-                client.create_topic("keys", args.partitions)
-            return {mode: _measure(client, args, mode) for mode in modes}
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(data, ignore_errors=True)
+    with (
+        local_server("--sync", "never", prefix="replog-bench-keys-") as addr,
+        Client(addr) as client,
+    ):
+        if not args.keyless:
+            client.create_topic("keys", args.partitions)
+        return {mode: _measure(client, args, mode) for mode in modes}
 
 
 def main() -> None:
