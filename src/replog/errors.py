@@ -29,7 +29,10 @@ and the CLI to a one-line message and a non-zero exit.
         ├── ProducerFencedError       a newer epoch of the producer id exists
         ├── UnknownProducerError      the partition holds no state of that producer id
         ├── ExpectedOffsetError       the partition's next offset is not the expected one
-        └── ExpectedKeyOffsetError    the key's latest record is not at the expected offset
+        ├── ExpectedKeyOffsetError    the key's latest record is not at the expected offset
+        ├── FencedMemberError         a group member's epoch is stale: it must rejoin
+        ├── UnknownMemberError        the group has no such member (it left or expired)
+        └── NonEmptyGroupError        the group has members (delete, or a commit from outside)
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ __all__ = [
     "UnknownProducerError",
     "ExpectedOffsetError",
     "ExpectedKeyOffsetError",
+    "FencedMemberError",
+    "UnknownMemberError",
+    "NonEmptyGroupError",
     "precondition_details",
     "precondition_error",
 ]
@@ -330,6 +336,33 @@ class ExpectedKeyOffsetError(PreconditionFailedError):
         self.actual = actual
 
 
+class FencedMemberError(PreconditionFailedError):
+    """A consumer group member's epoch is not its current one (a zombie, or a member that
+    fell behind): it must rejoin with epoch 0; its commits are refused."""
+
+    code = "FENCED_MEMBER_EPOCH"
+
+
+class UnknownMemberError(PreconditionFailedError):
+    """The consumer group has no member of that id (it left, or its session expired)."""
+
+    code = "UNKNOWN_MEMBER_ID"
+
+
+class NonEmptyGroupError(PreconditionFailedError):
+    """The consumer group has members: it cannot be deleted, nor its offsets set from
+    outside the group protocol, until they leave."""
+
+    code = "NON_EMPTY_GROUP"
+
+
+_BY_CODE: dict[str, type[PreconditionFailedError]] = {
+    FencedMemberError.code: FencedMemberError,
+    UnknownMemberError.code: UnknownMemberError,
+    NonEmptyGroupError.code: NonEmptyGroupError,
+}
+
+
 def precondition_details(exc: PreconditionFailedError) -> str:
     """The numbers a precondition error carries, as text for a wire (see
     ``precondition_error``)."""
@@ -364,7 +397,9 @@ def precondition_error(code: str, message: str, details: str) -> PreconditionFai
         built = kind(numbers[0], numbers[1]) if kind is not None else None
     elif len(numbers) == 1 and code == UnknownProducerError.code:
         built = UnknownProducerError(numbers[0])
-    return built if built is not None else PreconditionFailedError(message)
+    if built is None:
+        built = _BY_CODE.get(code, PreconditionFailedError)(message)
+    return built
 
 
 _TwoNumbers = (

@@ -29,35 +29,25 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from replog.broker.assignors import MemberSubscription, TopicPartition, assignor
-from replog.errors import InvalidArgumentError, PreconditionFailedError
+from replog.errors import (
+    FencedMemberError,
+    InvalidArgumentError,
+    NonEmptyGroupError,
+    UnknownMemberError,
+)
 
 __all__ = [
     "JOIN_EPOCH",
     "LEAVE_EPOCH",
-    "FencedMemberError",
     "GroupCoordinator",
     "HeartbeatAnswer",
     "MemberState",
-    "UnknownMemberError",
 ]
 
 JOIN_EPOCH = 0
 """A heartbeat with member epoch 0 joins (or rejoins) the group."""
 LEAVE_EPOCH = -1
 """A heartbeat with member epoch -1 leaves the group."""
-
-
-class FencedMemberError(PreconditionFailedError):
-    """The member's epoch is not its current one (a zombie, or a member that fell behind):
-    it must rejoin with epoch 0; its commits are refused."""
-
-    code = "FENCED_MEMBER_EPOCH"
-
-
-class UnknownMemberError(PreconditionFailedError):
-    """The group has no member of that id (it left, or its session expired)."""
-
-    code = "UNKNOWN_MEMBER_ID"
 
 
 @dataclass(slots=True)
@@ -223,7 +213,7 @@ class GroupCoordinator:
         Raises FencedMemberError or UnknownMemberError."""
         if not member_id:
             if self.members:
-                raise UnknownMemberError(
+                raise NonEmptyGroupError(
                     f"group {self.group_id!r} has members: commit as one of them"
                 )
             return

@@ -13,12 +13,15 @@ from hypothesis import strategies as st
 from replog.broker.assignors import TopicPartition
 from replog.broker.group_coordinator import (
     LEAVE_EPOCH,
-    FencedMemberError,
     GroupCoordinator,
     HeartbeatAnswer,
+)
+from replog.errors import (
+    FencedMemberError,
+    InvalidArgumentError,
+    NonEmptyGroupError,
     UnknownMemberError,
 )
-from replog.errors import InvalidArgumentError
 
 TOPICS = {"orders": 12, "payments": 4}
 
@@ -109,7 +112,7 @@ def test_a_zombie_with_an_old_epoch_is_fenced_and_its_commits_refused() -> None:
     with pytest.raises(FencedMemberError):
         group.check_commit(zombie.member_id, group.epoch + 5)
     group.check_commit(zombie.member_id, answers[zombie.member_id].member_epoch)
-    with pytest.raises(UnknownMemberError):
+    with pytest.raises(NonEmptyGroupError):
         group.check_commit("", 0)  # the group has members: only they commit
     empty = _group()
     empty.check_commit("", 0)  # no members: a tool may commit offsets
