@@ -114,6 +114,13 @@ def serve_command(  # noqa: PLR0917  (typer options)
     join: JoinOpt = None,
     leader_balancing: LeaderBalancingOpt = None,
     leader_balance_interval_ms: BalanceIntervalOpt = None,
+    offsets_topic_partitions: Annotated[
+        int | None,
+        typer.Option(help="Partitions of __consumer_offsets, made on first use (default 8)."),
+    ] = None,
+    group_heartbeat_interval_ms: Annotated[
+        int | None, typer.Option(help="How often group members heartbeat (default 500).")
+    ] = None,
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 

@@ -21,6 +21,8 @@ from replog.server.topics import DEFAULT_TOPIC
 
 __all__ = [
     "GRPC_OBJECTS",
+    "GROUP_PREFIX",
+    "group_object",
     "grpc_object",
     "http_permission",
     "topic_object",
@@ -47,7 +49,23 @@ GRPC_OBJECTS: Mapping[str, str] = {
     "/replog.v1.Admin/AlterTopicConfig": "name",
     "/replog.v1.Admin/CreatePartitions": "name",
     "/replog.v1.Admin/ListTopics": ANY_TOPIC,  # the answer lists only what the caller may read
+    "/replog.v1.Groups/Heartbeat": "group",
+    "/replog.v1.Groups/CommitOffsets": "group",
+    "/replog.v1.Groups/FetchOffsets": "group",
+    "/replog.v1.Groups/DescribeGroup": "group",
+    "/replog.v1.Groups/DeleteGroup": "group",
+    "/replog.v1.Groups/ListGroups": ANY_TOPIC,  # the answer lists only what the caller may read
 }
+
+#: The prefix of a consumer group's ACL object: rules name groups as ``group:<pattern>``.
+GROUP_PREFIX = "group:"
+
+
+def group_object(name: str) -> str:
+    """The ACL object of a request about consumer group ``name``."""
+    if not name or len(name) > 255 or not name.isprintable() or "/" in name:
+        return CLUSTER
+    return GROUP_PREFIX + name
 
 
 def topic_object(name: str) -> str:
@@ -81,6 +99,9 @@ def grpc_object(method: str, request: Any) -> str:
     A request that does not parse (its handler refuses it) is checked as CLUSTER.
     """
     how = GRPC_OBJECTS.get(method, CLUSTER)
+    if how == "group":
+        group = getattr(request, "group", None)
+        return group_object(group) if isinstance(group, str) else CLUSTER
     if how not in ("topic", "name"):
         return how
     if isinstance(request, bytes):  # ProduceBatch: the handler parses the bytes itself
@@ -99,6 +120,7 @@ _HTTP_ROUTES: Mapping[tuple[str, str], tuple[Action, str]] = {
     ("GET", "/v1/servers"): (Action.CONSUME, ANY_TOPIC),
     ("POST", "/v1/producers"): (Action.PRODUCE, ANY_TOPIC),
     ("GET", "/v1/cluster"): (Action.CONSUME, ANY_TOPIC),
+    ("GET", "/v1/groups"): (Action.CONSUME, ANY_TOPIC),  # lists only what the caller may read
 }
 
 
@@ -118,6 +140,8 @@ def http_permission(method: str, route: str | None, name: str | None) -> tuple[A
         if "/records" in route:
             return (Action.PRODUCE if writes else Action.CONSUME), obj
         return (Action.ADMIN if writes else Action.CONSUME), obj
+    if route.startswith("/v1/groups/{name}"):
+        return (Action.ADMIN if method == "DELETE" else Action.CONSUME), group_object(name or "")
     if route.startswith("/v1/cluster"):
         return (Action.ADMIN if writes else Action.CONSUME), CLUSTER
     return Action.CONSUME, ANY_TOPIC

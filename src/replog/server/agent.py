@@ -36,6 +36,8 @@ from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
 from replog.server.broker_backend import BrokerBackend
+from replog.server.group_service import GroupService
+from replog.server.groups_grpc import GROUPS_SERVICE_NAME, GroupsGrpc
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
@@ -86,6 +88,9 @@ class Agent:
         self._grpc: aio.Server | None = None
         self._service: LogService | None = None
         self._admin: AdminService | None = None
+        self.groups: GroupService | None = None
+        """Consumer groups, once started."""
+        self._groups_grpc: GroupsGrpc | None = None
         self._health: health.aio.HealthServicer | None = None
         self._http_state: HttpState | None = None
         self._runner: web.AppRunner | None = None
@@ -207,6 +212,47 @@ class Agent:
         backend = self._backend = topics.default
         return backend
 
+    def _make_groups(self, topics: BrokerBackend | ClusterTopics) -> GroupService:
+        s, cluster = self.settings, self.cluster
+        if cluster is None:
+            return GroupService(
+                topics,
+                is_me=lambda server: True,  # a single node leads every partition
+                offsets_partitions=s.offsets_topic_partitions,
+                offsets_replication=lambda: 1,
+                heartbeat_interval_ms=s.group_heartbeat_interval_ms,
+            )
+        return GroupService(
+            topics,
+            is_me=lambda server: server.id == cluster.name,
+            offsets_partitions=s.offsets_topic_partitions,
+            offsets_replication=lambda: min(3, len(cluster.members())),
+            heartbeat_interval_ms=s.group_heartbeat_interval_ms,
+        )
+
+    def _grpc_server(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> aio.Server:
+        """The gRPC server with the services' ``handlers``, the cluster's, health and
+        reflection (not yet listening)."""
+        gate = self.gatekeeper
+        server = aio.server(
+            interceptors=[GrpcAuthInterceptor(gate)] if gate.authorizer is not None else None,
+            options=_grpc_options(self.settings.idle_timeout_s),
+        )
+        server.add_generic_rpc_handlers(handlers)
+        if self.cluster is not None:
+            server.add_generic_rpc_handlers(tuple(self.cluster.generic_handlers()))
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = (
+            SERVICE_NAME,
+            ADMIN_SERVICE_NAME,
+            GROUPS_SERVICE_NAME,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
+        return server
+
     async def _start_servers(self) -> None:
         s = self.settings
         backend = self._make_backend()
@@ -219,21 +265,15 @@ class Agent:
         # exists whatever topics are deleted: it is the server's own membership.
         self._service = LogService(topics, self.metrics, limits, servers=backend.servers)
         self._admin = AdminService(topics, self.metrics)
-        gate = self.gatekeeper
-        server = aio.server(
-            interceptors=[GrpcAuthInterceptor(gate)] if gate.authorizer is not None else None,
-            options=_grpc_options(s.idle_timeout_s),
+        self.groups = self._make_groups(topics)
+        self._groups_grpc = GroupsGrpc(self.groups, self.metrics)
+        server = self._grpc = self._grpc_server(
+            (
+                self._service.generic_handler(),
+                self._admin.generic_handler(),
+                self._groups_grpc.generic_handler(),
+            )
         )
-        self._grpc = server
-        server.add_generic_rpc_handlers(
-            (self._service.generic_handler(), self._admin.generic_handler())
-        )
-        if self.cluster is not None:
-            server.add_generic_rpc_handlers(tuple(self.cluster.generic_handlers()))
-        self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, server)
         host, _ = split_addr(s.grpc_addr, "grpc_addr")
         try:
             if self._grpc_credentials is None:
@@ -251,11 +291,13 @@ class Agent:
         elif self.cluster is not None:
             self.cluster.start(self.grpc_address, s.join)
         serving = health_pb2.HealthCheckResponse.SERVING
-        await self._health.set("", serving)
-        await self._health.set(SERVICE_NAME, serving)
-        await self._health.set(ADMIN_SERVICE_NAME, serving)
+        assert self._health is not None
+        for name in ("", SERVICE_NAME, ADMIN_SERVICE_NAME, GROUPS_SERVICE_NAME):
+            await self._health.set(name, serving)
 
         self._http_state = HttpState(backend, self.metrics, self.cluster, limits, self.topics)
+        self._http_state.groups = self.groups
+        gate = self.gatekeeper
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
         # keepalive_timeout also closes a connection that never sends a whole request head:
@@ -291,6 +333,8 @@ class Agent:
             self._service.draining = True
         if self._admin is not None:
             self._admin.draining = True
+        if self._groups_grpc is not None:
+            self._groups_grpc.draining = True
         if self._http_state is not None:
             self._http_state.draining = True
         if self._health is not None:
@@ -304,6 +348,8 @@ class Agent:
             await self._grpc.stop(grace)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.groups is not None:
+            await self.groups.close()
         if self.cluster is not None:
             await self.cluster.stop()
         if self._broker_backend is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from replog.v1.admin_pb2 import ListTopicsResponse
 
 __all__ = [
     "ACCESS_KEY",
+    "CURRENT_ACCESS",
     "GRPC_ACTIONS",
     "Access",
     "Decision",
@@ -71,6 +73,14 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Admin/CreatePartitions": Action.ADMIN,
     "/replog.v1.Admin/ListTopics": Action.CONSUME,
     "/replog.v1.Admin/DescribeTopic": Action.CONSUME,
+    # Groups: ``consume`` on the group (``group:<name>``); the handler checks ``consume`` on
+    # each topic a member subscribes to or commits. Deleting a group is admin on it.
+    "/replog.v1.Groups/Heartbeat": Action.CONSUME,
+    "/replog.v1.Groups/CommitOffsets": Action.CONSUME,
+    "/replog.v1.Groups/FetchOffsets": Action.CONSUME,
+    "/replog.v1.Groups/DescribeGroup": Action.CONSUME,
+    "/replog.v1.Groups/ListGroups": Action.CONSUME,
+    "/replog.v1.Groups/DeleteGroup": Action.ADMIN,
 }
 #: Services anyone who completed the TLS handshake may call: probes and reflection.
 _OPEN_GRPC_SERVICES = (
@@ -161,6 +171,9 @@ class Access:
             raise PermissionDeniedError(decision.message)
 
 
+#: The caller's :class:`Access` while a unary gRPC handler runs (None without an ACL).
+CURRENT_ACCESS: ContextVar[Access | None] = ContextVar("replog_access", default=None)
+
 #: Where the HTTP middleware leaves the caller's :class:`Access` for the handler.
 ACCESS_KEY = web.RequestKey("replog_access", Access)
 
@@ -237,6 +250,7 @@ def _wrap_behavior(
 
     async def unary_behavior(request: Any, context: Any) -> Any:
         access = await check(context, grpc_object(method, request))
+        CURRENT_ACCESS.set(access)  # for a handler that checks more objects (groups' topics)
         response = await behavior(request, context)
         if method == "/replog.v1.Admin/ListTopics":
             response = _visible_topics(response, access)

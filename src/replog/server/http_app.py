@@ -32,6 +32,7 @@ from replog.server.http_common import (
     read_body,
     record_from_json,
 )
+from replog.server.http_groups import add_group_routes
 from replog.server.http_records import add_record_routes
 from replog.server.http_topics import add_topic_routes
 from replog.server.openapi import openapi_document
@@ -67,6 +68,7 @@ def make_app(
     app[STATE_KEY] = state
     add_record_routes(app.router, "/v1/records", _default_partition)
     add_topic_routes(app.router)
+    add_group_routes(app.router)
     app.router.add_get("/v1/servers", _servers)
     app.router.add_post("/v1/producers", _init_producer_id)
     app.router.add_get("/v1/cluster", _cluster_status)

@@ -30,6 +30,7 @@ from replog.v1.record_pb2 import Header, Record
 
 if TYPE_CHECKING:
     from replog.cluster.cluster_node import ClusterNode
+    from replog.server.group_service import GroupService
 
 __all__ = [
     "HTTP_CODES",
@@ -66,6 +67,8 @@ class HttpState:
         self.cluster = cluster
         self.limits = limits or Limits()
         self.topics = topics
+        self.groups: GroupService | None = None
+        """Consumer groups (None: this server has no group routes)."""
         self.draining = False
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from replog.server.openapi_groups import GROUP_SCHEMAS, group_paths
 from replog.server.openapi_parts import B64 as _B64
 from replog.server.openapi_parts import BATCH_BODY, RECORD_BODY
 from replog.server.openapi_parts import U64 as _U64
@@ -147,9 +148,10 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             **record_paths("/v1/records", [], partition=False),
             **topic_paths(record_paths),
+            **group_paths(),
             **_other_paths(),
         },
-        "components": {"schemas": {**_SCHEMAS, **TOPIC_SCHEMAS}},
+        "components": {"schemas": {**_SCHEMAS, **TOPIC_SCHEMAS, **GROUP_SCHEMAS}},
     }
 
 

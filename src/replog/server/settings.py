@@ -78,6 +78,8 @@ class ServerSettings:
     join: str = ""
     raft_tick_ms: int = 100
     election_ticks: int = 10
+    offsets_topic_partitions: int = 8
+    group_heartbeat_interval_ms: int = 500
 
     def __post_init__(self) -> None:
         split_addr(self.grpc_addr, "grpc_addr")
@@ -108,6 +110,10 @@ class ServerSettings:
             raise ConfigError("retention_check_interval_ms must be between 10 and 86400000")
         if not 10 <= self.leader_balance_interval_ms <= 86_400_000:
             raise ConfigError("leader_balance_interval_ms must be between 10 and 86400000")
+        if not 1 <= self.offsets_topic_partitions <= 4096:
+            raise ConfigError("offsets_topic_partitions must be between 1 and 4096")
+        if not 10 <= self.group_heartbeat_interval_ms <= 60_000:
+            raise ConfigError("group_heartbeat_interval_ms must be between 10 and 60000")
         self._check_security()
 
     def _check_security(self) -> None:

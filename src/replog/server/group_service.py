@@ -1,0 +1,319 @@
+"""Consumer groups behind every API edge: ``GroupService``.
+
+A group's coordinator is the leader of partition ``murmur2(group) % N`` of the internal
+topic ``__consumer_offsets`` (created on first use with ``offsets_partitions`` partitions);
+that partition's ``GroupShard`` holds its members in memory and its committed offsets as
+records (see ``server.group_shard`` and ``broker.group_log``). Written once above the
+``TopicsBackend`` seam, so a single node and a cluster run the same code. A node that is
+not the coordinator answers UNAVAILABLE naming the coordinator, as a follower does for
+produces.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from replog.api.backend import ServerInfo
+from replog.broker.assignors import TopicPartition, assignor
+from replog.broker.group_coordinator import GroupCoordinator, HeartbeatAnswer
+from replog.broker.group_log import (
+    OFFSETS_TOPIC,
+    commit_record,
+    delete_record,
+    epoch_record,
+)
+from replog.broker.names import check_topic_name
+from replog.broker.partitioner import murmur2, to_positive
+from replog.errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NonEmptyGroupError,
+    NotFoundError,
+    ReplogError,
+    UnknownTopicError,
+)
+from replog.server.group_shard import GroupShard
+from replog.server.topics import TopicsBackend
+
+__all__ = ["GroupDescription", "GroupService", "PartitionOffset"]
+
+DEFAULT_ASSIGNOR = "cooperative-sticky"
+_GROUP_MAX = 255
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOffset:
+    """A group's committed offset of one partition (-1: none) and its lag (-1: unknown)."""
+
+    topic: str
+    partition: int
+    committed: int
+    end_offset: int
+    lag: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDescription:
+    """One member: id, epoch, subscription and what it owns."""
+
+    member_id: str
+    member_epoch: int
+    topics: tuple[str, ...]
+    assignment: tuple[TopicPartition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDescription:
+    """A group as ``replog group describe`` shows it."""
+
+    group: str
+    state: str
+    generation: int
+    assignor: str
+    members: tuple[MemberDescription, ...]
+    offsets: tuple[PartitionOffset, ...]
+
+
+def validate_group(name: str) -> str:
+    """The group name, or InvalidArgumentError: 1..255 printable characters."""
+    if not name or len(name) > _GROUP_MAX or not name.isprintable():
+        raise InvalidArgumentError("a group name is 1..255 printable characters")
+    return name
+
+
+class GroupService:
+    """Consumer groups on this node (see the module docstring)."""
+
+    def __init__(
+        self,
+        topics: TopicsBackend,
+        *,
+        is_me: Callable[[ServerInfo], bool],
+        offsets_partitions: int,
+        offsets_replication: Callable[[], int],
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 500,
+        now_ms: Callable[[], int] = lambda: time.monotonic_ns() // 1_000_000,
+    ) -> None:
+        """``is_me`` tells this node among a partition's servers; ``offsets_replication()``
+        the replication factor the offsets topic is created with."""
+        self._topics = topics
+        self._is_me = is_me
+        self._partitions = offsets_partitions
+        self._replication = offsets_replication
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self._now_ms = now_ms
+        self._shards: dict[int, GroupShard] = {}
+
+    # -- routing -----------------------------------------------------------------------------
+
+    async def _offsets_partitions(self) -> int:
+        try:
+            return len(self._topics.describe_topic(OFFSETS_TOPIC).partitions)
+        except UnknownTopicError:
+            pass
+        try:
+            created = await self._topics.create_topic(
+                OFFSETS_TOPIC, self._partitions, self._replication(), {}
+            )
+        except AlreadyExistsError:
+            created = self._topics.describe_topic(OFFSETS_TOPIC)
+        return len(created.partitions)
+
+    def _shard_of(self, index: int) -> GroupShard:
+        shard = self._shards.get(index)
+        if shard is None:
+            shard = self._shards[index] = GroupShard(
+                index,
+                lambda: self._topics.partition(OFFSETS_TOPIC, index),
+                self._is_me,
+                self._new_group,
+            )
+        return shard
+
+    async def _shard(self, group: str) -> GroupShard:
+        count = await self._offsets_partitions()
+        shard = self._shard_of(to_positive(murmur2(validate_group(group).encode())) % count)
+        await shard.ready()
+        return shard
+
+    def _new_group(self, name: str, epoch: int, assignor_name: str) -> GroupCoordinator:
+        return GroupCoordinator(
+            name,
+            self._topic_partitions,
+            assignor_name=assignor_name,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
+            epoch=epoch,
+        )
+
+    def _topic_partitions(self) -> dict[str, int]:
+        return {t.name: len(t.partitions) for t in self._topics.list_topics()}
+
+    def _group(self, shard: GroupShard, name: str, assignor_name: str = "") -> GroupCoordinator:
+        group = shard.groups.get(name)
+        if group is None:
+            chosen = assignor_name or shard.state.assignors.get(name) or DEFAULT_ASSIGNOR
+            assignor(chosen)  # InvalidArgumentError naming the known ones
+            group = shard.groups[name] = self._new_group(
+                name, shard.state.epochs.get(name, 0), chosen
+            )
+        group.expire(self._now_ms())
+        return group
+
+    # -- the group protocol --------------------------------------------------------------------
+
+    async def heartbeat(  # noqa: PLR0917  (the heartbeat's fields, in the request's order)
+        self,
+        group_id: str,
+        member_id: str,
+        member_epoch: int,
+        topics: Sequence[str] | None,
+        owned: Iterable[TopicPartition] | None,
+        session_timeout_ms: int = 0,
+        assignor_name: str = "",
+    ) -> HeartbeatAnswer:
+        """One KIP-848 heartbeat (see ``GroupCoordinator.heartbeat``); a new epoch is
+        recorded before the answer. Raises FencedMemberError, UnknownMemberError,
+        InvalidArgumentError, UnavailableError (not the coordinator)."""
+        if topics is not None:
+            for topic in topics:
+                check_topic_name(topic)
+        shard = await self._shard(group_id)
+        group = self._group(shard, group_id, assignor_name)
+        before = group.epoch
+        answer = group.heartbeat(
+            member_id,
+            member_epoch,
+            topics,
+            owned,
+            self._now_ms(),
+            session_timeout_ms or self.session_timeout_ms,
+        )
+        if group.epoch != before:
+            await self._record_epoch(shard, group)
+        return answer
+
+    async def _record_epoch(self, shard: GroupShard, group: GroupCoordinator) -> None:
+        epoch = group.epoch
+        await shard.write(
+            epoch_record(shard.incarnation, group.group_id, epoch, group.assignor_name)
+        )
+
+    async def commit(
+        self,
+        group_id: str,
+        member_id: str,
+        member_epoch: int,
+        offsets: Mapping[TopicPartition, tuple[int, str]],
+    ) -> None:
+        """Commit offsets (all or none) as a member at its epoch, or as a tool ("") while
+        the group has no members. Raises FencedMemberError, UnknownMemberError,
+        NonEmptyGroupError, NotFoundError (a topic or partition that does not exist),
+        InvalidArgumentError, UnavailableError."""
+        shard = await self._shard(group_id)
+        self._group(shard, group_id).check_commit(member_id, member_epoch)
+        self._check_partitions(offsets)
+        rows = [(tp.topic, tp.partition, o, m) for tp, (o, m) in sorted(offsets.items())]
+        await shard.write(commit_record(shard.incarnation, group_id, rows))
+
+    def _check_partitions(self, offsets: Iterable[TopicPartition]) -> None:
+        counts: dict[str, int] = {}
+        for tp in offsets:
+            if tp.topic not in counts:
+                counts[tp.topic] = len(self._topics.describe_topic(tp.topic).partitions)
+            if not 0 <= tp.partition < counts[tp.topic]:
+                raise NotFoundError(f"topic {tp.topic!r} has no partition {tp.partition}")
+
+    async def fetch(
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, tuple[int, str]]:
+        """Committed (offset, metadata) per partition: those asked for (-1 where none), or
+        every one the group committed."""
+        shard = await self._shard(group_id)
+        mine = shard.state.offsets.get(group_id, {})
+        if partitions is None:
+            return {TopicPartition(t, p): v for (t, p), v in mine.items()}
+        return {tp: mine.get((tp.topic, tp.partition), (-1, "")) for tp in partitions}
+
+    async def describe(self, group_id: str) -> GroupDescription:
+        """Members, assignment, committed offsets and lag. Raises NotFoundError for a group
+        that has neither members nor offsets."""
+        shard = await self._shard(group_id)
+        group = self._group(shard, group_id)
+        if not group.members and group_id not in shard.state.groups():
+            raise NotFoundError(f"no consumer group {group_id!r}")
+        members = tuple(
+            MemberDescription(m.member_id, m.epoch, tuple(sorted(m.topics)), tuple(sorted(m.owned)))
+            for m in sorted(group.members.values(), key=lambda m: m.member_id)
+        )
+        return GroupDescription(
+            group_id,
+            _state(group),
+            group.epoch,
+            group.assignor_name,
+            members,
+            self._lags(shard.state.offsets.get(group_id, {}), group),
+        )
+
+    def _lags(
+        self, committed: Mapping[tuple[str, int], tuple[int, str]], group: GroupCoordinator
+    ) -> tuple[PartitionOffset, ...]:
+        wanted = set(committed) | {(tp.topic, tp.partition) for tp in group.owners()}
+        out = []
+        for topic, partition in sorted(wanted):
+            offset = committed.get((topic, partition), (-1, ""))[0]
+            low, end = self._bounds(topic, partition)
+            lag = -1 if end < 0 else max(0, end - (offset if offset >= 0 else low))
+            out.append(PartitionOffset(topic, partition, offset, end, lag))
+        return tuple(out)
+
+    def _bounds(self, topic: str, partition: int) -> tuple[int, int]:
+        try:
+            backend = self._topics.partition(topic, partition)
+            return backend.lowest_offset, backend.high_watermark
+        except ReplogError:  # a partition this node cannot see: lag unknown
+            return -1, -1
+
+    async def list_groups(self) -> list[tuple[str, str, int]]:
+        """(group, state, members) of every group this node coordinates."""
+        count = await self._offsets_partitions()
+        out: list[tuple[str, str, int]] = []
+        for index in range(count):
+            shard = self._shard_of(index)
+            leader = shard.leader()
+            if leader is None or not self._is_me(leader):
+                continue
+            await shard.ready()
+            live = {name for name, group in shard.groups.items() if group.members}
+            for name in sorted(shard.state.groups() | live):
+                group = self._group(shard, name)
+                out.append((name, _state(group), len(group.members)))
+        return sorted(out)
+
+    async def delete(self, group_id: str) -> None:
+        """Delete a group with no members (its offsets go). Raises NonEmptyGroupError,
+        NotFoundError."""
+        shard = await self._shard(group_id)
+        group = self._group(shard, group_id)
+        if group.members:
+            raise NonEmptyGroupError(f"group {group_id!r} has members: they must leave first")
+        if group_id not in shard.state.groups():
+            raise NotFoundError(f"no consumer group {group_id!r}")
+        await shard.write(delete_record(shard.incarnation, group_id))
+        shard.groups.pop(group_id, None)
+
+    async def close(self) -> None:
+        """Stop every shard's reader."""
+        for shard in self._shards.values():
+            await shard.close()
+
+
+def _state(group: GroupCoordinator) -> str:
+    if not group.members:
+        return "empty"
+    if all(m.epoch == group.epoch and not m.revoking for m in group.members.values()):
+        return "stable"
+    return "reconciling"

@@ -1,0 +1,170 @@
+"""One partition of the offsets topic as this node coordinates it: ``GroupShard``.
+
+The node that leads a partition of ``__consumer_offsets`` coordinates the groups that map to
+it. Taking over (``activate``) writes a ``start`` record with a fresh incarnation and reads
+the partition up to it, so the state is that of every write before; from then on a reader
+task applies every committed record in order (``broker.group_log``). A write (a commit, an
+epoch, a delete) answers only once the reader applied it, and says whether it counted: one
+written by a coordinator that was replaced meanwhile did not, for certain.
+
+Members (heartbeats, assignments) live in memory only: a new coordinator starts every group
+with no members at the next epoch after its last recorded one, so members of the old one
+are told they are unknown and rejoin, and a zombie cannot commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+
+from replog.api.backend import LogBackend, ServerInfo
+from replog.broker.group_coordinator import GroupCoordinator
+from replog.broker.group_log import GroupLogState, start_record
+from replog.errors import CorruptRecordError, ReplogError, UnavailableError
+from replog.v1.record_pb2 import Record
+
+__all__ = ["GroupShard"]
+
+_log = logging.getLogger("replog.groups")
+
+_READ_RECORDS = 1000
+_READ_BYTES = 4 << 20
+_RETRY_S = 0.2
+
+
+class GroupShard:
+    """The coordinator of one offsets partition on this node (see the module docstring)."""
+
+    def __init__(
+        self,
+        partition: int,
+        backend: Callable[[], LogBackend],
+        is_me: Callable[[ServerInfo], bool],
+        new_group: Callable[[str, int, str], GroupCoordinator],
+    ) -> None:
+        """``backend()`` gives the partition's backend; ``is_me`` tells this node in its
+        ``servers()``; ``new_group(name, epoch, assignor)`` makes a group's coordinator."""
+        self.partition = partition
+        self._backend = backend
+        self._is_me = is_me
+        self._new_group = new_group
+        self.state = GroupLogState()
+        self.groups: dict[str, GroupCoordinator] = {}
+        self.incarnation = ""
+        self._activating: asyncio.Future[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._applied = asyncio.Event()
+        self._lock = asyncio.Lock()
+        """Serializes writes, so a group's records land in the order it made them."""
+
+    # -- who coordinates -------------------------------------------------------------------
+
+    def leader(self) -> ServerInfo | None:
+        """The partition's leader as this node knows it."""
+        return next((s for s in self._backend().servers() if s.is_leader), None)
+
+    def _not_here(self) -> UnavailableError:
+        leader = self.leader()
+        addr = leader.rpc_addr if leader is not None and not self._is_me(leader) else ""
+        return UnavailableError(
+            "this node is not the group's coordinator" + ("" if addr else " (none is known yet)"),
+            certainly_not_applied=True,
+            leader_addr=addr,
+        )
+
+    @property
+    def active(self) -> bool:
+        """True while this node coordinates the partition's groups."""
+        return bool(self.incarnation) and self.state.incarnation == self.incarnation
+
+    async def ready(self) -> None:
+        """Return once this node coordinates the partition; raises UnavailableError (with
+        the coordinator's address when known) when another node does."""
+        leader = self.leader()
+        if leader is None or not self._is_me(leader):
+            self._deactivate()
+            raise self._not_here()
+        if self.active:
+            return
+        if self._activating is None or self._activating.done():
+            self._activating = asyncio.ensure_future(self._activate())
+        await asyncio.shield(self._activating)
+        if not self.active:
+            raise self._not_here()
+
+    async def _activate(self) -> None:
+        incarnation = secrets.token_hex(8)
+        backend = self._backend()
+        offset = await backend.submit([start_record(incarnation)])
+        self._ensure_reader()
+        await self.applied(offset)
+        if self.state.incarnation == incarnation:
+            self.incarnation = incarnation
+            self.groups.clear()
+            _log.info("coordinating consumer groups of offsets partition %d", self.partition)
+
+    def _deactivate(self) -> None:
+        if self.incarnation:
+            _log.info("no longer coordinating offsets partition %d", self.partition)
+        self.incarnation = ""
+        self.groups.clear()
+
+    # -- the reader --------------------------------------------------------------------------
+
+    def _ensure_reader(self) -> None:
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.ensure_future(self._read_forever())
+
+    async def _read_forever(self) -> None:
+        while True:
+            backend = self._backend()
+            start = max(self.state.next_offset, backend.lowest_offset)
+            try:
+                if not await backend.wait_for_data(start, None):
+                    continue
+                result = backend.read_from(start, _READ_RECORDS, _READ_BYTES)
+            except UnavailableError:
+                return  # shutting down
+            except ReplogError as exc:
+                _log.warning("offsets partition %d: read failed: %s", self.partition, exc)
+                await asyncio.sleep(_RETRY_S)
+                continue
+            for payload in result.payloads:
+                self._apply(Record.FromString(payload))
+            self.state.next_offset = max(self.state.next_offset, result.next_offset)
+            if self.incarnation and self.state.incarnation != self.incarnation:
+                self._deactivate()  # a newer coordinator started
+            self._applied.set()
+            self._applied = asyncio.Event()
+
+    def _apply(self, record: Record) -> None:
+        try:
+            self.state.apply(record.offset, record.value)
+        except CorruptRecordError as exc:
+            _log.warning("offsets partition %d: %s (skipped)", self.partition, exc)
+
+    async def applied(self, offset: int) -> None:
+        """Wait until the reader applied the record at ``offset``."""
+        self._ensure_reader()
+        while self.state.next_offset <= offset:
+            await self._applied.wait()
+
+    async def write(self, record: Record) -> None:
+        """Append a group record as the current coordinator and return once applied.
+
+        Raises UnavailableError (certainly not applied) when this node stopped coordinating
+        before it landed, or the backend's error (outcome unknown)."""
+        async with self._lock:
+            await self.ready()
+            offset = await self._backend().submit([record])
+        await self.applied(offset)
+        if self.state.take_outcome(offset) is not True:
+            raise self._not_here()
+
+    async def close(self) -> None:
+        """Stop the reader."""
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
