@@ -75,3 +75,21 @@ def test_bad_group_bodies_are_refused_with_a_json_error_and_change_nothing(
     )
     assert status == 404, answer
     assert request(server, "GET", "/v1/groups") == (200, {"groups": []})
+
+
+def test_the_internal_offsets_topic_takes_no_produce_from_users(server: ThreadedServer) -> None:
+    request(server, "POST", "/v1/topics", {"name": "orders", "partitions": 1})
+    request(server, "POST", "/v1/groups/g/offsets", {"offsets": [_row(1)]})  # creates it
+    before = request(server, "GET", "/v1/groups/g/offsets")
+    fake = {"record": {"key": "Zw==", "value": "eyJrIjoiY29tbWl0In0="}}
+    for path in (
+        "/v1/topics/__consumer_offsets/records",
+        "/v1/topics/__consumer_offsets/partitions/0/records",
+    ):
+        status, body = request(server, "POST", path, fake)
+        assert status == 400 and "internal" in body["error"]["message"], (path, body)
+    assert request(server, "GET", "/v1/groups/g/offsets") == before
+
+
+def _row(offset: int) -> dict[str, object]:
+    return {"topic": "orders", "partition": 0, "offset": offset}

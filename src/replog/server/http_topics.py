@@ -30,7 +30,7 @@ from replog.server.http_records import (
     body_conditions,
     one_value,
 )
-from replog.server.routing import end_sticky, produce_target
+from replog.server.routing import check_writable_topic, end_sticky, produce_target
 from replog.server.topics import TopicsBackend
 
 __all__ = ["add_topic_routes", "topic_json"]
@@ -91,7 +91,10 @@ def _partition(request: web.Request) -> tuple[LogBackend, int | None]:
         raise InvalidArgumentError(f"partition must be a non-negative integer, got {raw!r}")
     partition = int(raw)
     topics = _topics(request.app[STATE_KEY])
-    return topics.partition(request.match_info["name"], partition), partition
+    name = request.match_info["name"]
+    if request.method == "POST":
+        check_writable_topic(name)
+    return topics.partition(name, partition), partition
 
 
 # -- administration ----------------------------------------------------------------------------

@@ -14,10 +14,19 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from replog.api.backend import AppendValue, LogBackend
+from replog.broker.group_log import OFFSETS_TOPIC
 from replog.broker.partitioner import batch_partition
+from replog.errors import InvalidArgumentError
 from replog.server.topics import DEFAULT_TOPIC, TopicsBackend
 
-__all__ = ["Target", "end_sticky", "produce_target", "read_target", "topic_name"]
+__all__ = [
+    "Target",
+    "check_writable_topic",
+    "end_sticky",
+    "produce_target",
+    "read_target",
+    "topic_name",
+]
 
 
 class Target(NamedTuple):
@@ -34,6 +43,17 @@ def topic_name(topic: str) -> str:
     return topic or DEFAULT_TOPIC
 
 
+def check_writable_topic(name: str) -> str:
+    """``name``, or InvalidArgumentError for the internal topic only the group coordinator
+    writes (a record there that is not a group record would be skipped, but a stray one
+    could be taken for a commit)."""
+    if name == OFFSETS_TOPIC:
+        raise InvalidArgumentError(
+            f"{OFFSETS_TOPIC} is internal: commit offsets with the consumer group calls"
+        )
+    return name
+
+
 def read_target(topics: TopicsBackend, topic: str, partition: int) -> LogBackend:
     """The backend of the partition a read names; UnknownTopicError/UnknownPartitionError."""
     return topics.partition(topic_name(topic), partition)
@@ -48,7 +68,7 @@ def produce_target(
     map to one: InvalidArgumentError naming two records that do not), or the sticky
     partition when no record has a key. Raises UnknownTopicError/UnknownPartitionError.
     """
-    name = topic_name(topic)
+    name = check_writable_topic(topic_name(topic))
     if partition is not None:
         return Target(topics.partition(name, partition), partition, False)
     chosen = batch_partition(values, lambda key: topics.partition_for(name, key))
