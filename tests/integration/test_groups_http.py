@@ -93,3 +93,11 @@ def test_the_internal_offsets_topic_takes_no_produce_from_users(server: Threaded
 
 def _row(offset: int) -> dict[str, object]:
     return {"topic": "orders", "partition": 0, "offset": offset}
+
+
+def test_the_internal_offsets_topic_cannot_be_deleted(server: ThreadedServer) -> None:
+    request(server, "POST", "/v1/topics", {"name": "orders", "partitions": 1})
+    request(server, "POST", "/v1/groups/g/offsets", {"offsets": [_row(4)]})
+    status, body = request(server, "DELETE", "/v1/topics/__consumer_offsets")
+    assert status == 400 and "internal" in body["error"]["message"]
+    assert request(server, "GET", "/v1/groups/g/offsets")[1]["offsets"][0]["offset"] == 4

@@ -19,6 +19,7 @@ from replog.broker.model import TopicDescription
 from replog.errors import InvalidArgumentError
 from replog.server.grpc_unary import unary_handler
 from replog.server.metrics import ServerMetrics
+from replog.server.routing import check_writable_topic
 from replog.server.topics import TopicsBackend
 from replog.v1 import admin_pb2
 
@@ -98,7 +99,7 @@ class AdminService:
     async def _delete(
         self, request: admin_pb2.DeleteTopicRequest, context: Any
     ) -> admin_pb2.DeleteTopicResponse:
-        await self.topics.delete_topic(request.name)
+        await self.topics.delete_topic(check_writable_topic(request.name))
         return admin_pb2.DeleteTopicResponse()
 
     async def _list(

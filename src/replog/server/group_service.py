@@ -107,10 +107,19 @@ class GroupService:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._now_ms = now_ms
         self._shards: dict[int, GroupShard] = {}
+        self._known_partitions = 0
 
     # -- routing -----------------------------------------------------------------------------
 
     async def _offsets_partitions(self) -> int:
+        """The offsets topic's partition count (it never changes once made: a group must
+        map to the same partition for good), creating the topic on first use."""
+        if self._known_partitions:
+            return self._known_partitions
+        self._known_partitions = await self._find_or_create()
+        return self._known_partitions
+
+    async def _find_or_create(self) -> int:
         try:
             return len(self._topics.describe_topic(OFFSETS_TOPIC).partitions)
         except UnknownTopicError:

@@ -194,7 +194,7 @@ async def _alter(request: web.Request) -> web.Response:
 async def _delete(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     check_writable(state)
-    await _topics(state).delete_topic(request.match_info["name"])
+    await _topics(state).delete_topic(check_writable_topic(request.match_info["name"]))
     return web.Response(status=204)
 
 

@@ -49,7 +49,7 @@ def check_writable_topic(name: str) -> str:
     could be taken for a commit)."""
     if name == OFFSETS_TOPIC:
         raise InvalidArgumentError(
-            f"{OFFSETS_TOPIC} is internal: commit offsets with the consumer group calls"
+            f"{OFFSETS_TOPIC} is internal to consumer groups: use the group calls"
         )
     return name
 
