@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from replog.v1 import admin_pb2, admin_pb2_grpc, group_pb2, group_pb2_grpc
-from tests.integration.conftest import ThreadedServer
+from tests.integration.conftest import ThreadedServer, wait_until
 
 
 @pytest.fixture
@@ -202,3 +202,19 @@ def test_committing_a_partition_that_does_not_exist_is_refused(
         commit(groups, "g", "", 0, {0: 1, 5: 1})
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert fetched(groups, "g") == {}
+
+
+def test_a_member_subscribed_before_its_topic_existed_gets_it_once_created(
+    server_factory: Callable[..., ThreadedServer], stub_for: Callable[[ThreadedServer], Any]
+) -> None:
+    groups, admin = stub_for(server_factory())
+    a = beat(groups, "g", join(groups, "g", ["later"]))
+    assert owned(a) == set()
+    admin.CreateTopic(admin_pb2.CreateTopicRequest(name="later", partitions=3), timeout=10)
+    state = {"answer": a}
+
+    def assigned() -> bool:
+        state["answer"] = beat(groups, "g", state["answer"])
+        return owned(state["answer"]) == {("later", p) for p in range(3)}
+
+    wait_until(assigned, 10, "the new topic's partitions assigned")

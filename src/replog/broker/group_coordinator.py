@@ -183,6 +183,15 @@ class GroupCoordinator:
         self.epoch += 1
         self.refresh_target()
 
+    def subscribed_topics(self) -> frozenset[str]:
+        """Every topic some member subscribes to."""
+        return frozenset().union(*(m.topics for m in self.members.values()))
+
+    def metadata_changed(self) -> None:
+        """The subscribed topics' partitions changed (a topic was created, grown or
+        deleted): a new epoch, whose target assignment covers them."""
+        self._bump()
+
     def refresh_target(self) -> None:
         """Compute the target assignment at the group's epoch (also after topics grew)."""
         subscriptions = [

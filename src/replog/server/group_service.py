@@ -40,6 +40,8 @@ from replog.server.topics import TopicsBackend
 __all__ = ["GroupDescription", "GroupService", "PartitionOffset"]
 
 DEFAULT_ASSIGNOR = "cooperative-sticky"
+METADATA_CHECK_MS = 2_000
+"""How often a group's subscribed topics are checked for new or deleted partitions."""
 _GROUP_MAX = 255
 
 
@@ -108,6 +110,7 @@ class GroupService:
         self._now_ms = now_ms
         self._shards: dict[int, GroupShard] = {}
         self._known_partitions = 0
+        self._metadata: dict[str, tuple[int, dict[str, int]]] = {}
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -192,6 +195,7 @@ class GroupService:
                 check_topic_name(topic)
         shard = await self._shard(group_id)
         group = self._group(shard, group_id, assignor_name)
+        self._watch_metadata(group_id, group)
         before = group.epoch
         answer = group.heartbeat(
             member_id,
@@ -202,8 +206,32 @@ class GroupService:
             session_timeout_ms or self.session_timeout_ms,
         )
         if group.epoch != before:
+            # The target was computed now: what the subscribed topics hold now is its base.
+            self._metadata[group_id] = (self._now_ms(), self._counts(group.subscribed_topics()))
             await self._record_epoch(shard, group)
         return answer
+
+    def _watch_metadata(self, group_id: str, group: GroupCoordinator) -> None:
+        """Every ``METADATA_CHECK_MS``, see whether the subscribed topics' partition counts
+        changed since the group's target was computed (a consumer that subscribed before
+        its topic existed gets it once created); if so, a new epoch."""
+        now = self._now_ms()
+        checked_at, seen = self._metadata.get(group_id, (None, None))
+        if checked_at is not None and now - checked_at < METADATA_CHECK_MS:
+            return
+        counts = self._counts(group.subscribed_topics())
+        self._metadata[group_id] = (now, counts)
+        if seen is not None and counts != seen and group.members:
+            group.metadata_changed()
+
+    def _counts(self, topics: Iterable[str]) -> dict[str, int]:
+        counts = {}
+        for topic in topics:
+            try:
+                counts[topic] = len(self._topics.describe_topic(topic).partitions)
+            except UnknownTopicError:
+                counts[topic] = 0
+        return counts
 
     async def _record_epoch(self, shard: GroupShard, group: GroupCoordinator) -> None:
         epoch = group.epoch
@@ -313,6 +341,7 @@ class GroupService:
             raise NotFoundError(f"no consumer group {group_id!r}")
         await shard.write(delete_record(shard.incarnation, group_id))
         shard.groups.pop(group_id, None)
+        self._metadata.pop(group_id, None)
 
     async def close(self) -> None:
         """Stop every shard's reader."""

@@ -96,50 +96,53 @@ _GROUP = path_param(
 )
 
 
+_LISTING = {
+    "type": "object",
+    "properties": {
+        "groups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "group": {"type": "string"},
+                    "state": {"type": "string"},
+                    "members": {"type": "integer"},
+                },
+            },
+        }
+    },
+}
+_OFFSETS = {
+    "type": "object",
+    "properties": {
+        "offsets": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "topic": {"type": "string"},
+                    "partition": U32,
+                    "offset": U64,
+                    "metadata": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+_ANSWER = {
+    "type": "object",
+    "properties": {
+        "member_id": {"type": "string"},
+        "member_epoch": {"type": "integer"},
+        "assignment": _TPS,
+        "heartbeat_interval_ms": U32,
+    },
+}
+
+
 def group_paths() -> dict[str, Any]:
     """The consumer group routes."""
-    listing = {
-        "type": "object",
-        "properties": {
-            "groups": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "group": {"type": "string"},
-                        "state": {"type": "string"},
-                        "members": {"type": "integer"},
-                    },
-                },
-            }
-        },
-    }
-    offsets = {
-        "type": "object",
-        "properties": {
-            "offsets": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "topic": {"type": "string"},
-                        "partition": U32,
-                        "offset": U64,
-                        "metadata": {"type": "string"},
-                    },
-                },
-            }
-        },
-    }
-    answer = {
-        "type": "object",
-        "properties": {
-            "member_id": {"type": "string"},
-            "member_epoch": {"type": "integer"},
-            "assignment": _TPS,
-            "heartbeat_interval_ms": U32,
-        },
-    }
+    listing, offsets, answer = _LISTING, _OFFSETS, _ANSWER
     return {
         "/v1/groups": {
             "get": {
