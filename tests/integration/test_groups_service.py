@@ -218,3 +218,38 @@ def test_a_member_subscribed_before_its_topic_existed_gets_it_once_created(
         return owned(state["answer"]) == {("later", p) for p in range(3)}
 
     wait_until(assigned, 10, "the new topic's partitions assigned")
+
+
+def test_time_retention_of_the_offsets_topic_keeps_every_live_offset(
+    server_factory: Callable[..., ThreadedServer], stub_for: Callable[[ThreadedServer], Any]
+) -> None:
+    settings = {
+        "offsets_topic_partitions": 1,
+        "offsets_retention_ms": 2000,  # compacted every 0.5 s
+        "retention_check_interval_ms": 100,
+    }
+    server = server_factory(**settings)
+    groups, admin = stub_for(server)
+    admin.CreateTopic(admin_pb2.CreateTopicRequest(name="orders", partitions=2), timeout=10)
+    commit(groups, "old", "", 0, {0: 5, 1: 6})  # never committed again
+    for i in range(20):
+        commit(groups, "busy", "", 0, {0: i})
+    config = admin.DescribeTopic(
+        admin_pb2.DescribeTopicRequest(name="__consumer_offsets"), timeout=10
+    ).topic.config
+    assert config["retention_ms"] == "2000"
+
+    def front_deleted() -> bool:
+        topic = admin.DescribeTopic(
+            admin_pb2.DescribeTopicRequest(name="__consumer_offsets"), timeout=10
+        ).topic
+        return topic.partitions[0].lowest_offset > 21  # past every commit written above
+
+    wait_until(front_deleted, 20, "retention to delete the offsets topic's front")
+    assert fetched(groups, "old") == {("orders", 0): 5, ("orders", 1): 6}
+    assert fetched(groups, "busy") == {("orders", 0): 19}
+    data_dir = server.data_dir
+    server.stop()
+    groups, _ = stub_for(server_factory(data_dir, **settings))
+    assert fetched(groups, "old") == {("orders", 0): 5, ("orders", 1): 6}
+    assert fetched(groups, "busy") == {("orders", 0): 19}

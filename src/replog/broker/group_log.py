@@ -37,6 +37,7 @@ __all__ = [
     "delete_record",
     "epoch_record",
     "start_record",
+    "state_records",
 ]
 
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -68,6 +69,21 @@ def epoch_record(incarnation: str, group: str, epoch: int, assignor: str) -> Rec
 def delete_record(incarnation: str, group: str) -> Record:
     """``group`` was deleted."""
     return _record(group, {"k": "delete", "inc": incarnation, "g": group})
+
+
+def state_records(state: GroupLogState, incarnation: str) -> list[Record]:
+    """Records that rebuild ``state``'s groups under ``incarnation``: each group's epoch and
+    all its offsets (the copy a compaction writes after a new ``start``)."""
+    out = []
+    for group in sorted(state.groups()):
+        if group in state.epochs:
+            assignor = state.assignors.get(group, "")
+            out.append(epoch_record(incarnation, group, state.epochs[group], assignor))
+        offsets = state.offsets.get(group)
+        if offsets:
+            rows = [(t, p, o, m) for (t, p), (o, m) in sorted(offsets.items())]
+            out.append(commit_record(incarnation, group, rows))
+    return out
 
 
 @dataclass(slots=True)

@@ -121,6 +121,10 @@ def serve_command(  # noqa: PLR0917  (typer options)
     group_heartbeat_interval_ms: Annotated[
         int | None, typer.Option(help="How often group members heartbeat (default 500).")
     ] = None,
+    offsets_retention_ms: Annotated[
+        int | None,
+        typer.Option(help="Time retention of __consumer_offsets (default 7 days)."),
+    ] = None,
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 

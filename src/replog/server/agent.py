@@ -221,6 +221,7 @@ class Agent:
                 offsets_partitions=s.offsets_topic_partitions,
                 offsets_replication=lambda: 1,
                 heartbeat_interval_ms=s.group_heartbeat_interval_ms,
+                offsets_retention_ms=s.offsets_retention_ms,
             )
         return GroupService(
             topics,
@@ -228,6 +229,7 @@ class Agent:
             offsets_partitions=s.offsets_topic_partitions,
             offsets_replication=lambda: min(3, len(cluster.members())),
             heartbeat_interval_ms=s.group_heartbeat_interval_ms,
+            offsets_retention_ms=s.offsets_retention_ms,
         )
 
     def _grpc_server(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> aio.Server:
@@ -267,6 +269,7 @@ class Agent:
         self._admin = AdminService(topics, self.metrics)
         self.groups = self._make_groups(topics)
         self._groups_grpc = GroupsGrpc(self.groups, self.metrics)
+        self.groups.start()
         server = self._grpc = self._grpc_server(
             (
                 self._service.generic_handler(),

@@ -11,6 +11,8 @@ produces.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ from replog.server.group_shard import GroupShard
 from replog.server.topics import TopicsBackend
 
 __all__ = ["GroupDescription", "GroupService", "PartitionOffset"]
+
+_log = logging.getLogger("replog.groups")
 
 DEFAULT_ASSIGNOR = "cooperative-sticky"
 METADATA_CHECK_MS = 2_000
@@ -97,6 +101,7 @@ class GroupService:
         offsets_replication: Callable[[], int],
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 500,
+        offsets_retention_ms: int = 7 * 24 * 3600 * 1000,
         now_ms: Callable[[], int] = lambda: time.monotonic_ns() // 1_000_000,
     ) -> None:
         """``is_me`` tells this node among a partition's servers; ``offsets_replication()``
@@ -109,6 +114,8 @@ class GroupService:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._now_ms = now_ms
         self._shards: dict[int, GroupShard] = {}
+        self.offsets_retention_ms = offsets_retention_ms
+        self._maintainer: asyncio.Task[None] | None = None
         self._known_partitions = 0
         self._metadata: dict[str, tuple[int, dict[str, int]]] = {}
 
@@ -122,18 +129,60 @@ class GroupService:
         self._known_partitions = await self._find_or_create()
         return self._known_partitions
 
+    async def _find(self) -> int:
+        self._known_partitions = len(self._topics.describe_topic(OFFSETS_TOPIC).partitions)
+        return self._known_partitions
+
     async def _find_or_create(self) -> int:
         try:
-            return len(self._topics.describe_topic(OFFSETS_TOPIC).partitions)
+            return await self._find()
         except UnknownTopicError:
             pass
         try:
             created = await self._topics.create_topic(
-                OFFSETS_TOPIC, self._partitions, self._replication(), {}
+                OFFSETS_TOPIC, self._partitions, self._replication(), self._offsets_config()
             )
         except AlreadyExistsError:
             created = self._topics.describe_topic(OFFSETS_TOPIC)
         return len(created.partitions)
+
+    def _offsets_config(self) -> dict[str, str]:
+        """Time retention, with segments small enough to go: compaction (``_maintain``)
+        copies the live state forward four times per retention period."""
+        retention = self.offsets_retention_ms
+        return {
+            "retention_ms": str(retention),
+            "segment_ms": str(max(1, retention // 8)),
+            "segment_bytes": str(16 << 20),
+        }
+
+    def start(self) -> None:
+        """Start compacting the offsets partitions this node leads (call on its loop)."""
+        if self._maintainer is None:
+            self._maintainer = asyncio.ensure_future(self._maintain())
+
+    async def _maintain(self) -> None:
+        """Every quarter of the offsets retention, copy each led partition's live state
+        forward (taking the partition over first if no request did): what time retention
+        deletes is then always dead."""
+        interval_s = self.offsets_retention_ms / 4000
+        while True:
+            await asyncio.sleep(min(interval_s / 4, 60.0))
+            try:
+                count = self._known_partitions or await self._find()
+            except ReplogError:
+                continue  # no groups yet (the topic is made on first use), or no leader
+            for index in range(count):
+                shard = self._shard_of(index)
+                try:
+                    leader = shard.leader()
+                    if leader is None or not self._is_me(leader):
+                        continue
+                    await shard.ready()
+                    if time.monotonic() - shard.compacted_at >= interval_s:
+                        await shard.compact()
+                except ReplogError as exc:
+                    _log.warning("offsets partition %d: compaction failed: %s", index, exc)
 
     def _shard_of(self, index: int) -> GroupShard:
         shard = self._shards.get(index)
@@ -234,10 +283,8 @@ class GroupService:
         return counts
 
     async def _record_epoch(self, shard: GroupShard, group: GroupCoordinator) -> None:
-        epoch = group.epoch
-        await shard.write(
-            epoch_record(shard.incarnation, group.group_id, epoch, group.assignor_name)
-        )
+        name, epoch, assignor_name = group.group_id, group.epoch, group.assignor_name
+        await shard.write(lambda inc: epoch_record(inc, name, epoch, assignor_name))
 
     async def commit(
         self,
@@ -254,7 +301,7 @@ class GroupService:
         self._group(shard, group_id).check_commit(member_id, member_epoch)
         self._check_partitions(offsets)
         rows = [(tp.topic, tp.partition, o, m) for tp, (o, m) in sorted(offsets.items())]
-        await shard.write(commit_record(shard.incarnation, group_id, rows))
+        await shard.write(lambda inc: commit_record(inc, group_id, rows))
 
     def _check_partitions(self, offsets: Iterable[TopicPartition]) -> None:
         counts: dict[str, int] = {}
@@ -339,12 +386,15 @@ class GroupService:
             raise NonEmptyGroupError(f"group {group_id!r} has members: they must leave first")
         if group_id not in shard.state.groups():
             raise NotFoundError(f"no consumer group {group_id!r}")
-        await shard.write(delete_record(shard.incarnation, group_id))
+        await shard.write(lambda inc: delete_record(inc, group_id))
         shard.groups.pop(group_id, None)
         self._metadata.pop(group_id, None)
 
     async def close(self) -> None:
-        """Stop every shard's reader."""
+        """Stop compacting and every shard's reader."""
+        if self._maintainer is not None:
+            self._maintainer.cancel()
+            await asyncio.gather(self._maintainer, return_exceptions=True)
         for shard in self._shards.values():
             await shard.close()
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable
 
 from replog.api.backend import LogBackend, ServerInfo
 from replog.broker.group_coordinator import GroupCoordinator
-from replog.broker.group_log import GroupLogState, start_record
+from replog.broker.group_log import GroupLogState, start_record, state_records
 from replog.errors import CorruptRecordError, ReplogError, UnavailableError
 from replog.v1.record_pb2 import Record
 
@@ -32,6 +33,7 @@ _log = logging.getLogger("replog.groups")
 _READ_RECORDS = 1000
 _READ_BYTES = 4 << 20
 _RETRY_S = 0.2
+_COPY_BATCH = 500
 
 
 class GroupShard:
@@ -58,6 +60,8 @@ class GroupShard:
         self._applied = asyncio.Event()
         self._lock = asyncio.Lock()
         """Serializes writes, so a group's records land in the order it made them."""
+        self.compacted_at = 0.0
+        """When the state was last copied forward (monotonic seconds; 0: never)."""
 
     # -- who coordinates -------------------------------------------------------------------
 
@@ -95,15 +99,37 @@ class GroupShard:
             raise self._not_here()
 
     async def _activate(self) -> None:
+        async with self._lock:
+            if await self._start_anew():
+                self.groups.clear()
+                _log.info("coordinating consumer groups of offsets partition %d", self.partition)
+
+    async def _start_anew(self) -> bool:
+        """Append a ``start`` of a fresh incarnation and, once applied, a copy of the whole
+        state under it (see ``compact``); True when this node is then the coordinator."""
         incarnation = secrets.token_hex(8)
         backend = self._backend()
         offset = await backend.submit([start_record(incarnation)])
         self._ensure_reader()
         await self.applied(offset)
-        if self.state.incarnation == incarnation:
-            self.incarnation = incarnation
-            self.groups.clear()
-            _log.info("coordinating consumer groups of offsets partition %d", self.partition)
+        if self.state.incarnation != incarnation:
+            return False
+        self.incarnation = incarnation
+        copies = state_records(self.state, incarnation)
+        for start in range(0, len(copies), _COPY_BATCH):
+            offset = await backend.submit(copies[start : start + _COPY_BATCH])
+        if copies:
+            await self.applied(offset)
+        self.compacted_at = time.monotonic()
+        return self.active
+
+    async def compact(self) -> None:
+        """Copy the live state forward: a new ``start`` and every group's offsets and epoch
+        after it. Everything before that ``start`` is then dead, so time retention on the
+        offsets topic may delete it (``GroupService`` runs this well within it)."""
+        async with self._lock:
+            if self.active:
+                await self._start_anew()
 
     def _deactivate(self) -> None:
         if self.incarnation:
@@ -151,14 +177,17 @@ class GroupShard:
         while self.state.next_offset <= offset:
             await self._applied.wait()
 
-    async def write(self, record: Record) -> None:
-        """Append a group record as the current coordinator and return once applied.
+    async def write(self, record: Callable[[str], Record]) -> None:
+        """Append the group record ``record(incarnation)`` builds as the current coordinator
+        and return once applied.
 
         Raises UnavailableError (certainly not applied) when this node stopped coordinating
         before it landed, or the backend's error (outcome unknown)."""
+        await self.ready()
         async with self._lock:
-            await self.ready()
-            offset = await self._backend().submit([record])
+            if not self.active:
+                raise self._not_here()
+            offset = await self._backend().submit([record(self.incarnation)])
         await self.applied(offset)
         if self.state.take_outcome(offset) is not True:
             raise self._not_here()

@@ -80,6 +80,7 @@ class ServerSettings:
     election_ticks: int = 10
     offsets_topic_partitions: int = 8
     group_heartbeat_interval_ms: int = 500
+    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
 
     def __post_init__(self) -> None:
         split_addr(self.grpc_addr, "grpc_addr")
@@ -112,6 +113,8 @@ class ServerSettings:
             raise ConfigError("leader_balance_interval_ms must be between 10 and 86400000")
         if not 1 <= self.offsets_topic_partitions <= 4096:
             raise ConfigError("offsets_topic_partitions must be between 1 and 4096")
+        if self.offsets_retention_ms < 1000:
+            raise ConfigError("offsets_retention_ms must be at least 1000")
         if not 10 <= self.group_heartbeat_interval_ms <= 60_000:
             raise ConfigError("group_heartbeat_interval_ms must be between 10 and 60000")
         self._check_security()

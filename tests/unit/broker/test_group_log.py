@@ -11,6 +11,7 @@ from replog.broker.group_log import (
     delete_record,
     epoch_record,
     start_record,
+    state_records,
 )
 from replog.errors import CorruptRecordError
 from replog.v1.record_pb2 import Record
@@ -88,3 +89,24 @@ def test_a_record_that_is_not_a_group_record_is_refused_and_changes_nothing(valu
         state.apply(2, value)
     assert (state.offsets["g"], state.epochs) == before
     assert state.next_offset == 3  # skipped: the reader moves past it
+
+
+def test_a_compaction_copy_after_a_new_start_rebuilds_the_same_state_alone() -> None:
+    state, _ = replay(
+        [
+            start_record("a"),
+            commit_record("a", "g", [("orders", 0, 5, "x"), ("orders", 1, 7, "")]),
+            epoch_record("a", "g", 3, "range"),
+            commit_record("a", "h", [("t", 0, 1, "")]),
+            delete_record("a", "h"),
+            epoch_record("a", "k", 2, "cooperative-sticky"),
+        ]
+    )
+    copy = [start_record("b"), *state_records(state, "b")]
+    rebuilt, counted = replay(copy)  # a reader whose log front (everything before) is gone
+    assert all(counted)
+    assert (rebuilt.offsets, rebuilt.epochs, rebuilt.assignors) == (
+        state.offsets,
+        state.epochs,
+        state.assignors,
+    )
