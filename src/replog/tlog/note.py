@@ -23,7 +23,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from replog.errors import InvalidArgumentError, VerificationError
 
-__all__ = ["MAX_SIGNATURES", "Signer", "Verifier", "key_hash", "open_note", "sign_note"]
+__all__ = [
+    "MAX_SIGNATURES",
+    "Signer",
+    "Verifier",
+    "check_key_name",
+    "key_hash",
+    "open_note",
+    "sign_note",
+]
 
 MAX_SIGNATURES = 100
 """A note with more signature lines is refused unread (as Go's verifier does)."""

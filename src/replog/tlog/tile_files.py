@@ -42,6 +42,7 @@ class TileDirectory:
         """Use ``open``: this takes a tree whose tiles are already on disk."""
         self.directory = directory
         self.tree = tree
+        self._tiles_size = tree.size  # the tree size the files on disk are written for
         self.rewritten: list[Tile] = []
         """The tiles ``open`` found missing or damaged and rewrote."""
 
@@ -67,14 +68,17 @@ class TileDirectory:
         return self.tree.size
 
     def append(self, leaves: Iterable[bytes]) -> list[Tile]:
-        """Add records' stored bytes as leaves and write the tiles that changed; returns them."""
-        old_size = self.tree.size
+        """Add records' stored bytes as leaves and write the tiles that changed; returns them.
+
+        If writing fails (OSError), the leaves stay in the tree and the next call writes their
+        tiles too."""
         for leaf in leaves:
             self.tree.append(leaf_hash(leaf))
-        changed = changed_tiles(old_size, self.tree.size)
+        changed = changed_tiles(self._tiles_size, self.tree.size)
         for tile in changed:
             self._write(tile, tile_data(self.tree, tile))
             self._remove_older_partials(tile)
+        self._tiles_size = self.tree.size
         return changed
 
     def path_of(self, tile: Tile) -> Path:

@@ -104,3 +104,19 @@ def test_a_tile_file_found_missing_while_serving_is_rewritten_from_the_tree(
     (tmp_path / "tile/0/001.p/44").unlink()
     assert tiles.read_tile(Tile(0, 1, 44)) == expected_files(records(0, 300))["tile/0/001.p/44"]
     assert (tmp_path / "tile/0/001.p/44").exists()
+
+
+def test_tiles_a_failed_write_left_out_are_written_by_the_next_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tiles = TileDirectory.open(tmp_path, records(0, 10))
+
+    def disk_full(tile: Tile, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tiles, "_write", disk_full)
+    with pytest.raises(OSError):
+        tiles.append(records(10, 300))
+    monkeypatch.undo()
+    tiles.append(records(300, 301))
+    assert files_under(tmp_path) == expected_files(records(0, 301))
