@@ -196,8 +196,9 @@ class TileHashSource:
 
 def verify_tiles(size: int, root: bytes, read_tile: Callable[[Tile], bytes]) -> MerkleTree:
     """Check every tile of the tree of ``size`` leaves against ``root`` (from a verified
-    checkpoint) and return the tree they hold; VerificationError naming the first leaf of
-    the first tile that does not match.
+    checkpoint) and return the tree they hold; VerificationError if any does not match, its
+    ``offset`` the first leaf under a higher tile that differs from the leaf tiles, or 0 when
+    the leaf tiles do not give ``root`` (which of them is wrong the tiles cannot tell).
 
     The tree is rebuilt from the level-0 tiles (every leaf hash) and each higher tile is
     compared with it: reading the root through the highest tiles alone would leave the tiles
