@@ -3,8 +3,10 @@
 Some tests need root or a tool (a tmpfs mount for the disk-full fault tests). CI runs as root
 with what .ci/run installs, so there such a test must run: under ``CI=true`` a skip whose
 reason does not start with an entry of :data:`CI_ALLOWED_SKIPS` fails the run instead of
-passing silently. Every run ends with a section listing each skipped (and xfailed) test with
-its reason. Loaded by tests/conftest.py; ``-p tests.skip_policy`` loads it elsewhere.
+passing silently; :data:`CI_REQUIRED_SKIPS` names the known skips that are *not* allowed
+there, with what CI does so they run. Every run ends with a section listing each skipped
+(and xfailed) test with its reason. Loaded by tests/conftest.py; ``-p tests.skip_policy``
+loads it elsewhere.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 __all__ = [
     "CI_ALLOWED_SKIPS",
+    "CI_REQUIRED_SKIPS",
     "in_ci",
     "pytest_make_collect_report",
     "pytest_runtest_makereport",
@@ -28,6 +31,15 @@ CI_ALLOWED_SKIPS: dict[str, str] = {
     "root ignores directory permissions": "CI runs as root; the simulated variant covers it",
 }
 """Skip reasons (prefixes) that are expected in CI, each with why it is fine there."""
+
+CI_REQUIRED_SKIPS: dict[str, str] = {
+    "go is not installed": (
+        ".ci/run installs golang-go and golang-golang-x-mod-dev, so the Go sumdb interop "
+        "test of the verifiable log (tests/interop) runs"
+    ),
+}
+"""Skip reasons (prefixes) the suite knows but that are NOT allowed in CI, each with what CI
+installs so the test runs; under ``CI=true`` such a skip fails the run like any unlisted one."""
 
 
 def in_ci() -> bool:
@@ -42,8 +54,16 @@ def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
 
 
 def _allowed(reason: str) -> str | None:
+    if _required(reason) is not None:
+        return None
     return next(
         (why for prefix, why in CI_ALLOWED_SKIPS.items() if reason.startswith(prefix)), None
+    )
+
+
+def _required(reason: str) -> str | None:
+    return next(
+        (why for prefix, why in CI_REQUIRED_SKIPS.items() if reason.startswith(prefix)), None
     )
 
 
@@ -52,10 +72,12 @@ def _enforce(report: pytest.TestReport | pytest.CollectReport) -> None:
         return
     reason = _reason(report)
     if _allowed(reason) is None:
+        required = _required(reason)
         report.outcome = "failed"
-        report.longrepr = (
-            f"skipped under CI=true, where it must run: {reason}\n"
-            "(CI runs as root with what .ci/run installs; if this skip is expected there, "
+        report.longrepr = f"skipped under CI=true, where it must run: {reason}\n" + (
+            f"(listed in CI_REQUIRED_SKIPS of tests/skip_policy.py: {required})"
+            if required
+            else "(CI runs as root with what .ci/run installs; if this skip is expected there, "
             "add its reason to CI_ALLOWED_SKIPS in tests/skip_policy.py, saying why)"
         )
 
@@ -89,8 +111,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for report in skipped:
         by_reason[_reason(report)].append(report.nodeid)
     for reason, ids in sorted(by_reason.items()):
-        allowed = _allowed(reason)
-        note = f" [allowed in CI: {allowed}]" if allowed else " [not allowed in CI]"
+        allowed, required = _allowed(reason), _required(reason)
+        if allowed:
+            note = f" [allowed in CI: {allowed}]"
+        else:
+            note = f" [not allowed in CI: {required}]" if required else " [not allowed in CI]"
         terminalreporter.write_line(f"SKIPPED ({len(ids)}) {reason}{note}")
         for nodeid in ids:
             terminalreporter.write_line(f"    {nodeid}")

@@ -27,6 +27,7 @@ from replog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
     UnsupportedError,
+    VerificationError,
 )
 from replog.storage import Log, LogConfig, MemoryLog, RetentionResult, SegmentInfo
 from replog.v1.record_pb2 import Header, Record
@@ -67,5 +68,6 @@ __all__ = [
     "UnknownPartitionError",
     "UnknownTopicError",
     "UnsupportedError",
+    "VerificationError",
     "__version__",
 ]

@@ -15,6 +15,7 @@ and the CLI to a one-line message and a non-zero exit.
     ├── AlreadyExistsError          a topic of that name exists already
     ├── UnsupportedError            this server cannot do that (yet) (gRPC UNIMPLEMENTED, HTTP 501)
     ├── CorruptRecordError          stored bytes fail their checksum or do not match the index
+    ├── VerificationError           a proof, tile, checkpoint or signature does not verify
     ├── LogLockedError              another Log (in any process) has the directory open
     ├── LogClosedError              the Log was closed
     ├── StorageIOError              a write or fsync failed; the log takes no more appends
@@ -53,6 +54,7 @@ __all__ = [
     "StorageIOError",
     "UnavailableError",
     "UnsupportedError",
+    "VerificationError",
     "UnknownPartitionError",
     "UnknownTopicError",
     "DeadlineExceededError",
@@ -191,6 +193,21 @@ class CorruptRecordError(ReplogError):
         super().__init__(f"record at offset {offset} is corrupt: {reason}")
         self.offset = offset
         self.reason = reason
+
+
+class VerificationError(ReplogError):
+    """Something that should prove the log's contents does not: an inclusion or consistency
+    proof, a tile, a checkpoint or its signature is malformed, wrongly signed or does not match.
+
+    ``offset`` is the first record it concerns when there is one (else None). Never retried:
+    the same bytes fail again; a log that fails verification is not to be trusted.
+    """
+
+    code = "VERIFICATION_FAILED"
+
+    def __init__(self, message: str, *, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 class LogLockedError(ReplogError):

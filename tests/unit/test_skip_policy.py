@@ -86,3 +86,42 @@ def test_under_ci_a_module_skipped_at_collection_fails_the_run_too(tmp_path: Pat
     assert done.returncode != 0, done.stdout + done.stderr
     assert "skipped under CI=true, where it must run: needs a tool" in done.stdout
     assert run_sample(tmp_path, None, body).returncode == 5  # outside CI: nothing ran, no failure
+
+
+REQUIRED_SAMPLE = """
+import pytest
+
+def test_interop():
+    pytest.skip("go is not installed; the Go interop test needs it")
+"""
+
+
+def test_a_skip_listed_as_required_in_ci_fails_there_saying_what_ci_installs(
+    tmp_path: Path,
+) -> None:
+    done = run_sample(tmp_path, "true", REQUIRED_SAMPLE)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "skipped under CI=true, where it must run: go is not installed" in done.stdout
+    assert "listed in CI_REQUIRED_SKIPS" in done.stdout and "golang-go" in done.stdout
+
+
+def test_outside_ci_a_required_skip_passes_and_is_summarised_as_not_allowed_in_ci(
+    tmp_path: Path,
+) -> None:
+    done = run_sample(tmp_path, None, REQUIRED_SAMPLE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "go is not installed; the Go interop test needs it [not allowed in CI: .ci/run" in (
+        done.stdout
+    )
+
+
+def test_no_skip_is_both_allowed_and_required_in_ci() -> None:
+    from tests.skip_policy import CI_ALLOWED_SKIPS, CI_REQUIRED_SKIPS
+
+    overlapping = [
+        (allowed, required)
+        for allowed in CI_ALLOWED_SKIPS
+        for required in CI_REQUIRED_SKIPS
+        if allowed.startswith(required) or required.startswith(allowed)
+    ]
+    assert not overlapping

@@ -39,6 +39,9 @@ def _register() -> None:
     from replog.cli import certs
 
     app.add_typer(certs.app, name="certs", help="Make development TLS certificates.")
+    from replog.cli import keys
+
+    app.add_typer(keys.app, name="keys", help="Make the key that signs log checkpoints.")
     from replog.cli import cluster
 
     app.add_typer(cluster.app, name="cluster", help="Inspect and change a replicated cluster.")
