@@ -5,7 +5,7 @@
 """
 
 from replog.broker import Broker, TopicConfig, TopicDescription
-from replog.client import AsyncClient, Client, Producer
+from replog.client import AsyncClient, Client, Consumer, ConsumerRecord, Producer
 from replog.errors import (
     AlreadyExistsError,
     BatchTooLargeError,
@@ -41,6 +41,8 @@ __all__ = [
     "Broker",
     "Client",
     "ConfigError",
+    "Consumer",
+    "ConsumerRecord",
     "CorruptRecordError",
     "DeadlineExceededError",
     "Header",

@@ -6,13 +6,22 @@ Imports only ``replog.v1`` and ``replog.errors`` (never storage or server).
 from replog.client.admin import PartitionDescription, TopicDescription
 from replog.client.async_client import AsyncClient
 from replog.client.client import Client, ServerAddress
+from replog.client.consumer import Consumer
+from replog.client.consumer_state import ConsumerRecord
 from replog.client.core import Batch, Offset, RetryPolicy
+from replog.client.groups import GroupDescription, GroupListing, GroupMember, PartitionLag
 from replog.client.producer import Producer
 
 __all__ = [
     "AsyncClient",
     "Batch",
     "Client",
+    "Consumer",
+    "ConsumerRecord",
+    "GroupDescription",
+    "GroupListing",
+    "GroupMember",
+    "PartitionLag",
     "Offset",
     "PartitionDescription",
     "Producer",

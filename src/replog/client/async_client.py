@@ -43,6 +43,7 @@ from replog.client.core import (
     encode_record,
     encode_values,
 )
+from replog.client.groups import AsyncGroupMethods
 from replog.client.picker import DEFAULT_REFRESH_S
 from replog.client.routes import merge_descriptions, merge_routes, needs_more
 from replog.errors import PermissionDeniedError
@@ -52,7 +53,7 @@ from replog.v1.record_pb2 import Record
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(_ClientBase, AsyncAdminMethods):
+class AsyncClient(_ClientBase, AsyncAdminMethods, AsyncGroupMethods):
     """The asyncio twin of ``Client``: the same calls, awaited."""
 
     def __init__(
@@ -130,6 +131,39 @@ class AsyncClient(_ClientBase, AsyncAdminMethods):
                     addr, exc, delays, idempotent=idempotent, topic=topic, partition=partition
                 )
                 await asyncio.sleep(delay)
+
+    async def _group_call(
+        self, method: str, request: Any, group: str, *, idempotent: bool, timeout: Any
+    ) -> Any:
+        """One call of ``group``'s, to its coordinator (following the servers' hints)."""
+        timeout = self.timeout if timeout is _DEFAULT else timeout
+        delays = self.retry.delays()
+        while True:
+            await self._refresh(timeout)
+            addr = self._pick_coordinator(group)
+            try:
+                return await self._stub(addr, method)(request, timeout=timeout)
+            except grpc.RpcError as exc:
+                delay = self._group_delay_after(group, addr, exc, delays, idempotent=idempotent)
+                if delay:
+                    await asyncio.sleep(delay)
+
+    async def _each_server(self, method: str, request: Any, timeout: Any) -> list[Any]:
+        """``method``'s answer from every server of the cluster (an error if none answers)."""
+        timeout = self.timeout if timeout is _DEFAULT else timeout
+        await self._refresh(timeout)
+        calls = [self._stub(a, method)(request, timeout=timeout) for a in self._server_addresses()]
+        answers, failure = [], None
+        for outcome in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(outcome, grpc.RpcError):
+                failure = _to_error(outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                answers.append(outcome)
+        if failure is not None and not answers:
+            raise failure
+        return answers
 
     async def _fetch_routes(self, topic: str) -> None:
         """Learn ``topic``'s partition leaders and replicas (see ``replog.client.routes``)."""

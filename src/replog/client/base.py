@@ -22,6 +22,7 @@ from replog.client.core import (
     RetryPolicy,
     error_from_status,
 )
+from replog.client.groups import GROUP_METHODS
 from replog.client.partitioner import partition_for_key
 from replog.client.picker import Member, Picker, parse_bootstrap
 from replog.client.routes import PartitionRoutes
@@ -124,7 +125,7 @@ def _targets(server: str | Sequence[str] | None) -> list[str]:
 
 def _stubs(channel: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, (kind, ser, de) in (_METHODS | ADMIN_METHODS).items():
+    for name, (kind, ser, de) in (_METHODS | ADMIN_METHODS | GROUP_METHODS).items():
         factory = channel.unary_unary if kind == "uu" else channel.unary_stream
         path = name if name.startswith("/") else METHOD_PREFIX + name
         out[name] = factory(path, request_serializer=ser, response_deserializer=de)
@@ -178,6 +179,7 @@ class _ClientBase:
         self.routes = PartitionRoutes()
         self._creds = _credentials(ca, cert, key)
         self._conns: dict[str, dict[str, Any]] = {}
+        self._coordinators: dict[str, str] = {}  # group -> its coordinator's address
 
     def _acknowledged(self, base: int, count: int, topic: str, partition: int) -> Offset:
         """Note an acknowledged produce of ``count`` records from ``base`` (read-your-writes)
@@ -257,3 +259,42 @@ class _ClientBase:
     def _ask_another(exc: grpc.RpcError) -> bool:
         """Whether a failed GetServers is worth asking another member (else stop refreshing)."""
         return isinstance(_to_error(exc), UnavailableError | DeadlineExceededError)
+
+    def _pick_coordinator(self, group: str) -> str:
+        """Where to send a call of ``group``: its coordinator when a server named it, else
+        the produce leader (which names the coordinator if it is not)."""
+        addr = self._coordinators.get(group)
+        if addr and not self.picker.is_failed(addr):
+            return addr
+        return self.picker.for_produce()
+
+    def _group_delay_after(
+        self,
+        group: str,
+        addr: str,
+        exc: grpc.RpcError,
+        delays: Iterator[float],
+        *,
+        idempotent: bool,
+    ) -> float:
+        """After a failed call of ``group`` to ``addr``: how long to wait before retrying
+        (0 when the server named the coordinator), or raise."""
+        error = _to_error(exc)
+        if isinstance(error, UnavailableError):
+            hint = error.leader_addr
+            if hint and hint != addr and self._coordinators.get(group) != hint:
+                self._coordinators[group] = hint  # follow a new hint at once
+                if self.retry.retryable(error, idempotent=idempotent):
+                    return 0.0
+            if not hint:  # the coordinator is moving: ask the leader again
+                self._coordinators.pop(group, None)
+            if _unreachable(error):
+                self.picker.on_unavailable(addr, time.monotonic())
+        delay = next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
+        if delay is None:
+            raise error
+        return delay
+
+    def _server_addresses(self) -> list[str]:
+        """Every server's address, as the view knows them (the bootstrap list without one)."""
+        return [m.addr for m in self.picker.members] or list(self.picker.bootstrap)

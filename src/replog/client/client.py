@@ -66,6 +66,7 @@ from replog.client.core import (
     encode_record,
     encode_values,
 )
+from replog.client.groups import GroupMethods
 from replog.client.picker import DEFAULT_REFRESH_S
 from replog.client.routes import merge_descriptions, merge_routes, needs_more
 from replog.errors import (
@@ -77,7 +78,7 @@ from replog.v1.record_pb2 import Record
 __all__ = ["Client", "ServerAddress"]
 
 
-class Client(_ClientBase, AdminMethods):
+class Client(_ClientBase, AdminMethods, GroupMethods):
     """A blocking client of a replog server or cluster. ``server`` is ``HOST:PORT``, several
     of them comma-separated or as a list (bootstrap addresses; default from ``REPLOG_SERVER``
     or 127.0.0.1:7400). Thread-safe; use as a context manager or ``close()`` it. Errors are
@@ -171,6 +172,36 @@ class Client(_ClientBase, AdminMethods):
                     addr, exc, delays, idempotent=idempotent, topic=topic, partition=partition
                 )
                 time.sleep(delay)
+
+    def _group_call(
+        self, method: str, request: Any, group: str, *, idempotent: bool, timeout: Any
+    ) -> Any:
+        """One call of ``group``'s, to its coordinator (following the servers' hints)."""
+        timeout = self.timeout if timeout is _DEFAULT else timeout
+        delays = self.retry.delays()
+        while True:
+            self._refresh(timeout)
+            addr = self._pick_coordinator(group)
+            try:
+                return self._stub(addr, method)(request, timeout=timeout)
+            except grpc.RpcError as exc:
+                delay = self._group_delay_after(group, addr, exc, delays, idempotent=idempotent)
+                if delay:
+                    time.sleep(delay)
+
+    def _each_server(self, method: str, request: Any, timeout: Any) -> list[Any]:
+        """``method``'s answer from every server of the cluster (an error if none answers)."""
+        timeout = self.timeout if timeout is _DEFAULT else timeout
+        self._refresh(timeout)
+        answers, failure = [], None
+        for addr in self._server_addresses():
+            try:
+                answers.append(self._stub(addr, method)(request, timeout=timeout))
+            except grpc.RpcError as exc:
+                failure = _to_error(exc)
+        if failure is not None and not answers:
+            raise failure
+        return answers
 
     def _start_call(
         self, method: str, request: Any, *, timeout: float | None, topic: str, partition: int

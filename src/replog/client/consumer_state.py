@@ -1,0 +1,304 @@
+"""The I/O-free part of a group consumer: membership, assignment reconciliation, positions
+and what to commit. ``Consumer`` (threads) and ``AsyncConsumer`` (tasks) drive one
+``ConsumerState`` and do the calls; time comes in as ``now`` (monotonic seconds).
+
+Reconciliation (KIP-848, the member's side): every heartbeat answer says what the member
+may own now. Partitions it holds that the answer leaves out are *revoked*: their positions
+are committed (with auto-commit on) and then they are released, so the next heartbeat no
+longer reports them and the coordinator hands them on. Partitions the answer adds start
+at the group's committed offset, else at the topic's lowest (``earliest``) or next
+(``latest``) offset.
+
+Every change of where a partition is read (start, seek, pause, resume, release) bumps its
+*fetch generation*: records fetched under an older one are dropped instead of yielded,
+so a seek or a revocation never lets a stale record through. A position is the offset
+after the last record *yielded* to the caller, so a commit covers only what the caller
+was given (at-least-once).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from replog.client.groups import HeartbeatAnswer, TopicPartition
+from replog.errors import InvalidArgumentError
+from replog.v1.record_pb2 import Record
+
+__all__ = [
+    "AUTO_OFFSET_RESETS",
+    "ConsumerRecord",
+    "ConsumerState",
+    "HeartbeatFields",
+    "Reconciliation",
+    "record_from",
+    "start_offset",
+]
+
+AUTO_OFFSET_RESETS = ("earliest", "latest")
+LEAVE_EPOCH = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerRecord:
+    """A record as a group consumer yields it: where it is, its key, value and headers,
+    and when it was appended (milliseconds since the Unix epoch)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp: int
+
+
+def record_from(topic: str, partition: int, record: Record) -> ConsumerRecord:
+    """The ConsumerRecord of a Record read from ``topic`` ``partition``."""
+    headers = tuple((h.key, h.value) for h in record.headers)
+    return ConsumerRecord(
+        topic,
+        partition,
+        int(record.offset),
+        record.key,
+        record.value,
+        headers,
+        int(record.timestamp_ms),
+    )
+
+
+def start_offset(committed: int, lowest: int, next_offset: int, auto_offset_reset: str) -> int:
+    """Where a newly assigned partition starts: its committed offset when there is one (and
+    it is still readable), else the lowest or next offset as ``auto_offset_reset`` says."""
+    if committed >= 0 and lowest <= committed <= next_offset:
+        return committed
+    return lowest if auto_offset_reset == "earliest" else next_offset
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatFields:
+    """What the next heartbeat sends: member id and epoch, the subscription (only when
+    joining) and the partitions the member holds."""
+
+    member_id: str
+    member_epoch: int
+    topics: tuple[str, ...] | None
+    owned: frozenset[TopicPartition]
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """What a heartbeat answer asks of the member: partitions to give up (commit, then
+    ``release``) and new ones to ``start``."""
+
+    revoked: frozenset[TopicPartition]
+    added: frozenset[TopicPartition]
+
+
+@dataclass(slots=True)
+class _Partition:
+    position: int
+    committed: int
+    generation: int
+    paused: bool = False
+
+
+class ConsumerState:
+    """One group member's state (see the module docstring); thread-safe."""
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        *,
+        auto_offset_reset: str = "latest",
+        auto_commit_interval_ms: int = 5000,
+        now: float = 0.0,
+    ) -> None:
+        """A member subscribing to ``topics``, not yet joined; the first auto-commit is
+        due ``auto_commit_interval_ms`` after ``now``."""
+        if (
+            isinstance(topics, str)
+            or not topics
+            or not all(isinstance(t, str) and t for t in topics)
+        ):
+            raise InvalidArgumentError("topics must be a non-empty list of topic names")
+        if auto_offset_reset not in AUTO_OFFSET_RESETS:
+            raise InvalidArgumentError(
+                f"auto_offset_reset must be 'earliest' or 'latest', got {auto_offset_reset!r}"
+            )
+        if not isinstance(auto_commit_interval_ms, int) or auto_commit_interval_ms <= 0:
+            raise InvalidArgumentError("auto_commit_interval_ms must be a positive integer")
+        self.topics = tuple(dict.fromkeys(topics))
+        self.auto_offset_reset = auto_offset_reset
+        self.member_id = ""
+        self.member_epoch = 0
+        self.heartbeat_interval_s = 0.5
+        self._commit_interval_s = auto_commit_interval_ms / 1000
+        self._commit_due = now + self._commit_interval_s
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    # -- membership -------------------------------------------------------------------------
+
+    def heartbeat_fields(self) -> HeartbeatFields:
+        """What the next heartbeat sends."""
+        with self._lock:
+            topics = self.topics if self.member_epoch == 0 else None
+            return HeartbeatFields(
+                self.member_id, self.member_epoch, topics, frozenset(self._parts)
+            )
+
+    def on_answer(self, answer: HeartbeatAnswer) -> Reconciliation:
+        """Take a heartbeat answer's id, epoch and interval; say what to revoke and add."""
+        with self._lock:
+            self.member_id = answer.member_id
+            self.member_epoch = answer.member_epoch
+            if answer.heartbeat_interval_ms > 0:
+                self.heartbeat_interval_s = answer.heartbeat_interval_ms / 1000
+            held = frozenset(self._parts)
+            return Reconciliation(held - answer.assignment, answer.assignment - held)
+
+    def fenced(self) -> frozenset[TopicPartition]:
+        """The member was fenced or forgotten: drop every partition (uncommitted: a commit
+        would be refused) and rejoin as a new member. Returns what was dropped."""
+        with self._lock:
+            dropped = frozenset(self._parts)
+            self._parts.clear()
+            self.member_id, self.member_epoch = "", 0
+            return dropped
+
+    def left(self) -> None:
+        """The member left the group (or stopped): it holds nothing."""
+        self.fenced()
+
+    # -- partitions -------------------------------------------------------------------------
+
+    def start(self, tp: TopicPartition, offset: int, committed: int) -> int:
+        """Own ``tp`` from ``offset`` (``committed``: the group's offset, -1 none); return
+        its fetch generation."""
+        with self._lock:
+            self._generation += 1
+            self._parts[tp] = _Partition(offset, committed, self._generation)
+            return self._generation
+
+    def release(self, partitions: Iterable[TopicPartition]) -> None:
+        """Give partitions up (after committing them): their fetches stop."""
+        with self._lock:
+            for tp in partitions:
+                self._parts.pop(tp, None)
+
+    def owned(self) -> frozenset[TopicPartition]:
+        """The partitions the member holds now."""
+        with self._lock:
+            return frozenset(self._parts)
+
+    def current(self, tp: TopicPartition, generation: int) -> bool:
+        """Whether a fetch of ``tp`` under ``generation`` is still wanted (owned, not
+        paused, not moved by a seek)."""
+        with self._lock:
+            part = self._parts.get(tp)
+            return part is not None and part.generation == generation and not part.paused
+
+    def fetch_from(self, tp: TopicPartition) -> tuple[int, int] | None:
+        """(generation, offset) a new fetch of ``tp`` starts with; None when not owned or
+        paused."""
+        with self._lock:
+            part = self._parts.get(tp)
+            if part is None or part.paused:
+                return None
+            return part.generation, part.position
+
+    def yielded(self, tp: TopicPartition, offset: int, generation: int) -> bool:
+        """A fetched record of ``tp`` at ``offset`` is about to be given to the caller:
+        True (and its position moves past it) unless its fetch is stale (drop it)."""
+        with self._lock:
+            part = self._parts.get(tp)
+            if part is None or part.generation != generation or part.paused:
+                return False
+            if offset < part.position:
+                return False  # already given (a fetch restarted behind the position)
+            part.position = offset + 1
+            return True
+
+    def _moved(self, tp: TopicPartition, *, paused: bool | None = None) -> _Partition:
+        part = self._parts.get(tp)
+        if part is None:
+            raise InvalidArgumentError(
+                f"partition {tp[0]}/{tp[1]} is not assigned to this consumer"
+            )
+        self._generation += 1
+        part.generation = self._generation
+        if paused is not None:
+            part.paused = paused
+        return part
+
+    def seek(self, tp: TopicPartition, offset: int) -> int:
+        """Read ``tp`` from ``offset`` next (InvalidArgumentError if it is not owned);
+        returns the new fetch generation."""
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise InvalidArgumentError(f"an offset is an integer >= 0, got {offset!r}")
+        with self._lock:
+            part = self._moved(tp)
+            part.position = offset
+            return part.generation
+
+    def pause(self, partitions: Iterable[TopicPartition]) -> None:
+        """Stop fetching ``partitions`` (owned ones; others: InvalidArgumentError)."""
+        with self._lock:
+            for tp in list(partitions):
+                self._moved(tp, paused=True)
+
+    def resume(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
+        """Fetch paused ``partitions`` again; returns those that were paused."""
+        with self._lock:
+            resumed = []
+            for tp in list(partitions):
+                if self._parts.get(tp) is not None and self._parts[tp].paused:
+                    resumed.append(tp)
+                self._moved(tp, paused=False)
+            return resumed
+
+    def paused(self) -> frozenset[TopicPartition]:
+        """The paused partitions."""
+        with self._lock:
+            return frozenset(tp for tp, p in self._parts.items() if p.paused)
+
+    def position(self, tp: TopicPartition) -> int | None:
+        """The next offset to give the caller from ``tp`` (None when not owned)."""
+        with self._lock:
+            part = self._parts.get(tp)
+            return None if part is None else part.position
+
+    # -- commits ----------------------------------------------------------------------------
+
+    def to_commit(
+        self, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
+        """The positions that moved since their last commit (of ``partitions``, default
+        every owned one)."""
+        with self._lock:
+            wanted = self._parts if partitions is None else set(partitions) & set(self._parts)
+            return {
+                tp: self._parts[tp].position
+                for tp in wanted
+                if self._parts[tp].position != self._parts[tp].committed
+            }
+
+    def committed(self, offsets: dict[TopicPartition, int], now: float) -> None:
+        """``offsets`` were committed at ``now``; the next auto-commit is an interval on."""
+        with self._lock:
+            for tp, offset in offsets.items():
+                part = self._parts.get(tp)
+                if part is not None:
+                    part.committed = offset
+            self._commit_due = now + self._commit_interval_s
+
+    def commit_due(self, now: float) -> bool:
+        """Whether an auto-commit is due at ``now``."""
+        return now >= self._commit_due
+
+    def next_wakeup(self, heartbeat_at: float, *, auto_commit: bool) -> float:
+        """When the heartbeat loop next has work: the heartbeat, or an earlier auto-commit."""
+        return min(heartbeat_at, self._commit_due) if auto_commit else heartbeat_at
