@@ -5,7 +5,7 @@
 """
 
 from replog.broker import Broker, TopicConfig, TopicDescription
-from replog.client import AsyncClient, Client, Consumer, ConsumerRecord, Producer
+from replog.client import AsyncClient, AsyncConsumer, Client, Consumer, ConsumerRecord, Producer
 from replog.errors import (
     AlreadyExistsError,
     BatchTooLargeError,
@@ -37,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlreadyExistsError",
     "AsyncClient",
+    "AsyncConsumer",
     "BatchTooLargeError",
     "Broker",
     "Client",

@@ -5,6 +5,7 @@ Imports only ``replog.v1`` and ``replog.errors`` (never storage or server).
 
 from replog.client.admin import PartitionDescription, TopicDescription
 from replog.client.async_client import AsyncClient
+from replog.client.async_consumer import AsyncConsumer
 from replog.client.client import Client, ServerAddress
 from replog.client.consumer import Consumer
 from replog.client.consumer_state import ConsumerRecord
@@ -14,6 +15,7 @@ from replog.client.producer import Producer
 
 __all__ = [
     "AsyncClient",
+    "AsyncConsumer",
     "Batch",
     "Client",
     "Consumer",
