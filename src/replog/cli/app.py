@@ -48,3 +48,6 @@ def _register() -> None:
     from replog.cli import topics
 
     app.add_typer(topics.app, name="topic", help="Create, list, describe and change topics.")
+    from replog.cli import groups
+
+    app.add_typer(groups.app, name="group", help="List, describe, reset and delete groups.")

@@ -7,16 +7,17 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from replog.client import Client, RetryPolicy
+from replog.client import Client, Consumer, ConsumerRecord, RetryPolicy
 from replog.errors import ReplogError
 from replog.jsonform import record_to_json
-from replog.v1.record_pb2 import Record
+from replog.v1.record_pb2 import Header, Record
 
 __all__ = ["register"]
 
@@ -78,13 +79,28 @@ def consume_command(  # noqa: PLR0917  (typer options)
     key: KeyOpt = None,
     topic: TopicOpt = "",
     partition: Annotated[int, typer.Option(help="The partition to read.")] = 0,
+    group: Annotated[
+        str,
+        typer.Option(
+            "--group", "-g", help="Read as a member of this consumer group (until Ctrl-C)."
+        ),
+    ] = "",
+    auto_offset_reset: Annotated[
+        str,
+        typer.Option(help="With --group: where a partition without a commit starts."),
+    ] = "latest",
 ) -> None:
     """Print records from OFFSET of a topic's partition: up to its end, or tailing with
-    --follow."""
+    --follow. With --group: the partitions the group assigns, committing what was printed,
+    until --count records or Ctrl-C (which commits and leaves)."""
     if fmt not in ("raw", "json"):
         print(f"replog: error: --format must be raw or json, got {fmt!r}", file=sys.stderr)
         raise typer.Exit(2)
     out = sys.stdout.buffer
+    if group:
+        with _errors(), _client(server, ca, cert, key) as client:
+            _consume_group(client, group, topic or "default", auto_offset_reset, fmt, count)
+        return
     with _errors(), _client(server, ca, cert, key) as client:
         where = (topic, partition)
         records = _tail(client, offset, where) if follow else _until_end(client, offset, where)
@@ -101,6 +117,43 @@ def consume_command(  # noqa: PLR0917  (typer options)
         finally:
             records.close()
             out.flush()
+
+
+def _consume_group(  # noqa: PLR0917
+    client: Client, group: str, topic: str, reset: str, fmt: str, count: int | None
+) -> None:
+    """Print what the group assigns this member; commit what was written out, about every
+    second and at the end (at least once: never a record not yet flushed)."""
+    out = sys.stdout.buffer
+    consumer = Consumer(client, group, [topic], auto_offset_reset=reset, enable_auto_commit=False)
+    printed, committed_at = 0, time.monotonic()
+    try:
+        while count is None or printed < count:
+            record = consumer.poll(0.5)
+            if record is not None:
+                line = record.value if fmt == "raw" else _json_line(record)
+                out.write(line + b"\n")
+                printed += 1
+            if record is None or time.monotonic() - committed_at >= 1.0:
+                out.flush()
+                consumer.commit()
+                committed_at = time.monotonic()
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            out.flush()
+        try:
+            consumer.commit()
+        finally:
+            consumer.close()
+
+
+def _json_line(record: ConsumerRecord) -> bytes:
+    message = Record(
+        value=record.value, key=record.key, offset=record.offset, timestamp_ms=record.timestamp
+    )
+    message.headers.extend(Header(key=k, value=v) for k, v in record.headers)
+    fields = {"topic": record.topic, "partition": record.partition, **record_to_json(message)}
+    return json.dumps(fields).encode()
 
 
 def _tail(client: Client, offset: int, where: tuple[str, int]) -> Generator[Record, None, None]:
