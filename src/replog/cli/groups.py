@@ -161,8 +161,8 @@ def parse_time_ms(text: str) -> int:
 def first_offset_at(
     first_from: Callable[[int], tuple[int, int] | None], low: int, end: int, time_ms: int
 ) -> int:
-    """The first offset in ``[low, end)`` whose record's timestamp is ``time_ms`` or
-    later (``end`` if none), by binary search; ``first_from(o)`` gives (offset,
+    """The offset of the first record in ``[low, end)`` whose timestamp is ``time_ms``
+    or later (``end`` if none), by binary search; ``first_from(o)`` gives (offset,
     timestamp) of the first record at ``o`` or after, None when there is none before
     ``end``. Timestamps are append times, so they do not go down along a partition."""
     lo, hi = low, end
@@ -173,7 +173,8 @@ def first_offset_at(
             hi = mid
         else:
             lo = found[0] + 1
-    return lo
+    found = first_from(lo) if lo < end else None  # past any gap: a record's own offset
+    return found[0] if found is not None and found[0] < end else end
 
 
 def _first_from(
