@@ -30,6 +30,7 @@ from replog.errors import (
     DeadlineExceededError,
     ReplogError,
     UnavailableError,
+    UnknownTopicError,
 )
 from replog.security.tls import TLSConfig, grpc_channel_credentials
 from replog.v1 import log_pb2
@@ -39,6 +40,8 @@ __all__ = ["ServerAddress"]
 _DEFAULT: Final[Any] = DEFAULT_TIMEOUT
 _PRODUCE, _CONSUME = "produce", "consume"
 _REFRESH_TIMEOUT_S = 2.0
+#: The internal topic whose partitions' leaders coordinate the consumer groups.
+OFFSETS_TOPIC = "__consumer_offsets"
 _MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
@@ -280,6 +283,10 @@ class _ClientBase:
         """After a failed call of ``group`` to ``addr``: how long to wait before retrying
         (0 when the server named the coordinator), or raise."""
         error = _to_error(exc)
+        if isinstance(error, UnknownTopicError) and error.topic == OFFSETS_TOPIC:
+            # The server makes the offsets topic on first use; racing first calls may see it
+            # half made. Nothing was applied: retry as an unavailable coordinator.
+            error = UnavailableError(str(error), certainly_not_applied=True)
         if isinstance(error, UnavailableError):
             hint = error.leader_addr
             if hint and hint != addr and self._coordinators.get(group) != hint:
