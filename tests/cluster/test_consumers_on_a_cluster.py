@@ -31,6 +31,10 @@ class Member:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def stop_polling(self) -> None:
+        self.running = False
+        self.thread.join(10)
+
     def _run(self) -> None:
         while self.running:
             record = self.consumer.poll(0.1)
@@ -38,8 +42,7 @@ class Member:
                 self.seen.append(record)
 
     def stop(self, *, crash: bool = False) -> None:
-        self.running = False
-        self.thread.join(10)
+        self.stop_polling()
         if crash:
             self.consumer._halt()  # no commit, no leave: its session expires
         else:
@@ -80,8 +83,9 @@ def test_three_consumers_share_twelve_partitions_and_a_closed_ones_move_within_1
     members.extend(Member(client) for _ in range(3))
     wait_until(lambda: [len(m.consumer.assignment()) for m in members] == [4, 4, 4], 30, "4 each")
     assert _union(members) == ALL
+    members[0].stop_polling()
     closed_at = time.monotonic()
-    members[0].stop()
+    members[0].consumer.close()
     rest = members[1:]
     wait_until(lambda: _union(rest) == ALL, 10, "the closed member's partitions moved")
     assert time.monotonic() - closed_at < 1.0

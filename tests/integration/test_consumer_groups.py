@@ -37,6 +37,10 @@ class Member:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def stop_polling(self) -> None:
+        self.running = False
+        self.thread.join(10)
+
     def _run(self) -> None:
         while self.running:
             record = self.consumer.poll(0.1)
@@ -44,8 +48,7 @@ class Member:
                 self.seen.append(record)
 
     def stop(self, *, crash: bool = False) -> None:
-        self.running = False
-        self.thread.join(10)
+        self.stop_polling()
         if crash:
             self.consumer._halt()  # stops heartbeats and fetches, without committing or leaving
         else:
@@ -83,8 +86,9 @@ def test_three_consumers_on_twelve_partitions_get_four_each_and_a_closed_ones_mo
     held = shares()
     assert frozenset().union(*held) == {(TOPIC, p) for p in range(12)}
 
+    members[0].stop_polling()
     started = time.monotonic()
-    members[0].stop()
+    members[0].consumer.close()
     rest = members[1:]
     wait_until(
         lambda: (
@@ -216,3 +220,13 @@ def test_the_async_consumer_reads_commits_and_leaves(server: ThreadedServer) -> 
     assert values == list(range(30))
     assert committed == {(TOPIC, p): 10 for p in range(3)}
     assert members == 0
+
+
+def test_a_heartbeat_the_server_refuses_is_raised_to_the_caller_of_poll(client: Client) -> None:
+    client.create_topic(TOPIC, 1)
+    consumer = Consumer(client, "g", [TOPIC], assignor="no-such-assignor")
+    try:
+        with pytest.raises(InvalidArgumentError):
+            consumer.poll(10)
+    finally:
+        consumer.close()

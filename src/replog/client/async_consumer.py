@@ -84,7 +84,7 @@ class AsyncConsumer:
         self._wake: asyncio.Event | None = None
         self._stopped = False
         self._closed = False
-        self._error: ReplogError | None = None
+        self._error: Exception | None = None
         self._commit_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeats: asyncio.Task[None] | None = None
@@ -227,7 +227,8 @@ class AsyncConsumer:
                 continue
             except (UnavailableError, DeadlineExceededError):
                 heartbeat_at = time.monotonic() + _RETRY_S
-            except ReplogError as exc:
+                self.state.retry_commit_at(heartbeat_at)
+            except Exception as exc:
                 await self._fail(exc)
                 return
             at = self.state.next_wakeup(heartbeat_at, auto_commit=self.auto_commit)
@@ -284,7 +285,7 @@ class AsyncConsumer:
             self.state.committed(offsets, time.monotonic())
             return offsets
 
-    async def _fail(self, error: ReplogError) -> None:
+    async def _fail(self, error: Exception) -> None:
         self._error = error
         await self._notify()
 
@@ -330,6 +331,9 @@ class AsyncConsumer:
             except ReplogError:
                 await asyncio.sleep(_RETRY_S)  # a leader moving; cancelled on close
                 continue
+            except Exception as exc:
+                await self._fail(exc)
+                return
             offset = max(offset, batch.next_offset or 0)
             if batch.records and not await self._put((tp, generation, batch.records)):
                 return

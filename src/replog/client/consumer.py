@@ -105,7 +105,7 @@ class Consumer:
         self._stop = threading.Event()
         self._stopped = False
         self._closed = False
-        self._error: ReplogError | None = None
+        self._error: Exception | None = None
         self._commit_lock = threading.Lock()
         self._fetchers: list[threading.Thread] = []
         self._heartbeats = threading.Thread(
@@ -191,7 +191,8 @@ class Consumer:
             if self.auto_commit and self.state.member_epoch > 0:
                 self._commit(None)
         finally:
-            self._leave()
+            self._leave()  # first: the partitions move while the fetchers wind down
+            self._join_fetchers()
 
     def __enter__(self) -> Self:
         return self
@@ -216,6 +217,13 @@ class Consumer:
         if threading.current_thread() is not self._heartbeats:
             self._heartbeats.join()
 
+    def _join_fetchers(self) -> None:
+        """Fetchers end after their current long poll; wait for them that long at most."""
+        deadline = time.monotonic() + self._fetch_wait_ms / 1000 + 1.0
+        for thread in self._fetchers:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
     def _leave(self) -> None:
         member, epoch = self.state.member_id, self.state.member_epoch
         self.state.left()
@@ -239,7 +247,8 @@ class Consumer:
                 continue
             except (UnavailableError, DeadlineExceededError):
                 heartbeat_at = time.monotonic() + _RETRY_S
-            except ReplogError as exc:
+                self.state.retry_commit_at(heartbeat_at)
+            except Exception as exc:
                 self._fail(exc)
                 return
             wake = self.state.next_wakeup(heartbeat_at, auto_commit=self.auto_commit)
@@ -293,7 +302,7 @@ class Consumer:
             self.state.committed(offsets, time.monotonic())
             return offsets
 
-    def _fail(self, error: ReplogError) -> None:
+    def _fail(self, error: Exception) -> None:
         with self._cond:
             self._error = error
             self._cond.notify_all()
@@ -345,6 +354,10 @@ class Consumer:
                     return
                 self._stop.wait(_RETRY_S)  # a leader moving, a node restarting
                 continue
+            except Exception as exc:
+                if not self._stopped:
+                    self._fail(exc)
+                return
             offset = max(offset, batch.next_offset or 0)
             if batch.records and not self._put((tp, generation, batch.records)):
                 return

@@ -295,6 +295,11 @@ class ConsumerState:
                     part.committed = offset
             self._commit_due = now + self._commit_interval_s
 
+    def retry_commit_at(self, when: float) -> None:
+        """An auto-commit failed (the coordinator unreachable): try again at ``when``."""
+        with self._lock:
+            self._commit_due = max(self._commit_due, when)
+
     def commit_due(self, now: float) -> bool:
         """Whether an auto-commit is due at ``now``."""
         return now >= self._commit_due

@@ -193,3 +193,11 @@ def test_a_consumer_record_carries_where_it_is_its_key_value_headers_and_time() 
         (("h", b"x"),),
         1234,
     )
+
+
+def test_a_failed_auto_commit_is_retried_later_not_at_once() -> None:
+    state = ConsumerState(["orders"], auto_commit_interval_ms=1000, now=0.0)
+    assert state.commit_due(1.0)
+    state.retry_commit_at(2.0)
+    assert not state.commit_due(1.5)
+    assert state.commit_due(2.0)
