@@ -281,26 +281,27 @@ class _ClientBase:
         idempotent: bool,
     ) -> float:
         """After a failed call of ``group`` to ``addr``: how long to wait before retrying
-        (0 when the server named the coordinator), or raise."""
+        (0 when the server named another coordinator), or raise. Every retry counts
+        against the policy's attempts, so two nodes naming each other cannot loop."""
         error = _to_error(exc)
         if isinstance(error, UnknownTopicError) and error.topic == OFFSETS_TOPIC:
             # The server makes the offsets topic on first use; racing first calls may see it
             # half made. Nothing was applied: retry as an unavailable coordinator.
             error = UnavailableError(str(error), certainly_not_applied=True)
+        redirected = False
         if isinstance(error, UnavailableError):
             hint = error.leader_addr
-            if hint and hint != addr and self._coordinators.get(group) != hint:
-                self._coordinators[group] = hint  # follow a new hint at once
-                if self.retry.retryable(error, idempotent=idempotent):
-                    return 0.0
-            if not hint:  # the coordinator is moving: ask the leader again
+            if hint and hint != addr:
+                redirected = self._coordinators.get(group) != hint
+                self._coordinators[group] = hint
+            elif not hint:  # the coordinator is moving: ask the leader again
                 self._coordinators.pop(group, None)
             if _unreachable(error):
                 self.picker.on_unavailable(addr, time.monotonic())
         delay = next(delays, None) if self.retry.retryable(error, idempotent=idempotent) else None
         if delay is None:
             raise error
-        return delay
+        return 0.0 if redirected else delay
 
     def _server_addresses(self) -> list[str]:
         """Every server's address, as the view knows them (the bootstrap list without one)."""
