@@ -118,8 +118,10 @@ def test_every_record_is_processed_at_least_once_with_no_gap_across_a_consumer_c
     _produce(client, 300, 6)
     wait_until(lambda: len(_values(members)) >= 150, 20, "half processed")
     members[0].stop(crash=True)
+    crashed_at = time.monotonic()
     _produce(client, 300, 6, start=300)
     wait_until(lambda: len(members[1].consumer.assignment()) == 6, 20, "crashed member's share")
+    assert time.monotonic() - crashed_at < 2.0 + 1.0  # session_timeout_ms + 1 s
     wait_until(lambda: _values(members) == set(range(600)), 30, "every record processed")
     # per partition, the survivor's records are in offset order with no gap from where it began
     by_partition: dict[int, list[int]] = {}
@@ -230,3 +232,30 @@ def test_a_heartbeat_the_server_refuses_is_raised_to_the_caller_of_poll(client: 
             consumer.poll(10)
     finally:
         consumer.close()
+
+
+def test_two_async_consumers_share_the_partitions_and_one_takes_all_when_the_other_leaves(
+    server: ThreadedServer,
+) -> None:
+    async def shares_then_after_leave() -> tuple[list[int], int]:
+        async with replog.AsyncClient(server.grpc_address) as client:
+            await client.create_topic(TOPIC, 4)
+            one = replog.AsyncConsumer(client, "g", [TOPIC])
+            two = replog.AsyncConsumer(client, "g", [TOPIC])
+            await one.start()
+            await two.start()
+            deadline = time.monotonic() + 20
+            while [len(one.assignment()), len(two.assignment())] != [2, 2]:
+                assert time.monotonic() < deadline, "the partitions were not shared"
+                await asyncio.sleep(0.02)
+            shared = [len(one.assignment()), len(two.assignment())]
+            await one.close()
+            while len(two.assignment()) != 4:
+                assert time.monotonic() < deadline, "the leaver's partitions did not move"
+                await asyncio.sleep(0.02)
+            await two.close()
+            return shared, len((await client.describe_group("g")).members)
+
+    shared, members = asyncio.run(shares_then_after_leave())
+    assert shared == [2, 2]
+    assert members == 0
