@@ -112,6 +112,7 @@ class AsyncConsumer:
         """The next record (waiting up to ``timeout`` seconds); None on timeout or once
         closed. Raises the error that stopped the group loop."""
         await self.start()
+        self.state.caller_done()
         try:
             return await asyncio.wait_for(self._next(), timeout)
         except TimeoutError:
@@ -220,7 +221,7 @@ class AsyncConsumer:
                     again = await self._heartbeat()
                     heartbeat_at = now + (0 if again else self.state.heartbeat_interval_s)
                 if self.auto_commit and self.state.commit_due(time.monotonic()):
-                    await self._commit(None)
+                    await self._commit(None, in_hand=False)
             except (FencedMemberError, UnknownMemberError):
                 await self._drop(self.state.fenced())
                 heartbeat_at = 0.0
@@ -251,7 +252,7 @@ class AsyncConsumer:
         change = self.state.on_answer(answer)
         if change.revoked:
             if self.auto_commit:
-                await self._commit(change.revoked)
+                await self._commit(change.revoked, in_hand=False)
             self.state.release(change.revoked)
             await self._drop(change.revoked)
         if change.added:
@@ -272,11 +273,11 @@ class AsyncConsumer:
             await self._start_fetch(tp)
 
     async def _commit(
-        self, partitions: Iterable[TopicPartition] | None
+        self, partitions: Iterable[TopicPartition] | None, *, in_hand: bool = True
     ) -> dict[TopicPartition, int]:
         lock = self._commit_lock or asyncio.Lock()
         async with lock:
-            offsets = self.state.to_commit(partitions)
+            offsets = self.state.to_commit(partitions, in_hand=in_hand)
             member, epoch = self.state.member_id, self.state.member_epoch
             if offsets and epoch > 0:  # never as "" (from outside the group)
                 await self.client.commit_offsets(

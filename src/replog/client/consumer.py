@@ -128,6 +128,7 @@ class Consumer:
         """The next record (waiting up to ``timeout`` seconds, None: until one comes);
         None on timeout or once closed. Raises the error that stopped the group loop."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.state.caller_done()
         while True:
             with self._cond:
                 while not self._current:
@@ -240,7 +241,7 @@ class Consumer:
                     again = self._heartbeat()
                     heartbeat_at = now + (0 if again else self.state.heartbeat_interval_s)
                 if self.auto_commit and self.state.commit_due(time.monotonic()):
-                    self._commit(None)
+                    self._commit(None, in_hand=False)
             except (FencedMemberError, UnknownMemberError):
                 self._drop(self.state.fenced())
                 heartbeat_at = 0.0
@@ -271,7 +272,7 @@ class Consumer:
         change = self.state.on_answer(answer)
         if change.revoked:
             if self.auto_commit:
-                self._commit(change.revoked)
+                self._commit(change.revoked, in_hand=False)
             self.state.release(change.revoked)
             self._drop(change.revoked)
         if change.added:
@@ -291,9 +292,11 @@ class Consumer:
             self.state.start(tp, start_offset(mine, low, high, self.state.auto_offset_reset), mine)
             self._start_fetch(tp)
 
-    def _commit(self, partitions: Iterable[TopicPartition] | None) -> dict[TopicPartition, int]:
+    def _commit(
+        self, partitions: Iterable[TopicPartition] | None, *, in_hand: bool = True
+    ) -> dict[TopicPartition, int]:
         with self._commit_lock:
-            offsets = self.state.to_commit(partitions)
+            offsets = self.state.to_commit(partitions, in_hand=in_hand)
             member, epoch = self.state.member_id, self.state.member_epoch
             if offsets and epoch > 0:  # never as "" (from outside the group)
                 self.client.commit_offsets(

@@ -13,7 +13,9 @@ Every change of where a partition is read (start, seek, pause, resume, release) 
 *fetch generation*: records fetched under an older one are dropped instead of yielded,
 so a seek or a revocation never lets a stale record through. A position is the offset
 after the last record *yielded* to the caller, so a commit covers only what the caller
-was given (at-least-once).
+was given; a background commit (auto-commit, or before a revocation) also leaves out the
+record the caller holds until it asks for the next one, which may still be in progress
+(at-least-once). ``commit()`` and ``close()`` mean the caller is done: they include it.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ class ConsumerState:
         self._commit_due = now + self._commit_interval_s
         self._parts: dict[TopicPartition, _Partition] = {}
         self._generation = 0
+        # The record the caller was given last and may still be processing: a background
+        # commit (auto, or before a revocation) stops before it; it counts as done once
+        # the caller asks for the next record, commits, or closes.
+        self._in_hand: tuple[TopicPartition, int] | None = None
         self._lock = threading.Lock()
 
     # -- membership -------------------------------------------------------------------------
@@ -166,6 +172,7 @@ class ConsumerState:
         with self._lock:
             dropped = frozenset(self._parts)
             self._parts.clear()
+            self._in_hand = None
             self.member_id, self.member_epoch = "", 0
             return dropped
 
@@ -181,6 +188,7 @@ class ConsumerState:
         with self._lock:
             self._generation += 1
             self._parts[tp] = _Partition(offset, committed, self._generation)
+            self._forget_in_hand(tp)
             return self._generation
 
     def release(self, partitions: Iterable[TopicPartition]) -> None:
@@ -188,6 +196,7 @@ class ConsumerState:
         with self._lock:
             for tp in partitions:
                 self._parts.pop(tp, None)
+                self._forget_in_hand(tp)
 
     def owned(self) -> frozenset[TopicPartition]:
         """The partitions the member holds now."""
@@ -210,9 +219,15 @@ class ConsumerState:
                 return None
             return part.generation, part.position
 
+    def caller_done(self) -> None:
+        """The caller asks for another record: the one it was given last is processed."""
+        with self._lock:
+            self._in_hand = None
+
     def yielded(self, tp: TopicPartition, offset: int, generation: int) -> bool:
         """A fetched record of ``tp`` at ``offset`` is about to be given to the caller:
-        True (and its position moves past it) unless its fetch is stale (drop it)."""
+        True (and its position moves past it; it is *in hand* until ``caller_done``)
+        unless its fetch is stale (drop it)."""
         with self._lock:
             part = self._parts.get(tp)
             if part is None or part.generation != generation or part.paused:
@@ -220,7 +235,12 @@ class ConsumerState:
             if offset < part.position:
                 return False  # already given (a fetch restarted behind the position)
             part.position = offset + 1
+            self._in_hand = (tp, offset)
             return True
+
+    def _forget_in_hand(self, tp: TopicPartition) -> None:
+        if self._in_hand is not None and self._in_hand[0] == tp:
+            self._in_hand = None
 
     def _moved(self, tp: TopicPartition, *, paused: bool | None = None) -> _Partition:
         part = self._parts.get(tp)
@@ -242,6 +262,7 @@ class ConsumerState:
         with self._lock:
             part = self._moved(tp)
             part.position = offset
+            self._forget_in_hand(tp)  # the caller moved on from it
             return part.generation
 
     def pause(self, partitions: Iterable[TopicPartition]) -> None:
@@ -274,17 +295,22 @@ class ConsumerState:
     # -- commits ----------------------------------------------------------------------------
 
     def to_commit(
-        self, partitions: Iterable[TopicPartition] | None = None
+        self, partitions: Iterable[TopicPartition] | None = None, *, in_hand: bool = True
     ) -> dict[TopicPartition, int]:
         """The positions that moved since their last commit (of ``partitions``, default
-        every owned one)."""
+        every owned one). Without ``in_hand`` (a background commit), the record the
+        caller holds is left out: it may not be processed yet (at-least-once)."""
         with self._lock:
             wanted = self._parts if partitions is None else set(partitions) & set(self._parts)
-            return {
-                tp: self._parts[tp].position
-                for tp in wanted
-                if self._parts[tp].position != self._parts[tp].committed
-            }
+            out = {}
+            for tp in wanted:
+                part = self._parts[tp]
+                position = part.position
+                if not in_hand and self._in_hand is not None and self._in_hand[0] == tp:
+                    position = self._in_hand[1]
+                if position != part.committed:
+                    out[tp] = position
+            return out
 
     def committed(self, offsets: dict[TopicPartition, int], now: float) -> None:
         """``offsets`` were committed at ``now``; the next auto-commit is an interval on."""

@@ -201,3 +201,27 @@ def test_a_failed_auto_commit_is_retried_later_not_at_once() -> None:
     state.retry_commit_at(2.0)
     assert not state.commit_due(1.5)
     assert state.commit_due(2.0)
+
+
+def test_a_background_commit_leaves_out_the_record_the_caller_still_holds() -> None:
+    state = joined(A0, A1)
+    gen0, gen1 = state.fetch_from(A0), state.fetch_from(A1)
+    assert gen0 is not None and gen1 is not None
+    assert state.yielded(A1, 0, gen1[0])
+    state.caller_done()
+    assert state.yielded(A0, 0, gen0[0])
+    assert state.yielded(A0, 1, gen0[0])  # offset 1 is in the caller's hands
+    assert state.to_commit(in_hand=False) == {A0: 1, A1: 1}
+    assert state.to_commit() == {A0: 2, A1: 1}  # commit() / close(): the caller is done
+    state.caller_done()  # it asks for the next record: offset 1 was processed
+    assert state.to_commit(in_hand=False) == {A0: 2, A1: 1}
+
+
+def test_a_record_in_hand_on_a_partition_given_up_and_taken_back_is_forgotten() -> None:
+    state = joined(A0)
+    gen = state.fetch_from(A0)
+    assert gen is not None
+    assert state.yielded(A0, 0, gen[0])
+    state.release([A0])
+    state.start(A0, 30, 30)  # back, committed further on by another member meanwhile
+    assert state.to_commit(in_hand=False) == {}
