@@ -119,26 +119,32 @@ class AsyncConsumer:
             return None
 
     async def _next(self) -> ConsumerRecord | None:
+        current = self._current  # only the caller's task touches it
+        while True:
+            if not current and not await self._refill():
+                return None
+            record = current.popleft()
+            tp, gen = self._current_of
+            if record.type == 0 and self.state.yielded(tp, record.offset, gen):
+                return record_from(tp[0], tp[1], record)
+
+    async def _refill(self) -> bool:
+        """Take the next buffered batch to give out, waiting for one; False once closed."""
         cond = self._cond
         assert cond is not None
-        while True:
-            async with cond:
-                while not self._current:
-                    if self._error is not None:
-                        raise self._error
-                    if self._stopped:
-                        return None
-                    if self._buffer:
-                        tp, gen, records = self._buffer.popleft()
-                        cond.notify_all()
-                        self._current.extend(records)
-                        self._current_of = (tp, gen)
-                        continue
-                    await cond.wait()
-                record = self._current.popleft()
-                tp, gen = self._current_of
-            if record.type == 0 and self.state.yielded(tp, int(record.offset), gen):
-                return record_from(tp[0], tp[1], record)
+        async with cond:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._stopped:
+                    return False
+                if self._buffer:
+                    tp, gen, records = self._buffer.popleft()
+                    cond.notify_all()
+                    self._current.extend(records)
+                    self._current_of = (tp, gen)
+                    return True
+                await cond.wait()
 
     def assignment(self) -> frozenset[TopicPartition]:
         """The (topic, partition) pairs this member holds now."""

@@ -129,27 +129,34 @@ class Consumer:
         None on timeout or once closed. Raises the error that stopped the group loop."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self.state.caller_done()
+        current = self._current  # only the caller's thread touches it: no lock per record
         while True:
-            with self._cond:
-                while not self._current:
-                    if self._error is not None:
-                        raise self._error
-                    if self._stopped:
-                        return None
-                    if self._buffer:
-                        tp, gen, records = self._buffer.popleft()
-                        self._cond.notify_all()  # room for the fetchers
-                        self._current.extend(records)
-                        self._current_of = (tp, gen)
-                        continue
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        return None
-                    self._cond.wait(left)
-                record = self._current.popleft()
-                tp, gen = self._current_of
-            if record.type == 0 and self.state.yielded(tp, int(record.offset), gen):
+            if not current and not self._refill(deadline):
+                return None
+            record = current.popleft()
+            tp, gen = self._current_of
+            if record.type == 0 and self.state.yielded(tp, record.offset, gen):
                 return record_from(tp[0], tp[1], record)
+
+    def _refill(self, deadline: float | None) -> bool:
+        """Take the next buffered batch to give out, waiting for one until ``deadline``;
+        False on timeout or once closed."""
+        with self._cond:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._stopped:
+                    return False
+                if self._buffer:
+                    tp, gen, records = self._buffer.popleft()
+                    self._cond.notify_all()  # room for the fetchers
+                    self._current.extend(records)
+                    self._current_of = (tp, gen)
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
 
     def assignment(self) -> frozenset[TopicPartition]:
         """The (topic, partition) pairs this member holds now."""

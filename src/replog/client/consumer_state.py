@@ -58,7 +58,7 @@ class ConsumerRecord:
 
 def record_from(topic: str, partition: int, record: Record) -> ConsumerRecord:
     """The ConsumerRecord of a Record read from ``topic`` ``partition``."""
-    headers = tuple((h.key, h.value) for h in record.headers)
+    headers = tuple((h.key, h.value) for h in record.headers) if record.headers else ()
     return ConsumerRecord(
         topic,
         partition,
@@ -221,8 +221,7 @@ class ConsumerState:
 
     def caller_done(self) -> None:
         """The caller asks for another record: the one it was given last is processed."""
-        with self._lock:
-            self._in_hand = None
+        self._in_hand = None  # one assignment: atomic, and called once per record
 
     def yielded(self, tp: TopicPartition, offset: int, generation: int) -> bool:
         """A fetched record of ``tp`` at ``offset`` is about to be given to the caller:
