@@ -15,10 +15,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from replog.server.agent import Agent
 from replog.server.settings import load_settings
+from replog.v1 import admin_pb2_grpc, group_pb2_grpc
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -178,3 +180,18 @@ def process_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield make
     for proc in procs:
         proc.kill()
+
+
+@pytest.fixture
+def stub_for() -> Iterator[Callable[[ThreadedServer], Any]]:
+    """Groups and Admin stubs on a server's gRPC address; the channels close after the test."""
+    channels: list[grpc.Channel] = []
+
+    def make(server: ThreadedServer) -> Any:
+        channel = grpc.insecure_channel(server.grpc_address)
+        channels.append(channel)
+        return group_pb2_grpc.GroupsStub(channel), admin_pb2_grpc.AdminStub(channel)
+
+    yield make
+    for channel in channels:
+        channel.close()

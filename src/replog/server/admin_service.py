@@ -124,14 +124,16 @@ class AdminService:
                 f"config key {both[0]!r} is both set and deleted; give it once"
             )
         topic = await self.topics.alter_topic_config(
-            request.name, dict(request.set), list(request.delete)
+            check_writable_topic(request.name), dict(request.set), list(request.delete)
         )
         return admin_pb2.AlterTopicConfigResponse(topic=topic_info(topic))
 
     async def _grow(
         self, request: admin_pb2.CreatePartitionsRequest, context: Any
     ) -> admin_pb2.CreatePartitionsResponse:
-        topic = await self.topics.create_partitions(request.name, request.count)
+        topic = await self.topics.create_partitions(
+            check_writable_topic(request.name), request.count
+        )
         return admin_pb2.CreatePartitionsResponse(topic=topic_info(topic))
 
 
