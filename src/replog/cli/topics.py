@@ -254,7 +254,7 @@ def reassign_command(  # noqa: PLR0917  (typer options)
     if not 0 <= partition < 2**32:
         raise _usage(f"partition {partition} is out of range")
     request = cluster_pb2.ReassignPartitionRequest(topic=name, partition=partition, replicas=nodes)
-    answer = _call(server, ca, cert, key, "ReassignPartition", request)
+    answer, _, _ = _call(server, ca, cert, key, "ReassignPartition", request)
     move = answer.move
     if move.target:
         print(f"moving {name}/{partition}: {','.join(move.replicas)} -> {','.join(move.target)}")

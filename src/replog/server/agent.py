@@ -32,7 +32,7 @@ from replog.security.tls import (
     grpc_server_credentials,
     server_ssl_context,
 )
-from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService
+from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService, SingleNodeCluster
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
 from replog.server.broker_backend import BrokerBackend
@@ -230,6 +230,11 @@ class Agent:
         )
         if self.cluster is not None:
             server.add_generic_rpc_handlers(tuple(self.cluster.generic_handlers()))
+        else:
+            single = SingleNodeCluster(
+                backend.servers, lambda: backend.high_watermark - 1, self.metrics
+            )
+            server.add_generic_rpc_handlers((single.generic_handler(),))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
