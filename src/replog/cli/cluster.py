@@ -166,7 +166,9 @@ def remove_command(
 
 @app.command("transfer-leader")
 def transfer_command(
-    node_id: str = typer.Argument("", help="The new leader [default: the most caught-up voter]."),
+    node_id: str = typer.Argument(
+        "", help="The new leader.", show_default="the most caught-up voter"
+    ),
     server: ServerOpt = _DEFAULT_SERVER,
     ca: CaOpt = None,
     cert: CertOpt = None,

@@ -86,7 +86,7 @@ def create_command(  # noqa: PLR0917  (typer options)
     partitions: Annotated[int, typer.Option(help="Partition count (1..4096).")] = 1,
     replication_factor: Annotated[
         int,
-        typer.Option(help="Replicas of each partition [default: the server's choice]."),
+        typer.Option(help="Replicas of each partition.", show_default="the server's choice"),
     ] = 0,
     config: Annotated[
         list[str] | None, typer.Option("--config", "-c", help="KEY=VALUE, repeatable.")

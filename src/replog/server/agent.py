@@ -207,6 +207,18 @@ class Agent:
         backend = self._backend = topics.default
         return backend
 
+    def _cluster_handlers(
+        self, backend: SingleNodeBackend | RaftBackend
+    ) -> tuple[grpc.GenericRpcHandler, ...]:
+        """The Raft and Cluster services of a cluster member; a single node's Cluster
+        service answers as a one-node cluster."""
+        if self.cluster is not None:
+            return tuple(self.cluster.generic_handlers())
+        single = SingleNodeCluster(
+            backend.servers, lambda: backend.high_watermark - 1, self.metrics
+        )
+        return (single.generic_handler(),)
+
     async def _start_servers(self) -> None:
         s = self.settings
         backend = self._make_backend()
@@ -228,13 +240,7 @@ class Agent:
         server.add_generic_rpc_handlers(
             (self._service.generic_handler(), self._admin.generic_handler())
         )
-        if self.cluster is not None:
-            server.add_generic_rpc_handlers(tuple(self.cluster.generic_handlers()))
-        else:
-            single = SingleNodeCluster(
-                backend.servers, lambda: backend.high_watermark - 1, self.metrics
-            )
-            server.add_generic_rpc_handlers((single.generic_handler(),))
+        server.add_generic_rpc_handlers(self._cluster_handlers(backend))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
