@@ -122,9 +122,12 @@ def server(server_factory: Callable[..., ThreadedServer]) -> ThreadedServer:
 class ServerProcess:
     """``replog serve`` in a subprocess, killed by PID at the end of the test."""
 
-    def __init__(self, data_dir: Path, workdir: Path, *extra: str) -> None:
+    def __init__(
+        self, data_dir: Path, workdir: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.log_path = workdir / "server.log"
         self.ready_file = workdir / f"ready-{time.monotonic_ns()}.json"
-        self.log_file = open(workdir / "server.log", "ab")  # noqa: SIM115
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115
         cmd = [
             sys.executable,
             "-c",
@@ -142,7 +145,7 @@ class ServerProcess:
             "json",
             *extra,
         ]
-        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=self.log_file)
+        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=self.log_file, env=env)
         info = wait_until(self._ready, timeout=30, what="the server's ready file")
         self.grpc_address: str = info["grpc_addr"]
         self.http_address: str = info["http_addr"]
@@ -172,8 +175,8 @@ class ServerProcess:
 def process_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     procs: list[ServerProcess] = []
 
-    def make(data_dir: Path, *extra: str) -> ServerProcess:
-        proc = ServerProcess(data_dir, tmp_path, *extra)
+    def make(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+        proc = ServerProcess(data_dir, tmp_path, *extra, env=env)
         procs.append(proc)
         return proc
 
