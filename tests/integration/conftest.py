@@ -15,10 +15,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from replog.server.agent import Agent
 from replog.server.settings import load_settings
+from replog.v1 import admin_pb2_grpc, group_pb2_grpc
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -120,9 +122,12 @@ def server(server_factory: Callable[..., ThreadedServer]) -> ThreadedServer:
 class ServerProcess:
     """``replog serve`` in a subprocess, killed by PID at the end of the test."""
 
-    def __init__(self, data_dir: Path, workdir: Path, *extra: str) -> None:
+    def __init__(
+        self, data_dir: Path, workdir: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.log_path = workdir / "server.log"
         self.ready_file = workdir / f"ready-{time.monotonic_ns()}.json"
-        self.log_file = open(workdir / "server.log", "ab")  # noqa: SIM115
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115
         cmd = [
             sys.executable,
             "-c",
@@ -140,7 +145,7 @@ class ServerProcess:
             "json",
             *extra,
         ]
-        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=self.log_file)
+        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=self.log_file, env=env)
         info = wait_until(self._ready, timeout=30, what="the server's ready file")
         self.grpc_address: str = info["grpc_addr"]
         self.http_address: str = info["http_addr"]
@@ -170,11 +175,26 @@ class ServerProcess:
 def process_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     procs: list[ServerProcess] = []
 
-    def make(data_dir: Path, *extra: str) -> ServerProcess:
-        proc = ServerProcess(data_dir, tmp_path, *extra)
+    def make(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+        proc = ServerProcess(data_dir, tmp_path, *extra, env=env)
         procs.append(proc)
         return proc
 
     yield make
     for proc in procs:
         proc.kill()
+
+
+@pytest.fixture
+def stub_for() -> Iterator[Callable[[ThreadedServer], Any]]:
+    """Groups and Admin stubs on a server's gRPC address; the channels close after the test."""
+    channels: list[grpc.Channel] = []
+
+    def make(server: ThreadedServer) -> Any:
+        channel = grpc.insecure_channel(server.grpc_address)
+        channels.append(channel)
+        return group_pb2_grpc.GroupsStub(channel), admin_pb2_grpc.AdminStub(channel)
+
+    yield make
+    for channel in channels:
+        channel.close()

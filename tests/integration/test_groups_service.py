@@ -4,28 +4,14 @@ cannot be deleted or committed to from outside."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
 
-from replog.v1 import admin_pb2, admin_pb2_grpc, group_pb2, group_pb2_grpc
+from replog.v1 import admin_pb2, group_pb2
 from tests.integration.conftest import ThreadedServer, wait_until
-
-
-@pytest.fixture
-def stub_for() -> Iterator[Callable[[ThreadedServer], Any]]:
-    channels: list[grpc.Channel] = []
-
-    def make(server: ThreadedServer) -> Any:
-        channel = grpc.insecure_channel(server.grpc_address)
-        channels.append(channel)
-        return group_pb2_grpc.GroupsStub(channel), admin_pb2_grpc.AdminStub(channel)
-
-    yield make
-    for channel in channels:
-        channel.close()
 
 
 def join(stub: Any, group: str, topics: list[str]) -> group_pb2.GroupHeartbeatResponse:

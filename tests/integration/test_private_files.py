@@ -71,6 +71,8 @@ def test_a_raft_node_writes_only_private_files_under_umask_022(
         node = cluster.start_node("n1", bootstrap=True, **SMALL_SEGMENTS)
         wait_until(node.is_leader, 10, "n1 to lead")
         produce_some(node.grpc_address)
+        # The address book is written once the node has learnt its own address.
+        wait_until((tmp_path / "n1" / "members.json").exists, 10, "members.json written")
     finally:
         cluster.stop_all()
     data = tmp_path / "n1"

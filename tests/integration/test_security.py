@@ -493,7 +493,7 @@ def test_an_acl_without_mutual_tls_refuses_to_start(pki: Pki, tmp_path: Path) ->
         check=False,
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("replog: error: an ACL (acl_policy) needs mutual TLS")
+    assert result.stderr.startswith("replog: error: an ACL (--acl-policy) needs mutual TLS")
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "data").exists()
 

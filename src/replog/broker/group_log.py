@@ -31,9 +31,13 @@ from replog.errors import CorruptRecordError
 from replog.v1.record_pb2 import Record
 
 __all__ = [
+    "MAX_METADATA_BYTES",
     "OFFSETS_TOPIC",
+    "RECORD_BUDGET",
     "GroupLogState",
     "commit_record",
+    "commit_records",
+    "copy_batches",
     "delete_record",
     "epoch_record",
     "start_record",
@@ -42,6 +46,13 @@ __all__ = [
 
 OFFSETS_TOPIC = "__consumer_offsets"
 """The internal topic that holds consumer groups' committed offsets and epochs."""
+
+RECORD_BUDGET = 64 * 1024
+"""About how large one group record grows before a commit spans another (well under any
+max_record_bytes a topic may have)."""
+
+MAX_METADATA_BYTES = 4096
+"""The longest metadata a committed offset may carry (Kafka's offset.metadata.max.bytes)."""
 
 TopicPartitionKey = tuple[str, int]
 
@@ -59,6 +70,43 @@ def commit_record(incarnation: str, group: str, offsets: list[tuple[str, int, in
     """``group`` committed ``offsets`` ((topic, partition, offset, metadata) each)."""
     rows = [[t, p, o, m] for t, p, o, m in offsets]
     return _record(group, {"k": "commit", "inc": incarnation, "g": group, "o": rows})
+
+
+def commit_records(
+    incarnation: str,
+    group: str,
+    offsets: list[tuple[str, int, int, str]],
+    max_bytes: int = RECORD_BUDGET,
+) -> list[Record]:
+    """``commit_record``s of ``offsets``, each at most about ``max_bytes`` (a commit of many
+    partitions, or of long metadata, spans several records; appended as one batch they
+    still land all or none)."""
+    out: list[Record] = []
+    chunk: list[tuple[str, int, int, str]] = []
+    size = 0
+    for row in offsets:
+        row_bytes = len(row[0]) + len(row[3]) + 48
+        if chunk and size + row_bytes > max_bytes:
+            out.append(commit_record(incarnation, group, chunk))
+            chunk, size = [], 0
+        chunk.append(row)
+        size += row_bytes
+    if chunk:
+        out.append(commit_record(incarnation, group, chunk))
+    return out
+
+
+def copy_batches(records: list[Record], max_bytes: int = 4 * RECORD_BUDGET) -> list[list[Record]]:
+    """``records`` cut into consecutive batches of at most about ``max_bytes`` each."""
+    batches: list[list[Record]] = []
+    size = 0
+    for record in records:
+        if not batches or size + len(record.value) > max_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(record)
+        size += len(record.value)
+    return batches
 
 
 def epoch_record(incarnation: str, group: str, epoch: int, assignor: str) -> Record:
@@ -82,7 +130,7 @@ def state_records(state: GroupLogState, incarnation: str) -> list[Record]:
         offsets = state.offsets.get(group)
         if offsets:
             rows = [(t, p, o, m) for (t, p), (o, m) in sorted(offsets.items())]
-            out.append(commit_record(incarnation, group, rows))
+            out.extend(commit_records(incarnation, group, rows))
     return out
 
 
@@ -141,7 +189,7 @@ class GroupLogState:
         return set(self.offsets) | set(self.epochs)
 
 
-_OUTCOMES_KEPT = 100_000
+_OUTCOMES_KEPT = 10_000
 _KINDS = {"start", "commit", "epoch", "delete"}
 
 
@@ -152,6 +200,8 @@ def _parse(offset: int, value: bytes) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict) or body.get("k") not in _KINDS:
         raise CorruptRecordError(offset, "offsets record: is not a group record")
+    if not isinstance(body.get("inc"), str):
+        raise CorruptRecordError(offset, "offsets record: names no incarnation")
     if body["k"] != "start" and not isinstance(body.get("g"), str):
         raise CorruptRecordError(offset, "offsets record: names no group")
     return body
@@ -162,6 +212,6 @@ def _rows(offset: int, rows: object) -> dict[TopicPartitionKey, tuple[int, str]]
     try:
         for topic, partition, committed, metadata in rows:  # type: ignore[attr-defined]
             out[(str(topic), int(partition))] = (int(committed), str(metadata))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise CorruptRecordError(offset, "offsets record: has malformed offsets") from None
     return out

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import MutableMapping
+from typing import Annotated
 
 import typer
 
@@ -17,14 +20,43 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from replog import __version__
+
+        print(f"replog {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """replog: a distributed commit log."""
+
+
 def main() -> None:
     """Run the CLI; a replog error is printed as one line and exits with status 1."""
+    _quiet_grpc_core(os.environ)
     _register()
     try:
         app()
     except ReplogError as exc:
         print(f"replog: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _quiet_grpc_core(env: MutableMapping[str, str]) -> None:
+    """Keep gRPC's C core to errors (its INFO lines report every failed TLS handshake, one
+    per probe or misdirected client) unless the user chose a verbosity. gRPC reads this
+    when it is imported: nothing above this call imports it (``replog`` loads its clients
+    lazily)."""
+    env.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def _register() -> None:

@@ -23,21 +23,39 @@ __all__ = ["register"]
 
 ServerOpt = Annotated[
     str,
-    typer.Option("--server", "-s", envvar="REPLOG_SERVER", help="The server's gRPC HOST:PORT."),
+    typer.Option(
+        "--server",
+        "-s",
+        envvar="REPLOG_SERVER",
+        help="The servers' gRPC HOST:PORT, comma-separated (any one will do).",
+    ),
 ]
 CaOpt = Annotated[
     Path | None,
-    typer.Option("--ca", envvar="REPLOG_CA", help="CA (PEM) that signed the server's cert."),
+    typer.Option(
+        "--ca",
+        envvar="REPLOG_CA",
+        help="CA (PEM) that signed the server's cert.",
+        show_default="none: plaintext",
+    ),
 ]
 CertOpt = Annotated[
     Path | None,
-    typer.Option("--cert", envvar="REPLOG_CERT", help="Client certificate (PEM), mutual TLS."),
+    typer.Option(
+        "--cert",
+        envvar="REPLOG_CERT",
+        help="Client certificate (PEM), mutual TLS.",
+        show_default="none",
+    ),
 ]
 KeyOpt = Annotated[
-    Path | None, typer.Option("--key", envvar="REPLOG_KEY", help="The client certificate's key.")
+    Path | None,
+    typer.Option(
+        "--key", envvar="REPLOG_KEY", help="The client certificate's key.", show_default="none"
+    ),
 ]
 TopicOpt = Annotated[
-    str, typer.Option("--topic", "-t", help="The topic [default: the default topic].")
+    str, typer.Option("--topic", "-t", help="The topic.", show_default="the default topic")
 ]
 _DEFAULT_SERVER = "127.0.0.1:7400"
 _CLI_RETRY = RetryPolicy(max_attempts=3, initial_backoff_s=0.1)
@@ -66,7 +84,9 @@ def _client(server: str, ca: Path | None, cert: Path | None, key: Path | None) -
 
 def consume_command(  # noqa: PLR0917  (typer options)
     offset: Annotated[int, typer.Option(min=0, help="First offset to read.")] = 0,
-    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many.", show_default="no limit")
+    ] = None,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep tailing new records.")
     ] = False,
@@ -82,7 +102,10 @@ def consume_command(  # noqa: PLR0917  (typer options)
     group: Annotated[
         str,
         typer.Option(
-            "--group", "-g", help="Read as a member of this consumer group (until Ctrl-C)."
+            "--group",
+            "-g",
+            help="Read as a member of this consumer group (until Ctrl-C).",
+            show_default="none: read the one partition",
         ),
     ] = "",
     auto_offset_reset: Annotated[

@@ -3,9 +3,11 @@ cluster."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 import typer
@@ -19,41 +21,88 @@ __all__ = ["app"]
 app = typer.Typer(no_args_is_help=True)
 
 
+_RESPONSES: dict[str, Any] = {
+    "Status": cluster_pb2.StatusResponse,
+    "Remove": cluster_pb2.RemoveResponse,
+    "TransferLeader": cluster_pb2.TransferLeaderResponse,
+    "Decommission": cluster_pb2.DecommissionResponse,
+    "ReassignPartition": cluster_pb2.ReassignPartitionResponse,
+}
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"replog: error: {message}", file=sys.stderr)
+    raise typer.Exit(1)
+
+
+def _once(server: str, tls: TLSConfig | None, method: str, request: Any) -> Any:
+    """One call of ``replog.v1.Cluster/method`` on ``server`` (raises grpc.RpcError)."""
+    if tls is not None:
+        channel = grpc.secure_channel(server, grpc_channel_credentials(tls))
+    else:
+        channel = grpc.insecure_channel(server)
+    with channel:
+        stub = channel.unary_unary(
+            f"/replog.v1.Cluster/{method}",
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=_RESPONSES[method].FromString,
+        )
+        return stub(request, timeout=20)
+
+
 def _call(  # noqa: PLR0917  (the CLI's TLS options travel together)
     server: str, ca: Path | None, cert: Path | None, key: Path | None, method: str, request: Any
-) -> Any:
-    """Call ``replog.v1.Cluster/method``; follow one ``replog-leader`` redirect."""
-    responses: dict[str, Any] = {
-        "Status": cluster_pb2.StatusResponse,
-        "Remove": cluster_pb2.RemoveResponse,
-        "TransferLeader": cluster_pb2.TransferLeaderResponse,
-        "Decommission": cluster_pb2.DecommissionResponse,
-        "ReassignPartition": cluster_pb2.ReassignPartitionResponse,
-    }
-    for _ in range(2):
-        if ca or cert:
-            tls = TLSConfig(
-                str(cert) if cert else None, str(key) if key else None, str(ca) if ca else None
-            )
-            channel = grpc.secure_channel(server, grpc_channel_credentials(tls))
-        else:
-            channel = grpc.insecure_channel(server)
-        with channel:
-            stub = channel.unary_unary(
-                f"/replog.v1.Cluster/{method}",
-                request_serializer=type(request).SerializeToString,
-                response_deserializer=responses[method].FromString,
-            )
-            try:
-                return stub(request, timeout=20)
-            except grpc.RpcError as exc:
-                leader = dict(exc.trailing_metadata() or ()).get("replog-leader")
-                if leader and leader != server:
-                    server = str(leader)
-                    continue
-                print(f"replog: error: {exc.details()}", file=sys.stderr)
-                raise typer.Exit(1) from None
-    raise typer.Exit(1)
+) -> tuple[Any, str, set[str]]:
+    """Call ``replog.v1.Cluster/method`` on the first of the comma-separated ``server``
+    addresses that answers, following ``replog-leader`` redirects; the answer, the address
+    that gave it and the addresses found unreachable. Exits with one line on an error."""
+    tls = None
+    if ca or cert:
+        tls = TLSConfig(
+            str(cert) if cert else None, str(key) if key else None, str(ca) if ca else None
+        )
+    queue = [s.strip() for s in server.split(",") if s.strip()]
+    if not queue:
+        _fail("--server needs at least one HOST:PORT")
+    tried: set[str] = set()
+    down: set[str] = set()
+    last = ""
+    while queue and len(tried) < 16:
+        addr = queue.pop(0)
+        if addr in tried:
+            continue
+        tried.add(addr)
+        try:
+            return _once(addr, tls, method, request), addr, down
+        except grpc.RpcError as exc:
+            leader = dict(exc.trailing_metadata() or ()).get("replog-leader")
+            if leader and str(leader) not in tried:
+                queue.insert(0, str(leader))
+                continue
+            if exc.code() is not grpc.StatusCode.UNAVAILABLE:
+                _fail(str(exc.details()))
+            down.add(addr)
+            last = f"{addr}: {exc.details()}"
+    _fail(f"no server answered ({last})")
+
+
+def _leader_status(
+    server: str, ca: Path | None, cert: Path | None, key: Path | None
+) -> tuple[Any, set[str]]:
+    """The cluster status as its leader sees it, whichever node ``server`` names first
+    (the answering node's own view when there is no leader or it does not answer), and the
+    addresses found unreachable."""
+    answer, addr, down = _call(server, ca, cert, key, "Status", cluster_pb2.StatusRequest())
+    if answer.role == "leader" or not answer.leader_id:
+        return answer, down
+    leader = next((m.rpc_addr for m in answer.members if m.id == answer.leader_id), "")
+    if not leader or leader == addr:
+        return answer, down
+    with contextlib.suppress(typer.Exit):
+        with contextlib.redirect_stderr(io.StringIO()):
+            better, _, more = _call(leader, ca, cert, key, "Status", cluster_pb2.StatusRequest())
+        return better, down | more
+    return answer, down | {leader}
 
 
 @app.command("status")
@@ -65,7 +114,7 @@ def status_command(
     from rich.console import Console
     from rich.table import Table
 
-    answer = _call(server, ca, cert, key, "Status", cluster_pb2.StatusRequest())
+    answer, down = _leader_status(server, ca, cert, key)
     title = (
         f"node {answer.node_id} ({answer.role}), term {answer.term}, commit {answer.commit_index}"
     )
@@ -75,7 +124,7 @@ def status_command(
         table.add_row(
             m.id,
             m.rpc_addr,
-            m.role,
+            "unreachable" if m.rpc_addr in down and m.id != answer.node_id else m.role,
             "yes" if m.voter else "no",
             str(m.match_index),
             str(m.lag),
@@ -117,16 +166,17 @@ def remove_command(
 
 @app.command("transfer-leader")
 def transfer_command(
-    node_id: str = typer.Argument("", help="The new leader [default: the most caught-up voter]."),
+    node_id: str = typer.Argument(
+        "", help="The new leader.", show_default="the most caught-up voter"
+    ),
     server: ServerOpt = _DEFAULT_SERVER,
     ca: CaOpt = None,
     cert: CertOpt = None,
     key: KeyOpt = None,
 ) -> None:
     """Hand leadership to NODE_ID."""
-    answer = _call(
-        server, ca, cert, key, "TransferLeader", cluster_pb2.TransferLeaderRequest(node_id=node_id)
-    )
+    request = cluster_pb2.TransferLeaderRequest(node_id=node_id)
+    answer, _, _ = _call(server, ca, cert, key, "TransferLeader", request)
     print(f"leader is now {answer.leader_id}")
 
 
@@ -145,7 +195,7 @@ def decommission_command(
     from rich.console import Console
 
     request = cluster_pb2.DecommissionRequest(node_id=node_id)
-    answer = _call(server, ca, cert, key, "Decommission", request)
+    answer, _, _ = _call(server, ca, cert, key, "Decommission", request)
     print(f"decommissioning {node_id}: {len(answer.moves)} partitions to move")
     if answer.moves:
         Console().print(moves_table(answer.moves))

@@ -228,9 +228,15 @@ def reset_command(  # noqa: PLR0917  (typer options)
     topic: Annotated[str, typer.Option("--topic", "-t", help="The topic to reset.")],
     to_earliest: Annotated[bool, typer.Option("--to-earliest")] = False,
     to_latest: Annotated[bool, typer.Option("--to-latest")] = False,
-    to_offset: Annotated[int | None, typer.Option("--to-offset", min=0)] = None,
+    to_offset: Annotated[
+        int | None,
+        typer.Option("--to-offset", min=0, help="This offset.", show_default="none"),
+    ] = None,
     to_time: Annotated[
-        str | None, typer.Option("--to-time", help="Epoch ms or ISO-8601 (UTC if no zone).")
+        str | None,
+        typer.Option(
+            "--to-time", help="Epoch ms or ISO-8601 (UTC if no zone).", show_default="none"
+        ),
     ] = None,
     server: ServerOpt = _DEFAULT_SERVER,
     ca: CaOpt = None,

@@ -175,22 +175,25 @@ def dump(  # noqa: PLR0917  # typer passes every option as a parameter
     directory: DirArg,
     from_: Annotated[
         str | None,
-        typer.Option("--from", metavar="OFFSET", help="First offset to print [default: lowest]."),
+        typer.Option(
+            "--from", metavar="OFFSET", help="First offset to print.", show_default="lowest"
+        ),
     ] = None,
     count: Annotated[
-        str | None, typer.Option("--count", metavar="N", help="Print at most N records.")
+        str | None,
+        typer.Option("--count", metavar="N", help="Print at most N records.", show_default="all"),
     ] = None,
     output_format: Annotated[
         str, typer.Option("--format", metavar="text|json", help="Output format.")
     ] = "text",
     topic: Annotated[
         str | None,
-        typer.Option("--topic", help="In a data directory: the topic [default: default]."),
+        typer.Option("--topic", help="In a data directory: the topic.", show_default="default"),
     ] = None,
     partition: Annotated[
         str | None,
         typer.Option(
-            "--partition", metavar="P", help="In a data directory: the partition [default: 0]."
+            "--partition", metavar="P", help="In a data directory: the partition.", show_default="0"
         ),
     ] = None,
 ) -> None:

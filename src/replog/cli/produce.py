@@ -240,13 +240,16 @@ class _ProgressLine:
 
 def produce_command(  # noqa: PLR0917  (typer options)
     values: Annotated[
-        list[str] | None, typer.Argument(help="Values to produce; none: one per stdin line.")
+        list[str] | None,
+        typer.Argument(help="Values to produce.", show_default="none: one per stdin line"),
     ] = None,
     server: ServerOpt = _DEFAULT_SERVER,
     record_key: Annotated[
         str | None,
         typer.Option(
-            "--record-key", help="Key for every record (it chooses the partition by murmur2)."
+            "--record-key",
+            help="Key for every record (it chooses the partition by murmur2).",
+            show_default="none",
         ),
     ] = None,
     linger_ms: Annotated[float, typer.Option(help="Producer batching delay.")] = 5.0,
@@ -259,7 +262,7 @@ def produce_command(  # noqa: PLR0917  (typer options)
     topic: TopicOpt = "",
     partition: Annotated[
         int | None,
-        typer.Option(help="The partition [default: by the key, or a sticky one]."),
+        typer.Option(help="The partition.", show_default="by the key, or a sticky one"),
     ] = None,
     delivery_timeout_ms: Annotated[
         int,

@@ -9,101 +9,135 @@ from typing import Annotated, Any
 
 import typer
 
-from replog.errors import ReplogError
+from replog.errors import ConfigError, ReplogError
 
 __all__ = ["register", "serve_command"]
 
-TlsCertOpt = Annotated[
-    Path | None, typer.Option(help="Server certificate (PEM); turns on TLS for both APIs.")
-]
-TlsKeyOpt = Annotated[Path | None, typer.Option(help="The certificate's private key (PEM).")]
-TlsCaOpt = Annotated[
-    Path | None, typer.Option(help="CA (PEM) client certificates must chain to (mutual TLS).")
-]
-AclPolicyOpt = Annotated[
-    Path | None,
-    typer.Option(help="casbin CSV policy; default deny, SIGHUP reloads. Needs mutual TLS."),
-]
-AclModelOpt = Annotated[
-    Path | None, typer.Option(help="casbin model file [default: the built-in ACL model].")
-]
+from replog.cli.serve_options import name_flags
+from replog.cli.serve_options import setting_option as _s
 
-NodeIdOpt = Annotated[str | None, typer.Option(help="Cluster node id (same as --server-id).")]
-BootstrapOpt = Annotated[
-    bool | None, typer.Option("--bootstrap", help="Start a new cluster with this node.")
-]
-JoinOpt = Annotated[
-    str | None, typer.Option(help="Join the cluster that member HOST:PORT belongs to.")
-]
-
-MaxBatchRecordsOpt = Annotated[
-    int | None, typer.Option(help="Most records one produce request may hold (default 32768).")
-]
-MaxStreamsOpt = Annotated[
-    int | None, typer.Option(help="Most open streams per client identity (default 100).")
-]
-IdleTimeoutOpt = Annotated[
-    float | None,
-    typer.Option(help="Close connections without a whole request for this long (default 60 s)."),
-]
+# One flag per ServerSettings field (tests/unit/cli/test_cli_help.py checks that).
+Str = str | None
+Int = int | None
+Float = float | None
+Flag = bool | None
+PathOpt = Path | None
 
 
-RetentionMsOpt = Annotated[
-    int | None, typer.Option(help="Topics' default time retention, -1 = forever.")
-]
-RetentionBytesOpt = Annotated[
-    int | None, typer.Option(help="Topics' default size retention per partition, -1 = none.")
-]
-SegmentMsOpt = Annotated[
-    int | None, typer.Option(help="Roll a segment this old (default 7 days), -1 = never.")
-]
-RetentionCheckOpt = Annotated[
-    int | None, typer.Option(help="How often retention runs (default 60000).")
-]
-GrpcAddrOpt = Annotated[
-    str | None, typer.Option(help="gRPC listen HOST:PORT [default: 127.0.0.1:7400].")
-]
-BalanceIntervalOpt = Annotated[
-    int | None,
-    typer.Option(help="How often leader balancing runs, in ms (cluster; default 5000)."),
-]
-LeaderBalancingOpt = Annotated[
-    bool | None,
+DataDirOpt = Annotated[PathOpt, _s("data_dir", "Log directory.")]
+GrpcAddrOpt = Annotated[Str, _s("grpc_addr", "gRPC listen HOST:PORT.")]
+HttpAddrOpt = Annotated[Str, _s("http_addr", "HTTP listen HOST:PORT.")]
+ConfigOpt = Annotated[
+    PathOpt,
     typer.Option(
-        "--leader-balancing/--no-leader-balancing",
-        help="Hand partitions back to their preferred leaders (cluster; default on).",
+        envvar="REPLOG_CONFIG",
+        show_envvar=True,
+        show_default="none",
+        help="TOML settings file.",
     ),
 ]
+SyncOpt = Annotated[Str, _s("sync", "When appends are fsynced: always|interval|never.")]
+SyncIntervalMsOpt = Annotated[Int, _s("sync_interval_ms", "fsync period for interval.")]
+SegmentBytesOpt = Annotated[Int, _s("segment_bytes", "Segment store size.")]
+MaxRecordBytesOpt = Annotated[Int, _s("max_record_bytes", "Largest record accepted.")]
+RetentionMsOpt = Annotated[Int, _s("retention_ms", "Topics' default time retention, -1 = forever.")]
+RetentionBytesOpt = Annotated[
+    Int, _s("retention_bytes", "Topics' default size retention per partition, -1 = none.")
+]
+SegmentMsOpt = Annotated[Int, _s("segment_ms", "Roll a segment this old, -1 = never.")]
+RetentionCheckIntervalMsOpt = Annotated[
+    Int, _s("retention_check_interval_ms", "How often retention runs.")
+]
+MaxBatchRecordsOpt = Annotated[
+    Int, _s("max_batch_records", "Most records one produce request may hold.")
+]
+MaxStreamsPerIdentityOpt = Annotated[
+    Int, _s("max_streams_per_identity", "Most open streams per client identity.")
+]
+IdleTimeoutSOpt = Annotated[
+    Float, _s("idle_timeout_s", "Close connections without a whole request for this long.")
+]
+HttpMaxBodyBytesOpt = Annotated[
+    Int, _s("http_max_body_bytes", "Largest HTTP request body accepted (at least 1024).")
+]
+ShutdownGraceSOpt = Annotated[
+    Float, _s("shutdown_grace_s", "How long a stop waits for calls in flight to finish.")
+]
+ServerIdOpt = Annotated[Str, _s("server_id", "Server id (same as --node-id).")]
+LogLevelOpt = Annotated[Str, _s("log_level", "debug|info|warning|error.")]
+LogFormatOpt = Annotated[Str, _s("log_format", "text|json.")]
+ReadyFileOpt = Annotated[
+    PathOpt, _s("ready_file", "Write the bound addresses here (JSON) once listening.")
+]
+TlsCertOpt = Annotated[
+    PathOpt, _s("tls_cert", "Server certificate (PEM); turns on TLS for both APIs.")
+]
+TlsKeyOpt = Annotated[PathOpt, _s("tls_key", "The certificate's private key (PEM).")]
+TlsCaOpt = Annotated[
+    PathOpt, _s("tls_ca", "CA (PEM) client certificates must chain to (mutual TLS).")
+]
+AclPolicyOpt = Annotated[
+    PathOpt, _s("acl_policy", "casbin CSV policy; default deny, SIGHUP reloads; mutual TLS.")
+]
+AclModelOpt = Annotated[
+    PathOpt, _s("acl_model", "casbin model file (none: the built-in ACL model).")
+]
+NodeIdOpt = Annotated[
+    Str,
+    typer.Option(help="Cluster node id (same as --server-id).", show_default="the gRPC address"),
+]
+BootstrapOpt = Annotated[
+    Flag, _s("bootstrap", "Start a new cluster with this node.", "--bootstrap")
+]
+JoinOpt = Annotated[Str, _s("join", "Join the cluster that member HOST:PORT belongs to.")]
+LeaderBalancingOpt = Annotated[
+    Flag,
+    _s(
+        "leader_balancing",
+        "Hand partitions back to their preferred leaders (cluster).",
+        "--leader-balancing/--no-leader-balancing",
+    ),
+]
+LeaderBalanceIntervalMsOpt = Annotated[
+    Int, _s("leader_balance_interval_ms", "How often leader balancing runs (cluster).")
+]
+RaftTickMsOpt = Annotated[Int, _s("raft_tick_ms", "Raft tick period (cluster).")]
+OffsetsTopicPartitionsOpt = Annotated[
+    Int, _s("offsets_topic_partitions", "Partitions of __consumer_offsets (made on first use).")
+]
+GroupHeartbeatIntervalMsOpt = Annotated[
+    Int, _s("group_heartbeat_interval_ms", "How often consumer group members heartbeat.")
+]
+OffsetsRetentionMsOpt = Annotated[
+    Int, _s("offsets_retention_ms", "Time retention of __consumer_offsets (when made).")
+]
+ElectionTicksOpt = Annotated[
+    Int, _s("election_ticks", "Ticks without a leader before an election (cluster).")
+]
 
 
-def serve_command(  # noqa: PLR0917  (typer options)
-    data_dir: Annotated[Path | None, typer.Option(help="Log directory [default: ./data].")] = None,
+def serve_command(  # noqa: PLR0917  (one flag per setting)
+    data_dir: DataDirOpt = None,
     grpc_addr: GrpcAddrOpt = None,
-    http_addr: Annotated[
-        str | None, typer.Option(help="HTTP listen HOST:PORT [default: 127.0.0.1:7401].")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="TOML settings file (env REPLOG_CONFIG).")
-    ] = None,
-    sync: Annotated[
-        str | None, typer.Option(help="When appends are fsynced: always|interval|never.")
-    ] = None,
-    sync_interval_ms: Annotated[int | None, typer.Option(help="fsync period for interval.")] = None,
-    segment_bytes: Annotated[int | None, typer.Option(help="Segment store size.")] = None,
-    max_record_bytes: Annotated[int | None, typer.Option(help="Largest record accepted.")] = None,
+    http_addr: HttpAddrOpt = None,
+    config: ConfigOpt = None,
+    sync: SyncOpt = None,
+    sync_interval_ms: SyncIntervalMsOpt = None,
+    segment_bytes: SegmentBytesOpt = None,
+    max_record_bytes: MaxRecordBytesOpt = None,
     retention_ms: RetentionMsOpt = None,
     retention_bytes: RetentionBytesOpt = None,
     segment_ms: SegmentMsOpt = None,
-    retention_check_interval_ms: RetentionCheckOpt = None,
+    retention_check_interval_ms: RetentionCheckIntervalMsOpt = None,
     max_batch_records: MaxBatchRecordsOpt = None,
-    max_streams_per_identity: MaxStreamsOpt = None,
-    idle_timeout_s: IdleTimeoutOpt = None,
-    server_id: Annotated[str | None, typer.Option(help="Server id [default: gRPC addr].")] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug|info|warning|error.")] = None,
-    log_format: Annotated[str | None, typer.Option(help="text|json.")] = None,
-    ready_file: Annotated[
-        Path | None, typer.Option(help="Write the bound addresses here (JSON) once listening.")
-    ] = None,
+    max_streams_per_identity: MaxStreamsPerIdentityOpt = None,
+    idle_timeout_s: IdleTimeoutSOpt = None,
+    http_max_body_bytes: HttpMaxBodyBytesOpt = None,
+    shutdown_grace_s: ShutdownGraceSOpt = None,
+    server_id: ServerIdOpt = None,
+    log_level: LogLevelOpt = None,
+    log_format: LogFormatOpt = None,
+    ready_file: ReadyFileOpt = None,
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     tls_ca: TlsCaOpt = None,
@@ -113,18 +147,12 @@ def serve_command(  # noqa: PLR0917  (typer options)
     bootstrap: BootstrapOpt = None,
     join: JoinOpt = None,
     leader_balancing: LeaderBalancingOpt = None,
-    leader_balance_interval_ms: BalanceIntervalOpt = None,
-    offsets_topic_partitions: Annotated[
-        int | None,
-        typer.Option(help="Partitions of __consumer_offsets, made on first use (default 8)."),
-    ] = None,
-    group_heartbeat_interval_ms: Annotated[
-        int | None, typer.Option(help="How often group members heartbeat (default 500).")
-    ] = None,
-    offsets_retention_ms: Annotated[
-        int | None,
-        typer.Option(help="Time retention of __consumer_offsets (default 7 days)."),
-    ] = None,
+    leader_balance_interval_ms: LeaderBalanceIntervalMsOpt = None,
+    raft_tick_ms: RaftTickMsOpt = None,
+    election_ticks: ElectionTicksOpt = None,
+    offsets_topic_partitions: OffsetsTopicPartitionsOpt = None,
+    group_heartbeat_interval_ms: GroupHeartbeatIntervalMsOpt = None,
+    offsets_retention_ms: OffsetsRetentionMsOpt = None,
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 
@@ -147,6 +175,9 @@ def _serve(flags: dict[str, Any], config: Path | None) -> None:
         settings = load_settings(flags, config_file=str(config) if config else None)
         configure_logging(settings.log_level, settings.log_format)
         asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(f"replog: error: {name_flags(str(exc))}", file=sys.stderr)
+        raise typer.Exit(1) from None
     except ReplogError as exc:
         print(f"replog: error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None

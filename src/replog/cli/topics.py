@@ -86,7 +86,7 @@ def create_command(  # noqa: PLR0917  (typer options)
     partitions: Annotated[int, typer.Option(help="Partition count (1..4096).")] = 1,
     replication_factor: Annotated[
         int,
-        typer.Option(help="Replicas of each partition [default: the server's choice]."),
+        typer.Option(help="Replicas of each partition.", show_default="the server's choice"),
     ] = 0,
     config: Annotated[
         list[str] | None, typer.Option("--config", "-c", help="KEY=VALUE, repeatable.")
@@ -254,7 +254,7 @@ def reassign_command(  # noqa: PLR0917  (typer options)
     if not 0 <= partition < 2**32:
         raise _usage(f"partition {partition} is out of range")
     request = cluster_pb2.ReassignPartitionRequest(topic=name, partition=partition, replicas=nodes)
-    answer = _call(server, ca, cert, key, "ReassignPartition", request)
+    answer, _, _ = _call(server, ca, cert, key, "ReassignPartition", request)
     move = answer.move
     if move.target:
         print(f"moving {name}/{partition}: {','.join(move.replicas)} -> {','.join(move.target)}")

@@ -295,7 +295,8 @@ class ClusterNode:
 
     def status(self) -> cluster_pb2.StatusResponse:
         """This node's view of the cluster."""
-        answer = cluster_status(self.node, self.name, self.book, self.members())
+        live = self.transport.live
+        answer = cluster_status(self.node, self.name, self.book, self.members(), live)
         progress(answer, self.topics_host.metadata.state)
         return answer
 

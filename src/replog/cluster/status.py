@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from replog.cluster.members import AddressBook
 from replog.cluster.raft_node import RaftNode
@@ -13,11 +14,16 @@ __all__ = ["cluster_status"]
 
 
 def cluster_status(
-    node: RaftNode, name: str, book: AddressBook, members: list[tuple[int, str, str, bool]]
+    node: RaftNode,
+    name: str,
+    book: AddressBook,
+    members: list[tuple[int, str, str, bool]],
+    live: Callable[[int], bool] = lambda _: True,
 ) -> cluster_pb2.StatusResponse:
     """The controller group's members (``members``: raft id, name, address, voter) with
     their roles, replication progress and last contact, as ``node`` (named ``name``) sees
-    them."""
+    them; a member other than ``node`` that node liveness (``live``) holds down has the role
+    ``unreachable``."""
     raft = node.raft
     now = asyncio.get_running_loop().time()
     lead = raft.lead
@@ -27,6 +33,8 @@ def cluster_status(
         match = raft.log.last_index() if m == node.id else (pr.match if pr else 0)
         contact = node.last_contact.get(m)
         role = "leader" if m == lead else ("follower" if voter else "learner")
+        if m != node.id and not live(m):
+            role = "unreachable"
         out.append(
             cluster_pb2.Member(
                 id=member_name,

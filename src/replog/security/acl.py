@@ -36,7 +36,9 @@ ANY_TOPIC = "<any>"
 #: matches any identity. The object is a topic name, matched against the rule's object with
 #: casbin's globMatch (``*`` any run of characters, ``?`` one, ``[a-z]`` a set; topic names
 #: hold no ``/``, the one character globMatch's wildcards skip); a rule object of "*" matches
-#: everything, including CLUSTER. Anything not granted is denied.
+#: everything, including CLUSTER. A consumer group's object is ``group:<name>``, matched
+#: only by rules whose object starts with ``group:`` (a topic pattern such as ``*-events``
+#: never grants the group ``billing-events``). Anything not granted is denied.
 ACL_MODEL = """
 [request_definition]
 r = sub, obj, act
@@ -49,7 +51,8 @@ e = some(where (p.eft == allow))
 
 [matchers]
 m = (p.sub == "*" || r.sub == p.sub) && r.act == p.act && \\
-    (p.obj == "*" || r.obj == "<any>" || (r.obj != "*" && globMatch(r.obj, p.obj)))
+    (p.obj == "*" || r.obj == "<any>" || (r.obj != "*" && globMatch(r.obj, p.obj) && \\
+    regexMatch(r.obj, "^group:") == regexMatch(p.obj, "^group:")))
 """
 
 

@@ -16,16 +16,27 @@ from grpc import aio
 
 from replog.api.wire import request_parser
 from replog.broker.model import TopicDescription
-from replog.errors import InvalidArgumentError
+from replog.errors import InvalidArgumentError, UnsupportedError
 from replog.server.grpc_unary import unary_handler
 from replog.server.metrics import ServerMetrics
 from replog.server.routing import check_writable_topic
 from replog.server.topics import TopicsBackend
-from replog.v1 import admin_pb2
+from replog.v1 import admin_pb2, cluster_pb2
 
-__all__ = ["ADMIN_SERVICE_NAME", "AdminService", "topic_info"]
+__all__ = [
+    "ADMIN_SERVICE_NAME",
+    "CLUSTER_SERVICE_NAME",
+    "AdminService",
+    "SingleNodeCluster",
+    "topic_info",
+]
 
 ADMIN_SERVICE_NAME = "replog.v1.Admin"
+CLUSTER_SERVICE_NAME = "replog.v1.Cluster"
+SINGLE_NODE = (
+    "this server runs as a single node, not a replicated cluster: it has no membership or "
+    "leadership to change (start nodes with --bootstrap and --join for a cluster)"
+)
 
 log = logging.getLogger("replog.server.admin")
 
@@ -124,15 +135,76 @@ class AdminService:
                 f"config key {both[0]!r} is both set and deleted; give it once"
             )
         topic = await self.topics.alter_topic_config(
-            request.name, dict(request.set), list(request.delete)
+            check_writable_topic(request.name), dict(request.set), list(request.delete)
         )
         return admin_pb2.AlterTopicConfigResponse(topic=topic_info(topic))
 
     async def _grow(
         self, request: admin_pb2.CreatePartitionsRequest, context: Any
     ) -> admin_pb2.CreatePartitionsResponse:
-        topic = await self.topics.create_partitions(request.name, request.count)
+        topic = await self.topics.create_partitions(
+            check_writable_topic(request.name), request.count
+        )
         return admin_pb2.CreatePartitionsResponse(topic=topic_info(topic))
+
+
+class SingleNodeCluster:
+    """The ``replog.v1.Cluster`` service of a single node: Status answers as a one-node
+    cluster this node leads; membership and leadership changes are refused (UNIMPLEMENTED,
+    one line saying why)."""
+
+    def __init__(
+        self,
+        servers: Callable[[], list[Any]],
+        commit_index: Callable[[], int],
+        metrics: ServerMetrics,
+    ) -> None:
+        """``servers()``: the node's ServerInfo list (one); ``commit_index()``: its last
+        offset."""
+        self.servers = servers
+        self.commit_index = commit_index
+        self.metrics = metrics
+        self.draining = False
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        """The method handlers to add to a grpc.aio server."""
+        pb = cluster_pb2
+        table: dict[str, tuple[_Handler, Any]] = {
+            "Status": (self._status, pb.StatusRequest),
+            "Remove": (self._refuse, pb.RemoveRequest),
+            "TransferLeader": (self._refuse, pb.TransferLeaderRequest),
+            "Decommission": (self._refuse, pb.DecommissionRequest),
+            "ReassignPartition": (self._refuse, pb.ReassignPartitionRequest),
+        }
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                unary_handler(name, fn, self.metrics, lambda: self.draining, log),
+                request_deserializer=request_parser(message),
+                response_serializer=_serialize,
+            )
+            for name, (fn, message) in table.items()
+        }
+        return grpc.method_handlers_generic_handler(CLUSTER_SERVICE_NAME, handlers)
+
+    async def _status(
+        self, request: cluster_pb2.StatusRequest, context: Any
+    ) -> cluster_pb2.StatusResponse:
+        me, commit = self.servers()[0], max(0, self.commit_index())
+        member = cluster_pb2.Member(
+            id=me.id,
+            rpc_addr=me.rpc_addr,
+            role="leader",
+            voter=True,
+            is_leader=True,
+            match_index=commit,
+            last_contact_s=-1.0,
+        )
+        return cluster_pb2.StatusResponse(
+            node_id=me.id, leader_id=me.id, role="leader", commit_index=commit, members=[member]
+        )
+
+    async def _refuse(self, request: Any, context: Any) -> Any:
+        raise UnsupportedError(SINGLE_NODE)
 
 
 def _serialize(message: Any) -> bytes:

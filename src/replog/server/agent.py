@@ -32,7 +32,7 @@ from replog.security.tls import (
     grpc_server_credentials,
     server_ssl_context,
 )
-from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService
+from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService, SingleNodeCluster
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
 from replog.server.broker_backend import BrokerBackend
@@ -233,16 +233,14 @@ class Agent:
         )
 
     def _grpc_server(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> aio.Server:
-        """The gRPC server with the services' ``handlers``, the cluster's, health and
-        reflection (not yet listening)."""
+        """The gRPC server with the services' ``handlers``, health and reflection (not yet
+        listening)."""
         gate = self.gatekeeper
         server = aio.server(
             interceptors=[GrpcAuthInterceptor(gate)] if gate.authorizer is not None else None,
             options=_grpc_options(self.settings.idle_timeout_s),
         )
         server.add_generic_rpc_handlers(handlers)
-        if self.cluster is not None:
-            server.add_generic_rpc_handlers(tuple(self.cluster.generic_handlers()))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = (
@@ -254,6 +252,18 @@ class Agent:
         )
         reflection.enable_server_reflection(names, server)
         return server
+
+    def _cluster_handlers(
+        self, backend: SingleNodeBackend | RaftBackend
+    ) -> tuple[grpc.GenericRpcHandler, ...]:
+        """The Raft and Cluster services of a cluster member; a single node's Cluster
+        service answers as a one-node cluster."""
+        if self.cluster is not None:
+            return tuple(self.cluster.generic_handlers())
+        single = SingleNodeCluster(
+            backend.servers, lambda: backend.high_watermark - 1, self.metrics
+        )
+        return (single.generic_handler(),)
 
     async def _start_servers(self) -> None:
         s = self.settings
@@ -275,6 +285,7 @@ class Agent:
                 self._service.generic_handler(),
                 self._admin.generic_handler(),
                 self._groups_grpc.generic_handler(),
+                *self._cluster_handlers(backend),
             )
         )
         host, _ = split_addr(s.grpc_addr, "grpc_addr")

@@ -21,8 +21,9 @@ from replog.api.backend import ServerInfo
 from replog.broker.assignors import TopicPartition, assignor
 from replog.broker.group_coordinator import GroupCoordinator, HeartbeatAnswer
 from replog.broker.group_log import (
+    MAX_METADATA_BYTES,
     OFFSETS_TOPIC,
-    commit_record,
+    commit_records,
     delete_record,
     epoch_record,
 )
@@ -34,12 +35,15 @@ from replog.errors import (
     NonEmptyGroupError,
     NotFoundError,
     ReplogError,
+    UnknownMemberError,
     UnknownTopicError,
 )
 from replog.server.group_shard import GroupShard
+from replog.server.group_upkeep import maintain
 from replog.server.topics import TopicsBackend
+from replog.v1.record_pb2 import Record
 
-__all__ = ["GroupDescription", "GroupService", "PartitionOffset"]
+__all__ = ["GroupDescription", "GroupService", "PartitionOffset", "visible"]
 
 _log = logging.getLogger("replog.groups")
 
@@ -47,6 +51,8 @@ DEFAULT_ASSIGNOR = "cooperative-sticky"
 METADATA_CHECK_MS = 2_000
 """How often a group's subscribed topics are checked for new or deleted partitions."""
 _GROUP_MAX = 255
+MAX_OFFSET = 2**63 - 1
+MAX_SESSION_TIMEOUT_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +88,26 @@ class GroupDescription:
     offsets: tuple[PartitionOffset, ...]
 
 
+def visible(d: GroupDescription, may_read: Callable[[str], bool]) -> GroupDescription:
+    """``d`` without the topics ``may_read`` refuses: their offsets, lag, and the members'
+    subscriptions and assignments of them (as FetchOffsets leaves them out)."""
+    members = tuple(
+        MemberDescription(
+            m.member_id,
+            m.member_epoch,
+            tuple(t for t in m.topics if may_read(t)),
+            tuple(tp for tp in m.assignment if may_read(tp.topic)),
+        )
+        for m in d.members
+    )
+    offsets = tuple(o for o in d.offsets if may_read(o.topic))
+    return GroupDescription(d.group, d.state, d.generation, d.assignor, members, offsets)
+
+
 def validate_group(name: str) -> str:
-    """The group name, or InvalidArgumentError: 1..255 printable characters."""
-    if not name or len(name) > _GROUP_MAX or not name.isprintable():
-        raise InvalidArgumentError("a group name is 1..255 printable characters")
+    """The group name, or InvalidArgumentError: 1..255 printable characters, no "/"."""
+    if not name or len(name) > _GROUP_MAX or not name.isprintable() or "/" in name:
+        raise InvalidArgumentError('a group name is 1..255 printable characters, without "/"')
     return name
 
 
@@ -129,13 +151,13 @@ class GroupService:
         self._known_partitions = await self._find_or_create()
         return self._known_partitions
 
-    async def _find(self) -> int:
+    def _find(self) -> int:
         self._known_partitions = len(self._topics.describe_topic(OFFSETS_TOPIC).partitions)
         return self._known_partitions
 
     async def _find_or_create(self) -> int:
         try:
-            return await self._find()
+            return self._find()
         except UnknownTopicError:
             pass
         try:
@@ -147,7 +169,7 @@ class GroupService:
         return len(created.partitions)
 
     def _offsets_config(self) -> dict[str, str]:
-        """Time retention, with segments small enough to go: compaction (``_maintain``)
+        """Time retention, with segments small enough to go: compaction (``group_upkeep``)
         copies the live state forward four times per retention period."""
         retention = self.offsets_retention_ms
         return {
@@ -159,30 +181,28 @@ class GroupService:
     def start(self) -> None:
         """Start compacting the offsets partitions this node leads (call on its loop)."""
         if self._maintainer is None:
-            self._maintainer = asyncio.ensure_future(self._maintain())
+            self._maintainer = asyncio.ensure_future(maintain(self))
 
-    async def _maintain(self) -> None:
-        """Every quarter of the offsets retention, copy each led partition's live state
-        forward (taking the partition over first if no request did): what time retention
-        deletes is then always dead."""
-        interval_s = self.offsets_retention_ms / 4000
-        while True:
-            await asyncio.sleep(min(interval_s / 4, 60.0))
+    def led_shards(self) -> list[GroupShard]:
+        """The shards of the offsets partitions this node leads (none before the topic)."""
+        count = self._known_partitions
+        if not count:
             try:
-                count = self._known_partitions or await self._find()
+                count = self._find()
             except ReplogError:
-                continue  # no groups yet (the topic is made on first use), or no leader
-            for index in range(count):
-                shard = self._shard_of(index)
-                try:
-                    leader = shard.leader()
-                    if leader is None or not self._is_me(leader):
-                        continue
-                    await shard.ready()
-                    if time.monotonic() - shard.compacted_at >= interval_s:
-                        await shard.compact()
-                except ReplogError as exc:
-                    _log.warning("offsets partition %d: compaction failed: %s", index, exc)
+                return []  # no groups yet (the topic is made on first use), or no leader
+        shards = [self._shard_of(index) for index in range(count)]
+        return [s for s in shards if (leader := s.leader()) is not None and self._is_me(leader)]
+
+    def offsets_retention_now(self) -> int:
+        """The offsets topic's retention as it is (not as the setting says: the topic keeps
+        the one it was made with, and compaction must run within that)."""
+        config = self._topics.describe_topic(OFFSETS_TOPIC).config
+        try:
+            retention = int(config.get("retention_ms", "-1"))
+        except ValueError:
+            retention = -1
+        return retention if retention > 0 else self.offsets_retention_ms
 
     def _shard_of(self, index: int) -> GroupShard:
         shard = self._shards.get(index)
@@ -212,6 +232,14 @@ class GroupService:
 
     def _topic_partitions(self) -> dict[str, int]:
         return {t.name: len(t.partitions) for t in self._topics.list_topics()}
+
+    def _existing(self, shard: GroupShard, name: str) -> GroupCoordinator | None:
+        """The group's coordinator if it has one in memory (members, or had them), its
+        expired members removed; never made for a lookup."""
+        group = shard.groups.get(name)
+        if group is not None:
+            group.expire(self._now_ms())
+        return group
 
     def _group(self, shard: GroupShard, name: str, assignor_name: str = "") -> GroupCoordinator:
         group = shard.groups.get(name)
@@ -244,8 +272,12 @@ class GroupService:
                 check_topic_name(topic)
         shard = await self._shard(group_id)
         group = self._group(shard, group_id, assignor_name)
+        if session_timeout_ms > MAX_SESSION_TIMEOUT_MS:
+            raise InvalidArgumentError(
+                f"session_timeout_ms must be at most {MAX_SESSION_TIMEOUT_MS}"
+            )
         self._watch_metadata(group_id, group)
-        before = group.epoch
+        before = group.target_epoch
         answer = group.heartbeat(
             member_id,
             member_epoch,
@@ -254,9 +286,13 @@ class GroupService:
             self._now_ms(),
             session_timeout_ms or self.session_timeout_ms,
         )
-        if group.epoch != before:
+        if group.target_epoch != before:
             # The target was computed now: what the subscribed topics hold now is its base.
             self._metadata[group_id] = (self._now_ms(), self._counts(group.subscribed_topics()))
+        if not group.members and group_id not in shard.state.groups():
+            shard.groups.pop(group_id, None)  # the last member left a group that kept nothing
+        # No answer carries an epoch the log does not hold: a new coordinator starts past it.
+        while shard.state.epochs.get(group_id, 0) < group.epoch:
             await self._record_epoch(shard, group)
         return answer
 
@@ -283,8 +319,9 @@ class GroupService:
         return counts
 
     async def _record_epoch(self, shard: GroupShard, group: GroupCoordinator) -> None:
-        name, epoch, assignor_name = group.group_id, group.epoch, group.assignor_name
-        await shard.write(lambda inc: epoch_record(inc, name, epoch, assignor_name))
+        name, assignor_name = group.group_id, group.assignor_name
+        # The epoch is read as the record is built: the latest, whatever came meanwhile.
+        await shard.write(lambda inc: [epoch_record(inc, name, group.epoch, assignor_name)])
 
     async def commit(
         self,
@@ -297,11 +334,30 @@ class GroupService:
         the group has no members. Raises FencedMemberError, UnknownMemberError,
         NonEmptyGroupError, NotFoundError (a topic or partition that does not exist),
         InvalidArgumentError, UnavailableError."""
+        if not offsets:
+            raise InvalidArgumentError("a commit needs at least one offset")
+        for tp, (offset, metadata) in offsets.items():
+            if not 0 <= offset <= MAX_OFFSET:
+                raise InvalidArgumentError(f"offset must be in [0, {MAX_OFFSET}], got {offset}")
+            if len(metadata.encode()) > MAX_METADATA_BYTES:
+                raise InvalidArgumentError(
+                    f"metadata of {tp.topic}/{tp.partition} is over {MAX_METADATA_BYTES} bytes"
+                )
         shard = await self._shard(group_id)
-        self._group(shard, group_id).check_commit(member_id, member_epoch)
         self._check_partitions(offsets)
         rows = [(tp.topic, tp.partition, o, m) for tp, (o, m) in sorted(offsets.items())]
-        await shard.write(lambda inc: commit_record(inc, group_id, rows))
+
+        def records(incarnation: str) -> list[Record]:
+            # Checked as the records are built, with the shard's writes serialized: a member
+            # fenced by a write before this one cannot land this commit.
+            group = self._existing(shard, group_id)
+            if group is not None:
+                group.check_commit(member_id, member_epoch)
+            elif member_id:
+                raise UnknownMemberError(f"group {group_id!r} has no member {member_id!r}")
+            return commit_records(incarnation, group_id, rows)
+
+        await shard.write(records)
 
     def _check_partitions(self, offsets: Iterable[TopicPartition]) -> None:
         counts: dict[str, int] = {}
@@ -326,9 +382,15 @@ class GroupService:
         """Members, assignment, committed offsets and lag. Raises NotFoundError for a group
         that has neither members nor offsets."""
         shard = await self._shard(group_id)
-        group = self._group(shard, group_id)
-        if not group.members and group_id not in shard.state.groups():
-            raise NotFoundError(f"no consumer group {group_id!r}")
+        group = self._existing(shard, group_id)
+        if group is None or not group.members:
+            if group_id not in shard.state.groups():
+                raise NotFoundError(f"no consumer group {group_id!r}")
+            group = self._new_group(  # a description of an empty group: not kept
+                group_id,
+                shard.state.epochs.get(group_id, 0),
+                shard.state.assignors.get(group_id) or DEFAULT_ASSIGNOR,
+            )
         members = tuple(
             MemberDescription(m.member_id, m.epoch, tuple(sorted(m.topics)), tuple(sorted(m.owned)))
             for m in sorted(group.members.values(), key=lambda m: m.member_id)
@@ -373,22 +435,33 @@ class GroupService:
             await shard.ready()
             live = {name for name, group in shard.groups.items() if group.members}
             for name in sorted(shard.state.groups() | live):
-                group = self._group(shard, name)
-                out.append((name, _state(group), len(group.members)))
+                group = self._existing(shard, name)
+                if group is None or not group.members:
+                    out.append((name, "empty", 0))
+                else:
+                    out.append((name, _state(group), len(group.members)))
         return sorted(out)
 
     async def delete(self, group_id: str) -> None:
         """Delete a group with no members (its offsets go). Raises NonEmptyGroupError,
         NotFoundError."""
         shard = await self._shard(group_id)
-        group = self._group(shard, group_id)
-        if group.members:
-            raise NonEmptyGroupError(f"group {group_id!r} has members: they must leave first")
-        if group_id not in shard.state.groups():
-            raise NotFoundError(f"no consumer group {group_id!r}")
-        await shard.write(lambda inc: delete_record(inc, group_id))
-        shard.groups.pop(group_id, None)
-        self._metadata.pop(group_id, None)
+
+        def records(incarnation: str) -> list[Record]:
+            # Checked with the shard's writes serialized: a member that joined meanwhile
+            # (its epoch record is written after this) keeps the group.
+            group = self._existing(shard, group_id)
+            if group is not None and group.members:
+                raise NonEmptyGroupError(f"group {group_id!r} has members: they must leave first")
+            if group_id not in shard.state.groups():
+                raise NotFoundError(f"no consumer group {group_id!r}")
+            return [delete_record(incarnation, group_id)]
+
+        await shard.write(records)
+        group = shard.groups.get(group_id)
+        if group is None or not group.members:
+            shard.groups.pop(group_id, None)
+            self._metadata.pop(group_id, None)
 
     async def close(self) -> None:
         """Stop compacting and every shard's reader."""

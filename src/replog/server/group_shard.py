@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from replog.api.backend import LogBackend, ServerInfo
 from replog.broker.group_coordinator import GroupCoordinator
-from replog.broker.group_log import GroupLogState, start_record, state_records
-from replog.errors import CorruptRecordError, ReplogError, UnavailableError
+from replog.broker.group_log import GroupLogState, copy_batches, start_record, state_records
+from replog.errors import UnavailableError
 from replog.v1.record_pb2 import Record
 
 __all__ = ["GroupShard"]
@@ -33,7 +33,6 @@ _log = logging.getLogger("replog.groups")
 _READ_RECORDS = 1000
 _READ_BYTES = 4 << 20
 _RETRY_S = 0.2
-_COPY_BATCH = 500
 
 
 class GroupShard:
@@ -62,6 +61,8 @@ class GroupShard:
         """Serializes writes, so a group's records land in the order it made them."""
         self.compacted_at = 0.0
         """When the state was last copied forward (monotonic seconds; 0: never)."""
+        self._pending = ""
+        self._stopped = False
 
     # -- who coordinates -------------------------------------------------------------------
 
@@ -100,33 +101,39 @@ class GroupShard:
 
     async def _activate(self) -> None:
         async with self._lock:
+            if self.active:
+                return
+            self.groups.clear()  # the previous coordinator's members must rejoin
             if await self._start_anew():
-                self.groups.clear()
                 _log.info("coordinating consumer groups of offsets partition %d", self.partition)
 
     async def _start_anew(self) -> bool:
         """Append a ``start`` of a fresh incarnation and, once applied, a copy of the whole
-        state under it (see ``compact``); True when this node is then the coordinator."""
+        state under it (see ``compact``); True when this node is then the coordinator.
+        Call with the lock held: no other write may come between the two."""
         incarnation = secrets.token_hex(8)
+        self._pending = incarnation  # the reader makes it current as it applies the start
         backend = self._backend()
-        offset = await backend.submit([start_record(incarnation)])
-        self._ensure_reader()
-        await self.applied(offset)
-        if self.state.incarnation != incarnation:
-            return False
-        self.incarnation = incarnation
-        copies = state_records(self.state, incarnation)
-        for start in range(0, len(copies), _COPY_BATCH):
-            offset = await backend.submit(copies[start : start + _COPY_BATCH])
-        if copies:
+        try:
+            offset = await backend.submit([start_record(incarnation)])
             await self.applied(offset)
+        finally:
+            self._pending = ""
+        if self.incarnation != incarnation:
+            return False  # another start came after ours
+        last = -1
+        for batch in copy_batches(state_records(self.state, incarnation)):
+            last = await backend.submit(batch) + len(batch) - 1
+        if last >= 0:
+            await self.applied(last)
         self.compacted_at = time.monotonic()
         return self.active
 
     async def compact(self) -> None:
         """Copy the live state forward: a new ``start`` and every group's offsets and epoch
-        after it. Everything before that ``start`` is then dead, so time retention on the
-        offsets topic may delete it (``GroupService`` runs this well within it)."""
+        after it (members stay: this node goes on coordinating). Everything before that
+        ``start`` is then dead, so time retention on the offsets topic may delete it
+        (``GroupService`` runs this well within it)."""
         async with self._lock:
             if self.active:
                 await self._start_anew()
@@ -140,60 +147,84 @@ class GroupShard:
     # -- the reader --------------------------------------------------------------------------
 
     def _ensure_reader(self) -> None:
+        if self._stopped:
+            raise UnavailableError("the server is shutting down")
         if self._reader is None or self._reader.done():
             self._reader = asyncio.ensure_future(self._read_forever())
 
     async def _read_forever(self) -> None:
-        while True:
-            backend = self._backend()
-            start = max(self.state.next_offset, backend.lowest_offset)
-            try:
-                if not await backend.wait_for_data(start, None):
-                    continue
-                result = backend.read_from(start, _READ_RECORDS, _READ_BYTES)
-            except UnavailableError:
-                return  # shutting down
-            except ReplogError as exc:
-                _log.warning("offsets partition %d: read failed: %s", self.partition, exc)
-                await asyncio.sleep(_RETRY_S)
-                continue
-            for payload in result.payloads:
-                self._apply(Record.FromString(payload))
-            self.state.next_offset = max(self.state.next_offset, result.next_offset)
-            if self.incarnation and self.state.incarnation != self.incarnation:
-                self._deactivate()  # a newer coordinator started
-            self._applied.set()
-            self._applied = asyncio.Event()
-
-    def _apply(self, record: Record) -> None:
         try:
+            while True:
+                try:
+                    backend = self._backend()
+                    start = max(self.state.next_offset, backend.lowest_offset)
+                    if not await backend.wait_for_data(start, None):
+                        continue
+                    result = backend.read_from(start, _READ_RECORDS, _READ_BYTES)
+                except UnavailableError:
+                    self._stopped = True  # the partition's backend shut down
+                    return
+                except Exception as exc:  # logged; retried after a pause
+                    _log.warning("offsets partition %d: read failed: %s", self.partition, exc)
+                    await asyncio.sleep(_RETRY_S)
+                    continue
+                for payload in result.payloads:
+                    self._apply(payload)
+                self.state.next_offset = max(self.state.next_offset, result.next_offset)
+                self._follow_starts()
+                self._wake()
+                await asyncio.sleep(0)  # a long catch-up must not hold the loop
+        finally:
+            self._wake()
+
+    def _follow_starts(self) -> None:
+        """After a batch: our own pending ``start`` makes its incarnation current; any other
+        one means another coordinator took over."""
+        current = self.state.incarnation
+        if self._pending and current == self._pending:
+            self.incarnation = current
+        elif self.incarnation and current != self.incarnation:
+            self._deactivate()
+
+    def _wake(self) -> None:
+        self._applied.set()
+        self._applied = asyncio.Event()
+
+    def _apply(self, payload: bytes) -> None:
+        try:
+            record = Record.FromString(payload)
             self.state.apply(record.offset, record.value)
-        except CorruptRecordError as exc:
-            _log.warning("offsets partition %d: %s (skipped)", self.partition, exc)
+        except Exception as exc:  # a record no coordinator wrote: skipped
+            _log.warning("offsets partition %d: skipped a record: %s", self.partition, exc)
 
     async def applied(self, offset: int) -> None:
-        """Wait until the reader applied the record at ``offset``."""
-        self._ensure_reader()
+        """Wait until the reader applied the record at ``offset``. Raises UnavailableError
+        (outcome unknown) when the partition's backend shut down first."""
         while self.state.next_offset <= offset:
+            self._ensure_reader()
             await self._applied.wait()
 
-    async def write(self, record: Callable[[str], Record]) -> None:
-        """Append the group record ``record(incarnation)`` builds as the current coordinator
-        and return once applied.
+    async def write(self, records: Callable[[str], list[Record]]) -> None:
+        """Append the group records ``records(incarnation)`` builds (atomically: one batch)
+        as the current coordinator and return once applied. The builder runs with the
+        shard's writes serialized, so checks made in it hold when the records land.
 
         Raises UnavailableError (certainly not applied) when this node stopped coordinating
-        before it landed, or the backend's error (outcome unknown)."""
+        before they landed, the builder's error (nothing written), or the backend's error
+        (outcome unknown)."""
         await self.ready()
         async with self._lock:
             if not self.active:
                 raise self._not_here()
-            offset = await self._backend().submit([record(self.incarnation)])
-        await self.applied(offset)
+            batch = records(self.incarnation)
+            offset = await self._backend().submit(batch)
+        await self.applied(offset + len(batch) - 1)
         if self.state.take_outcome(offset) is not True:
             raise self._not_here()
 
     async def close(self) -> None:
         """Stop the reader."""
+        self._stopped = True
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)

@@ -18,7 +18,7 @@ from replog.broker.assignors import TopicPartition
 from replog.security.acl import Action
 from replog.server.acl_objects import group_object, topic_object
 from replog.server.auth import CURRENT_ACCESS
-from replog.server.group_service import GroupDescription, GroupService
+from replog.server.group_service import GroupDescription, GroupService, visible
 from replog.server.grpc_unary import UnaryHandler, unary_handler
 from replog.server.metrics import ServerMetrics
 from replog.v1 import group_pb2 as pb
@@ -163,6 +163,11 @@ class GroupsGrpc:
         self, request: pb.DescribeGroupRequest, context: Any
     ) -> pb.DescribeGroupResponse:
         description = await self.groups.describe(request.group)
+        access = CURRENT_ACCESS.get()
+        if access is not None:
+            description = visible(
+                description, lambda topic: access.may(Action.CONSUME, topic_object(topic))
+            )
         return pb.DescribeGroupResponse(group=description_message(description))
 
     async def _list(self, request: pb.ListGroupsRequest, context: Any) -> pb.ListGroupsResponse:

@@ -5,10 +5,14 @@ limit, conflicting lengths) never reaches the application or its middleware: the
 ``RequestHandler.handle_error`` answers it, in text/plain, with the parser's message. Here a
 RequestHandler subclass answers with ``{"error": {"code": ..., "message": ...}}`` instead, and
 an AppRunner makes every connection use it.
+
+A connection whose first bytes are another protocol's (gRPC's HTTP/2 preface, a TLS
+handshake on the plaintext port) gets one log line naming the peer and the mistake.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -18,7 +22,7 @@ from aiohttp.web_request import BaseRequest
 
 from replog.server.http_app import HTTP_CODES, error_response
 
-__all__ = ["JsonErrorAppRunner"]
+__all__ = ["JsonErrorAppRunner", "wrong_protocol"]
 
 log = logging.getLogger("replog.server.http")
 
@@ -35,7 +39,36 @@ def _message(status: int, exc: BaseException | None) -> str:
     return "malformed HTTP request"
 
 
+def wrong_protocol(first: bytes) -> str | None:
+    """What a connection to the HTTP port whose first bytes are ``first`` got wrong, or None
+    when they may be HTTP/1."""
+    if first.startswith(b"PRI * HTTP/2.0"):
+        return "it speaks HTTP/2 (a gRPC client?); the gRPC API listens on the gRPC port"
+    if len(first) >= 2 and first[0] == 0x16 and first[1] == 0x03:
+        return "it began a TLS handshake, but this HTTP port is plaintext (use http://)"
+    return None
+
+
+def _peer(transport: asyncio.BaseTransport | None) -> str:
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer or "an unknown peer")
+
+
 class _JsonErrorHandler(RequestHandler):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._first_bytes = True
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._first_bytes and data:
+            self._first_bytes = False
+            mistake = wrong_protocol(data)
+            if mistake is not None:
+                log.warning("refused a connection from %s: %s", _peer(self.transport), mistake)
+        super().data_received(data)
+
     def handle_error(
         self,
         request: BaseRequest,

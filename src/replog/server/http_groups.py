@@ -20,7 +20,7 @@ from replog.errors import InvalidArgumentError, UnavailableError
 from replog.security.acl import Action
 from replog.server.acl_objects import group_object, topic_object
 from replog.server.auth import request_access
-from replog.server.group_service import GroupDescription, GroupService
+from replog.server.group_service import GroupDescription, GroupService, visible
 from replog.server.http_common import STATE_KEY, check_text, check_writable, json_body
 
 __all__ = ["add_group_routes", "description_json"]
@@ -146,6 +146,11 @@ async def _list(request: web.Request) -> web.Response:
 
 async def _describe(request: web.Request) -> web.Response:
     described = await _groups(request).describe(request.match_info["name"])
+    access = request_access(request)
+    if access is not None:
+        described = visible(
+            described, lambda topic: access.may(Action.CONSUME, topic_object(topic))
+        )
     return web.json_response(description_json(described))
 
 

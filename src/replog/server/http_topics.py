@@ -170,7 +170,7 @@ async def _describe(request: web.Request) -> web.Response:
 async def _alter(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     check_writable(state)
-    topics, name = _topics(state), request.match_info["name"]
+    topics, name = _topics(state), check_writable_topic(request.match_info["name"])
     shape = '{"config": {...}, "delete": ["key", ...]} or {"partitions": N}'
     body = _object(await json_body(request), _PATCH_FIELDS, shape)
     if "partitions" in body:

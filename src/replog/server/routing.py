@@ -45,8 +45,8 @@ def topic_name(topic: str) -> str:
 
 def check_writable_topic(name: str) -> str:
     """``name``, or InvalidArgumentError for the internal topic only the group coordinator
-    writes (a record there that is not a group record would be skipped, but a stray one
-    could be taken for a commit)."""
+    writes and shapes: a stray record could be taken for a commit, more partitions would
+    move groups away from their offsets, a shorter retention would delete live ones."""
     if name == OFFSETS_TOPIC:
         raise InvalidArgumentError(
             f"{OFFSETS_TOPIC} is internal to consumer groups: use the group calls"

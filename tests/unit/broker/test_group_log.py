@@ -8,6 +8,8 @@ import pytest
 from replog.broker.group_log import (
     GroupLogState,
     commit_record,
+    commit_records,
+    copy_batches,
     delete_record,
     epoch_record,
     start_record,
@@ -110,3 +112,15 @@ def test_a_compaction_copy_after_a_new_start_rebuilds_the_same_state_alone() -> 
         state.epochs,
         state.assignors,
     )
+
+
+def test_a_large_commit_spans_records_under_the_budget_and_replays_to_the_same_offsets() -> None:
+    rows = [("orders", p, p * 10, "m" * 4000) for p in range(100)]  # ~400 kB in all
+    records = commit_records("a", "g", rows, max_bytes=64 * 1024)
+    assert len(records) > 1
+    assert all(len(r.value) < 70 * 1024 for r in records)
+    state, counted = replay([start_record("a"), *records])
+    assert all(counted)
+    assert state.offsets["g"] == {("orders", p): (p * 10, "m" * 4000) for p in range(100)}
+    batches = copy_batches(records, max_bytes=128 * 1024)
+    assert [r for b in batches for r in b] == records and len(batches) > 1
