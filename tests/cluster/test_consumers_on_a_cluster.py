@@ -125,3 +125,17 @@ def test_every_record_is_processed_across_a_consumer_crash_and_the_coordinators_
         last[tp] = max(last.get(tp, -1), record.offset)
     committed = client.fetch_offsets("billing")
     assert all(committed[tp] > offset for tp, offset in last.items())
+
+
+def test_list_groups_merges_every_coordinators_groups_and_delete_finds_each_coordinator(
+    three: Cluster, client: Client
+) -> None:
+    names = [f"team-{i}" for i in range(12)]  # murmur2 spreads them over the 8 partitions
+    for name in names:
+        client.commit_offsets(name, {(TOPIC, 0): 1})
+    coordinators = {coordinator(three.nodes, name).name for name in names}
+    assert len(coordinators) > 1  # else the fan-out is not what is being checked
+    assert [g.group for g in client.list_groups()] == sorted(names)
+    for name in names[:6]:
+        client.delete_group(name)
+    assert [g.group for g in client.list_groups()] == sorted(names[6:])
