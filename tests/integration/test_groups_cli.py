@@ -186,3 +186,11 @@ def test_ctrl_c_on_a_group_consume_commits_what_was_printed_and_leaves(
         assert sorted(lines) == sorted(b"r%d\n" % i for i in range(12))
         assert client.fetch_offsets("billing") == {(TOPIC, p): 4 for p in range(3)}
         assert client.describe_group("billing").members == ()
+
+
+def test_consume_with_a_group_refuses_the_single_partition_options(
+    server: ThreadedServer,
+) -> None:
+    for extra in (["--offset", "3"], ["--partition", "1"], ["--follow"]):
+        result = _run(server, "consume", "--topic", TOPIC, "--group", "g", *extra)
+        _one_line_error(result, "do not apply with --group")

@@ -121,6 +121,13 @@ def consume_command(  # noqa: PLR0917  (typer options)
         raise typer.Exit(2)
     out = sys.stdout.buffer
     if group:
+        if offset or partition or follow:
+            print(
+                "replog: error: --offset, --partition and --follow do not apply with --group "
+                "(the group assigns the partitions and knows where each one stands)",
+                file=sys.stderr,
+            )
+            raise typer.Exit(2)
         with _errors(), _client(server, ca, cert, key) as client:
             _consume_group(client, group, topic or "default", auto_offset_reset, fmt, count)
         return
