@@ -364,3 +364,18 @@ def test_a_malformed_offsets_record_is_skipped_and_later_writes_still_answer(
         await asyncio.wait_for(waiting, 5)  # main: TimeoutError, the reader died at `end`
 
     server.call(scenario())
+
+
+def test_racing_first_joins_make_the_offsets_topic_once_and_all_succeed(
+    server_factory: Callable[..., ThreadedServer],
+) -> None:
+    server = server_factory()
+    service = server.agent.groups
+
+    async def scenario() -> list[Any]:
+        await server.agent.topics.create_topic("t", 12, 1, {})
+        joins = [service.heartbeat(f"g{i}", "", 0, ["t"], None, 30_000) for i in range(6)]
+        return await asyncio.gather(*joins)
+
+    answers = server.call(scenario())
+    assert all(a.member_id for a in answers)

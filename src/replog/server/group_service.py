@@ -35,6 +35,7 @@ from replog.errors import (
     NonEmptyGroupError,
     NotFoundError,
     ReplogError,
+    UnavailableError,
     UnknownMemberError,
     UnknownTopicError,
 )
@@ -139,6 +140,7 @@ class GroupService:
         self.offsets_retention_ms = offsets_retention_ms
         self._maintainer: asyncio.Task[None] | None = None
         self._known_partitions = 0
+        self._creating = asyncio.Lock()
         self._metadata: dict[str, tuple[int, dict[str, int]]] = {}
 
     # -- routing -----------------------------------------------------------------------------
@@ -156,17 +158,23 @@ class GroupService:
         return self._known_partitions
 
     async def _find_or_create(self) -> int:
-        try:
-            return self._find()
-        except UnknownTopicError:
-            pass
-        try:
-            created = await self._topics.create_topic(
-                OFFSETS_TOPIC, self._partitions, self._replication(), self._offsets_config()
-            )
-        except AlreadyExistsError:
-            created = self._topics.describe_topic(OFFSETS_TOPIC)
-        return len(created.partitions)
+        async with self._creating:  # racing first requests of this node make it once
+            try:
+                return self._find()
+            except UnknownTopicError:
+                pass
+            try:
+                created = await self._topics.create_topic(
+                    OFFSETS_TOPIC, self._partitions, self._replication(), self._offsets_config()
+                )
+            except AlreadyExistsError:  # another node is making it, and it is not here yet
+                try:
+                    return self._find()
+                except UnknownTopicError:
+                    raise UnavailableError(
+                        f"{OFFSETS_TOPIC} is being made: retry", certainly_not_applied=True
+                    ) from None
+            return len(created.partitions)
 
     def _offsets_config(self) -> dict[str, str]:
         """Time retention, with segments small enough to go: compaction (``group_upkeep``)
