@@ -43,13 +43,22 @@ if TYPE_CHECKING:
         AsyncConsumer,
         Client,
         Consumer,
+        ConsumerBatch,
         ConsumerRecord,
         Producer,
     )
 
 __version__ = "0.1.0"
 
-_CLIENTS = ("AsyncClient", "AsyncConsumer", "Client", "Consumer", "ConsumerRecord", "Producer")
+_CLIENTS = (
+    "AsyncClient",
+    "AsyncConsumer",
+    "Client",
+    "Consumer",
+    "ConsumerBatch",
+    "ConsumerRecord",
+    "Producer",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -75,6 +84,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "Consumer",
+    "ConsumerBatch",
     "ConsumerRecord",
     "CorruptRecordError",
     "DeadlineExceededError",

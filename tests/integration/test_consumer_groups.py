@@ -259,3 +259,42 @@ def test_two_async_consumers_share_the_partitions_and_one_takes_all_when_the_oth
     shared, members = asyncio.run(shares_then_after_leave())
     assert shared == [2, 2]
     assert members == 0
+
+
+def test_poll_batch_gives_a_partitions_records_together_and_commits_after_the_caller_moves_on(
+    client: Client,
+) -> None:
+    client.create_topic(TOPIC, 1)
+    client.produce_batch([b"%d" % i for i in range(50)], topic=TOPIC, partition=0)
+    with Consumer(
+        client, "b", [TOPIC], auto_offset_reset="earliest", enable_auto_commit=False
+    ) as consumer:
+        first = consumer.poll_batch(10)
+        assert first is not None and (first.topic, first.partition) == (TOPIC, 0)
+        assert [r.offset for r in first.records] == list(range(50))
+        assert first.records[7].value == b"7" and first.records[7].topic == TOPIC
+        # The batch is in hand: a background commit (what auto-commit and a revocation
+        # send) leaves it out; an explicit commit counts it.
+        assert consumer.state.to_commit(in_hand=False) == {(TOPIC, 0): 0}  # its start
+        assert consumer.commit() == {(TOPIC, 0): 50}
+        assert consumer.poll_batch(0.2) is None
+    assert client.fetch_offsets("b") == {(TOPIC, 0): 50}
+
+
+def test_the_async_consumer_gives_batches_too(server: ThreadedServer) -> None:
+    async def run() -> list[int]:
+        async with replog.AsyncClient(server.grpc_address) as client:
+            await client.create_topic(TOPIC, 2)
+            for p in range(2):
+                await client.produce_batch([b"x"] * 5, topic=TOPIC, partition=p)
+            async with replog.AsyncConsumer(
+                client, "ab", [TOPIC], auto_offset_reset="earliest"
+            ) as consumer:
+                sizes = []
+                while sum(sizes) < 10:
+                    batch = await consumer.poll_batch(10)
+                    assert batch is not None
+                    sizes.append(len(batch.records))
+                return sizes
+
+    assert sorted(asyncio.run(run())) == [5, 5]

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Self
 from replog.client.consumer import check_settings
 from replog.client.consumer_state import (
     LEAVE_EPOCH,
+    ConsumerBatch,
     ConsumerRecord,
     ConsumerState,
     record_from,
+    records_from,
     start_offset,
 )
 from replog.client.groups import TopicPartition
@@ -58,7 +60,7 @@ class AsyncConsumer:
         auto_commit_interval_ms: int = 5000,
         session_timeout_ms: int = 10_000,
         assignor: str = "",
-        max_records: int = 500,
+        max_records: int = 2000,
         max_buffered_batches: int = 16,
         fetch_wait_ms: int = 500,
     ) -> None:
@@ -113,10 +115,37 @@ class AsyncConsumer:
         closed. Raises the error that stopped the group loop."""
         await self.start()
         self.state.caller_done()
+        current = self._current
+        while current:  # no wait: no timer either
+            record = current.popleft()
+            tp, gen = self._current_of
+            if record.type == 0 and self.state.yielded(tp, record.offset, gen):
+                return record_from(tp[0], tp[1], record)
         try:
             return await asyncio.wait_for(self._next(), timeout)
         except TimeoutError:
             return None
+
+    async def poll_batch(self, timeout: float | None = None) -> ConsumerBatch | None:
+        """The next records of one partition, fetched together (see ``Consumer.poll_batch``);
+        None on timeout or once closed."""
+        await self.start()
+        self.state.caller_done()
+        try:
+            return await asyncio.wait_for(self._next_batch(), timeout)
+        except TimeoutError:
+            return None
+
+    async def _next_batch(self) -> ConsumerBatch | None:
+        while True:
+            if not self._current and not await self._refill():
+                return None
+            records = list(self._current)
+            self._current.clear()
+            tp, gen = self._current_of
+            given = self.state.yielded_batch(tp, gen, records)
+            if given:
+                return ConsumerBatch(tp[0], tp[1], records_from(tp[0], tp[1], given))
 
     async def _next(self) -> ConsumerRecord | None:
         current = self._current  # only the caller's task touches it

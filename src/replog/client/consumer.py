@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Self
 
 from replog.client.consumer_state import (
     LEAVE_EPOCH,
+    ConsumerBatch,
     ConsumerRecord,
     ConsumerState,
     record_from,
+    records_from,
     start_offset,
 )
 from replog.client.groups import TopicPartition
@@ -78,7 +80,7 @@ class Consumer:
         auto_commit_interval_ms: int = 5000,
         session_timeout_ms: int = 10_000,
         assignor: str = "",
-        max_records: int = 500,
+        max_records: int = 2000,
         max_buffered_batches: int = 16,
         fetch_wait_ms: int = 500,
     ) -> None:
@@ -127,36 +129,69 @@ class Consumer:
     def poll(self, timeout: float | None = None) -> ConsumerRecord | None:
         """The next record (waiting up to ``timeout`` seconds, None: until one comes);
         None on timeout or once closed. Raises the error that stopped the group loop."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         self.state.caller_done()
         current = self._current  # only the caller's thread touches it: no lock per record
+        deadline: float | None = -1.0  # computed only when it must wait
         while True:
-            if not current and not self._refill(deadline):
-                return None
+            if not current:
+                if deadline == -1.0:
+                    deadline = None if timeout is None else time.monotonic() + timeout
+                if not self._refill(deadline):
+                    return None
             record = current.popleft()
             tp, gen = self._current_of
             if record.type == 0 and self.state.yielded(tp, record.offset, gen):
                 return record_from(tp[0], tp[1], record)
 
-    def _refill(self, deadline: float | None) -> bool:
-        """Take the next buffered batch to give out, waiting for one until ``deadline``;
-        False on timeout or once closed."""
+    def poll_batch(self, timeout: float | None = None) -> ConsumerBatch | None:
+        """The next records of one partition, as many as were fetched together (waiting up
+        to ``timeout`` seconds); None on timeout or once closed. The whole batch counts as
+        given: a background commit leaves it out until the next ``poll``/``poll_batch``,
+        ``commit`` or ``close`` (at-least-once). Cheaper per record than ``poll``."""
+        self.state.caller_done()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._current:  # the rest of a batch ``poll`` began
+                records = list(self._current)
+                self._current.clear()
+                tp, gen = self._current_of
+            else:
+                taken = self._take(deadline)
+                if taken is None:
+                    return None
+                tp, gen, records = taken
+            given = self.state.yielded_batch(tp, gen, records)
+            if given:
+                return ConsumerBatch(tp[0], tp[1], records_from(tp[0], tp[1], given))
+
+    def _take(self, deadline: float | None) -> _Batch | None:
+        """The next buffered batch, waiting for one until ``deadline``; None on timeout or
+        once closed."""
         with self._cond:
             while True:
                 if self._error is not None:
                     raise self._error
                 if self._stopped:
-                    return False
+                    return None
                 if self._buffer:
-                    tp, gen, records = self._buffer.popleft()
+                    batch = self._buffer.popleft()
                     self._cond.notify_all()  # room for the fetchers
-                    self._current.extend(records)
-                    self._current_of = (tp, gen)
-                    return True
+                    return batch
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    return False
+                    return None
                 self._cond.wait(left)
+
+    def _refill(self, deadline: float | None) -> bool:
+        """Take the next buffered batch to give out, waiting for one until ``deadline``;
+        False on timeout or once closed."""
+        taken = self._take(deadline)
+        if taken is None:
+            return False
+        tp, gen, records = taken
+        self._current.extend(records)
+        self._current_of = (tp, gen)
+        return True
 
     def assignment(self) -> frozenset[TopicPartition]:
         """The (topic, partition) pairs this member holds now."""

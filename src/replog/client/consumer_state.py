@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from replog.client.groups import HeartbeatAnswer, TopicPartition
 from replog.errors import InvalidArgumentError
@@ -30,11 +31,13 @@ from replog.v1.record_pb2 import Record
 
 __all__ = [
     "AUTO_OFFSET_RESETS",
+    "ConsumerBatch",
     "ConsumerRecord",
     "ConsumerState",
     "HeartbeatFields",
     "Reconciliation",
     "record_from",
+    "records_from",
     "start_offset",
 ]
 
@@ -42,10 +45,10 @@ AUTO_OFFSET_RESETS = ("earliest", "latest")
 LEAVE_EPOCH = -1
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumerRecord:
+class ConsumerRecord(NamedTuple):
     """A record as a group consumer yields it: where it is, its key, value and headers,
-    and when it was appended (milliseconds since the Unix epoch)."""
+    and when it was appended (milliseconds since the Unix epoch). A named tuple: made
+    once per record, so it must be cheap."""
 
     topic: str
     partition: int
@@ -56,18 +59,33 @@ class ConsumerRecord:
     timestamp: int
 
 
+class ConsumerBatch(NamedTuple):
+    """Records of one partition in offset order, as ``poll_batch`` gives them."""
+
+    topic: str
+    partition: int
+    records: list[ConsumerRecord]
+
+
+_new_record = tuple.__new__
+
+
 def record_from(topic: str, partition: int, record: Record) -> ConsumerRecord:
     """The ConsumerRecord of a Record read from ``topic`` ``partition``."""
-    headers = tuple((h.key, h.value) for h in record.headers) if record.headers else ()
-    return ConsumerRecord(
-        topic,
-        partition,
-        int(record.offset),
-        record.key,
-        record.value,
-        headers,
-        int(record.timestamp_ms),
-    )
+    headers = tuple((h.key, h.value) for h in record.headers) if len(record.headers) else ()
+    fields = (topic, partition, record.offset, record.key, record.value, headers)
+    return _new_record(ConsumerRecord, (*fields, record.timestamp_ms))
+
+
+def records_from(topic: str, partition: int, records: list[Record]) -> list[ConsumerRecord]:
+    """``record_from`` of each of ``records``."""
+    new, cls = _new_record, ConsumerRecord
+    out = []
+    for r in records:
+        headers = tuple((h.key, h.value) for h in r.headers) if len(r.headers) else ()
+        fields = (topic, partition, r.offset, r.key, r.value, headers, r.timestamp_ms)
+        out.append(new(cls, fields))
+    return out
 
 
 def start_offset(committed: int, lowest: int, next_offset: int, auto_offset_reset: str) -> int:
@@ -236,6 +254,28 @@ class ConsumerState:
             part.position = offset + 1
             self._in_hand = (tp, offset)
             return True
+
+    def yielded_batch(
+        self, tp: TopicPartition, generation: int, records: list[Record]
+    ) -> list[Record]:
+        """The records of a fetched batch of ``tp`` (in offset order, user records only:
+        servers leave control records out of what they serve) to give to the caller at
+        once: those past its position (none when the fetch is stale); the position moves
+        past the last, and the whole batch is in hand (from its first) until
+        ``caller_done``."""
+        with self._lock:
+            part = self._parts.get(tp)
+            if part is None or part.generation != generation or part.paused:
+                return []
+            position = part.position
+            if records and records[0].offset >= position:
+                given = records  # the usual case: nothing of it given before
+            else:
+                given = [r for r in records if r.offset >= position]
+            if given:
+                part.position = given[-1].offset + 1
+                self._in_hand = (tp, given[0].offset)
+            return given
 
     def _forget_in_hand(self, tp: TopicPartition) -> None:
         if self._in_hand is not None and self._in_hand[0] == tp:

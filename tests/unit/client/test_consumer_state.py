@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from replog.client.consumer_state import ConsumerState, record_from, start_offset
+from replog.client.consumer_state import ConsumerState, record_from, records_from, start_offset
 from replog.client.groups import HeartbeatAnswer
 from replog.errors import InvalidArgumentError
 from replog.v1.record_pb2 import Header, Record
@@ -225,3 +225,27 @@ def test_a_record_in_hand_on_a_partition_given_up_and_taken_back_is_forgotten() 
     state.release([A0])
     state.start(A0, 30, 30)  # back, committed further on by another member meanwhile
     assert state.to_commit(in_hand=False) == {}
+
+
+def test_a_batch_is_given_past_the_position_and_held_until_the_caller_is_done() -> None:
+    state = joined(A0)
+    generation = state.fetch_from(A0)
+    assert generation is not None
+    records = [Record(offset=o, value=b"v") for o in range(5)]
+    state.yielded(A0, 0, generation[0])  # offset 0 was given one by one before
+    given = state.yielded_batch(A0, generation[0], records)
+    assert [r.offset for r in given] == [1, 2, 3, 4]
+    assert state.to_commit(in_hand=False) == {A0: 1}  # the batch is still being processed
+    state.caller_done()
+    assert state.to_commit(in_hand=False) == {A0: 5}
+    assert state.yielded_batch(A0, generation[0] + 1, records) == []  # a stale fetch
+
+
+def test_records_from_keeps_every_field_as_record_from_does() -> None:
+    records = [
+        Record(
+            offset=3, key=b"k", value=b"v", timestamp_ms=7, headers=[Header(key="h", value=b"1")]
+        ),
+        Record(offset=4, value=b"w"),
+    ]
+    assert records_from("orders", 2, records) == [record_from("orders", 2, r) for r in records]
