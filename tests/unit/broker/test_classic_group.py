@@ -240,69 +240,100 @@ def test_a_session_timeout_outside_the_bounds_is_refused() -> None:
 
 # -- random histories ------------------------------------------------------------------------
 
-_KINDS = ["join", "join", "join_v4", "sync", "sync", "sync", "heartbeat", "leave"]
-_KINDS += ["tick", "cancel"]
+
+class _Client:
+    """A classic consumer as the history drives it: its id, generation and next action."""
+
+    def __init__(self) -> None:
+        self.member_id = ""
+        self.generation = -1
+        self.phase = "join"  # join -> joining -> sync -> syncing -> stable
+        self.request: int | None = None
+
+
+class _History:
+    """Random interleavings of clients' natural next steps and faults, checked after every
+    answer: one leader per generation (a member of it), and a successful sync hands out
+    exactly what that generation's leader assigned to that member."""
+
+    def __init__(self) -> None:
+        self.group = _group()
+        self.now = 0
+        self.ids = itertools.count()
+        self.clients = [_Client() for _ in range(3)]
+        self.owner: dict[int, tuple[_Client, int]] = {}  # request -> (client, generation)
+        self.leaders: dict[int, str] = {}
+        self.members_of: dict[int, set[str]] = {}
+
+    def step(self, kind: str, who: int, elapsed: int) -> None:
+        self.now += elapsed
+        client, rid = self.clients[who], next(self.ids)
+        self.owner[rid] = (client, client.generation)
+        group, now = self.group, self.now
+        if kind == "act" and client.phase == "join":
+            client.phase, client.request = "joining", rid
+            v4 = who == 0
+            fields = (client.member_id, "c", "consumer", PROTOCOLS, SESSION_MS, REBALANCE_MS)
+            self._check(group.join(rid, *fields, now, require_known_member=v4))
+        elif kind == "act" and client.phase == "sync":
+            client.phase, client.request = "syncing", rid
+            plan = {m: f"{client.generation}:{m}".encode() for m in group.members}
+            self._check(group.sync(rid, client.member_id, client.generation, plan, now))
+        elif kind == "act" and client.phase == "stable":
+            client.request = rid
+            self._check(group.heartbeat(rid, client.member_id, client.generation, now))
+        elif kind == "stale":
+            self.owner[rid] = (client, client.generation - 1)
+            self._check(group.sync(rid, client.member_id, client.generation - 1, {}, now))
+            error = group.check_commit(client.member_id, client.generation - 1, now)
+            assert error != ErrorCode.NONE or client.generation < 0
+        elif kind == "leave":
+            self._check(group.leave(rid, [client.member_id], now))
+        elif kind == "cancel" and client.request is not None:
+            self._check(group.cancel(client.request, now))
+            client.phase, client.request = "join", None
+        else:
+            self._check(group.tick(now))
+
+    def _check(self, done: list[Completion]) -> None:
+        for rid, answer in done:
+            client, generation = self.owner[rid]
+            if isinstance(answer, JoinAnswer):
+                self._joined(client, answer)
+            elif isinstance(answer, SyncAnswer) and answer.error == ErrorCode.NONE:
+                assert answer.assignment == f"{generation}:{client.member_id}".encode()
+                client.phase = "stable"
+            elif answer.error != ErrorCode.NONE and rid == client.request:
+                client.phase = "join"  # a failed sync or heartbeat: rejoin
+            if answer.error == ErrorCode.UNKNOWN_MEMBER_ID and rid == client.request:
+                client.member_id = ""
+
+    def _joined(self, client: _Client, answer: JoinAnswer) -> None:
+        if answer.error == ErrorCode.NONE:
+            generation = answer.generation
+            assert self.leaders.setdefault(generation, answer.leader_id) == answer.leader_id
+            self.members_of.setdefault(generation, set()).add(answer.member_id)
+            client.member_id, client.generation, client.phase = answer.member_id, generation, "sync"
+        elif answer.error == ErrorCode.MEMBER_ID_REQUIRED:
+            client.member_id, client.phase = answer.member_id, "join"
+        else:
+            client.phase = "join"
+
+
 _STEP = st.tuples(
-    st.sampled_from(_KINDS),
+    st.sampled_from(["act"] * 6 + ["stale", "leave", "cancel", "tick"]),
     st.integers(0, 2),  # which client
-    st.one_of(st.integers(0, 100), st.just(REBALANCE_MS)),  # time passing first
+    st.one_of(st.integers(0, 50), st.just(SESSION_MS // 2), st.just(REBALANCE_MS)),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_STEP, min_size=10, max_size=80))
+@given(st.lists(_STEP, min_size=10, max_size=100))
 def test_random_histories_never_give_a_generation_two_leaders_nor_a_foreign_assignment(
     steps: list[tuple[str, int, int]],
 ) -> None:
-    group = _group()
-    now, request = 0, itertools.count()
-    ids: dict[int, str] = {}  # client -> its member id
-    gens: dict[int, int] = {}  # client -> the generation it last joined
-    leaders: dict[int, str] = {}
-    members_of: dict[int, set[str]] = {}
-    sync_gen: dict[int, tuple[str, int]] = {}  # sync request -> (member, generation)
-    waiting: list[int] = []
-    client_of: dict[int, int] = {}
-
-    def check(done: list[Completion]) -> None:
-        for rid, answer in done:
-            ok = answer.error == ErrorCode.NONE
-            given_id = answer.error in {ErrorCode.NONE, ErrorCode.MEMBER_ID_REQUIRED}
-            if isinstance(answer, JoinAnswer) and answer.member_id and given_id:
-                ids[client_of[rid]] = answer.member_id
-            if isinstance(answer, JoinAnswer) and ok:
-                assert leaders.setdefault(answer.generation, answer.leader_id) == answer.leader_id
-                members_of.setdefault(answer.generation, set()).add(answer.member_id)
-                gens[client_of[rid]] = answer.generation
-            if isinstance(answer, SyncAnswer) and ok:
-                member, generation = sync_gen[rid]
-                # the leader of that generation wrote "<generation>:<member>"
-                assert answer.assignment == f"{generation}:{member}".encode()
-
-    for kind, client, elapsed in steps:
-        now += elapsed
-        rid = next(request)
-        client_of[rid] = client
-        member = ids.get(client, "")
-        generation = gens.get(client, -1)
-        if kind in {"join", "join_v4"}:
-            done = group.join(
-                rid, member, "c", "consumer", PROTOCOLS, SESSION_MS, REBALANCE_MS, now,
-                require_known_member=kind == "join_v4",
-            )  # fmt: skip
-            waiting.append(rid)
-        elif kind == "sync":
-            sync_gen[rid] = (member, generation)
-            plan = {m: f"{generation}:{m}".encode() for m in group.members}
-            done = group.sync(rid, member, generation, plan, now)
-        elif kind == "heartbeat":
-            done = group.heartbeat(rid, member, generation, now)
-        elif kind == "leave":
-            done = group.leave(rid, [member], now)
-        elif kind == "cancel" and waiting:
-            done = group.cancel(waiting.pop(0), now)
-        else:
-            done = group.tick(now)
-        check(done)
-    for generation, leader in leaders.items():
-        assert leader in members_of[generation]
+    history = _History()
+    for step in steps:
+        history.step(*step)
+    for generation, leader in history.leaders.items():
+        assert leader in history.members_of[generation]
