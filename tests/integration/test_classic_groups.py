@@ -226,3 +226,50 @@ def test_a_group_in_use_by_one_protocol_refuses_the_other(server: ThreadedServer
     other, refused = _run(server, scenario)
     assert refused == [NonEmptyGroupError] * 3
     assert other.error == ErrorCode.INCONSISTENT_GROUP_PROTOCOL
+
+
+def test_commits_are_checked_per_partition_and_a_simple_commit_lands_while_the_group_is_empty(
+    server: ThreadedServer,
+) -> None:
+    groups = _with_topic(server)
+    orders0, orders9 = TopicPartition("orders", 0), TopicPartition("orders", 9)
+    missing, long = TopicPartition("nope", 0), TopicPartition("orders", 1)
+
+    async def scenario() -> tuple[dict[TopicPartition, int], dict[TopicPartition, int], Any]:
+        simple = await groups.classic.commit(
+            GROUP,
+            "",
+            -1,
+            {orders0: (7, ""), orders9: (1, ""), missing: (1, ""), long: (1, "x" * 5000)},
+        )
+        joined = await _join(groups.classic, (await _join(groups.classic)).member_id)
+        refused = await groups.classic.commit(GROUP, "", -1, {orders0: (8, "")})
+        await groups.classic.leave(GROUP, [joined.member_id])
+        return simple, refused, await groups.fetch(GROUP)
+
+    simple, refused, fetched = _run(server, scenario)
+    assert simple == {
+        orders0: ErrorCode.NONE,
+        orders9: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        missing: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        long: ErrorCode.OFFSET_METADATA_TOO_LARGE,
+    }
+    assert refused == {orders0: ErrorCode.UNKNOWN_MEMBER_ID}
+    assert fetched == {orders0: (7, "")}
+
+
+def test_members_of_another_protocol_type_or_unreadable_bytes_are_described_without_partitions(
+    server: ThreadedServer,
+) -> None:
+    groups = _with_topic(server)
+
+    async def scenario() -> Any:
+        first = await groups.classic.join(
+            GROUP, "", "w", "connect", [("v1", b"\x01")], 10_000, 5_000
+        )
+        await groups.classic.sync(GROUP, first.member_id, first.generation, {first.member_id: b"x"})
+        return await groups.describe(GROUP)
+
+    described = _run(server, scenario)
+    assert [(m.topics, m.assignment) for m in described.members] == [((), ())]
+    assert described.assignor == "classic:v1" and described.state == "stable"
