@@ -273,3 +273,13 @@ def test_members_of_another_protocol_type_or_unreadable_bytes_are_described_with
     described = _run(server, scenario)
     assert [(m.topics, m.assignment) for m in described.members] == [((), ())]
     assert described.assignor == "classic:v1" and described.state == "stable"
+
+
+def test_the_coordinator_of_a_group_is_this_single_node_whichever_protocol_it_speaks(
+    server: ThreadedServer,
+) -> None:
+    groups = _service(server)
+    coordinator = server.call(groups.coordinator(GROUP))
+    assert coordinator is not None and coordinator.is_leader
+    joined = server.call(groups.classic.join(GROUP, "", "c", "consumer", SUBSCRIPTION, 10_000, 1))
+    assert joined.error == ErrorCode.NONE  # the node named coordinates the classic group
