@@ -283,3 +283,23 @@ def test_the_coordinator_of_a_group_is_this_single_node_whichever_protocol_it_sp
     assert coordinator is not None and coordinator.is_leader
     joined = server.call(groups.classic.join(GROUP, "", "c", "consumer", SUBSCRIPTION, 10_000, 1))
     assert joined.error == ErrorCode.NONE  # the node named coordinates the classic group
+
+
+def test_a_compaction_of_the_offsets_partition_keeps_the_classic_members_and_generation(
+    server: ThreadedServer,
+) -> None:
+    groups = _with_topic(server)
+
+    async def scenario() -> tuple[int, int, int]:
+        joined = await _join(groups.classic, (await _join(groups.classic)).member_id)
+        await groups.classic.sync(GROUP, joined.member_id, joined.generation, {})
+        shard = await groups._shard(GROUP)
+        incarnation = shard.incarnation
+        await shard.compact()
+        assert shard.incarnation != incarnation  # a new start record, the same coordinator
+        beat = await groups.classic.heartbeat(GROUP, joined.member_id, joined.generation)
+        return beat.error, shard.state.epochs[GROUP], joined.generation
+
+    error, recorded, generation = _run(server, scenario)
+    assert error == ErrorCode.NONE
+    assert recorded == generation
