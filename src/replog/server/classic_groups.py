@@ -44,7 +44,13 @@ from replog.broker.classic_group import (
 )
 from replog.broker.consumer_protocol import decode_assignment, decode_subscription_topics
 from replog.broker.group_log import MAX_METADATA_BYTES, commit_records, epoch_record
-from replog.errors import InvalidArgumentError, NotFoundError, ReplogError, UnavailableError
+from replog.errors import (
+    InvalidArgumentError,
+    NonEmptyGroupError,
+    NotFoundError,
+    ReplogError,
+    UnavailableError,
+)
 from replog.server.group_shard import GroupShard
 from replog.v1.record_pb2 import Record
 
@@ -245,6 +251,12 @@ class ClassicGroups:
         this node's current tenure as the coordinator."""
         entry = self._current(group_id, shard)
         return entry is not None and not entry.machine.is_empty()
+
+    def refuse(self, group_id: str, shard: GroupShard, hint: str) -> None:
+        """Raise NonEmptyGroupError (saying ``hint``) while the group has classic members:
+        the replog protocol's joins, tools' commits and deletes are refused then."""
+        if self.in_use(group_id, shard):
+            raise NonEmptyGroupError(f"group {group_id!r} has Kafka classic members: {hint}")
 
     def view(self, group_id: str, shard: GroupShard) -> ClassicView | None:
         """The group's classic members and state, or None when it has none."""

@@ -145,7 +145,6 @@ class GroupService:
         self._metadata: dict[str, tuple[int, dict[str, int]]] = {}
         count = self._topics.describe_topic
         self.classic = ClassicGroups(self._shard, lambda t: len(count(t).partitions), now_ms)
-        """The same groups over Kafka's classic protocol (``server.classic_groups``)."""
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -291,7 +290,7 @@ class GroupService:
             for topic in topics:
                 check_topic_name(topic)
         shard = await self._shard(group_id)
-        self._refuse_if_classic(group_id, shard, "join it over Kafka's protocol")
+        self.classic.refuse(group_id, shard, "join it over Kafka's protocol")
         group = self._group(shard, group_id, assignor_name)
         if session_timeout_ms > MAX_SESSION_TIMEOUT_MS:
             raise InvalidArgumentError(
@@ -372,7 +371,7 @@ class GroupService:
             # Checked as the records are built, with the shard's writes serialized: a member
             # fenced by a write before this one cannot land this commit.
             if not member_id:
-                self._refuse_if_classic(group_id, shard, "commit as one of them")
+                self.classic.refuse(group_id, shard, "commit as one of them")
             group = self._existing(shard, group_id)
             if group is not None:
                 group.check_commit(member_id, member_epoch)
@@ -381,10 +380,6 @@ class GroupService:
             return commit_records(incarnation, group_id, rows)
 
         await shard.write(records)
-
-    def _refuse_if_classic(self, group_id: str, shard: GroupShard, hint: str) -> None:
-        if self.classic.in_use(group_id, shard):
-            raise NonEmptyGroupError(f"group {group_id!r} has Kafka classic members: {hint}")
 
     def _check_partitions(self, offsets: Iterable[TopicPartition]) -> None:
         counts: dict[str, int] = {}
@@ -486,7 +481,7 @@ class GroupService:
             # Checked with the shard's writes serialized: a member that joined meanwhile
             # (its epoch record is written after this) keeps the group.
             group = self._existing(shard, group_id)
-            self._refuse_if_classic(group_id, shard, "they must leave first")
+            self.classic.refuse(group_id, shard, "they must leave first")
             if group is not None and group.members:
                 raise NonEmptyGroupError(f"group {group_id!r} has members: they must leave first")
             if group_id not in shard.state.groups():
@@ -511,8 +506,7 @@ class GroupService:
 
 
 def _recorded_assignor(shard: GroupShard, name: str) -> str:
-    """The group's recorded assignor, or the default when it is none of replog's (a classic
-    generation records ``classic:<protocol>``)."""
+    """The group's recorded assignor; the default for a classic ``classic:<protocol>``."""
     recorded = shard.state.assignors.get(name, "")
     return recorded if recorded in ASSIGNORS else DEFAULT_ASSIGNOR
 
