@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from replog.api.backend import ServerInfo
-from replog.broker.assignors import TopicPartition, assignor
+from replog.broker.assignors import ASSIGNORS, TopicPartition, assignor
 from replog.broker.group_coordinator import GroupCoordinator, HeartbeatAnswer
 from replog.broker.group_log import (
     MAX_METADATA_BYTES,
@@ -39,6 +39,7 @@ from replog.errors import (
     UnknownMemberError,
     UnknownTopicError,
 )
+from replog.server.classic_groups import ClassicGroups
 from replog.server.group_shard import GroupShard
 from replog.server.group_upkeep import maintain
 from replog.server.topics import TopicsBackend
@@ -142,6 +143,8 @@ class GroupService:
         self._known_partitions = 0
         self._creating = asyncio.Lock()
         self._metadata: dict[str, tuple[int, dict[str, int]]] = {}
+        count = self._topics.describe_topic
+        self.classic = ClassicGroups(self._shard, lambda t: len(count(t).partitions), now_ms)
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -229,6 +232,14 @@ class GroupService:
         await shard.ready()
         return shard
 
+    async def coordinator(self, group_id: str) -> ServerInfo | None:
+        """The server coordinating ``group_id`` in either protocol (its offsets partition's
+        leader; None: none yet), for Kafka's FindCoordinator. Raises InvalidArgumentError."""
+        count = await self._offsets_partitions()
+        return self._shard_of(
+            to_positive(murmur2(validate_group(group_id).encode())) % count
+        ).leader()
+
     def _new_group(self, name: str, epoch: int, assignor_name: str) -> GroupCoordinator:
         return GroupCoordinator(
             name,
@@ -252,7 +263,7 @@ class GroupService:
     def _group(self, shard: GroupShard, name: str, assignor_name: str = "") -> GroupCoordinator:
         group = shard.groups.get(name)
         if group is None:
-            chosen = assignor_name or shard.state.assignors.get(name) or DEFAULT_ASSIGNOR
+            chosen = assignor_name or _recorded_assignor(shard, name)
             assignor(chosen)  # InvalidArgumentError naming the known ones
             group = shard.groups[name] = self._new_group(
                 name, shard.state.epochs.get(name, 0), chosen
@@ -279,6 +290,7 @@ class GroupService:
             for topic in topics:
                 check_topic_name(topic)
         shard = await self._shard(group_id)
+        self.classic.refuse(group_id, shard, "join it over Kafka's protocol")
         group = self._group(shard, group_id, assignor_name)
         if session_timeout_ms > MAX_SESSION_TIMEOUT_MS:
             raise InvalidArgumentError(
@@ -358,6 +370,8 @@ class GroupService:
         def records(incarnation: str) -> list[Record]:
             # Checked as the records are built, with the shard's writes serialized: a member
             # fenced by a write before this one cannot land this commit.
+            if not member_id:
+                self.classic.refuse(group_id, shard, "commit as one of them")
             group = self._existing(shard, group_id)
             if group is not None:
                 group.check_commit(member_id, member_epoch)
@@ -390,6 +404,11 @@ class GroupService:
         """Members, assignment, committed offsets and lag. Raises NotFoundError for a group
         that has neither members nor offsets."""
         shard = await self._shard(group_id)
+        if (classic := self.classic.view(group_id, shard)) is not None:
+            members = tuple(MemberDescription(*m) for m in classic.members)
+            owned = [tp for m in members for tp in m.assignment]
+            offsets = self._lags(shard.state.offsets.get(group_id, {}), owned)
+            return GroupDescription(group_id, *classic.group, members, offsets)
         group = self._existing(shard, group_id)
         if group is None or not group.members:
             if group_id not in shard.state.groups():
@@ -397,7 +416,7 @@ class GroupService:
             group = self._new_group(  # a description of an empty group: not kept
                 group_id,
                 shard.state.epochs.get(group_id, 0),
-                shard.state.assignors.get(group_id) or DEFAULT_ASSIGNOR,
+                _recorded_assignor(shard, group_id),
             )
         members = tuple(
             MemberDescription(m.member_id, m.epoch, tuple(sorted(m.topics)), tuple(sorted(m.owned)))
@@ -409,13 +428,13 @@ class GroupService:
             group.epoch,
             group.assignor_name,
             members,
-            self._lags(shard.state.offsets.get(group_id, {}), group),
+            self._lags(shard.state.offsets.get(group_id, {}), group.owners()),
         )
 
     def _lags(
-        self, committed: Mapping[tuple[str, int], tuple[int, str]], group: GroupCoordinator
+        self, committed: Mapping[tuple[str, int], tuple[int, str]], owned: Iterable[TopicPartition]
     ) -> tuple[PartitionOffset, ...]:
-        wanted = set(committed) | {(tp.topic, tp.partition) for tp in group.owners()}
+        wanted = set(committed) | {(tp.topic, tp.partition) for tp in owned}
         out = []
         for topic, partition in sorted(wanted):
             offset = committed.get((topic, partition), (-1, ""))[0]
@@ -442,9 +461,12 @@ class GroupService:
                 continue
             await shard.ready()
             live = {name for name, group in shard.groups.items() if group.members}
+            live |= set(self.classic.live_groups(shard))
             for name in sorted(shard.state.groups() | live):
                 group = self._existing(shard, name)
-                if group is None or not group.members:
+                if (classic := self.classic.view(name, shard)) is not None:
+                    out.append((name, classic.group[0], len(classic.members)))
+                elif group is None or not group.members:
                     out.append((name, "empty", 0))
                 else:
                     out.append((name, _state(group), len(group.members)))
@@ -459,6 +481,7 @@ class GroupService:
             # Checked with the shard's writes serialized: a member that joined meanwhile
             # (its epoch record is written after this) keeps the group.
             group = self._existing(shard, group_id)
+            self.classic.refuse(group_id, shard, "they must leave first")
             if group is not None and group.members:
                 raise NonEmptyGroupError(f"group {group_id!r} has members: they must leave first")
             if group_id not in shard.state.groups():
@@ -470,14 +493,22 @@ class GroupService:
         if group is None or not group.members:
             shard.groups.pop(group_id, None)
             self._metadata.pop(group_id, None)
+        self.classic.forget(group_id)
 
     async def close(self) -> None:
-        """Stop compacting and every shard's reader."""
+        """Stop compacting, answer waiting classic requests, stop every shard's reader."""
+        await self.classic.close()
         if self._maintainer is not None:
             self._maintainer.cancel()
             await asyncio.gather(self._maintainer, return_exceptions=True)
         for shard in self._shards.values():
             await shard.close()
+
+
+def _recorded_assignor(shard: GroupShard, name: str) -> str:
+    """The group's recorded assignor; the default for a classic ``classic:<protocol>``."""
+    recorded = shard.state.assignors.get(name, "")
+    return recorded if recorded in ASSIGNORS else DEFAULT_ASSIGNOR
 
 
 def _state(group: GroupCoordinator) -> str:

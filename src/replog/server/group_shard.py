@@ -53,6 +53,9 @@ class GroupShard:
         self._new_group = new_group
         self.state = GroupLogState()
         self.groups: dict[str, GroupCoordinator] = {}
+        self.tenure = 0
+        """Grows whenever the members in memory are dropped (this node took over or stopped
+        coordinating); a compaction's new incarnation keeps it."""
         self.incarnation = ""
         self._activating: asyncio.Future[None] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -104,6 +107,7 @@ class GroupShard:
             if self.active:
                 return
             self.groups.clear()  # the previous coordinator's members must rejoin
+            self.tenure += 1
             if await self._start_anew():
                 _log.info("coordinating consumer groups of offsets partition %d", self.partition)
 
@@ -143,6 +147,7 @@ class GroupShard:
             _log.info("no longer coordinating offsets partition %d", self.partition)
         self.incarnation = ""
         self.groups.clear()
+        self.tenure += 1
 
     # -- the reader --------------------------------------------------------------------------
 
