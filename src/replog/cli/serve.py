@@ -82,6 +82,12 @@ def serve_command(  # noqa: PLR0917  (typer options)
     http_addr: Annotated[
         str | None, typer.Option(help="HTTP listen HOST:PORT [default: 127.0.0.1:7401].")
     ] = None,
+    kafka_addr: Annotated[
+        str | None, typer.Option(help="Kafka protocol listen HOST:PORT [default: off].")
+    ] = None,
+    kafka_advertised_addr: Annotated[
+        str | None, typer.Option(help="HOST:PORT Kafka clients are told [default: bound].")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML settings file (env REPLOG_CONFIG).")
     ] = None,

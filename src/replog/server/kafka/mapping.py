@@ -34,12 +34,21 @@ def batch_to_records(batch: RecordBatch) -> list[Record]:
 
 
 def records_to_batch(
-    records: Sequence[Record], compression: int = 0, *, log_append_time: bool = False
+    records: Sequence[Record],
+    compression: int = 0,
+    *,
+    log_append_time: bool = False,
+    start: int | None = None,
+    next_offset: int | None = None,
 ) -> bytes:
-    """One Kafka batch holding replog ``records`` (non-empty, ascending offsets) at their
-    own offsets and timestamps, compressed with the codec numbered ``compression``."""
-    base_offset = records[0].offset
-    base_timestamp = records[0].timestamp_ms
+    """One Kafka batch holding replog ``records`` (ascending offsets) at their own offsets
+    and timestamps, compressed with the codec numbered ``compression``. The batch spans
+    ``start`` (default: the first record's offset) to ``next_offset`` (default: after
+    the last record), so a reader moves past offsets without user records (an empty
+    batch when ``records`` is empty)."""
+    base_offset = records[0].offset if start is None else start
+    base_timestamp = records[0].timestamp_ms if records else 0
+    end = records[-1].offset + 1 if next_offset is None else next_offset
     kafka_records = [
         KafkaRecord(
             value=record.value,
@@ -53,7 +62,8 @@ def records_to_batch(
     header = BatchHeader(
         base_offset=base_offset,
         base_timestamp=base_timestamp,
-        max_timestamp=max(record.timestamp_ms for record in records),
+        max_timestamp=max((record.timestamp_ms for record in records), default=0),
         attributes=0x08 if log_append_time else 0,
+        last_offset_delta=max(0, end - base_offset - 1),
     )
     return encode_batch(header, kafka_records, compression)

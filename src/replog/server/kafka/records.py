@@ -194,12 +194,13 @@ def encode_batch(
     header: BatchHeader, records: Sequence[KafkaRecord], compression: int | None = None
 ) -> bytes:
     """The batch of ``records`` with ``header``'s fields, compressed with ``compression``
-    (default: the codec in ``header.attributes``); record count and last offset delta
-    are taken from ``records``."""
+    (default: the codec in ``header.attributes``); the record count comes from ``records``,
+    the last offset delta from the last record or, when larger, from ``header`` (a batch
+    that also covers skipped offsets after its records)."""
     codec = header.compression if compression is None else compression
     attributes = (header.attributes & ~_CODEC_MASK) | codec
     body = compress(Compression(codec), b"".join(_encode_record(record) for record in records))
-    last_delta = records[-1].offset_delta if records else 0
+    last_delta = max(header.last_offset_delta, records[-1].offset_delta if records else 0)
     rest = struct.pack(
         ">hiqqqhii", attributes, last_delta, header.base_timestamp, header.max_timestamp,
         header.producer_id, header.producer_epoch, header.base_sequence, len(records),
