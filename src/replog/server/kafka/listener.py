@@ -85,6 +85,8 @@ class KafkaListener:
             while not self.ctx.draining:
                 data = await asyncio.wait_for(reader.read(_READ_BYTES), self.idle_timeout_s)
                 if not data:
+                    if frames.pending:
+                        log.warning("kafka: the connection from %s ended inside a frame", peer)
                     return
                 for frame in frames.feed(data):
                     response = await answer(self.ctx, decode_request(frame))
