@@ -23,31 +23,7 @@ from kio.static.primitive import i16, i32, i32Timedelta
 from replog.server.kafka.codec import DEFAULT_MAX_FRAME_BYTES
 from replog.server.kafka.records import BatchHeader, KafkaRecord, encode_batch
 from tests.kafka.conftest import KafkaServer, wait_until
-
-
-def _connect(server: KafkaServer) -> socket.socket:
-    host, port = server.kafka_address.rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    return sock
-
-
-def _request(api_key: int, version: int, correlation_id: int, body: bytes = b"") -> bytes:
-    payload = struct.pack(">hhih", api_key, version, correlation_id, 1) + b"t" + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def _read_frame(sock: socket.socket) -> bytes:
-    size = struct.unpack(">i", _read_exactly(sock, 4))[0]
-    return _read_exactly(sock, size)
-
-
-def _read_exactly(sock: socket.socket, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        assert chunk, "the server closed the connection"
-        data += chunk
-    return data
+from tests.kafka.wire import connect, log_end, read_frame, request
 
 
 def _closed(sock: socket.socket) -> bool:
@@ -58,36 +34,31 @@ def _closed(sock: socket.socket) -> bool:
 
 
 def _api_versions_still_answered(server: KafkaServer) -> None:
-    with _connect(server) as sock:
-        sock.sendall(_request(18, 0, 99))
-        frame = _read_frame(sock)
+    with connect(server) as sock:
+        sock.sendall(request(18, 0, 99))
+        frame = read_frame(sock)
     assert struct.unpack_from(">i", frame)[0] == 99
     body, _ = entity_reader(ApiVersionsV0)(frame, 4)
     assert body.error_code is ErrorCode.none
 
 
-def _log_end(server: KafkaServer) -> int:
-    assert server.agent is not None and server.agent.topics is not None
-    return server.agent.topics.partition("default", 0).high_watermark
-
-
 def test_an_unknown_api_key_is_answered_with_unsupported_version_on_an_open_connection(
     kafka_server: KafkaServer,
 ) -> None:
-    with _connect(kafka_server) as sock:
-        sock.sendall(_request(4242, 0, 7))
-        frame = _read_frame(sock)
+    with connect(kafka_server) as sock:
+        sock.sendall(request(4242, 0, 7))
+        frame = read_frame(sock)
         assert struct.unpack(">ih", frame) == (7, ErrorCode.unsupported_version.value)
-        sock.sendall(_request(18, 0, 8))
-        assert struct.unpack_from(">i", _read_frame(sock))[0] == 8
+        sock.sendall(request(18, 0, 8))
+        assert struct.unpack_from(">i", read_frame(sock))[0] == 8
 
 
 def test_an_api_version_not_served_gets_that_versions_response_with_unsupported_version(
     kafka_server: KafkaServer,
 ) -> None:
-    with _connect(kafka_server) as sock:
-        sock.sendall(_request(3, 0, 11, struct.pack(">i", 0)))  # Metadata v0: served from v1
-        frame = _read_frame(sock)
+    with connect(kafka_server) as sock:
+        sock.sendall(request(3, 0, 11, struct.pack(">i", 0)))  # Metadata v0: served from v1
+        frame = read_frame(sock)
     assert struct.unpack_from(">i", frame)[0] == 11
     body, size = entity_reader(MetadataV0Response)(frame, 4)
     assert (body.brokers, body.topics, 4 + size) == ((), (), len(frame))
@@ -96,9 +67,9 @@ def test_an_api_version_not_served_gets_that_versions_response_with_unsupported_
 def test_api_versions_of_a_newer_version_is_answered_in_v0_with_the_served_versions(
     kafka_server: KafkaServer,
 ) -> None:
-    with _connect(kafka_server) as sock:
-        sock.sendall(_request(18, 99, 5))
-        frame = _read_frame(sock)
+    with connect(kafka_server) as sock:
+        sock.sendall(request(18, 99, 5))
+        frame = read_frame(sock)
     body, _ = entity_reader(ApiVersionsV0)(frame, 4)
     assert body.error_code is ErrorCode.unsupported_version
     served = {key.api_key: (key.min_version, key.max_version) for key in body.api_keys}
@@ -111,7 +82,7 @@ def test_api_versions_of_a_newer_version_is_answered_in_v0_with_the_served_versi
     [
         struct.pack(">i", 20) + b"\x00\x12\x00",  # the frame ends before its size says
         struct.pack(">i", 4) + b"\x00\x12\x00\x00",  # a frame too short for any header
-        _request(3, 1, 1, b"\x00\x00\x00\x05"),  # Metadata: 5 topics promised, none sent
+        request(3, 1, 1, b"\x00\x00\x00\x05"),  # Metadata: 5 topics promised, none sent
         struct.pack(">i", DEFAULT_MAX_FRAME_BYTES + 1),  # oversized
         struct.pack(">i", -1),  # negative size
     ],
@@ -121,14 +92,14 @@ def test_a_bad_frame_closes_only_its_connection_with_one_log_line_and_the_log_un
     kafka_server: KafkaServer, data: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="replog.kafka")
-    before = _log_end(kafka_server)
-    with _connect(kafka_server) as sock:
+    before = log_end(kafka_server)
+    with connect(kafka_server) as sock:
         sock.sendall(data)
         if data.startswith(struct.pack(">i", 20)):
             sock.shutdown(socket.SHUT_WR)  # the rest never comes
         assert _closed(sock)
     _api_versions_still_answered(kafka_server)
-    assert _log_end(kafka_server) == before
+    assert log_end(kafka_server) == before
     lines = [r for r in caplog.records if r.name == "replog.kafka"]
     assert len(lines) == 1, lines
     assert str(lines[0].getMessage()).startswith("kafka: ")
@@ -137,31 +108,31 @@ def test_a_bad_frame_closes_only_its_connection_with_one_log_line_and_the_log_un
 def test_a_produce_whose_batch_fails_its_crc_is_refused_with_corrupt_message(
     kafka_server: KafkaServer,
 ) -> None:
-    before = _log_end(kafka_server)
+    before = log_end(kafka_server)
     batch = bytearray(encode_batch(BatchHeader(), [KafkaRecord(b"value")]))
     batch[-1] ^= 0xFF
-    request = ProduceRequest(
+    produce = ProduceRequest(
         acks=i16(-1), timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)),
         topic_data=(TopicProduceData(name="default", partition_data=(  # type: ignore[arg-type]
             PartitionProduceData(index=i32(0), records=bytes(batch)),  # type: ignore[arg-type]
         )),),
     )  # fmt: skip
     body = io.BytesIO()
-    entity_writer(ProduceRequest)(body, request)
-    with _connect(kafka_server) as sock:
-        sock.sendall(_request(0, 8, 3, body.getvalue()))
-        frame = _read_frame(sock)
+    entity_writer(ProduceRequest)(body, produce)
+    with connect(kafka_server) as sock:
+        sock.sendall(request(0, 8, 3, body.getvalue()))
+        frame = read_frame(sock)
     response, _ = entity_reader(ProduceV8Response)(frame, 4)
     partition = response.responses[0].partition_responses[0]
     assert partition.error_code is ErrorCode.corrupt_message
-    assert _log_end(kafka_server) == before
+    assert log_end(kafka_server) == before
 
 
 def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(
     kafka_factory: object,
 ) -> None:
     server = kafka_factory(idle_timeout_s=0.5)  # type: ignore[operator]
-    with _connect(server) as sock:
+    with connect(server) as sock:
         started = time.monotonic()
         assert _closed(sock)
         assert time.monotonic() - started < 9
