@@ -96,7 +96,7 @@ async def fetch(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
     always whole, so a large record still makes progress)."""
     wanted = [(t.topic, p) for t in body.topics for p in t.partitions]
     answers = _read_all(ctx, wanted, body.max_bytes)
-    size = sum(len(a[3] or b"") for a in answers)
+    size = sum(len(a[3]) for a in answers)
     wait_s = body.max_wait.total_seconds()
     if size < max(1, body.min_bytes) and wait_s > 0:
         await _wait_any(ctx, wanted, answers, wait_s)
@@ -128,21 +128,23 @@ async def fetch(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
 
 def _read_all(
     ctx: KafkaContext, wanted: list[tuple[str, Any]], max_bytes: int
-) -> list[tuple[ErrorCode, int, int, bytes | None]]:
+) -> list[tuple[ErrorCode, int, int, bytes]]:
     budget = max_bytes if max_bytes > 0 else 1 << 30
     answers = []
     for topic, request in wanted:
         answer = _read_partition(
             ctx, topic, request, max(1, min(budget, request.partition_max_bytes))
         )
-        budget = max(0, budget - len(answer[3] or b""))
+        budget = max(0, budget - len(answer[3]))
         answers.append(answer)
     return answers
 
 
 def _read_partition(
     ctx: KafkaContext, topic: str, request: Any, max_bytes: int
-) -> tuple[ErrorCode, int, int, bytes | None]:
+) -> tuple[ErrorCode, int, int, bytes]:
+    """One partition's error code, high watermark, log start and records (empty bytes,
+    never null, when there are none: librdkafka refuses a null record set)."""
     try:
         backend = ctx.topics.partition(topic, request.partition)
         low, high = backend.lowest_offset, backend.high_watermark
@@ -150,12 +152,12 @@ def _read_partition(
         if not low <= offset <= high:
             raise OffsetOutOfRangeError(offset, low, high)
         if offset == high:
-            return ErrorCode.none, high, low, None
+            return ErrorCode.none, high, low, b""
         payloads, next_offset = backend.read_from(offset, _FETCH_RECORDS, max_bytes)
     except ReplogError as exc:
-        return kafka_error(exc), -1, -1, None
+        return kafka_error(exc), -1, -1, b""
     if next_offset <= offset:
-        return ErrorCode.none, high, low, None
+        return ErrorCode.none, high, low, b""
     records = [Record.FromString(payload) for payload in payloads]
     batch = records_to_batch(records, start=offset, next_offset=next_offset)
     return ErrorCode.none, high, low, batch
@@ -164,14 +166,17 @@ def _read_partition(
 async def _wait_any(
     ctx: KafkaContext,
     wanted: list[tuple[str, Any]],
-    answers: list[tuple[ErrorCode, int, int, bytes | None]],
+    answers: list[tuple[ErrorCode, int, int, bytes]],
     wait_s: float,
 ) -> None:
     waits = []
     for (topic, request), (code, *_rest) in zip(wanted, answers, strict=True):
         if code is not ErrorCode.none:
             continue
-        backend = ctx.topics.partition(topic, request.partition)
+        try:
+            backend = ctx.topics.partition(topic, request.partition)
+        except ReplogError:
+            continue  # deleted since the read: the next read answers its error
         waits.append(asyncio.ensure_future(backend.wait_for_data(request.fetch_offset, wait_s)))
     if not waits:
         return
