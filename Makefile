@@ -22,9 +22,9 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
 
-## run: start a single node with its data in ./data (gRPC 127.0.0.1:7400, HTTP 127.0.0.1:7401)
+## run: start a single node with its data in ./data (gRPC 127.0.0.1:7400, HTTP 127.0.0.1:7401, Kafka 127.0.0.1:9092)
 run: $(VENV)/.installed
-	$(BIN)/replog serve --data-dir $(DATA_DIR)
+	$(BIN)/replog serve --data-dir $(DATA_DIR) --kafka-addr 127.0.0.1:9092
 
 ## demo: a short tour of the embedded log, no server
 demo: $(VENV)/.installed

@@ -7,7 +7,9 @@ and the CLI to a one-line message and a non-zero exit.
     ├── ConfigError                 a LogConfig or server setting is invalid (also ValueError)
     ├── InvalidArgumentError        a call's argument is invalid (also ValueError)
     │   ├── RecordTooLargeError     an encoded record is over max_record_bytes
-    │   └── BatchTooLargeError      a produce request holds more than max_batch_records
+    │   ├── BatchTooLargeError      a produce request holds more than max_batch_records
+    │   └── ProtocolError           bytes from a client do not follow the wire protocol
+    │       └── CorruptBatchError   a client's record batch fails its CRC or does not decode
     ├── OffsetOutOfRangeError       outside [lowest_offset, next_offset) (also LookupError)
     ├── NotFoundError               no such topic or partition (also LookupError)
     │   ├── UnknownTopicError       the topic does not exist
@@ -42,12 +44,14 @@ __all__ = [
     "AlreadyExistsError",
     "BatchTooLargeError",
     "ConfigError",
+    "CorruptBatchError",
     "CorruptRecordError",
     "InvalidArgumentError",
     "LogClosedError",
     "LogLockedError",
     "NotFoundError",
     "OffsetOutOfRangeError",
+    "ProtocolError",
     "RecordTooLargeError",
     "ReplogError",
     "ResourceExhaustedError",
@@ -119,6 +123,20 @@ class BatchTooLargeError(InvalidArgumentError):
         )
         self.count = count
         self.limit = limit
+
+
+class ProtocolError(InvalidArgumentError):
+    """Bytes a client sent do not follow the wire protocol (a frame's length, a request
+    header or body that does not parse); the connection they came on is closed."""
+
+    code = "PROTOCOL_ERROR"
+
+
+class CorruptBatchError(ProtocolError):
+    """A record batch a client sent fails its CRC, does not decode, or does not
+    decompress; nothing of it was appended."""
+
+    code = "CORRUPT_BATCH"
 
 
 class OffsetOutOfRangeError(ReplogError, LookupError):

@@ -101,6 +101,10 @@ LeaderBalancingOpt = Annotated[
 LeaderBalanceIntervalMsOpt = Annotated[
     Int, _s("leader_balance_interval_ms", "How often leader balancing runs (cluster).")
 ]
+KafkaAddrOpt = Annotated[Str, _s("kafka_addr", "Kafka protocol listen HOST:PORT (off unless set).")]
+KafkaAdvertisedAddrOpt = Annotated[
+    Str, _s("kafka_advertised_addr", "HOST:PORT Kafka clients are told (default: the bound one).")
+]
 RaftTickMsOpt = Annotated[Int, _s("raft_tick_ms", "Raft tick period (cluster).")]
 OffsetsTopicPartitionsOpt = Annotated[
     Int, _s("offsets_topic_partitions", "Partitions of __consumer_offsets (made on first use).")
@@ -120,6 +124,8 @@ def serve_command(  # noqa: PLR0917  (one flag per setting)
     data_dir: DataDirOpt = None,
     grpc_addr: GrpcAddrOpt = None,
     http_addr: HttpAddrOpt = None,
+    kafka_addr: KafkaAddrOpt = None,
+    kafka_advertised_addr: KafkaAdvertisedAddrOpt = None,
     config: ConfigOpt = None,
     sync: SyncOpt = None,
     sync_interval_ms: SyncIntervalMsOpt = None,

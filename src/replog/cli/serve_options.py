@@ -16,7 +16,13 @@ __all__ = ["env_name", "flag_name", "name_flags", "setting_option"]
 # Settings checked under another name by a lower layer (LogConfig calls segments "stores").
 _ALIASES = {"max_store_bytes": "segment_bytes"}
 _DEFAULTS = {f.name: f.default for f in fields(ServerSettings) if f.default is not MISSING}
-_SHOWN = {"server_id": "the gRPC address", "ready_file": "none", "join": "none"}
+_SHOWN = {
+    "server_id": "the gRPC address",
+    "ready_file": "none",
+    "join": "none",
+    "kafka_addr": "off",
+    "kafka_advertised_addr": "the bound address",
+}
 
 
 def flag_name(setting: str) -> str:

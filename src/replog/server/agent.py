@@ -41,6 +41,8 @@ from replog.server.groups_grpc import GROUPS_SERVICE_NAME, GroupsGrpc
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
+from replog.server.kafka.context import KafkaContext
+from replog.server.kafka.listener import KafkaListener
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
@@ -79,6 +81,9 @@ class Agent:
         self.gatekeeper = Gatekeeper(None)
         self.grpc_address = ""
         self.http_address = ""
+        self.kafka_address = ""
+        """The Kafka listener's bound HOST:PORT ("" when it is off)."""
+        self._kafka: KafkaListener | None = None
         self._broker: Broker | None = None
         self._backend: SingleNodeBackend | None = None
         self._broker_backend: BrokerBackend | None = None
@@ -116,6 +121,7 @@ class Agent:
             self._broker = await asyncio.to_thread(self._open_broker)
         try:
             await self._start_servers()
+            self.kafka_address = await self._start_kafka()
         except BaseException:
             await self.shutdown()
             raise
@@ -334,6 +340,19 @@ class Agent:
         bound = runner.addresses[0]
         self.http_address = _join(host, int(bound[1]))
 
+    async def _start_kafka(self) -> str:
+        """Start the Kafka listener when ``kafka_addr`` is set; its bound address or ""."""
+        s = self.settings
+        if not s.kafka_addr:
+            return ""
+        assert self.topics is not None
+        host, port = split_addr(s.kafka_addr, "kafka_addr")
+        ctx = KafkaContext(self.topics, max_batch_records=s.max_batch_records)
+        self._kafka = KafkaListener(ctx, idle_timeout_s=s.idle_timeout_s)
+        address = await self._kafka.start(host, port)
+        ctx.host, ctx.port = split_addr(s.kafka_advertised_addr or address, "kafka_advertised_addr")
+        return address
+
     async def shutdown(self) -> None:
         """Stop accepting, finish in-flight requests, close the log. Idempotent."""
         if self._stopped:
@@ -358,6 +377,8 @@ class Agent:
         if self.cluster is not None:
             self.cluster.backend.begin_shutdown()
             self.cluster.close_streams()
+        if self._kafka is not None:
+            await self._kafka.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace)
         if self._runner is not None:
@@ -420,6 +441,8 @@ def _join(host: str, port: int) -> str:
 
 def _write_ready_file(path: str, agent: Agent) -> None:
     data = {"grpc_addr": agent.grpc_address, "http_addr": agent.http_address, "pid": os.getpid()}
+    if agent.kafka_address:
+        data["kafka_addr"] = agent.kafka_address
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f)

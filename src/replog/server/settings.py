@@ -50,6 +50,8 @@ class ServerSettings:
     data_dir: str = "./data"
     grpc_addr: str = DEFAULT_GRPC_ADDR
     http_addr: str = DEFAULT_HTTP_ADDR
+    kafka_addr: str = ""
+    kafka_advertised_addr: str = ""
     server_id: str = ""
     sync: str = "always"
     sync_interval_ms: int = 100
@@ -85,6 +87,9 @@ class ServerSettings:
     def __post_init__(self) -> None:
         split_addr(self.grpc_addr, "grpc_addr")
         split_addr(self.http_addr, "http_addr")
+        for name in ("kafka_addr", "kafka_advertised_addr"):
+            if getattr(self, name):
+                split_addr(getattr(self, name), name)
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format must be text or json, got {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

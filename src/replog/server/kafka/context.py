@@ -1,0 +1,22 @@
+"""What every Kafka request handler is given: the topics seam and this node's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from replog.server.topics import TopicsBackend
+
+__all__ = ["KafkaContext"]
+
+
+@dataclass(slots=True)
+class KafkaContext:
+    """The topics behind the Kafka edge and what Metadata says about this node."""
+
+    topics: TopicsBackend
+    host: str = "127.0.0.1"
+    port: int = 9092
+    node_id: int = 1
+    cluster_id: str = "replog"
+    max_batch_records: int = 100_000
+    draining: bool = False

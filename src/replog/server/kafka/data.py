@@ -1,0 +1,239 @@
+"""Kafka handlers for records: Produce, Fetch and ListOffsets, over the same partition
+backends (``TopicsBackend.partition``) as the gRPC and HTTP edges.
+
+A produced batch is decoded once and submitted as one append (an idempotent producer's
+id, epoch and base sequence become replog's own Conditions); a fetch answers each
+partition with one batch built from one read."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from replog.api.backend import Conditions, LogBackend
+from replog.errors import BatchTooLargeError, OffsetOutOfRangeError, ReplogError
+from replog.server.kafka.context import KafkaContext
+from replog.server.kafka.errors import kafka_error
+from replog.server.kafka.mapping import batch_to_records, records_to_batch
+from replog.server.kafka.records import decode_batches
+from replog.server.kafka.responses import make, nested
+from replog.v1.record_pb2 import Record
+
+__all__ = ["fetch", "list_offsets", "produce"]
+
+log = logging.getLogger("replog.kafka")
+_NO_TIME = datetime.timedelta(0)
+_EARLIEST = -2
+_LATEST = -1
+_FETCH_RECORDS = 10_000
+
+
+async def produce(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
+    """Append each partition's batches; None (no answer) for acks=0, as Kafka does."""
+    jobs = [
+        (topic.name, part.index, _produce_partition(ctx, topic.name, part, body.acks))
+        for topic in body.topic_data
+        for part in topic.partition_data
+    ]
+    outcomes = await asyncio.gather(*(job for _, _, job in jobs))
+    if body.acks == 0:
+        return None
+    part_cls = nested(cls, "PartitionProduceResponse")
+    by_topic: dict[str, list[Any]] = {}
+    for (name, index, _), (code, base, message) in zip(jobs, outcomes, strict=True):
+        by_topic.setdefault(name, []).append(
+            make(
+                part_cls,
+                index=index,
+                error_code=code,
+                base_offset=base,
+                log_append_time=None,
+                log_start_offset=-1,
+                record_errors=(),
+                error_message=message,
+            )
+        )
+    topic_cls = nested(cls, "TopicProduceResponse")
+    responses = tuple(
+        make(topic_cls, name=name, partition_responses=tuple(parts))
+        for name, parts in by_topic.items()
+    )
+    return make(cls, responses=responses, throttle_time=_NO_TIME)
+
+
+async def _produce_partition(
+    ctx: KafkaContext, topic: str, part: Any, acks: int
+) -> tuple[ErrorCode, int, str | None]:
+    try:
+        backend = ctx.topics.partition(topic, part.index)
+        batches = decode_batches(bytes(part.records or b""))
+        futures = []
+        for batch in batches:
+            records = batch_to_records(batch)
+            if len(records) > ctx.max_batch_records:
+                raise BatchTooLargeError(len(records), ctx.max_batch_records)
+            header = batch.header
+            conditions = Conditions(
+                producer_id=max(0, header.producer_id),
+                producer_epoch=max(0, header.producer_epoch) if header.producer_id >= 0 else 0,
+                base_sequence=max(0, header.base_sequence) if header.producer_id >= 0 else 0,
+                acks_leader=acks == 1,
+            )
+            futures.append(backend.submit(records, conditions))
+        bases = await asyncio.gather(*futures)
+    except ReplogError as exc:
+        return kafka_error(exc), -1, str(exc)
+    return ErrorCode.none, (int(bases[0]) if bases else -1), None
+
+
+async def fetch(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
+    """Each partition's records from its fetch offset as one batch, waiting up to
+    ``max_wait`` for ``min_bytes`` and stopping near ``max_bytes`` (the first batch is
+    always whole, so a large record still makes progress)."""
+    wanted = [(t.topic, p) for t in body.topics for p in t.partitions]
+    answers = _read_all(ctx, wanted, body.max_bytes)
+    size = sum(len(a[3]) for a in answers)
+    wait_s = body.max_wait.total_seconds()
+    if size < max(1, body.min_bytes) and wait_s > 0:
+        await _wait_any(ctx, wanted, answers, wait_s)
+        answers = _read_all(ctx, wanted, body.max_bytes)
+    data_cls = nested(cls, "PartitionData")
+    by_topic: dict[str, list[Any]] = {}
+    for (topic, request), (code, high, low, records) in zip(wanted, answers, strict=True):
+        by_topic.setdefault(topic, []).append(
+            make(
+                data_cls,
+                partition_index=request.partition,
+                error_code=code,
+                high_watermark=high,
+                last_stable_offset=high,
+                log_start_offset=low,
+                aborted_transactions=None if code is ErrorCode.none else (),
+                preferred_read_replica=-1,
+                records=records,
+            )
+        )
+    topic_cls = nested(cls, "FetchableTopicResponse")
+    responses = tuple(
+        make(topic_cls, topic=name, partitions=tuple(parts)) for name, parts in by_topic.items()
+    )
+    return make(
+        cls, throttle_time=_NO_TIME, error_code=ErrorCode.none, session_id=0, responses=responses
+    )
+
+
+def _read_all(
+    ctx: KafkaContext, wanted: list[tuple[str, Any]], max_bytes: int
+) -> list[tuple[ErrorCode, int, int, bytes]]:
+    budget = max_bytes if max_bytes > 0 else 1 << 30
+    answers = []
+    for topic, request in wanted:
+        answer = _read_partition(
+            ctx, topic, request, max(1, min(budget, request.partition_max_bytes))
+        )
+        budget = max(0, budget - len(answer[3]))
+        answers.append(answer)
+    return answers
+
+
+def _read_partition(
+    ctx: KafkaContext, topic: str, request: Any, max_bytes: int
+) -> tuple[ErrorCode, int, int, bytes]:
+    """One partition's error code, high watermark, log start and records (empty bytes,
+    never null, when there are none: librdkafka refuses a null record set)."""
+    try:
+        backend = ctx.topics.partition(topic, request.partition)
+        low, high = backend.lowest_offset, backend.high_watermark
+        offset = request.fetch_offset
+        if not low <= offset <= high:
+            raise OffsetOutOfRangeError(offset, low, high)
+        if offset == high:
+            return ErrorCode.none, high, low, b""
+        payloads, next_offset = backend.read_from(offset, _FETCH_RECORDS, max_bytes)
+    except ReplogError as exc:
+        return kafka_error(exc), -1, -1, b""
+    if next_offset <= offset:
+        return ErrorCode.none, high, low, b""
+    records = [Record.FromString(payload) for payload in payloads]
+    batch = records_to_batch(records, start=offset, next_offset=next_offset)
+    return ErrorCode.none, high, low, batch
+
+
+async def _wait_any(
+    ctx: KafkaContext,
+    wanted: list[tuple[str, Any]],
+    answers: list[tuple[ErrorCode, int, int, bytes]],
+    wait_s: float,
+) -> None:
+    waits = []
+    for (topic, request), (code, *_rest) in zip(wanted, answers, strict=True):
+        if code is not ErrorCode.none:
+            continue
+        try:
+            backend = ctx.topics.partition(topic, request.partition)
+        except ReplogError:
+            continue  # deleted since the read: the next read answers its error
+        waits.append(asyncio.ensure_future(backend.wait_for_data(request.fetch_offset, wait_s)))
+    if not waits:
+        return
+    try:
+        await asyncio.wait(waits, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
+
+async def list_offsets(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
+    """Each partition's earliest (-2) or latest (-1) offset, or the first offset whose
+    record's timestamp is at or after the one asked for (-1 when none is)."""
+    part_cls = nested(cls, "ListOffsetsPartitionResponse")
+    topic_cls = nested(cls, "ListOffsetsTopicResponse")
+    topics = []
+    for topic in body.topics:
+        parts = []
+        for request in topic.partitions:
+            code, timestamp, offset = ErrorCode.none, -1, -1
+            try:
+                backend = ctx.topics.partition(topic.name, request.partition_index)
+                timestamp, offset = _offset_for(backend, request.timestamp)
+            except ReplogError as exc:
+                code = kafka_error(exc)
+            parts.append(
+                make(
+                    part_cls,
+                    partition_index=request.partition_index,
+                    error_code=code,
+                    timestamp=timestamp,
+                    offset=offset,
+                    leader_epoch=0,
+                )
+            )
+        topics.append(make(topic_cls, name=topic.name, partitions=tuple(parts)))
+    return make(cls, throttle_time=_NO_TIME, topics=tuple(topics))
+
+
+def _offset_for(backend: LogBackend, timestamp: int) -> tuple[int, int]:
+    if timestamp == _EARLIEST:
+        return -1, backend.lowest_offset
+    if timestamp == _LATEST:
+        return -1, backend.high_watermark
+    low, high = backend.lowest_offset, backend.high_watermark
+    found: tuple[int, int] = (-1, -1)
+    while low < high:  # timestamps are append times: they never decrease along the log
+        middle = (low + high) // 2
+        payloads, next_offset = backend.read_from(middle, 1, 1 << 30)
+        if not payloads:
+            high = middle
+            continue
+        record = Record.FromString(payloads[0])
+        if record.timestamp_ms >= timestamp:
+            found = (record.timestamp_ms, record.offset)
+            high = middle
+        else:
+            low = max(middle + 1, next_offset)
+    return found
