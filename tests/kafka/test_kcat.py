@@ -1,5 +1,6 @@
 """kcat (librdkafka's command-line client) against replog's Kafka listener: metadata
-(-L), produce (-P) and consume from the beginning to the end (-C -o beginning -e)."""
+(-L), produce (-P), consume from the beginning to the end (-C -o beginning -e) and in a
+group (-G)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,16 @@ def test_kcat_lists_topics_produces_and_consumes_to_the_end(kafka_server: KafkaS
     assert out.splitlines() == ["0 a one", "1 b two", "2 c three"]
     with Client(kafka_server.grpc_address) as client:
         assert client.consume(2, topic="cli", partition=1).value == b"three"
+
+
+def test_kcat_group_mode_reads_a_topic_and_commits_the_groups_offsets(
+    kafka_server: KafkaServer,
+) -> None:
+    kafka_server.create_topic("grp", partitions=2)
+    _kcat(kafka_server, "-P", "-t", "grp", "-p", "0", stdin="a\nb\n")
+    _kcat(kafka_server, "-P", "-t", "grp", "-p", "1", stdin="c\n")
+    out = _kcat(kafka_server, "-G", "kcat-group", "-o", "beginning", "-e",
+                "-X", "auto.commit.interval.ms=100", "-f", "%s\\n", "grp")  # fmt: skip
+    assert sorted(out.split()) == ["a", "b", "c"]
+    with Client(kafka_server.grpc_address) as client:
+        assert client.fetch_offsets("kcat-group") == {("grp", 0): 2, ("grp", 1): 1}

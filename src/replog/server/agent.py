@@ -347,7 +347,7 @@ class Agent:
             return ""
         assert self.topics is not None
         host, port = split_addr(s.kafka_addr, "kafka_addr")
-        ctx = KafkaContext(self.topics, max_batch_records=s.max_batch_records)
+        ctx = KafkaContext(self.topics, max_batch_records=s.max_batch_records, groups=self.groups)
         self._kafka = KafkaListener(ctx, idle_timeout_s=s.idle_timeout_s)
         address = await self._kafka.start(host, port)
         ctx.host, ctx.port = split_addr(s.kafka_advertised_addr or address, "kafka_advertised_addr")

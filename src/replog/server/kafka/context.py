@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from replog.server.topics import TopicsBackend
+
+if TYPE_CHECKING:
+    from replog.server.group_service import GroupService
 
 __all__ = ["KafkaContext"]
 
@@ -20,3 +24,5 @@ class KafkaContext:
     cluster_id: str = "replog"
     max_batch_records: int = 100_000
     draining: bool = False
+    groups: GroupService | None = None
+    """The consumer groups (None: the group APIs answer COORDINATOR_NOT_AVAILABLE)."""
