@@ -73,6 +73,10 @@ class ServerSettings:
     tls_key: str = ""
     tls_ca: str = ""
     acl_policy: str = ""
+    tlog_tiles: bool = True
+    """Keep each partition's verifiable-log tiles (``<partition>/tlog``) as records are
+    appended (single node; a cluster's replicas always keep them). ``REPLOG_TLOG_TILES=0``
+    turns them off, for measuring their cost."""
     acl_model: str = ""
     bootstrap: bool = False
     join: str = ""

@@ -18,6 +18,7 @@ or the records under the tiles' edge were deleted and the tiles do not check out
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import weakref
@@ -27,10 +28,9 @@ from typing import TypeVar
 
 from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
 from replog.storage import Log
-from replog.tlog.hashing import leaf_hash
 from replog.tlog.tile_files import TileDirectory
 
-__all__ = ["TLOG_DIR", "LogTree", "attach_tree", "tree_of"]
+__all__ = ["TLOG_DIR", "LogTree", "attach_tree", "flush_tree", "tree_of"]
 
 TLOG_DIR = "tlog"
 """The directory under a partition's directory that holds its tiles."""
@@ -91,11 +91,23 @@ class LogTree:
                 raise UnavailableError(f"the verifiable log is unavailable: {self.unavailable}")
             return fn(self.tiles)
 
+    def flush(self) -> None:
+        """Write the partial tiles too (before a checkpoint is published, or on close), so
+        the files on disk are every tile of the tree."""
+        with self._lock:
+            if self.tiles is None:
+                return
+            try:
+                self.tiles.flush()
+            except OSError as exc:
+                log.warning("writing tiles under %s failed: %s", self.directory, exc)
+
     # -- LogListener -----------------------------------------------------------------------
 
     def appended(self, first: int, payloads: Sequence[bytes]) -> None:
         """Hash the records just written (one batch) and write the tiles that changed."""
-        hashes = list(map(leaf_hash, payloads))  # outside the tree's lock: readers go on
+        sha256 = hashlib.sha256  # leaf_hash inlined: this runs on every append
+        hashes = [sha256(b"\x00" + payload).digest() for payload in payloads]
         with self._lock:
             tiles = self.tiles
             if tiles is None:
@@ -104,7 +116,7 @@ class LogTree:
                 self._disable(f"record {first} was appended to a tree of {tiles.size} leaves")
                 return
             try:
-                tiles.append_hashes(hashes)
+                tiles.append_hashes(hashes, partials=False)
             except OSError as exc:  # the leaves are in the tree; the next append retries
                 log.warning("writing tiles under %s failed: %s", self.directory, exc)
 
@@ -133,6 +145,13 @@ def attach_tree(log_: Log, directory: Path) -> LogTree:
     log_.add_listener(tree)
     _trees[log_] = tree
     return tree
+
+
+def flush_tree(log_: Log) -> None:
+    """Write every tile of ``log_``'s tree, if it has one (before closing it)."""
+    tree = _trees.get(log_)
+    if tree is not None:
+        tree.flush()
 
 
 def tree_of(log_: Log) -> LogTree | None:

@@ -19,6 +19,7 @@ every tile are ``verify_tiles``'s (and ``replog verify``'s) job.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -40,10 +41,16 @@ _REHASH_CHUNK = 4096
 
 
 def _tile_root(data: bytes) -> bytes:
-    """The hash of the complete subtree a full tile's 256 hashes are the bottom of."""
+    """The hash of the complete subtree a full tile's 256 hashes are the bottom of
+    (``node_hash`` inlined: this runs on every append)."""
+    sha256 = hashlib.sha256
     hashes = [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
     while len(hashes) > 1:
-        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+        pairs = iter(hashes)
+        hashes = [
+            sha256(b"\x01" + left + right).digest()
+            for left, right in zip(pairs, pairs, strict=True)
+        ]
     return hashes[0]
 
 
@@ -170,12 +177,32 @@ class TileDirectory:
         tiles too."""
         return self.append_hashes(map(leaf_hash, leaves))
 
-    def append_hashes(self, hashes: Iterable[bytes]) -> list[Tile]:
-        """``append`` for leaf hashes already computed."""
-        for value in hashes:
-            self._push(0, value)
-            self._size += 1
+    def append_hashes(self, hashes: Iterable[bytes], *, partials: bool = True) -> list[Tile]:
+        """``append`` for leaf hashes already computed; with ``partials`` False only the full
+        tiles are written now (the partial ones by ``flush`` or when read: a reopened tree
+        re-hashes from its last full leaf tile, so they are not needed to recover)."""
+        self._extend(list(hashes))
+        return self._write_pending(partials=partials)
+
+    def flush(self) -> list[Tile]:
+        """Write every tile not yet on disk (partial ones included); returns the partials."""
         return self._write_pending()
+
+    def _extend(self, hashes: list[bytes]) -> None:
+        """Add leaf hashes a tile's worth at a time (full tiles move up one level)."""
+        done = 0
+        edge = self._edge[0]
+        while done < len(hashes):
+            take = min(len(hashes) - done, TILE_WIDTH - len(edge))
+            if take < TILE_WIDTH - len(edge):
+                edge.extend(hashes[done : done + take])
+                self._size += take
+                return
+            edge.extend(hashes[done : done + take - 1])
+            self._size += take - 1
+            self._push(0, hashes[done + take - 1])  # completes the tile
+            self._size += 1
+            done += take
 
     def _push(self, level: int, value: bytes) -> None:
         if level == len(self._edge):
@@ -189,13 +216,15 @@ class TileDirectory:
             edge.clear()
             self._push(level + 1, _tile_root(data))
 
-    def _write_pending(self) -> list[Tile]:
+    def _write_pending(self, *, partials: bool = True) -> list[Tile]:
         for tile, data in sorted(self._unwritten.items()):
             self._write(tile, data)
             self.files.remove_other_partials(tile)
             del self._unwritten[tile]
         written: list[Tile] = []
         old = self._written_size
+        if not partials:
+            return written
         for level, edge in enumerate(self._edge):
             count = self._size >> (TILE_HEIGHT * level)
             if edge and (old < 0 or count != old >> (TILE_HEIGHT * level)):
@@ -250,10 +279,13 @@ class TileDirectory:
                 return mine[: width * HASH_SIZE]
         if Tile(level, index) in self._unwritten:
             return self._unwritten[Tile(level, index)][: width * HASH_SIZE]
-        data = self.files.read_at_least(level, index, width)
-        if data is None:
-            raise InvalidArgumentError(f"tile {level}/{index} of width {width} is missing")
-        return data
+        data = self.files.read_prefix(level, index, width)
+        if len(data) < width * HASH_SIZE and level == 0:
+            raise InvalidArgumentError(f"tile 0/{index} of width {width} is missing")
+        first = index * TILE_WIDTH  # the rest: roots of the full tiles below
+        done = len(data) // HASH_SIZE
+        rest = [_tile_root(self._full_tile(Tile(level - 1, first + i))) for i in range(done, width)]
+        return data + b"".join(rest)
 
     def _remove_between(self, size: int, old: int) -> None:
         level = 0
@@ -309,9 +341,7 @@ class TileDirectory:
         assert self._read_leaves is not None
         for first in range(start, stop, _REHASH_CHUNK):
             leaves = self._read_leaves(first, min(stop, first + _REHASH_CHUNK))
-            for value in map(leaf_hash, leaves):
-                self._push(0, value)
-                self._size += 1
+            self._extend(list(map(leaf_hash, leaves)))
             self._check_damage(first)
             self._write_pending()
         self._write_pending()

@@ -23,6 +23,7 @@ class TileFiles:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._made: set[Path] = set()  # directories this object created or found
 
     def path_of(self, tile: Tile) -> Path:
         """Where ``tile``'s file is."""
@@ -38,9 +39,9 @@ class TileFiles:
         with os.fdopen(fd, "rb") as handle:
             return handle.read(tile.data_size + 1)
 
-    def read_at_least(self, level: int, index: int, width: int) -> bytes | None:
-        """The first ``width`` hashes of tile ``(level, index)`` from its full file or a partial
-        at least that wide (the tiles may be ahead of the tree); None if there is none."""
+    def read_prefix(self, level: int, index: int, width: int) -> bytes:
+        """The longest prefix, at most ``width`` hashes, of tile ``(level, index)`` that its
+        full file or its widest intact partial holds (b"" if none)."""
         full = self.read(Tile(level, index))
         if full is not None and len(full) == Tile(level, index).data_size:
             return full[: width * 32]
@@ -48,21 +49,28 @@ class TileFiles:
         try:
             widths = sorted((int(n) for n in os.listdir(partials) if n.isdigit()), reverse=True)
         except OSError:
-            return None
+            return b""
         for wide in widths:
-            if width <= wide < TILE_WIDTH:
+            if 0 < wide < TILE_WIDTH:
                 data = self.read(Tile(level, index, wide))
                 if data is not None and len(data) == wide * 32:
                     return data[: width * 32]
-        return None
+        return b""
 
     def write(self, tile: Tile, data: bytes) -> None:
         """Replace ``tile``'s file with ``data`` (OSError if it cannot)."""
         path = self.path_of(tile)
-        self._make_dirs(path.parent)
+        if path.parent not in self._made:
+            self._make_dirs(path.parent)
+            self._made.add(path.parent)
         tmp = path.with_name(f".{path.name}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        fd = os.open(tmp, flags, PRIVATE_FILE_MODE)
+        try:
+            fd = os.open(tmp, flags, PRIVATE_FILE_MODE)
+        except FileNotFoundError:  # a directory removed behind our back
+            self._made.clear()
+            self._make_dirs(path.parent)
+            fd = os.open(tmp, flags, PRIVATE_FILE_MODE)
         try:
             os.write(fd, data)
         finally:
@@ -82,6 +90,7 @@ class TileFiles:
                 remove_path(entry)
         if not tile.partial:
             remove_path(partials)
+            self._made.discard(partials)
 
     def remove_full(self, level: int, index: int) -> bool:
         """Remove the full file of tile ``(level, index)``; whether there was one."""
@@ -97,13 +106,19 @@ class TileFiles:
         partials = self._partials_dir(level, index)
         if partials.exists() or partials.is_symlink():
             remove_path(partials)
+            self._made.discard(partials)
             found = True
         return found
+
+    def forget_dirs(self) -> None:
+        """Forget which directories exist (after removing some)."""
+        self._made.clear()
 
     def remove_strays(self, expected: set[str]) -> None:
         """Remove every file under ``tile/`` whose path is not in ``expected``, links, and
         directories left empty."""
         root = self.directory / "tile"
+        self._made.clear()
         if not root.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(root, topdown=False):

@@ -204,3 +204,16 @@ def test_a_record_altered_under_the_last_full_tile_is_named_by_the_rebuild(
     tiles = opened(tmp_path, leaves)
     assert tiles.damage_at == 700
     assert Tile(0, 2) in tiles.rewritten
+
+
+def test_a_tree_whose_partial_tiles_were_never_written_reopens_from_its_full_tiles(
+    tmp_path: Path,
+) -> None:
+    leaves = records(0, 70_000)
+    tiles = opened(tmp_path, leaves[:300])
+    tiles.flush()  # partials for 300 leaves; then appends write full tiles only (a crash)
+    tiles.append_hashes(map(leaf_hash, leaves[300:]), partials=False)
+    reopened = opened(tmp_path, leaves)
+    assert reopened.reused == 69_888
+    assert reopened.root() == MerkleTree.from_leaf_hashes(map(leaf_hash, leaves)).root()
+    assert files_under(tmp_path) == expected_files(leaves)
