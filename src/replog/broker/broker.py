@@ -25,7 +25,7 @@ from replog.storage import Log, LogConfig
 from replog.storage.codec import RecordInput
 from replog.storage.directory import lock_directory
 from replog.storage.files import OsFileSystem, make_private_dir
-from replog.tlog.log_tree import TLOG_DIR, LogTree, attach_tree, flush_tree, tree_of
+from replog.tlog.log_tree import TLOG_DIR, LogTree, attach_tree, tree_of
 from replog.v1.record_pb2 import Record
 
 __all__ = ["Broker", "RetentionEvent"]
@@ -405,7 +405,6 @@ class Broker:
     def _close_logs(self) -> None:
         for topic in self._topics.values():
             for log_ in topic.logs:
-                flush_tree(log_)
                 log_.close()
 
     def close(self) -> None:

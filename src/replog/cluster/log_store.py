@@ -493,7 +493,6 @@ class ReplogLogStore:
         """Write any pending hard state and close the log."""
         try:
             self.flush()
-            self.tree.flush()
         finally:
             self.log.close()
 

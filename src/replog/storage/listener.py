@@ -21,3 +21,6 @@ class LogListener(Protocol):
 
     def was_reset(self, next_offset: int) -> None:
         """Every record was removed; the log continues at ``next_offset``."""
+
+    def closing(self) -> None:
+        """The log is being closed (no more changes)."""

@@ -490,6 +490,8 @@ class Log(LogReads):
         """Flush, fsync and close every segment and release the directory lock. Idempotent."""
         if self._closed:
             return
+        for listener in self._listeners:
+            listener.closing()
         if self._interval_sync is not None:
             self._interval_sync.stop()
         with self._retention_lock, self._sync_lock, self._write_lock:

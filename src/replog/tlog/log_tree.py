@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -29,8 +30,9 @@ from typing import TypeVar
 from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
 from replog.storage import Log
 from replog.tlog.tile_files import TileDirectory
+from replog.tlog.tiles import Tile
 
-__all__ = ["TLOG_DIR", "LogTree", "attach_tree", "flush_tree", "tree_of"]
+__all__ = ["TLOG_DIR", "LogTree", "attach_tree", "tree_of"]
 
 TLOG_DIR = "tlog"
 """The directory under a partition's directory that holds its tiles."""
@@ -50,7 +52,9 @@ class LogTree:
         self._log = log_
         self.directory = directory
         self._base = log_.config.initial_offset
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the tree's state
+        self._io_lock = threading.Lock()  # tile files being written, cut or flushed
+        self._queued = False
         self.unavailable: str | None = None
         """Why the tree cannot be trusted or kept (None while it is)."""
         self.tiles: TileDirectory | None = None
@@ -94,7 +98,7 @@ class LogTree:
     def flush(self) -> None:
         """Write the partial tiles too (before a checkpoint is published, or on close), so
         the files on disk are every tile of the tree."""
-        with self._lock:
+        with self._io_lock, self._lock:
             if self.tiles is None:
                 return
             try:
@@ -116,19 +120,46 @@ class LogTree:
                 self._disable(f"record {first} was appended to a tree of {tiles.size} leaves")
                 return
             try:
-                tiles.append_hashes(hashes, partials=False)
+                tiles.append_hashes(hashes, write=False)
             except OSError as exc:  # the leaves are in the tree; the next append retries
                 log.warning("writing tiles under %s failed: %s", self.directory, exc)
+            if tiles.unwritten() and not self._queued:
+                self._queued = True
+                _WRITER.submit(self)
+
+    def write_tiles(self) -> None:
+        """Write the full tiles the appends left in memory (the tile writer thread's work,
+        outside the tree's lock: appends and reads go on meanwhile)."""
+        with self._io_lock:
+            with self._lock:
+                self._queued = False
+                tiles = self.tiles
+                pending = tiles.unwritten() if tiles is not None else []
+            if tiles is None or not pending:
+                return
+            done: list[tuple[Tile, bytes]] = []
+            try:
+                for tile, data in pending:
+                    tiles.write_full(tile, data)
+                    done.append((tile, data))
+            except OSError as exc:  # kept in memory: the next round or flush retries
+                log.warning("writing tiles under %s failed: %s", self.directory, exc)
+            with self._lock:
+                tiles.mark_written(done)
 
     def truncated_after(self, offset: int) -> None:
         """Drop the hashes of the records removed after ``offset``."""
-        with self._lock:
+        with self._io_lock, self._lock:
             if self.tiles is None:
                 return
             try:
                 self.tiles.truncate(min(self.tiles.size, offset + 1))
             except (ReplogError, OSError) as exc:
                 self._disable(f"cutting the tree after {offset} failed: {exc}")
+
+    def closing(self) -> None:
+        """The log is closing: write every tile (the partial ones too)."""
+        self.flush()
 
     def was_reset(self, next_offset: int) -> None:
         """Every record is gone: the records no longer vouch for the tree."""
@@ -139,19 +170,41 @@ class LogTree:
             self._disable(f"the log was reset to continue at {next_offset}")
 
 
+class _TileWriter:
+    """One daemon thread writing the full tiles of every tree, in the order they filled."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[LogTree] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def submit(self, tree: LogTree) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="replog-tile-writer", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(tree)
+
+    def _run(self) -> None:
+        while True:
+            tree = self._queue.get()
+            try:
+                tree.write_tiles()
+            except Exception:  # a tree's failure is its own; the others go on
+                log.exception("writing the tiles under %s failed", tree.directory)
+
+
+_WRITER = _TileWriter()
+
+
 def attach_tree(log_: Log, directory: Path) -> LogTree:
     """Open ``log_``'s tree under ``directory`` and keep it from every later change."""
     tree = LogTree(log_, directory)
     log_.add_listener(tree)
     _trees[log_] = tree
     return tree
-
-
-def flush_tree(log_: Log) -> None:
-    """Write every tile of ``log_``'s tree, if it has one (before closing it)."""
-    tree = _trees.get(log_)
-    if tree is not None:
-        tree.flush()
 
 
 def tree_of(log_: Log) -> LogTree | None:

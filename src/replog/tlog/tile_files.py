@@ -177,12 +177,29 @@ class TileDirectory:
         tiles too."""
         return self.append_hashes(map(leaf_hash, leaves))
 
-    def append_hashes(self, hashes: Iterable[bytes], *, partials: bool = True) -> list[Tile]:
-        """``append`` for leaf hashes already computed; with ``partials`` False only the full
-        tiles are written now (the partial ones by ``flush`` or when read: a reopened tree
-        re-hashes from its last full leaf tile, so they are not needed to recover)."""
+    def append_hashes(self, hashes: Iterable[bytes], *, write: bool = True) -> list[Tile]:
+        """``append`` for leaf hashes already computed. With ``write`` False nothing is
+        written: the full tiles wait in memory (``unwritten``) for ``write_full`` or ``flush``,
+        the partial ones for ``flush`` or a read (a reopened tree re-hashes from its last full
+        leaf tile, so partial tiles are not needed to recover)."""
         self._extend(list(hashes))
-        return self._write_pending(partials=partials)
+        return self._write_pending() if write else []
+
+    def unwritten(self) -> list[tuple[Tile, bytes]]:
+        """The full tiles not yet on disk, in order."""
+        return sorted(self._unwritten.items())
+
+    def write_full(self, tile: Tile, data: bytes) -> None:
+        """Write one of the ``unwritten`` tiles' files (safe without the tree's lock, as long
+        as the tree is not cut meanwhile); ``mark_written`` then forgets it."""
+        self.files.write(tile, data)
+        self.files.remove_other_partials(tile)
+
+    def mark_written(self, tiles: Iterable[tuple[Tile, bytes]]) -> None:
+        """Forget the full tiles ``write_full`` wrote (unless the tree changed them since)."""
+        for tile, data in tiles:
+            if self._unwritten.get(tile) is data:
+                del self._unwritten[tile]
 
     def flush(self) -> list[Tile]:
         """Write every tile not yet on disk (partial ones included); returns the partials."""

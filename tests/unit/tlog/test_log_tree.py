@@ -3,6 +3,7 @@ log, kept through retention, reused on reopen, and a tampered record named by th
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -115,4 +116,15 @@ def test_a_record_altered_in_a_sealed_segment_is_named_by_the_rebuild(tmp_path: 
         raise AssertionError("record 700 not found")
     log_, tree = open_log(tmp_path, max_store_bytes=8192, max_record_bytes=1024)
     assert tree.tiles is not None and tree.tiles.damage_at == 700
+    log_.close()
+
+
+def test_full_tiles_reach_the_disk_without_a_flush(tmp_path: Path) -> None:
+    log_, _ = open_log(tmp_path)
+    log_.append_batch([f"record {i}".encode() for i in range(1_000)])
+    deadline = time.monotonic() + 10
+    wanted = [tmp_path / "tlog" / f"tile/0/00{i}" for i in range(3)]
+    while not all(path.exists() for path in wanted):
+        assert time.monotonic() < deadline, "the tile writer wrote nothing"
+        time.sleep(0.01)
     log_.close()

@@ -212,7 +212,9 @@ def test_a_tree_whose_partial_tiles_were_never_written_reopens_from_its_full_til
     leaves = records(0, 70_000)
     tiles = opened(tmp_path, leaves[:300])
     tiles.flush()  # partials for 300 leaves; then appends write full tiles only (a crash)
-    tiles.append_hashes(map(leaf_hash, leaves[300:]), partials=False)
+    tiles.append_hashes(map(leaf_hash, leaves[300:]), write=False)
+    for tile, data in tiles.unwritten():  # what the tile writer does
+        tiles.write_full(tile, data)
     reopened = opened(tmp_path, leaves)
     assert reopened.reused == 69_888
     assert reopened.root() == MerkleTree.from_leaf_hashes(map(leaf_hash, leaves)).root()
