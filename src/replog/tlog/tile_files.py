@@ -192,7 +192,7 @@ class TileDirectory:
     def write_full(self, tile: Tile, data: bytes) -> None:
         """Write one of the ``unwritten`` tiles' files (safe without the tree's lock, as long
         as the tree is not cut meanwhile); ``mark_written`` then forgets it."""
-        self.files.write(tile, data)
+        self.files.write(tile, data, in_place=True)
         self.files.remove_other_partials(tile)
 
     def mark_written(self, tiles: Iterable[tuple[Tile, bytes]]) -> None:
@@ -318,8 +318,8 @@ class TileDirectory:
         """The largest multiple of 256 leaves up to ``size`` the tiles can be trusted for, or
         None if the tiles must be rebuilt."""
         full = size // TILE_WIDTH
-        while full > 0 and self.files.read(Tile(0, full - 1)) is None:
-            full -= 1
+        while full > 0 and not self._intact(Tile(0, full - 1)):
+            full -= 1  # missing, or torn by a crash while written
         if full == 0:
             return 0 if size < TILE_WIDTH or self._nothing_on_disk() else None
         last = Tile(0, full - 1)
@@ -335,6 +335,10 @@ class TileDirectory:
         except InvalidArgumentError:
             return None
         return start if self._edge_matches_below(start) else None
+
+    def _intact(self, tile: Tile) -> bool:
+        data = self.files.read(tile)
+        return data is not None and len(data) == tile.data_size
 
     def _nothing_on_disk(self) -> bool:
         return not (self.directory / "tile").exists()

@@ -57,13 +57,15 @@ class TileFiles:
                     return data[: width * 32]
         return b""
 
-    def write(self, tile: Tile, data: bytes) -> None:
-        """Replace ``tile``'s file with ``data`` (OSError if it cannot)."""
+    def write(self, tile: Tile, data: bytes, *, in_place: bool = False) -> None:
+        """Replace ``tile``'s file with ``data`` (OSError if it cannot): written aside and
+        renamed, or with ``in_place`` straight into the file (a full tile written once: a
+        torn one is found by its length, and nobody reads it before the write returns)."""
         path = self.path_of(tile)
         if path.parent not in self._made:
             self._make_dirs(path.parent)
             self._made.add(path.parent)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path if in_place else path.with_name(f".{path.name}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
         try:
             fd = os.open(tmp, flags, PRIVATE_FILE_MODE)
@@ -75,7 +77,8 @@ class TileFiles:
             os.write(fd, data)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if tmp != path:
+            os.replace(tmp, path)
 
     def remove_other_partials(self, tile: Tile) -> None:
         """Remove the partial files of ``tile``'s index other than ``tile`` itself (all of
