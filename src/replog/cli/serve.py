@@ -121,6 +121,10 @@ def serve_command(  # noqa: PLR0917  (typer options)
     group_heartbeat_interval_ms: Annotated[
         int | None, typer.Option(help="How often group members heartbeat (default 500).")
     ] = None,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(help="Sign each partition's checkpoint with this key (replog keys init)."),
+    ] = None,
     offsets_retention_ms: Annotated[
         int | None,
         typer.Option(help="Time retention of __consumer_offsets (default 7 days)."),

@@ -12,6 +12,7 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 from aiohttp import web
@@ -25,7 +26,7 @@ from replog.cluster.backend import RaftBackend
 from replog.cluster.cluster_node import ClusterNode
 from replog.cluster.members import is_clustered, resolve_node_id
 from replog.cluster.topics import ClusterTopics
-from replog.errors import ConfigError, StorageIOError
+from replog.errors import ConfigError, ReplogError, StorageIOError
 from replog.security.acl import Authorizer
 from replog.security.tls import (
     grpc_channel_credentials,
@@ -36,6 +37,7 @@ from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
 from replog.server.broker_backend import BrokerBackend
+from replog.server.checkpointer import Checkpointer
 from replog.server.group_service import GroupService
 from replog.server.groups_grpc import GROUPS_SERVICE_NAME, GroupsGrpc
 from replog.server.grpc_service import SERVICE_NAME, LogService
@@ -44,6 +46,8 @@ from replog.server.http_errors import JsonErrorAppRunner
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
+from replog.tlog.keyfile import read_signer
+from replog.tlog.note import Signer
 
 __all__ = ["Agent", "exposure_warning", "serve"]
 
@@ -80,6 +84,8 @@ class Agent:
         self.grpc_address = ""
         self.http_address = ""
         self._broker: Broker | None = None
+        self.checkpointer: Checkpointer | None = None
+        """Signs the partitions' checkpoints (single node, with a signing key)."""
         self._backend: SingleNodeBackend | None = None
         self._broker_backend: BrokerBackend | None = None
         self.topics: BrokerBackend | ClusterTopics | None = None
@@ -113,7 +119,10 @@ class Agent:
             self.cluster.on_fatal = self._fail_stop
             self.cluster.inbox.on_drop = self.metrics.on_raft_dropped
         else:
+            signer = self._read_signer()
             self._broker = await asyncio.to_thread(self._open_broker)
+            if signer is not None:
+                self.checkpointer = self._start_checkpoints(self._broker, signer)
         try:
             await self._start_servers()
         except BaseException:
@@ -135,6 +144,27 @@ class Agent:
         if warning:
             log.warning(warning)
             print(f"replog: WARNING: {warning}", file=sys.stderr, flush=True)
+
+    def _read_signer(self) -> Signer | None:
+        """The checkpoint signing key, if one is set; ConfigError if it cannot be used."""
+        if not self.settings.signing_key:
+            return None
+        try:
+            return read_signer(Path(self.settings.signing_key))
+        except ReplogError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _start_checkpoints(self, broker: Broker, signer: Signer) -> Checkpointer:
+        s = self.settings
+        checkpointer = Checkpointer(
+            broker,
+            s.server_id or s.grpc_addr,
+            signer,
+            interval_ms=s.checkpoint_interval_ms,
+            keep=s.checkpoints_kept,
+        )
+        checkpointer.start()
+        return checkpointer
 
     def _load_security(self) -> None:
         tls = self.settings.tls_config()
@@ -356,6 +386,8 @@ class Agent:
             await self.groups.close()
         if self.cluster is not None:
             await self.cluster.stop()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         if self._broker_backend is not None:
             await self._broker_backend.close()
         elif self._broker is not None:

@@ -77,6 +77,10 @@ class ServerSettings:
     """Keep each partition's verifiable-log tiles (``<partition>/tlog``) as records are
     appended (single node; a cluster's replicas always keep them). ``REPLOG_TLOG_TILES=0``
     turns them off, for measuring their cost."""
+    signing_key: str = ""
+    """The checkpoint signing key (``replog keys init``); none: no checkpoints are signed."""
+    checkpoint_interval_ms: int = 1000
+    checkpoints_kept: int = 100
     acl_model: str = ""
     bootstrap: bool = False
     join: str = ""
@@ -119,6 +123,8 @@ class ServerSettings:
             raise ConfigError("offsets_topic_partitions must be between 1 and 4096")
         if self.offsets_retention_ms < 1000:
             raise ConfigError("offsets_retention_ms must be at least 1000")
+        if self.checkpoint_interval_ms < 10 or self.checkpoints_kept < 1:
+            raise ConfigError("checkpoint_interval_ms must be >= 10, checkpoints_kept >= 1")
         if not 10 <= self.group_heartbeat_interval_ms <= 60_000:
             raise ConfigError("group_heartbeat_interval_ms must be between 10 and 60000")
         self._check_security()
