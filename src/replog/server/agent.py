@@ -43,6 +43,7 @@ from replog.server.groups_grpc import GROUPS_SERVICE_NAME, GroupsGrpc
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
+from replog.server.http_tlog import TLOG_KEY, TlogState
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
@@ -334,6 +335,7 @@ class Agent:
         gate = self.gatekeeper
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
+        app[TLOG_KEY] = TlogState(self._broker, self.checkpointer)
         # keepalive_timeout also closes a connection that never sends a whole request head:
         # aiohttp starts its timer when the connection opens (its default is an hour).
         runner = JsonErrorAppRunner(  # aiohttp's own parser errors answer in JSON too
