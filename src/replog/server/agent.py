@@ -47,6 +47,7 @@ from replog.server.http_tlog import TLOG_KEY, TlogState
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
+from replog.server.tlog_grpc import TLOG_SERVICE_NAME, TlogGrpc
 from replog.tlog.keyfile import read_signer
 from replog.tlog.note import Signer
 
@@ -281,11 +282,15 @@ class Agent:
             SERVICE_NAME,
             ADMIN_SERVICE_NAME,
             GROUPS_SERVICE_NAME,
+            TLOG_SERVICE_NAME,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(names, server)
         return server
+
+    def _tlog_grpc(self) -> TlogGrpc:
+        return TlogGrpc(TlogState(self._broker, self.checkpointer), self.metrics)
 
     async def _start_servers(self) -> None:
         s = self.settings
@@ -307,6 +312,7 @@ class Agent:
                 self._service.generic_handler(),
                 self._admin.generic_handler(),
                 self._groups_grpc.generic_handler(),
+                self._tlog_grpc().generic_handler(),
             )
         )
         host, _ = split_addr(s.grpc_addr, "grpc_addr")
