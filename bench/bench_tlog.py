@@ -104,7 +104,17 @@ def report(rows: list[tuple[str, float, float]], batches: int, runs: int) -> str
     for name, with_tree, without in rows:
         cost = (1 - with_tree / without) * 100
         lines.append(f"| {name} | {with_tree:,.0f} | {without:,.0f} | {cost:.1f}% |")
-    lines += ["", END]
+    lines += [
+        "",
+        "The tree costs two SHA-256 calls per record in CPython (the leaf, and on average one "
+        "interior node), about 1 µs together on this machine, in the appending thread under "
+        "the Log's write lock, plus four tile files per 1,000 records, written by one "
+        "tile-writer thread. Against appends of about 1 µs per record that is far above the "
+        "issue's 10% target; meeting it needs the hashing in C (a batch SHA-256 over "
+        "the frames) or off the append path.",
+        "",
+        END,
+    ]
     return "\n".join(lines)
 
 
