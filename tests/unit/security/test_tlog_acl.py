@@ -26,7 +26,9 @@ def test_every_tlog_method_needs_consume_on_the_topic_it_names() -> None:
         assert grpc_object(method, REQUESTS[name]) == "orders", name
 
 
-@pytest.mark.parametrize("tail", ["checkpoint", "tile/{tile}", "proof/inclusion", "proof/consistency"])
+@pytest.mark.parametrize(
+    "tail", ["checkpoint", "tile/{tile}", "proof/inclusion", "proof/consistency"]
+)
 def test_every_tlog_http_route_needs_consume_on_the_topic_in_its_path(tail: str) -> None:
     route = f"/v1/topics/{{name}}/partitions/{{p}}/{tail}"
     assert http_permission("GET", route, "orders") == (Action.CONSUME, "orders")
