@@ -35,3 +35,27 @@ def test_the_three_replicas_of_a_partition_hold_identical_tiles(three: Cluster) 
         return bool(tiles[0]) and "tile/0/001" in tiles[0] and all(t == tiles[0] for t in tiles)
 
     wait_until(identical, 20, "every replica's tiles to be the same")
+
+
+def test_each_replica_of_a_created_topic_keeps_the_same_tiles(three: Cluster) -> None:
+    addresses = [n.grpc_address for n in three.nodes]
+    with Client(addresses, timeout=10) as client:
+        client.create_topic("orders", 1, replication_factor=3)
+        for batch in range(3):
+            client.produce_batch(
+                [f"order {batch}-{i}".encode() for i in range(100)], topic="orders", partition=0
+            )
+
+    def tiles_of(node_dir: Path) -> dict[str, bytes]:
+        tlog = node_dir / "topics" / "orders" / "0" / "tlog"
+        return {
+            p.relative_to(tlog).as_posix(): p.read_bytes()
+            for p in sorted(tlog.rglob("*"))
+            if p.is_file()
+        }
+
+    def identical() -> bool:
+        tiles = [tiles_of(node.data_dir) for node in three.nodes]
+        return "tile/0/000" in tiles[0] and all(t == tiles[0] for t in tiles)
+
+    wait_until(identical, 20, "every replica of orders/0 to hold the same tiles")
