@@ -24,7 +24,9 @@ def partition_tiles(data_dir: Path) -> dict[str, bytes]:
     }
 
 
-def test_the_three_replicas_of_a_partition_hold_identical_tiles(three: Cluster) -> None:
+def test_the_three_replicas_of_a_partition_hold_identical_tiles(cluster: Cluster) -> None:
+    cluster.bootstrap(3, tlog_tiles=True)
+    three = cluster
     leader = three.leader()
     with Client(leader.grpc_address) as client:
         for batch in range(6):
@@ -37,7 +39,9 @@ def test_the_three_replicas_of_a_partition_hold_identical_tiles(three: Cluster) 
     wait_until(identical, 20, "every replica's tiles to be the same")
 
 
-def test_each_replica_of_a_created_topic_keeps_the_same_tiles(three: Cluster) -> None:
+def test_each_replica_of_a_created_topic_keeps_the_same_tiles(cluster: Cluster) -> None:
+    cluster.bootstrap(3, tlog_tiles=True)
+    three = cluster
     addresses = [n.grpc_address for n in three.nodes]
     with Client(addresses, timeout=10) as client:
         client.create_topic("orders", 1, replication_factor=3)

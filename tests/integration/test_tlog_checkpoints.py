@@ -29,7 +29,11 @@ def test_a_checkpoint_is_signed_for_the_records_produced(
     keys = write_key_files(tmp_path / "keys", "n1")
     data = tmp_path / "data"
     server = server_factory(
-        data, server_id="n1", signing_key=str(keys.private), checkpoint_interval_ms=20
+        data,
+        tlog_tiles=True,
+        server_id="n1",
+        signing_key=str(keys.private),
+        checkpoint_interval_ms=20,
     )
     with Client(server.grpc_address) as client:
         client.produce_batch([f"record {i}".encode() for i in range(300)])
@@ -53,7 +57,7 @@ def stat_mode(path: Path) -> int:
 def test_without_a_key_no_checkpoint_is_signed(
     server_factory: Callable[..., ThreadedServer], tmp_path: Path
 ) -> None:
-    server = server_factory(tmp_path / "data", checkpoint_interval_ms=20)
+    server = server_factory(tmp_path / "data", tlog_tiles=True, checkpoint_interval_ms=20)
     with Client(server.grpc_address) as client:
         client.produce_batch([b"x"] * 10)
     assert server.agent is not None and server.agent.checkpointer is None
@@ -67,4 +71,4 @@ def test_a_signing_key_others_may_read_stops_the_server_from_starting(
     keys = write_key_files(tmp_path / "keys", "n1")
     os.chmod(keys.private, 0o644)
     with pytest.raises(ConfigError, match="readable by others"):
-        server_factory(tmp_path / "data", signing_key=str(keys.private))
+        server_factory(tmp_path / "data", tlog_tiles=True, signing_key=str(keys.private))

@@ -95,7 +95,7 @@ def test_a_reader_verifies_checkpoints_tiles_and_proofs_with_the_verifier_key(
 def test_without_a_signing_key_the_checkpoint_is_not_found_but_tiles_are_served(
     server_factory: Callable[..., ThreadedServer], tmp_path: Path
 ) -> None:
-    server = server_factory(tmp_path / "data")
+    server = server_factory(tmp_path / "data", tlog_tiles=True)
     with Client(server.grpc_address) as client:
         client.produce_batch([b"x"] * 10)
     status, _, body = get(server, f"{BASE}/checkpoint")

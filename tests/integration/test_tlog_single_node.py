@@ -25,7 +25,7 @@ def tile_files(directory: Path) -> dict[str, bytes]:
 def test_produced_records_are_the_leaves_of_the_tiles_the_server_keeps(
     server_factory: Callable[..., ThreadedServer], tmp_path: Path
 ) -> None:
-    server = server_factory(tmp_path / "data")
+    server = server_factory(tmp_path / "data", tlog_tiles=True)
     with Client(server.grpc_address) as client:
         for batch in range(6):
             client.produce_batch([f"record {batch}-{i}".encode() for i in range(100)])

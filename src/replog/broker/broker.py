@@ -79,7 +79,7 @@ class Broker:
         clock_ms: Callable[[], int] = _wall_clock_ms,
         partitioner: StickyPartitioner | None = None,
         node_id: str = "local",
-        verifiable: bool = True,
+        verifiable: bool = False,
     ) -> None:
         self.path = os.fspath(path)
         self.verifiable = verifiable

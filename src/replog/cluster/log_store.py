@@ -102,6 +102,7 @@ class ReplogLogStore:
         bootstrap: Membership | None = None,
         commit_flush_s: float = 1.0,
         fs: FileSystem | None = None,
+        verifiable: bool = False,
     ) -> None:
         """Open (or create) the log and state file; ``bootstrap`` seeds a brand-new node's
         membership (ignored when a state file exists). ``fs`` holds the log and the state
@@ -150,8 +151,11 @@ class ReplogLogStore:
         if (self.lost_commit, self.log_lost) != self._saved_loss:
             self._write_state()  # durable before this node answers anyone
         self._remove_staging()  # streams being received when the node stopped are void
-        self.tree = attach_tree(self.log, self.directory / TLOG_DIR)
-        """The partition's verifiable-log tree: leaf i is the payload stored at offset i."""
+        self._verifiable = verifiable
+        self.tree = attach_tree(self.log, self.directory / TLOG_DIR) if verifiable else None
+        """The partition's verifiable-log tree: leaf i is the payload stored at offset i
+        (None unless ``verifiable``: hashing costs about as much as appending, see
+        docs/benchmarks.md)."""
 
     # -- state file -----------------------------------------------------------------------
 
@@ -475,7 +479,7 @@ class ReplogLogStore:
         shutil.rmtree(old, ignore_errors=True)
         self._remove_staging(complete_up_to=index)
         self.log = Log(live, self._log_config)
-        self.tree = attach_tree(self.log, self.directory / TLOG_DIR)
+        self.tree = attach_tree(self.log, self.directory / TLOG_DIR) if self._verifiable else None
         self.control = []
         offset = self.log.lowest_offset
         while offset < self.log.next_offset:

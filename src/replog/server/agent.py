@@ -202,7 +202,7 @@ class Agent:
             defaults=s.topic_defaults(),
             sync_interval_ms=s.sync_interval_ms,
             node_id=s.server_id or s.grpc_addr,
-            verifiable=s.tlog_tiles,
+            verifiable=s.tlog_on,
         )
 
     def _fail_stop(self, exc: BaseException) -> None:

@@ -73,7 +73,7 @@ class ServerSettings:
     tls_key: str = ""
     tls_ca: str = ""
     acl_policy: str = ""
-    tlog_tiles: bool = True
+    tlog_tiles: bool = False
     """Keep each partition's verifiable-log tiles (``<partition>/tlog``) as records are
     appended (single node; a cluster's replicas always keep them). ``REPLOG_TLOG_TILES=0``
     turns them off, for measuring their cost."""
@@ -149,7 +149,14 @@ class ServerSettings:
             election_ticks=self.election_ticks,
             max_record_bytes=self.max_record_bytes,
             max_batch_records=self.max_batch_records,
+            tlog=self.tlog_on,
         )
+
+    @property
+    def tlog_on(self) -> bool:
+        """Whether logs keep their verifiable-log trees: ``tlog_tiles``, or a signing key
+        (checkpoints need the tiles)."""
+        return self.tlog_tiles or bool(self.signing_key)
 
     def tls_config(self) -> TLSConfig | None:
         """The server's TLS files, or None when it serves plaintext."""

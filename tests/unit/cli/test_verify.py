@@ -28,7 +28,9 @@ def data(tmp_path: Path) -> tuple[Path, Path]:
     signer = read_signer(keys.private)
     directory = tmp_path / "data"
     broker = Broker(
-        directory, defaults=TopicConfig(segment_bytes=16_384, max_record_bytes=1024, sync="never")
+        directory,
+        defaults=TopicConfig(segment_bytes=16_384, max_record_bytes=1024, sync="never"),
+        verifiable=True,
     )
     store = CheckpointStore(directory / PARTITION / "tlog" / "checkpoints")
     tree = broker.tree("default", 0)
