@@ -81,7 +81,7 @@ def b64(value: bytes) -> str:
 @pytest.fixture(scope="module")
 def log(tmp_path_factory: pytest.TempPathFactory) -> Log:
     directory = tmp_path_factory.mktemp("log") / "tlog"
-    tiles = TileDirectory.open(directory, [])
+    tiles = TileDirectory.open(directory, 0, lambda a, b: [])
     for start, stop in [(0, 1), (1, 300), (300, 65_537), (65_537, SIZE)]:
         tiles.append(f"record {i}".encode() for i in range(start, stop))
     signer = generate_signer("interop")

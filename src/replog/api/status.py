@@ -22,6 +22,7 @@ from replog.errors import (
     UnknownPartitionError,
     UnknownTopicError,
     UnsupportedError,
+    VerificationError,
     precondition_details,
 )
 
@@ -50,6 +51,8 @@ def grpc_code_for(exc: ReplogError) -> grpc.StatusCode:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, PreconditionFailedError):
         return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, VerificationError):  # the log's own bytes do not prove out
+        return grpc.StatusCode.DATA_LOSS
     return grpc.StatusCode.INTERNAL
 
 
@@ -77,6 +80,8 @@ def metadata_for(exc: ReplogError) -> tuple[tuple[str, str | bytes], ...]:
             items.append(("replog-leader", exc.leader_addr))
     elif isinstance(exc, PreconditionFailedError):
         items.append(("replog-precondition", precondition_details(exc)))
+    elif isinstance(exc, VerificationError) and exc.offset is not None:
+        items.append(("replog-offset", str(exc.offset)))
     return tuple(items)
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from replog.broker.config import TopicConfig, check_keys, normalize_key
 from replog.broker.layout import TopicMeta, TopicsDirectory
@@ -24,6 +25,7 @@ from replog.storage import Log, LogConfig
 from replog.storage.codec import RecordInput
 from replog.storage.directory import lock_directory
 from replog.storage.files import OsFileSystem, make_private_dir
+from replog.tlog.log_tree import TLOG_DIR, LogTree, attach_tree, tree_of
 from replog.v1.record_pb2 import Record
 
 __all__ = ["Broker", "RetentionEvent"]
@@ -77,8 +79,11 @@ class Broker:
         clock_ms: Callable[[], int] = _wall_clock_ms,
         partitioner: StickyPartitioner | None = None,
         node_id: str = "local",
+        verifiable: bool = False,
     ) -> None:
         self.path = os.fspath(path)
+        self.verifiable = verifiable
+        """Whether each partition keeps its Merkle tree's tiles (``replog.tlog``)."""
         self.node_id = node_id
         self.defaults = defaults or TopicConfig()
         self._sync_interval_ms = sync_interval_ms
@@ -116,11 +121,16 @@ class Broker:
         return topic
 
     def _open_log(self, name: str, partition: int, config: TopicConfig) -> Log:
-        return Log(
-            self._dir.partition_dir(name, partition),
-            self.log_config(config),
-            clock_ms=self._clock_ms,
-        )
+        directory = self._dir.partition_dir(name, partition)
+        log_ = Log(directory, self.log_config(config), clock_ms=self._clock_ms)
+        if self.verifiable:
+            attach_tree(log_, Path(directory) / TLOG_DIR)
+        return log_
+
+    def tree(self, topic: str, partition: int) -> LogTree | None:
+        """The verifiable log's tree of a partition (None when trees are not kept);
+        UnknownTopicError / UnknownPartitionError if there is no such partition."""
+        return tree_of(self.log(topic, partition))
 
     def log_config(self, config: TopicConfig) -> LogConfig:
         """The LogConfig each partition of a topic with ``config`` is opened with."""

@@ -77,7 +77,9 @@ def _register() -> None:
     from replog.cli import cluster
 
     app.add_typer(cluster.app, name="cluster", help="Inspect and change a replicated cluster.")
-    from replog.cli import topics
+    from replog.cli import topics, verify
+
+    verify.register(app)
 
     app.add_typer(topics.app, name="topic", help="Create, list, describe and change topics.")
     from replog.cli import groups

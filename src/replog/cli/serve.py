@@ -105,6 +105,24 @@ KafkaAddrOpt = Annotated[Str, _s("kafka_addr", "Kafka protocol listen HOST:PORT 
 KafkaAdvertisedAddrOpt = Annotated[
     Str, _s("kafka_advertised_addr", "HOST:PORT Kafka clients are told (default: the bound one).")
 ]
+SigningKeyOpt = Annotated[
+    Path | None,
+    _s("signing_key", "Sign each partition's checkpoint with this key (replog keys init)."),
+]
+TlogTilesOpt = Annotated[
+    bool | None,
+    _s(
+        "tlog_tiles",
+        "Keep each partition's verifiable-log tiles (on with --signing-key).",
+        "--tlog-tiles/--no-tlog-tiles",
+    ),
+]
+CheckpointIntervalMsOpt = Annotated[
+    Int, _s("checkpoint_interval_ms", "How often a grown partition's checkpoint is signed.")
+]
+CheckpointsKeptOpt = Annotated[
+    Int, _s("checkpoints_kept", "Signed checkpoints kept per partition.")
+]
 RaftTickMsOpt = Annotated[Int, _s("raft_tick_ms", "Raft tick period (cluster).")]
 OffsetsTopicPartitionsOpt = Annotated[
     Int, _s("offsets_topic_partitions", "Partitions of __consumer_offsets (made on first use).")
@@ -159,6 +177,10 @@ def serve_command(  # noqa: PLR0917  (one flag per setting)
     offsets_topic_partitions: OffsetsTopicPartitionsOpt = None,
     group_heartbeat_interval_ms: GroupHeartbeatIntervalMsOpt = None,
     offsets_retention_ms: OffsetsRetentionMsOpt = None,
+    signing_key: SigningKeyOpt = None,
+    tlog_tiles: TlogTilesOpt = None,
+    checkpoint_interval_ms: CheckpointIntervalMsOpt = None,
+    checkpoints_kept: CheckpointsKeptOpt = None,
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 

@@ -100,7 +100,8 @@ class ClusterNode:
         self.epoch = next_start_epoch(data_dir)  # before our address goes anywhere
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
         seed = Membership(frozenset({self.id})) if bootstrap and fresh else None
-        self.store = ReplogLogStore(data_dir, log_config, bootstrap=seed)
+        tlog = bool(options and options.tlog)
+        self.store = ReplogLogStore(data_dir, log_config, bootstrap=seed, verifiable=tlog)
         self.book = AddressBook(Path(data_dir) / "members.json")
         self.node = RaftNode(self.store, self.id, random.Random(), options)
         o = self.node.options

@@ -51,6 +51,7 @@ from replog.storage import Log, LogConfig
 from replog.storage.atomic import write_atomically
 from replog.storage.codec import decode_records
 from replog.storage.files import FileSystem, OsFileSystem
+from replog.tlog.log_tree import TLOG_DIR, attach_tree
 from replog.v1.record_pb2 import Record
 
 __all__ = [
@@ -101,6 +102,7 @@ class ReplogLogStore:
         bootstrap: Membership | None = None,
         commit_flush_s: float = 1.0,
         fs: FileSystem | None = None,
+        verifiable: bool = False,
     ) -> None:
         """Open (or create) the log and state file; ``bootstrap`` seeds a brand-new node's
         membership (ignored when a state file exists). ``fs`` holds the log and the state
@@ -149,6 +151,11 @@ class ReplogLogStore:
         if (self.lost_commit, self.log_lost) != self._saved_loss:
             self._write_state()  # durable before this node answers anyone
         self._remove_staging()  # streams being received when the node stopped are void
+        self._verifiable = verifiable
+        self.tree = attach_tree(self.log, self.directory / TLOG_DIR) if verifiable else None
+        """The partition's verifiable-log tree: leaf i is the payload stored at offset i
+        (None unless ``verifiable``: hashing costs about as much as appending, see
+        docs/benchmarks.md)."""
 
     # -- state file -----------------------------------------------------------------------
 
@@ -472,6 +479,7 @@ class ReplogLogStore:
         shutil.rmtree(old, ignore_errors=True)
         self._remove_staging(complete_up_to=index)
         self.log = Log(live, self._log_config)
+        self.tree = attach_tree(self.log, self.directory / TLOG_DIR) if self._verifiable else None
         self.control = []
         offset = self.log.lowest_offset
         while offset < self.log.next_offset:

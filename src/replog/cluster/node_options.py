@@ -41,3 +41,4 @@ class NodeOptions:
     # the many groups of one loop, whose fsyncs would queue behind each other on the loop.
     persist_inline: bool = True
     key_index: bool = False  # keep the partition's key index (its topic's key_index)
+    tlog: bool = False  # keep each log's verifiable-log tree (tiles) as it is appended

@@ -250,7 +250,11 @@ class PartitionGroups:
         for level in (self.root, directory.parent, directory):
             level.mkdir(mode=0o700, exist_ok=True)
         store = ReplogLogStore(
-            directory, self._log_config(ref.topic), bootstrap=seed, commit_flush_s=_COMMIT_FLUSH_S
+            directory,
+            self._log_config(ref.topic),
+            bootstrap=seed,
+            commit_flush_s=_COMMIT_FLUSH_S,
+            verifiable=self._options.tlog,
         )
         if fresh:
             doc = {"topic": ref.topic, "partition": ref.partition, "topic_id": ref.topic_id}

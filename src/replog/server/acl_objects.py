@@ -55,6 +55,9 @@ GRPC_OBJECTS: Mapping[str, str] = {
     "/replog.v1.Groups/DescribeGroup": "group",
     "/replog.v1.Groups/DeleteGroup": "group",
     "/replog.v1.Groups/ListGroups": ANY_TOPIC,  # the answer lists only what the caller may read
+    "/replog.v1.Tlog/GetCheckpoint": "topic",
+    "/replog.v1.Tlog/GetInclusionProof": "topic",
+    "/replog.v1.Tlog/GetConsistencyProof": "topic",
 }
 
 #: The prefix of a consumer group's ACL object: rules name groups as ``group:<pattern>``.

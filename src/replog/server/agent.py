@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
-import resource
 import signal
 import ssl
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 from aiohttp import web
@@ -25,7 +24,7 @@ from replog.cluster.backend import RaftBackend
 from replog.cluster.cluster_node import ClusterNode
 from replog.cluster.members import is_clustered, resolve_node_id
 from replog.cluster.topics import ClusterTopics
-from replog.errors import ConfigError, StorageIOError
+from replog.errors import ConfigError, ReplogError, StorageIOError
 from replog.security.acl import Authorizer
 from replog.security.tls import (
     grpc_channel_credentials,
@@ -33,25 +32,34 @@ from replog.security.tls import (
     server_ssl_context,
 )
 from replog.server.admin_service import ADMIN_SERVICE_NAME, AdminService, SingleNodeCluster
+from replog.server.agent_support import (
+    exposure_warning,
+    grpc_options,
+    join_host_port,
+    raise_open_file_limit,
+)
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
 from replog.server.broker_backend import BrokerBackend
+from replog.server.checkpointer import Checkpointer
 from replog.server.group_service import GroupService
 from replog.server.groups_grpc import GROUPS_SERVICE_NAME, GroupsGrpc
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
+from replog.server.http_tlog import TLOG_KEY, TlogState
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.listener import KafkaListener
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.settings import ServerSettings, split_addr
+from replog.server.tlog_grpc import TLOG_SERVICE_NAME, TlogGrpc
+from replog.tlog.keyfile import read_signer
+from replog.tlog.note import Signer
 
 __all__ = ["Agent", "exposure_warning", "serve"]
 
 log = logging.getLogger("replog.server")
-
-_GRPC_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 
 
 class Agent:
@@ -85,6 +93,8 @@ class Agent:
         """The Kafka listener's bound HOST:PORT ("" when it is off)."""
         self._kafka: KafkaListener | None = None
         self._broker: Broker | None = None
+        self.checkpointer: Checkpointer | None = None
+        """Signs the partitions' checkpoints (single node, with a signing key)."""
         self._backend: SingleNodeBackend | None = None
         self._broker_backend: BrokerBackend | None = None
         self.topics: BrokerBackend | ClusterTopics | None = None
@@ -118,7 +128,10 @@ class Agent:
             self.cluster.on_fatal = self._fail_stop
             self.cluster.inbox.on_drop = self.metrics.on_raft_dropped
         else:
+            signer = self._read_signer()
             self._broker = await asyncio.to_thread(self._open_broker)
+            if signer is not None:
+                self.checkpointer = self._start_checkpoints(self._broker, signer)
         try:
             await self._start_servers()
             self.kafka_address = await self._start_kafka()
@@ -141,6 +154,27 @@ class Agent:
         if warning:
             log.warning(warning)
             print(f"replog: WARNING: {warning}", file=sys.stderr, flush=True)
+
+    def _read_signer(self) -> Signer | None:
+        """The checkpoint signing key, if one is set; ConfigError if it cannot be used."""
+        if not self.settings.signing_key:
+            return None
+        try:
+            return read_signer(Path(self.settings.signing_key))
+        except ReplogError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _start_checkpoints(self, broker: Broker, signer: Signer) -> Checkpointer:
+        s = self.settings
+        checkpointer = Checkpointer(
+            broker,
+            s.server_id or s.grpc_addr,
+            signer,
+            interval_ms=s.checkpoint_interval_ms,
+            keep=s.checkpoints_kept,
+        )
+        checkpointer.start()
+        return checkpointer
 
     def _load_security(self) -> None:
         tls = self.settings.tls_config()
@@ -176,6 +210,7 @@ class Agent:
             defaults=s.topic_defaults(),
             sync_interval_ms=s.sync_interval_ms,
             node_id=s.server_id or s.grpc_addr,
+            verifiable=s.tlog_on,
         )
 
     def _fail_stop(self, exc: BaseException) -> None:
@@ -244,7 +279,7 @@ class Agent:
         gate = self.gatekeeper
         server = aio.server(
             interceptors=[GrpcAuthInterceptor(gate)] if gate.authorizer is not None else None,
-            options=_grpc_options(self.settings.idle_timeout_s),
+            options=grpc_options(self.settings.idle_timeout_s),
         )
         server.add_generic_rpc_handlers(handlers)
         self._health = health.aio.HealthServicer()
@@ -253,6 +288,7 @@ class Agent:
             SERVICE_NAME,
             ADMIN_SERVICE_NAME,
             GROUPS_SERVICE_NAME,
+            TLOG_SERVICE_NAME,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )
@@ -270,6 +306,9 @@ class Agent:
             backend.servers, lambda: backend.high_watermark - 1, self.metrics
         )
         return (single.generic_handler(),)
+
+    def _tlog_grpc(self) -> TlogGrpc:
+        return TlogGrpc(TlogState(self._broker, self.checkpointer), self.metrics)
 
     async def _start_servers(self) -> None:
         s = self.settings
@@ -292,6 +331,7 @@ class Agent:
                 self._admin.generic_handler(),
                 self._groups_grpc.generic_handler(),
                 *self._cluster_handlers(backend),
+                self._tlog_grpc().generic_handler(),
             )
         )
         host, _ = split_addr(s.grpc_addr, "grpc_addr")
@@ -305,7 +345,7 @@ class Agent:
         if not port:
             raise ConfigError(f"cannot listen for gRPC on {s.grpc_addr}")
         await server.start()
-        self.grpc_address = _join(host, port)
+        self.grpc_address = join_host_port(host, port)
         if self._broker_backend is not None:
             self._broker_backend.set_address(s.server_id or self.grpc_address, self.grpc_address)
         elif self.cluster is not None:
@@ -320,6 +360,7 @@ class Agent:
         gate = self.gatekeeper
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
+        app[TLOG_KEY] = TlogState(self._broker, self.checkpointer)
         # keepalive_timeout also closes a connection that never sends a whole request head:
         # aiohttp starts its timer when the connection opens (its default is an hour).
         runner = JsonErrorAppRunner(  # aiohttp's own parser errors answer in JSON too
@@ -338,7 +379,7 @@ class Agent:
         except OSError as exc:
             raise ConfigError(f"cannot listen for HTTP on {s.http_addr}: {exc.strerror}") from None
         bound = runner.addresses[0]
-        self.http_address = _join(host, int(bound[1]))
+        self.http_address = join_host_port(host, int(bound[1]))
 
     async def _start_kafka(self) -> str:
         """Start the Kafka listener when ``kafka_addr`` is set; its bound address or ""."""
@@ -387,56 +428,13 @@ class Agent:
             await self.groups.close()
         if self.cluster is not None:
             await self.cluster.stop()
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         if self._broker_backend is not None:
             await self._broker_backend.close()
         elif self._broker is not None:
             await asyncio.to_thread(self._broker.close)
         log.info("stopped")
-
-
-def _grpc_options(idle_timeout_s: float) -> list[tuple[str, int]]:
-    """The gRPC server's channel options."""
-    idle_ms = int(idle_timeout_s * 1000)
-    return [
-        ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 0),
-        # A connection that has not finished its TLS handshake and HTTP/2 preface in this
-        # long is closed (the default is 120 s), and so is one without a call for this long
-        # (GOAWAY: a client reconnects on its next call; calls in progress are not idle).
-        ("grpc.server_handshake_timeout_ms", idle_ms),
-        ("grpc.max_connection_idle_ms", idle_ms),
-    ]
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name may resolve to anything
-
-
-def exposure_warning(settings: ServerSettings) -> str | None:
-    """A warning when an API listens beyond loopback without TLS (else None)."""
-    if settings.tls_cert:
-        return None
-    exposed = [
-        addr
-        for addr in (settings.grpc_addr, settings.http_addr)
-        if not _is_loopback(split_addr(addr)[0])
-    ]
-    if not exposed:
-        return None
-    return (
-        f"listening on {', '.join(exposed)} WITHOUT TLS: anyone who can reach it can read and "
-        "write the log; set --tls-cert/--tls-key/--tls-ca (docs/operations.md)"
-    )
-
-
-def _join(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _write_ready_file(path: str, agent: Agent) -> None:
@@ -447,21 +445,6 @@ def _write_ready_file(path: str, agent: Agent) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f)
     os.replace(tmp, path)
-
-
-def raise_open_file_limit() -> int:
-    """Raise this process's soft limit of open files to its hard limit (every partition
-    holds four descriptors; the usual soft limit of 1,024 is ~200 partitions), as Go's
-    runtime does for its servers. Returns the soft limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError) as exc:  # a container may refuse; keep the soft limit
-            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
-            return soft
-        return hard
-    return soft
 
 
 async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:

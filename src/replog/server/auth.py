@@ -81,6 +81,10 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Groups/DescribeGroup": Action.CONSUME,
     "/replog.v1.Groups/ListGroups": Action.CONSUME,
     "/replog.v1.Groups/DeleteGroup": Action.ADMIN,
+    # The verifiable log: reading checkpoints and proofs is like reading records.
+    "/replog.v1.Tlog/GetCheckpoint": Action.CONSUME,
+    "/replog.v1.Tlog/GetInclusionProof": Action.CONSUME,
+    "/replog.v1.Tlog/GetConsistencyProof": Action.CONSUME,
 }
 #: Services anyone who completed the TLS handshake may call: probes and reflection.
 _OPEN_GRPC_SERVICES = (

@@ -12,6 +12,7 @@ from replog.server.openapi_parts import errors as _errors
 from replog.server.openapi_parts import json_content as _json
 from replog.server.openapi_parts import query as _query
 from replog.server.openapi_parts import ref as _ref
+from replog.server.openapi_tlog import TLOG_SCHEMAS, tlog_paths
 from replog.server.openapi_topics import TOPIC_SCHEMAS, topic_paths
 
 __all__ = ["openapi_document", "record_paths"]
@@ -149,9 +150,10 @@ def openapi_document() -> dict[str, Any]:
             **record_paths("/v1/records", [], partition=False),
             **topic_paths(record_paths),
             **group_paths(),
+            **tlog_paths(),
             **_other_paths(),
         },
-        "components": {"schemas": {**_SCHEMAS, **TOPIC_SCHEMAS, **GROUP_SCHEMAS}},
+        "components": {"schemas": {**_SCHEMAS, **TOPIC_SCHEMAS, **GROUP_SCHEMAS, **TLOG_SCHEMAS}},
     }
 
 

@@ -75,6 +75,14 @@ class ServerSettings:
     tls_key: str = ""
     tls_ca: str = ""
     acl_policy: str = ""
+    tlog_tiles: bool = False
+    """Keep each partition's verifiable-log tiles (``<partition>/tlog``) as records are
+    appended (single node; a cluster's replicas always keep them). ``REPLOG_TLOG_TILES=0``
+    turns them off, for measuring their cost."""
+    signing_key: str = ""
+    """The checkpoint signing key (``replog keys init``); none: no checkpoints are signed."""
+    checkpoint_interval_ms: int = 1000
+    checkpoints_kept: int = 100
     acl_model: str = ""
     bootstrap: bool = False
     join: str = ""
@@ -120,6 +128,8 @@ class ServerSettings:
             raise ConfigError("offsets_topic_partitions must be between 1 and 4096")
         if self.offsets_retention_ms < 1000:
             raise ConfigError("offsets_retention_ms must be at least 1000")
+        if self.checkpoint_interval_ms < 10 or self.checkpoints_kept < 1:
+            raise ConfigError("checkpoint_interval_ms must be >= 10, checkpoints_kept >= 1")
         if not 10 <= self.group_heartbeat_interval_ms <= 60_000:
             raise ConfigError("group_heartbeat_interval_ms must be between 10 and 60000")
         self._check_security()
@@ -144,7 +154,14 @@ class ServerSettings:
             election_ticks=self.election_ticks,
             max_record_bytes=self.max_record_bytes,
             max_batch_records=self.max_batch_records,
+            tlog=self.tlog_on,
         )
+
+    @property
+    def tlog_on(self) -> bool:
+        """Whether logs keep their verifiable-log trees: ``tlog_tiles``, or a signing key
+        (checkpoints need the tiles)."""
+        return self.tlog_tiles or bool(self.signing_key)
 
     def tls_config(self) -> TLSConfig | None:
         """The server's TLS files, or None when it serves plaintext."""

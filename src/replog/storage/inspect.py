@@ -26,6 +26,7 @@ __all__ = [
     "SegmentFiles",
     "check_log",
     "iter_records",
+    "iter_stored",
     "list_segments",
 ]
 
@@ -202,7 +203,15 @@ def _record_offset(payload: bytes) -> int | None:
 
 
 def iter_records(directory: str, start: int | None = None) -> Iterator[tuple[Record, int]]:
-    """Yield ``(record, store position)`` from offset ``start`` (the lowest when None).
+    """Yield ``(record, store position)`` from offset ``start`` (the lowest when None); see
+    ``iter_stored``."""
+    for record, _, position in iter_stored(directory, start):
+        yield record, position
+
+
+def iter_stored(directory: str, start: int | None = None) -> Iterator[tuple[Record, bytes, int]]:
+    """Yield ``(record, its stored payload, store position)`` from offset ``start`` (the
+    lowest when None).
 
     Reads the segment files directly (no lock, no repair). A torn or zero tail of the last
     segment ends the iteration quietly (a writer may be mid-append, or it crashed).
@@ -249,7 +258,7 @@ def iter_records(directory: str, start: int | None = None) -> Iterator[tuple[Rec
                         f"says offset {record.offset}",
                     )
                 if expected >= start:
-                    yield record, frame_position
+                    yield record, payload, frame_position
                 expected += 1
             stop = store.stop
             if stop.reason != "end" and not (last and stop.reason in ("torn", "zero_tail")):

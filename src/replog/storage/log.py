@@ -27,6 +27,7 @@ from replog.storage.codec import (
 from replog.storage.config import MAX_OFFSET, LogConfig, is_offset
 from replog.storage.directory import load_segments, lock_directory, new_segment
 from replog.storage.files import FileSystem, OsFileSystem
+from replog.storage.listener import LogListener
 from replog.storage.log_reads import LogReads, describe_segment
 from replog.storage.retention import (
     RetentionResult,
@@ -37,7 +38,7 @@ from replog.storage.segment import Segment
 from replog.storage.sync import GroupCommit, IntervalSync
 from replog.v1.record_pb2 import Record
 
-__all__ = ["Log"]
+__all__ = ["Log", "LogListener"]
 
 log = logging.getLogger("replog.storage")
 
@@ -94,6 +95,7 @@ class Log(LogReads):
         self._max_record_bytes = self.config.max_record_bytes
         self._sync_always = self.config.sync == "always"
         self._segment_ms = self.config.segment_ms
+        self._listeners: list[LogListener] = []
         self._closed = False
         self._interval_sync: IntervalSync | None = None
         if self.config.sync == "interval":
@@ -190,6 +192,10 @@ class Log(LogReads):
             self._committer.wait_durable(end)
         return base
 
+    def add_listener(self, listener: LogListener) -> None:
+        """Tell ``listener`` of every later append, truncation and reset (add it first)."""
+        self._listeners.append(listener)
+
     def _check_writable(self) -> None:
         if self._closed:
             raise LogClosedError("the log is closed")
@@ -208,10 +214,17 @@ class Log(LogReads):
             raise InvalidArgumentError("the log has reached the largest 64-bit offset")
         if self._segment_ms is not None and self._roll_due(stamp or self._clock_ms()):
             self._roll()  # before the write, as Kafka rolls: the new records start the segment
+        first = self._next_offset
         segment = self._segments[-1]
         if len(payloads) == 1 and segment.room_for_one(len(payloads[0])):
             self._write_chunk(segment, payloads, stamp)
-            return
+        else:
+            self._write_chunks(payloads, stamp)
+        for listener in self._listeners:
+            listener.appended(first, payloads)
+
+    def _write_chunks(self, payloads: list[bytes], stamp: int | None) -> None:
+        """Write payloads across as many segments as they need, rolling full ones."""
         sizes = [len(payload) for payload in payloads]
         done = 0
         while done < len(payloads):
@@ -444,6 +457,8 @@ class Log(LogReads):
                 raise self._failed from exc
             self._next_offset = self._segments[-1].next_offset
             self._committer.reset(self._next_offset)
+            for listener in self._listeners:
+                listener.truncated_after(offset)
 
     def reset(self, next_offset: int) -> None:
         """Discard every record; the empty log continues at ``next_offset`` (snapshot install).
@@ -466,6 +481,8 @@ class Log(LogReads):
             self._bases = [next_offset]
             self._next_offset = next_offset
             self._committer.reset(next_offset)
+            for listener in self._listeners:
+                listener.was_reset(next_offset)
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -473,6 +490,8 @@ class Log(LogReads):
         """Flush, fsync and close every segment and release the directory lock. Idempotent."""
         if self._closed:
             return
+        for listener in self._listeners:
+            listener.closing()
         if self._interval_sync is not None:
             self._interval_sync.stop()
         with self._retention_lock, self._sync_lock, self._write_lock:
@@ -498,9 +517,3 @@ class Log(LogReads):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return (
-            f"Log({self.directory!r}, lowest_offset={self.lowest_offset}, "
-            f"next_offset={self._next_offset}, segments={len(self._segments)})"
-        )

@@ -46,6 +46,7 @@ class LogReads:
     """Properties and reads of a ``Log`` (see there); safe from any thread."""
 
     # Kept by Log: replaced, never mutated in place, so a reader's snapshot stays whole.
+    directory: str
     _segments: list[Segment]
     _bases: list[int]
     _next_offset: int
@@ -193,3 +194,9 @@ class LogReads:
         last = self._segments[-1]
         states = [(s, s.end_offset, s.store.size, True) for s in self._segments[:-1]]
         return [*states, (last, self._next_offset, last.store.size, False)]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.directory!r}, lowest_offset={self.lowest_offset}, "
+            f"next_offset={self._next_offset}, segments={len(self._segments)})"
+        )

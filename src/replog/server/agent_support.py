@@ -1,0 +1,77 @@
+"""What the agent needs beside itself: gRPC channel options, the exposure warning, the
+open-file limit and address formatting."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import resource
+
+from replog.server.settings import ServerSettings, split_addr
+
+__all__ = ["exposure_warning", "grpc_options", "join_host_port", "raise_open_file_limit"]
+
+log = logging.getLogger("replog.server")
+
+_GRPC_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+
+
+def grpc_options(idle_timeout_s: float) -> list[tuple[str, int]]:
+    """The gRPC server's channel options."""
+    idle_ms = int(idle_timeout_s * 1000)
+    return [
+        ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", _GRPC_MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+        # A connection that has not finished its TLS handshake and HTTP/2 preface in this
+        # long is closed (the default is 120 s), and so is one without a call for this long
+        # (GOAWAY: a client reconnects on its next call; calls in progress are not idle).
+        ("grpc.server_handshake_timeout_ms", idle_ms),
+        ("grpc.max_connection_idle_ms", idle_ms),
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything
+
+
+def exposure_warning(settings: ServerSettings) -> str | None:
+    """A warning when an API listens beyond loopback without TLS (else None)."""
+    if settings.tls_cert:
+        return None
+    exposed = [
+        addr
+        for addr in (settings.grpc_addr, settings.http_addr)
+        if not _is_loopback(split_addr(addr)[0])
+    ]
+    if not exposed:
+        return None
+    return (
+        f"listening on {', '.join(exposed)} WITHOUT TLS: anyone who can reach it can read and "
+        "write the log; set --tls-cert/--tls-key/--tls-ca (docs/operations.md)"
+    )
+
+
+def join_host_port(host: str, port: int) -> str:
+    """``host:port``, bracketing an IPv6 host."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit (every partition
+    holds four descriptors; the usual soft limit of 1,024 is ~200 partitions), as Go's
+    runtime does for its servers. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:  # a container may refuse; keep the soft limit
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
+            return soft
+        return hard
+    return soft

@@ -1,0 +1,106 @@
+"""The ``replog.v1.Tlog`` gRPC service: a partition's signed checkpoint and its inclusion and
+consistency proofs (the twins of ``http_tlog``'s routes; tiles are HTTP only, as C2SP has
+them). Consume permission on the topic (the interceptor checks it from ``topic``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from replog.api.wire import request_parser
+from replog.errors import InvalidArgumentError, NotFoundError, UnsupportedError
+from replog.server.grpc_unary import UnaryHandler, unary_handler
+from replog.server.http_tlog import TlogState
+from replog.server.metrics import ServerMetrics
+from replog.server.topics import DEFAULT_TOPIC
+from replog.tlog.log_tree import LogTree
+from replog.tlog.proof import consistency_proof, inclusion_proof
+from replog.tlog.tile_files import TileDirectory
+from replog.v1 import tlog_pb2 as pb
+
+__all__ = ["TLOG_SERVICE_NAME", "TlogGrpc"]
+
+TLOG_SERVICE_NAME = "replog.v1.Tlog"
+
+log = logging.getLogger("replog.server.tlog")
+
+
+class TlogGrpc:
+    """Handlers of the Tlog service; ``draining`` makes new calls fail with UNAVAILABLE."""
+
+    def __init__(self, state: TlogState, metrics: ServerMetrics) -> None:
+        self.state = state
+        self.metrics = metrics
+        self.draining = False
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        """The method handlers to add to a grpc.aio server."""
+        table: dict[str, tuple[UnaryHandler, Any]] = {
+            "GetCheckpoint": (self._checkpoint, pb.GetCheckpointRequest),
+            "GetInclusionProof": (self._inclusion, pb.GetInclusionProofRequest),
+            "GetConsistencyProof": (self._consistency, pb.GetConsistencyProofRequest),
+        }
+        draining: Callable[[], bool] = lambda: self.draining  # noqa: E731
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                unary_handler(name, fn, self.metrics, draining, log),
+                request_deserializer=request_parser(message),
+                response_serializer=lambda m: m.SerializeToString(),
+            )
+            for name, (fn, message) in table.items()
+        }
+        return grpc.method_handlers_generic_handler(TLOG_SERVICE_NAME, handlers)
+
+    def _tree(self, topic: str, partition: int) -> LogTree:
+        if self.state.broker is None:
+            raise UnsupportedError("this server does not serve the verifiable log (a cluster)")
+        tree = self.state.broker.tree(topic or DEFAULT_TOPIC, partition)
+        if tree is None:
+            raise UnsupportedError("this server keeps no verifiable log (tlog_tiles is off)")
+        return tree
+
+    async def _checkpoint(
+        self, request: pb.GetCheckpointRequest, context: Any
+    ) -> pb.GetCheckpointResponse:
+        topic = request.topic or DEFAULT_TOPIC
+        self._tree(topic, request.partition)  # the partition exists
+        checkpointer = self.state.checkpointer
+        store = None if checkpointer is None else checkpointer.store(topic, request.partition)
+        if store is None:
+            raise NotFoundError("this server signs no checkpoints (no --signing-key)")
+        try:
+            note = await asyncio.to_thread(store.read, request.size or None)
+        except InvalidArgumentError as exc:
+            raise NotFoundError(str(exc)) from None
+        return pb.GetCheckpointResponse(note=note)
+
+    async def _inclusion(
+        self, request: pb.GetInclusionProofRequest, context: Any
+    ) -> pb.ProofResponse:
+        tree = self._tree(request.topic, request.partition)
+
+        def prove(tiles: TileDirectory) -> list[bytes]:
+            _check_held(tiles, request.tree_size)
+            return inclusion_proof(tiles, request.offset, request.tree_size)
+
+        return pb.ProofResponse(hashes=await asyncio.to_thread(tree.read, prove))
+
+    async def _consistency(
+        self, request: pb.GetConsistencyProofRequest, context: Any
+    ) -> pb.ProofResponse:
+        tree = self._tree(request.topic, request.partition)
+
+        def prove(tiles: TileDirectory) -> list[bytes]:
+            _check_held(tiles, request.new_size)
+            return consistency_proof(tiles, request.old_size, request.new_size)
+
+        return pb.ProofResponse(hashes=await asyncio.to_thread(tree.read, prove))
+
+
+def _check_held(tiles: TileDirectory, size: int) -> None:
+    if size > tiles.size:
+        raise InvalidArgumentError(f"the tree holds {tiles.size} leaves, not {size}")
