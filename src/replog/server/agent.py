@@ -465,8 +465,10 @@ async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) 
         if settings.ready_file:
             _write_ready_file(settings.ready_file, agent)
         scheme = "https" if settings.tls_cert else "http"
+        kafka = f", Kafka on {agent.kafka_address}" if agent.kafka_address else ""
         print(
-            f"replog serving gRPC on {agent.grpc_address}, HTTP on {scheme}://{agent.http_address}",
+            f"replog serving gRPC on {agent.grpc_address}, HTTP on {scheme}://{agent.http_address}"
+            + kafka,
             flush=True,
         )
         await stop.wait()
