@@ -42,13 +42,10 @@ def _is_loopback(host: str) -> bool:
 
 def exposure_warning(settings: ServerSettings) -> str | None:
     """A warning when an API listens beyond loopback without TLS (else None)."""
-    if settings.tls_cert:
-        return None
-    exposed = [
-        addr
-        for addr in (settings.grpc_addr, settings.http_addr)
-        if not _is_loopback(split_addr(addr)[0])
-    ]
+    plain = [] if settings.tls_cert else [settings.grpc_addr, settings.http_addr]
+    if settings.kafka_addr:  # always plaintext for now
+        plain.append(settings.kafka_addr)
+    exposed = [addr for addr in plain if not _is_loopback(split_addr(addr)[0])]
     if not exposed:
         return None
     return (

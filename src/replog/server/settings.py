@@ -135,6 +135,11 @@ class ServerSettings:
         self._check_security()
 
     def _check_security(self) -> None:
+        if self.kafka_addr and (self.acl_policy or self.tls_cert):
+            raise ConfigError(
+                "the Kafka listener (kafka_addr) has no TLS, SASL or ACL yet: it cannot run "
+                "beside tls_cert or acl_policy, which it would bypass"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         if self.tls_ca and not self.tls_cert:

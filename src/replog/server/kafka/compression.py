@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from typing import Any
 
 import cramjam
 
@@ -57,14 +58,50 @@ def decompress(codec: int, data: bytes) -> bytes:
         if kind is Compression.NONE:
             return data
         if kind is Compression.GZIP:
-            return bytes(cramjam.gzip.decompress(data))
+            return _bounded(cramjam.gzip.decompress_into, data)
         if kind is Compression.SNAPPY:
             return _snappy_decompress(data)
         if kind is Compression.LZ4:
-            return bytes(cramjam.lz4.decompress(data))
-        return bytes(cramjam.zstd.decompress(data))
+            return _bounded(cramjam.lz4.decompress_into, data)
+        return _bounded(cramjam.zstd.decompress_into, data)
     except cramjam.DecompressionError as exc:
         raise CorruptBatchError(f"{kind.name.lower()} payload does not decompress: {exc}") from None
+
+
+MAX_DECOMPRESSED_BYTES = 32 << 20
+"""The most one compressed record batch may expand to: a small request must not be able to
+make the server allocate gigabytes (a decompression bomb)."""
+
+_START_BYTES = 64 << 10
+
+
+def _bounded(decompress_into: Any, data: bytes) -> bytes:
+    """``data`` decompressed into a buffer that grows (doubling) up to
+    MAX_DECOMPRESSED_BYTES; CorruptBatchError beyond it."""
+    size = min(MAX_DECOMPRESSED_BYTES, max(_START_BYTES, 4 * len(data)))
+    while True:
+        out = bytearray(size)
+        try:
+            written = int(decompress_into(data, out))
+        except cramjam.DecompressionError as exc:
+            if "whole buffer" not in str(exc):
+                raise
+            if size >= MAX_DECOMPRESSED_BYTES:
+                raise CorruptBatchError(
+                    f"a record batch decompresses to over {MAX_DECOMPRESSED_BYTES} bytes"
+                ) from None
+            size = min(MAX_DECOMPRESSED_BYTES, size * 2)
+            continue
+        return bytes(memoryview(out)[:written])
+
+
+def _snappy_raw(block: bytes | memoryview, budget: int) -> bytes:
+    """One raw snappy block, refused when it would expand past ``budget`` bytes."""
+    if int(cramjam.snappy.decompress_raw_len(block)) > budget:
+        raise CorruptBatchError(
+            f"a record batch decompresses to over {MAX_DECOMPRESSED_BYTES} bytes"
+        )
+    return bytes(cramjam.snappy.decompress_raw(block))
 
 
 def _xerial_compress(data: bytes) -> bytes:
@@ -79,8 +116,9 @@ def _xerial_compress(data: bytes) -> bytes:
 
 def _snappy_decompress(data: bytes) -> bytes:
     if not data.startswith(_XERIAL_MAGIC):
-        return bytes(cramjam.snappy.decompress_raw(data))
+        return _snappy_raw(data, MAX_DECOMPRESSED_BYTES)
     parts: list[bytes] = []
+    total = 0
     view = memoryview(data)
     position = len(_XERIAL_HEADER)
     while position < len(data):
@@ -90,6 +128,8 @@ def _snappy_decompress(data: bytes) -> bytes:
         position += 4
         if size < 0 or position + size > len(data):
             raise CorruptBatchError("xerial snappy block is truncated")
-        parts.append(bytes(cramjam.snappy.decompress_raw(view[position : position + size])))
+        part = _snappy_raw(view[position : position + size], MAX_DECOMPRESSED_BYTES - total)
+        total += len(part)
+        parts.append(part)
         position += size
     return b"".join(parts)

@@ -71,23 +71,26 @@ async def _produce_partition(
     try:
         backend = ctx.topics.partition(topic, part.index)
         batches = decode_batches(bytes(part.records or b""))
-        futures = []
-        for batch in batches:
-            records = batch_to_records(batch)
-            if len(records) > ctx.max_batch_records:
-                raise BatchTooLargeError(len(records), ctx.max_batch_records)
-            header = batch.header
-            conditions = Conditions(
-                producer_id=max(0, header.producer_id),
-                producer_epoch=max(0, header.producer_epoch) if header.producer_id >= 0 else 0,
-                base_sequence=max(0, header.base_sequence) if header.producer_id >= 0 else 0,
-                acks_leader=acks == 1,
-            )
-            futures.append(backend.submit(records, conditions))
-        bases = await asyncio.gather(*futures)
+        if len(batches) != 1:
+            # Kafka's rule from Produce v3 on: one batch per partition, so a request is
+            # appended all or nothing (two would be two appends, the first perhaps landed
+            # when the second is refused, and a client retrying the whole would duplicate it).
+            return ErrorCode.invalid_record, -1, "a produce carries exactly one record batch"
+        batch = batches[0]
+        records = batch_to_records(batch)
+        if len(records) > ctx.max_batch_records:
+            raise BatchTooLargeError(len(records), ctx.max_batch_records)
+        header = batch.header
+        conditions = Conditions(
+            producer_id=max(0, header.producer_id),
+            producer_epoch=max(0, header.producer_epoch) if header.producer_id >= 0 else 0,
+            base_sequence=max(0, header.base_sequence) if header.producer_id >= 0 else 0,
+            acks_leader=acks == 1,
+        )
+        base = await backend.submit(records, conditions)
     except ReplogError as exc:
         return kafka_error(exc), -1, str(exc)
-    return ErrorCode.none, (int(bases[0]) if bases else -1), None
+    return ErrorCode.none, int(base), None
 
 
 async def fetch(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
