@@ -1,8 +1,8 @@
 """Regressions from a review of the Kafka edge (each failed before its fix): a small
 compressed batch cannot expand without bound, a produce of several batches for one
 partition is refused whole (never half appended behind an error), the Kafka port's
-plaintext exposure is warned about, and it cannot run beside TLS or an ACL it would
-bypass."""
+plaintext exposure is warned about, it cannot run beside TLS or an ACL it would bypass,
+and a fetch's max_bytes bounds the whole answer past its first partition with records."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from typing import Any
 import cramjam
 import pytest
 from kio.schema.errors import ErrorCode
+from kio.schema.fetch.v11.request import FetchPartition, FetchRequest, FetchTopic
+from kio.schema.fetch.v11.response import FetchResponse
 from kio.schema.produce.v8.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.schema.produce.v8.response import ProduceResponse
 from kio.serial import entity_reader, entity_writer
-from kio.static.primitive import i16, i32, i32Timedelta
+from kio.static.primitive import i16, i32, i32Timedelta, i64
 
 from replog.errors import ConfigError, CorruptBatchError
 from replog.server.agent_support import exposure_warning
@@ -102,3 +104,42 @@ def test_the_kafka_listener_cannot_run_beside_tls_or_an_acl_it_would_bypass(
 ) -> None:
     with pytest.raises(ConfigError, match="kafka_addr"):
         ServerSettings(data_dir=str(tmp_path), kafka_addr="127.0.0.1:9092", **security)
+
+
+def _send(sock: Any, api_key: int, version: int, entity: Any) -> bytes:
+    out = io.BytesIO()
+    entity_writer(type(entity))(out, entity)
+    sock.sendall(request(api_key, version, 1, out.getvalue()))
+    return read_frame(sock)
+
+
+def test_a_fetch_answer_stays_within_max_bytes_after_the_first_partition_with_records(
+    kafka_server: Any,
+) -> None:
+    kafka_server.create_topic("wide", partitions=4)
+    with connect(kafka_server) as sock:
+        for partition in range(4):
+            batch = encode_batch(BatchHeader(), [KafkaRecord(b"x" * 1000, offset_delta=0)])
+            produce = ProduceRequest(
+                acks=i16(-1), timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)),
+                topic_data=(TopicProduceData(name="wide", partition_data=(
+                    PartitionProduceData(index=i32(partition), records=batch),
+                )),),
+            )  # fmt: skip
+            answer, _ = entity_reader(ProduceResponse)(_send(sock, 0, 8, produce), 4)
+            assert answer.responses[0].partition_responses[0].error_code is ErrorCode.none
+        fetch = FetchRequest(
+            max_wait=i32Timedelta.parse(datetime.timedelta(0)), min_bytes=i32(1),
+            max_bytes=i32(1500),
+            topics=(FetchTopic(topic="wide", partitions=tuple(
+                FetchPartition(partition=i32(p), fetch_offset=i64(0),
+                               partition_max_bytes=i32(1 << 20))
+                for p in range(4)
+            )),),
+            forgotten_topics_data=(),
+        )  # fmt: skip
+        response, _ = entity_reader(FetchResponse)(_send(sock, 1, 11, fetch), 4)
+    parts = [p for t in response.responses for p in t.partitions]
+    sizes = [len(p.records or b"") for p in parts]
+    assert sum(1 for size in sizes if size) == 1, sizes  # the first one, over the budget
+    assert all(p.high_watermark == 1 for p in parts)  # the rest still say where they end

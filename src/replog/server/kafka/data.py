@@ -134,10 +134,16 @@ def _read_all(
 ) -> list[tuple[ErrorCode, int, int, bytes]]:
     budget = max_bytes if max_bytes > 0 else 1 << 30
     answers = []
+    some = False
     for topic, request in wanted:
-        answer = _read_partition(
-            ctx, topic, request, max(1, min(budget, request.partition_max_bytes))
-        )
+        # Only the first partition with records may go over the request's max_bytes (one
+        # whole record at least, as Kafka); the others' must fit in what is left, or they
+        # answer their watermarks only (the client fetches them next time).
+        limit = max(1, min(budget, request.partition_max_bytes)) if budget > 0 else 0
+        answer = _read_partition(ctx, topic, request, limit)
+        if some and len(answer[3]) > budget:
+            answer = (answer[0], answer[1], answer[2], b"")
+        some = some or bool(answer[3])
         budget = max(0, budget - len(answer[3]))
         answers.append(answer)
     return answers
@@ -147,14 +153,15 @@ def _read_partition(
     ctx: KafkaContext, topic: str, request: Any, max_bytes: int
 ) -> tuple[ErrorCode, int, int, bytes]:
     """One partition's error code, high watermark, log start and records (empty bytes,
-    never null, when there are none: librdkafka refuses a null record set)."""
+    never null, when there are none: librdkafka refuses a null record set); ``max_bytes``
+    0: the watermarks only."""
     try:
         backend = ctx.topics.partition(topic, request.partition)
         low, high = backend.lowest_offset, backend.high_watermark
         offset = request.fetch_offset
         if not low <= offset <= high:
             raise OffsetOutOfRangeError(offset, low, high)
-        if offset == high:
+        if offset == high or max_bytes == 0:  # nothing to read, or no budget left for it
             return ErrorCode.none, high, low, b""
         payloads, next_offset = backend.read_from(offset, _FETCH_RECORDS, max_bytes)
     except ReplogError as exc:
