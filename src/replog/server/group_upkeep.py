@@ -9,6 +9,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from replog.errors import ReplogError
+
 if TYPE_CHECKING:
     from replog.server.group_service import GroupService
 
@@ -34,8 +36,11 @@ async def maintain(service: GroupService) -> None:
             shards = service.led_shards()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # no topic yet, no leader: try again later
+        except ReplogError as exc:  # no topic yet (groups unused), no leader: try later
             _log.debug("offsets compaction: %s", exc)
+            continue
+        except Exception:  # a bug: say so loudly, and go on trying
+            _log.exception("offsets compaction: unexpected error")
             continue
         for shard in shards:
             try:
