@@ -17,6 +17,7 @@ from replog.cluster.controller_commands import (
     DeleteTopic,
     ReassignPartition,
     RegisterNode,
+    SetKafkaAddress,
     decode,
 )
 from replog.cluster.controller_snapshot import decode_state, encode_state
@@ -51,6 +52,7 @@ _COMMANDS: st.SearchStrategy[Command] = st.one_of(
     _MOVES,
     st.builds(RegisterNode, st.sampled_from(_NODES), st.sampled_from(["h:1", "h:2"])),
     st.builds(DecommissionNode, st.sampled_from(_NODES)),
+    st.builds(SetKafkaAddress, st.sampled_from(_NODES), st.sampled_from(["", "h:9092"])),
     st.builds(
         CreateTopic,
         _TOPICS,

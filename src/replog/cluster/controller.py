@@ -50,6 +50,7 @@ from replog.cluster.controller_commands import (
     DeleteTopic,
     ReassignPartition,
     RegisterNode,
+    SetKafkaAddress,
 )
 from replog.cluster.controller_rules import validate
 from replog.cluster.controller_state import (
@@ -148,7 +149,11 @@ def removable(state: ControllerState, node_id: str) -> bool:
 def _register(state: ControllerState, command: RegisterNode) -> ControllerState:
     old = state.nodes.get(command.node_id)
     nodes = dict(state.nodes)
-    nodes[command.node_id] = NodeInfo(command.address, old.state if old else "active")
+    nodes[command.node_id] = (
+        NodeInfo(command.address)
+        if old is None
+        else dataclasses.replace(old, address=command.address)
+    )
     topics = dict(state.topics)
     default = topics.get(DEFAULT_TOPIC)
     if old is None and default is not None:
@@ -164,6 +169,17 @@ def _register(state: ControllerState, command: RegisterNode) -> ControllerState:
 def _apply_register(state: ControllerState, command: Command, index: int) -> ControllerState:
     assert isinstance(command, RegisterNode)
     return _register(state, command)
+
+
+def _apply_kafka_address(
+    state: ControllerState, command: Command, index: int
+) -> ControllerState:
+    assert isinstance(command, SetKafkaAddress)
+    nodes = dict(state.nodes)
+    nodes[command.node_id] = dataclasses.replace(
+        nodes[command.node_id], kafka_address=command.address
+    )
+    return dataclasses.replace(state, nodes=nodes)
 
 
 def _load(state: ControllerState) -> tuple[Counter[str], Counter[str]]:
@@ -293,6 +309,7 @@ def _with_partition(topic: TopicInfo, partition: int, value: PartitionInfo) -> T
 
 _MUTATIONS = {
     RegisterNode: _apply_register,
+    SetKafkaAddress: _apply_kafka_address,
     DecommissionNode: _apply_decommission,
     CreateTopic: _apply_create_topic,
     DeleteTopic: _apply_delete_topic,

@@ -33,6 +33,7 @@ __all__ = [
     "DeleteTopic",
     "ReassignPartition",
     "RegisterNode",
+    "SetKafkaAddress",
     "decode",
 ]
 
@@ -70,6 +71,17 @@ class RegisterNode(_Base):
     known node again updates its address and keeps its state)."""
 
     kind: ClassVar[str] = "register_node"
+    node_id: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetKafkaAddress(_Base):
+    """Node ``node_id``'s Kafka listener is reached at ``address`` (``HOST:PORT``, what
+    Kafka clients are told); "" says it runs none. Each node proposes its own, so every
+    node can answer Kafka's Metadata and FindCoordinator with every node's listener."""
+
+    kind: ClassVar[str] = "set_kafka_address"
     node_id: str
     address: str
 
@@ -149,6 +161,7 @@ class CompleteReassignment(_Base):
 
 Command = (
     RegisterNode
+    | SetKafkaAddress
     | DecommissionNode
     | CreateTopic
     | DeleteTopic
@@ -162,6 +175,7 @@ _COMMANDS: dict[str, type[_Base]] = {
     cls.kind: cls
     for cls in (
         RegisterNode,
+        SetKafkaAddress,
         DecommissionNode,
         CreateTopic,
         DeleteTopic,

@@ -21,6 +21,7 @@ from replog.cluster.controller_commands import (
     DeleteTopic,
     ReassignPartition,
     RegisterNode,
+    SetKafkaAddress,
 )
 from replog.cluster.controller_state import (
     ControllerState,
@@ -29,6 +30,7 @@ from replog.cluster.controller_state import (
     canonical_overrides,
     with_config_changes,
 )
+from replog.cluster.members import kafka_broker_id
 from replog.errors import (
     AlreadyExistsError,
     ConfigError,
@@ -65,6 +67,22 @@ def _check_register(state: ControllerState, command: Command) -> None:
     assert isinstance(command, RegisterNode)
     _check_node_text("id", command.node_id)
     _check_node_text("address", command.address)
+
+
+def _check_kafka_address(state: ControllerState, command: Command) -> None:
+    assert isinstance(command, SetKafkaAddress)
+    _known_node(state, command.node_id)
+    if not command.address:
+        return  # its listener is off
+    _check_node_text("Kafka address", command.address)
+    broker = kafka_broker_id(command.node_id)
+    for other in sorted(state.nodes):
+        if other != command.node_id and kafka_broker_id(other) == broker:
+            if state.nodes[other].kafka_address:
+                raise InvalidArgumentError(
+                    f"nodes {other!r} and {command.node_id!r} would be the same Kafka broker "
+                    f"(id {broker}); rename one of them to run Kafka listeners on both"
+                )
 
 
 def _known_node(state: ControllerState, node_id: str) -> None:
@@ -220,6 +238,7 @@ def _check_complete(state: ControllerState, command: Command) -> None:
 
 _CHECKS: dict[type, Callable[[ControllerState, Command], None]] = {
     RegisterNode: _check_register,
+    SetKafkaAddress: _check_kafka_address,
     DecommissionNode: _check_decommission,
     CreateTopic: _check_create_topic,
     DeleteTopic: _check_delete_topic,

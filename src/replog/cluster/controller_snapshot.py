@@ -28,10 +28,24 @@ STATE_VERSION = 1
 
 def encode_state(state: ControllerState) -> bytes:
     """``state`` as canonical bytes (equal states give equal bytes)."""
-    nodes = [[n, state.nodes[n].address, state.nodes[n].state] for n in sorted(state.nodes)]
+    nodes = [_encode_node(n, state.nodes[n]) for n in sorted(state.nodes)]
     topics = [_encode_topic(name, state.topics[name]) for name in sorted(state.topics)]
     body = {"v": STATE_VERSION, "version": state.version, "nodes": nodes, "topics": topics}
     return canonical_json(body)
+
+
+def _encode_node(name: str, node: NodeInfo) -> list[str]:
+    """[id, address, state], and the Kafka address only when there is one (so a state
+    without any gives the bytes it gave before Kafka addresses existed)."""
+    fields = [name, node.address, node.state]
+    return [*fields, node.kafka_address] if node.kafka_address else fields
+
+
+def _decode_node(item: object) -> tuple[str, NodeInfo]:
+    if not isinstance(item, list) or len(item) not in {3, 4}:
+        raise ValueError("node")
+    kafka = _str(item[3]) if len(item) == 4 else ""
+    return _str(item[0]), NodeInfo(_str(item[1]), _node_state(item[2]), kafka)
 
 
 def _encode_topic(name: str, topic: TopicInfo) -> dict[str, Any]:
@@ -55,7 +69,7 @@ def decode_state(data: bytes) -> ControllerState:
     check_version(body, "controller snapshots", STATE_VERSION)
     try:
         version = _int(body["version"])
-        nodes = {_str(n): NodeInfo(_str(a), _node_state(s)) for n, a, s in body["nodes"]}
+        nodes = dict(_decode_node(item) for item in body["nodes"])
         topics = dict(_decode_topic(item) for item in body["topics"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidArgumentError("not a controller snapshot: a field is missing") from exc

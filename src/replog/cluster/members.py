@@ -24,6 +24,7 @@ __all__ = [
     "load_cluster_id",
     "join_incarnation",
     "join_pending",
+    "kafka_broker_id",
     "mark_join_pending",
     "next_start_epoch",
     "raft_id",
@@ -49,6 +50,19 @@ START_EPOCH_FILE = "start-epoch"
 def raft_id(name: str) -> int:
     """The core's integer id for node ``name`` (63 bits of its SHA-256; never 0)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1 or 1
+
+
+_KAFKA_ID_MAX = 2**31 - 1
+
+
+def kafka_broker_id(name: str) -> int:
+    """Node ``name``'s Kafka broker id (a positive int32): the name itself when it is a
+    decimal number in range (``--node-id 3`` is broker 3, as Kafka users number brokers),
+    else the top 31 bits of its Raft id. A function of the name alone, so it is the same
+    on every node and across restarts (the name is saved in ``node-id``)."""
+    if name.isascii() and name.isdigit() and 0 < int(name) <= _KAFKA_ID_MAX:
+        return int(name)
+    return (raft_id(name) >> 32) or 1
 
 
 def resolve_node_id(data_dir: str, given: str, fallback: str) -> str:
