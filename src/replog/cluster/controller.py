@@ -171,9 +171,7 @@ def _apply_register(state: ControllerState, command: Command, index: int) -> Con
     return _register(state, command)
 
 
-def _apply_kafka_address(
-    state: ControllerState, command: Command, index: int
-) -> ControllerState:
+def _apply_kafka_address(state: ControllerState, command: Command, index: int) -> ControllerState:
     assert isinstance(command, SetKafkaAddress)
     nodes = dict(state.nodes)
     nodes[command.node_id] = dataclasses.replace(

@@ -77,12 +77,12 @@ def _check_kafka_address(state: ControllerState, command: Command) -> None:
     _check_node_text("Kafka address", command.address)
     broker = kafka_broker_id(command.node_id)
     for other in sorted(state.nodes):
-        if other != command.node_id and kafka_broker_id(other) == broker:
-            if state.nodes[other].kafka_address:
-                raise InvalidArgumentError(
-                    f"nodes {other!r} and {command.node_id!r} would be the same Kafka broker "
-                    f"(id {broker}); rename one of them to run Kafka listeners on both"
-                )
+        same = other != command.node_id and kafka_broker_id(other) == broker
+        if same and state.nodes[other].kafka_address:
+            raise InvalidArgumentError(
+                f"nodes {other!r} and {command.node_id!r} would be the same Kafka broker "
+                f"(id {broker}); rename one of them to run Kafka listeners on both"
+            )
 
 
 def _known_node(state: ControllerState, node_id: str) -> None:

@@ -3,7 +3,8 @@
 ``TopicsHost`` is what a ``ClusterNode`` adds for topics (docs/multiraft.md):
 - ``Metadata`` follows the controller log and ``PartitionGroups`` runs the groups it wants;
 - the controller leader registers every voter of the controller group as a node (the
-  node list placement uses), and refreshes an address that changed;
+  node list placement uses), and refreshes an address that changed; each node has the
+  metadata name its own Kafka listener (``kafka_address``, "" when it runs none);
 - leader balancing: each node that leads a partition group whose preferred leader (its
   first replica) is another node, live and caught up, hands leadership to it, a few
   groups per round, so leaderships return to their preferred nodes after a failover;
@@ -29,7 +30,7 @@ from replog.api.wire import produce_batch_request
 from replog.broker.config import TopicConfig
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.backend import RaftBackend
-from replog.cluster.controller_commands import RegisterNode
+from replog.cluster.controller_commands import RegisterNode, SetKafkaAddress
 from replog.cluster.forward import TOPIC_ID_KEY, Forwarder
 from replog.cluster.groups import GroupHost
 from replog.cluster.log_store import ReplogLogStore
@@ -123,6 +124,9 @@ class TopicsHost:
             self.metadata, book, credentials, self._register_voters
         )
         self._last_leader: dict[tuple[str, int], str] = {}
+        self.kafka_address = ""
+        """The ``HOST:PORT`` Kafka clients are told for this node ("": no listener); the
+        register loop has the metadata say so."""
         self.topics = ClusterTopics(
             self.metadata,
             self.partitions,
@@ -253,6 +257,7 @@ class TopicsHost:
             await asyncio.sleep(_REGISTER_EVERY_S)
             if self.metadata.is_leader:
                 await self._register_voters()
+            await self._advertise_kafka()
 
     async def _register_voters(self) -> None:
         """Register each voter whose name or address the metadata does not have yet."""
@@ -269,6 +274,17 @@ class TopicsHost:
             except ReplogError as exc:
                 log.debug("registering %s failed: %s", name, exc)
                 return
+
+    async def _advertise_kafka(self) -> None:
+        """Have the metadata name this node's Kafka listener as it is now (once this node
+        is registered; through the controller leader)."""
+        known = self.metadata.state.nodes.get(self.name)
+        if known is None or known.kafka_address == self.kafka_address:
+            return
+        try:
+            await self.forwarding.propose(SetKafkaAddress(self.name, self.kafka_address))
+        except ReplogError as exc:
+            log.debug("advertising the Kafka address failed: %s", exc)
 
     # -- leader balancing -----------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Kafka brokers forward admin requests to their controller (KIP-590); so does repl
 node that received the request (and authorised it for the caller) hands the encoded
 command to the controller leader over ``Cluster/ProposeMetadata``, node to node (the
 node's identity holds ``replicate``), and waits until it applied the entry itself. Only
-topic commands are accepted that way; moves and node changes have calls of their own.
+topic commands and a node's own Kafka address (``SetKafkaAddress``) are accepted that
+way; moves and node changes have calls of their own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from replog.cluster.controller_commands import (
     CreatePartitions,
     CreateTopic,
     DeleteTopic,
+    SetKafkaAddress,
     decode,
 )
 from replog.cluster.controller_state import active_nodes
@@ -34,7 +36,7 @@ from replog.v1 import cluster_pb2
 
 __all__ = ["MetadataForwarding"]
 
-_TOPIC_COMMANDS = (CreateTopic, DeleteTopic, AlterTopicConfig, CreatePartitions)
+_FORWARDED = (CreateTopic, DeleteTopic, AlterTopicConfig, CreatePartitions, SetKafkaAddress)
 _ATTEMPTS = 3
 
 
@@ -116,7 +118,7 @@ class MetadataForwarding:
         self, request: cluster_pb2.ProposeMetadataRequest
     ) -> cluster_pb2.ProposeMetadataResponse:
         command = decode(request.command)
-        if not isinstance(command, _TOPIC_COMMANDS):
+        if not isinstance(command, _FORWARDED):
             raise InvalidArgumentError(f"{command.kind} cannot be forwarded")
         self.metadata.require_leader()  # never forwarded twice
         return cluster_pb2.ProposeMetadataResponse(index=await self.propose(command))

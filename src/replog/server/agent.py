@@ -48,6 +48,7 @@ from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
 from replog.server.http_tlog import TLOG_KEY, TlogState
+from replog.server.kafka.cluster_view import ClusterView
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.listener import KafkaListener
 from replog.server.limits import Limits
@@ -392,6 +393,9 @@ class Agent:
         self._kafka = KafkaListener(ctx, idle_timeout_s=s.idle_timeout_s)
         address = await self._kafka.start(host, port)
         ctx.host, ctx.port = split_addr(s.kafka_advertised_addr or address, "kafka_advertised_addr")
+        if self.cluster is not None:  # every node names every node's listener (issue 14)
+            ctx.cluster = ClusterView(self.cluster.topics_host)
+            self.cluster.topics_host.kafka_address = join_host_port(ctx.host, ctx.port)
         return address
 
     async def shutdown(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from replog.api.backend import new_producer_id
+from replog.broker.model import PartitionDescription
 from replog.errors import ReplogError, UnknownTopicError
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.errors import kafka_error
@@ -37,65 +38,57 @@ def api_versions(cls: type[Any], served: Mapping[int, tuple[int, int]], error: E
 
 
 async def metadata(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
-    """This node as the only broker and leader, and the topics asked for (all when null)."""
-    broker = make(
-        nested(cls, "MetadataResponseBroker"),
-        node_id=ctx.node_id,
-        host=ctx.host,
-        port=ctx.port,
-        rack=None,
+    """Every broker, the controller, and the topics asked for (all when null) with each
+    partition's leader, replicas and in-sync replicas as broker ids; a partition whose
+    leader (or the leader's listener) is not known answers LEADER_NOT_AVAILABLE."""
+    broker_cls = nested(cls, "MetadataResponseBroker")
+    brokers = tuple(
+        make(broker_cls, node_id=b.node_id, host=b.host, port=b.port, rack=None)
+        for b in ctx.brokers()
     )
     if body.topics is None:
         names = [topic.name for topic in ctx.topics.list_topics()]
     else:
         names = [topic.name for topic in body.topics]
     topic_cls = nested(cls, "MetadataResponseTopic")
-    partition_cls = nested(cls, "MetadataResponsePartition")
     topics = []
     for name in names:
         try:
             described = ctx.topics.describe_topic(name)
         except UnknownTopicError:
-            topics.append(
-                make(
-                    topic_cls,
-                    error_code=ErrorCode.unknown_topic_or_partition,
-                    name=name,
-                    is_internal=False,
-                    partitions=(),
-                )
-            )
-            continue
-        me = (ctx.node_id,)
-        partitions = tuple(
-            make(
-                partition_cls,
-                error_code=ErrorCode.none,
-                partition_index=p.partition,
-                leader_id=ctx.node_id,
-                leader_epoch=0,
-                replica_nodes=me,
-                isr_nodes=me,
-                offline_replicas=(),
-            )
-            for p in described.partitions
-        )
+            code, partitions = ErrorCode.unknown_topic_or_partition, ()
+        else:
+            code = ErrorCode.none
+            partitions = tuple(_partition(ctx, cls, p) for p in described.partitions)
         topics.append(
-            make(
-                topic_cls,
-                error_code=ErrorCode.none,
-                name=name,
-                is_internal=False,
-                partitions=partitions,
-            )
+            make(topic_cls, error_code=code, name=name, is_internal=False, partitions=partitions)
         )
     return make(
         cls,
         throttle_time=_NO_TIME,
-        brokers=(broker,),
+        brokers=brokers,
         cluster_id=ctx.cluster_id,
-        controller_id=ctx.node_id,
+        controller_id=ctx.controller_id(),
         topics=tuple(topics),
+    )
+
+
+def _partition(ctx: KafkaContext, cls: type[Any], p: PartitionDescription) -> Any:
+    """One partition of a Metadata answer."""
+    leader = ctx.broker(p.leader) if p.leader or ctx.cluster is None else None
+    replicas = tuple(dict.fromkeys(ctx.broker_id(r) for r in p.replicas))
+    in_sync = tuple(dict.fromkeys(ctx.broker_id(r) for r in p.in_sync))
+    if ctx.cluster is None:  # a single node: the only replica, always in sync
+        replicas = in_sync = (ctx.node_id,)
+    return make(
+        nested(cls, "MetadataResponsePartition"),
+        error_code=ErrorCode.none if leader is not None else ErrorCode.leader_not_available,
+        partition_index=p.partition,
+        leader_id=leader.node_id if leader is not None else -1,
+        leader_epoch=0,
+        replica_nodes=replicas,
+        isr_nodes=in_sync,
+        offline_replicas=(),
     )
 
 

@@ -70,6 +70,7 @@ async def _produce_partition(
 ) -> tuple[ErrorCode, int, str | None]:
     try:
         backend = ctx.topics.partition(topic, part.index)
+        ctx.require_leader(topic, part.index)  # Kafka clients produce to leaders only
         batches = decode_batches(bytes(part.records or b""))
         if len(batches) != 1:
             # Kafka's rule from Produce v3 on: one batch per partition, so a request is
@@ -157,6 +158,7 @@ def _read_partition(
     0: the watermarks only."""
     try:
         backend = ctx.topics.partition(topic, request.partition)
+        ctx.require_leader(topic, request.partition)
         low, high = backend.lowest_offset, backend.high_watermark
         offset = request.fetch_offset
         if not low <= offset <= high:
@@ -210,6 +212,7 @@ async def list_offsets(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
             code, timestamp, offset = ErrorCode.none, -1, -1
             try:
                 backend = ctx.topics.partition(topic.name, request.partition_index)
+                ctx.require_leader(topic.name, request.partition_index)
                 timestamp, offset = _offset_for(backend, request.timestamp)
             except ReplogError as exc:
                 code = kafka_error(exc)

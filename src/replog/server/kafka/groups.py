@@ -3,9 +3,9 @@ OffsetCommit, OffsetFetch): the one place they are handled.
 
 Classic groups (client-side assignors) run on the same coordinator and the same committed
 offsets as replog's own groups (``GroupService.classic``), so ``replog group describe``
-shows what a Kafka consumer committed. This edge serves one node: FindCoordinator names
-this node's Kafka listener (a node that does not coordinate a group answers
-NOT_COORDINATOR)."""
+shows what a Kafka consumer committed. FindCoordinator names the node that coordinates
+the group (the leader of its offsets partition) as that node's Kafka broker; a node that
+does not coordinate a group answers its requests NOT_COORDINATOR."""
 
 from __future__ import annotations
 
@@ -82,15 +82,29 @@ async def _find_coordinator(
             port=-1,
         )
     assert ctx.groups is not None
-    await ctx.groups.coordinator(body.key)  # validates the name, makes the offsets topic
+    leader = await ctx.groups.coordinator(body.key)  # validates the name, makes the topic
+    if leader is None and ctx.cluster is None:
+        broker = ctx.broker("")  # a single node coordinates every group
+    else:
+        broker = ctx.broker(leader.id) if leader is not None else None
+    if broker is None:  # an election, or a listener not advertised yet: clients retry
+        return make(
+            cls,
+            throttle_time=_NO_TIME,
+            error_code=ErrorCode.coordinator_not_available,
+            error_message="the group's coordinator is not known yet",
+            node_id=-1,
+            host="",
+            port=-1,
+        )
     return make(
         cls,
         throttle_time=_NO_TIME,
         error_code=ErrorCode.none,
         error_message=None,
-        node_id=ctx.node_id,
-        host=ctx.host,
-        port=ctx.port,
+        node_id=broker.node_id,
+        host=broker.host,
+        port=broker.port,
     )
 
 

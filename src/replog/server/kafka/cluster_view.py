@@ -1,0 +1,58 @@
+"""The brokers of a cluster as the Kafka edge of one of its nodes sees them.
+
+Every node carries every node's Kafka address in the controller metadata it applies
+(``SetKafkaAddress``, proposed by each node for itself), so Metadata and FindCoordinator
+are answered from memory on any node, with no call to another node. A node's broker id is
+a function of its name (``kafka_broker_id``). Who leads a partition comes from this
+node's replica of its Raft group."""
+
+from __future__ import annotations
+
+from replog.cluster.backend import RaftBackend
+from replog.cluster.hosting import TopicsHost
+from replog.cluster.members import kafka_broker_id
+from replog.errors import UnavailableError
+from replog.server.kafka.context import KafkaBroker
+
+__all__ = ["ClusterView"]
+
+
+class ClusterView:
+    """A ``BrokerView`` over one cluster node's topics (see the module docstring)."""
+
+    def __init__(self, host: TopicsHost) -> None:
+        """Answer from ``host``'s metadata and groups."""
+        self._host = host
+
+    def brokers(self) -> list[KafkaBroker]:
+        """Every node whose Kafka address the metadata holds, by broker id."""
+        found = (self.broker(name) for name in self._host.metadata.state.nodes)
+        return sorted(b for b in found if b is not None)
+
+    def controller_id(self) -> int:
+        """The controller group leader's broker id (-1: none known)."""
+        lead = self._host.node.leader
+        return -1 if lead is None else kafka_broker_id(self._host.book.name(lead))
+
+    def broker_id(self, node: str) -> int:
+        """``node``'s broker id."""
+        return kafka_broker_id(node)
+
+    def broker(self, node: str) -> KafkaBroker | None:
+        """``node`` as a broker, if the metadata holds its Kafka address."""
+        info = self._host.metadata.state.nodes.get(node)
+        if info is None or not info.kafka_address:
+            return None
+        host, sep, port = info.kafka_address.rpartition(":")
+        if not sep or not port.isdigit():
+            return None
+        return KafkaBroker(kafka_broker_id(node), host.strip("[]"), int(port))
+
+    def leads(self, topic: str, partition: int) -> bool:
+        """Whether this node's replica of the partition leads it (a partition it holds no
+        replica of, or one still starting here: False)."""
+        try:
+            backend = self._host.topics.partition(topic, partition)
+        except UnavailableError:
+            return False
+        return isinstance(backend, RaftBackend) and backend.node.is_leader
