@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from replog.cluster.backend import RaftBackend
 from replog.cluster.hosting import TopicsHost
-from replog.cluster.members import kafka_broker_id
+from replog.cluster.members import kafka_broker_id, raft_id
 from replog.errors import UnavailableError
 from replog.server.kafka.context import KafkaBroker
 
@@ -25,8 +25,15 @@ class ClusterView:
         self._host = host
 
     def brokers(self) -> list[KafkaBroker]:
-        """Every node whose Kafka address the metadata holds, by broker id."""
-        found = (self.broker(name) for name in self._host.metadata.state.nodes)
+        """Every live node whose Kafka address the metadata holds, by broker id: this node,
+        and the others node liveness holds up (as Kafka lists only live brokers, so clients
+        do not keep dialling a dead one)."""
+        host = self._host
+        found = (
+            self.broker(name)
+            for name in host.metadata.state.nodes
+            if name == host.name or host.transport.live(raft_id(name))
+        )
         return sorted(b for b in found if b is not None)
 
     def controller_id(self) -> int:
