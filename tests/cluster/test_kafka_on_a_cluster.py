@@ -39,6 +39,7 @@ from kio.schema.produce.v8.response import ProduceResponse
 from kio.serial import entity_reader, entity_writer
 from kio.static.primitive import i8, i16, i32, i32Timedelta, i64
 
+from replog import Client
 from replog.cluster.members import kafka_broker_id
 from replog.server.kafka.records import BatchHeader, KafkaRecord, encode_batch
 from tests.cluster.conftest import ProcCluster, ProcNode, wait_until
@@ -126,6 +127,17 @@ def agreed(
     if controller != kafka_broker_id(procs.leader(timeout=0) or ""):
         return None
     return brokers, led
+
+
+def sole_replicas_lead(procs: ProcCluster, topic: str) -> bool:
+    """Whether every running node's Metadata names, as each partition of ``topic`` (one
+    replica each, so most nodes hold none of it), its one replica as leader."""
+    for node in procs.up():
+        answer = next(t for t in metadata(kafka_addr(node)).topics if t.name == topic)
+        for p in answer.partitions:
+            if p.error_code is not ErrorCode.none or [p.leader_id] != list(p.replica_nodes):
+                return False
+    return True
 
 
 def list_offset(addr: str, partition: int) -> tuple[ErrorCode, int]:
@@ -251,12 +263,16 @@ def test_kafka_clients_use_every_node_of_a_cluster_and_each_names_the_same_leade
 ) -> None:
     procs.bootstrap(3, *KAFKA, *BALANCE)
     create_topic(procs, TOPIC, PARTITIONS)
+    with Client(procs.addresses(), timeout=10) as client:
+        client.create_topic("kc-one", 3, replication_factor=1)
     nodes = [procs.nodes[n] for n in procs.names]
     addrs = [kafka_addr(n) for n in nodes]
     brokers, led = wait_until(
         lambda: agreed(procs, preferred=True), 30, "every node's Metadata to agree"
     )
     assert brokers == {kafka_broker_id(n.name): kafka_addr(n) for n in nodes}
+    # a node names the leaders of partitions it holds no replica of too (it asks them)
+    wait_until(lambda: sole_replicas_lead(procs, "kc-one"), 10, "kc-one's leaders named")
 
     acked = produce_keyed(addrs[0], "c", 60)  # confluent-kafka, bootstrapped on one node
     python = KafkaProducer(bootstrap_servers=addrs[1])  # kafka-python, on another

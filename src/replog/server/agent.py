@@ -93,6 +93,7 @@ class Agent:
         self.kafka_address = ""
         """The Kafka listener's bound HOST:PORT ("" when it is off)."""
         self._kafka: KafkaListener | None = None
+        self._kafka_view: ClusterView | None = None
         self._broker: Broker | None = None
         self.checkpointer: Checkpointer | None = None
         """Signs the partitions' checkpoints (single node, with a signing key)."""
@@ -394,7 +395,7 @@ class Agent:
         address = await self._kafka.start(host, port)
         ctx.host, ctx.port = split_addr(s.kafka_advertised_addr or address, "kafka_advertised_addr")
         if self.cluster is not None:  # every node names every node's listener (issue 14)
-            ctx.cluster = ClusterView(self.cluster.topics_host)
+            ctx.cluster = self._kafka_view = ClusterView(self.cluster.topics_host)
             self.cluster.topics_host.kafka_address = join_host_port(ctx.host, ctx.port)
         return address
 
@@ -424,6 +425,8 @@ class Agent:
             self.cluster.close_streams()
         if self._kafka is not None:
             await self._kafka.stop()
+        if self._kafka_view is not None:
+            await self._kafka_view.close()
         if self._grpc is not None:
             await self._grpc.stop(grace)
         if self._runner is not None:

@@ -59,7 +59,7 @@ async def metadata(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
             code, partitions = ErrorCode.unknown_topic_or_partition, ()
         else:
             code = ErrorCode.none
-            partitions = tuple(_partition(ctx, cls, p) for p in described.partitions)
+            partitions = tuple(_partition(ctx, cls, name, p) for p in described.partitions)
         topics.append(
             make(topic_cls, error_code=code, name=name, is_internal=False, partitions=partitions)
         )
@@ -73,9 +73,10 @@ async def metadata(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
     )
 
 
-def _partition(ctx: KafkaContext, cls: type[Any], p: PartitionDescription) -> Any:
+def _partition(ctx: KafkaContext, cls: type[Any], topic: str, p: PartitionDescription) -> Any:
     """One partition of a Metadata answer."""
-    leader = ctx.broker(p.leader) if p.leader or ctx.cluster is None else None
+    lead = ctx.leader_of(topic, p.partition, p.leader)
+    leader = ctx.broker(lead) if lead or ctx.cluster is None else None
     replicas = tuple(dict.fromkeys(ctx.broker_id(r) for r in p.replicas))
     in_sync = tuple(dict.fromkeys(ctx.broker_id(r) for r in p.in_sync))
     if ctx.cluster is None:  # a single node: the only replica, always in sync

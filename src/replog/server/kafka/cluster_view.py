@@ -4,13 +4,15 @@ Every node carries every node's Kafka address in the controller metadata it appl
 (``SetKafkaAddress``, proposed by each node for itself), so Metadata and FindCoordinator
 are answered from memory on any node, with no call to another node. A node's broker id is
 a function of its name (``kafka_broker_id``). Who leads a partition comes from this
-node's replica of its Raft group."""
+node's replica of its Raft group, or, for a partition it holds no replica of, from what
+its replicas last said (``RemoteLeaders``, refreshed in the background)."""
 
 from __future__ import annotations
 
 from replog.cluster.backend import RaftBackend
 from replog.cluster.hosting import TopicsHost
 from replog.cluster.members import kafka_broker_id, raft_id
+from replog.cluster.remote_leaders import RemoteLeaders
 from replog.errors import UnavailableError
 from replog.server.kafka.context import KafkaBroker
 
@@ -23,6 +25,12 @@ class ClusterView:
     def __init__(self, host: TopicsHost) -> None:
         """Answer from ``host``'s metadata and groups."""
         self._host = host
+        self.remote = RemoteLeaders(
+            name=host.name,
+            state=lambda: host.metadata.state,
+            live=lambda node: host.transport.live(raft_id(node)),
+            credentials=host.forwarding.credentials,
+        )
 
     def brokers(self) -> list[KafkaBroker]:
         """Every live node whose Kafka address the metadata holds, by broker id: this node,
@@ -54,6 +62,21 @@ class ClusterView:
         if not sep or not port.isdigit():
             return None
         return KafkaBroker(kafka_broker_id(node), host.strip("[]"), int(port))
+
+    def leader(self, topic: str, partition: int) -> str:
+        """The leader of a partition this node holds no replica of, as its replicas last
+        said ("" when not known yet, or when this node holds a replica: its own group
+        answers that)."""
+        info = self._host.metadata.state.topics.get(topic)
+        if info is None or not 0 <= partition < len(info.partitions):
+            return ""
+        if self._host.name in info.partitions[partition].hosts:
+            return ""
+        return self.remote.leader(topic, partition)
+
+    async def close(self) -> None:
+        """Stop asking other nodes."""
+        await self.remote.close()
 
     def leads(self, topic: str, partition: int) -> bool:
         """Whether this node's replica of the partition leads it (a partition it holds no

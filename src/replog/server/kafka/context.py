@@ -60,6 +60,11 @@ class BrokerView(Protocol):
         UnknownPartitionError for one that does not exist)."""
         ...
 
+    def leader(self, topic: str, partition: int) -> str:
+        """The leader (a node name) of a partition this node holds no replica of, as far
+        as known ("": not known); never waits."""
+        ...
+
 
 @dataclass(slots=True)
 class KafkaContext:
@@ -96,6 +101,13 @@ class KafkaContext:
         if self.cluster is None:
             return KafkaBroker(self.node_id, self.host, self.port)
         return self.cluster.broker(node)
+
+    def leader_of(self, topic: str, partition: int, described: str) -> str:
+        """The node leading the partition: ``described`` (this node's word, from its
+        topic description), else what the cluster view knows ("": none known)."""
+        if described or self.cluster is None:
+            return described
+        return self.cluster.leader(topic, partition)
 
     def require_leader(self, topic: str, partition: int) -> None:
         """Return if this node leads the partition; else raise NotLeaderError (or the
