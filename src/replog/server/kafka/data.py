@@ -14,7 +14,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from replog.api.backend import Conditions, LogBackend
+from replog.api.backend import Conditions
 from replog.errors import BatchTooLargeError, OffsetOutOfRangeError, ReplogError
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.errors import kafka_error
@@ -209,8 +209,9 @@ async def list_offsets(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
         for request in topic.partitions:
             code, timestamp, offset = ErrorCode.none, -1, -1
             try:
-                backend = ctx.topics.partition(topic.name, request.partition_index)
-                timestamp, offset = _offset_for(backend, request.timestamp)
+                timestamp, offset = await _offset_for(
+                    ctx, topic.name, request.partition_index, request.timestamp
+                )
             except ReplogError as exc:
                 code = kafka_error(exc)
             parts.append(
@@ -227,23 +228,12 @@ async def list_offsets(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
     return make(cls, throttle_time=_NO_TIME, topics=tuple(topics))
 
 
-def _offset_for(backend: LogBackend, timestamp: int) -> tuple[int, int]:
+async def _offset_for(
+    ctx: KafkaContext, topic: str, partition: int, timestamp: int
+) -> tuple[int, int]:
+    backend = ctx.topics.partition(topic, partition)
     if timestamp == _EARLIEST:
         return -1, backend.lowest_offset
     if timestamp == _LATEST:
         return -1, backend.high_watermark
-    low, high = backend.lowest_offset, backend.high_watermark
-    found: tuple[int, int] = (-1, -1)
-    while low < high:  # timestamps are append times: they never decrease along the log
-        middle = (low + high) // 2
-        payloads, next_offset = backend.read_from(middle, 1, 1 << 30)
-        if not payloads:
-            high = middle
-            continue
-        record = Record.FromString(payloads[0])
-        if record.timestamp_ms >= timestamp:
-            found = (record.timestamp_ms, record.offset)
-            high = middle
-        else:
-            low = max(middle + 1, next_offset)
-    return found
+    return await ctx.time_indexes.offset_for(topic, partition, backend, timestamp)

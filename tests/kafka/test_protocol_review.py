@@ -1,0 +1,178 @@
+"""Regressions from a review of the Kafka protocol's answers (each failed before its fix):
+ListOffsets by timestamp when stored timestamps step back, OffsetCommit and OffsetFetch
+errors per partition, fetched batches marked LogAppendTime, Fetch with min_bytes 0 at
+once, Produce refusing an invalid acks, an old message format or an unknown codec."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import io
+import random
+import struct
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import google_crc32c
+import pytest
+from kio.index import load_response_schema
+from kio.schema.errors import ErrorCode
+from kio.schema.fetch.v11.request import FetchPartition, FetchRequest, FetchTopic
+from kio.schema.fetch.v11.response import FetchResponse
+from kio.schema.list_offsets.v5.request import (
+    ListOffsetsPartition,
+    ListOffsetsRequest,
+    ListOffsetsTopic,
+)
+from kio.schema.offset_commit.v2.request import (
+    OffsetCommitRequest,
+    OffsetCommitRequestPartition,
+    OffsetCommitRequestTopic,
+)
+from kio.schema.offset_commit.v2.response import OffsetCommitResponse
+from kio.schema.offset_fetch.v1.request import OffsetFetchRequest, OffsetFetchRequestTopic
+from kio.schema.offset_fetch.v1.response import OffsetFetchResponse
+from kio.schema.produce.v8.request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kio.schema.produce.v8.response import ProduceResponse
+from kio.serial import entity_reader, entity_writer
+from kio.static.primitive import i8, i16, i32, i32Timedelta, i64
+
+from replog.server.backend import SingleNodeBackend
+from replog.server.broker_backend import SingleLogTopics
+from replog.server.kafka import data
+from replog.server.kafka.codec import RequestHeader
+from replog.server.kafka.context import KafkaContext
+from replog.server.kafka.groups import handle_group_request
+from replog.server.kafka.records import BatchHeader, KafkaRecord, decode_batches, encode_batch
+from replog.storage.config import LogConfig
+from replog.storage.index import ENTRY_BYTES
+from replog.storage.log import Log
+from tests.kafka.conftest import KafkaServer
+from tests.kafka.wire import connect, log_end, read_frame, request
+
+_SECONDS_5 = i32Timedelta.parse(datetime.timedelta(seconds=5))
+
+
+def _send(sock: Any, api_key: int, version: int, entity: Any, reader: Any) -> Any:
+    out = io.BytesIO()
+    entity_writer(type(entity))(out, entity)
+    sock.sendall(request(api_key, version, 1, out.getvalue()))
+    answer, _ = entity_reader(reader)(read_frame(sock), 4)
+    return answer
+
+
+def _produce(records: bytes, acks: int = -1, partitions: int = 1) -> ProduceRequest:
+    return ProduceRequest(
+        acks=i16(acks), timeout=_SECONDS_5,
+        topic_data=(TopicProduceData(name="default", partition_data=tuple(
+            PartitionProduceData(index=i32(p), records=records) for p in range(partitions)
+        )),),
+    )  # fmt: skip
+
+
+def _still_served(sock: Any) -> None:
+    """The connection stays open and answers the next request."""
+    sock.sendall(request(18, 0, 42))
+    assert struct.unpack_from(">i", read_frame(sock))[0] == 42
+
+
+# -- a partition whose clock the test sets ---------------------------------------------------
+
+
+class _Partition:
+    """``default``/0 over a real Log whose clock the test sets, behind a Kafka context."""
+
+    def __init__(self, directory: Path) -> None:
+        self.now_ms = 1000
+        # 100 records a segment, so retention can delete part of an index block.
+        config = LogConfig(sync="never", max_index_bytes=ENTRY_BYTES * 100)
+        self.log = Log(directory, config, clock_ms=lambda: self.now_ms)
+        self.backend = SingleNodeBackend(self.log, server_id="t", rpc_addr="127.0.0.1:1")
+        self.ctx = KafkaContext(SingleLogTopics(self.backend, {}))
+
+    async def append(self, stamps: list[int]) -> KafkaContext:
+        """One record per stamp, each appended on its own while the clock reads it."""
+        for stamp in stamps:
+            self.now_ms = stamp
+            await self.backend.submit([b"v%d" % stamp])
+        return self.ctx
+
+
+@pytest.fixture
+def stamped(tmp_path: Path) -> Callable[[Callable[[_Partition], Awaitable[None]]], None]:
+    """Runs a scenario on a fresh ``_Partition``, closed after it."""
+
+    def run(scenario: Callable[[_Partition], Awaitable[None]]) -> None:
+        async def main() -> None:
+            partition = _Partition(tmp_path / "log")
+            partition.backend.start()
+            try:
+                await scenario(partition)
+            finally:
+                await partition.backend.close()
+
+        asyncio.run(main())
+
+    return run
+
+
+async def _offset_for(ctx: KafkaContext, timestamp: int) -> tuple[int, int]:
+    body = ListOffsetsRequest(
+        replica_id=i32(-1), isolation_level=i8(0),
+        topics=(ListOffsetsTopic(name="default", partitions=(
+            ListOffsetsPartition(partition_index=i32(0), current_leader_epoch=i32(-1),
+                                 timestamp=i64(timestamp)),
+        )),),
+    )  # fmt: skip
+    answer = await data.list_offsets(ctx, load_response_schema(2, 5), body)
+    part = answer.topics[0].partitions[0]
+    assert part.error_code is ErrorCode.none
+    return int(part.timestamp), int(part.offset)
+
+
+def _earliest_at_or_after(stamps: list[int], target: int) -> tuple[int, int]:
+    for offset, stamp in enumerate(stamps):
+        if stamp >= target:
+            return stamp, offset
+    return -1, -1
+
+
+def test_list_offsets_by_time_finds_the_earliest_record_at_or_after_it_when_time_steps_back(
+    stamped: Any,
+) -> None:
+    async def scenario(partition: _Partition) -> None:
+        stamps = [3000, 1000, 1000, 1000, 1000]  # the clock stepped back after offset 0
+        ctx = await partition.append(stamps)
+        assert await _offset_for(ctx, 2000) == (3000, 0)
+        assert await _offset_for(ctx, 3001) == (-1, -1)
+        more = [2500, 4000, 900]
+        await partition.append(more)  # the answer follows later appends
+        assert await _offset_for(ctx, 2000) == (3000, 0)
+        assert await _offset_for(ctx, 3001) == (4000, 6)
+
+    stamped(scenario)
+
+
+def test_list_offsets_by_time_agrees_with_a_scan_over_many_records_in_any_order(
+    stamped: Any,
+) -> None:
+    chooser = random.Random(7)
+    stamps = [chooser.randrange(1, 5000) for _ in range(3000)]
+    stamps[1200] = 6000  # the newest of all, in a block retention will cut into
+
+    async def scenario(partition: _Partition) -> None:
+        ctx = await partition.append(stamps)
+        targets = [0, 1, 4999, 5000, 5500, 6000, *(chooser.randrange(1, 5001) for _ in range(40))]
+        for target in targets:
+            assert await _offset_for(ctx, target) == _earliest_at_or_after(stamps, target)
+        partition.log.truncate(1550)  # retention: whole segments, mid-block
+        assert partition.backend.lowest_offset == 1500
+        kept = [-1] * 1500 + stamps[1500:]  # deleted records match no target
+        for target in targets:
+            assert await _offset_for(ctx, target) == _earliest_at_or_after(kept, target)
+
+    stamped(scenario)
+
+
