@@ -176,3 +176,41 @@ def test_list_offsets_by_time_agrees_with_a_scan_over_many_records_in_any_order(
     stamped(scenario)
 
 
+# -- fetched batches carry the broker's append time ------------------------------------------
+
+
+async def _fetch_batches(ctx: KafkaContext, max_bytes: int) -> list[Any]:
+    body = FetchRequest(
+        max_wait=i32Timedelta.parse(datetime.timedelta(0)), min_bytes=i32(1),
+        max_bytes=i32(1 << 20),
+        topics=(FetchTopic(topic="default", partitions=(
+            FetchPartition(partition=i32(0), fetch_offset=i64(0),
+                           partition_max_bytes=i32(max_bytes)),
+        )),),
+        forgotten_topics_data=(),
+    )  # fmt: skip
+    answer = await data.fetch(ctx, load_response_schema(1, 11), body)
+    return decode_batches(answer.responses[0].partitions[0].records)
+
+
+def test_fetched_batches_say_log_append_time_with_each_records_stored_time(
+    stamped: Any,
+) -> None:
+    async def scenario(partition: _Partition) -> None:
+        stamps = [1000, 1000, 1500, 1200]
+        ctx = await partition.append(stamps)
+        batches = await _fetch_batches(ctx, 1 << 20)
+        seen = []
+        for batch in batches:
+            assert batch.header.log_append_time  # attribute bit 3
+            for record in batch.records:
+                # A client reads a LogAppendTime record's time from its batch's max.
+                offset = batch.header.base_offset + record.offset_delta
+                seen.append((offset, batch.header.max_timestamp, record.value))
+        assert seen == [(o, s, b"v%d" % s) for o, s in enumerate(stamps)]
+        # Past the first batch, batches that do not fit the limit wait for the next fetch.
+        (first,) = await _fetch_batches(ctx, 100)  # reads all four records
+        assert [first.header.base_offset + r.offset_delta for r in first.records] == [0, 1]
+        assert first.header.base_offset + first.header.last_offset_delta == 1
+
+    stamped(scenario)

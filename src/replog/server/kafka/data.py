@@ -3,7 +3,7 @@ backends (``TopicsBackend.partition``) as the gRPC and HTTP edges.
 
 A produced batch is decoded once and submitted as one append (an idempotent producer's
 id, epoch and base sequence become replog's own Conditions); a fetch answers each
-partition with one batch built from one read."""
+partition from one read, as LogAppendTime batches (one per append time)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from replog.api.backend import Conditions
 from replog.errors import BatchTooLargeError, OffsetOutOfRangeError, ReplogError
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.errors import kafka_error
-from replog.server.kafka.mapping import batch_to_records, records_to_batch
+from replog.server.kafka.mapping import batch_to_records, records_to_batches
 from replog.server.kafka.records import decode_batches
 from replog.server.kafka.responses import make, nested
 from replog.v1.record_pb2 import Record
@@ -94,7 +94,7 @@ async def _produce_partition(
 
 
 async def fetch(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
-    """Each partition's records from its fetch offset as one batch, waiting up to
+    """Each partition's records from its fetch offset (LogAppendTime batches), waiting up to
     ``max_wait`` for ``min_bytes`` and stopping near ``max_bytes`` (the first batch is
     always whole, so a large record still makes progress)."""
     wanted = [(t.topic, p) for t in body.topics for p in t.partitions]
@@ -169,8 +169,8 @@ def _read_partition(
     if next_offset <= offset:
         return ErrorCode.none, high, low, b""
     records = [Record.FromString(payload) for payload in payloads]
-    batch = records_to_batch(records, start=offset, next_offset=next_offset)
-    return ErrorCode.none, high, low, batch
+    batches = records_to_batches(records, offset, next_offset, max_bytes)
+    return ErrorCode.none, high, low, batches
 
 
 async def _wait_any(
