@@ -214,3 +214,57 @@ def test_fetched_batches_say_log_append_time_with_each_records_stored_time(
         assert first.header.base_offset + first.header.last_offset_delta == 1
 
     stamped(scenario)
+# -- OffsetCommit and OffsetFetch errors, per partition --------------------------------------
+
+
+def _commit(group: str) -> OffsetCommitRequest:
+    return OffsetCommitRequest(
+        group_id=group, generation_id_or_member_epoch=i32(-1), member_id="",
+        topics=(OffsetCommitRequestTopic(name="default", partitions=tuple(
+            OffsetCommitRequestPartition(partition_index=i32(p), committed_offset=i64(1),
+                                         committed_metadata="")
+            for p in (0, 1)
+        )),),
+    )  # fmt: skip
+
+
+def _offset_fetch(group: str) -> OffsetFetchRequest:
+    return OffsetFetchRequest(
+        group_id=group,
+        topics=(OffsetFetchRequestTopic(name="default", partition_indexes=(i32(0), i32(1))),),
+    )
+
+
+def _codes(answer: Any) -> list[tuple[str, int, ErrorCode]]:
+    return [(t.name, p.partition_index, p.error_code) for t in answer.topics for p in t.partitions]
+
+
+def test_offset_commit_and_offset_fetch_v1_answer_a_bad_group_id_per_partition(
+    kafka_server: KafkaServer,
+) -> None:
+    invalid = ErrorCode.invalid_group_id
+    with connect(kafka_server) as sock:
+        committed = _send(sock, 8, 2, _commit(""), OffsetCommitResponse)
+        fetched = _send(sock, 9, 1, _offset_fetch(""), OffsetFetchResponse)
+    assert _codes(committed) == [("default", 0, invalid), ("default", 1, invalid)]
+    assert _codes(fetched) == [("default", 0, invalid), ("default", 1, invalid)]
+    assert all(p.committed_offset == -1 for t in fetched.topics for p in t.partitions)
+
+
+def test_offset_commit_and_offset_fetch_v1_without_a_coordinator_say_so_per_partition() -> None:
+    ctx = KafkaContext(cast(Any, None), groups=None)
+
+    def header(key: int, version: int) -> RequestHeader:
+        return RequestHeader(api_key=key, api_version=version, correlation_id=1, client_id="t")
+
+    async def main() -> tuple[Any, Any]:
+        committed = await handle_group_request(ctx, header(8, 2), _commit("g"))
+        fetched = await handle_group_request(ctx, header(9, 1), _offset_fetch("g"))
+        return committed, fetched
+
+    committed, fetched = asyncio.run(main())
+    unavailable = ErrorCode.coordinator_not_available
+    assert _codes(committed) == [("default", 0, unavailable), ("default", 1, unavailable)]
+    assert _codes(fetched) == [("default", 0, unavailable), ("default", 1, unavailable)]
+
+
