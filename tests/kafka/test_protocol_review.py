@@ -268,3 +268,29 @@ def test_offset_commit_and_offset_fetch_v1_without_a_coordinator_say_so_per_part
     assert _codes(fetched) == [("default", 0, unavailable), ("default", 1, unavailable)]
 
 
+# -- Fetch with nothing to wait for ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("wait_ms", "min_bytes"), [(3000, 0), (0, 1)])
+def test_a_fetch_at_the_log_end_answers_at_once_when_it_asks_no_wait(
+    kafka_server: KafkaServer, wait_ms: int, min_bytes: int
+) -> None:
+    body = FetchRequest(
+        max_wait=i32Timedelta.parse(datetime.timedelta(milliseconds=wait_ms)),
+        min_bytes=i32(min_bytes), max_bytes=i32(1 << 20),
+        topics=(FetchTopic(topic="default", partitions=(
+            FetchPartition(partition=i32(0), fetch_offset=i64(0),
+                           partition_max_bytes=i32(1 << 20)),
+        )),),
+        forgotten_topics_data=(),
+    )  # fmt: skip
+    with connect(kafka_server) as sock:
+        _still_served(sock)  # connected and served before the clock starts
+        started = time.monotonic()
+        answer = _send(sock, 1, 11, body, FetchResponse)
+        elapsed = time.monotonic() - started
+    part = answer.responses[0].partitions[0]
+    assert (part.error_code, part.records) == (ErrorCode.none, b"")
+    assert elapsed < 1.0, f"waited {elapsed:.2f}s for a fetch that asked not to wait"
+
+

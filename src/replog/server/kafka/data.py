@@ -101,7 +101,7 @@ async def fetch(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
     answers = _read_all(ctx, wanted, body.max_bytes)
     size = sum(len(a[3]) for a in answers)
     wait_s = body.max_wait.total_seconds()
-    if size < max(1, body.min_bytes) and wait_s > 0:
+    if size < body.min_bytes and wait_s > 0:  # min_bytes 0: answer at once, data or not
         await _wait_any(ctx, wanted, answers, wait_s)
         answers = _read_all(ctx, wanted, body.max_bytes)
     data_cls = nested(cls, "PartitionData")
