@@ -294,3 +294,35 @@ def test_a_fetch_at_the_log_end_answers_at_once_when_it_asks_no_wait(
     assert elapsed < 1.0, f"waited {elapsed:.2f}s for a fetch that asked not to wait"
 
 
+# -- Produce refusals: nothing appended, the connection open ----------------------------------
+
+
+def _batch(count: int = 2) -> bytes:
+    return encode_batch(BatchHeader(), [KafkaRecord(b"v%d" % i, offset_delta=i) for i in range(count)])
+
+
+@pytest.mark.parametrize("acks", [2, -2, 5])
+def test_a_produce_with_an_invalid_acks_is_refused_for_every_partition_and_appends_nothing(
+    kafka_server: KafkaServer, acks: int
+) -> None:
+    kafka_server.create_topic("two", partitions=2)
+    body = ProduceRequest(
+        acks=i16(acks), timeout=_SECONDS_5,
+        topic_data=tuple(
+            TopicProduceData(name=name, partition_data=tuple(
+                PartitionProduceData(index=i32(p), records=_batch()) for p in range(count)
+            ))
+            for name, count in (("default", 1), ("two", 2))
+        ),
+    )  # fmt: skip
+    with connect(kafka_server) as sock:
+        answer = _send(sock, 0, 8, body, ProduceResponse)
+        _still_served(sock)
+    codes = [(t.name, p.index, p.error_code) for t in answer.responses for p in t.partition_responses]
+    wanted = ErrorCode.invalid_required_acks
+    assert codes == [("default", 0, wanted), ("two", 0, wanted), ("two", 1, wanted)]
+    assert log_end(kafka_server) == 0
+    assert kafka_server.agent is not None and kafka_server.agent.topics is not None
+    assert [kafka_server.agent.topics.partition("two", p).high_watermark for p in (0, 1)] == [0, 0]
+
+

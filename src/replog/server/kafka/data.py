@@ -30,25 +30,30 @@ _NO_TIME = datetime.timedelta(0)
 _EARLIEST = -2
 _LATEST = -1
 _FETCH_RECORDS = 10_000
+_ACKS = (0, 1, -1)
 
 
 async def produce(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
-    """Append each partition's batches; None (no answer) for acks=0, as Kafka does."""
-    jobs = [
-        (topic.name, part.index, _produce_partition(ctx, topic.name, part, body.acks))
-        for topic in body.topic_data
-        for part in topic.partition_data
-    ]
-    outcomes = await asyncio.gather(*(job for _, _, job in jobs))
+    """Append each partition's batches; None (no answer) for acks=0, as Kafka does. An
+    acks other than 0, 1 and -1 is INVALID_REQUIRED_ACKS for every partition, nothing
+    appended."""
+    wanted = [(topic.name, part) for topic in body.topic_data for part in topic.partition_data]
+    if body.acks in _ACKS:
+        outcomes = await asyncio.gather(
+            *(_produce_partition(ctx, name, part, body.acks) for name, part in wanted)
+        )
+    else:
+        refused = (ErrorCode.invalid_required_acks, -1, f"acks {body.acks} is not 0, 1 or -1")
+        outcomes = [refused] * len(wanted)
     if body.acks == 0:
         return None
     part_cls = nested(cls, "PartitionProduceResponse")
     by_topic: dict[str, list[Any]] = {}
-    for (name, index, _), (code, base, message) in zip(jobs, outcomes, strict=True):
+    for (name, part), (code, base, message) in zip(wanted, outcomes, strict=True):
         by_topic.setdefault(name, []).append(
             make(
                 part_cls,
-                index=index,
+                index=part.index,
                 error_code=code,
                 base_offset=base,
                 log_append_time=None,
