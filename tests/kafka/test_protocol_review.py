@@ -11,7 +11,8 @@ import io
 import random
 import struct
 import time
-from collections.abc import Awaitable, Callable, Iterator
+import zlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -214,6 +215,8 @@ def test_fetched_batches_say_log_append_time_with_each_records_stored_time(
         assert first.header.base_offset + first.header.last_offset_delta == 1
 
     stamped(scenario)
+
+
 # -- OffsetCommit and OffsetFetch errors, per partition --------------------------------------
 
 
@@ -298,7 +301,9 @@ def test_a_fetch_at_the_log_end_answers_at_once_when_it_asks_no_wait(
 
 
 def _batch(count: int = 2) -> bytes:
-    return encode_batch(BatchHeader(), [KafkaRecord(b"v%d" % i, offset_delta=i) for i in range(count)])
+    return encode_batch(
+        BatchHeader(), [KafkaRecord(b"v%d" % i, offset_delta=i) for i in range(count)]
+    )
 
 
 @pytest.mark.parametrize("acks", [2, -2, 5])
@@ -318,7 +323,9 @@ def test_a_produce_with_an_invalid_acks_is_refused_for_every_partition_and_appen
     with connect(kafka_server) as sock:
         answer = _send(sock, 0, 8, body, ProduceResponse)
         _still_served(sock)
-    codes = [(t.name, p.index, p.error_code) for t in answer.responses for p in t.partition_responses]
+    codes = [
+        (t.name, p.index, p.error_code) for t in answer.responses for p in t.partition_responses
+    ]
     wanted = ErrorCode.invalid_required_acks
     assert codes == [("default", 0, wanted), ("two", 0, wanted), ("two", 1, wanted)]
     assert log_end(kafka_server) == 0
@@ -326,3 +333,42 @@ def test_a_produce_with_an_invalid_acks_is_refused_for_every_partition_and_appen
     assert [kafka_server.agent.topics.partition("two", p).high_watermark for p in (0, 1)] == [0, 0]
 
 
+def _legacy_message(magic: int, value: bytes) -> bytes:
+    """One message of the old formats: v0 (no timestamp) or v1, in a message set."""
+    timestamp = struct.pack(">q", 1000) if magic == 1 else b""
+    rest = struct.pack(">bb", magic, 0) + timestamp + struct.pack(">i", -1)
+    rest += struct.pack(">i", len(value)) + value
+    message = struct.pack(">I", zlib.crc32(rest)) + rest  # v0/v1 messages use CRC-32
+    return struct.pack(">qi", 0, len(message)) + message
+
+
+def _with_codec(codec: int) -> bytes:
+    """A v2 batch whose attributes name ``codec``, its CRC correct for them."""
+    batch = bytearray(_batch())
+    struct.pack_into(">h", batch, 21, codec)
+    struct.pack_into(">I", batch, 17, google_crc32c.value(bytes(batch[21:])))
+    return bytes(batch)
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        _legacy_message(0, b"old"),
+        _legacy_message(1, b"old"),
+        _legacy_message(1, b"a value long enough to fill a v2 header's 61 bytes, and more"),
+        _with_codec(5),
+        _with_codec(6),
+        _with_codec(7),
+    ],
+    ids=["magic0", "magic1", "magic1-long", "codec5", "codec6", "codec7"],
+)
+def test_a_produce_of_an_old_format_or_unknown_codec_is_an_invalid_record_appending_nothing(
+    kafka_server: KafkaServer, records: bytes
+) -> None:
+    with connect(kafka_server) as sock:
+        answer = _send(sock, 0, 8, _produce(records), ProduceResponse)
+        _still_served(sock)
+    part = answer.responses[0].partition_responses[0]
+    assert part.error_code is ErrorCode.invalid_record, part
+    assert part.base_offset == -1
+    assert log_end(kafka_server) == 0

@@ -15,7 +15,12 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from replog.api.backend import Conditions
-from replog.errors import BatchTooLargeError, OffsetOutOfRangeError, ReplogError
+from replog.errors import (
+    BatchTooLargeError,
+    OffsetOutOfRangeError,
+    ReplogError,
+    UnsupportedError,
+)
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.errors import kafka_error
 from replog.server.kafka.mapping import batch_to_records, records_to_batches
@@ -75,7 +80,12 @@ async def _produce_partition(
 ) -> tuple[ErrorCode, int, str | None]:
     try:
         backend = ctx.topics.partition(topic, part.index)
-        batches = decode_batches(bytes(part.records or b""))
+        try:
+            batches = decode_batches(bytes(part.records or b""))
+        except UnsupportedError as exc:
+            # Magic 0/1 or an unknown codec: Kafka's InvalidRecordException (a client must
+            # not retry it, as it would CORRUPT_MESSAGE; UNSUPPORTED_VERSION is the API's).
+            return ErrorCode.invalid_record, -1, str(exc)
         if len(batches) != 1:
             # Kafka's rule from Produce v3 on: one batch per partition, so a request is
             # appended all or nothing (two would be two appends, the first perhaps landed
