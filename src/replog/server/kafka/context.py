@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from replog.server.kafka.time_index import TimeIndexes
 from replog.server.topics import TopicsBackend
 
 if TYPE_CHECKING:
@@ -26,3 +27,5 @@ class KafkaContext:
     draining: bool = False
     groups: GroupService | None = None
     """The consumer groups (None: the group APIs answer COORDINATOR_NOT_AVAILABLE)."""
+    time_indexes: TimeIndexes = field(default_factory=TimeIndexes)
+    """What ListOffsets by timestamp has learnt of each partition's timestamps."""
