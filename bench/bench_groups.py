@@ -40,19 +40,24 @@ def _fill(addr: str, partitions: int, records: int) -> None:
                 client.produce_batch([value] * min(5_000, per - start), topic=TOPIC, partition=p)
 
 
-def _plain(addr: str, partitions: list[int], ends: dict[int, int], out: Any) -> None:
-    """Read ``partitions`` to their ``ends`` with stream_batches; put (count, end time)."""
+def _plain(addr: str, partitions: list[int], ends: dict[int, int], touch: bool, out: Any) -> None:
+    """Read ``partitions`` to their ``ends`` with stream_batches (reading each record's
+    value when ``touch``); put (count, end time)."""
     count = 0
     with Client(addr, timeout=30) as client:
         for p in partitions:
             for batch in client.stream_batches(0, max_records=10_000, topic=TOPIC, partition=p):
                 count += len(batch.records)
+                if touch:
+                    sum(len(r.value) for r in batch.records)
                 if (batch.next_offset or 0) >= ends[p]:
                     break
     out.put((count, time.time()))
 
 
-def _member(addr: str, group: str, total: int, batches: bool, done: Any, out: Any) -> None:
+def _member(
+    addr: str, group: str, total: int, batches: bool, touch: bool, done: Any, out: Any
+) -> None:
     """Consume in ``group`` (records one by one, or ``batches`` with ``poll_batch``) until
     the group as a whole read ``total``; put (count, time of the last record)."""
     count = reported = 0
@@ -64,6 +69,8 @@ def _member(addr: str, group: str, total: int, batches: bool, done: Any, out: An
                 if batches:
                     batch = consumer.poll_batch(0.2)
                     got = len(batch.records) if batch is not None else 0
+                    if touch and batch is not None:
+                        sum(len(r.value) for r in batch.records)
                 else:
                     got = 1 if consumer.poll(0.2) is not None else 0
                 if got:
@@ -127,6 +134,11 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--touch",
+        action="store_true",
+        help="every reader reads each record's value (else the records are only counted)",
+    )
     a = parser.parse_args()
     plain: list[float] = []
     group: list[float] = []
@@ -139,12 +151,14 @@ def main() -> None:
         total = sum(ends.values())
         shares = [list(range(m, a.partitions, a.members)) for m in range(a.members)]
         for run in range(a.runs):
-            seconds, count = _spawn(_plain, [(addr, share, ends) for share in shares])
+            seconds, count = _spawn(_plain, [(addr, share, ends, a.touch) for share in shares])
             plain.append(count / seconds)
             for batches, rates in ((True, group), (False, one_by_one)):
                 done: Any = mp.Value("q", 0)
                 kind = "b" if batches else "r"
-                args = [(addr, f"g{kind}{run}", total, batches, done) for _ in range(a.members)]
+                args = [
+                    (addr, f"g{kind}{run}", total, batches, a.touch, done) for _ in range(a.members)
+                ]
                 seconds, count = _spawn(_member, args)
                 rates.append(count / seconds)
             rebalance.append(_rebalance(addr, a.members, f"r{run}"))

@@ -201,6 +201,34 @@ def test_seek_rereads_and_pause_stops_a_partition_until_resumed(client: Client) 
             consumer.seek(TOPIC, 9, 0)
 
 
+def test_a_seek_pause_or_close_ends_the_old_partition_stream_at_once(client: Client) -> None:
+    """Fetches are server streams that tail a quiet partition forever: the consumer must
+    cancel a stale one (seek, pause, revoke, close) rather than wait for a record."""
+    client.create_topic(TOPIC, 1)
+    consumer = Consumer(client, "quiet", [TOPIC], auto_offset_reset="earliest")
+
+    def fetchers() -> int:
+        return sum(t.is_alive() for t in consumer._fetchers)
+
+    try:
+        wait_until(lambda: len(consumer.assignment()) == 1, 10, "assigned")
+        wait_until(lambda: len(consumer._streams) == 1, 5, "streaming")
+        for _ in range(3):
+            consumer.seek(TOPIC, 0, 0)
+        wait_until(lambda: fetchers() == 1, 1.0, "the stale fetchers to end")
+        consumer.pause([(TOPIC, 0)])
+        wait_until(lambda: fetchers() == 0, 1.0, "the paused fetcher to end")
+        consumer.resume([(TOPIC, 0)])
+        wait_until(lambda: len(consumer._streams) == 1, 5, "streaming again")
+        client.produce(b"late", topic=TOPIC, partition=0)
+        record = consumer.poll(5)
+        assert record is not None and record.value == b"late"
+    finally:
+        started = time.monotonic()
+        consumer.close()
+    assert fetchers() == 0 and time.monotonic() - started < 1.0
+
+
 def test_the_async_consumer_reads_commits_and_leaves(server: ThreadedServer) -> None:
     async def run() -> tuple[list[int], dict[tuple[str, int], int], int]:
         async with replog.AsyncClient(server.grpc_address) as client:
@@ -298,3 +326,30 @@ def test_the_async_consumer_gives_batches_too(server: ThreadedServer) -> None:
                 return sizes
 
     assert sorted(asyncio.run(run())) == [5, 5]
+
+
+def test_the_async_consumer_cancels_a_stale_partition_stream_at_once(
+    server: ThreadedServer,
+) -> None:
+    async def run() -> None:
+        async with replog.AsyncClient(server.grpc_address) as client:
+            await client.create_topic(TOPIC, 1)
+            consumer = replog.AsyncConsumer(client, "quiet", [TOPIC], auto_offset_reset="earliest")
+            async with consumer:
+                for _ in range(100):
+                    if consumer._fetches:
+                        break
+                    await asyncio.sleep(0.02)
+                for _ in range(3):
+                    await consumer.seek(TOPIC, 0, 0)
+                await asyncio.sleep(0.2)
+                assert len(consumer._fetches) == 1  # the stale streams were cancelled
+                await consumer.pause([(TOPIC, 0)])
+                await asyncio.sleep(0.2)
+                assert not consumer._fetches
+                await consumer.resume([(TOPIC, 0)])
+                await client.produce(b"late", topic=TOPIC, partition=0)
+                record = await asyncio.wait_for(consumer.poll(5), 6)
+                assert record is not None and record.value == b"late"
+
+    asyncio.run(asyncio.wait_for(run(), 20))

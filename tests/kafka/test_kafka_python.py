@@ -1,5 +1,6 @@
 """kafka-python with its default settings (idempotent, acks=all) against replog's Kafka
-listener: keys, headers and timestamps survive, offsets match replog's gRPC view."""
+listener: keys, headers and timestamps survive (as LogAppendTime,
+the broker's), offsets match replog's gRPC view."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def test_kafka_python_defaults_produce_and_consume_the_same_records(
     assert [m.offset for m in messages] == list(range(10))
     assert [m.key for m in messages] == [b"key-%d" % i for i in range(10)]
     assert messages[4].headers == [("i", b"4")]
+    assert {m.timestamp_type for m in messages} == {1}  # LogAppendTime: the broker's time
     with Client(kafka_server.grpc_address) as client:
         for message in messages:
             record = client.consume(message.offset, topic="kp", partition=0)

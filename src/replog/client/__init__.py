@@ -8,7 +8,7 @@ from replog.client.async_client import AsyncClient
 from replog.client.async_consumer import AsyncConsumer
 from replog.client.client import Client, ServerAddress
 from replog.client.consumer import Consumer
-from replog.client.consumer_state import ConsumerBatch, ConsumerRecord
+from replog.client.consumer_state import ConsumerBatch, ConsumerRecord, ConsumerRecords
 from replog.client.core import Batch, Offset, RetryPolicy
 from replog.client.groups import GroupDescription, GroupListing, GroupMember, PartitionLag
 from replog.client.producer import Producer
@@ -21,6 +21,7 @@ __all__ = [
     "Consumer",
     "ConsumerBatch",
     "ConsumerRecord",
+    "ConsumerRecords",
     "GroupDescription",
     "GroupListing",
     "GroupMember",

@@ -62,7 +62,6 @@ class AsyncConsumer:
         assignor: str = "",
         max_records: int = 2000,
         max_buffered_batches: int = 16,
-        fetch_wait_ms: int = 500,
     ) -> None:
         check_settings(group, session_timeout_ms, max_buffered_batches)
         self.client = client
@@ -78,7 +77,6 @@ class AsyncConsumer:
         self._assignor = assignor
         self._max_records = max_records
         self._max_buffered = max_buffered_batches
-        self._fetch_wait_ms = fetch_wait_ms
         self._buffer: deque[_Batch] = deque()
         self._current: deque[Record] = deque()
         self._current_of: tuple[TopicPartition, int] = (("", 0), 0)
@@ -89,6 +87,7 @@ class AsyncConsumer:
         self._error: Exception | None = None
         self._commit_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._fetches: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
         self._heartbeats: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -336,6 +335,7 @@ class AsyncConsumer:
         if self._cond is not None:
             async with self._cond:
                 self._cond.notify_all()
+        self._cancel_stale()
 
     # -- the fetch tasks ------------------------------------------------------------------
 
@@ -347,31 +347,36 @@ class AsyncConsumer:
         task = asyncio.create_task(self._fetch_loop(tp, *started))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._fetches[task] = (tp, started[0])
+        task.add_done_callback(self._fetches.pop)
+
+    def _cancel_stale(self) -> None:
+        """Cancel the fetch tasks no longer wanted (revoked, sought, paused): a partition's
+        stream tails it forever, so a stale one is ended rather than left to a record."""
+        for task, (tp, generation) in list(self._fetches.items()):
+            if not self._fetching(tp, generation) and task is not asyncio.current_task():
+                task.cancel()
 
     async def _fetch_loop(self, tp: TopicPartition, generation: int, offset: int) -> None:
+        """Stream ``tp`` from ``offset`` into the buffer while this fetch is current (the
+        task is cancelled the moment it is not)."""
         topic, partition = tp
         while self._fetching(tp, generation):
             try:
-                batch = await self.client.consume_batch(
-                    offset,
-                    self._max_records,
-                    self._fetch_wait_ms,
-                    topic=topic,
-                    partition=partition,
-                    min_offset=0,
+                batches = self.client.stream_batches(
+                    offset, max_records=self._max_records, topic=topic, partition=partition
                 )
+                async for batch in batches:
+                    offset = max(offset, batch.next_offset or 0)
+                    if batch.records and not await self._put((tp, generation, batch.records)):
+                        return
             except OffsetOutOfRangeError as exc:
                 reset = self.state.auto_offset_reset
                 offset = exc.lowest if reset == "earliest" else exc.next_offset
-                continue
             except ReplogError:
                 await asyncio.sleep(_RETRY_S)  # a leader moving; cancelled on close
-                continue
             except Exception as exc:
                 await self._fail(exc)
-                return
-            offset = max(offset, batch.next_offset or 0)
-            if batch.records and not await self._put((tp, generation, batch.records)):
                 return
 
     def _fetching(self, tp: TopicPartition, generation: int) -> bool:

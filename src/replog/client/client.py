@@ -50,6 +50,7 @@ from replog.client.base import (
     _stubs,
     _to_error,
 )
+from replog.client.batch_stream import BatchStream
 from replog.client.core import (
     Batch,
     HeadersInput,
@@ -451,6 +452,22 @@ class Client(_ClientBase, AdminMethods, GroupMethods):
             finally:
                 call.cancel()
             time.sleep(delay)
+
+    def batch_stream(
+        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+    ) -> BatchStream:
+        """One stream of batches from ``offset`` of ``topic`` ``partition`` on, tailing new
+        ones, that any thread may ``cancel``; unlike ``stream_batches`` it does not
+        reconnect: a failure is raised to the iterating thread."""
+        request = consume_batch_request(
+            check_offset(offset), max_records, 0, 0, 0, topic, partition
+        )
+        self._refresh(self.timeout)
+        if self._routes_due(topic):
+            self._fetch_routes(topic)
+        addr = self._pick(_CONSUME, topic, partition)
+        call = self._stub(addr, "ConsumeBatchStream")(request)
+        return BatchStream(call, lambda exc: self._failed_call(addr, exc, topic, partition))
 
     def stream(
         self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0

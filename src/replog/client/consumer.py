@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from replog.client.batch_stream import BatchStream
 from replog.client.consumer_state import (
     LEAVE_EPOCH,
     ConsumerBatch,
@@ -82,7 +83,6 @@ class Consumer:
         assignor: str = "",
         max_records: int = 2000,
         max_buffered_batches: int = 16,
-        fetch_wait_ms: int = 500,
     ) -> None:
         check_settings(group, session_timeout_ms, max_buffered_batches)
         self.client = client
@@ -98,7 +98,6 @@ class Consumer:
         self._assignor = assignor
         self._max_records = max_records
         self._max_buffered = max_buffered_batches
-        self._fetch_wait_ms = fetch_wait_ms
         self._buffer: deque[_Batch] = deque()
         self._current: deque[Record] = deque()
         self._current_of: tuple[TopicPartition, int] = (("", 0), 0)
@@ -110,6 +109,8 @@ class Consumer:
         self._error: Exception | None = None
         self._commit_lock = threading.Lock()
         self._fetchers: list[threading.Thread] = []
+        self._streams: dict[TopicPartition, tuple[int, BatchStream]] = {}
+        self._streams_lock = threading.Lock()
         self._heartbeats = threading.Thread(
             target=self._heartbeat_loop, name=f"replog-group-{group}", daemon=True
         )
@@ -257,12 +258,13 @@ class Consumer:
             self._cond.notify_all()
         self._stop.set()
         self._wake.set()
+        self._cancel_stale()
         if threading.current_thread() is not self._heartbeats:
             self._heartbeats.join()
 
     def _join_fetchers(self) -> None:
-        """Fetchers end after their current long poll; wait for them that long at most."""
-        deadline = time.monotonic() + self._fetch_wait_ms / 1000 + 1.0
+        """Fetchers end once their streams are cancelled (``_halt``); wait 1 s at most."""
+        deadline = time.monotonic() + 1.0
         for thread in self._fetchers:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -359,10 +361,12 @@ class Consumer:
             self._buffer.clear()
             self._buffer.extend(kept)
             self._cond.notify_all()
+        self._cancel_stale()
 
     def _notify(self) -> None:
         with self._cond:
             self._cond.notify_all()
+        self._cancel_stale()
 
     # -- the fetch threads ----------------------------------------------------------------
 
@@ -379,33 +383,58 @@ class Consumer:
         thread.start()
 
     def _fetch_loop(self, tp: TopicPartition, generation: int, offset: int) -> None:
+        """Stream ``tp`` from ``offset`` into the buffer while this fetch is current; its
+        stream is cancelled (``_cancel_stale``) the moment it is not."""
         topic, partition = tp
         while self._fetching(tp, generation):
+            stream: BatchStream | None = None
             try:
-                batch = self.client.consume_batch(
-                    offset,
-                    self._max_records,
-                    self._fetch_wait_ms,
-                    topic=topic,
-                    partition=partition,
-                    min_offset=0,
+                stream = self.client.batch_stream(
+                    offset, max_records=self._max_records, topic=topic, partition=partition
                 )
+                if not self._register(tp, generation, stream):
+                    return
+                for batch in stream:
+                    offset = max(offset, batch.next_offset or 0)
+                    if batch.records and not self._put((tp, generation, batch.records)):
+                        return
             except OffsetOutOfRangeError as exc:
                 reset = self.state.auto_offset_reset
                 offset = exc.lowest if reset == "earliest" else exc.next_offset
-                continue
             except ReplogError:
                 if self._stopped:
                     return
                 self._stop.wait(_RETRY_S)  # a leader moving, a node restarting
-                continue
             except Exception as exc:
                 if not self._stopped:
                     self._fail(exc)
                 return
-            offset = max(offset, batch.next_offset or 0)
-            if batch.records and not self._put((tp, generation, batch.records)):
-                return
+            finally:
+                if stream is not None:
+                    self._unregister(tp, stream)
+
+    def _register(self, tp: TopicPartition, generation: int, stream: BatchStream) -> bool:
+        """Note ``stream`` as ``tp``'s fetch (False, and cancelled, when already stale)."""
+        with self._streams_lock:
+            if self._fetching(tp, generation):
+                self._streams[tp] = (generation, stream)
+                return True
+        stream.cancel()
+        return False
+
+    def _unregister(self, tp: TopicPartition, stream: BatchStream) -> None:
+        stream.cancel()
+        with self._streams_lock:
+            if tp in self._streams and self._streams[tp][1] is stream:
+                del self._streams[tp]
+
+    def _cancel_stale(self) -> None:
+        """Cancel the streams of fetches no longer wanted (revoked, sought, paused, or all
+        once stopping), so their threads end now rather than at the next record."""
+        with self._streams_lock:
+            stale = [s for tp, (g, s) in self._streams.items() if not self._fetching(tp, g)]
+        for stream in stale:
+            stream.cancel()
 
     def _fetching(self, tp: TopicPartition, generation: int) -> bool:
         return not self._stopped and self.state.current(tp, generation)

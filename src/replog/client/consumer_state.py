@@ -21,9 +21,9 @@ record the caller holds until it asks for the next one, which may still be in pr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from replog.client.groups import HeartbeatAnswer, TopicPartition
 from replog.errors import InvalidArgumentError
@@ -33,6 +33,7 @@ __all__ = [
     "AUTO_OFFSET_RESETS",
     "ConsumerBatch",
     "ConsumerRecord",
+    "ConsumerRecords",
     "ConsumerState",
     "HeartbeatFields",
     "Reconciliation",
@@ -60,11 +61,12 @@ class ConsumerRecord(NamedTuple):
 
 
 class ConsumerBatch(NamedTuple):
-    """Records of one partition in offset order, as ``poll_batch`` gives them."""
+    """Records of one partition in offset order, as ``poll_batch`` gives them (each
+    ``ConsumerRecord`` is made when it is first read: see ``ConsumerRecords``)."""
 
     topic: str
     partition: int
-    records: list[ConsumerRecord]
+    records: ConsumerRecords
 
 
 _new_record = tuple.__new__
@@ -77,15 +79,52 @@ def record_from(topic: str, partition: int, record: Record) -> ConsumerRecord:
     return _new_record(ConsumerRecord, (*fields, record.timestamp_ms))
 
 
-def records_from(topic: str, partition: int, records: list[Record]) -> list[ConsumerRecord]:
-    """``record_from`` of each of ``records``."""
-    new, cls = _new_record, ConsumerRecord
-    out = []
-    for r in records:
-        headers = tuple((h.key, h.value) for h in r.headers) if len(r.headers) else ()
-        fields = (topic, partition, r.offset, r.key, r.value, headers, r.timestamp_ms)
-        out.append(new(cls, fields))
-    return out
+class ConsumerRecords(Sequence[ConsumerRecord]):
+    """The ConsumerRecords of fetched ``records`` of one partition, a read-only sequence
+    whose items are made on access: a batch passed on, counted or sliced costs nothing
+    per record (each access of an item makes a new, equal ConsumerRecord)."""
+
+    __slots__ = ("_partition", "_records", "_topic")
+
+    def __init__(self, topic: str, partition: int, records: Sequence[Record]) -> None:
+        self._topic = topic
+        self._partition = partition
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> ConsumerRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ConsumerRecords: ...
+
+    def __getitem__(self, index: int | slice) -> ConsumerRecord | ConsumerRecords:
+        if isinstance(index, slice):
+            return ConsumerRecords(self._topic, self._partition, self._records[index])
+        return record_from(self._topic, self._partition, self._records[index])
+
+    def __iter__(self) -> Iterator[ConsumerRecord]:
+        new, cls, topic, partition = _new_record, ConsumerRecord, self._topic, self._partition
+        for r in self._records:
+            headers = tuple((h.key, h.value) for h in r.headers) if len(r.headers) else ()
+            yield new(cls, (topic, partition, r.offset, r.key, r.value, headers, r.timestamp_ms))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ConsumerRecords | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-like: compared by items
+
+    def __repr__(self) -> str:
+        return f"ConsumerRecords({list(self)!r})"
+
+
+def records_from(topic: str, partition: int, records: Sequence[Record]) -> ConsumerRecords:
+    """The ConsumerRecords of ``records`` read from ``topic`` ``partition``."""
+    return ConsumerRecords(topic, partition, records)
 
 
 def start_offset(committed: int, lowest: int, next_offset: int, auto_offset_reset: str) -> int:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from replog.client.consumer_state import ConsumerState, record_from, records_from, start_offset
+from replog.client.consumer_state import (
+    ConsumerRecords,
+    ConsumerState,
+    record_from,
+    records_from,
+    start_offset,
+)
 from replog.client.groups import HeartbeatAnswer
 from replog.errors import InvalidArgumentError
 from replog.v1.record_pb2 import Header, Record
@@ -249,3 +255,24 @@ def test_records_from_keeps_every_field_as_record_from_does() -> None:
         Record(offset=4, value=b"w"),
     ]
     assert records_from("orders", 2, records) == [record_from("orders", 2, r) for r in records]
+    got = records_from("orders", 2, records)
+    assert list(got) == [record_from("orders", 2, r) for r in records]
+    assert [got[0], got[1], got[-1]] == [
+        record_from("orders", 2, r) for r in (*records, records[-1])
+    ]
+
+
+def test_consumer_records_is_a_read_only_sequence_made_on_access() -> None:
+    records = [Record(offset=o, value=bytes([o])) for o in range(5)]
+    got = records_from("t", 1, records)
+    assert len(got) == 5 and bool(got) and not records_from("t", 1, [])
+    assert got[1:3] == [record_from("t", 1, r) for r in records[1:3]]
+    assert isinstance(got[1:3], ConsumerRecords) and len(got[::2]) == 3
+    assert got[4].offset == 4 and got[4].topic == "t" and got[4].partition == 1
+    assert [r.value for r in reversed(got)] == [bytes([o]) for o in range(4, -1, -1)]
+    assert got.index(record_from("t", 1, records[2])) == 2
+    assert got == tuple(got) and got != [got[0]] and got != "x"
+    with pytest.raises(IndexError):
+        got[5]
+    with pytest.raises(TypeError):
+        hash(got)

@@ -6,10 +6,11 @@ applies (each node's Kafka address) and this node's Raft groups (who leads)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from replog.errors import UnavailableError
+from replog.server.kafka.time_index import TimeIndexes
 from replog.server.topics import TopicsBackend
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class KafkaContext:
     draining: bool = False
     groups: GroupService | None = None
     """The consumer groups (None: the group APIs answer COORDINATOR_NOT_AVAILABLE)."""
+    time_indexes: TimeIndexes = field(default_factory=TimeIndexes)
+    """What ListOffsets by timestamp has learnt of each partition's timestamps."""
     cluster: BrokerView | None = None
     """The cluster's brokers (None: a single node, the only broker, leading everything)."""
 

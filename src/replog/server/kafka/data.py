@@ -3,7 +3,7 @@ backends (``TopicsBackend.partition``) as the gRPC and HTTP edges.
 
 A produced batch is decoded once and submitted as one append (an idempotent producer's
 id, epoch and base sequence become replog's own Conditions); a fetch answers each
-partition with one batch built from one read."""
+partition from one read, as LogAppendTime batches (one per append time)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from replog.api.backend import Conditions, LogBackend
-from replog.errors import BatchTooLargeError, OffsetOutOfRangeError, ReplogError
+from replog.api.backend import Conditions
+from replog.errors import (
+    BatchTooLargeError,
+    OffsetOutOfRangeError,
+    ReplogError,
+    UnsupportedError,
+)
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.errors import kafka_error
-from replog.server.kafka.mapping import batch_to_records, records_to_batch
+from replog.server.kafka.mapping import batch_to_records, records_to_batches
 from replog.server.kafka.records import decode_batches
 from replog.server.kafka.responses import make, nested
 from replog.v1.record_pb2 import Record
@@ -30,25 +35,30 @@ _NO_TIME = datetime.timedelta(0)
 _EARLIEST = -2
 _LATEST = -1
 _FETCH_RECORDS = 10_000
+_ACKS = (0, 1, -1)
 
 
 async def produce(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
-    """Append each partition's batches; None (no answer) for acks=0, as Kafka does."""
-    jobs = [
-        (topic.name, part.index, _produce_partition(ctx, topic.name, part, body.acks))
-        for topic in body.topic_data
-        for part in topic.partition_data
-    ]
-    outcomes = await asyncio.gather(*(job for _, _, job in jobs))
+    """Append each partition's batches; None (no answer) for acks=0, as Kafka does. An
+    acks other than 0, 1 and -1 is INVALID_REQUIRED_ACKS for every partition, nothing
+    appended."""
+    wanted = [(topic.name, part) for topic in body.topic_data for part in topic.partition_data]
+    if body.acks in _ACKS:
+        outcomes = await asyncio.gather(
+            *(_produce_partition(ctx, name, part, body.acks) for name, part in wanted)
+        )
+    else:
+        refused = (ErrorCode.invalid_required_acks, -1, f"acks {body.acks} is not 0, 1 or -1")
+        outcomes = [refused] * len(wanted)
     if body.acks == 0:
         return None
     part_cls = nested(cls, "PartitionProduceResponse")
     by_topic: dict[str, list[Any]] = {}
-    for (name, index, _), (code, base, message) in zip(jobs, outcomes, strict=True):
+    for (name, part), (code, base, message) in zip(wanted, outcomes, strict=True):
         by_topic.setdefault(name, []).append(
             make(
                 part_cls,
-                index=index,
+                index=part.index,
                 error_code=code,
                 base_offset=base,
                 log_append_time=None,
@@ -71,7 +81,12 @@ async def _produce_partition(
     try:
         backend = ctx.topics.partition(topic, part.index)
         ctx.require_leader(topic, part.index)  # Kafka clients produce to leaders only
-        batches = decode_batches(bytes(part.records or b""))
+        try:
+            batches = decode_batches(bytes(part.records or b""))
+        except UnsupportedError as exc:
+            # Magic 0/1 or an unknown codec: Kafka's InvalidRecordException (a client must
+            # not retry it, as it would CORRUPT_MESSAGE; UNSUPPORTED_VERSION is the API's).
+            return ErrorCode.invalid_record, -1, str(exc)
         if len(batches) != 1:
             # Kafka's rule from Produce v3 on: one batch per partition, so a request is
             # appended all or nothing (two would be two appends, the first perhaps landed
@@ -95,14 +110,14 @@ async def _produce_partition(
 
 
 async def fetch(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
-    """Each partition's records from its fetch offset as one batch, waiting up to
+    """Each partition's records from its fetch offset (LogAppendTime batches), waiting up to
     ``max_wait`` for ``min_bytes`` and stopping near ``max_bytes`` (the first batch is
     always whole, so a large record still makes progress)."""
     wanted = [(t.topic, p) for t in body.topics for p in t.partitions]
     answers = _read_all(ctx, wanted, body.max_bytes)
     size = sum(len(a[3]) for a in answers)
     wait_s = body.max_wait.total_seconds()
-    if size < max(1, body.min_bytes) and wait_s > 0:
+    if size < body.min_bytes and wait_s > 0:  # min_bytes 0: answer at once, data or not
         await _wait_any(ctx, wanted, answers, wait_s)
         answers = _read_all(ctx, wanted, body.max_bytes)
     data_cls = nested(cls, "PartitionData")
@@ -171,8 +186,8 @@ def _read_partition(
     if next_offset <= offset:
         return ErrorCode.none, high, low, b""
     records = [Record.FromString(payload) for payload in payloads]
-    batch = records_to_batch(records, start=offset, next_offset=next_offset)
-    return ErrorCode.none, high, low, batch
+    batches = records_to_batches(records, offset, next_offset, max_bytes)
+    return ErrorCode.none, high, low, batches
 
 
 async def _wait_any(
@@ -211,9 +226,9 @@ async def list_offsets(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
         for request in topic.partitions:
             code, timestamp, offset = ErrorCode.none, -1, -1
             try:
-                backend = ctx.topics.partition(topic.name, request.partition_index)
-                ctx.require_leader(topic.name, request.partition_index)
-                timestamp, offset = _offset_for(backend, request.timestamp)
+                timestamp, offset = await _offset_for(
+                    ctx, topic.name, request.partition_index, request.timestamp
+                )
             except ReplogError as exc:
                 code = kafka_error(exc)
             parts.append(
@@ -230,23 +245,13 @@ async def list_offsets(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
     return make(cls, throttle_time=_NO_TIME, topics=tuple(topics))
 
 
-def _offset_for(backend: LogBackend, timestamp: int) -> tuple[int, int]:
+async def _offset_for(
+    ctx: KafkaContext, topic: str, partition: int, timestamp: int
+) -> tuple[int, int]:
+    backend = ctx.topics.partition(topic, partition)
+    ctx.require_leader(topic, partition)
     if timestamp == _EARLIEST:
         return -1, backend.lowest_offset
     if timestamp == _LATEST:
         return -1, backend.high_watermark
-    low, high = backend.lowest_offset, backend.high_watermark
-    found: tuple[int, int] = (-1, -1)
-    while low < high:  # timestamps are append times: they never decrease along the log
-        middle = (low + high) // 2
-        payloads, next_offset = backend.read_from(middle, 1, 1 << 30)
-        if not payloads:
-            high = middle
-            continue
-        record = Record.FromString(payloads[0])
-        if record.timestamp_ms >= timestamp:
-            found = (record.timestamp_ms, record.offset)
-            high = middle
-        else:
-            low = max(middle + 1, next_offset)
-    return found
+    return await ctx.time_indexes.offset_for(topic, partition, backend, timestamp)

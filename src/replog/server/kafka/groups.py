@@ -56,16 +56,61 @@ async def handle_group_request(ctx: KafkaContext, header: RequestHeader, body: A
     cls = load_response_schema(header.api_key, header.api_version)
     groups = ctx.groups
     if groups is None:
-        return blank_response(cls, ErrorCode.coordinator_not_available)
+        return _error_response(cls, header, body, ErrorCode.coordinator_not_available)
     handler = _HANDLERS[header.api_key]
     try:
         return await handler(ctx, cls, body, header)
     except InvalidArgumentError:
-        return blank_response(cls, ErrorCode.invalid_group_id)
+        return _error_response(cls, header, body, ErrorCode.invalid_group_id)
     except UnavailableError:  # another node coordinates it, or none does yet
-        return blank_response(cls, ErrorCode.not_coordinator)
+        return _error_response(cls, header, body, ErrorCode.not_coordinator)
     except ReplogError as exc:
-        return blank_response(cls, kafka_error(exc))
+        return _error_response(cls, header, body, kafka_error(exc))
+
+
+_OFFSET_COMMIT = 8
+_OFFSET_FETCH = 9
+_OFFSET_FETCH_GROUP_ERROR_V2 = 2  # from OffsetFetch v2 on, a group's error is top-level
+
+
+def _error_response(cls: type[Any], header: RequestHeader, body: Any, error: ErrorCode) -> Any:
+    """The answer to a group request refused whole with ``error``, where Kafka puts it:
+    OffsetCommit (every version) and OffsetFetch v1 have no top-level error code, so each
+    partition asked about carries it; the other APIs and versions answer it top-level."""
+    key = header.api_key
+    if key == _OFFSET_COMMIT:
+        asked = [(t.name, [p.partition_index for p in t.partitions]) for t in body.topics]
+        return _per_partition(cls, "OffsetCommitResponse", asked, error)
+    if key == _OFFSET_FETCH and header.api_version < _OFFSET_FETCH_GROUP_ERROR_V2:
+        asked = [(t.name, list(t.partition_indexes)) for t in body.topics or ()]
+        return _per_partition(cls, "OffsetFetchResponse", asked, error)
+    return blank_response(cls, error)
+
+
+def _per_partition(
+    cls: type[Any], prefix: str, asked: list[tuple[str, list[int]]], error: ErrorCode
+) -> Any:
+    topic_cls = nested(cls, f"{prefix}Topic")
+    partition_cls = nested(cls, f"{prefix}Partition")
+    topics = tuple(
+        make(
+            topic_cls,
+            name=name,
+            partitions=tuple(
+                make(
+                    partition_cls,
+                    partition_index=index,
+                    error_code=error,
+                    committed_offset=-1,
+                    committed_leader_epoch=-1,
+                    metadata="",
+                )
+                for index in indexes
+            ),
+        )
+        for name, indexes in asked
+    )
+    return make(cls, throttle_time=_NO_TIME, topics=topics)
 
 
 async def _find_coordinator(

@@ -6,12 +6,13 @@ no key sent it)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from replog.server.kafka.records import BatchHeader, KafkaRecord, RecordBatch, encode_batch
 from replog.v1.record_pb2 import Header, Record
 
-__all__ = ["batch_to_records", "records_to_batch"]
+__all__ = ["batch_to_records", "records_to_batch", "records_to_batches"]
 
 
 def batch_to_records(batch: RecordBatch) -> list[Record]:
@@ -67,3 +68,40 @@ def records_to_batch(
         last_offset_delta=max(0, end - base_offset - 1),
     )
     return encode_batch(header, kafka_records, compression)
+
+
+def records_to_batches(
+    records: Sequence[Record], start: int, next_offset: int, max_bytes: int
+) -> bytes:
+    """Replog ``records`` (ascending offsets from ``start``) as Kafka batches marked
+    LogAppendTime, which is what replog's timestamps are: the broker stamps each record
+    when it is appended, whatever time the producer sent.
+
+    A client gives every record of a LogAppendTime batch the batch's max timestamp, so
+    each run of records appended at the same time is its own batch. The first batch
+    starts at ``start`` and the last spans to ``next_offset`` (a reader moves past offsets
+    without user records; an empty batch when ``records`` is empty). Batches after the
+    first stop before the bytes would pass ``max_bytes``: the records they leave out are
+    read by the next fetch, from the end of the last batch sent."""
+    runs = [list(run) for _, run in itertools.groupby(records, key=_timestamp)]
+    if not runs:
+        return records_to_batch(records, log_append_time=True, start=start, next_offset=next_offset)
+    parts: list[bytes] = []
+    size = 0
+    for number, run in enumerate(runs):
+        last = number == len(runs) - 1
+        batch = records_to_batch(
+            run,
+            log_append_time=True,
+            start=start if number == 0 else run[0].offset,
+            next_offset=next_offset if last else run[-1].offset + 1,
+        )
+        if parts and size + len(batch) > max_bytes:
+            break
+        parts.append(batch)
+        size += len(batch)
+    return b"".join(parts)
+
+
+def _timestamp(record: Record) -> int:
+    return int(record.timestamp_ms)

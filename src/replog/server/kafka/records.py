@@ -37,6 +37,7 @@ BATCH_OVERHEAD = _HEADER.size
 _LENGTH_END = 12  # baseOffset + batchLength: batchLength counts the bytes after it
 _CRC_START = 21  # the CRC covers attributes to the end of the batch
 _MAGIC = 2
+_MAGIC_AT = 16  # after baseOffset, batchLength, partitionLeaderEpoch (v0/v1: offset, size, crc)
 _CODEC_MASK = 0x07
 _LOG_APPEND_TIME = 0x08
 _TRANSACTIONAL = 0x10
@@ -102,7 +103,7 @@ def decode_batches(data: bytes) -> list[RecordBatch]:
     """Every batch of a produce request's records field, which must hold whole batches.
 
     Raises CorruptBatchError for a truncated or corrupt batch, UnsupportedError for a
-    message format older than v2."""
+    message format older than v2 or an unknown compression codec."""
     batches: list[RecordBatch] = []
     position = 0
     while position < len(data):
@@ -115,14 +116,17 @@ def decode_batch(data: bytes, position: int = 0) -> tuple[RecordBatch, int]:
     """The batch that starts at ``position`` of ``data`` and the position after it.
 
     Raises CorruptBatchError when the batch is truncated, fails its CRC-32C, does not
-    decompress or its records do not fill it exactly; UnsupportedError for magic < 2."""
+    decompress or its records do not fill it exactly; UnsupportedError for an older
+    message format (magic 0 or 1, whose messages can be shorter than a v2 header) or a
+    compression codec Kafka does not define (5-7)."""
+    if len(data) - position > _MAGIC_AT and data[position + _MAGIC_AT] != _MAGIC:
+        magic = struct.unpack_from(">b", data, position + _MAGIC_AT)[0]
+        raise UnsupportedError(f"record batch magic {magic}; only v2 batches are served")
     if len(data) - position < BATCH_OVERHEAD:
         raise CorruptBatchError("record batch is shorter than its header")
     fields = _HEADER.unpack_from(data, position)
-    (base_offset, length, leader_epoch, magic, crc, attributes, last_delta) = fields[:7]
+    (base_offset, length, leader_epoch, _, crc, attributes, last_delta) = fields[:7]
     (base_ts, max_ts, producer_id, producer_epoch, base_sequence, count) = fields[7:]
-    if magic != _MAGIC:
-        raise UnsupportedError(f"record batch magic {magic}; only v2 batches are served")
     end = position + _LENGTH_END + length
     if length < BATCH_OVERHEAD - _LENGTH_END or end > len(data):
         raise CorruptBatchError(f"record batch length {length} does not fit the data")
