@@ -137,7 +137,6 @@ class ClusterNode:
             retention_interval_s,
         )
         self.topics = self.topics_host.topics
-        # the controller group; its snapshots carry the metadata snapshot with the records
         self.groups.host("", self.node, self.store, self.topics_host.metadata.snapshots)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rejoined: dict[int, str] = {}  # node -> the fresh incarnation re-added as it
