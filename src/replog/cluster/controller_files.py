@@ -100,7 +100,8 @@ class ControllerSnapshots:
 
     def load(self) -> list[SavedSnapshot]:
         """Every valid snapshot, newest first (a damaged one is logged and skipped; one
-        whose file name and contents disagree counts as damaged)."""
+        whose file name and contents disagree counts as damaged). Raises ``newest_index``
+        to the newest found (never lowers it: a write may finish meanwhile)."""
         valid = []
         for index in self.indexes():
             try:
@@ -111,7 +112,8 @@ class ControllerSnapshots:
                 log.warning("controller snapshot %s is damaged, ignored: %s", index, exc)
                 continue
             valid.append(saved)
-        self._note(valid[0] if valid else None)
+        if valid and valid[0].index > self.newest_index:
+            self._note(valid[0])
         return valid
 
     def write(self, index: int, term: int, state: ControllerState) -> SavedSnapshot:
@@ -127,9 +129,8 @@ class ControllerSnapshots:
         if saved.index > self.newest_index:
             self._note(saved)
 
-    def _note(self, saved: SavedSnapshot | None) -> None:
-        self.newest_index = saved.index if saved is not None else 0
-        self.newest_version = saved.state.version if saved is not None else -1
+    def _note(self, saved: SavedSnapshot) -> None:
+        self.newest_index, self.newest_version = saved.index, saved.state.version
 
     def _prune(self, kept: int) -> None:
         """Delete the files older than ``kept`` except the newest of them (a fallback),
