@@ -148,9 +148,10 @@ def test_an_uncompacted_log_replays_in_full_when_its_snapshots_are_damaged(
     store.close()
 
 
-def test_a_follower_installing_a_snapshot_restores_the_state_at_its_index(
-    tmp_path: Path,
-) -> None:
+def _receive(tmp_path: Path) -> tuple[ReplogLogStore, Metadata, SnapshotMeta]:
+    """A follower, behind a leader whose controller log was compacted, that received the
+    leader's records and snapshot file (as ``receive_snapshot`` stages and keeps them) and
+    installed the records (``apply_snapshot``), but not yet the state."""
     _, lowest = _compacted(tmp_path / "leader")
     leader = _fresh(tmp_path / "leader")
     sent = _metadata(leader).snapshots.outgoing(leader.last_index(), lowest)
@@ -159,27 +160,62 @@ def test_a_follower_installing_a_snapshot_restores_the_state_at_its_index(
     payloads: list[bytes] = []
     while lowest + len(payloads) <= last:  # one segment at a time, as a leader streams
         payloads += leader.log.read_payloads(lowest + len(payloads), max_records=1000)
+    leader.close()
     follower = _fresh(tmp_path / "follower")
     _append(follower, FIRST[:3])  # behind: it applied a little before
     metadata = _metadata(follower)
     metadata.rebuild()
-    changes: list[int] = []
-    metadata.listeners.append(lambda old, new: changes.append(new.version))
-    staged = follower.stage_snapshot(lowest)  # what receive_snapshot does
+    staged = follower.stage_snapshot(lowest)
     staged.append_payloads(payloads)
     metadata.snapshots.accept(sent, lowest, last)
     follower.finish_staging(staged)
     meta = SnapshotMeta(last, term, ONE)
     follower.apply_snapshot(meta)
+    return follower, metadata, meta
+
+
+def test_a_follower_installing_a_snapshot_restores_the_state_at_its_index(
+    tmp_path: Path,
+) -> None:
+    follower, metadata, meta = _receive(tmp_path)
+    changes: list[int] = []
+    metadata.listeners.append(lambda old, new: changes.append(new.version))
     metadata.installed(meta)
     expected = _replayed(tmp_path / "full")
     assert encode_state(metadata.state) == expected
     assert len(changes) == 1  # one jump, no state in between
-    assert metadata.snapshots.newest_index == last  # its own snapshot at the install
-    leader.close()
+    assert metadata.snapshots.newest_index == meta.index  # its own snapshot at the install
     follower.close()
     again = _fresh(tmp_path / "follower")
     restarted = _metadata(again)
     restarted.rebuild()
     assert encode_state(restarted.state) == expected
     again.close()
+
+
+def test_a_crash_between_installing_the_records_and_the_state_restarts_from_the_leaders_file(
+    tmp_path: Path,
+) -> None:
+    follower, _, _ = _receive(tmp_path)
+    follower.close()  # stopped before `installed`: only the leader's file covers the log
+    again = _fresh(tmp_path / "follower")
+    restarted = _metadata(again)
+    restarted.rebuild()
+    assert encode_state(restarted.state) == _replayed(tmp_path / "full")
+    again.close()
+
+
+def test_an_install_older_than_the_state_a_restart_loaded_keeps_that_state(
+    tmp_path: Path,
+) -> None:
+    follower, metadata, meta = _receive(tmp_path)
+    # a snapshot newer than the install (its commit index was saved lazily before a restart)
+    ahead = metadata.snapshots.write(meta.index + 5, 1, metadata.state).state
+    fresh = _metadata(follower)
+    fresh.rebuild()  # starts from the newest snapshot, as of meta.index + 5
+    changes: list[int] = []
+    fresh.listeners.append(lambda old, new: changes.append(new.version))
+    fresh.installed(meta)
+    assert encode_state(fresh.state) == encode_state(ahead)  # never moved back to meta.index
+    assert changes == [] and fresh.index == meta.index + 5
+    follower.close()
