@@ -21,6 +21,7 @@ and the CLI to a one-line message and a non-zero exit.
     ├── LogLockedError              another Log (in any process) has the directory open
     ├── LogClosedError              the Log was closed
     ├── StorageIOError              a write or fsync failed; the log takes no more appends
+    ├── StateLostError              stored state cannot be rebuilt (the node stops instead)
     ├── UnavailableError            the server is unreachable or shutting down (retry later)
     ├── DeadlineExceededError       a call did not complete within its timeout (also TimeoutError)
     ├── ServerError                 the server failed in an unexpected way (HTTP 500 / INTERNAL)
@@ -55,6 +56,7 @@ __all__ = [
     "RecordTooLargeError",
     "ReplogError",
     "ResourceExhaustedError",
+    "StateLostError",
     "StorageIOError",
     "UnavailableError",
     "UnsupportedError",
@@ -249,6 +251,14 @@ class StorageIOError(ReplogError):
     """
 
     code = "STORAGE_IO_ERROR"
+
+
+class StateLostError(ReplogError):
+    """A node's stored state cannot be rebuilt from what its data directory holds: the
+    controller log was compacted and no valid controller snapshot covers what it deleted.
+    The node stops rather than serve with a wrong cluster state."""
+
+    code = "STATE_LOST"
 
 
 class UnavailableError(ReplogError):

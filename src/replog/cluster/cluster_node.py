@@ -120,7 +120,6 @@ class ClusterNode:
         self.inbox = Inbox(self.id, cluster_id, self.book)
         self.inbox.on_heard = self.transport.heard
         self.groups = GroupHost(self.transport, self.inbox, self.book, credentials, self._spawn)
-        self.groups.host("", self.node, self.store)  # the controller group
         self.node.on_member = self.book.set
         self.node.on_fatal = self._fail_stop
         self.backend = RaftBackend(
@@ -138,6 +137,7 @@ class ClusterNode:
             retention_interval_s,
         )
         self.topics = self.topics_host.topics
+        self.groups.host("", self.node, self.store, self.topics_host.metadata.snapshots)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._rejoined: dict[int, str] = {}  # node -> the fresh incarnation re-added as it
         self._joining = asyncio.Lock()

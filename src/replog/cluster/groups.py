@@ -19,7 +19,7 @@ import grpc
 
 from replog.broker.producer_log import CHECKPOINT_NAME
 from replog.cluster.failover import leader_down
-from replog.cluster.inbox import Inbox
+from replog.cluster.inbox import GroupState, Inbox
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook
 from replog.cluster.raft_node import RaftNode
@@ -58,14 +58,17 @@ class GroupHost:
         transport.on_peer_down(self._peer_down)
         transport.on_peer_up(self._peer_up)
 
-    def host(self, group: str, node: RaftNode, store: ReplogLogStore) -> None:
-        """Run ``group`` on ``node`` (over ``store``) here: wire its traffic both ways."""
+    def host(
+        self, group: str, node: RaftNode, store: ReplogLogStore, state: GroupState | None = None
+    ) -> None:
+        """Run ``group`` on ``node`` (over ``store``) here: wire its traffic both ways
+        (``state``: what travels with its snapshots besides the records)."""
         node.send = self.transport.sender(group)
         node.leader_live = self.transport.live
         node.send_snapshot = lambda message: self.spawn(
-            self._send_snapshot(group, node, store, message)
+            self._send_snapshot(group, node, store, message, state)
         )
-        self.inbox.register(group, node.deliver, store)
+        self.inbox.register(group, node.deliver, store, state)
         self.nodes[group] = node
 
     def unhost(self, group: str) -> None:
@@ -94,7 +97,12 @@ class GroupHost:
                 node.unquiesce()
 
     async def _send_snapshot(
-        self, group: str, node: RaftNode, store: ReplogLogStore, message: Message
+        self,
+        group: str,
+        node: RaftNode,
+        store: ReplogLogStore,
+        message: Message,
+        group_state: GroupState | None,
     ) -> None:
         addr = self.book.address(message.dst)
         book = {n: a for n, a in self.book.entries.values()}
@@ -103,6 +111,9 @@ class GroupHost:
         path = store.directory / CHECKPOINT_NAME
         try:
             state = await asyncio.to_thread(path.read_bytes) if path.exists() else b""
+            extra, first = b"", store.log.lowest_offset  # the state must fit these records
+            if group_state is not None and message.snapshot is not None:
+                extra = await asyncio.to_thread(group_state.outgoing, message.snapshot.index, first)
             if addr:
                 ok = await send_snapshot(
                     addr,
@@ -115,6 +126,8 @@ class GroupHost:
                     cluster_id=t.cluster_id,
                     group=group,
                     producer_state=state,
+                    group_state=extra,
+                    first_offset=first,
                 )
         except (grpc.RpcError, ReplogError, OSError) as exc:
             log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)

@@ -9,7 +9,9 @@
   first replica) is another node, live and caught up, hands leadership to it, a few
   groups per round, so leaderships return to their preferred nodes after a failover;
 - retention on every replica: each round, every hosted partition deletes the segments
-  its topic's retention lets go, never at or above its commit index.
+  its topic's retention lets go, never at or above its commit index; the controller group
+  (``default``/0) too, only below its newest controller snapshot, which each round first
+  refreshes (a node also writes one when the metadata changed, and when it stops).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from replog.cluster.metadata import Metadata
 from replog.cluster.metadata_forward import MetadataForwarding
 from replog.cluster.move_admin import MoveAdmin
 from replog.cluster.moves import MoveDriver
-from replog.cluster.partitions import HostedPartition, PartitionGroups
+from replog.cluster.partitions import HostedPartition, PartitionGroups, group_id
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.cluster.remote import RemotePartition
 from replog.cluster.topics import ClusterTopics
@@ -246,7 +248,10 @@ class TopicsHost:
         await asyncio.gather(*(hand_over(node, timeout_s) for node in leading))
 
     async def close(self) -> None:
-        """Stop every partition group (their data stays) and the forwarding channels."""
+        """Stop every partition group (their data stays) and the forwarding channels; keep
+        a snapshot of the metadata as applied (a restart then replays less)."""
+        with contextlib.suppress(ReplogError, OSError):
+            await self.metadata.save_snapshot()
         await self.partitions.close()
         await self.forwarder.close()
 
@@ -341,53 +346,85 @@ class TopicsHost:
             await self.apply_retention()
 
     async def apply_retention(self, now_ms: int | None = None) -> int:
-        """Apply each hosted partition's retention (below its commit index); how many
-        segments were deleted."""
-        deleted = 0
+        """Apply each hosted partition's retention (below its commit index) and the
+        controller group's (below its newest controller snapshot too); how many segments
+        were deleted."""
+        deleted = await self._retain_controller(now_ms)
         for ref, hosted in sorted(self.partitions.hosted.items()):
             config = self.topic_config(ref.topic)
             if config.retention_ms == -1 and config.retention_bytes == -1:
                 continue
             with contextlib.suppress(UnavailableError):
-                # What the producer state and key index remember of the records about to
-                # go is on disk first; retention keeps what they do not cover yet.
-                covered = await hosted.node.producers.before_retention(hosted.node.high_watermark)
-                deleted += await hosted.node.call(
-                    functools.partial(
-                        _retain, hosted=hosted, config=config, now_ms=now_ms, keep_from=covered
-                    )
+                deleted += await _retain_group(
+                    hosted.node, hosted.store, group_id(ref), config, now_ms
                 )
         return deleted
+
+    async def _retain_controller(self, now_ms: int | None) -> int:
+        """Snapshot the metadata if it changed (or, under retention, if the applied index
+        moved on), then apply ``default``'s retention below that snapshot."""
+        config = self.topic_config(DEFAULT_TOPIC)
+        retained = config.retention_ms != -1 or config.retention_bytes != -1
+        try:
+            snapshot = await self.metadata.save_snapshot(refresh=retained)
+            if not retained:
+                return 0
+            store = self.metadata.store
+            return await _retain_group(self.node, store, "default/0", config, now_ms, snapshot)
+        except UnavailableError:
+            return 0
+        except (ReplogError, OSError) as exc:
+            log.warning("the controller snapshot could not be written: %s", exc)
+            return 0
 
 
 def _transfer(raft: Raft, *, to: int) -> None:
     raft.transfer_leadership(to)
 
 
+async def _retain_group(  # noqa: PLR0917  (the group and its bounds)
+    node: RaftNode,
+    store: ReplogLogStore,
+    name: str,
+    config: TopicConfig,
+    now_ms: int | None,
+    snapshot: int | None = None,
+) -> int:
+    """Apply one group's retention: what the producer state and key index remember of the
+    records about to go is on disk first, and retention keeps what they do not cover yet
+    (and, with ``snapshot``, the records after that index); segments deleted."""
+    covered = await node.producers.before_retention(node.high_watermark)
+    keep_from = covered if snapshot is None else min(covered, snapshot + 1)
+    retain = functools.partial(
+        _retain, node=node, store=store, name=name, config=config, now_ms=now_ms
+    )
+    return int(await node.call(functools.partial(retain, keep_from=keep_from)))
+
+
 def _retain(
     raft: Raft,
     *,
-    hosted: HostedPartition,
+    node: RaftNode,
+    store: ReplogLogStore,
+    name: str,
     config: TopicConfig,
     now_ms: int | None,
     keep_from: int,
 ) -> int:
-    """Delete what retention lets go of one partition (on its node's loop, so the store
+    """Delete what retention lets go of one group's log (on its node's loop, so the store
     is not used by anyone else meanwhile); the number of segments deleted."""
-    store = hosted.store
     result = store.log.apply_retention(
         retention_ms=config.retention_ms,
         retention_bytes=config.retention_bytes,
-        keep_from=min(keep_from, hosted.node.high_watermark),
+        keep_from=min(keep_from, node.high_watermark),
         now_ms=now_ms,
     )
     if result.segments_deleted:
         store.compact(store.log.lowest_offset)
         log.info(
-            "retention deleted %d segments of %s/%d; its records now start at %d",
+            "retention deleted %d segments of %s; its records now start at %d",
             result.segments_deleted,
-            hosted.ref.topic,
-            hosted.ref.partition,
+            name,
             store.log.lowest_offset,
         )
     return int(result.segments_deleted)

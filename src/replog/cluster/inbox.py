@@ -22,6 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.members import AddressBook, raft_id
@@ -29,7 +30,7 @@ from replog.cluster.transport import message_from_proto
 from replog.raft.messages import Message
 from replog.v1 import raft_pb2
 
-__all__ = ["DROP_REASONS", "GroupTarget", "Inbox"]
+__all__ = ["DROP_REASONS", "GroupState", "GroupTarget", "Inbox"]
 
 log = logging.getLogger("replog.cluster")
 
@@ -39,13 +40,29 @@ cluster yet, or of a group this node does not host."""
 _LOGGED_MAX = 256
 
 
+class GroupState(Protocol):
+    """A group's application state that travels with its snapshots, beside the records
+    (the controller group's metadata, ``controller_files.ControllerSnapshots``). Blocking."""
+
+    def outgoing(self, index: int, first_offset: int) -> bytes:
+        """The state to send with the records ``first_offset..index`` (may be empty)."""
+        ...
+
+    def accept(self, data: bytes, first_offset: int, index: int) -> None:
+        """Keep a received state durably before its records are installed; raise a
+        ReplogError (the stream is refused) if the records do not continue it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class GroupTarget:
-    """Where a hosted group's traffic goes: its node's ``deliver``, and the store a snapshot
-    of the group is staged in (None: the group takes no snapshots)."""
+    """Where a hosted group's traffic goes: its node's ``deliver``, the store a snapshot
+    of the group is staged in (None: the group takes no snapshots) and the state that
+    travels with its snapshots (None: the records alone)."""
 
     deliver: Callable[[Sequence[Message]], None]
     store: ReplogLogStore | None = None
+    state: GroupState | None = None
 
 
 class Inbox:
@@ -75,10 +92,11 @@ class Inbox:
         group: str,
         deliver: Callable[[Sequence[Message]], None],
         store: ReplogLogStore | None = None,
+        state: GroupState | None = None,
     ) -> None:
         """Deliver ``group``'s messages to ``deliver`` from now on (its snapshots to
-        ``store``); replaces an earlier registration of the group."""
-        self._groups[group] = GroupTarget(deliver, store)
+        ``store``, with ``state``); replaces an earlier registration of the group."""
+        self._groups[group] = GroupTarget(deliver, store, state)
 
     def unregister(self, group: str) -> None:
         """Host ``group`` no more: its later traffic is dropped (reason "group")."""

@@ -216,11 +216,13 @@ class ReplogLogStore:
             self._run_starts.append(index)
             ends.append(index)
 
-    def control_entries(self, kind: int, up_to: int) -> list[tuple[int, bytes]]:
-        """(index, data) of the retained entries of ``kind`` at indexes up to ``up_to``,
-        in order (metadata entries to fold again on a restart)."""
-        indexes = [i for i in sorted(self._kinds) if i <= up_to and self._kinds[i] == kind]
-        return [(i, self.log.read(i).value) for i in indexes]
+    def control_entries(self, kind: int, after: int, up_to: int) -> list[tuple[int, bytes]]:
+        """(index, data) of the readable records of entry ``kind`` at indexes in ``(after,
+        up_to]``, in order, also those below the first index (a snapshot's records): the
+        metadata entries to fold again after a restart or a snapshot install."""
+        lo, hi = bisect.bisect_right(self.control, after), bisect.bisect_right(self.control, up_to)
+        records = (self.log.read(i) for i in self.control[lo:hi])
+        return [(r.offset, r.value) for r in records if base_kind(r.type) == kind]
 
     # -- RaftStorage ----------------------------------------------------------------------
 

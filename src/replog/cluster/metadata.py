@@ -6,11 +6,15 @@ order, into a ``ControllerState`` with ``controller.apply_reporting`` (pure and
 deterministic, so every node holds the same state at the same index), and tells its
 listeners (the partition groups' reconciler) about every change.
 
-Restart: the Raft core treats the entries up to the saved commit index as applied and
-delivers only later ones again, so ``rebuild`` folds the retained metadata entries up to
-that index first. The controller log is never compacted by retention (the ``default``
-topic of a cluster keeps everything; docs/multiraft.md), so every node can rebuild from
-its own log; a node that joins fresh receives the whole log.
+Snapshots (``controller_files``): each node writes the state as of its applied index now and
+then (``save_snapshot``), and retention of the controller log (topic ``default``/0) deletes
+only below the newest durable one. Restart: the Raft core treats the entries up to the
+saved commit index as applied and delivers only later ones again, so ``rebuild`` loads the
+newest valid snapshot the retained records continue and folds the metadata entries after
+it up to that index (all of them from the empty state if the log was never compacted); if
+the log was compacted and no snapshot covers it, the node stops (``StateLostError``). A
+follower caught up by a Raft snapshot receives the leader's snapshot file with the records
+(``snapshots.accept``) and restores from it once they are installed (``installed``).
 
 Proposals (``propose``): only the controller leader proposes. The command is validated
 against the current state first (the caller gets the error at once and nothing is
@@ -27,10 +31,13 @@ from collections.abc import Callable
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.controller import apply_reporting, validate
 from replog.cluster.controller_commands import METADATA_RECORD_TYPE, Command, decode
+from replog.cluster.controller_files import ControllerSnapshots, SavedSnapshot
 from replog.cluster.controller_state import ControllerState, PartitionInfo, TopicInfo
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.raft_node import RaftNode
-from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
+from replog.errors import InvalidArgumentError, ReplogError, StateLostError, UnavailableError
+from replog.raft.core import Raft
+from replog.raft.messages import SnapshotMeta
 
 __all__ = ["Metadata", "NotControllerError", "empty_state"]
 
@@ -73,46 +80,99 @@ class Metadata:
         self.store = store
         self._address_of = address_of
         self.state = empty_state()
+        self.index = 0
+        """The log index ``state`` is as of (at least its version; entries up to it are in)."""
         self.listeners: list[Listener] = []
+        self.snapshots = ControllerSnapshots(store.directory)
         self._refusals: dict[int, ReplogError] = {}
+        self._saving = asyncio.Lock()
         node.on_metadata = self._on_entry
+        node.on_snapshot = self.installed
 
     def rebuild(self) -> None:
-        """Fold the metadata entries up to the saved commit index (see module docstring)."""
+        """Restore the state as of the saved commit index (see module docstring)."""
+        base = self._base(self.snapshots.load())
+        if base is not None:
+            self._change(base.state, base.index)
         commit = self.store.initial_state().commit
-        for index, data in self.store.control_entries(METADATA_RECORD_TYPE, commit):
+        for index, data in self.store.control_entries(METADATA_RECORD_TYPE, self.index, commit):
             self._on_entry(index, data)
+
+    def installed(self, meta: SnapshotMeta) -> None:
+        """The controller group installed a leader's snapshot up to ``meta.index``: restore
+        the state from the snapshot that came with it and the records, keep it as this
+        node's own snapshot, then tell the listeners once (never a state in between, which
+        could look like topics deleted). StateLostError (the node fail-stops) if nothing
+        covers the records."""
+        if self.index >= meta.index:  # a snapshot loaded at start was newer: keep it
+            return
+        base = self._base(self.snapshots.load(), meta.index)
+        state, index = (base.state, base.index) if base is not None else (empty_state(), 0)
+        for i, data in self.store.control_entries(METADATA_RECORD_TYPE, index, meta.index):
+            state, refused = _step(state, i, data)
+            self._refused(i, refused)
+        self.snapshots.write(meta.index, meta.term, state)
+        self._change(state, meta.index)
+
+    def _base(self, saved: list[SavedSnapshot], up_to: int | None = None) -> SavedSnapshot | None:
+        """The newest snapshot (as of ``up_to`` at most) the retained records continue;
+        None to fold them all from the empty state (the log starts at 1). StateLostError if
+        neither is possible."""
+        lowest = self.store.log.lowest_offset
+        fits = (s for s in saved if lowest - 1 <= s.index <= (up_to or s.index))
+        base = next(fits, None)
+        if base is None and lowest > 1:
+            found = ", ".join(str(i) for i in self.snapshots.indexes()) or "none"
+            raise StateLostError(
+                f"the controller log in {self.store.directory} starts at index {lowest} and "
+                f"no valid controller snapshot as of {lowest - 1} or later is there (snapshot "
+                f"files: {found}): the cluster metadata cannot be rebuilt. Restore the data "
+                "directory, or remove it and join the cluster again as a new node"
+            )
+        return base
 
     # -- apply ----------------------------------------------------------------------------
 
     def _on_entry(self, index: int, data: bytes) -> None:
-        """Apply one committed metadata entry. An encoding this node does not know raises
-        UnsupportedError: the node must stop applying (the driver fail-stops), never skip."""
-        refused: ReplogError | None
-        try:
-            command = decode(data)
-        except InvalidArgumentError as exc:  # the same bytes are refused on every node
-            log.error("metadata entry %d is not a command; applied as a no-op: %s", index, exc)
-            applied_state, refused = self._noop(index), exc
-        else:
-            result = apply_reporting(self.state, command, index)
-            applied_state, refused = result.state, result.refused
-            if refused is None:
-                log.info("metadata %d: %s", index, _describe(command))
+        """Apply one committed metadata entry (one a snapshot already covers is skipped).
+        An encoding this node does not know raises UnsupportedError: the node must stop
+        applying (the driver fail-stops), never skip."""
+        if index <= self.index:
+            return
+        applied_state, refused = _step(self.state, index, data)
+        self._refused(index, refused)
+        self._change(applied_state, index)
+
+    def _refused(self, index: int, refused: ReplogError | None) -> None:
         if refused is not None:
             self._refusals[index] = refused
             while len(self._refusals) > _MAX_REFUSALS:
                 del self._refusals[next(iter(self._refusals))]
-        old, self.state = self.state, applied_state
-        if old.topics != applied_state.topics or old.nodes != applied_state.nodes:
-            for listener in list(self.listeners):
-                listener(old, applied_state)
 
-    def _noop(self, index: int) -> ControllerState:
-        if index <= self.state.version:
-            return self.state
-        s = self.state
-        return ControllerState(nodes=s.nodes, topics=s.topics, version=index)
+    def _change(self, state: ControllerState, index: int) -> None:
+        old, self.state, self.index = self.state, state, max(self.index, index)
+        if old.topics != state.topics or old.nodes != state.nodes:
+            for listener in list(self.listeners):
+                listener(old, state)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    async def save_snapshot(self, *, refresh: bool = False) -> int:
+        """Write the state as of the applied index if it changed since the newest snapshot
+        (``refresh``: also if only the index moved on, so retention may delete up to it);
+        the newest snapshot's index after it (0: none). UnavailableError if the node stops."""
+        async with self._saving:
+            index, term, state = await self.node.call(self._capture)
+            s = self.snapshots
+            stale = state.version != s.newest_version or (refresh and index > s.newest_index)
+            if term is not None and index > s.newest_index and stale:
+                await asyncio.to_thread(s.write, index, term, state)
+            return s.newest_index
+
+    def _capture(self, raft: Raft) -> tuple[int, int | None, ControllerState]:
+        """(index, its term, state) as applied now (on the node's loop, between turns)."""
+        index = max(self.index, self.node.high_watermark - 1)
+        return index, self.store.term(index), self.state
 
     # -- propose --------------------------------------------------------------------------
 
@@ -161,6 +221,24 @@ class Metadata:
         if refused is not None:
             raise refused
         return index
+
+
+def _step(
+    state: ControllerState, index: int, data: bytes
+) -> tuple[ControllerState, ReplogError | None]:
+    """``state`` after the metadata entry ``data`` at ``index``, and its refusal if any
+    (bytes that are no command apply as a no-op everywhere; UnsupportedError propagates)."""
+    try:
+        command = decode(data)
+    except InvalidArgumentError as exc:  # the same bytes are refused on every node
+        log.error("metadata entry %d is not a command; applied as a no-op: %s", index, exc)
+        if index <= state.version:
+            return state, exc
+        return ControllerState(nodes=state.nodes, topics=state.topics, version=index), exc
+    result = apply_reporting(state, command, index)
+    if result.refused is None:
+        log.info("metadata %d: %s", index, _describe(command))
+    return result.state, result.refused
 
 
 def _describe(command: Command) -> str:

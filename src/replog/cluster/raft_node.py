@@ -43,7 +43,7 @@ from replog.raft.config import RaftConfig, RandomSource
 from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError
 from replog.raft.membership import ConfChange
-from replog.raft.messages import Entry, Message, MessageType
+from replog.raft.messages import Entry, Message, MessageType, SnapshotMeta
 from replog.raft.ready import Ready, Role
 from replog.raft.records import messages_within, proposal_groups, turn_share
 from replog.raft.storage import data_bytes
@@ -109,6 +109,8 @@ class RaftNode:
         self.on_member: Callable[[str, str, int], None] = lambda name, addr, epoch: None
         self.on_metadata: Callable[[int, bytes], None] = lambda index, data: None
         """Called with each committed metadata entry (kind ``METADATA_RECORD_TYPE``)."""
+        self.on_snapshot: Callable[[SnapshotMeta], None] = lambda meta: None
+        """Called once a leader's snapshot is installed, before any later entry applies."""
         self.on_commit: Callable[[], None] = lambda: None
         self.on_leader_change: Callable[[int | None], None] = lambda leader: None
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
@@ -405,6 +407,7 @@ class RaftNode:
             if m.type is MessageType.SNAPSHOT:
                 self.send_snapshot(m)
         if rd.snapshot is not None:
+            self.on_snapshot(rd.snapshot)
             self._advance_watermark(rd.snapshot.index + 1)
         if committed:
             self._apply(committed)

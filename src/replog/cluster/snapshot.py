@@ -1,29 +1,81 @@
 """Snapshot transfers (``Raft/InstallSnapshot``): the leader streams its retained records up
 to the snapshot index, the follower stages them and installs only a complete stream.
 ``SnapshotChunk.group`` names the group (absent = the controller group), whose store the
-receiver looks up in the inbox's registry."""
+receiver looks up in the inbox's registry.
+
+A group with application state beside its records (the controller group: its metadata
+snapshot, which the records after it continue) sends it in the first chunk as field 10,
+``group_state``; the receiver keeps it durably (``GroupState.accept``) before the records
+are installed, and refuses the stream if they do not continue it. Until the generated code
+has the field (raft.proto), it is written and read as an unknown field of the same number:
+the bytes on the wire are the same.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from replog.broker.producer_log import CHECKPOINT_NAME
 from replog.cluster.admin import NodeChannel
 from replog.cluster.inbox import GroupTarget, Inbox
 from replog.cluster.transport import RAFT_SERVICE, message_to_proto
+from replog.errors import ReplogError
 from replog.raft.messages import Message
 from replog.storage import Log
 from replog.storage.atomic import write_atomically
 from replog.v1 import raft_pb2
 
-__all__ = ["receive_snapshot", "send_snapshot", "snapshot_chunks"]
+__all__ = [
+    "group_state_of",
+    "receive_snapshot",
+    "send_snapshot",
+    "set_group_state",
+    "snapshot_chunks",
+]
+
+log = logging.getLogger("replog.cluster")
 
 _SNAPSHOT_CHUNK_RECORDS = 4096
 _SNAPSHOT_CHUNK_BYTES = 4 << 20
+_GROUP_STATE_FIELD = 10
+_GENERATED = "group_state" in raft_pb2.SnapshotChunk.DESCRIPTOR.fields_by_name
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def set_group_state(chunk: raft_pb2.SnapshotChunk, data: bytes) -> None:
+    """Put ``data`` in ``chunk``'s field 10 (``group_state``)."""
+    if not data:
+        return
+    if _GENERATED:
+        setattr(chunk, "group_state", data)  # noqa: B010  (not in older generated code)
+    else:
+        tag = _varint(_GROUP_STATE_FIELD << 3 | 2)  # wire type 2: length-delimited
+        chunk.MergeFromString(tag + _varint(len(data)) + data)
+
+
+def group_state_of(chunk: raft_pb2.SnapshotChunk) -> bytes:
+    """The bytes of ``chunk``'s field 10 (``group_state``); empty if absent."""
+    if _GENERATED:
+        return bytes(getattr(chunk, "group_state"))  # noqa: B009
+    fields = UnknownFieldSet(chunk)
+    for field in (fields[i] for i in range(len(fields))):
+        if field.field_number == _GROUP_STATE_FIELD and field.wire_type == 2:
+            return bytes(field.data)
+    return b""
 
 
 async def snapshot_chunks(
@@ -36,13 +88,16 @@ async def snapshot_chunks(
     cluster_id: str = "",
     group: str = "",
     producer_state: bytes = b"",
+    group_state: bytes = b"",
+    first_offset: int | None = None,
 ) -> AsyncIterator[raft_pb2.SnapshotChunk]:
-    """The sender's id, cluster, address book and producer-state checkpoint, its retained
-    records up to the snapshot index, then the SNAPSHOT message itself (the receiver
-    installs only a complete stream)."""
+    """The sender's id, cluster, address book, producer-state checkpoint and group state,
+    its retained records from ``first_offset`` (default: its lowest) up to the snapshot
+    index, then the SNAPSHOT message itself (the receiver installs only a complete
+    stream)."""
     assert message.snapshot is not None
-    offset, last = log.lowest_offset, message.snapshot.index
-    yield raft_pb2.SnapshotChunk(
+    offset, last = first_offset or log.lowest_offset, message.snapshot.index
+    first = raft_pb2.SnapshotChunk(
         from_id=name,
         from_addr=addr,
         first_offset=offset,
@@ -51,6 +106,8 @@ async def snapshot_chunks(
         group=group,
         producer_state=producer_state,
     )
+    set_group_state(first, group_state)
+    yield first
     while offset <= last:
         payloads = await asyncio.to_thread(
             log.read_payloads,
@@ -75,6 +132,8 @@ async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
     cluster_id: str = "",
     group: str = "",
     producer_state: bytes = b"",
+    group_state: bytes = b"",
+    first_offset: int | None = None,
 ) -> bool:
     """Stream the snapshot ``message`` names to the node at ``addr``; whether it took it."""
     async with NodeChannel(addr, credentials) as channel:
@@ -92,6 +151,8 @@ async def send_snapshot(  # noqa: PLR0917  (the sender's identity travels along)
             cluster_id=cluster_id,
             group=group,
             producer_state=producer_state,
+            group_state=group_state,
+            first_offset=first_offset,
         )
         ack = await call(chunks, timeout=300)
         return bool(ack.ok)
@@ -105,7 +166,8 @@ async def receive_snapshot(
     cluster, for another node, or of a group not hosted here, also if the group stopped being
     hosted meanwhile: the staged records are never used)."""
     staged = None
-    producer_state = b""
+    producer_state = group_state = b""
+    first_offset = 0
     final: raft_pb2.RaftMessage | None = None
     book = inbox.book
     sender = group = ""
@@ -121,7 +183,8 @@ async def receive_snapshot(
                     inbox.drop("group", sender, 1)
                     return None
                 staged = await asyncio.to_thread(target.store.stage_snapshot, chunk.first_offset)
-                producer_state = chunk.producer_state
+                producer_state, group_state = chunk.producer_state, group_state_of(chunk)
+                first_offset = chunk.first_offset
                 for name, addr in json.loads(chunk.address_book or b"{}").items():
                     book.set(name, addr)
             if chunk.payloads:
@@ -133,6 +196,10 @@ async def receive_snapshot(
             return None
         if not inbox.addressed_here(final, sender) or inbox.target(group) is not target:
             return None
+        if target.state is not None and not await _accept_state(
+            target, group_state, first_offset, final, sender
+        ):
+            return None
         await asyncio.to_thread(target.store.finish_staging, staged)
         staged = None
         if producer_state:  # read by the rebuild that installing the snapshot starts
@@ -143,3 +210,17 @@ async def receive_snapshot(
             # incomplete: its records must never be swapped in
             await asyncio.to_thread(target.store.discard_staging, staged)
     return target, final
+
+
+async def _accept_state(
+    target: GroupTarget, data: bytes, first_offset: int, final: raft_pb2.RaftMessage, sender: str
+) -> bool:
+    """Keep the group state that came with a stream (before its records are installed);
+    False if it does not fit them (the stream is refused, the leader sends another)."""
+    assert target.state is not None
+    try:
+        await asyncio.to_thread(target.state.accept, data, first_offset, final.snapshot.index)
+    except (ReplogError, OSError) as exc:
+        log.warning("refusing a snapshot from %s: %s", sender, exc)
+        return False
+    return True
