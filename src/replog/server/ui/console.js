@@ -2,7 +2,7 @@
 // No build step and no dependencies. Every string the server sends is put in the page as
 // text (textContent, createTextNode), never as markup: a record holding <script> shows as text.
 
-const POLL_MS = 2000;
+const POLL_MS = Number(globalThis.replogPollMs) || 2000; // a test may set replogPollMs first
 const HISTORY = 60; // points kept for a sparkline or chart
 const PAGE_RECORDS = 50;
 const KEY_WINDOW = 1000; // records a search by key scans
@@ -389,7 +389,7 @@ function topicPage(name) {
   page(`Topic ${name}`, facts, parts, admin);
   whoami(`?topic=${enc(name)}`).then((who) => {
     if (who.topic && who.topic.admin) fill(admin, deleteTopicForm(name));
-  }).catch(() => {});
+  }).catch(() => {}).finally(() => { admin.dataset.checked = "yes"; });
   poll(() => guarded(parts, async () => {
     const topic = await api(`/v1/topics/${enc(name)}`);
     const total = topic.partitions.reduce((s, p) => s + p.next_offset, 0);
@@ -570,7 +570,7 @@ function groupPage(name) {
   page(`Group ${name}`, facts, chart, members, offsets, admin);
   whoami(`?group=${enc(name)}`).then((who) => {
     if (who.group && who.group.admin) fill(admin, resetForm(name), deleteGroupForm(name));
-  }).catch(() => {});
+  }).catch(() => {}).finally(() => { admin.dataset.checked = "yes"; });
   poll(() => guarded(facts, async () => {
     const g = await api(`/v1/groups/${enc(name)}`);
     const total = g.offsets.reduce((s, o) => s + (o.lag > 0 ? o.lag : 0), 0);
