@@ -149,7 +149,7 @@ function sparkline(values, width = 120, height = 24) {
   const box = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "spark", role: "img" });
   if (values.length < 2) return box;
   const top = Math.max(...values, 1);
-  const step = width / (HISTORY - 1);
+  const step = width / Math.max(values.length - 1, 10); // fills the width once 11 points exist
   const start = width - step * (values.length - 1);
   const points = values.map((v, i) => `${(start + i * step).toFixed(1)},${(height - 1 - (v / top) * (height - 2)).toFixed(1)}`);
   box.append(svg("polyline", { points: points.join(" "), fill: "none", class: "line" }));
@@ -168,7 +168,7 @@ function lineChart(values, label, width = 480, height = 120) {
   box.append(svg("text", { x: left - 4, y: height - 14, "text-anchor": "end", class: "tick" }, "0"));
   box.append(svg("text", { x: left, y: height - 2, class: "tick" }, label));
   if (values.length >= 2) {
-    const step = plot / (HISTORY - 1);
+    const step = plot / Math.max(values.length - 1, 10);
     const start = left + plot - step * (values.length - 1);
     const points = values.map((v, i) => `${(start + i * step).toFixed(1)},${(4 + (1 - v / top) * (height - 18)).toFixed(1)}`);
     box.append(svg("polyline", { points: points.join(" "), fill: "none", class: "line" }));
@@ -355,7 +355,7 @@ function retention(config) {
   const time = config.retention_ms ?? config["retention.ms"];
   const size = config.retention_bytes ?? config["retention.bytes"];
   const parts = [];
-  if (time !== undefined) parts.push(duration(time));
+  if (time !== undefined && Number(time) >= 0) parts.push(duration(time));
   if (size !== undefined && Number(size) >= 0) parts.push(bytes(size));
   return parts.length ? parts.join(", ") : "forever";
 }
@@ -578,7 +578,7 @@ function groupPage(name) {
     fill(facts, el("dl", { class: "facts" }, fact("state", g.state), fact("generation", num(g.generation)),
       fact("assignor", g.assignor || "–"), fact("members", num(g.members.length)),
       fact("total lag", el("span", { id: "total-lag" }, num(total)))));
-    fill(chart, el("h2", {}, "Lag"), lineChart(history, "total lag, last 2 minutes"),
+    fill(chart, el("h2", {}, "Lag"), lineChart(history, `total lag, the last ${Math.round((POLL_MS * history.length) / 1000)} s`),
       g.offsets.length ? bars(g.offsets.map((o) => ({ label: `${o.topic}/${o.partition}`, value: Math.max(0, o.lag) }))) : []);
     fill(members, el("h2", {}, "Members"), g.members.length === 0 ? el("p", { class: "muted" }, "No members.") : table(
       ["member", "epoch", "topics", "assignment"],
