@@ -161,6 +161,14 @@ def test_a_groups_lag_falls_on_the_page_after_the_group_commits(
     finally:
         consumer.close()
         consumer.client.close()
+    page.locator("#group-members", has_text="No members.").wait_for()  # it left the group
+    reset = page.locator("#reset-offsets")
+    reset.locator("[name=topic]").fill("lagged")
+    reset.locator("[name=to]").select_option("earliest")
+    reset.get_by_role("button", name="Reset offsets").click()
+    reset.get_by_text("reset 1 partitions").wait_for()
+    page.locator("#total-lag", has_text="10").wait_for()
+    assert client.fetch_offsets("billing")[("lagged", 0)] == 0
 
 
 def test_the_cluster_page_shows_this_node_as_a_ready_leader(
