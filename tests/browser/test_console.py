@@ -96,6 +96,23 @@ def test_a_keyed_record_produced_from_the_form_is_found_by_its_key(
     assert json.loads(value) == {"paid": 12, "currency": "EUR"} and "\n" in value  # pretty
 
 
+def test_the_browser_finds_the_first_record_at_or_after_a_time(page: Page, client: Client) -> None:
+    client.create_topic("timed")
+    for i in range(40):
+        client.produce(b"event %d" % i, topic="timed")
+    stamps = [client.consume(o, topic="timed").timestamp_ms for o in range(40)]
+    when = stamps[23]
+    expected = next(o for o, ms in enumerate(stamps) if ms >= when)
+    page.goto("/ui/#/topics/timed/0")
+    page.locator("#records tbody tr").first.wait_for()
+    browse = page.locator("#browse")
+    browse.locator("[name=mode]").select_option("time")
+    browse.locator("[name=at]").fill(str(when))
+    browse.get_by_role("button", name="Go").click()
+    page.locator("#browse-info").get_by_text(f"offset {expected}").wait_for()
+    assert page.locator("#records tbody tr").first.get_attribute("data-offset") == str(expected)
+
+
 def test_a_record_holding_markup_shows_as_text_and_never_runs(page: Page, client: Client) -> None:
     client.create_topic("markup")
     evil = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2"><b>bold</b>'

@@ -254,9 +254,10 @@ async function guarded(node, fn) {
 function route() {
   for (const fn of cleanups) fn();
   cleanups = [];
-  const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
-  const [path, queryText] = hash.split("?");
-  const parts = path.split("/").filter(Boolean);
+  const [path, queryText] = location.hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/").filter(Boolean).map((p) => {
+    try { return decodeURIComponent(p); } catch { return p; }
+  });
   const query = new URLSearchParams(queryText || "");
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", a.dataset.page === (parts[0] || "cluster"));
@@ -539,11 +540,16 @@ async function firstAtOrAfter(base, range, ms) {
   return lo;
 }
 
+function isoTime(ms) {
+  const when = new Date(ms);
+  return Number.isNaN(when.getTime()) ? String(ms) : when.toISOString();
+}
+
 function recordRow(r, format) {
   const value = b64decode(r.value);
   const headers = (r.headers || []).map((h) => el("div", {}, el("b", {}, h.key), "=", shown(b64decode(h.value), format)));
   return el("tr", { "data-offset": r.offset },
-    el("td", {}, num(r.offset)), el("td", { class: "time" }, new Date(r.timestamp_ms).toISOString()),
+    el("td", {}, num(r.offset)), el("td", { class: "time" }, isoTime(r.timestamp_ms)),
     el("td", { class: "key" }, r.key === undefined ? el("span", { class: "muted" }, "–") : shown(b64decode(r.key), format === "json" ? "text" : format)),
     el("td", { class: "value" }, el("pre", {}, shown(value, format))),
     el("td", { class: "headers" }, headers));
