@@ -93,6 +93,10 @@ _OPEN_GRPC_SERVICES = (
     "/grpc.reflection.v1.ServerReflection/",
 )
 _OPEN_HTTP_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+#: The web console's routes (static files that hold no data; the calls they make are checked).
+_OPEN_HTTP_ROUTES = frozenset({"/ui", "/ui/", "/ui/{file}"})
+#: Routes any identity may call, and only an identity: who the caller is, what it may do.
+_IDENTITY_HTTP_ROUTES = frozenset({"/v1/whoami"})
 
 
 def grpc_action(method: str) -> Action | None:
@@ -160,6 +164,11 @@ class Access:
         self._gate = gate
         self._subject = subject
         self._peer = peer
+
+    @property
+    def subject(self) -> str | None:
+        """The caller's identity (None: no certificate)."""
+        return self._subject
 
     def may(self, action: Action, obj: str) -> bool:
         """Whether the caller may do ``action`` on ``obj`` (no log: for filtering)."""
@@ -321,12 +330,18 @@ class GrpcAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 def http_action(request: web.Request) -> tuple[Action, str] | None:
     """The (action, object) an HTTP request needs (None for probes, metrics and the API
-    document): see ``acl_objects.http_permission``."""
-    if request.path in _OPEN_HTTP_PATHS:
+    document, the web console's files and ``/v1/whoami``): see ``acl_objects.http_permission``."""
+    route = _route(request)
+    if request.path in _OPEN_HTTP_PATHS or route in _OPEN_HTTP_ROUTES:
         return None
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else None
+    if route in _IDENTITY_HTTP_ROUTES:
+        return None
     return http_permission(request.method, route, request.match_info.get("name"))
+
+
+def _route(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else None
 
 
 def http_subject(request: web.Request) -> str | None:
@@ -357,9 +372,13 @@ def http_auth_middleware(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         needs = http_action(request)
-        if needs is not None and gate.authorizer is not None:
+        identity_only = needs is None and _route(request) in _IDENTITY_HTTP_ROUTES
+        if (needs is not None or identity_only) and gate.authorizer is not None:
             subject, peer = http_subject(request), _http_peer(request)
-            decision = gate.check(subject, needs[0], peer, needs[1])
+            if needs is not None:
+                decision = gate.check(subject, needs[0], peer, needs[1])
+            else:
+                decision = Decision(subject is not None, 401, "a client certificate is required")
             if not decision.allowed:
                 code = "UNAUTHENTICATED" if decision.status == 401 else "PERMISSION_DENIED"
                 return error_response(decision.status, code, decision.message)

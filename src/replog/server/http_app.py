@@ -36,6 +36,7 @@ from replog.server.http_groups import add_group_routes
 from replog.server.http_records import add_record_routes
 from replog.server.http_tlog import add_tlog_routes
 from replog.server.http_topics import add_topic_routes
+from replog.server.http_ui import add_ui_routes
 from replog.server.openapi import openapi_document
 from replog.server.topics import DEFAULT_TOPIC
 
@@ -71,6 +72,7 @@ def make_app(
     add_topic_routes(app.router)
     add_group_routes(app.router)
     add_tlog_routes(app.router)
+    add_ui_routes(app.router)
     app.router.add_get("/v1/servers", _servers)
     app.router.add_post("/v1/producers", _init_producer_id)
     app.router.add_get("/v1/cluster", _cluster_status)

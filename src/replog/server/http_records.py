@@ -35,9 +35,11 @@ from replog.server.http_common import (
     MAX_U64,
     STATE_KEY,
     HttpState,
+    check_text,
     check_writable,
     int_param,
     json_body,
+    read_body,
     record_from_json,
 )
 from replog.v1.record_pb2 import Record
@@ -49,6 +51,7 @@ __all__ = [
     "batch_values",
     "body_conditions",
     "one_value",
+    "produce_body",
     "read_records",
 ]
 
@@ -79,6 +82,62 @@ def one_value(body: Any) -> AppendValue:
     if not isinstance(body, dict) or "record" not in body:
         raise InvalidArgumentError('the body must be {"record": {...}}')
     return record_from_json(body["record"])
+
+
+#: ``?encoding=`` of a produce: how its body carries the record.
+ENCODINGS = ("base64", "utf8")
+_MAX_KEY_PARAM = 4096
+
+
+def body_encoding(request: web.Request) -> str:
+    """How a produce's body carries its record: ``base64`` (the JSON body, the default) or
+    ``utf8`` (the body is one record's value, UTF-8 text), from ``?encoding=`` or else the
+    Content-Type (``text/plain`` is utf8). InvalidArgumentError for any other encoding."""
+    named = request.query.get("encoding")
+    if named is None:
+        if request.content_type != "text/plain":
+            return "base64"
+        charset = (request.charset or "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):
+            raise InvalidArgumentError(f"a text/plain body must be UTF-8, not {charset[:40]!r}")
+        return "utf8"
+    encoding = "utf8" if named.lower() == "utf-8" else named.lower()
+    if encoding not in ENCODINGS:
+        raise InvalidArgumentError(
+            f"encoding must be base64 (a JSON body, the default) or utf8 (the body is the "
+            f"value), got {named[:40]!r}"
+        )
+    return encoding
+
+
+async def produce_body(request: web.Request) -> tuple[AppendValue, Conditions]:
+    """The record of a one-record produce and its conditions: from the JSON body, or with
+    ``encoding=utf8`` the raw body as the value and ``?key=`` (text) as the key."""
+    key = request.query.get("key")
+    if body_encoding(request) == "base64":
+        if key is not None:
+            raise InvalidArgumentError("?key= goes with encoding=utf8; a JSON body gives its key")
+        body = await json_body(request)
+        return one_value(body), body_conditions(body, producer=False)
+    value = await read_body(request)
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        raise InvalidArgumentError("the body is not UTF-8 text (encoding=utf8)") from None
+    if not key:
+        return value, NO_CONDITIONS
+    check_text(key, "key")
+    if len(key) > _MAX_KEY_PARAM:
+        raise InvalidArgumentError(f"key must be at most {_MAX_KEY_PARAM} characters")
+    return Record(value=value, key=key.encode()), NO_CONDITIONS
+
+
+def batch_encoding(request: web.Request) -> None:
+    """Refuse an encoding other than base64 (the JSON body) for a batch."""
+    if body_encoding(request) != "base64" or "key" in request.query:
+        raise InvalidArgumentError(
+            "a batch is a JSON body (encoding=base64); encoding=utf8 and ?key= take one record"
+        )
 
 
 def batch_values(state: HttpState, body: Any) -> list[AppendValue]:
@@ -151,9 +210,8 @@ def _produce(resolve: Resolve) -> Handler:
         state = request.app[STATE_KEY]
         check_writable(state)
         backend, partition = resolve(request)
-        body = await json_body(request)
-        value = one_value(body)
-        offset = await backend.submit([value], body_conditions(body, producer=False))
+        value, conditions = await produce_body(request)
+        offset = await backend.submit([value], conditions)
         return _with_partition(appended(offset), partition)
 
     return produce
@@ -164,6 +222,7 @@ def _produce_batch(resolve: Resolve) -> Handler:
         state = request.app[STATE_KEY]
         check_writable(state)
         backend, partition = resolve(request)
+        batch_encoding(request)
         body = await json_body(request)
         values = batch_values(state, body)
         conditions = body_conditions(body, producer=True)  # one partition: this route's

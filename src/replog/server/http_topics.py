@@ -26,14 +26,15 @@ from replog.server.http_common import STATE_KEY, HttpState, check_text, check_wr
 from replog.server.http_records import (
     add_record_routes,
     appended,
+    batch_encoding,
     batch_values,
     body_conditions,
-    one_value,
+    produce_body,
 )
 from replog.server.routing import check_writable_topic, end_sticky, produce_target
 from replog.server.topics import TopicsBackend
 
-__all__ = ["add_topic_routes", "topic_json"]
+__all__ = ["add_topic_routes", "topic_json", "topic_summary_json"]
 
 MAX_U32 = 2**32 - 1
 _CREATE_FIELDS = ("name", "partitions", "replication_factor", "config")
@@ -70,6 +71,19 @@ def topic_json(topic: TopicDescription) -> dict[str, Any]:
             }
             for p in topic.partitions
         ],
+    }
+
+
+def topic_summary_json(topic: TopicDescription) -> dict[str, Any]:
+    """A topic without its partitions' rows (``GET /v1/topics?view=summary``): their count,
+    and the sums of their next offsets and sizes, for a list of many large topics."""
+    return {
+        "name": topic.name,
+        "config": dict(topic.config),
+        "replication_factor": topic.replication_factor,
+        "partition_count": len(topic.partitions),
+        "next_offset_sum": sum(p.next_offset for p in topic.partitions),
+        "size_bytes": sum(p.size_bytes for p in topic.partitions),
     }
 
 
@@ -155,11 +169,15 @@ async def _create(request: web.Request) -> web.Response:
 
 
 async def _list(request: web.Request) -> web.Response:
+    view = request.query.get("view", "full")
+    if view not in ("full", "summary"):
+        raise InvalidArgumentError(f"view must be full or summary, got {view[:40]!r}")
     topics = _topics(request.app[STATE_KEY]).list_topics()
     access = request_access(request)
     if access is not None:  # like Kafka: a topic the caller may not read is not listed
         topics = [t for t in topics if access.may(Action.CONSUME, t.name)]
-    return web.json_response({"topics": [topic_json(t) for t in topics]})
+    as_json = topic_summary_json if view == "summary" else topic_json
+    return web.json_response({"topics": [as_json(t) for t in topics]})
 
 
 async def _describe(request: web.Request) -> web.Response:
@@ -205,9 +223,7 @@ async def _produce_keyed(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     check_writable(state)
     topics, name = _topics(state), request.match_info["name"]
-    body = await json_body(request)
-    value = one_value(body)
-    conditions = body_conditions(body, producer=False)
+    value, conditions = await produce_body(request)
     target = produce_target(topics, name, None, [value])
     future = target.backend.submit([value], conditions)
     end_sticky(topics, name, target)  # the next keyless request may go elsewhere
@@ -218,6 +234,7 @@ async def _produce_keyed_batch(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     check_writable(state)
     topics, name = _topics(state), request.match_info["name"]
+    batch_encoding(request)
     body = await json_body(request)
     values = batch_values(state, body)
     conditions = body_conditions(body, producer=False)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from replog.server.openapi_console import console_paths
 from replog.server.openapi_groups import GROUP_SCHEMAS, group_paths
 from replog.server.openapi_parts import B64 as _B64
-from replog.server.openapi_parts import BATCH_BODY, RECORD_BODY
+from replog.server.openapi_parts import (
+    BATCH_BODY,
+    BATCH_PARAMS,
+    PRODUCE_PARAMS,
+    RECORD_BODY,
+    produce_body,
+)
 from replog.server.openapi_parts import U64 as _U64
 from replog.server.openapi_parts import errors as _errors
 from replog.server.openapi_parts import json_content as _json
@@ -151,6 +158,7 @@ def openapi_document() -> dict[str, Any]:
             **topic_paths(record_paths),
             **group_paths(),
             **tlog_paths(),
+            **console_paths(),
             **_other_paths(),
         },
         "components": {"schemas": {**_SCHEMAS, **TOPIC_SCHEMAS, **GROUP_SCHEMAS, **TLOG_SCHEMAS}},
@@ -185,8 +193,8 @@ def record_paths(prefix: str, params: list[dict[str, Any]], *, partition: bool) 
         prefix: {
             "post": {
                 "summary": "Append one record",
-                "parameters": params,
-                "requestBody": {"required": True, **_json(record_body)},
+                "parameters": [*params, *PRODUCE_PARAMS],
+                "requestBody": produce_body(record_body),
                 "responses": {
                     "200": _json(produced),
                     **_errors(400, *topic_errors, 409, 413, 501, 503),
@@ -206,7 +214,7 @@ def record_paths(prefix: str, params: list[dict[str, Any]], *, partition: bool) 
         f"{prefix}:batch": {
             "post": {
                 "summary": "Append records atomically at contiguous offsets",
-                "parameters": params,
+                "parameters": [*params, *BATCH_PARAMS],
                 "requestBody": {"required": True, **_json(batch_body)},
                 "responses": {
                     "200": _json(batch_produced),

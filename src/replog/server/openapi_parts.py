@@ -7,12 +7,15 @@ from typing import Any
 __all__ = [
     "B64",
     "BATCH_BODY",
+    "BATCH_PARAMS",
+    "PRODUCE_PARAMS",
     "RECORD_BODY",
     "U32",
     "U64",
     "errors",
     "json_content",
     "path_param",
+    "produce_body",
     "query",
     "ref",
 ]
@@ -71,6 +74,7 @@ BATCH_BODY = {
 
 _ERROR_TEXT = {
     400: "Malformed JSON, bad base64, bad parameters, or an invalid topic setting (named)",
+    401: "No client identity (a certificate) while an ACL is on",
     403: "The caller lacks the permission (admin for cluster and topic changes)",
     404: "Offset out of range (the message gives the valid range), no such topic or "
     "partition, or no such member",
@@ -122,4 +126,39 @@ def path_param(name: str, schema: dict[str, Any], description: str) -> dict[str,
         "required": True,
         "schema": schema,
         "description": description,
+    }
+
+
+_ENCODING = {
+    "name": "encoding",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["base64", "utf8"], "default": "base64"},
+    "description": 'base64: the body is JSON ({"record": ...}, bytes in base64). utf8: the '
+    "body is the record's value as UTF-8 text (curl -d hello); Content-Type text/plain means "
+    "utf8 too. Any other name is 400",
+}
+#: The query parameters of a one-record produce: the body's encoding and, with utf8, the key.
+PRODUCE_PARAMS = [
+    _ENCODING,
+    {
+        "name": "key",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 4096},
+        "description": "With encoding=utf8: the record's key (UTF-8 text); 400 with a JSON body",
+    },
+]
+#: A batch is always a JSON body: only ``encoding=base64`` is accepted.
+BATCH_PARAMS = [{**_ENCODING, "description": "Only base64 (the JSON body); utf8 is 400"}]
+
+
+def produce_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """The request body of a one-record produce: JSON matching ``schema``, or the value as
+    text (``text/plain``, or any body with ``?encoding=utf8``)."""
+    text = {"schema": {"type": "string"}, "example": "hello"}
+    return {
+        "required": True,
+        "description": "The record as JSON, or (text/plain or ?encoding=utf8) its value",
+        "content": {"application/json": {"schema": schema}, "text/plain": text},
     }

@@ -7,12 +7,15 @@ from typing import Any
 
 from replog.server.openapi_parts import (
     BATCH_BODY,
+    BATCH_PARAMS,
+    PRODUCE_PARAMS,
     RECORD_BODY,
     U32,
     U64,
     errors,
     json_content,
     path_param,
+    produce_body,
     ref,
 )
 
@@ -49,6 +52,18 @@ TOPIC_SCHEMAS: dict[str, Any] = {
             "partitions": {"type": "array", "items": ref("Partition")},
         },
     },
+    "TopicSummary": {
+        "type": "object",
+        "description": "A topic in GET /v1/topics?view=summary: no partition rows",
+        "properties": {
+            "name": _NAME,
+            "config": _CONFIG,
+            "replication_factor": {"type": "integer", "minimum": 1},
+            "partition_count": {"type": "integer", "minimum": 0},
+            "next_offset_sum": {**U64, "description": "the partitions' next offsets, summed"},
+            "size_bytes": {**U64, "description": "the partitions' sizes, summed"},
+        },
+    },
     "TopicCreate": {
         "type": "object",
         "required": ["name"],
@@ -80,6 +95,14 @@ TOPIC_SCHEMAS: dict[str, Any] = {
 }
 
 _NAME_PARAM = path_param("name", _NAME, "The topic")
+_VIEW_PARAM = {
+    "name": "view",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["full", "summary"], "default": "full"},
+    "description": "full: each topic with its partitions; summary: without them (their "
+    "count and sums: for a list of large topics; describe one for its partitions)",
+}
 _PARTITION_PARAM = path_param("p", U32, "The partition (0..partitions-1)")
 
 
@@ -97,13 +120,20 @@ def _admin_paths() -> dict[str, Any]:
             },
             "get": {
                 "summary": "The topics the caller may consume",
+                "parameters": [_VIEW_PARAM],
                 "responses": {
                     "200": json_content(
                         {
                             "type": "object",
-                            "properties": {"topics": {"type": "array", "items": ref("Topic")}},
+                            "properties": {
+                                "topics": {
+                                    "type": "array",
+                                    "items": {"oneOf": [ref("Topic"), ref("TopicSummary")]},
+                                }
+                            },
                         }
                     ),
+                    **errors(400),
                     **errors(403, 503),
                 },
             },
@@ -140,8 +170,8 @@ def _keyed_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Append one record to the partition of its key (murmur2, as "
                 "Kafka), or to a sticky partition when it has none",
-                "parameters": [_NAME_PARAM],
-                "requestBody": {"required": True, **json_content(record_body)},
+                "parameters": [_NAME_PARAM, *PRODUCE_PARAMS],
+                "requestBody": produce_body(record_body),
                 "responses": {
                     "200": json_content(
                         {"type": "object", "properties": {"offset": U64, "partition": partition}}
@@ -154,7 +184,7 @@ def _keyed_paths() -> dict[str, Any]:
             "post": {
                 "summary": "Append records atomically to one partition: the one their keys "
                 "map to (400 if they map to several), or a sticky one when none has a key",
-                "parameters": [_NAME_PARAM],
+                "parameters": [_NAME_PARAM, *BATCH_PARAMS],
                 "requestBody": {"required": True, **json_content(batch_body)},
                 "responses": {
                     "200": json_content(
