@@ -6,9 +6,7 @@ receiver looks up in the inbox's registry.
 A group with application state beside its records (the controller group: its metadata
 snapshot, which the records after it continue) sends it in the first chunk as field 10,
 ``group_state``; the receiver keeps it durably (``GroupState.accept``) before the records
-are installed, and refuses the stream if they do not continue it. Until the generated code
-has the field (raft.proto), it is written and read as an unknown field of the same number:
-the bytes on the wire are the same.
+are installed, and refuses the stream if they do not continue it.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf.unknown_fields import UnknownFieldSet
 
 from replog.broker.producer_log import CHECKPOINT_NAME
 from replog.cluster.admin import NodeChannel
@@ -43,39 +40,17 @@ log = logging.getLogger("replog.cluster")
 
 _SNAPSHOT_CHUNK_RECORDS = 4096
 _SNAPSHOT_CHUNK_BYTES = 4 << 20
-_GROUP_STATE_FIELD = 10
-_GENERATED = "group_state" in raft_pb2.SnapshotChunk.DESCRIPTOR.fields_by_name
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def set_group_state(chunk: raft_pb2.SnapshotChunk, data: bytes) -> None:
-    """Put ``data`` in ``chunk``'s field 10 (``group_state``)."""
-    if not data:
-        return
-    if _GENERATED:
-        setattr(chunk, "group_state", data)  # noqa: B010  (not in older generated code)
-    else:
-        tag = _varint(_GROUP_STATE_FIELD << 3 | 2)  # wire type 2: length-delimited
-        chunk.MergeFromString(tag + _varint(len(data)) + data)
+    """Put ``data`` in ``chunk``'s ``group_state`` (field 10)."""
+    if data:
+        chunk.group_state = data
 
 
 def group_state_of(chunk: raft_pb2.SnapshotChunk) -> bytes:
-    """The bytes of ``chunk``'s field 10 (``group_state``); empty if absent."""
-    if _GENERATED:
-        return bytes(getattr(chunk, "group_state"))  # noqa: B009
-    fields = UnknownFieldSet(chunk)
-    for field in (fields[i] for i in range(len(fields))):
-        if field.field_number == _GROUP_STATE_FIELD and field.wire_type == 2:
-            return bytes(field.data)
-    return b""
+    """The bytes of ``chunk``'s ``group_state`` (field 10); empty if absent."""
+    return bytes(chunk.group_state)
 
 
 async def snapshot_chunks(

@@ -345,6 +345,7 @@ class SnapshotChunk(_message.Message):
     CLUSTER_ID_FIELD_NUMBER: _builtins.int
     GROUP_FIELD_NUMBER: _builtins.int
     PRODUCER_STATE_FIELD_NUMBER: _builtins.int
+    GROUP_STATE_FIELD_NUMBER: _builtins.int
     from_id: _builtins.str
     from_addr: _builtins.str
     first_offset: _builtins.int
@@ -360,6 +361,10 @@ class SnapshotChunk(_message.Message):
     """The sender's producer-state checkpoint of the group (producers.json), in the first
     chunk: it remembers the producers of records the sender's retention already deleted,
     which the records sent cannot tell the receiver. Empty: none.
+    """
+    group_state: _builtins.bytes
+    """In the first chunk: the group's application state beside its records (the controller
+    group: the leader's controller snapshot file, which the records continue). Empty: none.
     """
     @_builtins.property
     def payloads(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
@@ -377,10 +382,11 @@ class SnapshotChunk(_message.Message):
         cluster_id: _builtins.str = ...,
         group: _builtins.str = ...,
         producer_state: _builtins.bytes = ...,
+        group_state: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_book", b"address_book", "cluster_id", b"cluster_id", "first_offset", b"first_offset", "from_addr", b"from_addr", "from_id", b"from_id", "group", b"group", "message", b"message", "payloads", b"payloads", "producer_state", b"producer_state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address_book", b"address_book", "cluster_id", b"cluster_id", "first_offset", b"first_offset", "from_addr", b"from_addr", "from_id", b"from_id", "group", b"group", "group_state", b"group_state", "message", b"message", "payloads", b"payloads", "producer_state", b"producer_state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
