@@ -37,6 +37,10 @@ CI_REQUIRED_SKIPS: dict[str, str] = {
         ".ci/run installs golang-go and golang-golang-x-mod-dev, so the Go sumdb interop "
         "test of the verifiable log (tests/interop) runs"
     ),
+    "browser tests need playwright": "the dev extra installs playwright (tests/browser)",
+    "browser tests need /usr/bin/chromium": (
+        ".ci/run installs Debian's chromium, which the console's browser tests drive"
+    ),
 }
 """Skip reasons (prefixes) the suite knows but that are NOT allowed in CI, each with what CI
 installs so the test runs; under ``CI=true`` such a skip fails the run like any unlisted one."""
