@@ -30,6 +30,7 @@ from replog.broker.config import TopicConfig
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_commands import RegisterNode
+from replog.cluster.events import note_transfer
 from replog.cluster.forward import TOPIC_ID_KEY, Forwarder
 from replog.cluster.groups import GroupHost
 from replog.cluster.log_store import ReplogLogStore
@@ -301,6 +302,9 @@ class TopicsHost:
                 continue
             preferred = raft_id(replicas[0])
             if self._may_take_over(hosted, preferred):
+                note_transfer(
+                    hosted.node, f"leader balancing: {replicas[0]} is the preferred leader"
+                )
                 future = hosted.node.call(functools.partial(_transfer, to=preferred))
                 future.add_done_callback(_ignore_result)
                 moved += 1
@@ -373,6 +377,13 @@ def _retain(
             hosted.ref.topic,
             hosted.ref.partition,
             store.log.lowest_offset,
+            extra={
+                "event": "retention",
+                "topic": hosted.ref.topic,
+                "partition": hosted.ref.partition,
+                "segments": result.segments_deleted,
+                "lowest_offset": store.log.lowest_offset,
+            },
         )
     return int(result.segments_deleted)
 

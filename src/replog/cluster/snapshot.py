@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
 
 from replog.broker.producer_log import CHECKPOINT_NAME
 from replog.cluster.admin import NodeChannel
+from replog.cluster.events import group_labels
 from replog.cluster.inbox import GroupTarget, Inbox
 from replog.cluster.transport import RAFT_SERVICE, message_to_proto
 from replog.raft.messages import Message
@@ -21,6 +23,8 @@ from replog.storage.atomic import write_atomically
 from replog.v1 import raft_pb2
 
 __all__ = ["receive_snapshot", "send_snapshot", "snapshot_chunks"]
+
+_log = logging.getLogger("replog.cluster.snapshot")
 
 _SNAPSHOT_CHUNK_RECORDS = 4096
 _SNAPSHOT_CHUNK_BYTES = 4 << 20
@@ -138,8 +142,28 @@ async def receive_snapshot(
         if producer_state:  # read by the rebuild that installing the snapshot starts
             path = target.store.directory / CHECKPOINT_NAME
             await asyncio.to_thread(write_atomically, path, producer_state)
+        _log_received(group, sender, final.snapshot.index, book.name(inbox.id))
     finally:
         if staged is not None and target is not None and target.store is not None:
             # incomplete: its records must never be swapped in
             await asyncio.to_thread(target.store.discard_staging, staged)
     return target, final
+
+
+def _log_received(group: str, sender: str, index: int, node: str) -> None:
+    where, topic, partition = group_labels(group)
+    _log.info(
+        "%s: received a snapshot up to index %d from %s",
+        where,
+        index,
+        sender,
+        extra={
+            "event": "snapshot_received",
+            "node": node,
+            "group": where,
+            "topic": topic,
+            "partition": partition,
+            "peer": sender,
+            "index": index,
+        },
+    )

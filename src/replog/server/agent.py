@@ -138,11 +138,30 @@ class Agent:
         except BaseException:
             await self.shutdown()
             raise
+        self._log_start()
+        warning = exposure_warning(s)
+        if warning:
+            log.warning(warning)
+            print(f"replog: WARNING: {warning}", file=sys.stderr, flush=True)
+
+    def _log_start(self) -> None:
+        """The start line: addresses, data dir, node id and cluster."""
+        s, cluster = self.settings, self.cluster
+        node = cluster.name if cluster is not None else s.server_id or self.grpc_address
+        cluster_id = (cluster.inbox.cluster_id or "") if cluster is not None else ""
+        kafka = f", Kafka {self.kafka_address}" if self.kafka_address else ""
+        where = f"of cluster {cluster_id}" if cluster_id else "(joining a cluster)"
+        where = where if cluster is not None else "(single node)"
         log.info(
-            "listening",
+            f"started node {node} {where}: gRPC {self.grpc_address}, HTTP {self.http_address}"
+            f"{kafka}, data dir {s.data_dir}",
             extra={
+                "event": "start",
+                "node": node,
+                "cluster": cluster_id or None,
                 "grpc_addr": self.grpc_address,
                 "http_addr": self.http_address,
+                "kafka_addr": self.kafka_address or None,
                 "data_dir": s.data_dir,
                 "sync": s.sync,
                 "tls": bool(s.tls_cert),
@@ -150,10 +169,6 @@ class Agent:
                 "acl": s.acl_policy or None,
             },
         )
-        warning = exposure_warning(s)
-        if warning:
-            log.warning(warning)
-            print(f"replog: WARNING: {warning}", file=sys.stderr, flush=True)
 
     def _read_signer(self) -> Signer | None:
         """The checkpoint signing key, if one is set; ConfigError if it cannot be used."""
@@ -219,20 +234,35 @@ class Agent:
         if self.failure is not None:
             return
         self.failure = exc
-        log.critical("storage failed; this node stops (fail-stop) and exits: %s", exc)
+        log.critical(
+            "storage failed; this node stops (fail-stop) and exits: %s",
+            exc,
+            extra={"event": "fail_stop", "node": self._node_name(), "error": str(exc)},
+        )
         if self._http_state is not None:
             self._http_state.draining = True
         if self._health is not None:
             self._unhealthy = asyncio.ensure_future(self._health.enter_graceful_shutdown())
         self.on_failure()
 
+    def _node_name(self) -> str:
+        if self.cluster is not None:
+            return self.cluster.name
+        return self.settings.server_id or self.grpc_address
+
     def reload_acl(self) -> bool:
         """Re-read the ACL files (SIGHUP); False, keeping the old policy, if they do not load."""
         authorizer = self.gatekeeper.authorizer
+        fields = {"event": "reload", "node": self._node_name(), "acl": self.settings.acl_policy}
         if authorizer is None:
-            log.info("no ACL configured; nothing to reload")
+            log.info("SIGHUP: no ACL configured; nothing to reload", extra=fields)
             return False
-        return authorizer.reload()
+        ok = authorizer.reload()
+        if ok:
+            log.info("SIGHUP: ACL policy reloaded from %s", authorizer.policy_file, extra=fields)
+        else:
+            log.warning("SIGHUP: ACL reload failed; the previous policy stays", extra=fields)
+        return ok
 
     def _make_backend(self) -> SingleNodeBackend | RaftBackend:
         if self.cluster is not None:

@@ -299,6 +299,14 @@ class BrokerBackend:
                 event.partition,
                 event.bytes_deleted,
                 event.lowest_offset,
+                extra={
+                    "event": "retention",
+                    "topic": event.topic,
+                    "partition": event.partition,
+                    "segments": event.segments_deleted,
+                    "bytes": event.bytes_deleted,
+                    "lowest_offset": event.lowest_offset,
+                },
             )
         return sum(e.segments_deleted for e in events)
 
