@@ -103,6 +103,9 @@ class GroupEvents:
         self._role: dict[str, Role] = {}
         self._leader: dict[str, int] = {}  # the last leader known of each group
         self._reasons: dict[str, str] = {}
+        self.leader_changes: dict[str, int] = {}
+        """How often each group's leader became another node, as this node saw it (the
+        first leader it learnt after it started counts)."""
         self._pending: list[_Change] = []
         self._timer: asyncio.TimerHandle | None = None
 
@@ -117,6 +120,7 @@ class GroupEvents:
         self._role.pop(group, None)
         self._leader.pop(group, None)
         self._reasons.pop(group, None)
+        self.leader_changes.pop(group, None)
 
     def reason(self, group: str, why: str) -> None:
         """The reason of ``group``'s next leader change, as far as this node knows it."""
@@ -138,8 +142,9 @@ class GroupEvents:
         role, before = raft.role, self._role.get(group, Role.FOLLOWER)
         self._role[group] = role
         last = self._leader.get(group)
-        if leader is not None:
+        if leader is not None and leader != last:
             self._leader[group] = leader
+            self.leader_changes[group] = self.leader_changes.get(group, 0) + 1
         kind = _kind(before, role, last, leader)
         if kind is None:
             return

@@ -196,7 +196,7 @@ class TopicsHost:
                     certainly_not_applied=True,
                     leader_addr=(self.book.address(lead) or "") if lead is not None else "",
                 )
-            base = await node.submit(batch.values, batch.conditions)
+            base = await target.submit_here(batch.values, batch.conditions)
         except ReplogError as exc:
             await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
             raise

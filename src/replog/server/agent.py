@@ -52,6 +52,7 @@ from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.listener import KafkaListener
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
+from replog.server.partition_metrics import PartitionCollector, partition_sources
 from replog.server.settings import ServerSettings, split_addr
 from replog.server.tlog_grpc import TLOG_SERVICE_NAME, TlogGrpc
 from replog.tlog.keyfile import read_signer
@@ -353,6 +354,8 @@ class Agent:
         self._service = LogService(topics, self.metrics, limits, servers=backend.servers)
         self._admin = AdminService(topics, self.metrics)
         self.groups = self._make_groups(topics)
+        sources = partition_sources(topics, self.cluster, self._broker_backend, lambda: self.groups)
+        self.metrics.add_exposition(PartitionCollector(sources).render)
         self._groups_grpc = GroupsGrpc(self.groups, self.metrics)
         self.groups.start()
         server = self._grpc = self._grpc_server(
