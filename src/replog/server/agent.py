@@ -341,11 +341,17 @@ class Agent:
     def _tlog_grpc(self) -> TlogGrpc:
         return TlogGrpc(TlogState(self._broker, self.checkpointer), self.metrics)
 
+    def _bind_metrics(
+        self, backend: SingleNodeBackend | RaftBackend, topics: BrokerBackend | ClusterTopics
+    ) -> None:
+        """The log gauges, and the per-partition and per-group series read at scrape time."""
+        self.metrics.bind_log(lambda: backend.size_bytes, lambda: backend.segment_count)
+        sources = partition_sources(topics, self.cluster, self._broker_backend, lambda: self.groups)
+        self.metrics.add_exposition(PartitionCollector(sources).render)
+
     async def _start_servers(self) -> None:
         s = self.settings
         backend = self._make_backend()
-        self.metrics.bind_log(lambda: backend.size_bytes, lambda: backend.segment_count)
-
         limits = Limits(s.max_batch_records, s.max_streams_per_identity)
         topics = self.topics
         assert topics is not None
@@ -354,8 +360,7 @@ class Agent:
         self._service = LogService(topics, self.metrics, limits, servers=backend.servers)
         self._admin = AdminService(topics, self.metrics)
         self.groups = self._make_groups(topics)
-        sources = partition_sources(topics, self.cluster, self._broker_backend, lambda: self.groups)
-        self.metrics.add_exposition(PartitionCollector(sources).render)
+        self._bind_metrics(backend, topics)
         self._groups_grpc = GroupsGrpc(self.groups, self.metrics)
         self.groups.start()
         server = self._grpc = self._grpc_server(
