@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 from collections.abc import Callable, Sequence
 
 import grpc
 
-from replog.api.backend import NO_CONDITIONS, AppendValue, Conditions, ReadResult, ServerInfo
+from replog.api.backend import (
+    NO_CONDITIONS,
+    AppendValue,
+    Conditions,
+    DuplicateOffset,
+    ReadResult,
+    ServerInfo,
+)
+from replog.api.traffic import PartitionTraffic, value_bytes
 from replog.cluster.forward import Forwarder
 from replog.cluster.log_store import ReplogLogStore
 from replog.cluster.raft_node import NotLeaderNodeError, RaftNode
@@ -66,6 +75,8 @@ class RaftBackend:
         self._own_forwarder = forwarder is None
         self._committed = asyncio.Event()
         self._closing = False
+        self.traffic = PartitionTraffic()
+        """What was produced to (on this node as leader) and read from this replica."""
         node.on_commit = self._notify
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -108,14 +119,29 @@ class RaftBackend:
             future.set_exception(InvalidArgumentError("a batch needs at least one record"))
             return future
         if self.node.is_leader:
-            return self.node.submit(values, conditions)
+            return self.submit_here(values, conditions)
         return asyncio.ensure_future(self._submit_anywhere(values, conditions))
+
+    def submit_here(
+        self, values: Sequence[AppendValue], conditions: Conditions = NO_CONDITIONS
+    ) -> asyncio.Future[int]:
+        """``RaftNode.submit`` on this node (it must lead), counted in ``traffic`` once
+        acknowledged (a producer's retry of a batch already written is not counted)."""
+        future = self.node.submit(values, conditions)
+        future.add_done_callback(functools.partial(self._count, values))
+        return future
+
+    def _count(self, values: Sequence[AppendValue], future: asyncio.Future[int]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        if not isinstance(future.result(), DuplicateOffset):
+            self.traffic.produced(len(values), value_bytes(values))
 
     async def _submit_anywhere(self, values: Sequence[AppendValue], conditions: Conditions) -> int:
         for _ in range(_FORWARD_ATTEMPTS):
             if self.node.is_leader:
                 try:
-                    return await self.node.submit(values, conditions)
+                    return await self.submit_here(values, conditions)
                 except NotLeaderNodeError:
                     pass
             leader = self.node.leader
@@ -166,6 +192,7 @@ class RaftBackend:
         if lo != hi:
             skip = set(control[lo:hi])
             payloads = [p for o, p in enumerate(payloads, start) if o not in skip]
+        self.traffic.consumed(payloads)
         return ReadResult(payloads, self._skip_control(end, hw))
 
     def _skip_control(self, offset: int, hw: int) -> int:

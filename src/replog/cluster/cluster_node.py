@@ -278,6 +278,7 @@ class ClusterNode:
         await self.backend.close()
         await self.topics_host.close()
         await self.node.stop()
+        self.groups.events.flush()
         await self.transport.close()
 
     # -- views ----------------------------------------------------------------------------
@@ -433,6 +434,12 @@ class ClusterNode:
                 self._rejoined[node_id] = incarnation  # once the removal (if any) committed
             if node_id not in self.node.raft.config.members():
                 await self._change(ConfChange(ConfChangeOp.ADD_LEARNER, node_id))
+                log.info(
+                    "node %s joined the cluster at %s (a learner until it catches up)",
+                    name,
+                    addr,
+                    extra={"event": "node_joined", "node": self.name, "peer": name, "addr": addr},
+                )
         return cluster_pb2.JoinResponse(
             members=self.status().members,
             leader_id=self.name,
@@ -447,6 +454,11 @@ class ClusterNode:
         if node_id not in self.node.raft.config.members():
             raise AdminError("NOT_FOUND", f"{name} is not a member")
         await self._change(ConfChange(ConfChangeOp.REMOVE, node_id))
+        log.info(
+            "node %s was removed from the cluster",
+            name,
+            extra={"event": "node_removed", "node": self.name, "peer": name},
+        )
 
     async def transfer_leader(self, name: str = "") -> str:
         """Hand leadership to ``name`` (default: the most promising voter); its name."""

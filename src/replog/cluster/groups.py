@@ -18,10 +18,11 @@ from typing import Any
 import grpc
 
 from replog.broker.producer_log import CHECKPOINT_NAME
+from replog.cluster.events import GroupEvents, group_labels
 from replog.cluster.failover import leader_down
 from replog.cluster.inbox import GroupState, Inbox
 from replog.cluster.log_store import ReplogLogStore
-from replog.cluster.members import AddressBook
+from replog.cluster.members import AddressBook, raft_id
 from replog.cluster.raft_node import RaftNode
 from replog.cluster.snapshot import send_snapshot
 from replog.cluster.transport import RaftTransport
@@ -54,6 +55,9 @@ class GroupHost:
         self.credentials = credentials
         self.spawn = spawn
         self.nodes: dict[str, RaftNode] = {}
+        self.events = GroupEvents(transport.name, raft_id(transport.name), book.name)
+        """The groups' elections and leader changes, logged by node name."""
+        self._was_down: set[int] = set()
         # Node liveness stands in for the heartbeats a quiet group no longer sends.
         transport.on_peer_down(self._peer_down)
         transport.on_peer_up(self._peer_up)
@@ -70,10 +74,12 @@ class GroupHost:
         )
         self.inbox.register(group, node.deliver, store, state)
         self.nodes[group] = node
+        self.events.watch(group, node)
 
     def unhost(self, group: str) -> None:
         """Stop routing ``group``'s traffic (its node is the caller's to stop)."""
         self.inbox.unregister(group)
+        self.events.forget(group)
         node = self.nodes.pop(group, None)
         if node is not None:
             node.send = lambda messages: None
@@ -83,15 +89,43 @@ class GroupHost:
         """Wake every group led on ``peer`` and end its lease: one follower of each campaigns
         soon (``cluster/failover.py``; the group id spreads them over the survivors)."""
         woken = 0
+        name = self.book.name(peer)
         for group, node in self.nodes.items():
             if node.leader == peer:
+                self.events.reason(group, f"{name} was unreachable")
                 leader_down(node, peer, zlib.crc32(group.encode()))
                 woken += 1
-        log.info("node %s reported down: woke the %d groups it led here", peer, woken)
+        self._was_down.add(peer)
+        log.info(
+            "node %s is unreachable (nothing heard for %.1f s); it led %d groups here",
+            name,
+            self.transport.liveness.timeout_s,
+            woken,
+            extra={
+                "event": "node_unreachable",
+                "node": self.transport.name,
+                "peer": name,
+                "groups_led": woken,
+            },
+        )
 
     def _peer_up(self, peer: int) -> None:
         """Wake every group led here that ``peer`` is a member of: a leader quiesces past a
         member reported down (``raft/quiesce.py``), and catches it up once it is back."""
+        again = peer in self._was_down
+        self._was_down.discard(peer)
+        name = self.book.name(peer)
+        log.info(
+            "node %s is reachable%s",
+            name,
+            " again" if again else "",
+            extra={
+                "event": "node_reachable",
+                "node": self.transport.name,
+                "peer": name,
+                "again": again,
+            },
+        )
         for node in self.nodes.values():
             if node.is_leader and peer in node.raft.progress:
                 node.unquiesce()
@@ -131,4 +165,23 @@ class GroupHost:
                 )
         except (grpc.RpcError, ReplogError, OSError) as exc:
             log.warning("snapshot to %s failed: %s", self.book.name(message.dst), exc)
+        if ok:
+            where, topic, partition = group_labels(group)
+            to = self.book.name(message.dst)
+            index = message.snapshot.index if message.snapshot is not None else None
+            log.info(
+                "%s: sent a snapshot up to index %s to %s",
+                where,
+                index,
+                to,
+                extra={
+                    "event": "snapshot_sent",
+                    "node": t.name,
+                    "group": where,
+                    "topic": topic,
+                    "partition": partition,
+                    "peer": to,
+                    "index": index,
+                },
+            )
         node.report_snapshot(message.dst, ok=ok)

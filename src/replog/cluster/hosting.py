@@ -33,6 +33,7 @@ from replog.broker.config import TopicConfig
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_commands import RegisterNode, SetKafkaAddress
+from replog.cluster.events import note_transfer
 from replog.cluster.forward import TOPIC_ID_KEY, Forwarder
 from replog.cluster.groups import GroupHost
 from replog.cluster.log_store import ReplogLogStore
@@ -201,7 +202,7 @@ class TopicsHost:
                     certainly_not_applied=True,
                     leader_addr=(self.book.address(lead) or "") if lead is not None else "",
                 )
-            base = await node.submit(batch.values, batch.conditions)
+            base = await target.submit_here(batch.values, batch.conditions)
         except ReplogError as exc:
             await context.abort(grpc_code_for(exc), str(exc), trailing_metadata=metadata_for(exc))
             raise
@@ -322,6 +323,9 @@ class TopicsHost:
                 continue
             preferred = raft_id(replicas[0])
             if self._may_take_over(hosted, preferred):
+                note_transfer(
+                    hosted.node, f"leader balancing: {replicas[0]} is the preferred leader"
+                )
                 future = hosted.node.call(functools.partial(_transfer, to=preferred))
                 future.add_done_callback(_ignore_result)
                 moved += 1
@@ -426,6 +430,13 @@ def _retain(
             result.segments_deleted,
             name,
             store.log.lowest_offset,
+            extra={
+                "event": "retention",
+                "topic": name.rpartition("/")[0],
+                "partition": int(name.rpartition("/")[2]),
+                "segments": result.segments_deleted,
+                "lowest_offset": store.log.lowest_offset,
+            },
         )
     return int(result.segments_deleted)
 

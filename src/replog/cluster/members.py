@@ -236,6 +236,10 @@ class AddressBook:
         return entry[1] if entry else None
 
     def name(self, node: int) -> str:
-        """The user-facing id of ``node`` (its number if unknown)."""
+        """The user-facing id of ``node``: from the replicated book, else as learnt (a join's
+        answer, a peer's own word or gossip); its number only if never heard of."""
         entry = self.entries.get(node)
-        return entry[0] if entry else str(node)
+        if entry:
+            return entry[0]
+        known = self._known.get(node)
+        return known[1] if known else str(node)

@@ -102,7 +102,7 @@ class RaftNode:
         self.raft.log_lost = store.log_lost
         if store.lost_commit:
             self.votes.block("lost-commit")
-            log.warning(_LOST_COMMIT, raft_id, store.lost_commit)
+            log.warning(_LOST_COMMIT, store.directory, store.lost_commit)
         self.high_watermark = min(state.commit, store.last_index()) + 1
         self.send: Sender = lambda messages: None
         self.send_snapshot: SnapshotSender = lambda message: None
@@ -113,6 +113,7 @@ class RaftNode:
         """Called once a leader's snapshot is installed, before any later entry applies."""
         self.on_commit: Callable[[], None] = lambda: None
         self.on_leader_change: Callable[[int | None], None] = lambda leader: None
+        self.on_promote: Callable[[int], None] = lambda learner: None
         self.on_fatal: Callable[[BaseException], None] = lambda exc: None
         self.leader_live: Callable[[int], bool] = lambda leader: True
         """Whether node liveness holds the leader's node live (a follower quiesces only then)."""
@@ -337,7 +338,7 @@ class RaftNode:
             self.raft.step(m)
         if not (q.quiet or woke) and loop.time() >= next_tick:
             self.raft.tick()
-            promote_caught_up_learner(self.raft)
+            promote_caught_up_learner(self.raft, self.on_promote)
         ops, self._ops = self._ops, []
         for op in ops:
             op()
@@ -428,9 +429,9 @@ class RaftNode:
         self.failure = exc
         self._stopping = True
         if isinstance(exc, ReplogError | OSError):
-            log.critical("raft node %s: storage failed, fail-stop: %s", self.id, exc)
+            log.critical("%s: storage failed, fail-stop: %s", self.store.directory, exc)
         else:
-            log.critical("raft node %s: unexpected error, fail-stop", self.id, exc_info=exc)
+            log.critical("%s: unexpected error, fail-stop", self.store.directory, exc_info=exc)
         why = f"the node's storage failed ({exc}); the record may or may not be committed"
         self.waiters.fail_all(UnavailableError(why))
         queued, self._proposals = self._proposals, []
@@ -504,14 +505,14 @@ class RaftNode:
         if watermark > self.store.lost_commit > 0:  # the lost entries are back
             self.store.clear_lost_commit()
             self.votes.lift("lost-commit")
-            log.info("raft node %s: lost entries replicated again; voting", self.id)
+            log.info("%s: lost entries replicated again; voting", self.store.directory)
         self._index_waiters.release(watermark)
         self.on_commit()
 
 
 _kind_of = itemgetter(2)
 _index_of = attrgetter("index")
-_LOST_COMMIT = "raft node %s: recovery cut committed entries up to %d; not voting until back"
+_LOST_COMMIT = "%s: recovery cut committed entries up to %d; not voting until back"
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:

@@ -20,6 +20,7 @@ import grpc
 
 from replog.broker.producer_log import CHECKPOINT_NAME
 from replog.cluster.admin import NodeChannel
+from replog.cluster.events import group_labels
 from replog.cluster.inbox import GroupTarget, Inbox
 from replog.cluster.transport import RAFT_SERVICE, message_to_proto
 from replog.errors import ReplogError
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("replog.cluster")
+
+_log = logging.getLogger("replog.cluster.snapshot")
 
 _SNAPSHOT_CHUNK_RECORDS = 4096
 _SNAPSHOT_CHUNK_BYTES = 4 << 20
@@ -180,6 +183,7 @@ async def receive_snapshot(
         if producer_state:  # read by the rebuild that installing the snapshot starts
             path = target.store.directory / CHECKPOINT_NAME
             await asyncio.to_thread(write_atomically, path, producer_state)
+        _log_received(group, sender, final.snapshot.index, book.name(inbox.id))
     finally:
         if staged is not None and target is not None and target.store is not None:
             # incomplete: its records must never be swapped in
@@ -199,3 +203,22 @@ async def _accept_state(
         log.warning("refusing a snapshot from %s: %s", sender, exc)
         return False
     return True
+
+
+def _log_received(group: str, sender: str, index: int, node: str) -> None:
+    where, topic, partition = group_labels(group)
+    _log.info(
+        "%s: received a snapshot up to index %d from %s",
+        where,
+        index,
+        sender,
+        extra={
+            "event": "snapshot_received",
+            "node": node,
+            "group": where,
+            "topic": topic,
+            "partition": partition,
+            "peer": sender,
+            "index": index,
+        },
+    )

@@ -7,6 +7,7 @@ import functools
 import time
 
 from replog.cluster.admin import AdminError
+from replog.cluster.events import note_transfer
 from replog.cluster.raft_node import RaftNode
 from replog.raft.core import Raft
 from replog.raft.errors import NotLeaderError
@@ -38,6 +39,7 @@ async def hand_over(node: RaftNode, timeout_s: float) -> None:
     for target in successors(node):
         if not node.is_leader:
             break
+        note_transfer(node, "handed over: this node is stopping")
         try:
             await node.call(functools.partial(_transfer, to=target))
         except (NotLeaderError, ValueError):
@@ -57,6 +59,7 @@ async def transfer_to(node: RaftNode, target: int | None) -> int:
         if not ranked:
             raise AdminError("FAILED_PRECONDITION", "no other voter")
         target = ranked[0]
+    note_transfer(node, "handed over on request (replog cluster transfer-leader)")
     try:
         await node.call(functools.partial(_transfer, to=target))
     except (NotLeaderError, ValueError) as exc:

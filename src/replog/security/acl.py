@@ -94,7 +94,7 @@ class Authorizer:
             return False
         with self._lock:
             self._enforcer = enforcer
-        log.info("ACL reloaded from %s", self.policy_file)
+        log.debug("ACL reloaded from %s", self.policy_file)
         return True
 
     def allowed(self, subject: str, action: Action, obj: str = CLUSTER) -> bool:

@@ -36,6 +36,7 @@ from replog.server.agent_support import (
     exposure_warning,
     grpc_options,
     join_host_port,
+    log_start,
     raise_open_file_limit,
 )
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
@@ -53,6 +54,7 @@ from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.listener import KafkaListener
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
+from replog.server.partition_metrics import PartitionCollector, partition_sources
 from replog.server.settings import ServerSettings, split_addr
 from replog.server.tlog_grpc import TLOG_SERVICE_NAME, TlogGrpc
 from replog.tlog.keyfile import read_signer
@@ -140,22 +142,22 @@ class Agent:
         except BaseException:
             await self.shutdown()
             raise
-        log.info(
-            "listening",
-            extra={
-                "grpc_addr": self.grpc_address,
-                "http_addr": self.http_address,
-                "data_dir": s.data_dir,
-                "sync": s.sync,
-                "tls": bool(s.tls_cert),
-                "mutual_tls": bool(s.tls_ca),
-                "acl": s.acl_policy or None,
-            },
-        )
+        self._log_start()
         warning = exposure_warning(s)
         if warning:
             log.warning(warning)
             print(f"replog: WARNING: {warning}", file=sys.stderr, flush=True)
+
+    def _log_start(self) -> None:
+        """The start line: addresses, data dir, node id and cluster."""
+        cluster = self.cluster
+        node = cluster.name if cluster is not None else self.settings.server_id
+        log_start(
+            self.settings,
+            node=node or self.grpc_address,
+            cluster_id=(cluster.inbox.cluster_id or "") if cluster is not None else None,
+            addrs=(self.grpc_address, self.http_address, self.kafka_address),
+        )
 
     def _read_signer(self) -> Signer | None:
         """The checkpoint signing key, if one is set; ConfigError if it cannot be used."""
@@ -221,20 +223,35 @@ class Agent:
         if self.failure is not None:
             return
         self.failure = exc
-        log.critical("storage failed; this node stops (fail-stop) and exits: %s", exc)
+        log.critical(
+            "storage failed; this node stops (fail-stop) and exits: %s",
+            exc,
+            extra={"event": "fail_stop", "node": self._node_name(), "error": str(exc)},
+        )
         if self._http_state is not None:
             self._http_state.draining = True
         if self._health is not None:
             self._unhealthy = asyncio.ensure_future(self._health.enter_graceful_shutdown())
         self.on_failure()
 
+    def _node_name(self) -> str:
+        if self.cluster is not None:
+            return self.cluster.name
+        return self.settings.server_id or self.grpc_address
+
     def reload_acl(self) -> bool:
         """Re-read the ACL files (SIGHUP); False, keeping the old policy, if they do not load."""
         authorizer = self.gatekeeper.authorizer
+        fields = {"event": "reload", "node": self._node_name(), "acl": self.settings.acl_policy}
         if authorizer is None:
-            log.info("no ACL configured; nothing to reload")
+            log.info("SIGHUP: no ACL configured; nothing to reload", extra=fields)
             return False
-        return authorizer.reload()
+        ok = authorizer.reload()
+        if ok:
+            log.info("SIGHUP: ACL policy reloaded from %s", authorizer.policy_file, extra=fields)
+        else:
+            log.warning("SIGHUP: ACL reload failed; the previous policy stays", extra=fields)
+        return ok
 
     def _make_backend(self) -> SingleNodeBackend | RaftBackend:
         if self.cluster is not None:
@@ -312,11 +329,17 @@ class Agent:
     def _tlog_grpc(self) -> TlogGrpc:
         return TlogGrpc(TlogState(self._broker, self.checkpointer), self.metrics)
 
+    def _bind_metrics(
+        self, backend: SingleNodeBackend | RaftBackend, topics: BrokerBackend | ClusterTopics
+    ) -> None:
+        """The log gauges, and the per-partition and per-group series read at scrape time."""
+        self.metrics.bind_log(lambda: backend.size_bytes, lambda: backend.segment_count)
+        sources = partition_sources(topics, self.cluster, self._broker_backend, lambda: self.groups)
+        self.metrics.add_exposition(PartitionCollector(sources).render)
+
     async def _start_servers(self) -> None:
         s = self.settings
         backend = self._make_backend()
-        self.metrics.bind_log(lambda: backend.size_bytes, lambda: backend.segment_count)
-
         limits = Limits(s.max_batch_records, s.max_streams_per_identity)
         topics = self.topics
         assert topics is not None
@@ -325,6 +348,7 @@ class Agent:
         self._service = LogService(topics, self.metrics, limits, servers=backend.servers)
         self._admin = AdminService(topics, self.metrics)
         self.groups = self._make_groups(topics)
+        self._bind_metrics(backend, topics)
         self._groups_grpc = GroupsGrpc(self.groups, self.metrics)
         self.groups.start()
         server = self._grpc = self._grpc_server(

@@ -72,3 +72,33 @@ def raise_open_file_limit() -> int:
             return soft
         return hard
     return soft
+
+
+def log_start(
+    s: ServerSettings, *, node: str, cluster_id: str | None, addrs: tuple[str, str, str]
+) -> None:
+    """Log the start line: addresses (gRPC, HTTP, Kafka or ""), data dir, node and cluster
+    (``cluster_id`` None: a single node; "": joining a cluster)."""
+    grpc_addr, http_addr, kafka_addr = addrs
+    kafka = f", Kafka {kafka_addr}" if kafka_addr else ""
+    if cluster_id is None:
+        where = "(single node)"
+    else:
+        where = f"of cluster {cluster_id}" if cluster_id else "(joining a cluster)"
+    log.info(
+        f"started node {node} {where}: gRPC {grpc_addr}, HTTP {http_addr}"
+        f"{kafka}, data dir {s.data_dir}",
+        extra={
+            "event": "start",
+            "node": node,
+            "cluster": cluster_id or None,
+            "grpc_addr": grpc_addr,
+            "http_addr": http_addr,
+            "kafka_addr": kafka_addr or None,
+            "data_dir": s.data_dir,
+            "sync": s.sync,
+            "tls": bool(s.tls_cert),
+            "mutual_tls": bool(s.tls_ca),
+            "acl": s.acl_policy or None,
+        },
+    )

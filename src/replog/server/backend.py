@@ -24,6 +24,7 @@ from replog.api.backend import (
     ReadResult,
     ServerInfo,
 )
+from replog.api.traffic import PartitionTraffic, value_bytes
 from replog.broker.admission import admit, keys_of
 from replog.broker.key_index import KeyIndex
 from replog.broker.producer_log import PartitionProducers
@@ -93,6 +94,8 @@ class SingleNodeBackend:
         self.server_id = server_id
         self.rpc_addr = rpc_addr
         self._on_appended = on_appended
+        self.traffic = PartitionTraffic()
+        """What was produced to and read from this partition (read at scrape time)."""
         self._pending: list[_Request] = []
         self.producers = PartitionProducers(Path(log_.directory))
         self._wakeup = asyncio.Event()
@@ -191,7 +194,7 @@ class SingleNodeBackend:
         for values, _, _ in self._pending:
             if n and size > _GROUP_MAX_BYTES:
                 break
-            size += _size(values) + _GROUP_RECORD_BYTES * len(values)
+            size += value_bytes(values) + _GROUP_RECORD_BYTES * len(values)
             n += 1
         group, self._pending = self._pending[:n], self._pending[n:]
         return group
@@ -230,8 +233,10 @@ class SingleNodeBackend:
             offset += len(items)
         _answer_duplicates(duplicates)
         self._visible = max(self._visible, offset)
+        size = value_bytes(values)
+        self.traffic.produced(len(values), size)
         if self._on_appended is not None:
-            self._on_appended(len(values), _size(values))
+            self._on_appended(len(values), size)
         self._notify()
         if self.producers.due():
             await self._checkpoint(loop)
@@ -336,6 +341,7 @@ class SingleNodeBackend:
         if type(offset) is int and offset < visible:
             max_records = min(max_records, visible - offset)
         payloads = self._log.read_payloads(offset, max_records=max_records, max_bytes=max_bytes)
+        self.traffic.consumed(payloads)
         return ReadResult(payloads, offset + len(payloads))  # one node: no gaps
 
     def read(self, offset: int) -> Record:
@@ -412,10 +418,3 @@ def _shutting_down() -> UnavailableError:
 def _fail(future: asyncio.Future[int], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
-
-
-def _size(values: Sequence[AppendValue]) -> int:
-    try:
-        return sum(map(len, values))  # type: ignore[arg-type]  # bare values: all in C
-    except TypeError:  # a Record among them
-        return sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in values)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from replog.api.backend import LogBackend
+from replog.api.traffic import ReplicaStats
 from replog.broker.broker import Broker
 from replog.broker.key_index import KeyIndex
 from replog.broker.key_source import LogKeySource
@@ -118,6 +119,14 @@ class BrokerBackend:
         for backends in self._partitions.values():
             for backend in backends:
                 backend.server_id, backend.rpc_addr = server_id, rpc_addr
+
+    def replica_stats(self) -> list[ReplicaStats]:
+        """Every partition's traffic (for the metrics read at scrape time)."""
+        return [
+            ReplicaStats(topic, p, backend.traffic)
+            for topic, backends in sorted(self._partitions.items())
+            for p, backend in enumerate(backends)
+        ]
 
     @property
     def default(self) -> SingleNodeBackend:
@@ -299,6 +308,14 @@ class BrokerBackend:
                 event.partition,
                 event.bytes_deleted,
                 event.lowest_offset,
+                extra={
+                    "event": "retention",
+                    "topic": event.topic,
+                    "partition": event.partition,
+                    "segments": event.segments_deleted,
+                    "bytes": event.bytes_deleted,
+                    "lowest_offset": event.lowest_offset,
+                },
             )
         return sum(e.segments_deleted for e in events)
 

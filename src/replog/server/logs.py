@@ -1,4 +1,8 @@
-"""Structured logging for the server: one line per event, plain text or JSON."""
+"""Structured logging for the server: one line per event, plain text or JSON.
+
+Event lines (start, elections, leader changes, liveness, snapshots, membership, retention,
+fail-stop, SIGHUP reload; docs/operations.md lists them) carry an ``event`` field and their
+facts as ``extra`` fields, which JSON prints as keys of the line's object."""
 
 from __future__ import annotations
 
@@ -33,10 +37,13 @@ class JsonFormatter(logging.Formatter):
 
 
 class _TextFormatter(logging.Formatter):
+    """The line with its ``extra`` fields as ``key=value``; an event's line (it has an
+    ``event`` field) says it all in its message, so its fields are for JSON only."""
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
-        if extras:
+        if extras and "event" not in extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         return line
 
