@@ -45,6 +45,7 @@ from replog.cluster.moves import MoveDriver
 from replog.cluster.partitions import HostedPartition, PartitionGroups, group_id
 from replog.cluster.raft_node import NodeOptions, RaftNode
 from replog.cluster.remote import RemotePartition
+from replog.cluster.remote_leaders import RemoteLeaders
 from replog.cluster.topics import ClusterTopics
 from replog.cluster.transfer import hand_over
 from replog.cluster.transport import RaftTransport
@@ -127,6 +128,14 @@ class TopicsHost:
             self.metadata, book, credentials, self._register_voters
         )
         self._last_leader: dict[tuple[str, int], str] = {}
+        self.remote_leaders = RemoteLeaders(
+            name=name,
+            state=lambda: self.metadata.state,
+            live=lambda node: transport.live(raft_id(node)),
+            credentials=credentials,
+        )
+        """Leaders of partitions this node holds no replica of (Kafka Metadata, and the
+        group coordinator of an offsets partition hosted elsewhere)."""
         self.kafka_address = ""
         """The ``HOST:PORT`` Kafka clients are told for this node ("": no listener); the
         register loop has the metadata say so."""
@@ -171,6 +180,7 @@ class TopicsHost:
             servers=self.topics.controller.servers,
             last_leader=self._last_leader,
             topic_id=state.topics[topic].topic_id if topic in state.topics else None,
+            leader_of=self.remote_leaders.leader,
         )
 
     async def serve_forwarded(
@@ -255,6 +265,7 @@ class TopicsHost:
             await self.metadata.save_snapshot()
         await self.partitions.close()
         await self.forwarder.close()
+        await self.remote_leaders.close()
 
     # -- registration ---------------------------------------------------------------------
 

@@ -37,9 +37,12 @@ class RemotePartition:
         servers: Callable[[], list[ServerInfo]],
         last_leader: dict[tuple[str, int], str],
         topic_id: int | None = None,
+        leader_of: Callable[[str, int], str] | None = None,
     ) -> None:
         """``address_of(node name)``; ``last_leader`` remembers, per partition, the address
-        that accepted the last forward (shared by every RemotePartition of the node)."""
+        that accepted the last forward (shared by every RemotePartition of the node);
+        ``leader_of(topic, partition)`` names the partition's leader as its replicas last
+        said ("" when not known)."""
         self.topic = topic
         self.partition = partition
         self.replicas = tuple(replicas)
@@ -48,6 +51,7 @@ class RemotePartition:
         self._forwarder = forwarder
         self._servers = servers
         self._last = last_leader
+        self._leader_of = leader_of
 
     def _candidates(self) -> list[str]:
         addrs = [a for a in map(self._address_of, self.replicas) if a]
@@ -135,8 +139,17 @@ class RemotePartition:
         raise self._not_here()
 
     def servers(self) -> list[ServerInfo]:
-        """The cluster's servers."""
-        return self._servers()
+        """The cluster's servers, the partition's leader marked when its replicas (or the
+        last forward) named one; none marked when not known (never the controller's)."""
+        leader = self._leader_of(self.topic, self.partition) if self._leader_of else ""
+        addr = self._address_of(leader) if leader else None
+        addr = addr or self._last.get((self.topic, self.partition), "")
+        return [
+            ServerInfo(
+                s.id, s.rpc_addr, is_leader=bool(addr) and s.rpc_addr == addr, is_voter=s.is_voter
+            )
+            for s in self._servers()
+        ]
 
     @property
     def closing(self) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from replog.cluster.backend import RaftBackend
 from replog.cluster.hosting import TopicsHost
 from replog.cluster.members import kafka_broker_id, raft_id
-from replog.cluster.remote_leaders import RemoteLeaders
 from replog.errors import UnavailableError
 from replog.server.kafka.context import KafkaBroker
 
@@ -25,12 +24,7 @@ class ClusterView:
     def __init__(self, host: TopicsHost) -> None:
         """Answer from ``host``'s metadata and groups."""
         self._host = host
-        self.remote = RemoteLeaders(
-            name=host.name,
-            state=lambda: host.metadata.state,
-            live=lambda node: host.transport.live(raft_id(node)),
-            credentials=host.forwarding.credentials,
-        )
+        self.remote = host.remote_leaders
 
     def brokers(self) -> list[KafkaBroker]:
         """Every live node whose Kafka address the metadata holds, by broker id: this node,
@@ -75,8 +69,7 @@ class ClusterView:
         return self.remote.leader(topic, partition)
 
     async def close(self) -> None:
-        """Stop asking other nodes."""
-        await self.remote.close()
+        """Nothing to stop: the host's ``remote_leaders`` stop with the host."""
 
     def leads(self, topic: str, partition: int) -> bool:
         """Whether this node's replica of the partition leads it (a partition it holds no
