@@ -96,9 +96,11 @@ def test_verify_needs_a_key_and_a_wrong_key_is_refused(
         with pytest.raises(InvalidArgumentError, match="verify_key"):
             client.consume(0, verify=True)
     other = Signer.parse(write_key_files(tmp_path / "other", "n1").private.read_text())
-    with Client(server.grpc_address, verify_key=other.verifier.encode()) as client:
-        with pytest.raises(VerificationError, match="not signed by n1") as refused:
-            client.consume_batch(2, verify=True)
+    with (
+        Client(server.grpc_address, verify_key=other.verifier.encode()) as client,
+        pytest.raises(VerificationError, match="not signed by n1") as refused,
+    ):
+        client.consume_batch(2, verify=True)
     assert refused.value.offset == 2
 
 
@@ -108,7 +110,7 @@ def test_records_past_the_newest_checkpoint_wait_for_one_then_time_out(
     server = signing_server(server_factory, tmp_path / "data", keys, checkpoint_interval_ms=60_000)
     with Client(server.grpc_address, verify_key=keys.verifier.encode()) as client:
         produce_numbered(client, 0, 5)
-        with pytest.raises(DeadlineExceededError, match="no checkpoint .* covers offset 4 yet"):
+        with pytest.raises(DeadlineExceededError, match=r"no checkpoint .* covers offset 4 yet"):
             client.consume(4, verify=True, timeout=0.3)
 
 
@@ -172,9 +174,11 @@ def test_a_suffix_rewritten_after_the_trusted_checkpoint_is_caught_at_its_first_
         log_.truncate_after(199)
         log_.append_batch([f"forged {i:04d}".encode() for i in range(200, 300)])
     server = signing_server(server_factory, data, keys)
-    with Client(server.grpc_address, verify_key=key, verify_state=state) as client:
-        with pytest.raises(VerificationError, match="does not extend") as caught:
-            client.consume(5, verify=True)
+    with (
+        Client(server.grpc_address, verify_key=key, verify_state=state) as client,
+        pytest.raises(VerificationError, match="does not extend") as caught,
+    ):
+        client.consume(5, verify=True)
     assert caught.value.offset == 200
     assert os.stat(state).st_mode & 0o777 == 0o600
 
@@ -195,16 +199,20 @@ def test_the_state_file_catches_a_rollback_and_a_fork_after_a_client_restart(
         assert client.consume(149, verify=True).offset == 149  # trusts a checkpoint >= 150
     server.stop()
     older = signing_server(server_factory, tmp_path / "older", keys)
-    with Client(older.grpc_address, verify_key=key, verify_state=state) as client:
-        with pytest.raises(VerificationError, match="rolled back") as caught:
-            client.consume(3, verify=True)
+    with (
+        Client(older.grpc_address, verify_key=key, verify_state=state) as client,
+        pytest.raises(VerificationError, match="rolled back") as caught,
+    ):
+        client.consume(3, verify=True)
     assert caught.value.offset == 100
     older.stop()
     forked = signing_server(server_factory, tmp_path / "forked", keys)  # another history
     with Client(forked.grpc_address, verify_key=key) as client:
         produce_numbered(client, 0, 200, tag="other")
     signed(tmp_path / "forked", 200)
-    with Client(forked.grpc_address, verify_key=key, verify_state=state) as client:
-        with pytest.raises(VerificationError, match="does not extend") as caught:
-            client.consume(3, verify=True)
+    with (
+        Client(forked.grpc_address, verify_key=key, verify_state=state) as client,
+        pytest.raises(VerificationError, match="does not extend") as caught,
+    ):
+        client.consume(3, verify=True)
     assert caught.value.offset == 150
