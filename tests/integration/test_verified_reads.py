@@ -78,7 +78,13 @@ def test_honest_reads_verify_and_their_leaves_are_the_records_as_parsed(
             await batches.aclose()
             return [first, *tail, *(await client.consume_batch(0, verify=True)).records]
 
+    async def read_without_a_key() -> None:
+        async with AsyncClient(server.grpc_address) as client:
+            with pytest.raises(InvalidArgumentError, match="verify_key"):
+                client.stream(0, verify=True)
+
     assert [r.offset for r in asyncio.run(read_async())][:3] == [151, 160, 161]
+    asyncio.run(read_without_a_key())
     server.stop()
     with Log(data / PARTITION) as log_:
         stored = log_.read_payloads(0, max_records=1000, max_bytes=1 << 24)

@@ -322,7 +322,7 @@ class AsyncClient(AsyncReadMethods, AsyncAdminMethods, AsyncGroupMethods):
         method = self._read_method("ConsumeBatchStream", verify)
         return self._batches(check_offset(offset), max_records, topic, partition, method)
 
-    async def stream(
+    def stream(
         self,
         offset: int,
         *,
@@ -332,13 +332,11 @@ class AsyncClient(AsyncReadMethods, AsyncAdminMethods, AsyncGroupMethods):
         verify: bool = False,
     ) -> AsyncIterator[Record]:
         """Records from ``offset`` of ``topic`` ``partition`` on, tailing new ones, until
-        the iteration stops."""
+        the iteration stops (``verify``: as ``stream_batches``)."""
         batches = self.stream_batches(
             offset, max_records=max_records, topic=topic, partition=partition, verify=verify
         )
-        async for batch in batches:
-            for record in batch.records:
-                yield record
+        return (record async for batch in batches for record in batch.records)
 
     async def servers(self, *, timeout: float | None = _DEFAULT) -> list[ServerAddress]:
         """The cluster's servers (a single server reports itself as leader)."""
