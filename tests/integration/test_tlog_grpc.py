@@ -13,7 +13,7 @@ from replog.client import Client
 from replog.tlog.checkpoint import open_checkpoint
 from replog.tlog.hashing import leaf_hash
 from replog.tlog.keyfile import write_key_files
-from replog.tlog.proof import verify_consistency, verify_inclusion
+from replog.tlog.proof import verify_consistency, verify_inclusion, verify_range
 from replog.v1 import tlog_pb2 as pb
 from replog.v1 import tlog_pb2_grpc
 from tests.integration.conftest import ThreadedServer, wait_until
@@ -58,3 +58,30 @@ def _quiet(fn: Callable[[], str]) -> str:
         return fn()
     except grpc.RpcError:
         return ""
+
+
+def test_a_range_proof_vouches_for_a_batch_and_impossible_ranges_are_invalid_argument(
+    server_factory: Callable[..., ThreadedServer], tmp_path: Path
+) -> None:
+    keys = write_key_files(tmp_path / "keys", "n1")
+    server = server_factory(
+        tmp_path / "data", server_id="n1", signing_key=str(keys.private), checkpoint_interval_ms=20
+    )
+    with Client(server.grpc_address) as client:
+        client.produce_batch([f"record {i}".encode() for i in range(40)])
+        records = client.consume_batch(10, max_records=20).records
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        stub = tlog_pb2_grpc.TlogStub(channel)
+        request = pb.GetCheckpointRequest(topic="default")
+        wait_until(lambda: "\n40\n" in _quiet(lambda: stub.GetCheckpoint(request).note), 10, "40")
+        checkpoint = open_checkpoint(stub.GetCheckpoint(request).note, keys.verifier)
+        proof = stub.GetRangeProof(pb.GetRangeProofRequest(first_offset=10, count=20, tree_size=40))
+        leaves = [leaf_hash(r.SerializeToString()) for r in records]
+        verify_range(leaves, 10, 40, list(proof.hashes), checkpoint.root)
+        for first, count, size in [(0, 0, 40), (30, 11, 40), (0, 1, 41), (40, 1, 40)]:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetRangeProof(
+                    pb.GetRangeProofRequest(first_offset=first, count=count, tree_size=size)
+                )
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "Traceback" not in (refused.value.details() or "")

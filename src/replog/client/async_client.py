@@ -20,12 +20,12 @@ from replog.client.base import (
     _PRODUCE,
     _REFRESH_TIMEOUT_S,
     ServerAddress,
-    _ClientBase,
     _members,
     _refresh_timeout,
     _servers,
     _stubs,
     _to_error,
+    verifier_for,
 )
 from replog.client.core import (
     Batch,
@@ -33,7 +33,6 @@ from replog.client.core import (
     Offset,
     RetryPolicy,
     ValueInput,
-    batch_from,
     check_offset,
     condition_fields,
     consume_batch_request,
@@ -45,6 +44,7 @@ from replog.client.core import (
 )
 from replog.client.groups import AsyncGroupMethods
 from replog.client.picker import DEFAULT_REFRESH_S
+from replog.client.reads import AsyncReadMethods
 from replog.client.routes import merge_descriptions, merge_routes, needs_more
 from replog.errors import PermissionDeniedError
 from replog.v1 import admin_pb2, log_pb2
@@ -53,8 +53,9 @@ from replog.v1.record_pb2 import Record
 __all__ = ["AsyncClient"]
 
 
-class AsyncClient(_ClientBase, AsyncAdminMethods, AsyncGroupMethods):
-    """The asyncio twin of ``Client``: the same calls, awaited."""
+class AsyncClient(AsyncReadMethods, AsyncAdminMethods, AsyncGroupMethods):
+    """The asyncio twin of ``Client``: the same calls, awaited (``verify_key`` and
+    ``verify_state`` too)."""
 
     def __init__(
         self,
@@ -66,10 +67,13 @@ class AsyncClient(_ClientBase, AsyncAdminMethods, AsyncGroupMethods):
         cert: str | os.PathLike[str] | None = None,
         key: str | os.PathLike[str] | None = None,
         refresh_s: float = DEFAULT_REFRESH_S,
+        verify_key: str | None = None,
+        verify_state: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(
             server, timeout=timeout, retry=retry, ca=ca, cert=cert, key=key, refresh_s=refresh_s
         )
+        self._verifier = verifier_for(verify_key, verify_state)
         self._channels: dict[str, aio.Channel] = {}
 
     def _stub(self, addr: str, method: str) -> Any:
@@ -267,15 +271,16 @@ class AsyncClient(_ClientBase, AsyncAdminMethods, AsyncGroupMethods):
         partition: int = 0,
         min_offset: int | None = None,
         timeout: float | None = _DEFAULT,
+        verify: bool = False,
     ) -> Record:
         """The record at ``offset`` of ``topic`` ``partition`` (see ``Client.consume``)."""
         floor = self.picker.read_floor(min_offset, topic, partition)
         request = consume_request(offset, floor, topic, partition)
+        method = self._read_method("Consume", verify)
         response = await self._call(
-            "Consume", request, idempotent=True, timeout=timeout, topic=topic, partition=partition
+            method, request, idempotent=True, timeout=timeout, topic=topic, partition=partition
         )
-        record: Record = response.record
-        return record
+        return await self._record_of(response, topic, partition, timeout)
 
     async def consume_batch(
         self,
@@ -288,8 +293,10 @@ class AsyncClient(_ClientBase, AsyncAdminMethods, AsyncGroupMethods):
         partition: int = 0,
         min_offset: int | None = None,
         timeout: float | None = _DEFAULT,
+        verify: bool = False,
     ) -> Batch:
         """Records from ``offset`` of ``topic`` ``partition`` (see ``Client.consume_batch``)."""
+        method = self._read_method("ConsumeBatch", verify)
         floor = self.picker.read_floor(min_offset, topic, partition)
         request = consume_batch_request(
             offset, max_records, max_bytes, max_wait_ms, floor, topic, partition
@@ -297,56 +304,39 @@ class AsyncClient(_ClientBase, AsyncAdminMethods, AsyncGroupMethods):
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
         response = await self._call(
-            "ConsumeBatch",
-            request,
-            idempotent=True,
-            timeout=timeout,
-            topic=topic,
-            partition=partition,
+            method, request, idempotent=True, timeout=timeout, topic=topic, partition=partition
         )
-        return batch_from(response)
+        return await self._batch_of(response, topic, partition, timeout)
 
-    async def stream_batches(
-        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+    def stream_batches(
+        self,
+        offset: int,
+        *,
+        max_records: int = 0,
+        topic: str = "",
+        partition: int = 0,
+        verify: bool = False,
     ) -> AsyncIterator[Batch]:
         """Batches of records from ``offset`` of ``topic`` ``partition`` on, tailing;
-        reconnects from the next offset."""
-        next_offset = check_offset(offset)
-        delays = self.retry.delays()
-        while True:
-            request = consume_batch_request(next_offset, max_records, 0, 0, 0, topic, partition)
-            await self._refresh(self.timeout)
-            if self._routes_due(topic):
-                await self._fetch_routes(topic)
-            addr = self._pick(_CONSUME, topic, partition)
-            call = self._stub(addr, "ConsumeBatchStream")(request)
-            try:
-                async for response in call:
-                    delays = self.retry.delays()
-                    batch = batch_from(response)
-                    # Resume where the server said: past control records, even after an empty batch.
-                    next_offset = max(next_offset, batch.next_offset or 0)
-                    yield batch
-                return
-            except grpc.RpcError as exc:
-                delay = self._delay_after(
-                    addr, exc, delays, idempotent=True, topic=topic, partition=partition
-                )
-            finally:
-                call.cancel()
-            await asyncio.sleep(delay)
+        reconnects from the next offset (see ``Client.stream_batches``, ``verify`` too)."""
+        method = self._read_method("ConsumeBatchStream", verify)
+        return self._batches(check_offset(offset), max_records, topic, partition, method)
 
-    async def stream(
-        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+    def stream(
+        self,
+        offset: int,
+        *,
+        max_records: int = 0,
+        topic: str = "",
+        partition: int = 0,
+        verify: bool = False,
     ) -> AsyncIterator[Record]:
         """Records from ``offset`` of ``topic`` ``partition`` on, tailing new ones, until
-        the iteration stops."""
+        the iteration stops (``verify``: as ``stream_batches``)."""
         batches = self.stream_batches(
-            offset, max_records=max_records, topic=topic, partition=partition
+            offset, max_records=max_records, topic=topic, partition=partition, verify=verify
         )
-        async for batch in batches:
-            for record in batch.records:
-                yield record
+        return (record async for batch in batches for record in batch.records)
 
     async def servers(self, *, timeout: float | None = _DEFAULT) -> list[ServerAddress]:
         """The cluster's servers (a single server reports itself as leader)."""

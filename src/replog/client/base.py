@@ -26,16 +26,20 @@ from replog.client.groups import GROUP_METHODS
 from replog.client.partitioner import partition_for_key
 from replog.client.picker import Member, Picker, parse_bootstrap
 from replog.client.routes import PartitionRoutes
+from replog.client.verify import VERIFIED, VERIFY_METHODS, RecordVerifier
+from replog.client.verify_state import TrustStore
 from replog.errors import (
     DeadlineExceededError,
+    InvalidArgumentError,
     ReplogError,
     UnavailableError,
     UnknownTopicError,
 )
 from replog.security.tls import TLSConfig, grpc_channel_credentials
+from replog.tlog.note import Verifier
 from replog.v1 import log_pb2
 
-__all__ = ["ServerAddress"]
+__all__ = ["ServerAddress", "verifier_for"]
 
 _DEFAULT: Final[Any] = DEFAULT_TIMEOUT
 _PRODUCE, _CONSUME = "produce", "consume"
@@ -132,6 +136,9 @@ def _stubs(channel: Any) -> dict[str, Any]:
         factory = channel.unary_unary if kind == "uu" else channel.unary_stream
         path = name if name.startswith("/") else METHOD_PREFIX + name
         out[name] = factory(path, request_serializer=ser, response_deserializer=de)
+    for name, (kind, path, ser, de) in VERIFY_METHODS.items():
+        factory = channel.unary_unary if kind == "uu" else channel.unary_stream
+        out[name] = factory(path, request_serializer=ser, response_deserializer=de)
     return out
 
 
@@ -153,6 +160,17 @@ def _credentials(
         return None
     paths = (None if p is None else os.fspath(p) for p in (cert, key, ca))
     return grpc_channel_credentials(TLSConfig(*paths))
+
+
+def verifier_for(key: str | None, state: str | os.PathLike[str] | None) -> RecordVerifier | None:
+    """The verifier of reads with ``verify=True`` (None without a key)."""
+    if key is None:
+        if state is not None:
+            raise InvalidArgumentError("verify_state needs verify_key (the log's verifier key)")
+        return None
+    if not isinstance(key, str):
+        raise InvalidArgumentError("verify_key is the verifier key text, name+hash+key")
+    return RecordVerifier(Verifier.parse(key), TrustStore(state), time.monotonic)
 
 
 def _servers(response: log_pb2.GetServersResponse) -> list[ServerAddress]:
@@ -183,6 +201,16 @@ class _ClientBase:
         self._creds = _credentials(ca, cert, key)
         self._conns: dict[str, dict[str, Any]] = {}
         self._coordinators: dict[str, str] = {}  # group -> its coordinator's address
+        self._verifier: RecordVerifier | None = None  # set by the twin (verifier_for)
+
+    def _read_method(self, method: str, verify: bool) -> str:
+        """The stub of a read: its verifying twin when ``verify`` (InvalidArgumentError if
+        the client was given no ``verify_key``)."""
+        if not verify:
+            return method
+        if self._verifier is None:
+            raise InvalidArgumentError("verify=True needs a client made with verify_key=...")
+        return method + VERIFIED
 
     def _acknowledged(self, base: int, count: int, topic: str, partition: int) -> Offset:
         """Note an acknowledged produce of ``count`` records from ``base`` (read-your-writes)

@@ -43,12 +43,12 @@ from replog.client.base import (
     _PRODUCE,
     _REFRESH_TIMEOUT_S,
     ServerAddress,
-    _ClientBase,
     _members,
     _refresh_timeout,
     _servers,
     _stubs,
     _to_error,
+    verifier_for,
 )
 from replog.client.batch_stream import BatchStream
 from replog.client.core import (
@@ -57,7 +57,6 @@ from replog.client.core import (
     Offset,
     RetryPolicy,
     ValueInput,
-    batch_from,
     check_offset,
     condition_fields,
     consume_batch_request,
@@ -69,6 +68,7 @@ from replog.client.core import (
 )
 from replog.client.groups import GroupMethods
 from replog.client.picker import DEFAULT_REFRESH_S
+from replog.client.reads import ReadMethods
 from replog.client.routes import merge_descriptions, merge_routes, needs_more
 from replog.errors import (
     PermissionDeniedError,
@@ -79,7 +79,7 @@ from replog.v1.record_pb2 import Record
 __all__ = ["Client", "ServerAddress"]
 
 
-class Client(_ClientBase, AdminMethods, GroupMethods):
+class Client(ReadMethods, AdminMethods, GroupMethods):
     """A blocking client of a replog server or cluster. ``server`` is ``HOST:PORT``, several
     of them comma-separated or as a list (bootstrap addresses; default from ``REPLOG_SERVER``
     or 127.0.0.1:7400). Thread-safe; use as a context manager or ``close()`` it. Errors are
@@ -89,7 +89,10 @@ class Client(_ClientBase, AdminMethods, GroupMethods):
     TLS: ``ca`` (PEM file) verifies the server's certificate; ``cert`` and ``key`` (PEM
     files, together) identify this client to a server that requires mutual TLS. Giving any
     of them makes the connection TLS; none is plaintext. A ``Producer`` gets TLS through
-    its client: ``Producer(Client(addr, ca=..., cert=..., key=...))``."""
+    its client: ``Producer(Client(addr, ca=..., cert=..., key=...))``.
+
+    ``verify_key`` (a verifier key, ``name+hash+key``): reads with ``verify=True`` prove each
+    record in checkpoints it signed, trusted as in ``verify_state`` (``client.verify``)."""
 
     def __init__(
         self,
@@ -101,10 +104,13 @@ class Client(_ClientBase, AdminMethods, GroupMethods):
         cert: str | os.PathLike[str] | None = None,
         key: str | os.PathLike[str] | None = None,
         refresh_s: float = DEFAULT_REFRESH_S,
+        verify_key: str | None = None,
+        verify_state: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__(
             server, timeout=timeout, retry=retry, ca=ca, cert=cert, key=key, refresh_s=refresh_s
         )
+        self._verifier = verifier_for(verify_key, verify_state)
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
@@ -372,6 +378,7 @@ class Client(_ClientBase, AdminMethods, GroupMethods):
         partition: int = 0,
         min_offset: int | None = None,
         timeout: float | None = _DEFAULT,
+        verify: bool = False,
     ) -> Record:
         """The record at ``offset`` of ``topic`` (default: ``default``) ``partition``;
         OffsetOutOfRangeError outside the partition's range.
@@ -379,15 +386,16 @@ class Client(_ClientBase, AdminMethods, GroupMethods):
         ``min_offset`` (read-your-writes): the server first waits until it has committed
         that offset, within the call's timeout. By default it is the last offset this
         client's own produces to that partition were acknowledged at; 0 reads without
-        waiting.
+        waiting. ``verify``: proven first (VerificationError naming the offset that is not;
+        DeadlineExceededError if no checkpoint covers it within the timeout).
         """
         floor = self.picker.read_floor(min_offset, topic, partition)
         request = consume_request(offset, floor, topic, partition)
+        method = self._read_method("Consume", verify)
         response = self._call(
-            "Consume", request, idempotent=True, timeout=timeout, topic=topic, partition=partition
+            method, request, idempotent=True, timeout=timeout, topic=topic, partition=partition
         )
-        record: Record = response.record
-        return record
+        return self._record_of(response, topic, partition, timeout)
 
     def consume_batch(
         self,
@@ -400,10 +408,12 @@ class Client(_ClientBase, AdminMethods, GroupMethods):
         partition: int = 0,
         min_offset: int | None = None,
         timeout: float | None = _DEFAULT,
+        verify: bool = False,
     ) -> Batch:
         """Records from ``offset`` of ``topic`` ``partition`` (waiting up to ``max_wait_ms``
         at its end), once the server has committed ``min_offset`` (default: this client's
-        last write to that partition)."""
+        last write to that partition); ``verify``: each proven first (see ``consume``)."""
+        method = self._read_method("ConsumeBatch", verify)
         floor = self.picker.read_floor(min_offset, topic, partition)
         request = consume_batch_request(
             offset, max_records, max_bytes, max_wait_ms, floor, topic, partition
@@ -411,47 +421,27 @@ class Client(_ClientBase, AdminMethods, GroupMethods):
         if timeout is _DEFAULT and self.timeout is not None:
             timeout = self.timeout + max_wait_ms / 1000
         response = self._call(
-            "ConsumeBatch",
-            request,
-            idempotent=True,
-            timeout=timeout,
-            topic=topic,
-            partition=partition,
+            method, request, idempotent=True, timeout=timeout, topic=topic, partition=partition
         )
-        return batch_from(response)
+        return self._batch_of(response, topic, partition, timeout)
 
     def stream_batches(
-        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+        self,
+        offset: int,
+        *,
+        max_records: int = 0,
+        topic: str = "",
+        partition: int = 0,
+        verify: bool = False,
     ) -> Iterator[Batch]:
         """Batches of records from ``offset`` of ``topic`` ``partition`` on, tailing new
-        ones until closed.
+        ones until closed; ``verify``: each record proven first (see ``consume``; the
+        client's timeout bounds the wait for a checkpoint).
 
         A lost connection is re-established (with backoff) from the next offset.
         """
-        next_offset = check_offset(offset)
-        delays = self.retry.delays()
-        while True:
-            request = consume_batch_request(next_offset, max_records, 0, 0, 0, topic, partition)
-            self._refresh(self.timeout)
-            if self._routes_due(topic):
-                self._fetch_routes(topic)
-            addr = self._pick(_CONSUME, topic, partition)
-            call = self._stub(addr, "ConsumeBatchStream")(request)
-            try:
-                for response in call:
-                    delays = self.retry.delays()
-                    batch = batch_from(response)
-                    # Resume where the server said: past control records, even after an empty batch.
-                    next_offset = max(next_offset, batch.next_offset or 0)
-                    yield batch
-                return
-            except grpc.RpcError as exc:
-                delay = self._delay_after(
-                    addr, exc, delays, idempotent=True, topic=topic, partition=partition
-                )
-            finally:
-                call.cancel()
-            time.sleep(delay)
+        method = self._read_method("ConsumeBatchStream", verify)
+        return self._batches(check_offset(offset), max_records, topic, partition, method)
 
     def batch_stream(
         self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
@@ -470,15 +460,20 @@ class Client(_ClientBase, AdminMethods, GroupMethods):
         return BatchStream(call, lambda exc: self._failed_call(addr, exc, topic, partition))
 
     def stream(
-        self, offset: int, *, max_records: int = 0, topic: str = "", partition: int = 0
+        self,
+        offset: int,
+        *,
+        max_records: int = 0,
+        topic: str = "",
+        partition: int = 0,
+        verify: bool = False,
     ) -> Iterator[Record]:
         """Records from ``offset`` of ``topic`` ``partition`` on, tailing new ones; stop by
-        closing the iterator."""
+        closing the iterator. ``verify``: as ``stream_batches``."""
         batches = self.stream_batches(
-            offset, max_records=max_records, topic=topic, partition=partition
+            offset, max_records=max_records, topic=topic, partition=partition, verify=verify
         )
-        for batch in batches:
-            yield from batch.records
+        return (record for batch in batches for record in batch.records)
 
     def servers(self, *, timeout: float | None = _DEFAULT) -> list[ServerAddress]:
         """The cluster's servers (a single server reports itself as leader)."""

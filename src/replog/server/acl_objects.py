@@ -58,6 +58,7 @@ GRPC_OBJECTS: Mapping[str, str] = {
     "/replog.v1.Tlog/GetCheckpoint": "topic",
     "/replog.v1.Tlog/GetInclusionProof": "topic",
     "/replog.v1.Tlog/GetConsistencyProof": "topic",
+    "/replog.v1.Tlog/GetRangeProof": "topic",
 }
 
 #: The prefix of a consumer group's ACL object: rules name groups as ``group:<pattern>``.

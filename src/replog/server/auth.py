@@ -85,6 +85,7 @@ GRPC_ACTIONS: Mapping[str, Action] = {
     "/replog.v1.Tlog/GetCheckpoint": Action.CONSUME,
     "/replog.v1.Tlog/GetInclusionProof": Action.CONSUME,
     "/replog.v1.Tlog/GetConsistencyProof": Action.CONSUME,
+    "/replog.v1.Tlog/GetRangeProof": Action.CONSUME,
 }
 #: Services anyone who completed the TLS handshake may call: probes and reflection.
 _OPEN_GRPC_SERVICES = (

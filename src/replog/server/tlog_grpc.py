@@ -1,6 +1,7 @@
 """The ``replog.v1.Tlog`` gRPC service: a partition's signed checkpoint and its inclusion and
 consistency proofs (the twins of ``http_tlog``'s routes; tiles are HTTP only, as C2SP has
-them). Consume permission on the topic (the interceptor checks it from ``topic``)."""
+them), and range proofs, one for a batch of records (what ``Client(verify_key=...)`` reads
+with). Consume permission on the topic (the interceptor checks it from ``topic``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from replog.server.http_tlog import TlogState
 from replog.server.metrics import ServerMetrics
 from replog.server.topics import DEFAULT_TOPIC
 from replog.tlog.log_tree import LogTree
-from replog.tlog.proof import consistency_proof, inclusion_proof
+from replog.tlog.proof import consistency_proof, inclusion_proof, range_proof
 from replog.tlog.tile_files import TileDirectory
 from replog.v1 import tlog_pb2 as pb
 
@@ -43,6 +44,7 @@ class TlogGrpc:
             "GetCheckpoint": (self._checkpoint, pb.GetCheckpointRequest),
             "GetInclusionProof": (self._inclusion, pb.GetInclusionProofRequest),
             "GetConsistencyProof": (self._consistency, pb.GetConsistencyProofRequest),
+            "GetRangeProof": (self._range, pb.GetRangeProofRequest),
         }
         draining: Callable[[], bool] = lambda: self.draining  # noqa: E731
         handlers = {
@@ -97,6 +99,18 @@ class TlogGrpc:
         def prove(tiles: TileDirectory) -> list[bytes]:
             _check_held(tiles, request.new_size)
             return consistency_proof(tiles, request.old_size, request.new_size)
+
+        return pb.ProofResponse(hashes=await asyncio.to_thread(tree.read, prove))
+
+    async def _range(self, request: pb.GetRangeProofRequest, context: Any) -> pb.ProofResponse:
+        tree = self._tree(request.topic, request.partition)
+        start, count, size = request.first_offset, request.count, request.tree_size
+        if count < 1:
+            raise InvalidArgumentError("a range proof needs count >= 1")
+
+        def prove(tiles: TileDirectory) -> list[bytes]:
+            _check_held(tiles, size)
+            return range_proof(tiles, start, start + count, size)
 
         return pb.ProofResponse(hashes=await asyncio.to_thread(tree.read, prove))
 

@@ -5,6 +5,11 @@ An inclusion proof shows that the leaf at ``index`` is in the tree of ``size`` l
 given root; a consistency proof that the tree of ``old_size`` leaves is a prefix of the tree of
 ``new_size`` leaves, so history was only appended to. Both are lists of 32-byte hashes, lowest
 first, exactly as RFC 9162 (and Go's ``sumdb/tlog``, Certificate Transparency) define them.
+
+A range proof shows that the leaves ``[start, end)`` are leaves ``start`` on of a tree with a
+given root: the hashes of the subtrees RFC 6962's recursion meets that lie wholly outside the
+range, left to right (at most about ``2 * log2(size)``: the range's compact-range boundary),
+so one proof of O(log n) hashes vouches for a whole batch of records.
 """
 
 from __future__ import annotations
@@ -16,11 +21,17 @@ from replog.tlog.hashing import EMPTY_ROOT, HASH_SIZE, node_hash, split_point
 from replog.tlog.tree import HashSource, range_hash
 
 __all__ = [
+    "MAX_RANGE_PROOF_HASHES",
     "consistency_proof",
     "inclusion_proof",
+    "range_proof",
     "verify_consistency",
     "verify_inclusion",
+    "verify_range",
 ]
+
+MAX_RANGE_PROOF_HASHES = 2 * 64
+"""No range proof of a tree of up to 2**63 leaves holds more hashes (one or two a level)."""
 
 
 def inclusion_proof(source: HashSource, index: int, size: int) -> list[bytes]:
@@ -167,4 +178,72 @@ def _run_consistency(
         fn >>= 1
         sn >>= 1
     if sn != 0 or fr != old_root or sr != new_root:
+        raise failed
+
+
+def _check_range(start: int, end: int, size: int) -> None:
+    if not 0 <= start < end <= size:
+        raise InvalidArgumentError(f"leaves [{start}, {end}) are not in a tree of {size} leaves")
+
+
+def range_proof(source: HashSource, start: int, end: int, size: int) -> list[bytes]:
+    """The proof that leaves ``[start, end)`` are in the tree of the first ``size`` leaves:
+    the hashes of the subtrees outside the range that RFC 6962's recursion meets, left to
+    right."""
+    _check_range(start, end, size)
+    hashes: list[bytes] = []
+
+    def walk(low: int, high: int) -> None:
+        if high <= start or low >= end:
+            hashes.append(range_hash(source, low, high))
+        elif not (start <= low and high <= end):
+            split = low + split_point(high - low)
+            walk(low, split)
+            walk(split, high)
+
+    walk(0, size)
+    return hashes
+
+
+def _leaves_hash(leaves: Sequence[bytes], low: int, high: int) -> bytes:
+    """RFC 6962's hash of ``leaves[low:high]`` (leaf hashes), split as the tree splits it."""
+    if high - low == 1:
+        return bytes(leaves[low])
+    split = low + split_point(high - low)
+    return node_hash(_leaves_hash(leaves, low, split), _leaves_hash(leaves, split, high))
+
+
+def verify_range(
+    leaves: Sequence[bytes], start: int, size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Check that ``leaves`` (leaf hashes) are leaves ``start``, ``start + 1``, ... of the tree
+    of ``size`` leaves whose root is ``root``; VerificationError (naming ``start``) if the
+    proof does not show it. Which leaf of a failing range is wrong takes narrower ranges."""
+    _check_hashes(start, **{"root hash": root})
+    _check_proof(proof, start)
+    if any(not isinstance(leaf, bytes | bytearray) or len(leaf) != HASH_SIZE for leaf in leaves):
+        raise VerificationError(f"a leaf hash is not a {HASH_SIZE}-byte hash", offset=start)
+    end = start + len(leaves)
+    if not leaves or not 0 <= start < end <= size or len(proof) > MAX_RANGE_PROOF_HASHES:
+        raise VerificationError(
+            f"leaves [{start}, {end}) cannot be proven in a tree of {size} leaves", offset=start
+        )
+    failed = VerificationError(
+        f"leaves [{start}, {end}) are not in the tree of {size} leaves with that root",
+        offset=start,
+    )
+    given = iter(proof)
+
+    def walk(low: int, high: int) -> bytes:
+        if high <= start or low >= end:
+            value = next(given, None)
+            if value is None:
+                raise failed  # the proof is too short
+            return bytes(value)
+        if start <= low and high <= end:
+            return _leaves_hash(leaves, low - start, high - start)
+        split = low + split_point(high - low)
+        return node_hash(walk(low, split), walk(split, high))
+
+    if walk(0, size) != root or next(given, None) is not None:
         raise failed

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14replog/v1/tlog.proto\x12\treplog.v1\"F\n\x14GetCheckpointRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x0c\n\x04size\x18\x03 \x01(\x04\"%\n\x15GetCheckpointResponse\x12\x0c\n\x04note\x18\x01 \x01(\t\"_\n\x18GetInclusionProofRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x11\n\ttree_size\x18\x04 \x01(\x04\"b\n\x1aGetConsistencyProofRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x10\n\x08old_size\x18\x03 \x01(\x04\x12\x10\n\x08new_size\x18\x04 \x01(\x04\"\x1f\n\rProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\x32\x86\x02\n\x04Tlog\x12R\n\rGetCheckpoint\x12\x1f.replog.v1.GetCheckpointRequest\x1a .replog.v1.GetCheckpointResponse\x12R\n\x11GetInclusionProof\x12#.replog.v1.GetInclusionProofRequest\x1a\x18.replog.v1.ProofResponse\x12V\n\x13GetConsistencyProof\x12%.replog.v1.GetConsistencyProofRequest\x1a\x18.replog.v1.ProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14replog/v1/tlog.proto\x12\treplog.v1\"F\n\x14GetCheckpointRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x0c\n\x04size\x18\x03 \x01(\x04\"%\n\x15GetCheckpointResponse\x12\x0c\n\x04note\x18\x01 \x01(\t\"_\n\x18GetInclusionProofRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x11\n\ttree_size\x18\x04 \x01(\x04\"b\n\x1aGetConsistencyProofRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x10\n\x08old_size\x18\x03 \x01(\x04\x12\x10\n\x08new_size\x18\x04 \x01(\x04\"p\n\x14GetRangeProofRequest\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\r\x12\x14\n\x0c\x66irst_offset\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\x04\x12\x11\n\ttree_size\x18\x05 \x01(\x04\"\x1f\n\rProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\x32\xd2\x02\n\x04Tlog\x12R\n\rGetCheckpoint\x12\x1f.replog.v1.GetCheckpointRequest\x1a .replog.v1.GetCheckpointResponse\x12R\n\x11GetInclusionProof\x12#.replog.v1.GetInclusionProofRequest\x1a\x18.replog.v1.ProofResponse\x12V\n\x13GetConsistencyProof\x12%.replog.v1.GetConsistencyProofRequest\x1a\x18.replog.v1.ProofResponse\x12J\n\rGetRangeProof\x12\x1f.replog.v1.GetRangeProofRequest\x1a\x18.replog.v1.ProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,8 +39,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=241
   _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=243
   _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=341
-  _globals['_PROOFRESPONSE']._serialized_start=343
-  _globals['_PROOFRESPONSE']._serialized_end=374
-  _globals['_TLOG']._serialized_start=377
-  _globals['_TLOG']._serialized_end=639
+  _globals['_GETRANGEPROOFREQUEST']._serialized_start=343
+  _globals['_GETRANGEPROOFREQUEST']._serialized_end=455
+  _globals['_PROOFRESPONSE']._serialized_start=457
+  _globals['_PROOFRESPONSE']._serialized_end=488
+  _globals['_TLOG']._serialized_start=491
+  _globals['_TLOG']._serialized_end=829
 # @@protoc_insertion_point(module_scope)

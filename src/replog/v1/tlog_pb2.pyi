@@ -125,8 +125,45 @@ class GetConsistencyProofRequest(_message.Message):
 Global___GetConsistencyProofRequest: _TypeAlias = GetConsistencyProofRequest  # noqa: Y015
 
 @_typing.final
+class GetRangeProofRequest(_message.Message):
+    """Leaves [first_offset, first_offset + count) of the tree of tree_size leaves: one proof for a
+    whole batch of records (see GetRangeProof). count >= 1; first_offset + count <= tree_size.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    FIRST_OFFSET_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    partition: _builtins.int
+    first_offset: _builtins.int
+    count: _builtins.int
+    tree_size: _builtins.int
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        partition: _builtins.int = ...,
+        first_offset: _builtins.int = ...,
+        count: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "first_offset", b"first_offset", "partition", b"partition", "topic", b"topic", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRangeProofRequest: _TypeAlias = GetRangeProofRequest  # noqa: Y015
+
+@_typing.final
 class ProofResponse(_message.Message):
-    """RFC 9162 proof hashes (32 bytes each), lowest first."""
+    """RFC 9162 proof hashes (32 bytes each), lowest first; for a range proof, the hashes of the
+    subtrees outside the range that RFC 6962's recursion meets, left to right (at most 128).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

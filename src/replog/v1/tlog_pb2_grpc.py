@@ -49,6 +49,11 @@ class TlogStub:
                 request_serializer=replog_dot_v1_dot_tlog__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=replog_dot_v1_dot_tlog__pb2.ProofResponse.FromString,
                 _registered_method=True)
+        self.GetRangeProof = channel.unary_unary(
+                '/replog.v1.Tlog/GetRangeProof',
+                request_serializer=replog_dot_v1_dot_tlog__pb2.GetRangeProofRequest.SerializeToString,
+                response_deserializer=replog_dot_v1_dot_tlog__pb2.ProofResponse.FromString,
+                _registered_method=True)
 
 
 class TlogServicer:
@@ -72,6 +77,15 @@ class TlogServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRangeProof(self, request, context):
+        """The proof that a contiguous range of records are leaves of the tree: a reader hashes the
+        records it read and, with these hashes, recomputes the checkpoint's root (O(log n) hashes
+        whatever the range's length).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TlogServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -88,6 +102,11 @@ def add_TlogServicer_to_server(servicer, server):
             'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
                     servicer.GetConsistencyProof,
                     request_deserializer=replog_dot_v1_dot_tlog__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=replog_dot_v1_dot_tlog__pb2.ProofResponse.SerializeToString,
+            ),
+            'GetRangeProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRangeProof,
+                    request_deserializer=replog_dot_v1_dot_tlog__pb2.GetRangeProofRequest.FromString,
                     response_serializer=replog_dot_v1_dot_tlog__pb2.ProofResponse.SerializeToString,
             ),
     }
@@ -171,6 +190,33 @@ class Tlog:
             target,
             '/replog.v1.Tlog/GetConsistencyProof',
             replog_dot_v1_dot_tlog__pb2.GetConsistencyProofRequest.SerializeToString,
+            replog_dot_v1_dot_tlog__pb2.ProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRangeProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/replog.v1.Tlog/GetRangeProof',
+            replog_dot_v1_dot_tlog__pb2.GetRangeProofRequest.SerializeToString,
             replog_dot_v1_dot_tlog__pb2.ProofResponse.FromString,
             options,
             channel_credentials,

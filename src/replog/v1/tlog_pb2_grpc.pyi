@@ -38,6 +38,11 @@ class TlogStub:
     GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_tlog_pb2.GetCheckpointRequest, _tlog_pb2.GetCheckpointResponse]
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_tlog_pb2.GetInclusionProofRequest, _tlog_pb2.ProofResponse]
     GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_tlog_pb2.GetConsistencyProofRequest, _tlog_pb2.ProofResponse]
+    GetRangeProof: _grpc.UnaryUnaryMultiCallable[_tlog_pb2.GetRangeProofRequest, _tlog_pb2.ProofResponse]
+    """The proof that a contiguous range of records are leaves of the tree: a reader hashes the
+    records it read and, with these hashes, recomputes the checkpoint's root (O(log n) hashes
+    whatever the range's length).
+    """
 
 @_typing.type_check_only
 class TlogAsyncStub(TlogStub):
@@ -45,6 +50,11 @@ class TlogAsyncStub(TlogStub):
     GetCheckpoint: _aio.UnaryUnaryMultiCallable[_tlog_pb2.GetCheckpointRequest, _tlog_pb2.GetCheckpointResponse]  # type: ignore[assignment]
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_tlog_pb2.GetInclusionProofRequest, _tlog_pb2.ProofResponse]  # type: ignore[assignment]
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_tlog_pb2.GetConsistencyProofRequest, _tlog_pb2.ProofResponse]  # type: ignore[assignment]
+    GetRangeProof: _aio.UnaryUnaryMultiCallable[_tlog_pb2.GetRangeProofRequest, _tlog_pb2.ProofResponse]  # type: ignore[assignment]
+    """The proof that a contiguous range of records are leaves of the tree: a reader hashes the
+    records it read and, with these hashes, recomputes the checkpoint's root (O(log n) hashes
+    whatever the range's length).
+    """
 
 class TlogServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -67,5 +77,16 @@ class TlogServicer(metaclass=_abc_1.ABCMeta):
         request: _tlog_pb2.GetConsistencyProofRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tlog_pb2.ProofResponse, _abc.Awaitable[_tlog_pb2.ProofResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetRangeProof(
+        self,
+        request: _tlog_pb2.GetRangeProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tlog_pb2.ProofResponse, _abc.Awaitable[_tlog_pb2.ProofResponse]]:
+        """The proof that a contiguous range of records are leaves of the tree: a reader hashes the
+        records it read and, with these hashes, recomputes the checkpoint's root (O(log n) hashes
+        whatever the range's length).
+        """
 
 def add_TlogServicer_to_server(servicer: TlogServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
