@@ -128,17 +128,8 @@ class TopicsHost:
             self.metadata, book, credentials, self._register_voters
         )
         self._last_leader: dict[tuple[str, int], str] = {}
-        self.remote_leaders = RemoteLeaders(
-            name=name,
-            state=lambda: self.metadata.state,
-            live=lambda node: transport.live(raft_id(node)),
-            credentials=credentials,
-        )
-        """Leaders of partitions this node holds no replica of (Kafka Metadata, and the
-        group coordinator of an offsets partition hosted elsewhere)."""
-        self.kafka_address = ""
-        """The ``HOST:PORT`` Kafka clients are told for this node ("": no listener); the
-        register loop has the metadata say so."""
+        self.remote_leaders = _remote_leaders(name, self.metadata, transport, credentials)
+        self.kafka_address = ""  # HOST:PORT Kafka clients are told ("": none); registered
         self.topics = ClusterTopics(
             self.metadata,
             self.partitions,
@@ -450,6 +441,22 @@ def _retain(
             },
         )
     return int(result.segments_deleted)
+
+
+def _remote_leaders(
+    name: str,
+    metadata: Metadata,
+    transport: RaftTransport,
+    credentials: grpc.ChannelCredentials | None,
+) -> RemoteLeaders:
+    """Who leads the partitions node ``name`` holds no replica of (Kafka Metadata, and the
+    group coordinator of an offsets partition hosted elsewhere), asked of their replicas."""
+    return RemoteLeaders(
+        name=name,
+        state=lambda: metadata.state,
+        live=lambda node: transport.live(raft_id(node)),
+        credentials=credentials,
+    )
 
 
 def _ignore_result(future: asyncio.Future[Any]) -> None:
