@@ -157,7 +157,6 @@ def test_a_groups_lag_falls_on_the_page_after_the_group_commits(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         session_timeout_ms=6000,
-        fetch_wait_ms=100,
     )
     try:
         assert [consumer.poll(5.0) is not None for _ in range(4)] == [True] * 4

@@ -33,7 +33,7 @@ from replog.broker.config import TopicConfig
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.backend import RaftBackend
 from replog.cluster.controller_commands import RegisterNode, SetKafkaAddress
-from replog.cluster.events import note_transfer
+from replog.cluster.events import group_labels, note_transfer
 from replog.cluster.forward import TOPIC_ID_KEY, Forwarder
 from replog.cluster.groups import GroupHost
 from replog.cluster.log_store import ReplogLogStore
@@ -427,15 +427,16 @@ def _retain(
     )
     if result.segments_deleted:
         store.compact(store.log.lowest_offset)
+        where, topic, partition = group_labels(name)
         log.info(
             "retention deleted %d segments of %s; its records now start at %d",
             result.segments_deleted,
-            name,
+            where,
             store.log.lowest_offset,
             extra={
                 "event": "retention",
-                "topic": name.rpartition("/")[0],
-                "partition": int(name.rpartition("/")[2]),
+                "topic": topic,
+                "partition": partition,
                 "segments": result.segments_deleted,
                 "lowest_offset": store.log.lowest_offset,
             },
