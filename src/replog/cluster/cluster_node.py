@@ -251,7 +251,7 @@ class ClusterNode:
                     self.node.votes.lift("fresh-join")
                 return
             except grpc.RpcError as exc:
-                log.info("join via %s failed: %s", target, exc)
+                _log_join_failure(target, exc, attempt)
                 known = [a for i, (_, a) in self.book.entries.items() if i != self.id]
                 attempt += 1
                 target = leader_hint(exc) or (known[attempt % len(known)] if known else target)
@@ -507,3 +507,14 @@ class ClusterNode:
 
     async def _admin_status(self, request: cluster_pb2.StatusRequest) -> cluster_pb2.StatusResponse:
         return self.status()
+
+
+def _log_join_failure(target: str, exc: grpc.RpcError, attempt: int) -> None:
+    """One line for a failed join attempt (the status and its text, not the RPC error's
+    dump): the first at INFO, then one every 25 attempts (about 5 s), the rest at DEBUG."""
+    code = exc.code() if callable(getattr(exc, "code", None)) else None
+    details = exc.details() if callable(getattr(exc, "details", None)) else None
+    why = f"{code.name if code is not None else 'error'}: {details or 'no details'}"
+    level = logging.INFO if attempt % 25 == 0 else logging.DEBUG
+    again = f" (attempt {attempt + 1}; retrying)" if attempt else " (retrying)"
+    log.log(level, "join via %s failed: %s%s", target, why, again)
