@@ -1,22 +1,31 @@
-"""``replog verify``: check a stopped server's verifiable log offline, against its verifier key.
+"""``replog verify``: audit a verifiable log against its verifier key.
 
-Every partition under ``--data-dir`` (``topics/<topic>/<partition>``, or ``--data-dir``
-itself when it is one partition's directory) is verified by ``tlog.offline``: every record
-re-hashed, its leaf and upper tiles compared, every kept checkpoint's signature, origin and
-root checked. Exit 0 only when everything verifies; else the first bad partition and offset
-are printed and the exit status is 1.
+- ``--topic T --partition P`` (``replog.cli.verify_online``): a running server's partition,
+  every record read with the client's ``verify=True`` (proven in a checkpoint signed by the
+  key; each newer checkpoint consistent with the one trusted before, kept in ``--state``).
+- ``--data-dir DIR``: a stopped server's data directory offline. Every partition under it
+  (``topics/<topic>/<partition>``, or DIR itself when it is one partition's directory) is
+  verified by ``tlog.offline``: every record re-hashed, its leaf and upper tiles compared,
+  every kept checkpoint's signature, origin and root checked.
+
+Exit 0 only when everything verifies; else ``FAIL <topic>/<partition> at offset N: ...``
+and exit status 1 (2 for an unusable key or nothing to verify).
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
+from replog.broker.names import DEFAULT_TOPIC
+from replog.cli.client_commands import _DEFAULT_SERVER, CaOpt, CertOpt, ServerOpt
+from replog.cli.verify_online import audit_partition
+from replog.client import Client
 from replog.errors import ReplogError, VerificationError
 from replog.storage.inspect import list_segments
 from replog.tlog.log_tree import TLOG_DIR
@@ -54,30 +63,59 @@ def _records(directory: Path) -> int:
     return max(0, segments[-1].base - segments[0].base) if segments else 0
 
 
-def verify_command(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="The server's data directory.")],
+def verify_command(  # noqa: PLR0917  (typer options)
     key: Annotated[
         Path, typer.Option("--key", help="The verifier key file (signing.pub) to check with.")
     ],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Audit this stopped server's data directory offline (every partition).",
+            show_default="none: audit a running server's --topic/--partition",
+        ),
+    ] = None,
+    topic: Annotated[str, typer.Option("--topic", "-t", help="The topic to audit.")] = "",
+    partition: Annotated[int, typer.Option("--partition", "-p", min=0)] = 0,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="The checkpoint this auditor trusts, kept between runs (a rollback or fork "
+            "since the last run fails).",
+            show_default="none: trust the first checkpoint",
+        ),
+    ] = None,
+    server: ServerOpt = _DEFAULT_SERVER,
+    ca: CaOpt = None,
+    cert: CertOpt = None,
+    cert_key: Annotated[
+        Path | None,
+        typer.Option("--cert-key", envvar="REPLOG_KEY", help="The client certificate's key."),
+    ] = None,
 ) -> None:
-    """Verify the verifiable log under --data-dir offline (stop the server first)."""
+    """Verify a verifiable log: a running server's partition (--topic, --partition) or,
+    with --data-dir, a stopped server's data directory offline."""
     console = Console(stderr=True)
     try:
-        verifier = Verifier.parse(key.read_text())
+        text = key.read_text()
+        verifier = Verifier.parse(text)
     except (OSError, ReplogError) as exc:
         console.print(f"replog: error: cannot use the verifier key {key}: {exc}")
         raise typer.Exit(2) from None
+    if data_dir is None:
+        _verify_server(
+            console,
+            Client(server, ca=ca, cert=cert, key=cert_key, verify_key=text, verify_state=state),
+            topic,
+            partition,
+        )
+        return
     partitions = _partitions(data_dir)
     if not partitions:
         console.print(f"replog: error: no partition with a verifiable log under {data_dir}")
         raise typer.Exit(2)
-    with Progress(
-        "{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
+    with _progress(console) as progress:
         for name, directory in partitions:
             task = progress.add_task(name, total=_records(directory) or None)
             suffix = None if name == directory.name else "/" + name
@@ -90,14 +128,51 @@ def verify_command(
                 )
             except VerificationError as exc:
                 progress.stop()
-                at = "" if exc.offset is None else f" at offset {exc.offset}"
-                console.print(f"FAIL {name}{at}: {exc}")
-                raise typer.Exit(1) from None
+                _fail(console, name, exc)
             progress.update(task, completed=report.records, total=report.records)
             console.print(
                 f"ok {name}: {report.records} records, tree size {report.size}, "
                 f"{report.checkpoints} checkpoints"
             )
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _fail(console: Console, name: str, exc: VerificationError) -> NoReturn:
+    at = "" if exc.offset is None else f" at offset {exc.offset}"
+    console.print(f"FAIL {name}{at}: {exc}")
+    raise typer.Exit(1) from None
+
+
+def _verify_server(console: Console, client: Client, topic: str, partition: int) -> None:
+    """Audit ``topic`` ``partition`` of the server ``client`` talks to."""
+    name = f"{topic or DEFAULT_TOPIC}/{partition}"
+    with client, _progress(console) as progress:
+        task = progress.add_task(name, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            report = audit_partition(client, topic, partition, advance)
+        except VerificationError as exc:
+            progress.stop()
+            _fail(console, name, exc)
+        except ReplogError as exc:
+            progress.stop()
+            console.print(f"replog: error: {exc}")
+            raise typer.Exit(1) from None
+    gone = f" (offsets below {report.lowest} deleted by retention)" if report.lowest else ""
+    span = f"offsets {report.lowest}..{report.end - 1}" if report.end > report.lowest else "empty"
+    console.print(f"ok {name}: {report.records} records verified, {span}{gone}")
 
 
 def register(app: typer.Typer) -> None:
