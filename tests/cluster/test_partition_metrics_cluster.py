@@ -5,6 +5,7 @@ its own traffic."""
 from __future__ import annotations
 
 from replog.client import Client
+from replog.cluster.members import kafka_broker_id
 from tests.cluster.conftest import Cluster, wait_until
 from tests.integration.test_partition_metrics import of, scrape, series
 
@@ -40,3 +41,10 @@ def test_each_partition_is_reported_by_its_leader_with_its_followers_lag_by_name
         end = one.describe_topic("orders").partitions[0].next_offset
     assert of(s, "kafka_topic_partition_current_offset", **tp) == end
     assert sum(1 for n in three.running() if ("kafka_brokers", ()) in scrape(n)) == 1
+    (value,) = [
+        v
+        for labels, v in series(s, "kafka_topic_partition_leader").items()
+        if dict(labels).items() >= tp.items()
+    ]
+    assert dict(next(iter(series(s, "kafka_topic_partition_leader"))))["leader"] == leader_name
+    assert value == kafka_broker_id(leader_name)  # the broker id Kafka's Metadata names

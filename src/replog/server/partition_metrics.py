@@ -18,10 +18,10 @@ counterpart, so its dashboards and alerts work unchanged:
 - by every replica: ``replog_partition_records_in_total``, ``_bytes_in_total``,
   ``_records_out_total``, ``_bytes_out_total``, ``_leader_changes_total`` {topic, partition}.
 
-Replog's node ids are names, not numbers: ``kafka_topic_partition_leader`` carries the
-leader's name in a ``leader`` label, and its value is the leader's position in the replica
-list counting from 1 (1: the preferred leader; a single node is 1, the broker id its Kafka
-listener answers with). At most ``MAX_GROUP_SERIES`` consumer-group partitions are exported
+``kafka_topic_partition_leader``'s value is the leader's Kafka broker id, the one the Kafka
+listener's Metadata names (``cluster.members.kafka_broker_id``: ``--node-id 3`` is broker 3;
+a single node is broker 1), and its ``leader`` label the node's name. At most
+``MAX_GROUP_SERIES`` consumer-group partitions are exported
 per scrape (docs/operations.md: cardinality).
 """
 
@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 from replog.api.traffic import ReplicaStats
 from replog.broker.model import TopicDescription
 from replog.cluster.cluster_node import ClusterNode
+from replog.cluster.members import kafka_broker_id
 from replog.cluster.replica_stats import replica_stats
 from replog.errors import ReplogError
 from replog.server.broker_backend import BrokerBackend
@@ -70,6 +71,9 @@ class PartitionSources:
     brokers: Callable[[], int]
     replicas: Callable[[], list[ReplicaStats]]
     groups: Callable[[], GroupService | None]
+    broker_id: Callable[[str], int] = lambda name: 1
+    """The Kafka broker id of the node of this name (as the Kafka listener's Metadata
+    names it: a single node is broker 1)."""
 
 
 class PartitionCollector(Collector):
@@ -88,7 +92,7 @@ class PartitionCollector(Collector):
         s = self.sources
         topics = s.topics.list_topics()
         yield from self._cluster(topics)
-        yield from _partitions(topics, s.leads)
+        yield from _partitions(topics, s.leads, s.broker_id)
         yield from _traffic(s.replicas())
         groups = s.groups()
         if groups is not None:
@@ -114,7 +118,9 @@ class PartitionCollector(Collector):
         yield counts
 
 
-def _partitions(topics: list[TopicDescription], leads: Callable[[str], bool]) -> Iterator[Metric]:
+def _partitions(
+    topics: list[TopicDescription], leads: Callable[[str], bool], broker_id: Callable[[str], int]
+) -> Iterator[Metric]:
     """The kafka_topic_partition_* gauges of the partitions this node leads."""
     g = GaugeMetricFamily
     current = g(
@@ -158,9 +164,8 @@ def _partitions(topics: list[TopicDescription], leads: Callable[[str], bool]) ->
             labels = [t.name, str(p.partition)]
             current.add_metric(labels, p.next_offset)
             oldest.add_metric(labels, p.lowest_offset)
-            position = p.replicas.index(p.leader) + 1 if p.leader in p.replicas else 0
-            leader.add_metric([*labels, p.leader], position)
-            preferred.add_metric(labels, 1 if position == 1 else 0)
+            leader.add_metric([*labels, p.leader], broker_id(p.leader))
+            preferred.add_metric(labels, 1 if p.replicas and p.replicas[0] == p.leader else 0)
             replicas.add_metric(labels, len(p.replicas))
             in_sync.add_metric(labels, len(p.in_sync))
             under.add_metric(labels, 1 if len(p.in_sync) < len(p.replicas) else 0)
@@ -301,6 +306,7 @@ def partition_sources(
             brokers=lambda: len(cluster.members()),
             replicas=lambda: replica_stats(cluster),
             groups=groups,
+            broker_id=kafka_broker_id,
         )
     assert broker is not None
     return PartitionSources(
