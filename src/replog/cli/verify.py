@@ -75,8 +75,13 @@ def verify_command(  # noqa: PLR0917  (typer options)
             show_default="none: audit a running server's --topic/--partition",
         ),
     ] = None,
-    topic: Annotated[str, typer.Option("--topic", "-t", help="The topic to audit.")] = "",
-    partition: Annotated[int, typer.Option("--partition", "-p", min=0)] = 0,
+    topic: Annotated[
+        str,
+        typer.Option("--topic", "-t", help="The topic to audit.", show_default="the default topic"),
+    ] = "",
+    partition: Annotated[
+        int, typer.Option("--partition", "-p", min=0, help="The partition to audit.")
+    ] = 0,
     state: Annotated[
         Path | None,
         typer.Option(
