@@ -103,7 +103,7 @@ LeaderBalanceIntervalMsOpt = Annotated[
 ]
 HttpAdvertisedAddrOpt = Annotated[
     Str,
-    _s("http_advertised_addr", "HOST:PORT other nodes name in Replog-Leader (default: bound)."),
+    _s("http_advertised_addr", "HOST:PORT other nodes send HTTP clients to (Replog-Leader)."),
 ]
 KafkaAddrOpt = Annotated[Str, _s("kafka_addr", "Kafka protocol listen HOST:PORT (off unless set).")]
 KafkaAdvertisedAddrOpt = Annotated[
