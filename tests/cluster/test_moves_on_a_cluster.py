@@ -194,6 +194,14 @@ def test_bad_moves_are_refused_with_a_clear_error_and_change_nothing(three: Clus
     with Client(_addrs(nodes)) as client:
         client.create_topic("kept", 2, replication_factor=3)
     leader = three.leader()
+
+    # Each node records its HTTP address a moment after it is registered: wait for them,
+    # so that the version below moves only if a refused command changed something.
+    def addressed() -> bool:
+        known = _state(leader).nodes
+        return all(n.name in known and known[n.name].http_address for n in nodes)
+
+    wait_until(addressed, 10, "every node's HTTP address in the metadata")
     version = _state(leader).version
     pb = cluster_pb2
     decommission = (pb.DecommissionRequest, pb.DecommissionResponse)

@@ -91,6 +91,7 @@ def test_servers_health_ready_metrics_and_openapi(server: ThreadedServer) -> Non
     request(server, "POST", "/v1/records", {"record": {"value": b64(b"x")}})
     status, body = request(server, "GET", "/v1/servers")
     assert status == 200 and body["servers"][0]["is_leader"] is True
+    assert body["servers"][0]["http_addr"] == server.http_address
     assert request(server, "GET", "/healthz")[0] == 200
     assert request(server, "GET", "/readyz")[0] == 200
     status, text = request(server, "GET", "/metrics")

@@ -17,6 +17,7 @@ from replog.cluster.controller_commands import (
     DeleteTopic,
     ReassignPartition,
     RegisterNode,
+    SetHttpAddress,
     SetKafkaAddress,
     decode,
 )
@@ -53,6 +54,7 @@ _COMMANDS: st.SearchStrategy[Command] = st.one_of(
     st.builds(RegisterNode, st.sampled_from(_NODES), st.sampled_from(["h:1", "h:2"])),
     st.builds(DecommissionNode, st.sampled_from(_NODES)),
     st.builds(SetKafkaAddress, st.sampled_from(_NODES), st.sampled_from(["", "h:9092"])),
+    st.builds(SetHttpAddress, st.sampled_from(_NODES), st.sampled_from(["", "h:7401"])),
     st.builds(
         CreateTopic,
         _TOPICS,

@@ -101,6 +101,10 @@ LeaderBalancingOpt = Annotated[
 LeaderBalanceIntervalMsOpt = Annotated[
     Int, _s("leader_balance_interval_ms", "How often leader balancing runs (cluster).")
 ]
+HttpAdvertisedAddrOpt = Annotated[
+    Str,
+    _s("http_advertised_addr", "HOST:PORT other nodes send HTTP clients to (Replog-Leader)."),
+]
 KafkaAddrOpt = Annotated[Str, _s("kafka_addr", "Kafka protocol listen HOST:PORT (off unless set).")]
 KafkaAdvertisedAddrOpt = Annotated[
     Str, _s("kafka_advertised_addr", "HOST:PORT Kafka clients are told (default: the bound one).")
@@ -142,6 +146,7 @@ def serve_command(  # noqa: PLR0917  (one flag per setting)
     data_dir: DataDirOpt = None,
     grpc_addr: GrpcAddrOpt = None,
     http_addr: HttpAddrOpt = None,
+    http_advertised_addr: HttpAdvertisedAddrOpt = None,
     kafka_addr: KafkaAddrOpt = None,
     kafka_advertised_addr: KafkaAdvertisedAddrOpt = None,
     config: ConfigOpt = None,

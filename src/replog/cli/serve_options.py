@@ -20,6 +20,7 @@ _SHOWN = {
     "server_id": "the gRPC address",
     "ready_file": "none",
     "join": "none",
+    "http_advertised_addr": "the bound address",
     "kafka_addr": "off",
     "kafka_advertised_addr": "the bound address",
 }

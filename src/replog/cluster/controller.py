@@ -50,6 +50,7 @@ from replog.cluster.controller_commands import (
     DeleteTopic,
     ReassignPartition,
     RegisterNode,
+    SetHttpAddress,
     SetKafkaAddress,
 )
 from replog.cluster.controller_rules import validate
@@ -176,6 +177,15 @@ def _apply_kafka_address(state: ControllerState, command: Command, index: int) -
     nodes = dict(state.nodes)
     nodes[command.node_id] = dataclasses.replace(
         nodes[command.node_id], kafka_address=command.address
+    )
+    return dataclasses.replace(state, nodes=nodes)
+
+
+def _apply_http_address(state: ControllerState, command: Command, index: int) -> ControllerState:
+    assert isinstance(command, SetHttpAddress)
+    nodes = dict(state.nodes)
+    nodes[command.node_id] = dataclasses.replace(
+        nodes[command.node_id], http_address=command.address
     )
     return dataclasses.replace(state, nodes=nodes)
 
@@ -308,6 +318,7 @@ def _with_partition(topic: TopicInfo, partition: int, value: PartitionInfo) -> T
 _MUTATIONS = {
     RegisterNode: _apply_register,
     SetKafkaAddress: _apply_kafka_address,
+    SetHttpAddress: _apply_http_address,
     DecommissionNode: _apply_decommission,
     CreateTopic: _apply_create_topic,
     DeleteTopic: _apply_delete_topic,

@@ -33,6 +33,7 @@ __all__ = [
     "DeleteTopic",
     "ReassignPartition",
     "RegisterNode",
+    "SetHttpAddress",
     "SetKafkaAddress",
     "decode",
 ]
@@ -82,6 +83,17 @@ class SetKafkaAddress(_Base):
     node can answer Kafka's Metadata and FindCoordinator with every node's listener."""
 
     kind: ClassVar[str] = "set_kafka_address"
+    node_id: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetHttpAddress(_Base):
+    """Node ``node_id``'s HTTP API is reached at ``address`` (``HOST:PORT``, what HTTP
+    clients are told in ``Replog-Leader``); "" says it has not said. Each node proposes its
+    own, so any node can name another's HTTP address when it refuses a request."""
+
+    kind: ClassVar[str] = "set_http_address"
     node_id: str
     address: str
 
@@ -162,6 +174,7 @@ class CompleteReassignment(_Base):
 Command = (
     RegisterNode
     | SetKafkaAddress
+    | SetHttpAddress
     | DecommissionNode
     | CreateTopic
     | DeleteTopic
@@ -176,6 +189,7 @@ _COMMANDS: dict[str, type[_Base]] = {
     for cls in (
         RegisterNode,
         SetKafkaAddress,
+        SetHttpAddress,
         DecommissionNode,
         CreateTopic,
         DeleteTopic,

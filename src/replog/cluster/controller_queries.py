@@ -11,7 +11,7 @@ from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.controller_state import ControllerState
 from replog.errors import UnknownTopicError
 
-__all__ = ["PartitionRef", "describe", "diff_for_node", "partitions_of"]
+__all__ = ["PartitionRef", "describe", "diff_for_node", "http_address_of", "partitions_of"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -82,3 +82,11 @@ def diff_for_node(
     after = set(partitions_of(new, node_id))
     controller = {PartitionRef(DEFAULT_TOPIC, 0, 0)}
     return sorted(after - before - controller), sorted(before - after - controller)
+
+
+def http_address_of(state: ControllerState, address: str) -> str:
+    """The HTTP address of the node reached (over gRPC) at ``address``: "" when no
+    registered node has that address, more than one has (a stale registration), or that
+    node has not said where its HTTP API is."""
+    found = {info.http_address for info in state.nodes.values() if info.address == address}
+    return found.pop() if address and len(found) == 1 else ""

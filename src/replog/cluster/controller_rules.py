@@ -21,6 +21,7 @@ from replog.cluster.controller_commands import (
     DeleteTopic,
     ReassignPartition,
     RegisterNode,
+    SetHttpAddress,
     SetKafkaAddress,
 )
 from replog.cluster.controller_state import (
@@ -83,6 +84,13 @@ def _check_kafka_address(state: ControllerState, command: Command) -> None:
                 f"nodes {other!r} and {command.node_id!r} would be the same Kafka broker "
                 f"(id {broker}); rename one of them to run Kafka listeners on both"
             )
+
+
+def _check_http_address(state: ControllerState, command: Command) -> None:
+    assert isinstance(command, SetHttpAddress)
+    _known_node(state, command.node_id)
+    if command.address:
+        _check_node_text("HTTP address", command.address)
 
 
 def _known_node(state: ControllerState, node_id: str) -> None:
@@ -239,6 +247,7 @@ def _check_complete(state: ControllerState, command: Command) -> None:
 _CHECKS: dict[type, Callable[[ControllerState, Command], None]] = {
     RegisterNode: _check_register,
     SetKafkaAddress: _check_kafka_address,
+    SetHttpAddress: _check_http_address,
     DecommissionNode: _check_decommission,
     CreateTopic: _check_create_topic,
     DeleteTopic: _check_delete_topic,

@@ -35,17 +35,22 @@ def encode_state(state: ControllerState) -> bytes:
 
 
 def _encode_node(name: str, node: NodeInfo) -> list[str]:
-    """[id, address, state], and the Kafka address only when there is one (so a state
-    without any gives the bytes it gave before Kafka addresses existed)."""
+    """[id, address, state], then the Kafka address when there is one or an HTTP address
+    follows, then the HTTP address when there is one (so a state without either gives the
+    bytes it gave before they existed, and one without an HTTP address those it gave
+    before HTTP addresses)."""
     fields = [name, node.address, node.state]
+    if node.http_address:
+        return [*fields, node.kafka_address, node.http_address]
     return [*fields, node.kafka_address] if node.kafka_address else fields
 
 
 def _decode_node(item: object) -> tuple[str, NodeInfo]:
-    if not isinstance(item, list) or len(item) not in {3, 4}:
+    if not isinstance(item, list) or len(item) not in {3, 4, 5}:
         raise ValueError("node")
-    kafka = _str(item[3]) if len(item) == 4 else ""
-    return _str(item[0]), NodeInfo(_str(item[1]), _node_state(item[2]), kafka)
+    kafka = _str(item[3]) if len(item) >= 4 else ""
+    http = _str(item[4]) if len(item) == 5 else ""
+    return _str(item[0]), NodeInfo(_str(item[1]), _node_state(item[2]), kafka, http)
 
 
 def _encode_topic(name: str, topic: TopicInfo) -> dict[str, Any]:

@@ -31,12 +31,14 @@ NODE_STATES: tuple[NodeState, ...] = ("active", "decommissioning")
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
     """A registered node: where it is reached, whether it still takes new replicas
-    (``active``) or is having its replicas moved away (``decommissioning``), and where its
-    Kafka listener is reached ("" when it runs none or has not said)."""
+    (``active``) or is having its replicas moved away (``decommissioning``), where its
+    Kafka listener is reached ("" when it runs none or has not said) and where its HTTP API
+    is reached ("" until it has said)."""
 
     address: str
     state: NodeState = "active"
     kafka_address: str = ""
+    http_address: str = ""
 
 
 @dataclass(frozen=True, slots=True)

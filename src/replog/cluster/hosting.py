@@ -4,7 +4,8 @@
 - ``Metadata`` follows the controller log and ``PartitionGroups`` runs the groups it wants;
 - the controller leader registers every voter of the controller group as a node (the
   node list placement uses), and refreshes an address that changed; each node has the
-  metadata name its own Kafka listener (``kafka_address``, "" when it runs none);
+  metadata name its own Kafka listener (``kafka_address``, "" when it runs none) and its
+  HTTP API (``http_address``, once it listens);
 - leader balancing: each node that leads a partition group whose preferred leader (its
   first replica) is another node, live and caught up, hands leadership to it, a few
   groups per round, so leaderships return to their preferred nodes after a failover;
@@ -32,7 +33,7 @@ from replog.api.wire import produce_batch_request
 from replog.broker.config import TopicConfig
 from replog.broker.names import DEFAULT_TOPIC
 from replog.cluster.backend import RaftBackend
-from replog.cluster.controller_commands import RegisterNode, SetKafkaAddress
+from replog.cluster.controller_commands import RegisterNode, SetHttpAddress, SetKafkaAddress
 from replog.cluster.events import group_labels, note_transfer
 from replog.cluster.forward import TOPIC_ID_KEY, Forwarder
 from replog.cluster.groups import GroupHost
@@ -130,6 +131,7 @@ class TopicsHost:
         self._last_leader: dict[tuple[str, int], str] = {}
         self.remote_leaders = _remote_leaders(name, self.metadata, transport, credentials)
         self.kafka_address = ""  # HOST:PORT Kafka clients are told ("": none); registered
+        self.http_address = ""  # HOST:PORT HTTP clients are told ("": not listening yet)
         self.topics = ClusterTopics(
             self.metadata,
             self.partitions,
@@ -265,7 +267,7 @@ class TopicsHost:
             await asyncio.sleep(_REGISTER_EVERY_S)
             if self.metadata.is_leader:
                 await self._register_voters()
-            await self._advertise_kafka()
+            await self._advertise()
 
     async def _register_voters(self) -> None:
         """Register each voter whose name or address the metadata does not have yet."""
@@ -283,16 +285,23 @@ class TopicsHost:
                 log.debug("registering %s failed: %s", name, exc)
                 return
 
-    async def _advertise_kafka(self) -> None:
-        """Have the metadata name this node's Kafka listener as it is now (once this node
-        is registered; through the controller leader)."""
+    async def _advertise(self) -> None:
+        """Have the metadata name this node's Kafka listener and HTTP API as they are now
+        (once this node is registered; through the controller leader). The HTTP API is
+        always on, so its address is never cleared: a restart sets the new one."""
         known = self.metadata.state.nodes.get(self.name)
-        if known is None or known.kafka_address == self.kafka_address:
+        if known is None:
             return
-        try:
-            await self.forwarding.propose(SetKafkaAddress(self.name, self.kafka_address))
-        except ReplogError as exc:
-            log.debug("advertising the Kafka address failed: %s", exc)
+        commands: list[SetKafkaAddress | SetHttpAddress] = []
+        if known.kafka_address != self.kafka_address:
+            commands.append(SetKafkaAddress(self.name, self.kafka_address))
+        if self.http_address and known.http_address != self.http_address:
+            commands.append(SetHttpAddress(self.name, self.http_address))
+        for command in commands:
+            try:
+                await self.forwarding.propose(command)
+            except ReplogError as exc:
+                log.debug("advertising an address (%s) failed: %s", command.kind, exc)
 
     # -- leader balancing -----------------------------------------------------------------
 

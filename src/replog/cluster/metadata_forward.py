@@ -4,8 +4,8 @@ Kafka brokers forward admin requests to their controller (KIP-590); so does repl
 node that received the request (and authorised it for the caller) hands the encoded
 command to the controller leader over ``Cluster/ProposeMetadata``, node to node (the
 node's identity holds ``replicate``), and waits until it applied the entry itself. Only
-topic commands and a node's own Kafka address (``SetKafkaAddress``) are accepted that
-way; moves and node changes have calls of their own.
+topic commands and a node's own Kafka and HTTP addresses (``SetKafkaAddress``,
+``SetHttpAddress``) are accepted that way; moves and node changes have calls of their own.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from replog.cluster.controller_commands import (
     CreatePartitions,
     CreateTopic,
     DeleteTopic,
+    SetHttpAddress,
     SetKafkaAddress,
     decode,
 )
@@ -36,7 +37,14 @@ from replog.v1 import cluster_pb2
 
 __all__ = ["MetadataForwarding"]
 
-_FORWARDED = (CreateTopic, DeleteTopic, AlterTopicConfig, CreatePartitions, SetKafkaAddress)
+_FORWARDED = (
+    CreateTopic,
+    DeleteTopic,
+    AlterTopicConfig,
+    CreatePartitions,
+    SetKafkaAddress,
+    SetHttpAddress,
+)
 _ATTEMPTS = 3
 
 

@@ -380,7 +380,11 @@ class Agent:
         assert self._health is not None
         for name in ("", SERVICE_NAME, ADMIN_SERVICE_NAME, GROUPS_SERVICE_NAME):
             await self._health.set(name, serving)
+        await self._start_http(backend, limits)
 
+    async def _start_http(self, backend: SingleNodeBackend | RaftBackend, limits: Limits) -> None:
+        """Listen for HTTP; a cluster node then has the metadata name its HTTP address."""
+        s = self.settings
         self._http_state = HttpState(backend, self.metrics, self.cluster, limits, self.topics)
         self._http_state.groups = self.groups
         gate = self.gatekeeper
@@ -406,6 +410,10 @@ class Agent:
             raise ConfigError(f"cannot listen for HTTP on {s.http_addr}: {exc.strerror}") from None
         bound = runner.addresses[0]
         self.http_address = join_host_port(host, int(bound[1]))
+        advertised = s.http_advertised_addr or self.http_address
+        self._http_state.http_address = advertised
+        if self.cluster is not None:  # other nodes name it in Replog-Leader (issue 16)
+            self.cluster.topics_host.http_address = advertised
 
     async def _start_kafka(self) -> str:
         """Start the Kafka listener when ``kafka_addr`` is set; its bound address or ""."""

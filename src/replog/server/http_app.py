@@ -18,7 +18,7 @@ from aiohttp import web
 
 from replog.api.backend import LogBackend, new_producer_id
 from replog.api.status import http_status_for
-from replog.errors import InvalidArgumentError, ReplogError
+from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
 from replog.jsonform import record_to_json
 from replog.server.http_common import (
     HTTP_CODES,
@@ -29,6 +29,8 @@ from replog.server.http_common import (
     error_details,
     error_response,
     json_body,
+    leader_header,
+    node_http_addresses,
     read_body,
     record_from_json,
 )
@@ -112,7 +114,9 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         return response
     except ReplogError as exc:
         status = http_status_for(exc)
-        return error_response(status, exc.code, str(exc), error_details(exc))
+        lead = exc.leader_addr if isinstance(exc, UnavailableError) else ""
+        headers = leader_header(state, lead)
+        return error_response(status, exc.code, str(exc), error_details(exc), headers)
     except web.HTTPException as exc:
         status = exc.status
         if exc.status < 400:
@@ -140,11 +144,18 @@ async def _init_producer_id(request: web.Request) -> web.Response:
 
 async def _servers(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    http = node_http_addresses(state)
     servers = [
         {"id": s.id, "rpc_addr": s.rpc_addr, "is_leader": s.is_leader, "is_voter": s.is_voter}
+        | _http_addr(http, s.id)
         for s in state.backend.servers()
     ]
     return web.json_response({"servers": servers})
+
+
+def _http_addr(known: dict[str, str], node_id: str) -> dict[str, str]:
+    """``{"http_addr": ...}`` when node ``node_id``'s HTTP address is known, else {}."""
+    return {"http_addr": known[node_id]} if node_id in known else {}
 
 
 _ADMIN_HTTP_STATUS = {
@@ -159,9 +170,11 @@ _ADMIN_HTTP_STATUS = {
 async def _cluster_status(request: web.Request) -> web.Response:
     """This node's view: role, term, commit index and every member (lag as the leader sees it)."""
     state = request.app[STATE_KEY]
+    http = node_http_addresses(state)
     if state.cluster is None:  # a single node: itself, as the leader
         me, commit = state.backend.servers()[0], state.backend.high_watermark - 1
         member = {"id": me.id, "rpc_addr": me.rpc_addr, "role": "leader", "voter": True}
+        member |= _http_addr(http, me.id)
         member |= {"is_leader": True, "match_index": commit, "lag": 0, "last_contact_s": None}
         return web.json_response(
             {
@@ -185,6 +198,7 @@ async def _cluster_status(request: web.Request) -> web.Response:
             "lag": m.lag,
             "last_contact_s": None if m.last_contact_s < 0 else round(m.last_contact_s, 3),
         }
+        | _http_addr(http, m.id)
         for m in answer.members
     ]
     return web.json_response(
@@ -197,6 +211,7 @@ async def _cluster_status(request: web.Request) -> web.Response:
             "members": members,
             "nodes": [
                 {"id": n.id, "rpc_addr": n.rpc_addr, "state": n.state, "partitions": n.partitions}
+                | _http_addr(http, n.id)
                 for n in answer.nodes
             ],
             "moves": [_move_json(m) for m in answer.moves],
@@ -234,7 +249,7 @@ async def _admin(state: HttpState, op: Awaitable[Any]) -> Any:
     try:
         return await op
     except AdminError as exc:
-        headers = {"Replog-Leader": exc.leader_addr} if exc.leader_addr else None
+        headers = leader_header(state, exc.leader_addr)
         status = _ADMIN_HTTP_STATUS[exc.status]
         return web.json_response(
             {"error": {"code": exc.status, "message": str(exc)}}, status=status, headers=headers

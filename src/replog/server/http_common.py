@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from replog.api.backend import AppendValue, LogBackend
+from replog.cluster.controller_queries import http_address_of
 from replog.errors import (
     ExpectedKeyOffsetError,
     ExpectedOffsetError,
@@ -43,6 +45,8 @@ __all__ = [
     "error_response",
     "int_param",
     "json_body",
+    "leader_header",
+    "node_http_addresses",
     "read_body",
     "record_from_json",
 ]
@@ -70,17 +74,44 @@ class HttpState:
         self.groups: GroupService | None = None
         """Consumer groups (None: this server has no group routes)."""
         self.draining = False
+        self.http_address = ""
+        """This server's own HTTP address as clients are told it ("": not listening yet)."""
 
 
 STATE_KEY = web.AppKey("replog_state", HttpState)
 
 
 def error_response(
-    status: int, code: str, message: str, details: dict[str, int] | None = None
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, int] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """A JSON error body with ``status`` (``details``: the numbers the error carries)."""
+    """A JSON error body with ``status`` (``details``: the numbers the error carries;
+    ``headers``: response headers, such as ``Replog-Leader``)."""
     error: dict[str, Any] = {"code": code, "message": message, **(details or {})}
-    return web.json_response({"error": error}, status=status)
+    return web.json_response({"error": error}, status=status, headers=headers)
+
+
+def leader_header(state: HttpState, leader_addr: str) -> dict[str, str] | None:
+    """``{"Replog-Leader": HOST:PORT}``: the HTTP address of the node a refusal names by its
+    gRPC address ``leader_addr``; None when that node's HTTP address is not known (a gRPC
+    address there would send an HTTP client to the wrong port)."""
+    if state.cluster is None or not leader_addr:
+        return None
+    address = http_address_of(state.cluster.topics_host.metadata.state, leader_addr)
+    return {"Replog-Leader": address} if address else None
+
+
+def node_http_addresses(state: HttpState) -> dict[str, str]:
+    """Each node's HTTP address by node id, for those that said where it is (a single
+    server: itself)."""
+    if state.cluster is None:
+        me = state.backend.servers()[0].id
+        return {me: state.http_address} if state.http_address else {}
+    nodes = state.cluster.topics_host.metadata.state.nodes
+    return {name: info.http_address for name, info in nodes.items() if info.http_address}
 
 
 def error_details(exc: ReplogError) -> dict[str, int] | None:

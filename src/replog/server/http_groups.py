@@ -4,8 +4,8 @@
 describes (members, assignment, committed offsets, lag) and deletes (204; 409 while it has
 members); ``GET|POST /v1/groups/{name}/offsets`` fetches and commits; ``POST
 /v1/groups/{name}/heartbeat`` is a member's heartbeat. Bodies and answers use the gRPC
-messages' field names. A node that is not the group's coordinator answers 503 with the
-coordinator's address in ``Replog-Leader``.
+messages' field names. A node that is not the group's coordinator answers 503 (the app's
+middleware) with the coordinator's HTTP address in ``Replog-Leader`` when it knows it.
 """
 
 from __future__ import annotations

@@ -88,6 +88,10 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "rpc_addr": {"type": "string"},
+            "http_addr": {
+                "type": "string",
+                "description": "HOST:PORT of its HTTP API (absent until it has said)",
+            },
             "is_leader": {"type": "boolean"},
             "is_voter": {"type": "boolean"},
         },
@@ -97,6 +101,10 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "rpc_addr": {"type": "string"},
+            "http_addr": {
+                "type": "string",
+                "description": "HOST:PORT of its HTTP API (absent until it has said)",
+            },
             "role": {"type": "string", "enum": ["leader", "follower", "learner"]},
             "voter": {"type": "boolean"},
             "is_leader": {"type": "boolean"},
@@ -125,6 +133,7 @@ _SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "id": {"type": "string"},
                         "rpc_addr": {"type": "string"},
+                        "http_addr": {"type": "string"},
                         "state": {
                             "type": "string",
                             "enum": ["active", "decommissioning", "decommissioned"],

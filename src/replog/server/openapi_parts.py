@@ -84,7 +84,8 @@ _ERROR_TEXT = {
     413: "Body or record too large",
     429: "The caller's identity already holds the most open streams allowed",
     501: "Not supported by this server",
-    503: "The server is shutting down, or is not the leader (header Replog-Leader)",
+    503: "The server is shutting down, or another node must answer: the leader, or a "
+    "group's coordinator (header Replog-Leader names its HTTP address when known)",
     504: "The change did not finish in time",
 }
 
@@ -99,9 +100,24 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+#: The header of a 503 refusal naming the node that can answer.
+_LEADER_HEADER = {
+    "Replog-Leader": {
+        "description": "HOST:PORT of the HTTP API of the node that can answer (the leader, "
+        "or the group's coordinator): send the request there. Absent when this node does "
+        "not know it (retry, or ask any node again)",
+        "schema": {"type": "string"},
+    }
+}
+
+
 def errors(*statuses: int) -> dict[str, Any]:
-    """The error responses of these statuses, each an Error body."""
-    return {str(s): json_content(ref("Error"), _ERROR_TEXT[s]) for s in statuses}
+    """The error responses of these statuses, each an Error body (a 503's may carry the
+    ``Replog-Leader`` header)."""
+    out = {str(s): json_content(ref("Error"), _ERROR_TEXT[s]) for s in statuses}
+    if "503" in out:
+        out["503"]["headers"] = _LEADER_HEADER
+    return out
 
 
 def query(name: str, description: str, maximum: int | None = None) -> dict[str, Any]:

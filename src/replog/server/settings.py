@@ -50,6 +50,8 @@ class ServerSettings:
     data_dir: str = "./data"
     grpc_addr: str = DEFAULT_GRPC_ADDR
     http_addr: str = DEFAULT_HTTP_ADDR
+    http_advertised_addr: str = ""
+    """The HOST:PORT other nodes name in ``Replog-Leader`` (default: the bound address)."""
     kafka_addr: str = ""
     kafka_advertised_addr: str = ""
     server_id: str = ""
@@ -95,7 +97,7 @@ class ServerSettings:
     def __post_init__(self) -> None:
         split_addr(self.grpc_addr, "grpc_addr")
         split_addr(self.http_addr, "http_addr")
-        for name in ("kafka_addr", "kafka_advertised_addr"):
+        for name in ("http_advertised_addr", "kafka_addr", "kafka_advertised_addr"):
             if getattr(self, name):
                 split_addr(getattr(self, name), name)
         if self.log_format not in ("text", "json"):
