@@ -116,6 +116,11 @@ def verify_command(  # noqa: PLR0917  (typer options)
             partition,
         )
         return
+    _verify_offline(console, data_dir, verifier)
+
+
+def _verify_offline(console: Console, data_dir: Path, verifier: Verifier) -> None:
+    """Audit every partition with a verifiable log under ``data_dir``."""
     partitions = _partitions(data_dir)
     if not partitions:
         console.print(f"replog: error: no partition with a verifiable log under {data_dir}")
