@@ -96,7 +96,12 @@ def verify_command(  # noqa: PLR0917  (typer options)
     cert: CertOpt = None,
     cert_key: Annotated[
         Path | None,
-        typer.Option("--cert-key", envvar="REPLOG_KEY", help="The client certificate's key."),
+        typer.Option(
+            "--cert-key",
+            envvar="REPLOG_KEY",
+            help="The client certificate's key.",
+            show_default="none",
+        ),
     ] = None,
 ) -> None:
     """Verify a verifiable log: a running server's partition (--topic, --partition) or,
