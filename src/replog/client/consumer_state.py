@@ -344,20 +344,32 @@ class ConsumerState:
             return part.generation
 
     def pause(self, partitions: Iterable[TopicPartition]) -> None:
-        """Stop fetching ``partitions`` (owned ones; others: InvalidArgumentError)."""
+        """Stop fetching ``partitions`` (owned ones; any other: InvalidArgumentError, and
+        nothing paused)."""
         with self._lock:
-            for tp in list(partitions):
-                self._moved(tp, paused=True)
+            for tp in self._owned_all(partitions):
+                if not self._parts[tp].paused:
+                    self._moved(tp, paused=True)
 
     def resume(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
-        """Fetch paused ``partitions`` again; returns those that were paused."""
+        """Fetch paused ``partitions`` again; returns those that were paused (to fetch
+        anew). One not owned: InvalidArgumentError, and nothing resumed; an owned one that
+        is not paused is left as it is (its fetch goes on)."""
         with self._lock:
-            resumed = []
-            for tp in list(partitions):
-                if self._parts.get(tp) is not None and self._parts[tp].paused:
-                    resumed.append(tp)
+            resumed = [tp for tp in self._owned_all(partitions) if self._parts[tp].paused]
+            for tp in resumed:
                 self._moved(tp, paused=False)
             return resumed
+
+    def _owned_all(self, partitions: Iterable[TopicPartition]) -> list[TopicPartition]:
+        """``partitions`` (once each, in order), all owned, else InvalidArgumentError."""
+        wanted = list(dict.fromkeys(partitions))
+        for tp in wanted:
+            if tp not in self._parts:
+                raise InvalidArgumentError(
+                    f"partition {tp[0]}/{tp[1]} is not assigned to this consumer"
+                )
+        return wanted
 
     def paused(self) -> frozenset[TopicPartition]:
         """The paused partitions."""
