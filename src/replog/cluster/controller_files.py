@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,11 @@ class ControllerSnapshots:
         self.newest_index = 0
         self.newest_version = -1
         """The state version (last metadata command's index) of the newest snapshot."""
+        # Writers run on several threads (a save in a worker, an install on the node's loop,
+        # a received snapshot in another worker): one at a time, so none prunes or renames
+        # a file another is writing. Temp files a crash left behind go now, not per write.
+        self._writing = threading.RLock()
+        self._remove_temps()
 
     def path(self, index: int) -> Path:
         """Where the snapshot as of ``index`` is kept."""
@@ -124,21 +130,29 @@ class ControllerSnapshots:
         return saved
 
     def _keep(self, saved: SavedSnapshot) -> None:
-        write_atomically(self.path(saved.index), saved.data, self._fs)
-        self._prune(saved.index)
-        if saved.index > self.newest_index:
-            self._note(saved)
+        with self._writing:
+            write_atomically(self.path(saved.index), saved.data, self._fs)
+            self._prune(saved.index)
+            if saved.index > self.newest_index:
+                self._note(saved)
 
     def _note(self, saved: SavedSnapshot) -> None:
         self.newest_index, self.newest_version = saved.index, saved.state.version
 
     def _prune(self, kept: int) -> None:
-        """Delete the files older than ``kept`` except the newest of them (a fallback),
-        and temp files a crash left behind. Newer files stay."""
+        """Delete the files older than ``kept`` except the newest of them (a fallback).
+        Newer files stay."""
         older = [i for i in self.indexes() if i < kept]
         for index in older[1:]:
             self._fs.remove(str(self.path(index)))
-        for name in self._fs.listdir(str(self.directory)):
+
+    def _remove_temps(self) -> None:
+        """Delete the temp files a crash left behind (none is being written yet)."""
+        try:
+            names = self._fs.listdir(str(self.directory))
+        except OSError:
+            return  # no directory yet: nothing left behind
+        for name in names:
             if name.startswith("controller-") and name.endswith(".snapshot.tmp"):
                 self._fs.remove(str(self.directory / name))
 
