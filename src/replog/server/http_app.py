@@ -26,6 +26,7 @@ from replog.server.http_common import (
     HttpState,
     check_text,
     check_writable,
+    cross_site_refusal,
     error_details,
     error_response,
     json_body,
@@ -109,6 +110,10 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     started = time.perf_counter()
     status = 500
     try:
+        refused = cross_site_refusal(request)
+        if refused is not None:
+            status = 403
+            return error_response(403, "PERMISSION_DENIED", refused)
         response = await handler(request)
         status = response.status
         return response

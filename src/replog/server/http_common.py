@@ -236,3 +236,24 @@ def check_writable(state: HttpState) -> None:
     """Refuse a write while the server shuts down (certainly not applied)."""
     if state.draining:
         raise UnavailableError("the server is shutting down", certainly_not_applied=True)
+
+
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def cross_site_refusal(request: web.Request) -> str | None:
+    """Why a browser's request from another site that would change something is refused
+    (None: it is not one). A browser holding a client certificate (the console's users)
+    presents it on requests any page makes, and a ``text/plain`` POST needs no CORS
+    preflight: so a write whose ``Sec-Fetch-Site`` says another site, or whose ``Origin``
+    is not this server's, is refused before anything runs. Clients that are not browsers
+    send neither header and are not affected."""
+    if request.method not in _UNSAFE_METHODS:
+        return None
+    site = request.headers.get("Sec-Fetch-Site", "")
+    origin = request.headers.get("Origin")
+    if site in ("cross-site", "same-site"):
+        return f"a request from another site ({origin or site}) may not change anything here"
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return f"a request from another origin ({origin}) may not change anything here"
+    return None
