@@ -94,6 +94,9 @@ _OPEN_GRPC_SERVICES = (
     "/grpc.reflection.v1.ServerReflection/",
 )
 _OPEN_HTTP_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+#: Open paths whose answer depends on who asks: ``/metrics`` names topics and groups (their
+#: series) only to a cluster admin when an ACL is on.
+_FILTERED_HTTP_PATHS = frozenset({"/metrics"})
 #: The web console's routes (static files that hold no data; the calls they make are checked).
 _OPEN_HTTP_ROUTES = frozenset({"/ui", "/ui/", "/ui/{file}"})
 #: Routes any identity may call, and only an identity: who the caller is, what it may do.
@@ -384,6 +387,8 @@ def http_auth_middleware(
                 code = "UNAUTHENTICATED" if decision.status == 401 else "PERMISSION_DENIED"
                 return error_response(decision.status, code, decision.message)
             request[ACCESS_KEY] = Access(gate, subject, peer)
+        elif gate.authorizer is not None and request.path in _FILTERED_HTTP_PATHS:
+            request[ACCESS_KEY] = Access(gate, http_subject(request), _http_peer(request))
         return await handler(request)
 
     return middleware

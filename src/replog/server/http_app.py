@@ -20,6 +20,8 @@ from replog.api.backend import LogBackend, new_producer_id
 from replog.api.status import http_status_for
 from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
 from replog.jsonform import record_to_json
+from replog.security.acl import CLUSTER, Action
+from replog.server.auth import request_access
 from replog.server.http_common import (
     HTTP_CODES,
     STATE_KEY,
@@ -300,9 +302,14 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    """Every metric; with an ACL, the series naming topics and groups only for a cluster
+    admin (the ACL hides topics from who may not read them; process metrics stay open)."""
     state = request.app[STATE_KEY]
+    access = request_access(request)
+    full = access is None or access.may(Action.ADMIN, CLUSTER)
     return web.Response(
-        body=state.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"}
+        body=state.metrics.render(per_partition=full),
+        headers={"Content-Type": "text/plain; version=0.0.4"},
     )
 
 

@@ -104,6 +104,8 @@ class ServerMetrics:
         self.requests.labels(api, method, status).inc()
         self.latency.labels(api, method, status).observe(seconds)
 
-    def render(self) -> bytes:
-        """The text exposition format of every metric."""
-        return generate_latest(self.registry) + b"".join(render() for render in self._renderers)
+    def render(self, *, per_partition: bool = True) -> bytes:
+        """The text exposition format of every metric (without the per-partition and
+        per-group families unless ``per_partition``: they name topics and groups)."""
+        extra = b"".join(render() for render in self._renderers) if per_partition else b""
+        return generate_latest(self.registry) + extra
