@@ -1,0 +1,155 @@
+"""The verifiable log on a 3-node cluster: every replica signs checkpoints of its committed
+records with the cluster's one key, origin ``<cluster id>/<topic>/<partition>``; replicas
+signing one size sign the same note, so a reader may be served by any of them, and a record
+altered on one replica's disk fails the reads that replica serves."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+
+from replog.client import Client
+from replog.tlog.checkpoint import Checkpoint, open_checkpoint
+from replog.tlog.keyfile import KeyFiles, write_key_files
+from replog.tlog.proof import verify_consistency
+from replog.v1 import tlog_pb2 as pb
+from replog.v1 import tlog_pb2_grpc
+from tests.cluster.conftest import Cluster, Node, wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+TOPIC = "t"
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyFiles:
+    return write_key_files(tmp_path / "keys", "replog-test")
+
+
+def note_of(address: str, topic: str, partition: int, size: int = 0) -> str:
+    """A node's checkpoint note ("" when it has none yet)."""
+    with grpc.insecure_channel(address) as channel:
+        stub = tlog_pb2_grpc.TlogStub(channel)
+        request = pb.GetCheckpointRequest(topic=topic, partition=partition, size=size)
+        try:
+            return str(stub.GetCheckpoint(request, timeout=5).note)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return ""
+            raise
+
+
+def committed_size(node: Node, topic: str, partition: int) -> int:
+    """The tree size a replica's commit index vouches for."""
+    backend = node.cluster.topics.partition(topic, partition)
+    return int(backend.high_watermark)
+
+
+def settled_notes(cluster: Cluster, topic: str, partition: int, keys: KeyFiles) -> str:
+    """Wait until every running replica has signed its whole committed log, all of one size;
+    return that note (the same bytes on every replica)."""
+    nodes = cluster.running()
+
+    def same() -> str | None:
+        notes = {note_of(n.grpc_address, topic, partition) for n in nodes}
+        sizes = {committed_size(n, topic, partition) for n in nodes}
+        if len(notes) != 1 or len(sizes) != 1 or "" in notes:
+            return None
+        note = notes.pop()
+        return note if open_checkpoint(note, keys.verifier).size == sizes.pop() else None
+
+    note: str = wait_until(same, 15, f"every replica's checkpoint of {topic}/{partition}")
+    return note
+
+
+def get(node: Node, path: str) -> tuple[int, bytes]:
+    host, port = node.http_address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_every_replica_signs_the_same_checkpoints_and_any_replica_serves_verified_reads(
+    cluster: Cluster, keys: KeyFiles
+) -> None:
+    cluster.bootstrap(3, signing_key=str(keys.private), checkpoint_interval_ms=30)
+    nodes = cluster.nodes
+    cluster_id = nodes[0].cluster.inbox.cluster_id
+    assert cluster_id and all(n.cluster.inbox.cluster_id == cluster_id for n in nodes)
+    key = keys.verifier.encode()
+    with Client([n.grpc_address for n in nodes], timeout=10) as client:
+        client.create_topic(TOPIC, 3, replication_factor=3)
+        client.create_topic("solo", 1, replication_factor=1)
+        for p in range(3):
+            client.produce_batch([f"{p}-{i}".encode() for i in range(50)], topic=TOPIC, partition=p)
+    older = {p: settled_notes(cluster, TOPIC, p, keys) for p in range(3)}
+    with Client([n.grpc_address for n in nodes], timeout=10) as client:
+        for p in range(3):
+            client.produce_batch(
+                [f"{p}-{i}".encode() for i in range(50, 300)], topic=TOPIC, partition=p
+            )
+    for p in range(3):
+        newer = open_checkpoint(settled_notes(cluster, TOPIC, p, keys), keys.verifier)
+        old = open_checkpoint(older[p], keys.verifier, origin=f"{cluster_id}/{TOPIC}/{p}")
+        assert newer.size > old.size and newer.origin == old.origin
+        # every replica still holds the older one; each proves one replica's note extends another's
+        for node in nodes:
+            assert note_of(node.grpc_address, TOPIC, p, old.size) == older[p]
+        check_consistency(nodes[p], TOPIC, p, old, newer)
+    settled_notes(cluster, "default", 0, keys)  # the controller group's log is signed too
+    for node in nodes:  # a reader of any replica verifies every record
+        with Client(node.grpc_address, verify_key=key, timeout=10) as client:
+            for p in range(3):
+                batch = client.consume_batch(
+                    0, topic=TOPIC, partition=p, max_records=1000, verify=True
+                )
+                assert [r.value for r in batch.records] == [f"{p}-{i}".encode() for i in range(300)]
+    follower = cluster.followers()[0]
+    status, body = get(follower, f"/v1/topics/{TOPIC}/partitions/1/checkpoint")
+    assert status == 200 and body.decode() == settled_notes(cluster, TOPIC, 1, keys)
+    status, body = get(
+        follower, f"/v1/topics/{TOPIC}/partitions/1/proof/consistency?old_size=1&new_size=10"
+    )
+    assert status == 200 and len(json.loads(body)["proof"]) > 0
+    status, body = get(
+        follower, f"/v1/topics/{TOPIC}/partitions/1/proof/inclusion?offset=3&tree_size=99999"
+    )
+    assert status == 503 or status == 400, body
+    check_no_replica_here(cluster, keys)
+
+
+def check_consistency(
+    node: Node, topic: str, partition: int, old: Checkpoint, new: Checkpoint
+) -> None:
+    with grpc.insecure_channel(node.grpc_address) as channel:
+        stub = tlog_pb2_grpc.TlogStub(channel)
+        request = pb.GetConsistencyProofRequest(
+            topic=topic, partition=partition, old_size=old.size, new_size=new.size
+        )
+        proof = list(stub.GetConsistencyProof(request, timeout=5).hashes)
+    verify_consistency(old.size, new.size, old.root, new.root, proof)
+
+
+def check_no_replica_here(cluster: Cluster, keys: KeyFiles) -> None:
+    """A node without a replica of a partition answers UNAVAILABLE naming one."""
+    host = next(n for n in cluster.nodes if n.cluster.topics_host.local("solo", 0) is not None)
+    others = [n for n in cluster.nodes if n is not host]
+    for node in others:
+        with grpc.insecure_channel(node.grpc_address) as channel:
+            stub = tlog_pb2_grpc.TlogStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetCheckpoint(pb.GetCheckpointRequest(topic="solo"), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        trailers = dict(refused.value.trailing_metadata() or ())
+        assert trailers.get("replog-leader") == host.grpc_address
+        status, body = get(node, "/v1/topics/solo/partitions/0/checkpoint")
+        assert status == 503, body
+        assert "holds no replica of solo/0" in json.loads(body)["error"]["message"]
