@@ -11,7 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from typer.testing import CliRunner
 
+from replog.cli.app import _register, app
 from replog.client import Client
 from replog.tlog.checkpoint import Checkpoint, open_checkpoint
 from replog.tlog.keyfile import KeyFiles, write_key_files
@@ -23,6 +25,8 @@ from tests.cluster.conftest import Cluster, Node, wait_until
 pytestmark = pytest.mark.timeout(60)
 
 TOPIC = "t"
+runner = CliRunner(env={"COLUMNS": "200"})
+_register()
 
 
 @pytest.fixture
@@ -124,6 +128,14 @@ def test_every_replica_signs_the_same_checkpoints_and_any_replica_serves_verifie
     )
     assert status == 503 or status == 400, body
     check_no_replica_here(cluster, keys)
+    stopped = nodes[2]
+    stopped.stop()
+    result = runner.invoke(
+        app, ["verify", "--data-dir", str(stopped.data_dir), "--key", str(keys.public)]
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("default/0", *(f"{TOPIC}/{p}" for p in range(3))):
+        assert f"ok {name}: " in result.output, result.output
 
 
 def check_consistency(
