@@ -15,12 +15,15 @@ from typer.testing import CliRunner
 
 from replog.cli.app import _register, app
 from replog.client import Client
+from replog.errors import VerificationError
+from replog.storage.codec import FRAME_HEADER, crc32c, scan_frames
 from replog.tlog.checkpoint import Checkpoint, open_checkpoint
 from replog.tlog.keyfile import KeyFiles, write_key_files
 from replog.tlog.proof import verify_consistency
 from replog.v1 import tlog_pb2 as pb
 from replog.v1 import tlog_pb2_grpc
-from tests.cluster.conftest import Cluster, Node, wait_until
+from replog.v1.record_pb2 import Record
+from tests.cluster.conftest import Cluster, Node, ProcCluster, ProcNode, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,14 +38,14 @@ def keys(tmp_path: Path) -> KeyFiles:
 
 
 def note_of(address: str, topic: str, partition: int, size: int = 0) -> str:
-    """A node's checkpoint note ("" when it has none yet)."""
+    """A node's checkpoint note ("" when it has none yet, or its replica is starting)."""
     with grpc.insecure_channel(address) as channel:
         stub = tlog_pb2_grpc.TlogStub(channel)
         request = pb.GetCheckpointRequest(topic=topic, partition=partition, size=size)
         try:
             return str(stub.GetCheckpoint(request, timeout=5).note)
         except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
                 return ""
             raise
 
@@ -165,3 +168,105 @@ def check_no_replica_here(cluster: Cluster, keys: KeyFiles) -> None:
         status, body = get(node, "/v1/topics/solo/partitions/0/checkpoint")
         assert status == 503, body
         assert "holds no replica of solo/0" in json.loads(body)["error"]["message"]
+
+
+def newest_of_all(nodes: list[ProcNode], topic: str, partition: int, at_least: int) -> str:
+    """Wait until every node in ``nodes`` serves one newest note of at least ``at_least``."""
+
+    def same() -> str | None:
+        notes = {note_of(n.grpc_address, topic, partition) for n in nodes}
+        if len(notes) != 1 or "" in notes:
+            return None
+        note = notes.pop()
+        return note if int(note.split("\n")[1]) >= at_least else None
+
+    note: str = wait_until(same, 15, f"every node's checkpoint of {at_least} records")
+    return note
+
+
+def alter_stored_record(log_dir: Path, marker: bytes) -> int:
+    """Flip a byte of the stored record holding ``marker`` in a sealed segment and fix its
+    frame's CRC, as an attacker with the disk would; the record's offset."""
+    stores = sorted(log_dir.glob("*.store"))
+    for path in stores[:-1]:  # sealed segments only
+        content = bytearray(path.read_bytes())
+        scan = scan_frames(bytes(content), 0, 1 << 20)
+        for position, payload in zip(scan.positions, scan.payloads, strict=True):
+            if marker in payload:
+                altered = payload.replace(marker, marker[:-1] + b"X")
+                start = position + FRAME_HEADER.size
+                content[start : start + len(payload)] = altered
+                content[position : position + FRAME_HEADER.size] = FRAME_HEADER.pack(
+                    len(altered), crc32c(altered)
+                )
+                path.write_bytes(bytes(content))
+                return int(Record.FromString(payload).offset)
+    raise AssertionError(f"no sealed segment holds {marker!r}")
+
+
+def read_verified(client: Client, count: int) -> list[bytes]:
+    """The first ``count`` records of TOPIC/0, every batch verified."""
+    values: list[bytes] = []
+    offset = 0
+    while len(values) < count:
+        batch = client.consume_batch(offset, topic=TOPIC, partition=0, verify=True)
+        values += [r.value for r in batch.records]
+        offset = batch.records[-1].offset + 1
+    return values
+
+
+def numbered(first: int, count: int) -> list[bytes]:
+    return [f"record {i:04d}".encode() for i in range(first, first + count)]
+
+
+def test_checkpoints_outlive_a_killed_leader_and_a_record_altered_on_one_replica_fails_there(
+    direct_procs: ProcCluster, keys: KeyFiles, tmp_path: Path
+) -> None:
+    procs = direct_procs
+    procs.bootstrap(
+        3,
+        *("--signing-key", str(keys.private), "--checkpoint-interval-ms", "30"),
+        *("--segment-bytes", "4096", "--max-record-bytes", "1024"),
+    )
+    key, state = keys.verifier.encode(), tmp_path / "trust.json"
+    with Client(procs.addresses(), timeout=10) as client:
+        client.create_topic(TOPIC, 3, replication_factor=3)
+        for first in range(0, 600, 100):
+            base, count = client.produce_batch(numbered(first, 100), topic=TOPIC, partition=0)
+        end = base + count
+        victim = client.describe_topic(TOPIC).partitions[0].leader
+    everyone = [procs.node(n) for n in procs.names]
+    origin = open_checkpoint(newest_of_all(everyone, TOPIC, 0, end), keys.verifier).origin
+    with Client(procs.addresses(), verify_key=key, verify_state=state, timeout=10) as client:
+        assert read_verified(client, 600) == numbered(0, 600)
+    trusted = json.loads(state.read_text())["logs"][origin]["size"]
+
+    procs.node(victim).kill()  # kill -9 of the partition's leader
+    survivors = [procs.node(n) for n in procs.names if n != victim]
+    with Client([n.grpc_address for n in survivors], timeout=10) as client:
+        base, count = client.produce_batch(numbered(600, 100), topic=TOPIC, partition=0)
+    end = base + count
+    newest_of_all(survivors, TOPIC, 0, end)
+    with Client(procs.addresses(), verify_key=key, verify_state=state, timeout=10) as client:
+        assert read_verified(client, 700) == numbered(0, 700)  # the trust carried over
+    assert json.loads(state.read_text())["logs"][origin]["size"] > trusted
+
+    altered = alter_stored_record(
+        procs.node(victim).data_dir / "topics" / TOPIC / "0" / "log", b"record 0077"
+    )
+    procs.node(victim).start()
+    newest_of_all(everyone, TOPIC, 0, end)  # the altered replica caught up and signs again
+    for node in survivors:  # only the altered replica serves now
+        node.terminate()
+    for node in survivors:
+        node.wait_exited()
+    with Client(
+        procs.node(victim).grpc_address, verify_key=key, verify_state=state, timeout=10
+    ) as client:
+        with pytest.raises(VerificationError, match=f"record {altered} ") as caught:
+            read_verified(client, 700)
+        assert caught.value.offset == altered
+        assert (
+            client.consume(altered + 1, topic=TOPIC, partition=0, verify=True).value
+            == b"record 0078"
+        )
