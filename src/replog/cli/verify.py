@@ -82,7 +82,10 @@ def verify_command(  # noqa: PLR0917  (typer options)
             show_default="none: audit a running server's --topic/--partition",
         ),
     ] = None,
-    topic: Annotated[str, typer.Option("--topic", "-t", help="The topic to audit.")] = "",
+    topic: Annotated[
+        str,
+        typer.Option("--topic", "-t", help="The topic to audit.", show_default="the default topic"),
+    ] = "",
     partition: Annotated[int, typer.Option("--partition", "-p", min=0)] = 0,
     state: Annotated[
         Path | None,
@@ -98,7 +101,12 @@ def verify_command(  # noqa: PLR0917  (typer options)
     cert: CertOpt = None,
     cert_key: Annotated[
         Path | None,
-        typer.Option("--cert-key", envvar="REPLOG_KEY", help="The client certificate's key."),
+        typer.Option(
+            "--cert-key",
+            envvar="REPLOG_KEY",
+            help="The client certificate's key.",
+            show_default="none",
+        ),
     ] = None,
 ) -> None:
     """Verify a verifiable log: a running server's partition (--topic, --partition) or,
@@ -118,6 +126,11 @@ def verify_command(  # noqa: PLR0917  (typer options)
             partition,
         )
         return
+    _verify_data_dir(console, verifier, data_dir)
+
+
+def _verify_data_dir(console: Console, verifier: Verifier, data_dir: Path) -> None:
+    """Audit every partition of a stopped server's ``data_dir`` offline."""
     partitions = _partitions(data_dir)
     if not partitions:
         console.print(f"replog: error: no partition with a verifiable log under {data_dir}")
