@@ -4,7 +4,8 @@
   every record read with the client's ``verify=True`` (proven in a checkpoint signed by the
   key; each newer checkpoint consistent with the one trusted before, kept in ``--state``).
 - ``--data-dir DIR``: a stopped server's data directory offline. Every partition under it
-  (``topics/<topic>/<partition>``, or DIR itself when it is one partition's directory) is
+  (``topics/<topic>/<partition>``, on a cluster node also its own log, topic ``default``'s
+  partition 0; or DIR itself when it is one partition's directory) is
   verified by ``tlog.offline``: every record re-hashed, its leaf and upper tiles compared,
   every kept checkpoint's signature, origin and root checked.
 
@@ -26,6 +27,7 @@ from replog.broker.names import DEFAULT_TOPIC
 from replog.cli.client_commands import _DEFAULT_SERVER, CaOpt, CertOpt, ServerOpt
 from replog.cli.verify_online import audit_partition
 from replog.client import Client
+from replog.cluster.members import CLUSTER_ID_FILE
 from replog.errors import ReplogError, VerificationError
 from replog.storage.inspect import list_segments
 from replog.tlog.log_tree import TLOG_DIR
@@ -36,11 +38,16 @@ __all__ = ["register", "verify_command"]
 
 
 def _partitions(data_dir: Path) -> list[tuple[str, Path]]:
-    """``(topic/partition, directory)`` of every partition with a tree under ``data_dir``."""
-    if (data_dir / TLOG_DIR).is_dir():
-        return [(data_dir.name, data_dir)]
+    """``(topic/partition, directory)`` of every partition with a tree under ``data_dir``: a
+    single node's ``topics/<t>/<p>``; a cluster node's own log (topic ``default``'s partition
+    0, with the metadata entries) and its replicas' ``topics/<t>/<p>``; or ``data_dir``
+    itself when it is one partition's directory."""
     topics = data_dir / "topics"
     found: list[tuple[str, Path]] = []
+    if (data_dir / TLOG_DIR).is_dir():
+        if not (topics.is_dir() or (data_dir / CLUSTER_ID_FILE).exists()):
+            return [(data_dir.name, data_dir)]
+        found.append((f"{DEFAULT_TOPIC}/0", data_dir))
     if topics.is_dir():
         for topic in sorted(p for p in topics.iterdir() if p.is_dir()):
             for part in sorted((p for p in topic.iterdir() if p.name.isdigit()), key=_number):

@@ -112,6 +112,10 @@ class RemotePartition:
             leader_addr=candidates[0] if candidates else "",
         )
 
+    def refusal(self) -> UnavailableError:
+        """The error a call this node cannot serve answers with (naming a replica)."""
+        return self._not_here()
+
     def read_from(self, offset: int, max_records: int, max_bytes: int) -> ReadResult:
         """Refused: UnavailableError naming a replica's address."""
         raise self._not_here()

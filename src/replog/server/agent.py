@@ -10,7 +10,6 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import grpc
 from aiohttp import web
@@ -24,7 +23,7 @@ from replog.cluster.backend import RaftBackend
 from replog.cluster.cluster_node import ClusterNode
 from replog.cluster.members import is_clustered, resolve_node_id
 from replog.cluster.topics import ClusterTopics
-from replog.errors import ConfigError, ReplogError, StorageIOError
+from replog.errors import ConfigError, StorageIOError
 from replog.security.acl import Authorizer
 from replog.security.tls import (
     grpc_channel_credentials,
@@ -42,13 +41,12 @@ from replog.server.agent_support import (
 from replog.server.auth import Gatekeeper, GrpcAuthInterceptor, http_auth_middleware
 from replog.server.backend import SingleNodeBackend
 from replog.server.broker_backend import BrokerBackend
-from replog.server.checkpointer import Checkpointer
 from replog.server.group_service import GroupService
 from replog.server.groups_grpc import GROUPS_SERVICE_NAME, GroupsGrpc
 from replog.server.grpc_service import SERVICE_NAME, LogService
 from replog.server.http_app import HttpState, error_response, make_app
 from replog.server.http_errors import JsonErrorAppRunner
-from replog.server.http_tlog import TLOG_KEY, TlogState
+from replog.server.http_tlog import TLOG_KEY
 from replog.server.kafka.cluster_view import ClusterView
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.listener import KafkaListener
@@ -57,8 +55,12 @@ from replog.server.metrics import ServerMetrics
 from replog.server.partition_metrics import PartitionCollector, partition_sources
 from replog.server.settings import ServerSettings, split_addr
 from replog.server.tlog_grpc import TLOG_SERVICE_NAME, TlogGrpc
-from replog.tlog.keyfile import read_signer
-from replog.tlog.note import Signer
+from replog.server.tlog_wiring import (
+    AnyCheckpointer,
+    read_signing_key,
+    start_checkpoints,
+    tlog_state,
+)
 
 __all__ = ["Agent", "exposure_warning", "serve"]
 
@@ -97,8 +99,8 @@ class Agent:
         self._kafka: KafkaListener | None = None
         self._kafka_view: ClusterView | None = None
         self._broker: Broker | None = None
-        self.checkpointer: Checkpointer | None = None
-        """Signs the partitions' checkpoints (single node, with a signing key)."""
+        self.checkpointer: AnyCheckpointer | None = None
+        """Signs the partitions' checkpoints (with a signing key)."""
         self._backend: SingleNodeBackend | None = None
         self._broker_backend: BrokerBackend | None = None
         self.topics: BrokerBackend | ClusterTopics | None = None
@@ -127,15 +129,14 @@ class Agent:
         """
         s = self.settings
         self._load_security()
+        signer = read_signing_key(s)
         if s.bootstrap or s.join or is_clustered(s.data_dir):
             self.cluster = await asyncio.to_thread(self._open_cluster)
             self.cluster.on_fatal = self._fail_stop
             self.cluster.inbox.on_drop = self.metrics.on_raft_dropped
         else:
-            signer = self._read_signer()
             self._broker = await asyncio.to_thread(self._open_broker)
-            if signer is not None:
-                self.checkpointer = self._start_checkpoints(self._broker, signer)
+        self.checkpointer = start_checkpoints(s, signer, self._broker, self.cluster)
         try:
             await self._start_servers()
             self.kafka_address = await self._start_kafka()
@@ -158,27 +159,6 @@ class Agent:
             cluster_id=(cluster.inbox.cluster_id or "") if cluster is not None else None,
             addrs=(self.grpc_address, self.http_address, self.kafka_address),
         )
-
-    def _read_signer(self) -> Signer | None:
-        """The checkpoint signing key, if one is set; ConfigError if it cannot be used."""
-        if not self.settings.signing_key:
-            return None
-        try:
-            return read_signer(Path(self.settings.signing_key))
-        except ReplogError as exc:
-            raise ConfigError(str(exc)) from None
-
-    def _start_checkpoints(self, broker: Broker, signer: Signer) -> Checkpointer:
-        s = self.settings
-        checkpointer = Checkpointer(
-            broker,
-            s.server_id or s.grpc_addr,
-            signer,
-            interval_ms=s.checkpoint_interval_ms,
-            keep=s.checkpoints_kept,
-        )
-        checkpointer.start()
-        return checkpointer
 
     def _load_security(self) -> None:
         tls = self.settings.tls_config()
@@ -327,7 +307,7 @@ class Agent:
         return (single.generic_handler(),)
 
     def _tlog_grpc(self) -> TlogGrpc:
-        return TlogGrpc(TlogState(self._broker, self.checkpointer), self.metrics)
+        return TlogGrpc(tlog_state(self._broker, self.cluster, self.checkpointer), self.metrics)
 
     def _bind_metrics(
         self, backend: SingleNodeBackend | RaftBackend, topics: BrokerBackend | ClusterTopics
@@ -390,7 +370,7 @@ class Agent:
         gate = self.gatekeeper
         auth = http_auth_middleware(gate, error_response) if gate.authorizer else None
         app = make_app(self._http_state, max_body_bytes=s.http_max_body_bytes, auth=auth)
-        app[TLOG_KEY] = TlogState(self._broker, self.checkpointer)
+        app[TLOG_KEY] = tlog_state(self._broker, self.cluster, self.checkpointer)
         # keepalive_timeout also closes a connection that never sends a whole request head:
         # aiohttp starts its timer when the connection opens (its default is an hour).
         runner = JsonErrorAppRunner(  # aiohttp's own parser errors answer in JSON too
@@ -465,10 +445,10 @@ class Agent:
             await self._runner.cleanup()
         if self.groups is not None:
             await self.groups.close()
-        if self.cluster is not None:
-            await self.cluster.stop()
         if self.checkpointer is not None:
             await self.checkpointer.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self._broker_backend is not None:
             await self._broker_backend.close()
         elif self._broker is not None:

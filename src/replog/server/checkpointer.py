@@ -20,23 +20,54 @@ from replog.errors import ReplogError
 from replog.tlog.checkpoints import CHECKPOINTS_DIR, CheckpointStore, publish_checkpoint
 from replog.tlog.note import Signer
 
-__all__ = ["Checkpointer"]
+__all__ = ["Checkpointer", "Periodic"]
 
 log = logging.getLogger("replog.server")
 
 
-class Checkpointer:
+class Periodic:
+    """Runs ``publish_round`` every ``interval_ms`` from ``start`` until ``stop``."""
+
+    def __init__(self, interval_ms: int) -> None:
+        self._interval_s = interval_ms / 1000
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish_round(self) -> None:
+        """Publish the checkpoints due (the subclass's own)."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Publish every interval until ``stop``."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.publish_round()
+            except Exception:  # a failed round must not end the next ones
+                log.exception("publishing checkpoints failed")
+
+    async def stop(self) -> None:
+        """Stop publishing (before the logs close)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class Checkpointer(Periodic):
     """Publishes the checkpoints of every partition of ``broker``."""
 
     def __init__(
         self, broker: Broker, cluster_name: str, signer: Signer, *, interval_ms: int, keep: int
     ) -> None:
+        super().__init__(interval_ms)
         self._broker = broker
         self.cluster_name = cluster_name
         self._signer = signer
-        self._interval_s = interval_ms / 1000
         self._keep = keep
-        self._task: asyncio.Task[None] | None = None
 
     def origin(self, topic: str, partition: int) -> str:
         """The log name a partition's checkpoints carry."""
@@ -78,22 +109,6 @@ class Checkpointer:
         done = publish_checkpoint(tree, store, size, self.origin(topic, partition), self._signer)
         return 0 if done is None else 1
 
-    def start(self) -> None:
-        """Publish every interval until ``stop``."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await asyncio.to_thread(self.publish_all)
-            except Exception:  # a failed round must not end the next ones
-                log.exception("publishing checkpoints failed")
-
-    async def stop(self) -> None:
-        """Stop publishing (before the broker closes)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def publish_round(self) -> None:
+        """One round of ``Periodic``: publish every partition's checkpoint."""
+        await asyncio.to_thread(self.publish_all)

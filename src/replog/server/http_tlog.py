@@ -6,8 +6,9 @@ signed note, ``text/plain``; ``?size=N`` one of the kept older ones); ``GET
 .../tile/{L}/{N}[.p/{W}]`` a tile's bytes (``application/octet-stream``; a full tile under the
 newest checkpoint never changes, so it is served ``immutable``); ``GET .../proof/inclusion
 ?offset=&tree_size=`` and ``.../proof/consistency?old_size=&new_size=`` the proofs as base64
-hashes, lowest first. Each needs consume permission on the topic. Served by single nodes for
-now (a cluster answers 501).
+hashes, lowest first. Each needs consume permission on the topic. On a cluster each node
+answers from its own replica (``tlog_source``: only leaves under its commit index; a node
+without a replica answers 503 naming one).
 """
 
 from __future__ import annotations
@@ -18,18 +19,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from replog.broker import Broker
 from replog.errors import InvalidArgumentError, NotFoundError, UnsupportedError
 from replog.security.acl import Action
 from replog.server.acl_objects import topic_object
 from replog.server.auth import request_access
-from replog.server.checkpointer import Checkpointer
-from replog.tlog.log_tree import LogTree
+from replog.server.tlog_source import TlogPartition, TlogSource
 from replog.tlog.proof import consistency_proof, inclusion_proof
 from replog.tlog.tile_files import TileDirectory
 from replog.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, parse_tile_path
 
-__all__ = ["TLOG_KEY", "TlogState", "add_tlog_routes"]
+__all__ = ["TLOG_KEY", "TlogState", "add_tlog_routes", "check_held"]
 
 _PREFIX = "/v1/topics/{name}/partitions/{p}"
 _IMMUTABLE = "public, max-age=31536000, immutable"
@@ -38,10 +37,9 @@ _MAX_U63 = 2**63 - 1
 
 @dataclass
 class TlogState:
-    """What the routes read: the single node's broker and checkpointer (None: not served)."""
+    """What the routes read: the partitions' trees and checkpoints (None: not served)."""
 
-    broker: Broker | None = None
-    checkpointer: Checkpointer | None = None
+    source: TlogSource | None = None
 
 
 TLOG_KEY = web.AppKey("replog_tlog", TlogState)
@@ -55,7 +53,7 @@ def add_tlog_routes(router: web.UrlDispatcher) -> None:
     router.add_get(f"{_PREFIX}/proof/consistency", _consistency)
 
 
-def _partition(request: web.Request) -> tuple[TlogState, str, int]:
+def _partition(request: web.Request) -> TlogPartition:
     topic = request.match_info["name"]
     text = request.match_info["p"]
     if not text.isdigit() or not text.isascii() or len(text) > 10:
@@ -64,17 +62,9 @@ def _partition(request: web.Request) -> tuple[TlogState, str, int]:
     if access is not None:
         access.require(Action.CONSUME, topic_object(topic))
     state = request.app.get(TLOG_KEY)
-    if state is None or state.broker is None:
-        raise UnsupportedError("this server does not serve the verifiable log (a cluster)")
-    return state, topic, int(text)
-
-
-def _tree(state: TlogState, topic: str, partition: int) -> LogTree:
-    assert state.broker is not None
-    tree = state.broker.tree(topic, partition)
-    if tree is None:
-        raise UnsupportedError("this server keeps no verifiable log (tlog_tiles is off)")
-    return tree
+    if state is None or state.source is None:
+        raise UnsupportedError("this server does not serve the verifiable log")
+    return state.source.partition(topic, int(text))
 
 
 def _int_query(request: web.Request, name: str, *, required: bool = True) -> int | None:
@@ -89,9 +79,9 @@ def _int_query(request: web.Request, name: str, *, required: bool = True) -> int
 
 
 async def _checkpoint(request: web.Request) -> web.Response:
-    state, topic, partition = _partition(request)
+    part = _partition(request)
     size = _int_query(request, "size", required=False)
-    store = None if state.checkpointer is None else state.checkpointer.store(topic, partition)
+    store = part.checkpoints
     if store is None:
         raise NotFoundError("this server signs no checkpoints (no --signing-key)")
     try:
@@ -102,14 +92,18 @@ async def _checkpoint(request: web.Request) -> web.Response:
 
 
 async def _tile(request: web.Request) -> web.Response:
-    state, topic, partition = _partition(request)
+    part = _partition(request)
     tile = parse_tile_path("tile/" + request.match_info["tile"])
-    tree = _tree(state, topic, partition)
-    data = await asyncio.to_thread(tree.read, lambda tiles: tiles.read_tile(tile))
-    signed = None
-    if state.checkpointer is not None:
-        store = state.checkpointer.store(topic, partition)
-        signed = None if store is None else store.latest_size()
+    needs = (tile.index * TILE_WIDTH + tile.width) << (TILE_HEIGHT * tile.level)  # leaves
+    await part.hold(needs)
+
+    def read(tiles: TileDirectory) -> bytes:
+        if part.replica is not None:  # a single node's read_tile says what it lacks
+            check_held(part, tiles, needs)
+        return tiles.read_tile(tile)
+
+    data = await asyncio.to_thread(part.tree.read, read)
+    signed = None if part.checkpoints is None else part.checkpoints.latest_size()
     last_leaf = ((tile.index + 1) * TILE_WIDTH << (TILE_HEIGHT * tile.level)) - 1
     immutable = not tile.partial and signed is not None and last_leaf < signed
     cache = _IMMUTABLE if immutable else "no-cache"
@@ -123,35 +117,38 @@ def _hashes(proof: list[bytes]) -> list[str]:
 
 
 async def _inclusion(request: web.Request) -> web.Response:
-    state, topic, partition = _partition(request)
+    part = _partition(request)
     offset = _int_query(request, "offset")
     size = _int_query(request, "tree_size")
     assert offset is not None and size is not None
-    tree = _tree(state, topic, partition)
+    await part.hold(size)
 
     def prove(tiles: TileDirectory) -> list[bytes]:
-        _check_held(tiles, size)
+        check_held(part, tiles, size)
         return inclusion_proof(tiles, offset, size)
 
-    proof = await asyncio.to_thread(tree.read, prove)
+    proof = await asyncio.to_thread(part.tree.read, prove)
     return web.json_response({"offset": offset, "tree_size": size, "proof": _hashes(proof)})
 
 
 async def _consistency(request: web.Request) -> web.Response:
-    state, topic, partition = _partition(request)
+    part = _partition(request)
     old = _int_query(request, "old_size")
     new = _int_query(request, "new_size")
     assert old is not None and new is not None
-    tree = _tree(state, topic, partition)
+    await part.hold(new)
 
     def prove(tiles: TileDirectory) -> list[bytes]:
-        _check_held(tiles, new)
+        check_held(part, tiles, new)
         return consistency_proof(tiles, old, new)
 
-    proof = await asyncio.to_thread(tree.read, prove)
+    proof = await asyncio.to_thread(part.tree.read, prove)
     return web.json_response({"old_size": old, "new_size": new, "proof": _hashes(proof)})
 
 
-def _check_held(tiles: TileDirectory, size: int) -> None:
-    if size > tiles.size:
-        raise InvalidArgumentError(f"the tree holds {tiles.size} leaves, not {size}")
+def check_held(part: TlogPartition, tiles: TileDirectory, size: int) -> None:
+    """InvalidArgumentError unless ``size`` leaves may be proven from ``tiles`` (run with
+    appends held off, after ``part.hold``)."""
+    held = part.committed(tiles.size)
+    if size > held:
+        raise InvalidArgumentError(f"the tree holds {held} leaves, not {size}")

@@ -1,7 +1,8 @@
 """The ``replog.v1.Tlog`` gRPC service: a partition's signed checkpoint and its inclusion and
 consistency proofs (the twins of ``http_tlog``'s routes; tiles are HTTP only, as C2SP has
 them), and range proofs, one for a batch of records (what ``Client(verify_key=...)`` reads
-with). Consume permission on the topic (the interceptor checks it from ``topic``)."""
+with). Consume permission on the topic (the interceptor checks it from ``topic``). On a
+cluster each node answers from its own replica (``tlog_source``)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import grpc
 from replog.api.wire import request_parser
 from replog.errors import InvalidArgumentError, NotFoundError, UnsupportedError
 from replog.server.grpc_unary import UnaryHandler, unary_handler
-from replog.server.http_tlog import TlogState
+from replog.server.http_tlog import TlogState, check_held
 from replog.server.metrics import ServerMetrics
+from replog.server.tlog_source import TlogPartition
 from replog.server.topics import DEFAULT_TOPIC
-from replog.tlog.log_tree import LogTree
 from replog.tlog.proof import consistency_proof, inclusion_proof, range_proof
 from replog.tlog.tile_files import TileDirectory
 from replog.v1 import tlog_pb2 as pb
@@ -57,21 +58,15 @@ class TlogGrpc:
         }
         return grpc.method_handlers_generic_handler(TLOG_SERVICE_NAME, handlers)
 
-    def _tree(self, topic: str, partition: int) -> LogTree:
-        if self.state.broker is None:
-            raise UnsupportedError("this server does not serve the verifiable log (a cluster)")
-        tree = self.state.broker.tree(topic or DEFAULT_TOPIC, partition)
-        if tree is None:
-            raise UnsupportedError("this server keeps no verifiable log (tlog_tiles is off)")
-        return tree
+    def _partition(self, topic: str, partition: int) -> TlogPartition:
+        if self.state.source is None:
+            raise UnsupportedError("this server does not serve the verifiable log")
+        return self.state.source.partition(topic or DEFAULT_TOPIC, partition)
 
     async def _checkpoint(
         self, request: pb.GetCheckpointRequest, context: Any
     ) -> pb.GetCheckpointResponse:
-        topic = request.topic or DEFAULT_TOPIC
-        self._tree(topic, request.partition)  # the partition exists
-        checkpointer = self.state.checkpointer
-        store = None if checkpointer is None else checkpointer.store(topic, request.partition)
+        store = self._partition(request.topic, request.partition).checkpoints
         if store is None:
             raise NotFoundError("this server signs no checkpoints (no --signing-key)")
         try:
@@ -83,38 +78,36 @@ class TlogGrpc:
     async def _inclusion(
         self, request: pb.GetInclusionProofRequest, context: Any
     ) -> pb.ProofResponse:
-        tree = self._tree(request.topic, request.partition)
+        part = self._partition(request.topic, request.partition)
+        await part.hold(request.tree_size)
 
         def prove(tiles: TileDirectory) -> list[bytes]:
-            _check_held(tiles, request.tree_size)
+            check_held(part, tiles, request.tree_size)
             return inclusion_proof(tiles, request.offset, request.tree_size)
 
-        return pb.ProofResponse(hashes=await asyncio.to_thread(tree.read, prove))
+        return pb.ProofResponse(hashes=await asyncio.to_thread(part.tree.read, prove))
 
     async def _consistency(
         self, request: pb.GetConsistencyProofRequest, context: Any
     ) -> pb.ProofResponse:
-        tree = self._tree(request.topic, request.partition)
+        part = self._partition(request.topic, request.partition)
+        await part.hold(request.new_size)
 
         def prove(tiles: TileDirectory) -> list[bytes]:
-            _check_held(tiles, request.new_size)
+            check_held(part, tiles, request.new_size)
             return consistency_proof(tiles, request.old_size, request.new_size)
 
-        return pb.ProofResponse(hashes=await asyncio.to_thread(tree.read, prove))
+        return pb.ProofResponse(hashes=await asyncio.to_thread(part.tree.read, prove))
 
     async def _range(self, request: pb.GetRangeProofRequest, context: Any) -> pb.ProofResponse:
-        tree = self._tree(request.topic, request.partition)
+        part = self._partition(request.topic, request.partition)
         start, count, size = request.first_offset, request.count, request.tree_size
         if count < 1:
             raise InvalidArgumentError("a range proof needs count >= 1")
+        await part.hold(size)
 
         def prove(tiles: TileDirectory) -> list[bytes]:
-            _check_held(tiles, size)
+            check_held(part, tiles, size)
             return range_proof(tiles, start, start + count, size)
 
-        return pb.ProofResponse(hashes=await asyncio.to_thread(tree.read, prove))
-
-
-def _check_held(tiles: TileDirectory, size: int) -> None:
-    if size > tiles.size:
-        raise InvalidArgumentError(f"the tree holds {tiles.size} leaves, not {size}")
+        return pb.ProofResponse(hashes=await asyncio.to_thread(part.tree.read, prove))

@@ -14,6 +14,7 @@ REQUESTS = {
     "GetCheckpoint": tlog_pb2.GetCheckpointRequest(topic="orders"),
     "GetInclusionProof": tlog_pb2.GetInclusionProofRequest(topic="orders"),
     "GetConsistencyProof": tlog_pb2.GetConsistencyProofRequest(topic="orders"),
+    "GetRangeProof": tlog_pb2.GetRangeProofRequest(topic="orders"),
 }
 
 
