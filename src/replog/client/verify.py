@@ -260,11 +260,10 @@ class RecordVerifier:
         while True:
             trusted = self.trust.get(origin)
             if trusted is not None and new.size < trusted.size:
-                raise VerificationError(
-                    f"{origin}'s newest checkpoint is of {new.size} records, fewer than the "
-                    f"{trusted.size} already trusted: the log was rolled back",
-                    offset=new.size,
-                )
+                # a replica behind the one that signed the trusted checkpoint, or a rollback
+                yield from self._behind(log, new, trusted)
+                self._origins[log] = origin
+                return trusted
             if trusted is not None and new.size == trusted.size and new.root != trusted.root:
                 raise VerificationError(
                     f"{origin}'s checkpoint of {new.size} records has another root than the "
@@ -277,6 +276,37 @@ class RecordVerifier:
                 self._origins[log] = origin
                 return new
             # another thread moved the trust on meanwhile: judge the checkpoint against that
+
+    def _behind(
+        self, log: tuple[str, int], older: Trusted, trusted: Trusted
+    ) -> Generator[Step, Any, None]:
+        """A server's newest checkpoint is older than the trusted one: fine (the trust
+        stays) only if the server proves the trusted tree extends it. One that holds no
+        tree of the trusted size (INVALID_ARGUMENT; a replica merely behind answers
+        UNAVAILABLE and the call goes to another) was rolled back; a proof that fails
+        means a fork."""
+        request = tlog_pb2.GetConsistencyProofRequest(
+            topic=log[0], partition=log[1], old_size=older.size, new_size=trusted.size
+        )
+        try:
+            answer = yield Call(_TLOG + "GetConsistencyProof", request)
+        except InvalidArgumentError:
+            raise VerificationError(
+                f"{trusted.origin}'s newest checkpoint is of {older.size} records, fewer than "
+                f"the {trusted.size} already trusted, and the server holds no tree of "
+                f"{trusted.size}: the log was rolled back",
+                offset=older.size,
+            ) from None
+        try:
+            verify_consistency(
+                older.size, trusted.size, older.root, trusted.root, list(answer.hashes)
+            )
+        except (VerificationError, InvalidArgumentError) as exc:
+            raise VerificationError(
+                f"{trusted.origin}'s checkpoint of {older.size} records is not a prefix of the "
+                f"one of {trusted.size} trusted: {exc}",
+                offset=older.size,
+            ) from None
 
     def _consistent(
         self, log: tuple[str, int], old: Trusted, new: Trusted

@@ -92,7 +92,7 @@ def run(steps: Generator[Any, Any, Batch], log: FakeLog, clock: Clock | None = N
             continue
         try:
             reply = log.answer(step)
-        except NotFoundError as exc:
+        except (NotFoundError, InvalidArgumentError) as exc:  # a server's refusal, as a client
             error = exc
 
 
@@ -132,11 +132,19 @@ def test_a_newer_checkpoint_is_trusted_only_along_a_consistency_proof() -> None:
     forked.signed = 500
     with pytest.raises(VerificationError, match="forked") as caught:
         run(verifier(trust).steps(forked.batch(0, 10), "", 0, 5.0), forked)
-    log.signed = 400
+    log.signed = 400  # a replica that signed less so far (it learnt the commit later)
+    run(verifier(trust).steps(log.batch(0, 10), "", 0, 5.0), log)  # not a rollback
+    assert trust.get("n1/default/0") == Trusted("n1/default/0", 500, log.tree.root(500))
+    rolled = FakeLog(400)  # the same history, cut back to 400 records: no tree of 500
     with pytest.raises(VerificationError, match="rolled back") as caught:
-        run(verifier(trust).steps(log.batch(0, 10), "", 0, 5.0), log)
+        run(verifier(trust).steps(rolled.batch(0, 10), "", 0, 5.0), rolled)
     assert caught.value.offset == 400
     assert trust.get("n1/default/0") == Trusted("n1/default/0", 500, log.tree.root(500))
+    older_fork = FakeLog(600, tag="other")
+    older_fork.signed = 300  # an older checkpoint that is not a prefix of the trusted tree
+    with pytest.raises(VerificationError, match="not a prefix") as caught:
+        run(verifier(trust).steps(older_fork.batch(0, 10), "", 0, 5.0), older_fork)
+    assert caught.value.offset == 300
 
 
 @pytest.mark.parametrize("origin", ["n1/default/1", "n1/other/0", "/default/0", "default/0"])
