@@ -9,10 +9,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+from kio.serial.errors import BufferUnderflow
+from kio.serial.readers import read_signed_varint, read_signed_varlong
+
+from replog.errors import CorruptBatchError
 from replog.server.kafka.records import BatchHeader, KafkaRecord, RecordBatch, encode_batch
+from replog.storage.encoded import EncodedRecords, key_and_headers
 from replog.v1.record_pb2 import Header, Record
 
-__all__ = ["batch_to_records", "records_to_batch", "records_to_batches"]
+__all__ = ["batch_to_records", "encoded_records", "records_to_batch", "records_to_batches"]
 
 
 def batch_to_records(batch: RecordBatch) -> list[Record]:
@@ -32,6 +37,94 @@ def batch_to_records(batch: RecordBatch) -> list[Record]:
             )
         )
     return records
+
+
+def encoded_records(body: bytes, count: int) -> EncodedRecords:
+    """The ``count`` records of a batch's (decompressed) records bytes, ready to append:
+    the records ``batch_to_records`` makes of them, in one pass with no message per record
+    (the log joins each stored record from its value and key-and-headers bytes).
+
+    Raises CorruptBatchError as ``decode_batch`` does for records that do not decode or
+    do not fill the bytes exactly."""
+    values: list[bytes] = []
+    tails: list[bytes] | None = None
+    keys: list[bytes] | None = None
+    read, read_long = read_signed_varint, read_signed_varlong
+    size = len(body)
+    position = 0
+    try:
+        for _ in range(count):
+            length, used = read(body, position)
+            position += used
+            end = position + length
+            if length < 0 or end > size:
+                raise CorruptBatchError(f"record length {length} does not fit the batch")
+            _, used = read_long(body, position + 1)  # after the attributes: timestamp delta
+            position += 1 + used
+            _, used = read(body, position)  # offset delta
+            position += used
+            key_length, used = read(body, position)
+            position += used
+            key = b""
+            if key_length > 0:
+                key, position = _field(body, position, key_length, end)
+            elif key_length < -1:
+                raise CorruptBatchError(f"a record field of length {key_length} does not fit")
+            value_length, used = read(body, position)
+            position += used
+            value = b""
+            if value_length > 0:
+                value, position = _field(body, position, value_length, end)
+            elif value_length < -1:
+                raise CorruptBatchError(f"a record field of length {value_length} does not fit")
+            header_count, used = read(body, position)
+            position += used
+            if key or header_count > 0:
+                headers, position = _headers(body, position, header_count, end)
+                if tails is None or keys is None:
+                    tails, keys = [b""] * len(values), [b""] * len(values)
+                tails.append(key_and_headers(key, headers))
+                keys.append(key)
+            elif tails is not None and keys is not None:
+                tails.append(b"")
+                keys.append(b"")
+            if position != end:
+                raise CorruptBatchError("a record's fields do not fill its length")
+            values.append(value)
+    except (BufferUnderflow, ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise CorruptBatchError(f"record {len(values)} does not decode: {exc}") from None
+    if position != size:
+        raise CorruptBatchError(f"{size - position} bytes after the batch's records")
+    return EncodedRecords(values, tails, keys)
+
+
+def _field(body: bytes, position: int, length: int, end: int) -> tuple[bytes, int]:
+    if position + length > end:
+        raise CorruptBatchError(f"a record field of length {length} does not fit its record")
+    return body[position : position + length], position + length
+
+
+def _headers(
+    body: bytes, position: int, count: int, end: int
+) -> tuple[list[tuple[bytes, bytes]], int]:
+    """``count`` headers from ``position``: (UTF-8 name, value; null as b"")."""
+    headers: list[tuple[bytes, bytes]] = []
+    for _ in range(count):
+        length, used = read_signed_varint(body, position)
+        position += used
+        if length < 0:
+            raise CorruptBatchError("a record header has a null key")
+        name, position = _field(body, position, length, end)
+        name.decode()  # a replog header's name is a string: UnicodeDecodeError when not
+        length, used = read_signed_varint(body, position)
+        position += used
+        value = b""
+        if length > 0:
+            value, position = _field(body, position, length, end)
+        elif length < -1:
+            raise CorruptBatchError(f"a record field of length {length} does not fit")
+        headers.append((name, value))
+    return headers, position
 
 
 def records_to_batch(

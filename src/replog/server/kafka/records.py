@@ -29,6 +29,8 @@ __all__ = [
     "decode_batch",
     "decode_batches",
     "encode_batch",
+    "read_batch",
+    "read_batches",
 ]
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -119,6 +121,26 @@ def decode_batch(data: bytes, position: int = 0) -> tuple[RecordBatch, int]:
     decompress or its records do not fill it exactly; UnsupportedError for an older
     message format (magic 0 or 1, whose messages can be shorter than a v2 header) or a
     compression codec Kafka does not define (5-7)."""
+    header, body, end = read_batch(data, position)
+    return RecordBatch(header, _decode_records(body, header.record_count)), end
+
+
+def read_batches(data: bytes) -> list[tuple[BatchHeader, bytes]]:
+    """Every batch of a produce request's records field as its header and its records'
+    bytes (decompressed), CRC-checked; the errors of ``decode_batches`` but those of the
+    records themselves (a caller decodes those)."""
+    batches: list[tuple[BatchHeader, bytes]] = []
+    position = 0
+    while position < len(data):
+        header, body, position = read_batch(data, position)
+        batches.append((header, body))
+    return batches
+
+
+def read_batch(data: bytes, position: int = 0) -> tuple[BatchHeader, bytes, int]:
+    """The header and records' bytes (decompressed) of the batch at ``position`` of
+    ``data``, CRC-checked, and the position after it; the errors of ``decode_batch`` but
+    those of the records themselves."""
     if len(data) - position > _MAGIC_AT and data[position + _MAGIC_AT] != _MAGIC:
         magic = struct.unpack_from(">b", data, position + _MAGIC_AT)[0]
         raise UnsupportedError(f"record batch magic {magic}; only v2 batches are served")
@@ -138,7 +160,9 @@ def decode_batch(data: bytes, position: int = 0) -> tuple[RecordBatch, int]:
         base_sequence, leader_epoch, last_delta, count,
     )  # fmt: skip
     body = decompress(attributes & _CODEC_MASK, bytes(view[BATCH_OVERHEAD:]))
-    return RecordBatch(header, _decode_records(body, count)), end
+    if count < 0:
+        raise CorruptBatchError(f"record batch claims {count} records")
+    return header, body, end
 
 
 def _decode_records(body: bytes, count: int) -> tuple[KafkaRecord, ...]:

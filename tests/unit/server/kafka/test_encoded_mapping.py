@@ -1,0 +1,76 @@
+"""A produced Kafka batch is stored, through ``encoded_records`` (one pass, no message per
+record), as exactly the bytes the record-by-record path (``batch_to_records``) stores, and
+refused exactly when that path refuses it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replog.errors import CorruptBatchError
+from replog.server.kafka.mapping import batch_to_records, encoded_records
+from replog.server.kafka.records import (
+    BatchHeader,
+    KafkaRecord,
+    RecordBatch,
+    _decode_records,
+    decode_batch,
+    encode_batch,
+    read_batch,
+)
+from replog.storage.codec import encode_records
+
+_kafka_records = st.lists(
+    st.builds(
+        KafkaRecord,
+        value=st.none() | st.binary(max_size=200),
+        key=st.none() | st.binary(max_size=20),
+        headers=st.lists(
+            st.tuples(st.text(max_size=6), st.none() | st.binary(max_size=8)), max_size=3
+        ).map(tuple),
+        offset_delta=st.integers(0, 1000),
+        timestamp_delta=st.integers(-5, 2**40),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=_kafka_records, codec=st.sampled_from([0, 1, 3]))
+def test_encoded_records_store_what_batch_to_records_stores(
+    records: list[KafkaRecord], codec: int
+) -> None:
+    data = encode_batch(BatchHeader(base_timestamp=1_000), records, codec)
+    header, body, _ = read_batch(data)
+    encoded = encoded_records(body, header.record_count)
+    expected = batch_to_records(decode_batch(data)[0])
+    assert encode_records(encoded, 300, 5, 1 << 20) == encode_records(expected, 300, 5, 1 << 20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=_kafka_records, data=st.data())
+def test_a_damaged_batch_is_refused_exactly_when_the_record_path_refuses_it(
+    records: list[KafkaRecord], data: st.DataObject
+) -> None:
+    header, body, _ = read_batch(encode_batch(BatchHeader(), records, 0))
+    damaged = bytearray(body)
+    at = data.draw(st.integers(0, len(body) - 1))
+    damaged[at] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(damaged)))
+    count = header.record_count + data.draw(st.sampled_from([0, 0, 1, -1]))
+    damaged_body = bytes(damaged[:cut] if data.draw(st.booleans()) else damaged)
+    try:
+        expected = batch_to_records(RecordBatch(header, decode_records_of(damaged_body, count)))
+    except CorruptBatchError:
+        with pytest.raises(CorruptBatchError):
+            encoded_records(damaged_body, count)
+        return
+    got = encoded_records(damaged_body, count)
+    assert encode_records(got, 0, 5, 1 << 20) == encode_records(expected, 0, 5, 1 << 20)
+
+
+def decode_records_of(body: bytes, count: int) -> tuple[KafkaRecord, ...]:
+    """The record-by-record decoder the produce path used before."""
+    return _decode_records(body, count)
