@@ -7,13 +7,14 @@ no key sent it)."""
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 
 from kio.serial.errors import BufferUnderflow
 from kio.serial.readers import read_signed_varint, read_signed_varlong
 
 from replog.errors import CorruptBatchError
-from replog.server.kafka.records import BatchHeader, KafkaRecord, RecordBatch, encode_batch
+from replog.server.kafka.records import BatchHeader, RecordBatch, frame_batch, zigzag
 from replog.storage.encoded import EncodedRecords, key_and_headers
 from replog.v1.record_pb2 import Header, Record
 
@@ -139,28 +140,46 @@ def records_to_batch(
     and timestamps, compressed with the codec numbered ``compression``. The batch spans
     ``start`` (default: the first record's offset) to ``next_offset`` (default: after
     the last record), so a reader moves past offsets without user records (an empty
-    batch when ``records`` is empty)."""
+    batch when ``records`` is empty). Each record is encoded straight from its fields:
+    a null Kafka key for an empty one, the value and headers' values as they are."""
     base_offset = records[0].offset if start is None else start
     base_timestamp = records[0].timestamp_ms if records else 0
     end = records[-1].offset + 1 if next_offset is None else next_offset
-    kafka_records = [
-        KafkaRecord(
-            value=record.value,
-            key=record.key or None,
-            headers=tuple((header.key, header.value) for header in record.headers),
-            offset_delta=record.offset - base_offset,
-            timestamp_delta=record.timestamp_ms - base_timestamp,
-        )
-        for record in records
-    ]
+    parts: list[bytes] = []
+    append = parts.append
+    join = b"".join
+    max_timestamp = 0
+    for record in records:
+        timestamp, key, value = record.timestamp_ms, record.key, record.value
+        max_timestamp = max(max_timestamp, timestamp)
+        body = join((
+            b"\x00",  # attributes
+            zigzag(timestamp - base_timestamp),
+            zigzag(record.offset - base_offset),
+            zigzag(len(key)) + key if key else b"\x01",  # zigzag(-1): null
+            zigzag(len(value)),
+            value,
+            _headers_field(record.headers) if record.headers else b"\x00",
+        ))  # fmt: skip
+        append(zigzag(len(body)))
+        append(body)
     header = BatchHeader(
         base_offset=base_offset,
         base_timestamp=base_timestamp,
-        max_timestamp=max((record.timestamp_ms for record in records), default=0),
+        max_timestamp=max_timestamp,
         attributes=0x08 if log_append_time else 0,
         last_offset_delta=max(0, end - base_offset - 1),
     )
-    return encode_batch(header, kafka_records, compression)
+    last_delta = records[-1].offset - base_offset if records else 0
+    return frame_batch(header, join(parts), len(records), last_delta, compression)
+
+
+def _headers_field(headers: Sequence[Header]) -> bytes:
+    parts = [zigzag(len(headers))]
+    for header in headers:
+        name = header.key.encode()
+        parts += (zigzag(len(name)), name, zigzag(len(header.value)), header.value)
+    return b"".join(parts)
 
 
 def records_to_batches(
@@ -196,5 +215,4 @@ def records_to_batches(
     return b"".join(parts)
 
 
-def _timestamp(record: Record) -> int:
-    return int(record.timestamp_ms)
+_timestamp = operator.attrgetter("timestamp_ms")

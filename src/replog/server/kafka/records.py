@@ -29,8 +29,10 @@ __all__ = [
     "decode_batch",
     "decode_batches",
     "encode_batch",
+    "frame_batch",
     "read_batch",
     "read_batches",
+    "zigzag",
 ]
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -225,13 +227,27 @@ def encode_batch(
     (default: the codec in ``header.attributes``); the record count comes from ``records``,
     the last offset delta from the last record or, when larger, from ``header`` (a batch
     that also covers skipped offsets after its records)."""
+    last_delta = records[-1].offset_delta if records else 0
+    body = b"".join(_encode_record(record) for record in records)
+    return frame_batch(header, body, len(records), last_delta, compression)
+
+
+def frame_batch(
+    header: BatchHeader,
+    body: bytes,
+    count: int,
+    last_delta: int,
+    compression: int | None = None,
+) -> bytes:
+    """The batch of ``count`` records already encoded in ``body`` (the last at offset
+    delta ``last_delta``), as ``encode_batch`` frames it."""
     codec = header.compression if compression is None else compression
     attributes = (header.attributes & ~_CODEC_MASK) | codec
-    body = compress(Compression(codec), b"".join(_encode_record(record) for record in records))
-    last_delta = max(header.last_offset_delta, records[-1].offset_delta if records else 0)
+    body = compress(Compression(codec), body)
+    last_delta = max(header.last_offset_delta, last_delta)
     rest = struct.pack(
         ">hiqqqhii", attributes, last_delta, header.base_timestamp, header.max_timestamp,
-        header.producer_id, header.producer_epoch, header.base_sequence, len(records),
+        header.producer_id, header.producer_epoch, header.base_sequence, count,
     )  # fmt: skip
     crc = google_crc32c.value(rest + body)
     length = BATCH_OVERHEAD - _LENGTH_END + len(body)
@@ -263,6 +279,17 @@ def _bytes_field(value: bytes | None) -> tuple[bytes, ...]:
     return (_varint(len(value)), value)
 
 
+_ZIGZAG = [b""] * (1 << 14)
+
+
+def zigzag(value: int) -> bytes:
+    """``value`` zigzag-encoded as a varint, from a table for the small non-negative
+    values most fields hold (offset deltas, lengths)."""
+    if 0 <= value < len(_ZIGZAG):
+        return _ZIGZAG[value]
+    return _varint(value)
+
+
 def _varint(value: int) -> bytes:
     """``value`` zigzag-encoded as a variable-length integer (Kafka's varint/varlong)."""
     unsigned = (value << 1) ^ (value >> 63)
@@ -272,3 +299,6 @@ def _varint(value: int) -> bytes:
         unsigned >>= 7
     out.append(unsigned)
     return bytes(out)
+
+
+_ZIGZAG[:] = [_varint(n) for n in range(len(_ZIGZAG))]
