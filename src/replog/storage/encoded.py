@@ -17,7 +17,7 @@ from typing import overload
 from replog.errors import InvalidArgumentError, RecordTooLargeError
 from replog.v1.record_pb2 import Record
 
-__all__ = ["EncodedRecords", "key_and_headers", "varint"]
+__all__ = ["EncodedRecords", "key_and_headers", "offset_fields", "varint"]
 
 # Record's fields as protobuf writes them (tag = field number << 3 | wire type), in the
 # order it writes them: field number order.
@@ -76,7 +76,7 @@ def _value_prefix(size: int) -> bytes:
     return prefix
 
 
-def _offset_fields(first: int, count: int) -> list[bytes]:
+def offset_fields(first: int, count: int) -> list[bytes]:
     """The offset field of each of ``count`` records numbered from ``first``."""
     end = first + count
     out = _SMALL_OFFSETS[first : min(end, 128)] if first < 128 else []
@@ -196,7 +196,7 @@ class EncodedRecords(Sequence[Record]):
         )
         prefix = _value_prefix
         join = b"".join
-        offsets = _offset_fields(first_offset, len(values))
+        offsets = offset_fields(first_offset, len(values))
         tails = self._tails
         if tails is None:
             payloads = [

@@ -24,10 +24,10 @@ from replog.errors import (
 )
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.errors import kafka_error
-from replog.server.kafka.mapping import encoded_records, records_to_batches
+from replog.server.kafka.fetch_records import payloads_to_batches
+from replog.server.kafka.mapping import encoded_records
 from replog.server.kafka.records import read_batches
 from replog.server.kafka.responses import make, nested
-from replog.storage.codec import decode_records
 
 __all__ = ["begin_produce", "fetch", "list_offsets", "produce"]
 
@@ -211,8 +211,7 @@ def _read_partition(
         return kafka_error(exc), -1, -1, b""
     if next_offset <= offset:
         return ErrorCode.none, high, low, b""
-    records = decode_records(payloads)  # one parse for them all
-    batches = records_to_batches(records, offset, next_offset, max_bytes)
+    batches = payloads_to_batches(payloads, offset, next_offset, max_bytes)
     return ErrorCode.none, high, low, batches
 
 

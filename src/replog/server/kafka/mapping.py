@@ -14,11 +14,17 @@ from kio.serial.errors import BufferUnderflow
 from kio.serial.readers import read_signed_varint, read_signed_varlong
 
 from replog.errors import CorruptBatchError
-from replog.server.kafka.records import BatchHeader, RecordBatch, frame_batch, zigzag
+from replog.server.kafka.records import _ZIGZAG, BatchHeader, RecordBatch, frame_batch, zigzag
 from replog.storage.encoded import EncodedRecords, key_and_headers
 from replog.v1.record_pb2 import Header, Record
 
-__all__ = ["batch_to_records", "encoded_records", "records_to_batch", "records_to_batches"]
+__all__ = [
+    "batch_to_records",
+    "encoded_records",
+    "record_body",
+    "records_to_batch",
+    "records_to_batches",
+]
 
 
 def batch_to_records(batch: RecordBatch) -> list[Record]:
@@ -147,20 +153,11 @@ def records_to_batch(
     end = records[-1].offset + 1 if next_offset is None else next_offset
     parts: list[bytes] = []
     append = parts.append
-    join = b"".join
     max_timestamp = 0
     for record in records:
-        timestamp, key, value = record.timestamp_ms, record.key, record.value
+        timestamp = record.timestamp_ms
         max_timestamp = max(max_timestamp, timestamp)
-        body = join((
-            b"\x00",  # attributes
-            zigzag(timestamp - base_timestamp),
-            zigzag(record.offset - base_offset),
-            zigzag(len(key)) + key if key else b"\x01",  # zigzag(-1): null
-            zigzag(len(value)),
-            value,
-            _headers_field(record.headers) if record.headers else b"\x00",
-        ))  # fmt: skip
+        body = record_body(record, timestamp - base_timestamp, record.offset - base_offset)
         append(zigzag(len(body)))
         append(body)
     header = BatchHeader(
@@ -171,7 +168,7 @@ def records_to_batch(
         last_offset_delta=max(0, end - base_offset - 1),
     )
     last_delta = records[-1].offset - base_offset if records else 0
-    return frame_batch(header, join(parts), len(records), last_delta, compression)
+    return frame_batch(header, b"".join(parts), len(records), last_delta, compression)
 
 
 def _headers_field(headers: Sequence[Header]) -> bytes:
@@ -195,24 +192,69 @@ def records_to_batches(
     without user records; an empty batch when ``records`` is empty). Batches after the
     first stop before the bytes would pass ``max_bytes``: the records they leave out are
     read by the next fetch, from the end of the last batch sent."""
-    runs = [list(run) for _, run in itertools.groupby(records, key=_timestamp)]
-    if not runs:
+    if not records:
         return records_to_batch(records, log_append_time=True, start=start, next_offset=next_offset)
+    timestamps = list(map(_timestamp, records))
     parts: list[bytes] = []
     size = 0
-    for number, run in enumerate(runs):
-        last = number == len(runs) - 1
-        batch = records_to_batch(
-            run,
-            log_append_time=True,
-            start=start if number == 0 else run[0].offset,
-            next_offset=next_offset if last else run[-1].offset + 1,
+    first = 0
+    for timestamp, run in itertools.groupby(timestamps):
+        end = first + sum(1 for _ in run)
+        last = end == len(timestamps)
+        batch = _append_time_batch(
+            records[first:end],
+            timestamp,
+            start if first == 0 else records[first].offset,
+            next_offset if last else records[end - 1].offset + 1,
         )
         if parts and size + len(batch) > max_bytes:
             break
         parts.append(batch)
         size += len(batch)
+        first = end
     return b"".join(parts)
+
+
+def _append_time_batch(records: Sequence[Record], timestamp: int, start: int, end: int) -> bytes:
+    """``records_to_batch`` of records that share ``timestamp`` (LogAppendTime): every
+    timestamp delta is 0, and a record without key and headers (the common one) is
+    written from a table of varints with no bytes built for it alone."""
+    table = _ZIGZAG
+    limit = len(table)
+    parts: list[bytes] = []
+    for record in records:
+        key, value, delta = record.key, record.value, record.offset - start
+        size = len(value)
+        if key or record.headers or size >= limit or delta >= limit:
+            body = record_body(record, 0, delta)
+            parts += (zigzag(len(body)), body)
+            continue
+        offset_delta, value_length = table[delta], table[size]
+        length = 4 + len(offset_delta) + len(value_length) + size  # + attributes, ts, key, hdrs
+        parts += (zigzag(length), b"\x00\x00", offset_delta, b"\x01", value_length, value, b"\x00")
+    header = BatchHeader(
+        base_offset=start,
+        base_timestamp=timestamp,
+        max_timestamp=timestamp,
+        attributes=0x08,
+        last_offset_delta=max(0, end - start - 1),
+    )
+    return frame_batch(header, b"".join(parts), len(records), records[-1].offset - start)
+
+
+def record_body(record: Record, timestamp_delta: int, offset_delta: int) -> bytes:
+    """A Kafka record's bytes after its length: a null key for an empty one, the value and
+    headers' values as they are."""
+    key, value = record.key, record.value
+    return b"".join((
+        b"\x00",  # attributes
+        zigzag(timestamp_delta),
+        zigzag(offset_delta),
+        zigzag(len(key)) + key if key else b"\x01",  # zigzag(-1): null
+        zigzag(len(value)),
+        value,
+        _headers_field(record.headers) if record.headers else b"\x00",
+    ))  # fmt: skip
 
 
 _timestamp = operator.attrgetter("timestamp_ms")
