@@ -80,8 +80,13 @@ def encoded_records(body: bytes, count: int) -> EncodedRecords:
             value_length, used = read(body, position)
             position += used
             value = b""
-            if value_length > 0:
-                value, position = _field(body, position, value_length, end)
+            if value_length > 0:  # _field, inline: every record has a value
+                value = body[position : position + value_length]
+                position += value_length
+                if position > end:
+                    raise CorruptBatchError(
+                        f"a record field of length {value_length} does not fit its record"
+                    )
             elif value_length < -1:
                 raise CorruptBatchError(f"a record field of length {value_length} does not fit")
             header_count, used = read(body, position)
