@@ -15,7 +15,12 @@ on a temporary directory and measures, for 100 B values:
 It prints each run and a table of medians [min..max]; ``--write`` puts that table in
 docs/benchmarks.md (section ``kafka``). Usage:
 
-    .venv/bin/python bench/bench_kafka.py [--records 1000000] [--runs 3] [--write]
+    .venv/bin/python bench/bench_kafka.py [--records 1000000] [--runs 3] [--write] [--cluster]
+
+``--cluster`` adds, in each run, 3 nodes (replication factor 3) with a topic of 6
+partitions: the confluent-kafka producer (bootstrapped on every node, so it produces to
+each partition's leader) against the gRPC ``Producer`` (which routes to the leaders too),
+then the confluent consumer.
 """
 
 from __future__ import annotations
@@ -157,6 +162,35 @@ def grpc_produce(addr: str, topic: str, n: int) -> float:
         return (n - 1) / (time.perf_counter() - start)
 
 
+def cluster_run(records: int) -> dict[str, float]:
+    """The cluster figures of one run: 3 fresh nodes (sync=always, a Kafka listener each),
+    a topic of 6 partitions with replication factor 3 per client, confluent-kafka then the
+    gRPC ``Producer``, then the confluent consumer."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_cluster_partitions import Cluster
+
+    with tempfile.TemporaryDirectory(prefix="replog-bench-kafka3-") as tmp:
+        cluster = Cluster(Path(tmp), ("--kafka-addr", "127.0.0.1:0"))
+        try:
+            cluster.start(3)
+            for name in (TOPIC6, TOPIC_GRPC):
+                cluster.create_topic(name, 6)
+            deadline = time.monotonic() + 60
+            while not all(cluster.agreed_leaders(t) for t in (TOPIC6, TOPIC_GRPC)):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("no leaders for the topics")
+                time.sleep(0.2)
+            ready = [json.loads((Path(tmp) / f"{n}.ready").read_text()) for n in cluster.nodes]
+            kafka = ",".join(info["kafka_addr"] for info in ready)
+            result = {"cluster_kafka_produce6_rps": kafka_produce(kafka, TOPIC6, records)}
+            grpc = ready[0]["grpc_addr"]
+            result["cluster_grpc_produce6_rps"] = grpc_produce(grpc, TOPIC_GRPC, records)
+            result["cluster_kafka_consume6_rps"] = kafka_consume(kafka, TOPIC6, 6, records)
+        finally:
+            cluster.stop()
+    return result
+
+
 def one_run(records: int, latency_records: int, extra: tuple[str, ...]) -> dict[str, float]:
     """Every figure of one run, on a fresh server."""
     with tempfile.TemporaryDirectory(prefix="replog-bench-kafka-") as tmp:
@@ -187,6 +221,11 @@ FIGURES: list[tuple[str, str, str, float | None, bool]] = [
     ("kafka_p99_ms", "one produce at a time (linger 0) p99", "ms", None, False),
     ("grpc_produce6_rps", "gRPC `Producer` (reference), 6 partitions", "rec/s", None, True),
 ]
+CLUSTER_FIGURES: list[tuple[str, str, str, float | None, bool]] = [
+    ("cluster_kafka_produce6_rps", "3 nodes RF 3: confluent-kafka producer", "rec/s", None, True),
+    ("cluster_grpc_produce6_rps", "3 nodes RF 3: gRPC `Producer` (reference)", "rec/s", None, True),
+    ("cluster_kafka_consume6_rps", "3 nodes RF 3: confluent-kafka consumer", "rec/s", None, True),
+]
 
 
 def _figure(values: list[float], unit: str) -> str:
@@ -210,9 +249,13 @@ def render(runs: list[dict[str, float]], records: int, latency_records: int) -> 
         "| what | figure | target | |",
         "|---|---:|---:|---|",
     ]
-    for key, what, unit, target, higher in FIGURES:
+    figures = [f for f in FIGURES + CLUSTER_FIGURES if all(f[0] in run for run in runs)]
+    for key, what, unit, fixed, higher in figures:
         values = [run[key] for run in runs]
         figure = _figure(values, unit)
+        target = fixed
+        if key == "cluster_kafka_produce6_rps":  # the target: the gRPC Producer's, same runs
+            target = statistics.median(run["cluster_grpc_produce6_rps"] for run in runs)
         if target is None:
             lines.append(f"| {what} | {figure} | | |")
             continue
@@ -233,10 +276,13 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> N
     parser.add_argument("--write", action="store_true", help="rewrite docs/benchmarks.md's kafka")
     parser.add_argument("--out", type=Path, help="the markdown file --write rewrites")
     parser.add_argument("--serve-arg", action="append", default=[], help="passed to serve")
+    parser.add_argument("--cluster", action="store_true", help="also 3 nodes, RF 3, 6 partitions")
     args = parser.parse_args(argv)
     runs = []
     for _ in range(args.runs):
         run = one_run(args.records, args.latency_records, tuple(args.serve_arg))
+        if args.cluster:
+            run |= cluster_run(args.records)
         out(json.dumps({k: round(v, 3) for k, v in run.items()}))
         runs.append(run)
     section = render(runs, args.records, args.latency_records)
