@@ -87,3 +87,20 @@ def test_a_record_over_the_limit_is_refused_and_nothing_is_appended(tmp_path: Pa
         assert log.next_offset == 0
         assert log.append_batch(EncodedRecords([b"a", b"b"], [b"", b"2\x01k"], [b"", b"k"])) == 0
         assert [r.key for r in log.read_batch(0, max_records=2)] == [b"", b"k"]
+
+
+def test_raft_measures_prepared_records_without_making_a_message_of_each() -> None:
+    from replog.raft.records import values_bytes
+
+    class Counted(EncodedRecords):
+        __slots__ = ()
+
+        def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+            raise AssertionError("a record was materialised to be measured")
+
+    encoded = Counted([b"abc", b"de"], [b"", b"2\x01k"], [b"", b"k"])
+    assert values_bytes(encoded) == encoded.byte_size() == 8
+    assert (
+        values_bytes([b"abc", Record(value=b"de", key=b"k")])
+        == 3 + Record(value=b"de", key=b"k").ByteSize()
+    )
