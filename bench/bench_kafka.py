@@ -237,14 +237,17 @@ def _figure(values: list[float], unit: str) -> str:
 def render(runs: list[dict[str, float]], records: int, latency_records: int) -> str:
     """The kafka section of docs/benchmarks.md: medians [min..max] against the targets."""
     load = os.getloadavg()
+    cluster = all("cluster_grpc_produce6_rps" in run for run in runs)
     lines = [
         "<!-- kafka:begin -->",
-        "## Kafka edge (single node)",
+        "## Kafka edge: confluent-kafka against replog's own Producer",
         "",
         f"Command: `bench/bench_kafka.py --records {records:,} --latency-records "
-        f"{latency_records:,} --runs {len(runs)}`: one `replog serve --sync always "
-        "--kafka-addr` subprocess, 100 B values, clients on the same machine. Medians "
-        f"[min..max]; load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.",
+        f"{latency_records:,} --runs {len(runs)}{' --cluster' if cluster else ''}`: one "
+        "`replog serve --sync always --kafka-addr` subprocess"
+        f"{' (then 3 such nodes, RF 3)' if cluster else ''}, 100 B values, clients on the "
+        "same machine. Medians [min..max]; load average at the end "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}.",
         "",
         "| what | figure | target | |",
         "|---|---:|---:|---|",
