@@ -15,6 +15,7 @@ from replog.errors import (
     InvalidArgumentError,
     UnsupportedError,
 )
+from replog.storage.encoded import EncodedRecords
 from replog.v1.record_pb2 import Record
 
 __all__ = ["NO_KEY_INDEX", "Asked", "KeyLatest", "admit", "batch_key", "keys_of"]
@@ -24,6 +25,8 @@ NO_KEY_INDEX = "expected_key_offset needs the topic's key index: set its config 
 
 def keys_of(values: Sequence[bytes | Record]) -> list[bytes]:
     """Each value's key (b"" for a bare value)."""
+    if isinstance(values, EncodedRecords):
+        return values.keys()
     return [b"" if isinstance(v, bytes) else v.key for v in values]
 
 

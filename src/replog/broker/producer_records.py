@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from replog.storage.encoded import EncodedRecords
 from replog.v1.record_pb2 import Record
 
 __all__ = ["ProducerFields", "producer_fields", "stamp"]
@@ -29,8 +30,11 @@ class ProducerFields(NamedTuple):
 
 def stamp(
     values: Sequence[bytes | Record], producer_id: int, epoch: int, sequence: int
-) -> list[bytes | Record]:
-    """``values`` with the first one a Record carrying the batch's producer fields."""
+) -> Sequence[bytes | Record]:
+    """``values`` with the first one a Record carrying the batch's producer fields (an
+    ``EncodedRecords`` stays one, its first record carrying them)."""
+    if isinstance(values, EncodedRecords):
+        return values.stamped(producer_id, epoch, sequence)
     first = values[0]
     record = Record(value=first) if isinstance(first, bytes) else _copy(first)
     record.producer_id = producer_id

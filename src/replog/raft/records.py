@@ -10,7 +10,7 @@ from replog.raft.messages import Message
 from replog.raft.storage import data_bytes
 from replog.v1.record_pb2 import Record
 
-__all__ = ["messages_within", "proposal_groups", "turn_share"]
+__all__ = ["messages_within", "proposal_groups", "turn_share", "values_bytes"]
 
 T = TypeVar("T")
 
@@ -24,13 +24,23 @@ def proposal_groups(
     size = records = 0
     for proposal in queued:
         group.append(proposal)
-        size += sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in proposal[0])
+        size += values_bytes(proposal[0])
         records += len(proposal[0])
         if size >= max_bytes or records >= max_records:
             yield group
             group, size, records = [], 0, 0
     if group:
         yield group
+
+
+def values_bytes(values: Sequence[bytes | Record]) -> int:
+    """About the bytes of a request's values: a sequence that measures itself (the
+    storage's ``EncodedRecords``, prepared by an edge, has ``byte_size``) is asked, so its
+    records are not each made into a message to be measured."""
+    measure = getattr(values, "byte_size", None)
+    if measure is not None:
+        return int(measure())
+    return sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in values)
 
 
 def turn_share(queued: Sequence[tuple[Sequence[bytes | Record], T]], max_records: int) -> int:

@@ -40,6 +40,7 @@ from replog.errors import (
     UnsupportedError,
 )
 from replog.storage import Log
+from replog.storage.encoded import EncodedRecords
 from replog.v1.record_pb2 import Record
 
 __all__ = ["STALL_S", "AppendValue", "LogBackend", "ReadResult", "ServerInfo", "SingleNodeBackend"]
@@ -205,9 +206,7 @@ class SingleNodeBackend:
         if not admitted:
             _answer_duplicates(duplicates)
             return
-        values: list[AppendValue] = []
-        for items, _ in admitted:
-            values.extend(items)
+        values = _joined([items for items, _ in admitted])
         try:
             base = await loop.run_in_executor(self._executor, self._append, values)
         except InvalidArgumentError as exc:
@@ -241,7 +240,7 @@ class SingleNodeBackend:
         if self.producers.due():
             await self._checkpoint(loop)
 
-    def _append(self, values: list[AppendValue]) -> int:
+    def _append(self, values: Sequence[AppendValue]) -> int:
         """Append (in the worker thread) and feed the key index; a failing index stops
         answering per-key conditions, the append stands."""
         base = self._log.append_batch(values)
@@ -418,3 +417,22 @@ def _shutting_down() -> UnavailableError:
 def _fail(future: asyncio.Future[int], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
+
+
+def _joined(parts: list[Sequence[AppendValue]]) -> Sequence[AppendValue]:
+    """The values of many requests as one append (EncodedRecords stay one when all are)."""
+    if all(isinstance(part, EncodedRecords) for part in parts):
+        return EncodedRecords.concat(parts)  # type: ignore[arg-type]  # all are, just checked
+    values: list[AppendValue] = []
+    for part in parts:
+        values.extend(part)
+    return values
+
+
+def _size(values: Sequence[AppendValue]) -> int:
+    if isinstance(values, EncodedRecords):
+        return values.byte_size()
+    try:
+        return sum(map(len, values))  # type: ignore[arg-type]  # bare values: all in C
+    except TypeError:  # a Record among them
+        return sum(len(v) if isinstance(v, bytes) else v.ByteSize() for v in values)

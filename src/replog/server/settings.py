@@ -39,6 +39,7 @@ __all__ = [
     "split_addr",
 ]
 
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 DEFAULT_GRPC_ADDR = "127.0.0.1:7400"
 DEFAULT_HTTP_ADDR = "127.0.0.1:7401"
 
@@ -93,6 +94,9 @@ class ServerSettings:
     offsets_topic_partitions: int = 8
     group_heartbeat_interval_ms: int = 500
     offsets_retention_ms: int = 7 * 24 * 3600 * 1000
+    event_loop: str = "auto"
+    """The event loop ``replog serve`` runs on: ``auto`` (uvloop when it is installed, else
+    asyncio's own), ``asyncio`` or ``uvloop``."""
 
     def __post_init__(self) -> None:
         split_addr(self.grpc_addr, "grpc_addr")
@@ -100,6 +104,10 @@ class ServerSettings:
         for name in ("http_advertised_addr", "kafka_addr", "kafka_advertised_addr"):
             if getattr(self, name):
                 split_addr(getattr(self, name), name)
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(
+                f"event_loop must be auto, asyncio or uvloop, got {self.event_loop!r}"
+            )
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"log_format must be text or json, got {self.log_format!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import google_crc32c
 
 from replog.errors import CorruptRecordError, InvalidArgumentError, RecordTooLargeError
+from replog.storage.encoded import EncodedRecords
 from replog.v1.record_pb2 import Header, Record, RecordBatch
 
 __all__ = [
@@ -106,11 +107,16 @@ def encode_records(
     term: int = 0,
     record_type: int = 0,
 ) -> list[bytes]:
-    """Serialize ``values`` (bytes or Records) as records with contiguous offsets.
+    """Serialize ``values`` (bytes or Records, or an ``EncodedRecords``) as records with
+    contiguous offsets.
 
     Raises InvalidArgumentError for a value that is neither, RecordTooLargeError for a
     record over ``max_record_bytes``; on error nothing is returned, so nothing is written.
     """
+    if isinstance(values, EncodedRecords):  # prepared by the edge: joins, no messages
+        return values.payloads(
+            first_offset, timestamp_ms, max_record_bytes, term=term, record_type=record_type
+        )
     if first_offset + len(values) > _U64:
         raise InvalidArgumentError("offsets would overflow 64 bits")
     # Reusing one message is ~2x faster than building one per value.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -23,12 +24,12 @@ from replog.errors import (
 )
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.errors import kafka_error
-from replog.server.kafka.mapping import batch_to_records, records_to_batches
-from replog.server.kafka.records import decode_batches
+from replog.server.kafka.fetch_records import payloads_to_batches
+from replog.server.kafka.mapping import encoded_records
+from replog.server.kafka.records import read_batches
 from replog.server.kafka.responses import make, nested
-from replog.v1.record_pb2 import Record
 
-__all__ = ["fetch", "list_offsets", "produce"]
+__all__ = ["begin_produce", "fetch", "list_offsets", "produce"]
 
 log = logging.getLogger("replog.kafka")
 _NO_TIME = datetime.timedelta(0)
@@ -42,15 +43,32 @@ async def produce(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
     """Append each partition's batches; None (no answer) for acks=0, as Kafka does. An
     acks other than 0, 1 and -1 is INVALID_REQUIRED_ACKS for every partition, nothing
     appended."""
+    return await begin_produce(ctx, cls, body)
+
+
+def begin_produce(ctx: KafkaContext, cls: type[Any], body: Any) -> Coroutine[Any, Any, Any]:
+    """Submit every partition's batch now, in the request's order (so requests begun one
+    after another append in that order), and return the coroutine that waits for their
+    outcomes and gives the response (None for acks=0), as ``produce`` does."""
     wanted = [(topic.name, part) for topic in body.topic_data for part in topic.partition_data]
+    submitted: list[_Submitted]
     if body.acks in _ACKS:
-        outcomes = await asyncio.gather(
-            *(_produce_partition(ctx, name, part, body.acks) for name, part in wanted)
-        )
+        submitted = [_submit_partition(ctx, name, part, body.acks) for name, part in wanted]
     else:
         refused = (ErrorCode.invalid_required_acks, -1, f"acks {body.acks} is not 0, 1 or -1")
-        outcomes = [refused] * len(wanted)
-    if body.acks == 0:
+        submitted = [refused] * len(wanted)
+    return _produce_response(cls, body.acks, wanted, submitted)
+
+
+_Outcome = tuple[ErrorCode, int, str | None]
+_Submitted = _Outcome | asyncio.Future[int]
+
+
+async def _produce_response(
+    cls: type[Any], acks: int, wanted: list[tuple[str, Any]], submitted: list[_Submitted]
+) -> Any:
+    outcomes = [await _outcome(one) for one in submitted]
+    if acks == 0:
         return None
     part_cls = nested(cls, "PartitionProduceResponse")
     by_topic: dict[str, list[Any]] = {}
@@ -75,14 +93,24 @@ async def produce(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
     return make(cls, responses=responses, throttle_time=_NO_TIME)
 
 
-async def _produce_partition(
-    ctx: KafkaContext, topic: str, part: Any, acks: int
-) -> tuple[ErrorCode, int, str | None]:
+async def _outcome(submitted: _Submitted) -> _Outcome:
+    if not isinstance(submitted, asyncio.Future):
+        return submitted
+    try:
+        base = await submitted
+    except ReplogError as exc:
+        return kafka_error(exc), -1, str(exc)
+    return ErrorCode.none, int(base), None
+
+
+def _submit_partition(ctx: KafkaContext, topic: str, part: Any, acks: int) -> _Submitted:
+    """The partition's batch decoded and submitted (its future), or the outcome that
+    refused it before anything was submitted."""
     try:
         backend = ctx.topics.partition(topic, part.index)
         ctx.require_leader(topic, part.index)  # Kafka clients produce to leaders only
         try:
-            batches = decode_batches(bytes(part.records or b""))
+            batches = read_batches(bytes(part.records or b""))
         except UnsupportedError as exc:
             # Magic 0/1 or an unknown codec: Kafka's InvalidRecordException (a client must
             # not retry it, as it would CORRUPT_MESSAGE; UNSUPPORTED_VERSION is the API's).
@@ -92,21 +120,19 @@ async def _produce_partition(
             # appended all or nothing (two would be two appends, the first perhaps landed
             # when the second is refused, and a client retrying the whole would duplicate it).
             return ErrorCode.invalid_record, -1, "a produce carries exactly one record batch"
-        batch = batches[0]
-        records = batch_to_records(batch)
+        header, body = batches[0]
+        records = encoded_records(body, header.record_count)  # no message per record
         if len(records) > ctx.max_batch_records:
             raise BatchTooLargeError(len(records), ctx.max_batch_records)
-        header = batch.header
         conditions = Conditions(
             producer_id=max(0, header.producer_id),
             producer_epoch=max(0, header.producer_epoch) if header.producer_id >= 0 else 0,
             base_sequence=max(0, header.base_sequence) if header.producer_id >= 0 else 0,
             acks_leader=acks == 1,
         )
-        base = await backend.submit(records, conditions)
+        return backend.submit(records, conditions)
     except ReplogError as exc:
         return kafka_error(exc), -1, str(exc)
-    return ErrorCode.none, int(base), None
 
 
 async def fetch(ctx: KafkaContext, cls: type[Any], body: Any) -> Any:
@@ -185,8 +211,7 @@ def _read_partition(
         return kafka_error(exc), -1, -1, b""
     if next_offset <= offset:
         return ErrorCode.none, high, low, b""
-    records = [Record.FromString(payload) for payload in payloads]
-    batches = records_to_batches(records, offset, next_offset, max_bytes)
+    batches = payloads_to_batches(payloads, offset, next_offset, max_bytes)
     return ErrorCode.none, high, low, batches
 
 

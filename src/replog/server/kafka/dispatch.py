@@ -7,7 +7,7 @@ as Kafka answers it), never by dropping the connection."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from kio.index import load_response_schema
@@ -19,9 +19,10 @@ from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.groups import GROUP_APIS, handle_group_request
 from replog.server.kafka.responses import blank_response
 
-__all__ = ["API_VERSIONS_KEY", "SERVED", "answer"]
+__all__ = ["API_VERSIONS_KEY", "PRODUCE_KEY", "SERVED", "answer", "begin"]
 
 API_VERSIONS_KEY = 18
+PRODUCE_KEY = 0
 Handler = Callable[[KafkaContext, type[Any], Any], Awaitable[Any]]
 _HANDLERS: dict[int, tuple[int, int, Handler]] = {
     0: (3, 8, data.produce),
@@ -62,6 +63,25 @@ async def answer(ctx: KafkaContext, request: Request) -> bytes | None:
     else:
         response = await _HANDLERS[key][2](ctx, cls, request.body)
     return None if response is None else encode_response(header.correlation_id, response)
+
+
+def begin(ctx: KafkaContext, request: Request) -> Coroutine[Any, Any, bytes | None] | None:
+    """For a Produce this node serves: its batches submitted now, and the coroutine giving
+    its response frame (None for acks=0), so a connection may read the next request while
+    this one is appended. None for every other request, which ``answer`` serves."""
+    header = request.header
+    low, high = SERVED[PRODUCE_KEY]
+    if header.api_key != PRODUCE_KEY or not low <= header.api_version <= high:
+        return None
+    if request.body is None:
+        return None
+    cls = load_response_schema(PRODUCE_KEY, header.api_version)
+    return _framed(header.correlation_id, data.begin_produce(ctx, cls, request.body))
+
+
+async def _framed(correlation_id: int, response: Awaitable[Any]) -> bytes | None:
+    body = await response
+    return None if body is None else encode_response(correlation_id, body)
 
 
 def unsupported(header: RequestHeader) -> bytes:

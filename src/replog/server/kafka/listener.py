@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 
 from replog.errors import ConfigError, ProtocolError, UnsupportedError
 from replog.server.kafka.codec import DEFAULT_MAX_FRAME_BYTES, FrameReader, decode_request
 from replog.server.kafka.context import KafkaContext
-from replog.server.kafka.dispatch import answer
+from replog.server.kafka.dispatch import answer, begin
 
 __all__ = ["KafkaListener"]
 
 log = logging.getLogger("replog.kafka")
 _READ_BYTES = 256 * 1024
+_PIPELINED = 16
+"""Produce answers a connection may have pending (bounds the batches held per connection)."""
 
 
 class KafkaListener:
@@ -79,25 +82,68 @@ class KafkaListener:
                 await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer the connection's requests in order. Produce requests are pipelined: each
+        is submitted as soon as it is read (so appends keep the requests' order) and the
+        next request is read while it is appended, up to ``_PIPELINED`` answers pending;
+        any other request waits until every earlier one is answered, so it sees their
+        effects, and is answered before the next is read."""
         peer = writer.get_extra_info("peername")
         frames = FrameReader(self.max_frame_bytes)
+        answers: asyncio.Queue[Awaitable[bytes | None]] = asyncio.Queue(_PIPELINED)
+        sender = asyncio.ensure_future(_send(answers, writer, peer))
         try:
             while not self.ctx.draining:
                 data = await asyncio.wait_for(reader.read(_READ_BYTES), self.idle_timeout_s)
                 if not data:
                     if frames.pending:
                         log.warning("kafka: the connection from %s ended inside a frame", peer)
-                    return
+                    break
                 for frame in frames.feed(data):
-                    response = await answer(self.ctx, decode_request(frame))
+                    request = decode_request(frame)
+                    pipelined = begin(self.ctx, request)
+                    if pipelined is not None:
+                        await answers.put(pipelined)
+                        continue
+                    await answers.join()
+                    response = await answer(self.ctx, request)
                     if response is not None:
                         writer.write(response)
                         await writer.drain()
+            await answers.join()  # the produces read before the end are answered
         except (ProtocolError, UnsupportedError) as exc:
             log.warning("kafka: closing the connection from %s: %s", peer, exc)
+            await answers.join()
         except TimeoutError:
             log.info("kafka: closing the connection from %s: idle", peer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception:
             log.exception("kafka: closing the connection from %s after an internal error", peer)
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+
+async def _send(
+    answers: asyncio.Queue[Awaitable[bytes | None]], writer: asyncio.StreamWriter, peer: object
+) -> None:
+    """Write each pipelined answer as it completes, in the order the requests came; after
+    a failure the connection is closed and later answers are awaited but not written."""
+    broken = False
+    while True:
+        pending = await answers.get()
+        try:
+            response = await pending
+            if response is not None and not broken:
+                writer.write(response)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            broken = True
+            writer.close()
+        except Exception:
+            if not broken:
+                log.exception("kafka: closing the connection from %s after an internal error", peer)
+            broken = True
+            writer.close()
+        finally:
+            answers.task_done()

@@ -29,6 +29,10 @@ __all__ = [
     "decode_batch",
     "decode_batches",
     "encode_batch",
+    "frame_batch",
+    "read_batch",
+    "read_batches",
+    "zigzag",
 ]
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
@@ -119,6 +123,26 @@ def decode_batch(data: bytes, position: int = 0) -> tuple[RecordBatch, int]:
     decompress or its records do not fill it exactly; UnsupportedError for an older
     message format (magic 0 or 1, whose messages can be shorter than a v2 header) or a
     compression codec Kafka does not define (5-7)."""
+    header, body, end = read_batch(data, position)
+    return RecordBatch(header, _decode_records(body, header.record_count)), end
+
+
+def read_batches(data: bytes) -> list[tuple[BatchHeader, bytes]]:
+    """Every batch of a produce request's records field as its header and its records'
+    bytes (decompressed), CRC-checked; the errors of ``decode_batches`` but those of the
+    records themselves (a caller decodes those)."""
+    batches: list[tuple[BatchHeader, bytes]] = []
+    position = 0
+    while position < len(data):
+        header, body, position = read_batch(data, position)
+        batches.append((header, body))
+    return batches
+
+
+def read_batch(data: bytes, position: int = 0) -> tuple[BatchHeader, bytes, int]:
+    """The header and records' bytes (decompressed) of the batch at ``position`` of
+    ``data``, CRC-checked, and the position after it; the errors of ``decode_batch`` but
+    those of the records themselves."""
     if len(data) - position > _MAGIC_AT and data[position + _MAGIC_AT] != _MAGIC:
         magic = struct.unpack_from(">b", data, position + _MAGIC_AT)[0]
         raise UnsupportedError(f"record batch magic {magic}; only v2 batches are served")
@@ -138,7 +162,9 @@ def decode_batch(data: bytes, position: int = 0) -> tuple[RecordBatch, int]:
         base_sequence, leader_epoch, last_delta, count,
     )  # fmt: skip
     body = decompress(attributes & _CODEC_MASK, bytes(view[BATCH_OVERHEAD:]))
-    return RecordBatch(header, _decode_records(body, count)), end
+    if count < 0:
+        raise CorruptBatchError(f"record batch claims {count} records")
+    return header, body, end
 
 
 def _decode_records(body: bytes, count: int) -> tuple[KafkaRecord, ...]:
@@ -201,13 +227,27 @@ def encode_batch(
     (default: the codec in ``header.attributes``); the record count comes from ``records``,
     the last offset delta from the last record or, when larger, from ``header`` (a batch
     that also covers skipped offsets after its records)."""
+    last_delta = records[-1].offset_delta if records else 0
+    body = b"".join(_encode_record(record) for record in records)
+    return frame_batch(header, body, len(records), last_delta, compression)
+
+
+def frame_batch(
+    header: BatchHeader,
+    body: bytes,
+    count: int,
+    last_delta: int,
+    compression: int | None = None,
+) -> bytes:
+    """The batch of ``count`` records already encoded in ``body`` (the last at offset
+    delta ``last_delta``), as ``encode_batch`` frames it."""
     codec = header.compression if compression is None else compression
     attributes = (header.attributes & ~_CODEC_MASK) | codec
-    body = compress(Compression(codec), b"".join(_encode_record(record) for record in records))
-    last_delta = max(header.last_offset_delta, records[-1].offset_delta if records else 0)
+    body = compress(Compression(codec), body)
+    last_delta = max(header.last_offset_delta, last_delta)
     rest = struct.pack(
         ">hiqqqhii", attributes, last_delta, header.base_timestamp, header.max_timestamp,
-        header.producer_id, header.producer_epoch, header.base_sequence, len(records),
+        header.producer_id, header.producer_epoch, header.base_sequence, count,
     )  # fmt: skip
     crc = google_crc32c.value(rest + body)
     length = BATCH_OVERHEAD - _LENGTH_END + len(body)
@@ -239,6 +279,17 @@ def _bytes_field(value: bytes | None) -> tuple[bytes, ...]:
     return (_varint(len(value)), value)
 
 
+_ZIGZAG = [b""] * (1 << 14)
+
+
+def zigzag(value: int) -> bytes:
+    """``value`` zigzag-encoded as a varint, from a table for the small non-negative
+    values most fields hold (offset deltas, lengths)."""
+    if 0 <= value < len(_ZIGZAG):
+        return _ZIGZAG[value]
+    return _varint(value)
+
+
 def _varint(value: int) -> bytes:
     """``value`` zigzag-encoded as a variable-length integer (Kafka's varint/varlong)."""
     unsigned = (value << 1) ^ (value >> 63)
@@ -248,3 +299,6 @@ def _varint(value: int) -> bytes:
         unsigned >>= 7
     out.append(unsigned)
     return bytes(out)
+
+
+_ZIGZAG[:] = [_varint(n) for n in range(len(_ZIGZAG))]
