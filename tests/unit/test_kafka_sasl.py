@@ -20,7 +20,7 @@ from replog.security.scram import (
     read_users,
     write_users,
 )
-from replog.server.kafka.sasl import PlainExchange, SaslFailed, ScramExchange
+from replog.server.kafka.sasl import PlainExchange, SaslFailedError, ScramExchange
 
 # RFC 7677 section 3: user "user", password "pencil".
 RFC_SALT = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
@@ -61,9 +61,9 @@ def test_a_wrong_scram_proof_fails_and_the_exchange_cannot_be_continued() -> Non
     exchange = ScramExchange("SCRAM-SHA-256", _rfc_lookup, nonce=RFC_SERVER_NONCE)
     exchange.step(RFC_CLIENT_FIRST)
     bad = RFC_CLIENT_FINAL[:-6] + b"AAAAA="
-    with pytest.raises(SaslFailed, match="invalid credentials"):
+    with pytest.raises(SaslFailedError, match="invalid credentials"):
         exchange.step(bad)
-    with pytest.raises(SaslFailed):
+    with pytest.raises(SaslFailedError):
         exchange.step(RFC_CLIENT_FINAL)
 
 
@@ -71,7 +71,7 @@ def test_an_unknown_scram_user_gets_a_salt_and_fails_only_at_the_last_step() -> 
     exchange = ScramExchange("SCRAM-SHA-256", _rfc_lookup, nonce=RFC_SERVER_NONCE)
     first = exchange.step(b"n,,n=nobody,r=abc").reply
     assert first.startswith(b"r=abc" + RFC_SERVER_NONCE.encode() + b",s=")
-    with pytest.raises(SaslFailed):
+    with pytest.raises(SaslFailedError):
         exchange.step(b"c=biws,r=abc" + RFC_SERVER_NONCE.encode() + b",p=" + b"A" * 44)
 
 
@@ -80,7 +80,7 @@ def test_an_unknown_scram_user_gets_a_salt_and_fails_only_at_the_last_step() -> 
     [b"p=tls-unique,,n=user,r=x", b"n,,r=x,n=user", b"n,,n=user,r=x,m=ext", b"\xff", b"n,,"],
 )
 def test_a_malformed_or_channel_bound_client_first_fails(first: bytes) -> None:
-    with pytest.raises(SaslFailed):
+    with pytest.raises(SaslFailedError):
         ScramExchange("SCRAM-SHA-256", _rfc_lookup).step(first)
 
 
@@ -109,7 +109,7 @@ def test_plain_checks_the_password_against_the_stored_scram_credential() -> None
     assert PlainExchange(lookup).step(b"\0alice\0wonder").user == "alice"
     assert PlainExchange(lookup).step(b"alice\0alice\0wonder").user == "alice"
     for token in (b"\0alice\0wrong", b"\0nobody\0wonder", b"bob\0alice\0wonder", b"alice"):
-        with pytest.raises(SaslFailed):
+        with pytest.raises(SaslFailedError):
             PlainExchange(lookup).step(token)
 
 

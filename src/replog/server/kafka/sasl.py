@@ -2,7 +2,7 @@
 
 Pure (sans-I/O): an exchange is fed each token the client sends (a SaslAuthenticate
 request's ``auth_bytes``) and answers the token to send back; the last step also names the
-user it authenticated. A failure raises :class:`SaslFailed`, whose message says nothing of
+user it authenticated. A failure raises :class:`SaslFailedError`, whose message says nothing of
 why (a wrong password and an unknown user read the same). An unknown user's SCRAM exchange
 goes on with a made-up salt and fails at its last step, so the first answer does not tell
 which user names exist."""
@@ -23,7 +23,7 @@ __all__ = [
     "SASL_MECHANISMS",
     "PlainExchange",
     "SaslExchange",
-    "SaslFailed",
+    "SaslFailedError",
     "ScramExchange",
     "SaslStep",
     "new_exchange",
@@ -36,7 +36,7 @@ Lookup = Callable[[str], Mapping[str, ScramCredential]]
 """A user name -> that user's credentials by mechanism (empty: no such user)."""
 
 
-class SaslFailed(Exception):
+class SaslFailedError(Exception):
     """The client did not authenticate; the message is safe to send it."""
 
     def __init__(self, mechanism: str) -> None:
@@ -59,7 +59,7 @@ class SaslExchange:
     mechanism = ""
 
     def step(self, token: bytes) -> SaslStep:
-        """The answer to the client's next ``token``; SaslFailed ends the exchange."""
+        """The answer to the client's next ``token``; SaslFailedError ends the exchange."""
         raise NotImplementedError
 
 
@@ -76,19 +76,19 @@ class PlainExchange(SaslExchange):
     def step(self, token: bytes) -> SaslStep:
         """Authenticate the one token PLAIN sends."""
         if self._done or len(token) > MAX_TOKEN_BYTES:
-            raise SaslFailed(self.mechanism)
+            raise SaslFailedError(self.mechanism)
         self._done = True
         try:
             authzid, user, password = token.decode().split("\0")
         except ValueError:  # not UTF-8, or not three fields
-            raise SaslFailed(self.mechanism) from None
+            raise SaslFailedError(self.mechanism) from None
         credentials = self._lookup(user) if USER_NAME.fullmatch(user) else {}
         if authzid not in ("", user) or not credentials:
             derive("SCRAM-SHA-256", password)  # as long as a real check: no timing oracle
-            raise SaslFailed(self.mechanism)
+            raise SaslFailedError(self.mechanism)
         credential = credentials.get("SCRAM-SHA-256") or next(iter(credentials.values()))
         if not credential.matches(password):
-            raise SaslFailed(self.mechanism)
+            raise SaslFailedError(self.mechanism)
         return SaslStep(b"", user)
 
 
@@ -131,7 +131,7 @@ class ScramExchange(SaslExchange):
     def step(self, token: bytes) -> SaslStep:
         """Answer client-first, then client-final."""
         if len(token) > MAX_TOKEN_BYTES:
-            raise SaslFailed(self.mechanism)
+            raise SaslFailedError(self.mechanism)
         stage, self._stage = self._stage, 2
         try:
             text = token.decode()
@@ -143,7 +143,7 @@ class ScramExchange(SaslExchange):
                 return self._final(text)
         except (ValueError, KeyError):  # malformed: the same answer as a wrong password
             pass
-        raise SaslFailed(self.mechanism)
+        raise SaslFailedError(self.mechanism)
 
     def _first(self, text: str) -> str:
         cbind, authzid, bare = text.split(",", 2)
