@@ -52,6 +52,7 @@ from replog.server.http_tlog import TLOG_KEY, TlogState
 from replog.server.kafka.cluster_view import ClusterView
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.listener import KafkaListener
+from replog.server.kafka.security import security_for
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.partition_metrics import PartitionCollector, partition_sources
@@ -190,6 +191,8 @@ class Agent:
             self.gatekeeper.authorizer = Authorizer(
                 self.settings.acl_policy, self.settings.acl_model or None
             )
+        kafka = self.settings.kafka_addr  # TLS, SASL users, ACL of the Kafka port
+        self._kafka_security = security_for(self.settings, self.gatekeeper) if kafka else None
 
     def _open_cluster(self) -> ClusterNode:
         s = self.settings
@@ -240,7 +243,10 @@ class Agent:
         return self.settings.server_id or self.grpc_address
 
     def reload_acl(self) -> bool:
-        """Re-read the ACL files (SIGHUP); False, keeping the old policy, if they do not load."""
+        """Re-read the ACL files and Kafka SASL users (SIGHUP); False, keeping the old ones,
+        if they do not load."""
+        users = self._kafka_security.users if self._kafka_security is not None else None
+        users_ok = users.reload() if users is not None else True
         authorizer = self.gatekeeper.authorizer
         fields = {"event": "reload", "node": self._node_name(), "acl": self.settings.acl_policy}
         if authorizer is None:
@@ -251,7 +257,7 @@ class Agent:
             log.info("SIGHUP: ACL policy reloaded from %s", authorizer.policy_file, extra=fields)
         else:
             log.warning("SIGHUP: ACL reload failed; the previous policy stays", extra=fields)
-        return ok
+        return ok and users_ok
 
     def _make_backend(self) -> SingleNodeBackend | RaftBackend:
         if self.cluster is not None:
@@ -415,7 +421,8 @@ class Agent:
         assert self.topics is not None
         host, port = split_addr(s.kafka_addr, "kafka_addr")
         ctx = KafkaContext(self.topics, max_batch_records=s.max_batch_records, groups=self.groups)
-        self._kafka = KafkaListener(ctx, idle_timeout_s=s.idle_timeout_s)
+        security = self._kafka_security
+        self._kafka = KafkaListener(ctx, idle_timeout_s=s.idle_timeout_s, security=security)
         address = await self._kafka.start(host, port)
         ctx.host, ctx.port = split_addr(s.kafka_advertised_addr or address, "kafka_advertised_addr")
         if self.cluster is not None:  # every node names every node's listener (issue 14)

@@ -15,6 +15,7 @@ from replog.errors import ConfigError, ProtocolError, UnsupportedError
 from replog.server.kafka.codec import DEFAULT_MAX_FRAME_BYTES, FrameReader, decode_request
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.dispatch import answer
+from replog.server.kafka.security import KafkaSecurity
 
 __all__ = ["KafkaListener"]
 
@@ -31,9 +32,12 @@ class KafkaListener:
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         idle_timeout_s: float = 600.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
-        """A listener over ``ctx``; frames over ``max_frame_bytes`` close their connection."""
+        """A listener over ``ctx``; frames over ``max_frame_bytes`` close their connection;
+        ``security``: TLS, SASL and the ACL on every connection (``security.py``)."""
         self.ctx = ctx
+        self.security = security
         self.max_frame_bytes = max_frame_bytes
         self.idle_timeout_s = idle_timeout_s
         self.address = ""
@@ -81,6 +85,12 @@ class KafkaListener:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         frames = FrameReader(self.max_frame_bytes)
+        session = None  # security hook: TLS handshake, then who the connection is
+        if self.security is not None:
+            session = await self.security.open(writer, peer)
+            if session is None:
+                return
+            frames.max_frame_bytes = session.frame_limit(self.max_frame_bytes)
         try:
             while not self.ctx.draining:
                 data = await asyncio.wait_for(reader.read(_READ_BYTES), self.idle_timeout_s)
@@ -89,7 +99,9 @@ class KafkaListener:
                         log.warning("kafka: the connection from %s ended inside a frame", peer)
                     return
                 for frame in frames.feed(data):
-                    response = await answer(self.ctx, decode_request(frame))
+                    response = await answer(self.ctx, decode_request(frame), session)
+                    if session is not None:  # security hook: the limit grows once authenticated
+                        frames.max_frame_bytes = session.frame_limit(self.max_frame_bytes)
                     if response is not None:
                         writer.write(response)
                         await writer.drain()
