@@ -6,7 +6,8 @@ with the same actions and objects as the gRPC and HTTP ports (``server/acl_objec
   topic refused answers TOPIC_AUTHORIZATION_FAILED (29) on each of its partitions and is
   never handed to the handler (nothing of it is appended or committed); the other topics
   of the request are served as usual.
-- Metadata lists only the topics the identity may consume; one named but refused answers
+- Metadata lists only the topics the identity may consume, produce to or administer (a
+  producer must learn its topic's leader); one named but refused answers
   TOPIC_AUTHORIZATION_FAILED.
 - The group APIs need ``consume`` on ``group:<name>`` (GROUP_AUTHORIZATION_FAILED, 30);
   InitProducerId needs ``produce`` on some topic (CLUSTER_AUTHORIZATION_FAILED, 31), as
@@ -37,6 +38,8 @@ log = logging.getLogger("replog.security")
 Call = Callable[[Any], Awaitable[Any]]
 _METADATA, _INIT_PRODUCER_ID, _FIND_COORDINATOR, _DESCRIBE_CONFIGS = 3, 22, 10, 32
 _TOPIC_RESOURCE = 2
+#: Any of these lets Metadata name a topic (Kafka's Describe, implied by Read, Write, Alter).
+_DESCRIBE = (Action.CONSUME, Action.PRODUCE, Action.ADMIN)
 _DENIED = ErrorCode.topic_authorization_failed
 #: What a refused partition answers beside its error code (names its class lacks are dropped).
 _REFUSED_PARTITION: dict[str, Any] = {
@@ -190,11 +193,12 @@ def _refused(cls: type[Any], shape: _Shape, item: Any) -> Any:
 
 
 def _visible(access: Access, body: Any, response: Any) -> Any:
-    """A Metadata answer without the topics the identity may not consume (all asked for)
+    """A Metadata answer without the topics the identity may not describe (all asked for)
     or with TOPIC_AUTHORIZATION_FAILED for them (named)."""
     topics = []
     for topic in response.topics:
-        if access.may(Action.CONSUME, topic_object(topic.name)):
+        obj = topic_object(topic.name)
+        if any(access.may(action, obj) for action in _DESCRIBE):
             topics.append(topic)
         elif body.topics is not None:
             topics.append(dataclasses.replace(topic, error_code=_DENIED, partitions=()))

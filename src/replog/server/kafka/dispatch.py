@@ -13,6 +13,7 @@ from typing import Any
 from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 
+from replog.errors import ProtocolError
 from replog.server.kafka import admin, authz, configs, data
 from replog.server.kafka.codec import Request, RequestHeader, encode_response
 from replog.server.kafka.context import KafkaContext
@@ -49,7 +50,7 @@ async def answer(
     """The response frame for ``request``; None when the protocol sends none (acks=0).
 
     ``session`` (the port's security is on): a connection that has not authenticated gets
-    ApiVersions and the SASL APIs only (anything else: ILLEGAL_SASL_STATE), and requests
+    ApiVersions and the SASL APIs only (anything else closes it: ProtocolError), and requests
     are checked against the ACL (``authz.py``)."""
     header = request.header
     key, version = header.api_key, header.api_version
@@ -68,8 +69,8 @@ async def answer(
     cls = load_response_schema(key, version)
     if key in SASL_APIS:
         response = await sasl_answer(session, key, cls, request.body)
-    elif session is not None and not session.authenticated:
-        response = blank_response(cls, ErrorCode.illegal_sasl_state)
+    elif session is not None and not session.authenticated:  # as Kafka: closed, one log line
+        raise ProtocolError(f"API {key} before SASL authentication (a certificate or SASL needed)")
     elif session is not None and session.checked:
         response = await authz.guarded(
             session, header, cls, request.body, lambda body: _call(ctx, header, cls, body)

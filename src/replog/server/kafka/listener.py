@@ -105,6 +105,8 @@ class KafkaListener:
                     if response is not None:
                         writer.write(response)
                         await writer.drain()
+                    if session is not None and session.failed:  # as Kafka: one try a connection
+                        return
         except (ProtocolError, UnsupportedError) as exc:
             log.warning("kafka: closing the connection from %s: %s", peer, exc)
         except TimeoutError:

@@ -125,6 +125,8 @@ class KafkaSession:
     authenticated: bool
     """Whether requests beyond ApiVersions and SASL are served."""
     exchange: SaslExchange | None = field(default=None, repr=False)
+    failed: bool = False
+    """A SASL authentication failed: the connection closes after its answer."""
 
     def access(self) -> Access:
         """The connection's permissions under the ACL."""
@@ -158,7 +160,7 @@ async def sasl_answer(session: KafkaSession | None, key: int, cls: type[Any], bo
     try:
         step = await asyncio.to_thread(exchange.step, bytes(body.auth_bytes))
     except SaslFailedError as exc:
-        session.exchange = None
+        session.exchange, session.failed = None, True
         log.warning(
             "kafka: SASL %s authentication from %s failed", exchange.mechanism, session.peer
         )
