@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 import ssl
+import stat
 import struct
 import time
 from collections.abc import Iterator
@@ -23,13 +24,17 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
+from kafka.admin import ConfigResource as KpConfigResource
+from kafka.admin import ConfigResourceType
 from kafka.errors import KafkaError as KpKafkaError
+from typer.testing import CliRunner
 
+from replog.cli import kafka_users
 from replog.errors import ConfigError
 from replog.security.certs import NODE_SUBJECT, CertificateAuthority
-from replog.security.scram import MECHANISMS, derive, write_users
+from replog.security.scram import MECHANISMS, derive, read_users, write_users
 from replog.server.settings import ServerSettings
 from tests.integration.conftest import ServerProcess, wait_until
 from tests.kafka.conftest import KafkaServer
@@ -401,3 +406,29 @@ def test_sighup_reloads_the_users_file_of_a_serving_process(pki: Pki, tmp_path: 
         ]
     finally:
         proc.kill()
+
+
+def test_kafka_python_describes_a_topics_configs(kafka_server: KafkaServer) -> None:
+    kafka_server.create_topic("kp-configured")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_server.kafka_address)
+    try:
+        answer = admin.describe_configs(
+            [KpConfigResource(ConfigResourceType.TOPIC, "kp-configured")]
+        )
+    finally:
+        admin.close()
+    configs = answer["topic"]["kp-configured"]  # type: ignore[index]
+    assert configs["retention.ms"]["value"] == "-1"
+    assert configs["max.message.bytes"]["value"] == str(1024 * 1024)
+
+
+def test_kafka_user_add_writes_a_0600_file_from_stdin_without_the_password(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    runner = CliRunner()
+    result = runner.invoke(kafka_users.app, ["add", "eve", "-f", str(users)], input="pw-e\n")
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600 and "pw-e" not in users.read_text()
+    credential = read_users(users)["eve"]["SCRAM-SHA-512"]
+    assert credential.matches("pw-e") and not credential.matches("pw-x")
+    bad = runner.invoke(kafka_users.app, ["add", "e ve", "-f", str(users)], input="x\n")
+    assert bad.exit_code != 0 and set(read_users(users)) == {"eve"}
