@@ -488,7 +488,7 @@ def _write_ready_file(path: str, agent: Agent) -> None:
 async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run a server until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully.
 
-    SIGHUP re-reads the ACL policy (a broken one is logged and the old one kept).
+    SIGHUP re-reads the ACL policy and Kafka SASL users (a broken file: logged, old kept).
     """
     raise_open_file_limit()
     agent = Agent(settings)
