@@ -74,6 +74,9 @@ def _register() -> None:
     from replog.cli import keys
 
     app.add_typer(keys.app, name="keys", help="Make the key that signs log checkpoints.")
+    from replog.cli import kafka_users
+
+    app.add_typer(kafka_users.app, name="kafka-user", help="The Kafka port's SASL users.")
     from replog.cli import cluster
 
     app.add_typer(cluster.app, name="cluster", help="Inspect and change a replicated cluster.")

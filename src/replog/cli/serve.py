@@ -111,6 +111,13 @@ KafkaAddrOpt = Annotated[Str, _s("kafka_addr", "Kafka protocol listen HOST:PORT 
 KafkaAdvertisedAddrOpt = Annotated[
     Str, _s("kafka_advertised_addr", "HOST:PORT Kafka clients are told (default: the bound one).")
 ]
+KafkaSaslUsersOpt = Annotated[
+    PathOpt,
+    _s(
+        "kafka_sasl_users",
+        "SASL/PLAIN and SCRAM users of the Kafka port (replog kafka-user add); needs TLS.",
+    ),
+]
 SigningKeyOpt = Annotated[
     Path | None,
     _s("signing_key", "Sign each partition's checkpoint with this key (replog keys init)."),
@@ -152,6 +159,7 @@ def serve_command(  # noqa: PLR0917  (one flag per setting)
     http_advertised_addr: HttpAdvertisedAddrOpt = None,
     kafka_addr: KafkaAddrOpt = None,
     kafka_advertised_addr: KafkaAdvertisedAddrOpt = None,
+    kafka_sasl_users: KafkaSaslUsersOpt = None,
     config: ConfigOpt = None,
     sync: SyncOpt = None,
     sync_interval_ms: SyncIntervalMsOpt = None,
@@ -193,7 +201,8 @@ def serve_command(  # noqa: PLR0917  (one flag per setting)
 ) -> None:
     """Run a replog server until SIGTERM or Ctrl-C, then shut down without losing acks.
 
-    Settings: flags > REPLOG_* environment > TOML file > defaults. SIGHUP reloads the ACL.
+    Settings: flags > REPLOG_* environment > TOML file > defaults. SIGHUP reloads the ACL and
+    the Kafka SASL users.
     """
     options = dict(locals())
     options["server_id"] = options.pop("node_id") or server_id

@@ -50,6 +50,7 @@ from replog.server.http_tlog import TLOG_KEY
 from replog.server.kafka.cluster_view import ClusterView
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.listener import KafkaListener
+from replog.server.kafka.security import security_for
 from replog.server.limits import Limits
 from replog.server.metrics import ServerMetrics
 from replog.server.partition_metrics import PartitionCollector, partition_sources
@@ -170,6 +171,8 @@ class Agent:
             self.gatekeeper.authorizer = Authorizer(
                 self.settings.acl_policy, self.settings.acl_model or None
             )
+        kafka = self.settings.kafka_addr  # TLS, SASL users, ACL of the Kafka port
+        self._kafka_security = security_for(self.settings, self.gatekeeper) if kafka else None
 
     def _open_cluster(self) -> ClusterNode:
         s = self.settings
@@ -220,7 +223,10 @@ class Agent:
         return self.settings.server_id or self.grpc_address
 
     def reload_acl(self) -> bool:
-        """Re-read the ACL files (SIGHUP); False, keeping the old policy, if they do not load."""
+        """Re-read the ACL files and Kafka SASL users (SIGHUP); False, keeping the old ones,
+        if they do not load."""
+        users = self._kafka_security.users if self._kafka_security is not None else None
+        users_ok = users.reload() if users is not None else True
         authorizer = self.gatekeeper.authorizer
         fields = {"event": "reload", "node": self._node_name(), "acl": self.settings.acl_policy}
         if authorizer is None:
@@ -231,7 +237,7 @@ class Agent:
             log.info("SIGHUP: ACL policy reloaded from %s", authorizer.policy_file, extra=fields)
         else:
             log.warning("SIGHUP: ACL reload failed; the previous policy stays", extra=fields)
-        return ok
+        return ok and users_ok
 
     def _make_backend(self) -> SingleNodeBackend | RaftBackend:
         if self.cluster is not None:
@@ -403,7 +409,8 @@ class Agent:
         assert self.topics is not None
         host, port = split_addr(s.kafka_addr, "kafka_addr")
         ctx = KafkaContext(self.topics, max_batch_records=s.max_batch_records, groups=self.groups)
-        self._kafka = KafkaListener(ctx, idle_timeout_s=s.idle_timeout_s)
+        security = self._kafka_security
+        self._kafka = KafkaListener(ctx, idle_timeout_s=s.idle_timeout_s, security=security)
         address = await self._kafka.start(host, port)
         ctx.host, ctx.port = split_addr(s.kafka_advertised_addr or address, "kafka_advertised_addr")
         if self.cluster is not None:  # every node names every node's listener (issue 14)
@@ -469,7 +476,7 @@ def _write_ready_file(path: str, agent: Agent) -> None:
 async def serve(settings: ServerSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run a server until SIGTERM/SIGINT (or ``stop`` is set), then shut down gracefully.
 
-    SIGHUP re-reads the ACL policy (a broken one is logged and the old one kept).
+    SIGHUP re-reads the ACL policy and Kafka SASL users (a broken file: logged, old kept).
     """
     raise_open_file_limit()
     agent = Agent(settings)

@@ -43,7 +43,7 @@ def _is_loopback(host: str) -> bool:
 def exposure_warning(settings: ServerSettings) -> str | None:
     """A warning when an API listens beyond loopback without TLS (else None)."""
     plain = [] if settings.tls_cert else [settings.grpc_addr, settings.http_addr]
-    if settings.kafka_addr:  # always plaintext for now
+    if settings.kafka_addr and not settings.tls_cert:  # with a certificate it speaks TLS too
         plain.append(settings.kafka_addr)
     exposed = [addr for addr in plain if not _is_loopback(split_addr(addr)[0])]
     if not exposed:

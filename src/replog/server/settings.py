@@ -9,6 +9,8 @@ Security: ``tls_cert`` + ``tls_key`` turn on TLS for both APIs; ``tls_ca`` also 
 client certificates signed by that CA (mutual TLS). ``acl_policy`` (a casbin CSV, optionally
 with ``acl_model``) authorizes each call by the client certificate's identity, so it needs
 mutual TLS: settings with an ACL but without ``tls_cert``/``tls_key``/``tls_ca`` are refused.
+The Kafka listener uses the same TLS files, identities and ACL; ``kafka_sasl_users`` adds
+SASL users for Kafka clients without a certificate.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class ServerSettings:
     """The HOST:PORT other nodes name in ``Replog-Leader`` (default: the bound address)."""
     kafka_addr: str = ""
     kafka_advertised_addr: str = ""
+    kafka_sasl_users: str = ""
+    """The Kafka port's SASL users file (``replog kafka-user add``): PLAIN and SCRAM-SHA-256/512
+    for clients without a certificate, over TLS only; SIGHUP re-reads it."""
     server_id: str = ""
     sync: str = "always"
     sync_interval_ms: int = 100
@@ -145,10 +150,13 @@ class ServerSettings:
         self._check_security()
 
     def _check_security(self) -> None:
-        if self.kafka_addr and (self.acl_policy or self.tls_cert):
+        if self.kafka_sasl_users and not self.tls_cert:
             raise ConfigError(
-                "the Kafka listener (kafka_addr) has no TLS, SASL or ACL yet: it cannot run "
-                "beside tls_cert or acl_policy, which it would bypass"
+                "kafka_sasl_users needs TLS (tls_cert, tls_key): passwords never cross plaintext"
+            )
+        if self.kafka_addr and self.acl_policy and not (self.tls_ca or self.kafka_sasl_users):
+            raise ConfigError(  # no identity on the Kafka port: it would bypass the ACL
+                "the Kafka listener beside an ACL needs identities: tls_ca or kafka_sasl_users"
             )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")

@@ -13,11 +13,13 @@ from typing import Any
 from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 
-from replog.server.kafka import admin, data
+from replog.errors import ProtocolError
+from replog.server.kafka import admin, authz, configs, data
 from replog.server.kafka.codec import Request, RequestHeader, encode_response
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.groups import GROUP_APIS, handle_group_request
 from replog.server.kafka.responses import blank_response
+from replog.server.kafka.security import SASL_APIS, KafkaSession, sasl_answer
 
 __all__ = ["API_VERSIONS_KEY", "PRODUCE_KEY", "SERVED", "answer", "begin"]
 
@@ -32,17 +34,25 @@ _HANDLERS: dict[int, tuple[int, int, Handler]] = {
     19: (2, 4, admin.create_topics),
     20: (1, 3, admin.delete_topics),
     22: (0, 1, admin.init_producer_id),
+    32: (1, 2, configs.describe_configs),
 }
 SERVED: dict[int, tuple[int, int]] = {
     API_VERSIONS_KEY: (0, 3),
     **{key: (low, high) for key, (low, high, _) in _HANDLERS.items()},
     **GROUP_APIS,
+    **SASL_APIS,
 }
 """API key -> (lowest, highest) version, as ApiVersions advertises them."""
 
 
-async def answer(ctx: KafkaContext, request: Request) -> bytes | None:
-    """The response frame for ``request``; None when the protocol sends none (acks=0)."""
+async def answer(
+    ctx: KafkaContext, request: Request, session: KafkaSession | None = None
+) -> bytes | None:
+    """The response frame for ``request``; None when the protocol sends none (acks=0).
+
+    ``session`` (the port's security is on): a connection that has not authenticated gets
+    ApiVersions and the SASL APIs only (anything else closes it: ProtocolError), and requests
+    are checked against the ACL (``authz.py``)."""
     header = request.header
     key, version = header.api_key, header.api_version
     low, high = SERVED.get(key, (0, -1))
@@ -58,10 +68,16 @@ async def answer(ctx: KafkaContext, request: Request) -> bytes | None:
     if not low <= version <= high or request.body is None:
         return unsupported(header)
     cls = load_response_schema(key, version)
-    if key in GROUP_APIS:
-        response = await handle_group_request(ctx, header, request.body)
+    if key in SASL_APIS:
+        response = await sasl_answer(session, key, cls, request.body)
+    elif session is not None and not session.authenticated:  # as Kafka: closed, one log line
+        raise ProtocolError(f"API {key} before SASL authentication (a certificate or SASL needed)")
+    elif session is not None and session.checked:
+        response = await authz.guarded(
+            session, header, cls, request.body, lambda body: _call(ctx, header, cls, body)
+        )
     else:
-        response = await _HANDLERS[key][2](ctx, cls, request.body)
+        response = await _call(ctx, header, cls, request.body)
     return None if response is None else encode_response(header.correlation_id, response)
 
 
@@ -82,6 +98,12 @@ def begin(ctx: KafkaContext, request: Request) -> Coroutine[Any, Any, bytes | No
 async def _framed(correlation_id: int, response: Awaitable[Any]) -> bytes | None:
     body = await response
     return None if body is None else encode_response(correlation_id, body)
+
+
+async def _call(ctx: KafkaContext, header: RequestHeader, cls: type[Any], body: Any) -> Any:
+    if header.api_key in GROUP_APIS:
+        return await handle_group_request(ctx, header, body)
+    return await _HANDLERS[header.api_key][2](ctx, cls, body)
 
 
 def unsupported(header: RequestHeader) -> bytes:

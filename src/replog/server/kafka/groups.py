@@ -22,7 +22,7 @@ from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.errors import kafka_error
 from replog.server.kafka.responses import blank_response, make, nested
 
-__all__ = ["GROUP_APIS", "handle_group_request"]
+__all__ = ["GROUP_APIS", "error_response", "handle_group_request"]
 
 GROUP_APIS: dict[int, tuple[int, int]] = {
     10: (0, 2),  # FindCoordinator
@@ -56,16 +56,16 @@ async def handle_group_request(ctx: KafkaContext, header: RequestHeader, body: A
     cls = load_response_schema(header.api_key, header.api_version)
     groups = ctx.groups
     if groups is None:
-        return _error_response(cls, header, body, ErrorCode.coordinator_not_available)
+        return error_response(cls, header, body, ErrorCode.coordinator_not_available)
     handler = _HANDLERS[header.api_key]
     try:
         return await handler(ctx, cls, body, header)
     except InvalidArgumentError:
-        return _error_response(cls, header, body, ErrorCode.invalid_group_id)
+        return error_response(cls, header, body, ErrorCode.invalid_group_id)
     except UnavailableError:  # another node coordinates it, or none does yet
-        return _error_response(cls, header, body, ErrorCode.not_coordinator)
+        return error_response(cls, header, body, ErrorCode.not_coordinator)
     except ReplogError as exc:
-        return _error_response(cls, header, body, kafka_error(exc))
+        return error_response(cls, header, body, kafka_error(exc))
 
 
 _OFFSET_COMMIT = 8
@@ -73,7 +73,7 @@ _OFFSET_FETCH = 9
 _OFFSET_FETCH_GROUP_ERROR_V2 = 2  # from OffsetFetch v2 on, a group's error is top-level
 
 
-def _error_response(cls: type[Any], header: RequestHeader, body: Any, error: ErrorCode) -> Any:
+def error_response(cls: type[Any], header: RequestHeader, body: Any, error: ErrorCode) -> Any:
     """The answer to a group request refused whole with ``error``, where Kafka puts it:
     OffsetCommit (every version) and OffsetFetch v1 have no top-level error code, so each
     partition asked about carries it; the other APIs and versions answer it top-level."""

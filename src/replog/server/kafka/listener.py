@@ -16,6 +16,7 @@ from replog.errors import ConfigError, ProtocolError, UnsupportedError
 from replog.server.kafka.codec import DEFAULT_MAX_FRAME_BYTES, FrameReader, decode_request
 from replog.server.kafka.context import KafkaContext
 from replog.server.kafka.dispatch import answer, begin
+from replog.server.kafka.security import KafkaSecurity, KafkaSession
 
 __all__ = ["KafkaListener"]
 
@@ -34,9 +35,12 @@ class KafkaListener:
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         idle_timeout_s: float = 600.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
-        """A listener over ``ctx``; frames over ``max_frame_bytes`` close their connection."""
+        """A listener over ``ctx``; frames over ``max_frame_bytes`` close their connection;
+        ``security``: TLS, SASL and the ACL on every connection (``security.py``)."""
         self.ctx = ctx
+        self.security = security
         self.max_frame_bytes = max_frame_bytes
         self.idle_timeout_s = idle_timeout_s
         self.address = ""
@@ -89,6 +93,12 @@ class KafkaListener:
         effects, and is answered before the next is read."""
         peer = writer.get_extra_info("peername")
         frames = FrameReader(self.max_frame_bytes)
+        session = None  # security hook: TLS handshake, then who the connection is
+        if self.security is not None:
+            session = await self.security.open(writer, peer)
+            if session is None:
+                return
+            frames.max_frame_bytes = session.frame_limit(self.max_frame_bytes)
         answers: asyncio.Queue[Awaitable[bytes | None]] = asyncio.Queue(_PIPELINED)
         sender = asyncio.ensure_future(_send(answers, writer, peer))
         try:
@@ -100,15 +110,19 @@ class KafkaListener:
                     break
                 for frame in frames.feed(data):
                     request = decode_request(frame)
-                    pipelined = begin(self.ctx, request)
+                    pipelined = begin(self.ctx, request) if _pipelines(session) else None
                     if pipelined is not None:
                         await answers.put(pipelined)
                         continue
                     await answers.join()
-                    response = await answer(self.ctx, request)
+                    response = await answer(self.ctx, request, session)
+                    if session is not None:  # security hook: the limit grows once authenticated
+                        frames.max_frame_bytes = session.frame_limit(self.max_frame_bytes)
                     if response is not None:
                         writer.write(response)
                         await writer.drain()
+                    if session is not None and session.failed:  # as Kafka: one try a connection
+                        return
             await answers.join()  # the produces read before the end are answered
         except (ProtocolError, UnsupportedError) as exc:
             log.warning("kafka: closing the connection from %s: %s", peer, exc)
@@ -122,6 +136,12 @@ class KafkaListener:
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
+
+
+def _pipelines(session: KafkaSession | None) -> bool:
+    """Whether a Produce may be pipelined on this connection: not before it authenticated
+    nor under an ACL (those go through ``answer``, which checks them)."""
+    return session is None or (session.authenticated and not session.checked)
 
 
 async def _send(
