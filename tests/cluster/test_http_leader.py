@@ -84,3 +84,23 @@ def test_a_node_names_its_advertised_http_address_not_the_bound_one(cluster: Clu
     wait_until(lambda: recorded() == "replog-1.test:8443", 10, "the advertised address")
     status, body, _ = _http(node.http_address, "GET", "/v1/servers")
     assert (status, body["servers"][0]["http_addr"]) == (200, "replog-1.test:8443")
+
+
+def test_a_follower_answers_the_leaders_view_of_the_cluster_when_asked(cluster: Cluster) -> None:
+    nodes = cluster.bootstrap(3, offsets_topic_partitions=1)
+    leader = cluster.leader()
+    follower = next(n for n in nodes if n is not leader)
+
+    def leaders_view() -> Any:
+        status, body, _ = _http(follower.http_address, "GET", "/v1/cluster?view=leader")
+        assert status == 200
+        caught_up = all(m["match_index"] > 0 for m in body["members"])
+        return body if body["view_of"] == leader.name and caught_up else None
+
+    body = wait_until(leaders_view, 10, "the leader's view, every member caught up")
+    assert body["asked"] == {"node_id": follower.name, "role": "follower"}
+    assert body["node_id"] == leader.name and body["role"] == "leader"
+    _, own, _ = _http(follower.http_address, "GET", "/v1/cluster")  # its own view, as before
+    assert own["node_id"] == follower.name and "view_of" not in own
+    status, bad, _ = _http(follower.http_address, "GET", "/v1/cluster?view=mine")
+    assert status == 400 and "view must be leader" in bad["error"]["message"]

@@ -22,6 +22,7 @@ from replog.errors import InvalidArgumentError, ReplogError, UnavailableError
 from replog.jsonform import record_to_json
 from replog.security.acl import CLUSTER, Action
 from replog.server.auth import request_access
+from replog.server.http_cluster_view import leader_view
 from replog.server.http_common import (
     HTTP_CODES,
     STATE_KEY,
@@ -193,7 +194,14 @@ async def _cluster_status(request: web.Request) -> web.Response:
                 "members": [member],
             }
         )
-    answer = state.cluster.status()
+    view = request.query.get("view", "")
+    if view not in ("", "leader"):
+        raise InvalidArgumentError(f"view must be leader (or absent), got {view!r}")
+    asked = state.cluster.status() if view == "leader" else None
+    if asked is not None:
+        answer, _ = await leader_view(state.cluster)
+    else:
+        answer = state.cluster.status()
     members = [
         {
             "id": m.id,
@@ -223,7 +231,15 @@ async def _cluster_status(request: web.Request) -> web.Response:
             ],
             "moves": [_move_json(m) for m in answer.moves],
         }
+        | _asked(asked, answer.node_id)
     )
+
+
+def _asked(asked: Any, view_of: str) -> dict[str, Any]:
+    """With ``?view=leader``: whose view this is and which node was asked."""
+    if asked is None:
+        return {}
+    return {"view_of": view_of, "asked": {"node_id": asked.node_id, "role": asked.role}}
 
 
 def _move_json(move: Any) -> dict[str, Any]:

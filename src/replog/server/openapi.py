@@ -143,6 +143,12 @@ _SCHEMAS: dict[str, Any] = {
                 },
             },
             "moves": {"type": "array", "items": {"$ref": "#/components/schemas/PartitionMove"}},
+            "view_of": {"type": "string", "description": "with view=leader: whose view this is"},
+            "asked": {
+                "type": "object",
+                "description": "with view=leader: the node asked, and its role",
+                "properties": {"node_id": {"type": "string"}, "role": {"type": "string"}},
+            },
         },
     },
     "PartitionMove": {
@@ -325,6 +331,17 @@ def _cluster_paths() -> dict[str, Any]:
         "/v1/cluster": {
             "get": {
                 "summary": "This node's view of the cluster: role, term, commit index, members",
+                "description": "With view=leader, the controller leader's view (members' match "
+                "index and lag as it sees them), asked of the leader by this node; this node's "
+                "own view when no leader answers. view_of and asked say whose it is.",
+                "parameters": [
+                    {
+                        "name": "view",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["leader"]},
+                    }
+                ],
                 "responses": {"200": _json(_ref("ClusterStatus"))},
             }
         },

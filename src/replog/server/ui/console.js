@@ -283,11 +283,14 @@ function clusterPage() {
   page("Cluster", summary, members, nodes, actions);
   if (me.may.cluster_admin) fill(actions, transferForm());
   poll(() => guarded(summary, async () => {
-    const [status, ready] = await Promise.all([api("/v1/cluster"), readiness()]);
+    const [status, ready] = await Promise.all([api("/v1/cluster?view=leader"), readiness()]);
+    const asked = status.asked || { node_id: status.node_id, role: status.role };
     fill(summary, el("dl", { class: "facts" },
-      fact("node", status.node_id), fact("leader", status.leader_id || "none known"),
-      fact("role", status.role), fact("term", num(status.term)),
-      fact("commit index", num(status.commit_index)), fact("health", ready)));
+      fact("node", asked.node_id), fact("leader", status.leader_id || "none known"),
+      fact("role", asked.role), fact("term", num(status.term)),
+      fact("commit index", num(status.commit_index)),
+      fact("view", status.node_id === asked.node_id ? "this node's" : `the leader's (${status.node_id})`),
+      fact("health", ready)));
     fill(members, el("h2", {}, "Members"), table(
       ["id", "address", "role", "voter", "match index", "lag", "last contact", ""],
       status.members.map((m) => memberRow(status, m)), { id: "members" }));
@@ -309,9 +312,10 @@ async function readiness() {
 }
 
 function memberRow(status, m) {
-  const self = m.id === status.node_id;
+  const self = m.id === status.node_id;  // the node whose view this is
+  const asked = status.asked ? status.asked.node_id : status.node_id;
   const silent = !self && (m.last_contact_s === null ? status.members.length > 1 && status.role === "leader" : m.last_contact_s > UNREACHABLE_S);
-  const contact = self ? "this node" : m.last_contact_s === null ? "never" : `${m.last_contact_s.toFixed(1)} s ago`;
+  const contact = self ? (m.id === asked ? "this node" : "the leader (this view)") : m.last_contact_s === null ? "never" : `${m.last_contact_s.toFixed(1)} s ago`;
   const tr = row(m.id, m.rpc_addr, m.is_leader ? "leader" : m.role, m.voter ? "yes" : "no",
     num(m.match_index), num(m.lag), contact,
     silent ? el("span", { class: "bad" }, "unreachable") : el("span", { class: "ok" }, "ok"));
