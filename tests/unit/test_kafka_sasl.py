@@ -148,3 +148,14 @@ def test_the_users_file_is_never_read_or_written_through_a_symbolic_link(tmp_pat
 def test_a_bad_users_line_is_refused_naming_its_line(line: str) -> None:
     with pytest.raises(ConfigError, match="line 2"):
         parse_users("# comment\n" + line + "\n")
+
+
+@pytest.mark.parametrize(
+    "first", [b"n,,n=alice", b"n,,", b"n,,r=abc", b"n,,n=alice,", b"y,,n=alice,x"]
+)
+def test_a_client_first_message_missing_attributes_is_a_sasl_failure(first: bytes) -> None:
+    # A review found the one without r= raising IndexError (an internal error, not 58).
+    cred = derive("SCRAM-SHA-256", "pw")
+    exchange = ScramExchange("SCRAM-SHA-256", lambda name: {"SCRAM-SHA-256": cred})
+    with pytest.raises(SaslFailedError):
+        exchange.step(first)

@@ -57,7 +57,15 @@ def begin_produce(ctx: KafkaContext, cls: type[Any], body: Any) -> Coroutine[Any
     else:
         refused = (ErrorCode.invalid_required_acks, -1, f"acks {body.acks} is not 0, 1 or -1")
         submitted = [refused] * len(wanted)
+    for one in submitted:
+        if isinstance(one, asyncio.Future):
+            one.add_done_callback(_retrieved)  # an abandoned answer's failure is not logged
     return _produce_response(cls, body.acks, wanted, submitted)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 _Outcome = tuple[ErrorCode, int, str | None]
@@ -94,10 +102,14 @@ async def _produce_response(
 
 
 async def _outcome(submitted: _Submitted) -> _Outcome:
+    """What the partition's append came to. Shielded: an answer abandoned (its connection
+    closed) must never cancel an append already submitted, which the backend would then
+    skip while appending the requests submitted after it (a hole, then a retry out of
+    order); the append goes on, its outcome unknown to the client, as with any lost answer."""
     if not isinstance(submitted, asyncio.Future):
         return submitted
     try:
-        base = await submitted
+        base = await asyncio.shield(submitted)
     except ReplogError as exc:
         return kafka_error(exc), -1, str(exc)
     return ErrorCode.none, int(base), None

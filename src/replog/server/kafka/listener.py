@@ -134,14 +134,35 @@ class KafkaListener:
         except Exception:
             log.exception("kafka: closing the connection from %s after an internal error", peer)
         finally:
-            sender.cancel()
+            sender.cancel()  # the appends it awaits go on (data._outcome shields them)
             await asyncio.gather(sender, return_exceptions=True)
+            _abandon(answers)
 
 
 def _pipelines(session: KafkaSession | None) -> bool:
     """Whether a Produce may be pipelined on this connection: not before it authenticated
     nor under an ACL (those go through ``answer``, which checks them)."""
     return session is None or (session.authenticated and not session.checked)
+
+
+_ABANDONED: set[asyncio.Future[bytes | None]] = set()
+"""Answers nobody will read, run to their end (held here so they are not collected)."""
+
+
+def _abandon(answers: asyncio.Queue[Awaitable[bytes | None]]) -> None:
+    """Let the answers nobody will read finish unwritten: their appends were submitted and
+    go on, and awaiting them keeps their outcomes from being reported as lost."""
+    while not answers.empty():
+        task = asyncio.ensure_future(answers.get_nowait())
+        _ABANDONED.add(task)
+        task.add_done_callback(_finished)
+        answers.task_done()
+
+
+def _finished(task: asyncio.Future[bytes | None]) -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled():
+        task.exception()
 
 
 async def _send(

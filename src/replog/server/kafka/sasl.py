@@ -141,7 +141,7 @@ class ScramExchange(SaslExchange):
                 return SaslStep(reply.encode())
             if stage == 1:
                 return self._final(text)
-        except (ValueError, KeyError):  # malformed: the same answer as a wrong password
+        except (ValueError, KeyError, IndexError):  # malformed: as a wrong password
             pass
         raise SaslFailedError(self.mechanism)
 
