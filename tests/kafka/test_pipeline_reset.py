@@ -67,16 +67,18 @@ def _reset_mid_pipeline(kafka_server: Any, release: threading.Event) -> None:
         time.sleep(0.01)
     sock = connect(kafka_server)
     sock.sendall(b"".join(_produce(n) for n in (1, 2, 3)))
-    time.sleep(0.5)  # the server reads and submits all three (queued behind the blocker)
+    deadline = time.monotonic() + 10  # the server reads and submits all three (queued behind
+    while len(backend._pending) < 3:  # the blocked append)
+        assert time.monotonic() < deadline, "the three produces were never submitted"
+        time.sleep(0.01)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # RST: the server's read raises ConnectionResetError
-    time.sleep(0.5)
+    time.sleep(0.5)  # the server sees the reset (its answers abandoned) before the appends run
     release.set()
     blocked.result(10)
-    deadline = time.monotonic() + 10
-    while backend.high_watermark < 3 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 10  # the blocker and the three (with the old defect: 3 of 4)
+    while backend.high_watermark < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)
     payloads, _ = backend.read_from(0, 100, 1 << 20)
     values = [Record.FromString(p).value for p in payloads]
     # All three were read and submitted in order before the reset: either all land, or
