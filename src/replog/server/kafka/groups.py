@@ -113,19 +113,24 @@ def _per_partition(
     return make(cls, throttle_time=_NO_TIME, topics=topics)
 
 
+def _no_coordinator(cls: type[Any], why: str) -> Any:
+    """A FindCoordinator answer of COORDINATOR_NOT_AVAILABLE saying ``why``."""
+    return make(
+        cls,
+        throttle_time=_NO_TIME,
+        error_code=ErrorCode.coordinator_not_available,
+        error_message=why,
+        node_id=-1,
+        host="",
+        port=-1,
+    )
+
+
 async def _find_coordinator(
     ctx: KafkaContext, cls: type[Any], body: Any, header: RequestHeader
 ) -> Any:
     if getattr(body, "key_type", 0) != 0:  # 1: a transaction coordinator, not served
-        return make(
-            cls,
-            throttle_time=_NO_TIME,
-            error_code=ErrorCode.coordinator_not_available,
-            error_message="transactions are not supported",
-            node_id=-1,
-            host="",
-            port=-1,
-        )
+        return _no_coordinator(cls, "transactions are not supported")
     assert ctx.groups is not None
     leader = await ctx.groups.coordinator(body.key)  # validates the name, makes the topic
     if leader is None and ctx.cluster is None:
@@ -133,15 +138,7 @@ async def _find_coordinator(
     else:
         broker = ctx.broker(leader.id) if leader is not None else None
     if broker is None:  # an election, or a listener not advertised yet: clients retry
-        return make(
-            cls,
-            throttle_time=_NO_TIME,
-            error_code=ErrorCode.coordinator_not_available,
-            error_message="the group's coordinator is not known yet",
-            node_id=-1,
-            host="",
-            port=-1,
-        )
+        return _no_coordinator(cls, "the group's coordinator is not known yet")
     return make(
         cls,
         throttle_time=_NO_TIME,
