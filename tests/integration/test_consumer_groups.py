@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -336,20 +336,24 @@ def test_the_async_consumer_cancels_a_stale_partition_stream_at_once(
             await client.create_topic(TOPIC, 1)
             consumer = replog.AsyncConsumer(client, "quiet", [TOPIC], auto_offset_reset="earliest")
             async with consumer:
-                for _ in range(100):
-                    if consumer._fetches:
-                        break
-                    await asyncio.sleep(0.02)
+                await _until(lambda: len(consumer._fetches) == 1, 2.0, "a fetch")
                 for _ in range(3):
                     await consumer.seek(TOPIC, 0, 0)
-                await asyncio.sleep(0.2)
-                assert len(consumer._fetches) == 1  # the stale streams were cancelled
+                # the stale streams are cancelled at once: one fetch left, well within 1 s
+                await _until(lambda: len(consumer._fetches) == 1, 1.0, "the stale fetches' end")
                 await consumer.pause([(TOPIC, 0)])
-                await asyncio.sleep(0.2)
-                assert not consumer._fetches
+                await _until(lambda: not consumer._fetches, 1.0, "the paused fetch's end")
                 await consumer.resume([(TOPIC, 0)])
                 await client.produce(b"late", topic=TOPIC, partition=0)
                 record = await asyncio.wait_for(consumer.poll(5), 6)
                 assert record is not None and record.value == b"late"
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` on the loop until true, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
